@@ -1,0 +1,46 @@
+// swift-tools-version:6.3
+import PackageDescription
+
+// Host release builds must know the CPU: without FMA in the target, SIMD
+// `addProduct` lowers to one libm call per lane (see shared/DESIGN.md).
+let nativeCPU: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "native"])]
+
+let package = Package(
+    name: "iop",
+    products: [
+        .executable(name: "iop", targets: ["iop"]),
+        .library(name: "IOPCore", targets: ["IOPCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+    ],
+    targets: [
+        // Board runtime: libc only, Embedded-Swift compatible (scripts/check-embedded).
+        .target(name: "CIOPThreads", cSettings: [.unsafeFlags(["-O2"])]),
+        .target(name: "IOPCore", dependencies: ["CIOPThreads"], swiftSettings: nativeCPU),
+
+        // Host tools.
+        .target(
+            name: "IOPModel",
+            dependencies: ["IOPCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            swiftSettings: nativeCPU),
+        .executableTarget(
+            name: "iop",
+            dependencies: ["IOPModel", "IOPCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: nativeCPU),
+
+        // Tests.
+        .target(name: "CAllocCounter", path: "Tests/CAllocCounter"),
+        .testTarget(
+            name: "IOPCoreTests",
+            dependencies: ["IOPCore", "CAllocCounter", .product(name: "PropertyBased", package: "swift-property-based")],
+            swiftSettings: nativeCPU),
+        .testTarget(
+            name: "IOPModelTests",
+            dependencies: ["IOPModel", "IOPCore", "CAllocCounter"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: nativeCPU),
+    ]
+)

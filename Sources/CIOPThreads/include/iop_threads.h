@@ -1,0 +1,18 @@
+// A fixed pool of worker threads, created once and reused for every parallel
+// loop, so an inference never creates a thread. The header includes nothing so
+// Embedded Swift can import it for a bare-metal target; pthreads stay in the .c.
+#ifndef IOP_THREADS_H
+#define IOP_THREADS_H
+
+typedef struct iop_pool iop_pool;
+typedef void (*iop_task_fn)(void *context, long task);
+
+/// Starts `threads - 1` workers (the caller is the last one). NULL on failure.
+iop_pool *iop_pool_create(int threads);
+/// Runs fn(context, t) for t in [0, tasks), spread over the pool; returns when all are done.
+/// Not reentrant: one loop at a time per pool.
+void iop_pool_run(iop_pool *pool, iop_task_fn fn, void *context, long tasks);
+int iop_pool_threads(const iop_pool *pool);
+void iop_pool_destroy(iop_pool *pool);
+
+#endif

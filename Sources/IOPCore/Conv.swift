@@ -1,0 +1,323 @@
+/// Geometry of one 2-D convolution on a CHW tensor (batch 1). Output sizes are
+/// resolved by the loader (auto_pad, explicit pads); the kernel only checks them.
+public struct ConvGeometry: Equatable, Sendable {
+    public var inChannels, inHeight, inWidth: Int
+    public var outChannels, outHeight, outWidth: Int
+    public var kernelH, kernelW: Int
+    public var strideH, strideW: Int
+    public var dilationH, dilationW: Int
+    public var padTop, padLeft, padBottom, padRight: Int
+    public var groups: Int
+
+    public init(inChannels: Int, inHeight: Int, inWidth: Int, outChannels: Int,
+                kernelH: Int, kernelW: Int, strideH: Int = 1, strideW: Int = 1,
+                dilationH: Int = 1, dilationW: Int = 1,
+                padTop: Int = 0, padLeft: Int = 0, padBottom: Int = 0, padRight: Int = 0,
+                groups: Int = 1) {
+        self.inChannels = inChannels; self.inHeight = inHeight; self.inWidth = inWidth
+        self.outChannels = outChannels
+        self.kernelH = kernelH; self.kernelW = kernelW
+        self.strideH = strideH; self.strideW = strideW
+        self.dilationH = dilationH; self.dilationW = dilationW
+        self.padTop = padTop; self.padLeft = padLeft; self.padBottom = padBottom; self.padRight = padRight
+        self.groups = groups
+        let effH = (kernelH - 1) * dilationH + 1, effW = (kernelW - 1) * dilationW + 1
+        outHeight = strideH > 0 ? (inHeight + padTop + padBottom - effH) / strideH + 1 : 0
+        outWidth = strideW > 0 ? (inWidth + padLeft + padRight - effW) / strideW + 1 : 0
+    }
+
+    public var paddedHeight: Int { inHeight + padTop + padBottom }
+    public var paddedWidth: Int { inWidth + padLeft + padRight }
+    public var inGroupChannels: Int { inChannels / groups }
+    public var outGroupChannels: Int { outChannels / groups }
+    public var isPadded: Bool { padTop | padLeft | padBottom | padRight != 0 }
+    /// One input channel per group: the depthwise kernel, not the blocked one.
+    public var isDepthwise: Bool { inGroupChannels == 1 && groups > 1 }
+    public var inputCount: Int { inChannels * inHeight * inWidth }
+    public var outputCount: Int { outChannels * outHeight * outWidth }
+    public var weightCount: Int { outChannels * inGroupChannels * kernelH * kernelW }
+    /// Multiply-adds times two.
+    public var flops: Int { 2 * outputCount * inGroupChannels * kernelH * kernelW }
+
+    public func validate() throws(CoreError) {
+        if inChannels <= 0 || inHeight <= 0 || inWidth <= 0 || outChannels <= 0 {
+            throw .invalidShape("conv sizes must be positive")
+        }
+        if kernelH <= 0 || kernelW <= 0 || strideH <= 0 || strideW <= 0 || dilationH <= 0 || dilationW <= 0 {
+            throw .invalidShape("conv kernel, strides and dilations must be positive")
+        }
+        if padTop < 0 || padLeft < 0 || padBottom < 0 || padRight < 0 { throw .invalidShape("conv pads must be >= 0") }
+        if groups <= 0 || inChannels % groups != 0 || outChannels % groups != 0 {
+            throw .invalidShape("conv group " + String(groups) + " must divide input channels "
+                                + String(inChannels) + " and output channels " + String(outChannels))
+        }
+        if outHeight <= 0 || outWidth <= 0 { throw .invalidShape("conv output would be empty") }
+    }
+
+    /// Floats of the packed weight buffer (channel blocks padded with zeros).
+    public var packedWeightCount: Int {
+        if isDepthwise { return weightCount }
+        return groups * roundUp(outGroupChannels, channelBlock) * inGroupChannels * kernelH * kernelW
+    }
+    public var packedBiasCount: Int {
+        isDepthwise ? outChannels : groups * roundUp(outGroupChannels, channelBlock)
+    }
+    /// Floats of scratch the kernel needs (the zero-padded input copy).
+    public var scratchCount: Int { isPadded ? inChannels * paddedHeight * paddedWidth : 0 }
+}
+
+/// Clamp applied when results are stored: none, ReLU (0, +inf) or Clip (lo, hi).
+public struct Activation: Equatable, Sendable {
+    public var low: Float, high: Float
+    public init(low: Float, high: Float) { self.low = low; self.high = high }
+    public static let none = Activation(low: -.infinity, high: .infinity)
+    public static let relu = Activation(low: 0, high: .infinity)
+    @inline(__always) func apply(_ v: KVec) -> KVec {
+        pointwiseMin(pointwiseMax(v, KVec(repeating: low)), KVec(repeating: high))
+    }
+    @inline(__always) func apply(_ v: Float) -> Float { Swift.min(Swift.max(v, low), high) }
+}
+
+public enum ConvKernel {
+    /// Reorders OIHW weights into the layout the micro-kernel streams:
+    /// [group][channel block][in channel][kh][kw][channelBlock], blocks padded with zeros.
+    /// Depthwise weights keep OIHW. Bias (or zeros) is padded the same way.
+    public static func pack(_ g: ConvGeometry, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                            packedWeights: UnsafeMutablePointer<Float>, packedBias: UnsafeMutablePointer<Float>) {
+        if g.isDepthwise {
+            packedWeights.update(from: weights, count: g.weightCount)
+            for o in 0..<g.outChannels { packedBias[o] = bias?[o] ?? 0 }
+            return
+        }
+        let icg = g.inGroupChannels, ocg = g.outGroupChannels, taps = g.kernelH * g.kernelW
+        let blocks = roundUp(ocg, channelBlock) / channelBlock
+        var dst = packedWeights
+        for grp in 0..<g.groups {
+            for b in 0..<blocks {
+                for ic in 0..<icg {
+                    for tap in 0..<taps {
+                        for lane in 0..<channelBlock {
+                            let oc = b * channelBlock + lane
+                            dst.pointee = oc < ocg ? weights[((grp * ocg + oc) * icg + ic) * taps + tap] : 0
+                            dst += 1
+                        }
+                    }
+                }
+                for lane in 0..<channelBlock {
+                    let oc = b * channelBlock + lane
+                    packedBias[(grp * blocks + b) * channelBlock + lane] = oc < ocg ? (bias?[grp * ocg + oc] ?? 0) : 0
+                }
+            }
+        }
+    }
+
+    /// out = act(conv(input) + bias). `scratch` holds `g.scratchCount` floats.
+    public static func run(_ g: ConvGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                           packedWeights: UnsafePointer<Float>, packedBias: UnsafePointer<Float>,
+                           activation: Activation, scratch: UnsafeMutablePointer<Float>, pool: WorkerPool) {
+        var src = input
+        if g.isPadded {
+            padInput(g, input: input, into: scratch, pool: pool)
+            src = UnsafePointer(scratch)
+        }
+        if g.isDepthwise {
+            depthwise(g, input: src, output: output, weights: packedWeights, bias: packedBias, activation: activation, pool: pool)
+        } else {
+            blocked(g, input: src, output: output, weights: packedWeights, bias: packedBias, activation: activation, pool: pool)
+        }
+    }
+
+    static func padInput(_ g: ConvGeometry, input: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, pool: WorkerPool) {
+        let hp = g.paddedHeight, wp = g.paddedWidth, h = g.inHeight, w = g.inWidth
+        pool.parallelFor(g.inChannels) { c in
+            let plane = dst + c * hp * wp
+            plane.update(repeating: 0, count: g.padTop * wp)
+            for y in 0..<h {
+                let row = plane + (g.padTop + y) * wp
+                row.update(repeating: 0, count: g.padLeft)
+                (row + g.padLeft).update(from: input + (c * h + y) * w, count: w)
+                (row + g.padLeft + w).update(repeating: 0, count: g.padRight)
+            }
+            (plane + (g.padTop + h) * wp).update(repeating: 0, count: g.padBottom * wp)
+        }
+    }
+
+    /// Direct convolution over the padded input: each task owns one channel block
+    /// of one group and a run of pixel tiles; the micro-kernel keeps a 6-pixel by
+    /// `channelBlock` tile of outputs in registers for the whole reduction.
+    static func blocked(_ g: ConvGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                        weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, activation: Activation, pool: WorkerPool) {
+        let icg = g.inGroupChannels, ocg = g.outGroupChannels
+        let blocks = roundUp(ocg, channelBlock) / channelBlock
+        let outPlane = g.outHeight * g.outWidth
+        let tiles = (outPlane + pixelBlock - 1) / pixelBlock
+        let inPlane = g.paddedHeight * g.paddedWidth
+        let blockWeights = icg * g.kernelH * g.kernelW * channelBlock
+        // Enough pixel chunks per block that every thread gets work, few enough
+        // that a chunk streams a useful run of the input.
+        let units = g.groups * blocks
+        let chunksPerUnit = pool.threads == 1 ? 1 : max(1, min(tiles, (4 * pool.threads + units - 1) / units))
+        let tilesPerChunk = (tiles + chunksPerUnit - 1) / chunksPerUnit
+        pool.parallelFor(units * chunksPerUnit) { task in
+            let unit = task / chunksPerUnit, chunk = task % chunksPerUnit
+            let grp = unit / blocks, b = unit % blocks
+            let w = weights + unit * blockWeights
+            let bs = bias + unit * channelBlock
+            let inp = input + grp * icg * inPlane
+            let out = output + (grp * ocg + b * channelBlock) * outPlane
+            let validChannels = min(channelBlock, ocg - b * channelBlock)
+            let t0 = chunk * tilesPerChunk, t1 = min(tiles, t0 + tilesPerChunk)
+            if t0 >= t1 { return }
+            for t in t0..<t1 {
+                // The last tile overlaps its neighbour rather than running short.
+                let p0 = min(t * pixelBlock, max(0, outPlane - pixelBlock))
+                tile(g, input: inp, inPlane: inPlane, firstPixel: p0, outPlane: outPlane,
+                     weights: w, bias: bs, output: out, validChannels: validChannels, activation: activation)
+            }
+        }
+    }
+
+    @inline(__always)
+    static func inputOffset(_ g: ConvGeometry, _ p: Int) -> Int {
+        let oy = p / g.outWidth, ox = p - oy * g.outWidth
+        return oy * g.strideH * g.paddedWidth + ox * g.strideW
+    }
+
+    static func tile(_ g: ConvGeometry, input: UnsafePointer<Float>, inPlane: Int, firstPixel p0: Int, outPlane: Int,
+                     weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                     validChannels: Int, activation: Activation) {
+        if outPlane < pixelBlock {
+            for p in 0..<outPlane {
+                singlePixel(g, input: input, inPlane: inPlane, pixel: p, outPlane: outPlane, weights: weights,
+                            bias: bias, output: output, validChannels: validChannels, activation: activation)
+            }
+            return
+        }
+        let i0 = input + inputOffset(g, p0), i1 = input + inputOffset(g, p0 + 1), i2 = input + inputOffset(g, p0 + 2)
+        let i3 = input + inputOffset(g, p0 + 3), i4 = input + inputOffset(g, p0 + 4), i5 = input + inputOffset(g, p0 + 5)
+        let n = KVec.scalarCount
+        let b0 = loadVec(bias), b1 = loadVec(bias + n), b2 = loadVec(bias + 2 * n), b3 = loadVec(bias + 3 * n)
+        var a00 = b0, a01 = b1, a02 = b2, a03 = b3
+        var a10 = b0, a11 = b1, a12 = b2, a13 = b3
+        var a20 = b0, a21 = b1, a22 = b2, a23 = b3
+        var a30 = b0, a31 = b1, a32 = b2, a33 = b3
+        var a40 = b0, a41 = b1, a42 = b2, a43 = b3
+        var a50 = b0, a51 = b1, a52 = b2, a53 = b3
+        let rowStep = g.dilationH * g.paddedWidth, colStep = g.dilationW
+        let kh = g.kernelH, kw = g.kernelW
+        var wp = weights
+        var channelOffset = 0
+        for _ in 0..<g.inGroupChannels {
+            var rowOffset = channelOffset
+            for _ in 0..<kh {
+                var o = rowOffset
+                for _ in 0..<kw {
+                    let w0 = loadVec(wp), w1 = loadVec(wp + n), w2 = loadVec(wp + 2 * n), w3 = loadVec(wp + 3 * n)
+                    wp += 4 * n
+                    var x = KVec(repeating: i0[o])
+                    a00.addProduct(w0, x); a01.addProduct(w1, x); a02.addProduct(w2, x); a03.addProduct(w3, x)
+                    x = KVec(repeating: i1[o])
+                    a10.addProduct(w0, x); a11.addProduct(w1, x); a12.addProduct(w2, x); a13.addProduct(w3, x)
+                    x = KVec(repeating: i2[o])
+                    a20.addProduct(w0, x); a21.addProduct(w1, x); a22.addProduct(w2, x); a23.addProduct(w3, x)
+                    x = KVec(repeating: i3[o])
+                    a30.addProduct(w0, x); a31.addProduct(w1, x); a32.addProduct(w2, x); a33.addProduct(w3, x)
+                    x = KVec(repeating: i4[o])
+                    a40.addProduct(w0, x); a41.addProduct(w1, x); a42.addProduct(w2, x); a43.addProduct(w3, x)
+                    x = KVec(repeating: i5[o])
+                    a50.addProduct(w0, x); a51.addProduct(w1, x); a52.addProduct(w2, x); a53.addProduct(w3, x)
+                    o += colStep
+                }
+                rowOffset += rowStep
+            }
+            channelOffset += inPlane
+        }
+        let out = output + p0
+        store(a00, a01, a02, a03, out, outPlane, validChannels, activation)
+        store(a10, a11, a12, a13, out + 1, outPlane, validChannels, activation)
+        store(a20, a21, a22, a23, out + 2, outPlane, validChannels, activation)
+        store(a30, a31, a32, a33, out + 3, outPlane, validChannels, activation)
+        store(a40, a41, a42, a43, out + 4, outPlane, validChannels, activation)
+        store(a50, a51, a52, a53, out + 5, outPlane, validChannels, activation)
+    }
+
+    /// Outputs smaller than one tile (late layers on tiny inputs): one pixel at a time.
+    static func singlePixel(_ g: ConvGeometry, input: UnsafePointer<Float>, inPlane: Int, pixel: Int, outPlane: Int,
+                            weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                            validChannels: Int, activation: Activation) {
+        let n = KVec.scalarCount
+        var a0 = loadVec(bias), a1 = loadVec(bias + n), a2 = loadVec(bias + 2 * n), a3 = loadVec(bias + 3 * n)
+        let ip = input + inputOffset(g, pixel)
+        var wp = weights
+        for ic in 0..<g.inGroupChannels {
+            for ky in 0..<g.kernelH {
+                for kx in 0..<g.kernelW {
+                    let x = KVec(repeating: ip[ic * inPlane + ky * g.dilationH * g.paddedWidth + kx * g.dilationW])
+                    a0.addProduct(loadVec(wp), x); a1.addProduct(loadVec(wp + n), x)
+                    a2.addProduct(loadVec(wp + 2 * n), x); a3.addProduct(loadVec(wp + 3 * n), x)
+                    wp += 4 * n
+                }
+            }
+        }
+        store(a0, a1, a2, a3, output + pixel, outPlane, validChannels, activation)
+    }
+
+    /// Scatters one pixel's `channelBlock` results into CHW planes.
+    @inline(__always)
+    static func store(_ v0: KVec, _ v1: KVec, _ v2: KVec, _ v3: KVec, _ out: UnsafeMutablePointer<Float>,
+                      _ plane: Int, _ valid: Int, _ act: Activation) {
+        let n = KVec.scalarCount
+        let r0 = act.apply(v0), r1 = act.apply(v1), r2 = act.apply(v2), r3 = act.apply(v3)
+        if valid == channelBlock {
+            for l in 0..<n {
+                out[l * plane] = r0[l]; out[(n + l) * plane] = r1[l]
+                out[(2 * n + l) * plane] = r2[l]; out[(3 * n + l) * plane] = r3[l]
+            }
+        } else {
+            for c in 0..<valid {
+                let v = c < n ? r0 : c < 2 * n ? r1 : c < 3 * n ? r2 : r3
+                out[c * plane] = v[c % n]
+            }
+        }
+    }
+
+    /// One input channel per group: a plain stencil per output channel,
+    /// vectorised along the row when the stride is 1.
+    static func depthwise(_ g: ConvGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                          weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, activation: Activation, pool: WorkerPool) {
+        let multiplier = g.outGroupChannels, inPlane = g.paddedHeight * g.paddedWidth
+        let wpad = g.paddedWidth, taps = g.kernelH * g.kernelW, n = KVec.scalarCount
+        pool.parallelFor(g.outChannels) { oc in
+            let src = input + (oc / multiplier) * inPlane
+            let w = weights + oc * taps
+            let out = output + oc * g.outHeight * g.outWidth
+            for oy in 0..<g.outHeight {
+                let row = src + oy * g.strideH * wpad
+                let orow = out + oy * g.outWidth
+                var ox = 0
+                if g.strideW == 1 {
+                    while ox + n <= g.outWidth {
+                        var acc = KVec(repeating: bias[oc])
+                        for ky in 0..<g.kernelH {
+                            let r = row + ky * g.dilationH * wpad + ox
+                            for kx in 0..<g.kernelW {
+                                acc.addProduct(loadVec(r + kx * g.dilationW), KVec(repeating: w[ky * g.kernelW + kx]))
+                            }
+                        }
+                        storeVec(activation.apply(acc), orow + ox)
+                        ox += n
+                    }
+                }
+                while ox < g.outWidth {
+                    var acc = bias[oc]
+                    for ky in 0..<g.kernelH {
+                        let r = row + ky * g.dilationH * wpad + ox * g.strideW
+                        for kx in 0..<g.kernelW { acc += r[kx * g.dilationW] * w[ky * g.kernelW + kx] }
+                    }
+                    orow[ox] = activation.apply(acc)
+                    ox += 1
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,39 @@
+public enum ElementwiseKernel {
+    /// In-place clamp (ReLU, Clip) for activations not fused into a conv or linear layer.
+    public static func clamp(_ data: UnsafeMutablePointer<Float>, count: Int, _ act: Activation) {
+        let n = KVec.scalarCount
+        var i = 0
+        while i + n <= count { storeVec(act.apply(loadVec(data + i)), data + i); i += n }
+        while i < count { data[i] = act.apply(data[i]); i += 1 }
+    }
+
+    /// Numerically stable softmax over one vector.
+    public static func softmax(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, count: Int) {
+        var m = -Float.infinity
+        for i in 0..<count { m = max(m, input[i]) }
+        var s: Float = 0
+        for i in 0..<count { let e = exp(input[i] - m); output[i] = e; s += e }
+        let inv = 1 / s
+        for i in 0..<count { output[i] *= inv }
+    }
+
+    /// exp without libm, so the board runtime needs nothing beyond the stdlib:
+    /// range reduction to 2^k * e^r with |r| <= ln2/2 and a degree-7 polynomial
+    /// (relative error ~1e-7 over the float range).
+    @inline(__always) static func exp(_ x: Float) -> Float {
+        if x < -87.3 { return 0 }
+        if x > 88.7 { return .infinity }
+        let ln2: Float = 0.69314718056
+        let k = (x / ln2).rounded()
+        let r = x - k * ln2
+        var p: Float = 1.0 / 5040
+        p = p * r + 1.0 / 720
+        p = p * r + 1.0 / 120
+        p = p * r + 1.0 / 24
+        p = p * r + 1.0 / 6
+        p = p * r + 0.5
+        p = p * r + 1
+        p = p * r + 1
+        return p * Float(sign: .plus, exponent: Int(k), significand: 1)
+    }
+}

@@ -1,0 +1,72 @@
+/// y = act(W x + b) for one input vector (batch 1): a matrix-vector product,
+/// bound by weight bandwidth, so the packing makes every weight load a full vector.
+public struct LinearGeometry: Equatable, Sendable {
+    public var inFeatures: Int, outFeatures: Int
+    public init(inFeatures: Int, outFeatures: Int) { self.inFeatures = inFeatures; self.outFeatures = outFeatures }
+    public var blocks: Int { roundUp(outFeatures, channelBlock) / channelBlock }
+    public var packedWeightCount: Int { blocks * channelBlock * inFeatures }
+    public var packedBiasCount: Int { blocks * channelBlock }
+    public var flops: Int { 2 * inFeatures * outFeatures }
+    public func validate() throws(CoreError) {
+        if inFeatures <= 0 || outFeatures <= 0 { throw .invalidShape("linear sizes must be positive") }
+    }
+}
+
+public enum LinearKernel {
+    /// Packs row-major W[out][in] as [block][in][channelBlock], zero-padding the last block.
+    public static func pack(_ g: LinearGeometry, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                            packedWeights: UnsafeMutablePointer<Float>, packedBias: UnsafeMutablePointer<Float>) {
+        var dst = packedWeights
+        for b in 0..<g.blocks {
+            for k in 0..<g.inFeatures {
+                for lane in 0..<channelBlock {
+                    let o = b * channelBlock + lane
+                    dst.pointee = o < g.outFeatures ? weights[o * g.inFeatures + k] : 0
+                    dst += 1
+                }
+            }
+        }
+        for o in 0..<g.packedBiasCount { packedBias[o] = o < g.outFeatures ? (bias?[o] ?? 0) : 0 }
+    }
+
+    public static func run(_ g: LinearGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                           packedWeights: UnsafePointer<Float>, packedBias: UnsafePointer<Float>,
+                           activation: Activation, pool: WorkerPool) {
+        let k = g.inFeatures, n = KVec.scalarCount
+        pool.parallelFor(g.blocks) { b in
+            var wp = packedWeights + b * k * channelBlock
+            let bs = packedBias + b * channelBlock
+            var a0 = loadVec(bs), a1 = loadVec(bs + n), a2 = loadVec(bs + 2 * n), a3 = loadVec(bs + 3 * n)
+            // A second accumulator set halves the FMA dependency chains.
+            var c0 = KVec(), c1 = KVec(), c2 = KVec(), c3 = KVec()
+            var i = 0
+            while i + 1 < k {
+                let x = KVec(repeating: input[i]), y = KVec(repeating: input[i + 1])
+                a0.addProduct(loadVec(wp), x); a1.addProduct(loadVec(wp + n), x)
+                a2.addProduct(loadVec(wp + 2 * n), x); a3.addProduct(loadVec(wp + 3 * n), x)
+                wp += channelBlock
+                c0.addProduct(loadVec(wp), y); c1.addProduct(loadVec(wp + n), y)
+                c2.addProduct(loadVec(wp + 2 * n), y); c3.addProduct(loadVec(wp + 3 * n), y)
+                wp += channelBlock
+                i += 2
+            }
+            if i < k {
+                let x = KVec(repeating: input[i])
+                a0.addProduct(loadVec(wp), x); a1.addProduct(loadVec(wp + n), x)
+                a2.addProduct(loadVec(wp + 2 * n), x); a3.addProduct(loadVec(wp + 3 * n), x)
+            }
+            let r0 = activation.apply(a0 + c0), r1 = activation.apply(a1 + c1)
+            let r2 = activation.apply(a2 + c2), r3 = activation.apply(a3 + c3)
+            let out = output + b * channelBlock
+            let valid = min(channelBlock, g.outFeatures - b * channelBlock)
+            if valid == channelBlock {
+                storeVec(r0, out); storeVec(r1, out + n); storeVec(r2, out + 2 * n); storeVec(r3, out + 3 * n)
+            } else {
+                for c in 0..<valid {
+                    let v = c < n ? r0 : c < 2 * n ? r1 : c < 3 * n ? r2 : r3
+                    out[c] = v[c % n]
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,97 @@
+/// Geometry of MaxPool / AveragePool on CHW (batch 1), ONNX semantics.
+public struct PoolGeometry: Equatable, Sendable {
+    public var channels, inHeight, inWidth, outHeight, outWidth: Int
+    public var kernelH, kernelW, strideH, strideW: Int
+    public var padTop, padLeft, padBottom, padRight: Int
+    /// Average only: divide by the full window (pads included) instead of the valid part.
+    public var countIncludePad: Bool
+
+    public init(channels: Int, inHeight: Int, inWidth: Int, kernelH: Int, kernelW: Int,
+                strideH: Int, strideW: Int, padTop: Int = 0, padLeft: Int = 0, padBottom: Int = 0,
+                padRight: Int = 0, ceilMode: Bool = false, countIncludePad: Bool = false) {
+        self.channels = channels; self.inHeight = inHeight; self.inWidth = inWidth
+        self.kernelH = kernelH; self.kernelW = kernelW; self.strideH = strideH; self.strideW = strideW
+        self.padTop = padTop; self.padLeft = padLeft; self.padBottom = padBottom; self.padRight = padRight
+        self.countIncludePad = countIncludePad
+        outHeight = PoolGeometry.outSize(inHeight, kernelH, strideH, padTop + padBottom, ceilMode)
+        outWidth = PoolGeometry.outSize(inWidth, kernelW, strideW, padLeft + padRight, ceilMode)
+        if ceilMode {
+            // A window may not start inside the end padding (ONNX / PyTorch rule).
+            if outHeight > 0 && (outHeight - 1) * strideH >= inHeight + padTop { outHeight -= 1 }
+            if outWidth > 0 && (outWidth - 1) * strideW >= inWidth + padLeft { outWidth -= 1 }
+        }
+    }
+
+    static func outSize(_ n: Int, _ k: Int, _ s: Int, _ pads: Int, _ ceil: Bool) -> Int {
+        guard s > 0 else { return 0 }
+        let span = n + pads - k
+        if span < 0 { return 0 }
+        return (ceil ? (span + s - 1) / s : span / s) + 1
+    }
+
+    public var inputCount: Int { channels * inHeight * inWidth }
+    public var outputCount: Int { channels * outHeight * outWidth }
+
+    public func validate() throws(CoreError) {
+        if channels <= 0 || inHeight <= 0 || inWidth <= 0 || kernelH <= 0 || kernelW <= 0 || strideH <= 0 || strideW <= 0 {
+            throw .invalidShape("pool sizes, kernel and strides must be positive")
+        }
+        if padTop < 0 || padLeft < 0 || padBottom < 0 || padRight < 0 { throw .invalidShape("pool pads must be >= 0") }
+        if padTop >= kernelH || padBottom >= kernelH || padLeft >= kernelW || padRight >= kernelW {
+            throw .invalidShape("pool pads must be smaller than the kernel")
+        }
+        if outHeight <= 0 || outWidth <= 0 { throw .invalidShape("pool output would be empty") }
+    }
+}
+
+public enum PoolKernel {
+    public static func max(_ g: PoolGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, pool: WorkerPool) {
+        pool.parallelFor(g.channels) { c in
+            let src = input + c * g.inHeight * g.inWidth
+            let dst = output + c * g.outHeight * g.outWidth
+            for oy in 0..<g.outHeight {
+                let y0 = oy * g.strideH - g.padTop
+                let ys = Swift.max(y0, 0), ye = Swift.min(y0 + g.kernelH, g.inHeight)
+                for ox in 0..<g.outWidth {
+                    let x0 = ox * g.strideW - g.padLeft
+                    let xs = Swift.max(x0, 0), xe = Swift.min(x0 + g.kernelW, g.inWidth)
+                    var m = -Float.infinity
+                    for y in ys..<ye { for x in xs..<xe { m = Swift.max(m, src[y * g.inWidth + x]) } }
+                    dst[oy * g.outWidth + ox] = m
+                }
+            }
+        }
+    }
+
+    public static func average(_ g: PoolGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, pool: WorkerPool) {
+        pool.parallelFor(g.channels) { c in
+            let src = input + c * g.inHeight * g.inWidth
+            let dst = output + c * g.outHeight * g.outWidth
+            for oy in 0..<g.outHeight {
+                let y0 = oy * g.strideH - g.padTop
+                let ys = Swift.max(y0, 0), ye = Swift.min(y0 + g.kernelH, g.inHeight)
+                // With pads counted, the window is still clipped to the padded extent.
+                let padH = Swift.min(y0 + g.kernelH, g.inHeight + g.padBottom) - y0
+                for ox in 0..<g.outWidth {
+                    let x0 = ox * g.strideW - g.padLeft
+                    let xs = Swift.max(x0, 0), xe = Swift.min(x0 + g.kernelW, g.inWidth)
+                    let padW = Swift.min(x0 + g.kernelW, g.inWidth + g.padRight) - x0
+                    var s: Float = 0
+                    for y in ys..<ye { for x in xs..<xe { s += src[y * g.inWidth + x] } }
+                    let n = g.countIncludePad ? padH * padW : (ye - ys) * (xe - xs)
+                    dst[oy * g.outWidth + ox] = n > 0 ? s / Float(n) : 0
+                }
+            }
+        }
+    }
+
+    public static func globalAverage(channels: Int, plane: Int, input: UnsafePointer<Float>,
+                                     output: UnsafeMutablePointer<Float>, pool: WorkerPool) {
+        pool.parallelFor(channels) { c in
+            var s: Float = 0
+            let src = input + c * plane
+            for i in 0..<plane { s += src[i] }
+            output[c] = s / Float(plane)
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import IOPCore
+
+/// A whole model as iop runs it: a chain of layers (weights in interchange
+/// layout) and its NCHW interface. Zoo models, ONNX imports and exports all go
+/// through this one type.
+public struct Network {
+    public var name: String
+    /// `[1, C, H, W]` for image models or `[1, K]` / `[K, 1]` for vector models.
+    public var inputShape: [Int]
+    public var layers: [Layer]
+
+    public init(name: String, inputShape: [Int], layers: [Layer]) {
+        self.name = name; self.inputShape = inputShape; self.layers = layers
+    }
+
+    public var inputCount: Int { inputShape.reduce(1, *) }
+    public var outputCount: Int { layers.last?.outputCount ?? inputCount }
+    public var parameterCount: Int { layers.reduce(0) { $0 + $1.parameterCount } }
+    public var weightBytes: Int { parameterCount * MemoryLayout<Float>.size }
+    public var flops: Int { layers.reduce(0) { $0 + $1.flops } }
+
+    /// Shape of every layer's output, in NCHW (image) or `[1, N]` (vector) form.
+    public var layerOutputShapes: [[Int]] {
+        var shape = inputShape
+        return layers.map { layer in
+            switch layer.kind {
+            case .conv(let g, _): shape = [1, g.outChannels, g.outHeight, g.outWidth]
+            case .maxPool(let g), .averagePool(let g): shape = [1, g.channels, g.outHeight, g.outWidth]
+            case .globalAveragePool(let c, _): shape = [1, c, 1, 1]
+            case .linear(let g, _): shape = [1, g.outFeatures]
+            case .clamp, .softmax: break
+            }
+            return shape
+        }
+    }
+
+    public var outputShape: [Int] { layerOutputShapes.last ?? inputShape }
+
+    public func makeEngine(threads: Int) throws -> Engine {
+        do { return try Engine(layers: layers, threads: threads) } catch { throw ModelError.core(error) }
+    }
+}
+
+/// Errors a user can cause with a bad model or tensor file. `description` is
+/// the one line the CLI prints.
+public enum ModelError: Error, CustomStringConvertible, Equatable {
+    case unsupportedOperator(type: String, node: String)
+    case invalidModel(String)
+    case invalidTensorFile(path: String, reason: String)
+    case shapeMismatch(expected: [Int], got: [Int])
+    case core(CoreError)
+    case io(path: String, reason: String)
+
+    public static let supportedOperators = [
+        "Conv", "Gemm", "MatMul", "Add (after MatMul)", "Relu", "Clip", "MaxPool", "AveragePool",
+        "GlobalAveragePool", "Flatten", "Reshape (flatten only)", "Softmax", "BatchNormalization",
+        "Dropout", "Identity",
+    ]
+
+    public var description: String {
+        switch self {
+        case .unsupportedOperator(let type, let node):
+            return "unsupported operator '\(type)' (node '\(node)'); supported: \(ModelError.supportedOperators.joined(separator: ", "))"
+        case .invalidModel(let m): return "invalid model: \(m)"
+        case .invalidTensorFile(let path, let reason): return "\(path): \(reason)"
+        case .shapeMismatch(let e, let g): return "input shape \(g) does not match the model's input shape \(e)"
+        case .core(let e): return e.message
+        case .io(let path, let reason): return "\(path): \(reason)"
+        }
+    }
+}

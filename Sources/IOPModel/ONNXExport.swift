@@ -1,0 +1,136 @@
+import Foundation
+import IOPCore
+import SwiftProtobuf
+
+/// Writes a `Network` as a standard ONNX model (opset 13) so other engines
+/// (ONNX Runtime, for instance) can run exactly the same network.
+public enum ONNXExporter {
+    public static let opset: Int64 = 13
+
+    public static func serialize(_ net: Network) throws -> Data {
+        var graph = Onnx_GraphProto()
+        graph.name = net.name
+        var current = "input"
+        graph.input = [valueInfo("input", net.inputShape)]
+        var shape = net.inputShape
+        var counter = 0
+        func fresh(_ base: String) -> String { counter += 1; return "\(base)_\(counter)" }
+        func node(_ op: String, _ name: String, _ inputs: [String], _ attrs: [Onnx_AttributeProto] = []) -> String {
+            var n = Onnx_NodeProto()
+            n.opType = op; n.name = name; n.input = inputs
+            let out = fresh(name + "_out")
+            n.output = [out]; n.attribute = attrs
+            graph.node.append(n)
+            return out
+        }
+        func constant(_ name: String, _ dims: [Int], _ values: [Float]) -> String {
+            var t = Onnx_TensorProto()
+            t.name = name; t.dims = dims.map { Int64($0) }; t.dataType = 1
+            t.rawData = values.withUnsafeBytes { Data($0) }
+            graph.initializer.append(t)
+            return name
+        }
+        func activation(_ act: Activation, _ name: String, _ input: String) -> String {
+            if act == .none { return input }
+            if act == .relu { return node("Relu", name + "_relu", [input]) }
+            let lo = constant(name + "_min", [], [act.low]), hi = constant(name + "_max", [], [act.high])
+            return node("Clip", name + "_clip", [input, lo, hi])
+        }
+        func flattenIfNeeded(_ name: String) {
+            if shape.count == 4 {
+                current = node("Flatten", name + "_flatten", [current], [ints("axis", [1]).withSingleInt()])
+                shape = [1, shape.reduce(1, *)]
+            }
+        }
+
+        for layer in net.layers {
+            let name = layer.name
+            switch layer.kind {
+            case .conv(let g, let act):
+                let w = constant(name + ".weight", [g.outChannels, g.inGroupChannels, g.kernelH, g.kernelW], layer.weights)
+                var inputs = [current, w]
+                if !layer.bias.isEmpty { inputs.append(constant(name + ".bias", [g.outChannels], layer.bias)) }
+                current = node("Conv", name, inputs, [
+                    ints("kernel_shape", [g.kernelH, g.kernelW]), ints("strides", [g.strideH, g.strideW]),
+                    ints("dilations", [g.dilationH, g.dilationW]),
+                    ints("pads", [g.padTop, g.padLeft, g.padBottom, g.padRight]), ints("group", [g.groups]).withSingleInt(),
+                ])
+                current = activation(act, name, current)
+                shape = [1, g.outChannels, g.outHeight, g.outWidth]
+            case .linear(let g, let act):
+                flattenIfNeeded(name)
+                let w = constant(name + ".weight", [g.outFeatures, g.inFeatures], layer.weights)
+                var inputs = [current, w]
+                if !layer.bias.isEmpty { inputs.append(constant(name + ".bias", [g.outFeatures], layer.bias)) }
+                current = node("Gemm", name, inputs, [ints("transB", [1]).withSingleInt()])
+                current = activation(act, name, current)
+                shape = [1, g.outFeatures]
+            case .maxPool(let g), .averagePool(let g):
+                let isMax: Bool
+                if case .maxPool = layer.kind { isMax = true } else { isMax = false }
+                let floorH = PoolGeometry(channels: g.channels, inHeight: g.inHeight, inWidth: g.inWidth, kernelH: g.kernelH,
+                                          kernelW: g.kernelW, strideH: g.strideH, strideW: g.strideW, padTop: g.padTop,
+                                          padLeft: g.padLeft, padBottom: g.padBottom, padRight: g.padRight)
+                let ceil = floorH.outHeight != g.outHeight || floorH.outWidth != g.outWidth
+                var attrs = [ints("kernel_shape", [g.kernelH, g.kernelW]), ints("strides", [g.strideH, g.strideW]),
+                             ints("pads", [g.padTop, g.padLeft, g.padBottom, g.padRight]), ints("ceil_mode", [ceil ? 1 : 0]).withSingleInt()]
+                if !isMax { attrs.append(ints("count_include_pad", [g.countIncludePad ? 1 : 0]).withSingleInt()) }
+                current = node(isMax ? "MaxPool" : "AveragePool", name, [current], attrs)
+                shape = [1, g.channels, g.outHeight, g.outWidth]
+            case .globalAveragePool(let c, _):
+                current = node("GlobalAveragePool", name, [current])
+                shape = [1, c, 1, 1]
+            case .clamp(_, let act):
+                current = activation(act, name, current)
+            case .softmax:
+                flattenIfNeeded(name)
+                current = node("Softmax", name, [current], [ints("axis", [-1]).withSingleInt()])
+            }
+        }
+        // Name the final tensor "output".
+        if var last = graph.node.popLast() { last.output = ["output"]; graph.node.append(last) }
+        graph.output = [valueInfo("output", shape)]
+
+        var model = Onnx_ModelProto()
+        model.irVersion = 8
+        model.producerName = "iop"
+        model.producerVersion = "0.1"
+        var op = Onnx_OperatorSetIdProto()
+        op.domain = ""
+        op.version = opset
+        model.opsetImport = [op]
+        model.graph = graph
+        return try model.serializedData()
+    }
+
+    public static func write(_ net: Network, to path: String) throws {
+        try writeAtomically(try serialize(net), to: path)
+    }
+
+    static func valueInfo(_ name: String, _ shape: [Int]) -> Onnx_ValueInfoProto {
+        var v = Onnx_ValueInfoProto()
+        v.name = name
+        var t = Onnx_TypeProto.Tensor()
+        t.elemType = 1
+        var s = Onnx_TensorShapeProto()
+        s.dim = shape.map { d in var dim = Onnx_TensorShapeProto.Dimension(); dim.dimValue = Int64(d); return dim }
+        t.shape = s
+        v.type.tensorType = t
+        return v
+    }
+
+    static func ints(_ name: String, _ values: [Int]) -> Onnx_AttributeProto {
+        var a = Onnx_AttributeProto()
+        a.name = name; a.type = .ints; a.ints = values.map { Int64($0) }
+        return a
+    }
+}
+
+private extension Onnx_AttributeProto {
+    /// An INTS attribute turned into a single INT one.
+    func withSingleInt() -> Onnx_AttributeProto {
+        var a = self
+        a.type = .int; a.i = ints.first ?? 0; a.ints = []
+        return a
+    }
+}
