@@ -22,8 +22,13 @@ public struct ConvGeometry: Equatable, Sendable {
         self.padTop = padTop; self.padLeft = padLeft; self.padBottom = padBottom; self.padRight = padRight
         self.groups = groups
         let effH = (kernelH - 1) * dilationH + 1, effW = (kernelW - 1) * dilationW + 1
-        outHeight = strideH > 0 ? (inHeight + padTop + padBottom - effH) / strideH + 1 : 0
-        outWidth = strideW > 0 ? (inWidth + padLeft + padRight - effW) / strideW + 1 : 0
+        outHeight = ConvGeometry.outSize(inHeight + padTop + padBottom, effH, strideH)
+        outWidth = ConvGeometry.outSize(inWidth + padLeft + padRight, effW, strideW)
+    }
+
+    /// Floor division would round a negative span toward zero and invent an output row.
+    static func outSize(_ padded: Int, _ effectiveKernel: Int, _ stride: Int) -> Int {
+        stride > 0 && padded >= effectiveKernel ? (padded - effectiveKernel) / stride + 1 : 0
     }
 
     public var paddedHeight: Int { inHeight + padTop + padBottom }
@@ -128,8 +133,13 @@ public enum ConvKernel {
     }
 
     static func padInput(_ g: ConvGeometry, input: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, pool: WorkerPool) {
-        let hp = g.paddedHeight, wp = g.paddedWidth, h = g.inHeight, w = g.inWidth
-        pool.parallelFor(g.inChannels) { c in
+        pool.parallelFor(g.inChannels, PadTask(g: g, input: input, dst: dst))
+    }
+
+    struct PadTask: ParallelTask {
+        let g: ConvGeometry, input: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>
+        func run(_ c: Int) {
+            let hp = g.paddedHeight, wp = g.paddedWidth, h = g.inHeight, w = g.inWidth
             let plane = dst + c * hp * wp
             plane.update(repeating: 0, count: g.padTop * wp)
             for y in 0..<h {
@@ -147,18 +157,29 @@ public enum ConvKernel {
     /// `channelBlock` tile of outputs in registers for the whole reduction.
     static func blocked(_ g: ConvGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
                         weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, activation: Activation, pool: WorkerPool) {
-        let icg = g.inGroupChannels, ocg = g.outGroupChannels
-        let blocks = roundUp(ocg, channelBlock) / channelBlock
+        let blocks = roundUp(g.outGroupChannels, channelBlock) / channelBlock
         let outPlane = g.outHeight * g.outWidth
         let tiles = (outPlane + pixelBlock - 1) / pixelBlock
         let inPlane = g.paddedHeight * g.paddedWidth
-        let blockWeights = icg * g.kernelH * g.kernelW * channelBlock
+        let blockWeights = g.inGroupChannels * g.kernelH * g.kernelW * channelBlock
         // Enough pixel chunks per block that every thread gets work, few enough
         // that a chunk streams a useful run of the input.
         let units = g.groups * blocks
         let chunksPerUnit = pool.threads == 1 ? 1 : max(1, min(tiles, (4 * pool.threads + units - 1) / units))
         let tilesPerChunk = (tiles + chunksPerUnit - 1) / chunksPerUnit
-        pool.parallelFor(units * chunksPerUnit) { task in
+        pool.parallelFor(units * chunksPerUnit, BlockedTask(
+            g: g, input: input, output: output, weights: weights, bias: bias, activation: activation,
+            blocks: blocks, tiles: tiles, chunksPerUnit: chunksPerUnit, tilesPerChunk: tilesPerChunk,
+            inPlane: inPlane, outPlane: outPlane, blockWeights: blockWeights))
+    }
+
+    struct BlockedTask: ParallelTask {
+        let g: ConvGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
+        let weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, activation: Activation
+        let blocks: Int, tiles: Int, chunksPerUnit: Int, tilesPerChunk: Int, inPlane: Int, outPlane: Int, blockWeights: Int
+
+        func run(_ task: Int) {
+            let icg = g.inGroupChannels, ocg = g.outGroupChannels
             let unit = task / chunksPerUnit, chunk = task % chunksPerUnit
             let grp = unit / blocks, b = unit % blocks
             let w = weights + unit * blockWeights
@@ -171,8 +192,8 @@ public enum ConvKernel {
             for t in t0..<t1 {
                 // The last tile overlaps its neighbour rather than running short.
                 let p0 = min(t * pixelBlock, max(0, outPlane - pixelBlock))
-                tile(g, input: inp, inPlane: inPlane, firstPixel: p0, outPlane: outPlane,
-                     weights: w, bias: bs, output: out, validChannels: validChannels, activation: activation)
+                ConvKernel.tile(g, input: inp, inPlane: inPlane, firstPixel: p0, outPlane: outPlane,
+                                weights: w, bias: bs, output: out, validChannels: validChannels, activation: activation)
             }
         }
     }
@@ -285,9 +306,16 @@ public enum ConvKernel {
     /// vectorised along the row when the stride is 1.
     static func depthwise(_ g: ConvGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
                           weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, activation: Activation, pool: WorkerPool) {
-        let multiplier = g.outGroupChannels, inPlane = g.paddedHeight * g.paddedWidth
-        let wpad = g.paddedWidth, taps = g.kernelH * g.kernelW, n = KVec.scalarCount
-        pool.parallelFor(g.outChannels) { oc in
+        pool.parallelFor(g.outChannels, DepthwiseTask(g: g, input: input, output: output, weights: weights, bias: bias, activation: activation))
+    }
+
+    struct DepthwiseTask: ParallelTask {
+        let g: ConvGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
+        let weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, activation: Activation
+
+        func run(_ oc: Int) {
+            let multiplier = g.outGroupChannels, inPlane = g.paddedHeight * g.paddedWidth
+            let wpad = g.paddedWidth, taps = g.kernelH * g.kernelW, n = KVec.scalarCount
             let src = input + (oc / multiplier) * inPlane
             let w = weights + oc * taps
             let out = output + oc * g.outHeight * g.outWidth

@@ -32,8 +32,16 @@ public enum LinearKernel {
     public static func run(_ g: LinearGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
                            packedWeights: UnsafePointer<Float>, packedBias: UnsafePointer<Float>,
                            activation: Activation, pool: WorkerPool) {
-        let k = g.inFeatures, n = KVec.scalarCount
-        pool.parallelFor(g.blocks) { b in
+        pool.parallelFor(g.blocks, Task(g: g, input: input, output: output, packedWeights: packedWeights,
+                                        packedBias: packedBias, activation: activation))
+    }
+
+    struct Task: ParallelTask {
+        let g: LinearGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
+        let packedWeights: UnsafePointer<Float>, packedBias: UnsafePointer<Float>, activation: Activation
+
+        func run(_ b: Int) {
+            let k = g.inFeatures, n = KVec.scalarCount
             var wp = packedWeights + b * k * channelBlock
             let bs = packedBias + b * channelBlock
             var a0 = loadVec(bs), a1 = loadVec(bs + n), a2 = loadVec(bs + 2 * n), a3 = loadVec(bs + 3 * n)

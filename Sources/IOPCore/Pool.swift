@@ -46,7 +46,12 @@ public struct PoolGeometry: Equatable, Sendable {
 
 public enum PoolKernel {
     public static func max(_ g: PoolGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, pool: WorkerPool) {
-        pool.parallelFor(g.channels) { c in
+        pool.parallelFor(g.channels, MaxTask(g: g, input: input, output: output))
+    }
+
+    struct MaxTask: ParallelTask {
+        let g: PoolGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
+        func run(_ c: Int) {
             let src = input + c * g.inHeight * g.inWidth
             let dst = output + c * g.outHeight * g.outWidth
             for oy in 0..<g.outHeight {
@@ -64,7 +69,12 @@ public enum PoolKernel {
     }
 
     public static func average(_ g: PoolGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, pool: WorkerPool) {
-        pool.parallelFor(g.channels) { c in
+        pool.parallelFor(g.channels, AverageTask(g: g, input: input, output: output))
+    }
+
+    struct AverageTask: ParallelTask {
+        let g: PoolGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
+        func run(_ c: Int) {
             let src = input + c * g.inHeight * g.inWidth
             let dst = output + c * g.outHeight * g.outWidth
             for oy in 0..<g.outHeight {
@@ -87,7 +97,12 @@ public enum PoolKernel {
 
     public static func globalAverage(channels: Int, plane: Int, input: UnsafePointer<Float>,
                                      output: UnsafeMutablePointer<Float>, pool: WorkerPool) {
-        pool.parallelFor(channels) { c in
+        pool.parallelFor(channels, GlobalAverageTask(plane: plane, input: input, output: output))
+    }
+
+    struct GlobalAverageTask: ParallelTask {
+        let plane: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
+        func run(_ c: Int) {
             var s: Float = 0
             let src = input + c * plane
             for i in 0..<plane { s += src[i] }

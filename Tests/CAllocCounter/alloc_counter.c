@@ -13,11 +13,20 @@ extern void __libc_free(void *);
 
 static atomic_int counting;
 static atomic_long count;
+static atomic_int arrived;
+static _Thread_local int enrolled;
 
 static inline void note(void) {
-    if (atomic_load_explicit(&counting, memory_order_relaxed))
+    if (enrolled && atomic_load_explicit(&counting, memory_order_relaxed))
         atomic_fetch_add_explicit(&count, 1, memory_order_relaxed);
 }
+
+void iop_alloc_counter_enroll(int parties) {
+    enrolled = 1;
+    atomic_fetch_add(&arrived, 1);
+    while (atomic_load(&arrived) < parties) { }
+}
+void iop_alloc_counter_reset_rendezvous(void) { atomic_store(&arrived, 0); }
 
 void iop_alloc_counter_start(void) { atomic_store(&count, 0); atomic_store(&counting, 1); }
 long iop_alloc_counter_stop(void) { atomic_store(&counting, 0); return atomic_load(&count); }

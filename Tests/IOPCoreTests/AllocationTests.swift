@@ -1,0 +1,52 @@
+import CAllocCounter
+import IOPCore
+import Testing
+
+/// After warm-up an inference must not touch the heap: the arena and the
+/// thread pool are the only memory it uses.
+@Suite(.serialized) struct AllocationTests {
+    @Test(arguments: [1, 2])
+    func steadyStateInferenceAllocatesNothing(threads: Int) throws {
+        var r = TestRNG(state: 11)
+        let c1 = ConvGeometry(inChannels: 3, inHeight: 20, inWidth: 20, outChannels: 40, kernelH: 3, kernelW: 3,
+                              padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)
+        let dw = ConvGeometry(inChannels: 40, inHeight: 20, inWidth: 20, outChannels: 40, kernelH: 3, kernelW: 3,
+                              strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, groups: 40)
+        let pool = PoolGeometry(channels: 40, inHeight: 10, inWidth: 10, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2)
+        let avg = PoolGeometry(channels: 40, inHeight: 5, inWidth: 5, kernelH: 2, kernelW: 2, strideH: 1, strideW: 1, countIncludePad: true)
+        let layers = [
+            Layer(name: "conv", kind: .conv(c1, .relu), weights: r.floats(c1.weightCount), bias: r.floats(40)),
+            Layer(name: "dw", kind: .conv(dw, Activation(low: 0, high: 6)), weights: r.floats(dw.weightCount)),
+            Layer(name: "pool", kind: .maxPool(pool)),
+            Layer(name: "avg", kind: .averagePool(avg)),
+            Layer(name: "relu", kind: .clamp(count: 40 * 16, .relu)),
+            Layer(name: "gap", kind: .globalAveragePool(channels: 40, plane: 16)),
+            Layer(name: "fc", kind: .linear(LinearGeometry(inFeatures: 40, outFeatures: 10), .none), weights: r.floats(400), bias: r.floats(10)),
+            Layer(name: "softmax", kind: .softmax(count: 10)),
+        ]
+        let engine = try Engine(layers: layers, threads: threads)
+        let x = UnsafeMutablePointer<Float>.allocate(capacity: engine.inputCount)
+        let y = UnsafeMutablePointer<Float>.allocate(capacity: engine.outputCount)
+        defer { x.deallocate(); y.deallocate() }
+        for i in 0..<engine.inputCount { x[i] = Float(i % 7) - 3 }
+        engine.run(input: x, output: y)  // warm-up
+        iop_alloc_counter_reset_rendezvous()
+        engine.pool.parallelFor(engine.pool.threads, Enroll(parties: Int32(engine.pool.threads)))
+        iop_alloc_counter_start()
+        for _ in 0..<5 { engine.run(input: x, output: y) }
+        let allocations = iop_alloc_counter_stop()
+        #expect(allocations == 0, "\(allocations) heap allocations in 5 inferences")
+        // The counter itself must see allocations, or a zero above proves nothing.
+        iop_alloc_counter_start()
+        let probe = [Float](repeating: 1, count: 1000 + threads)
+        let seen = iop_alloc_counter_stop()
+        #expect(seen >= 1 && probe.count > 0)
+    }
+}
+
+
+/// Run once per pool thread (the rendezvous stops one thread taking two).
+struct Enroll: ParallelTask {
+    let parties: Int32
+    func run(_ task: Int) { iop_alloc_counter_enroll(parties) }
+}

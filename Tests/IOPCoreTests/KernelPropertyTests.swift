@@ -1,0 +1,110 @@
+import IOPCore
+import PropertyBased
+import Testing
+
+/// Kernels against the naive references on random geometries.
+@Suite struct KernelPropertyTests {
+    static let tolerance: Float = 1e-5
+
+    @Test func convMatchesNaiveOnRandomGeometries() async throws {
+        await propertyCheck(count: 300, input: Gen.uint64()) { seed in
+            var r = TestRNG(state: seed)
+            let groups = [1, 1, 1, 2, 3][r.int(0...4)]
+            let depthwise = r.int(0...4) == 0
+            let icg = depthwise ? 1 : r.int(1...7), ocg = depthwise ? r.int(1...2) : r.int(1...40)
+            let g = ConvGeometry(inChannels: icg * (depthwise ? max(groups, 2) : groups), inHeight: r.int(1...13), inWidth: r.int(1...13),
+                                 outChannels: ocg * (depthwise ? max(groups, 2) : groups), kernelH: r.int(1...4), kernelW: r.int(1...4),
+                                 strideH: r.int(1...3), strideW: r.int(1...3), dilationH: r.int(1...2), dilationW: r.int(1...2),
+                                 padTop: r.int(0...2), padLeft: r.int(0...2), padBottom: r.int(0...2), padRight: r.int(0...2),
+                                 groups: depthwise ? max(groups, 2) : groups)
+            guard g.outHeight > 0, g.outWidth > 0 else { return }
+            let x = r.floats(g.inputCount), w = r.floats(g.weightCount)
+            let b = r.int(0...1) == 0 ? [] : r.floats(g.outChannels)
+            let relu = r.int(0...1) == 0
+            let layer = Layer(name: "conv", kind: .conv(g, relu ? .relu : .none), weights: w, bias: b)
+            let expected = referenceConv(g, input: x, weights: w, bias: b, low: relu ? 0 : -.infinity)
+            for threads in [1, 3] {
+                let got = try runEngine([layer], input: x, threads: threads)
+                let err = scaledError(got, expected)
+                #expect(err <= Self.tolerance, "conv \(g) threads \(threads): error \(err)")
+            }
+        }
+    }
+
+    @Test func linearMatchesNaive() async throws {
+        await propertyCheck(count: 100, input: Gen.uint64()) { seed in
+            var r = TestRNG(state: seed)
+            let k = r.int(1...300), n = r.int(1...100)
+            let x = r.floats(k), w = r.floats(k * n), b = r.int(0...1) == 0 ? [] : r.floats(n)
+            let layer = Layer(name: "fc", kind: .linear(LinearGeometry(inFeatures: k, outFeatures: n), .none), weights: w, bias: b)
+            let got = try runEngine([layer], input: x, threads: r.int(1...3))
+            #expect(scaledError(got, referenceLinear(input: x, weights: w, bias: b, outFeatures: n)) <= Self.tolerance, "linear \(k)x\(n)")
+        }
+    }
+
+    @Test func poolsMatchNaive() async throws {
+        await propertyCheck(count: 300, input: Gen.uint64()) { seed in
+            var r = TestRNG(state: seed)
+            let kh = r.int(1...4), kw = r.int(1...4)
+            let g = PoolGeometry(channels: r.int(1...5), inHeight: r.int(1...12), inWidth: r.int(1...12), kernelH: kh, kernelW: kw,
+                                 strideH: r.int(1...3), strideW: r.int(1...3), padTop: r.int(0...(kh - 1)), padLeft: r.int(0...(kw - 1)),
+                                 padBottom: r.int(0...(kh - 1)), padRight: r.int(0...(kw - 1)), ceilMode: r.int(0...1) == 1,
+                                 countIncludePad: r.int(0...1) == 1)
+            guard (try? g.validate()) != nil else { return }
+            let x = r.floats(g.inputCount)
+            for isMax in [true, false] {
+                let got = try runEngine([Layer(name: "pool", kind: isMax ? .maxPool(g) : .averagePool(g))], input: x, threads: 2)
+                #expect(scaledError(got, referencePool(g, input: x, isMax: isMax)) <= Self.tolerance, "pool \(g) max \(isMax)")
+            }
+        }
+    }
+
+    @Test func softmaxMatchesDoublePrecision() throws {
+        var r = TestRNG(state: 7)
+        let x = r.floats(1000).map { $0 * 30 }
+        let got = try runEngine([Layer(name: "sm", kind: .softmax(count: x.count))], input: x, threads: 1)
+        let m = x.max()!
+        let e = x.map { Foundation_exp(Double($0 - m)) }
+        let s = e.reduce(0, +)
+        for i in 0..<x.count { #expect(abs(Double(got[i]) - e[i] / s) <= 1e-6 * max(1, e[i] / s * 10)) }
+    }
+
+    @Test func globalAveragePoolAndClamp() throws {
+        var r = TestRNG(state: 3)
+        let x = r.floats(5 * 7)
+        let got = try runEngine([Layer(name: "gap", kind: .globalAveragePool(channels: 5, plane: 7)),
+                                 Layer(name: "clip", kind: .clamp(count: 5, Activation(low: -0.05, high: 0.05)))], input: x, threads: 2)
+        for c in 0..<5 {
+            let mean = x[(c * 7)..<(c * 7 + 7)].reduce(0, +) / 7
+            #expect(abs(got[c] - min(max(mean, -0.05), 0.05)) < 1e-6)
+        }
+    }
+
+    @Test func inconsistentChainIsRefused() {
+        let g = ConvGeometry(inChannels: 3, inHeight: 4, inWidth: 4, outChannels: 2, kernelH: 3, kernelW: 3)
+        let conv = Layer(name: "c", kind: .conv(g, .none), weights: [Float](repeating: 0, count: g.weightCount))
+        let fc = Layer(name: "fc", kind: .linear(LinearGeometry(inFeatures: 9, outFeatures: 2), .none), weights: [Float](repeating: 0, count: 18))
+        #expect(throws: CoreError.invalidShape("fc expects 9 inputs, the layer before gives 8")) { try Engine(layers: [conv, fc], threads: 1) }
+        let badWeights = Layer(name: "c", kind: .conv(g, .none), weights: [1, 2, 3])
+        #expect(throws: CoreError.self) { try Engine(layers: [badWeights], threads: 1) }
+    }
+
+    @Test func workerPoolRunsEveryTaskOnce() throws {
+        let pool = try WorkerPool(threads: 4)
+        for tasks in [0, 1, 3, 17, 1000] {
+            let counts = UnsafeMutablePointer<Int>.allocate(capacity: max(tasks, 1))
+            counts.initialize(repeating: 0, count: max(tasks, 1))
+            pool.parallelFor(tasks, CountTask(counts: counts))
+            #expect((0..<tasks).allSatisfy { counts[$0] == 1 }, "tasks \(tasks)")
+            counts.deallocate()
+        }
+    }
+}
+
+struct CountTask: ParallelTask {
+    let counts: UnsafeMutablePointer<Int>
+    func run(_ task: Int) { counts[task] += 1 }
+}
+
+import Foundation
+func Foundation_exp(_ x: Double) -> Double { Foundation.exp(x) }

@@ -1,0 +1,88 @@
+import IOPCore
+
+// Naive kernels written straight from the ONNX operator definitions, with
+// none of the packing, blocking or padding tricks of the real ones.
+
+func referenceConv(_ g: ConvGeometry, input: [Float], weights: [Float], bias: [Float], low: Float = -.infinity, high: Float = .infinity) -> [Float] {
+    var out = [Float](repeating: 0, count: g.outputCount)
+    let icg = g.inChannels / g.groups, ocg = g.outChannels / g.groups
+    for oc in 0..<g.outChannels {
+        let grp = oc / ocg
+        for oy in 0..<g.outHeight {
+            for ox in 0..<g.outWidth {
+                var s: Double = bias.isEmpty ? 0 : Double(bias[oc])
+                for ic in 0..<icg {
+                    for ky in 0..<g.kernelH {
+                        for kx in 0..<g.kernelW {
+                            let iy = oy * g.strideH - g.padTop + ky * g.dilationH
+                            let ix = ox * g.strideW - g.padLeft + kx * g.dilationW
+                            if iy < 0 || iy >= g.inHeight || ix < 0 || ix >= g.inWidth { continue }
+                            let x = input[((grp * icg + ic) * g.inHeight + iy) * g.inWidth + ix]
+                            let w = weights[((oc * icg + ic) * g.kernelH + ky) * g.kernelW + kx]
+                            s += Double(x) * Double(w)
+                        }
+                    }
+                }
+                out[(oc * g.outHeight + oy) * g.outWidth + ox] = min(max(Float(s), low), high)
+            }
+        }
+    }
+    return out
+}
+
+func referenceLinear(input: [Float], weights: [Float], bias: [Float], outFeatures: Int) -> [Float] {
+    let k = input.count
+    return (0..<outFeatures).map { o in
+        var s: Double = bias.isEmpty ? 0 : Double(bias[o])
+        for i in 0..<k { s += Double(input[i]) * Double(weights[o * k + i]) }
+        return Float(s)
+    }
+}
+
+/// Pools by enumerating every window position in the padded coordinate space.
+func referencePool(_ g: PoolGeometry, input: [Float], isMax: Bool) -> [Float] {
+    var out = [Float](repeating: 0, count: g.outputCount)
+    for c in 0..<g.channels {
+        for oy in 0..<g.outHeight {
+            for ox in 0..<g.outWidth {
+                var best = -Float.infinity, sum: Double = 0, valid = 0, inPadded = 0
+                for ky in 0..<g.kernelH {
+                    for kx in 0..<g.kernelW {
+                        let iy = oy * g.strideH - g.padTop + ky, ix = ox * g.strideW - g.padLeft + kx
+                        if iy < g.inHeight + g.padBottom && ix < g.inWidth + g.padRight { inPadded += 1 }
+                        if iy < 0 || iy >= g.inHeight || ix < 0 || ix >= g.inWidth { continue }
+                        let v = input[(c * g.inHeight + iy) * g.inWidth + ix]
+                        best = max(best, v); sum += Double(v); valid += 1
+                    }
+                }
+                out[(c * g.outHeight + oy) * g.outWidth + ox] = isMax ? best : Float(sum / Double(g.countIncludePad ? inPadded : valid))
+            }
+        }
+    }
+    return out
+}
+
+struct TestRNG {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        return state >> 11
+    }
+    mutating func int(_ r: ClosedRange<Int>) -> Int { r.lowerBound + Int(next() % UInt64(r.count)) }
+    mutating func floats(_ n: Int) -> [Float] { (0..<n).map { _ in Float(Double(next() % 2_000_001) / 1_000_000 - 1) } }
+}
+
+/// max |a - b| relative to the reference's largest magnitude (at least 1).
+func scaledError(_ a: [Float], _ b: [Float]) -> Float {
+    precondition(a.count == b.count)
+    var worst: Float = 0, scale: Float = 1
+    for i in 0..<a.count { worst = max(worst, abs(a[i] - b[i])); scale = max(scale, abs(b[i])) }
+    return worst / scale
+}
+
+func runEngine(_ layers: [Layer], input: [Float], threads: Int) throws -> [Float] {
+    let e = try Engine(layers: layers, threads: threads)
+    var out = [Float](repeating: .nan, count: e.outputCount)
+    input.withUnsafeBufferPointer { i in out.withUnsafeMutableBufferPointer { e.run(input: i.baseAddress!, output: $0.baseAddress!) } }
+    return out
+}

@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Builds the ONNX fixtures iop's tests compare against.
+
+Each case is a small ONNX model (NAME.onnx), a random input (NAME.input.npy)
+and ONNX Runtime's output for it (NAME.output.npy). Cases listed in
+errors.json are models iop must refuse, with a piece of the expected message.
+
+Regenerate (needs `pip install onnx onnxruntime numpy`):
+    python3 Tests/IOPModelTests/Fixtures/make_fixtures.py
+The outputs are deterministic for a given onnxruntime version (seeded inputs
+and weights); commit the regenerated files.
+"""
+import json
+import os
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+rng = np.random.default_rng(20241126)
+
+
+class Chain:
+    """A linear chain of nodes, each consuming the previous node's output."""
+
+    def __init__(self, name, input_shape, opset=13):
+        self.name, self.input_shape, self.opset = name, list(input_shape), opset
+        self.nodes, self.inits, self.current, self.n = [], [], "input", 0
+        self.float_data = False  # alternate raw_data / float_data initializers
+
+    def const(self, array, dtype=np.float32):
+        self.n += 1
+        name = f"c{self.n}"
+        array = np.asarray(array, dtype=dtype)
+        if dtype == np.float32 and self.float_data:
+            t = helper.make_tensor(name, TensorProto.FLOAT, array.shape, array.flatten().tolist(), raw=False)
+        else:
+            t = numpy_helper.from_array(array, name)
+        self.inits.append(t)
+        return name
+
+    def weights(self, *shape):
+        fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
+        return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+
+    def node(self, op, extra_inputs=(), outputs=1, **attrs):
+        self.n += 1
+        out = f"t{self.n}"
+        outs = [out] + [f"{out}_extra{i}" for i in range(outputs - 1)]
+        self.nodes.append(helper.make_node(op, [self.current, *extra_inputs], outs, name=f"{op.lower()}_{self.n}", **attrs))
+        self.current = out
+        return self
+
+    def conv(self, c_in, c_out, k, bias=True, group=1, **attrs):
+        kh, kw = (k, k) if isinstance(k, int) else k
+        ins = [self.const(self.weights(c_out, c_in // group, kh, kw))]
+        if bias:
+            ins.append(self.const(rng.uniform(-0.5, 0.5, c_out)))
+        return self.node("Conv", ins, group=group, **attrs)
+
+    def save(self):
+        graph = helper.make_graph(
+            self.nodes, self.name,
+            [helper.make_tensor_value_info("input", TensorProto.FLOAT, self.input_shape)],
+            [helper.make_tensor_value_info(self.current, TensorProto.FLOAT, None)],
+            self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)], producer_name="iop-fixtures")
+        model.ir_version = 8
+        model = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+        if not model.graph.output[0].type.tensor_type.HasField("shape"):
+            model.graph.output[0].type.tensor_type.shape.SetInParent()
+        path = os.path.join(HERE, self.name + ".onnx")
+        onnx.save(model, path)
+        return path
+
+
+def case(chain):
+    path = chain.save()
+    x = rng.uniform(-1, 1, chain.input_shape).astype(np.float32)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    (y,) = sess.run(None, {"input": x})
+    np.save(os.path.join(HERE, chain.name + ".input.npy"), x)
+    np.save(os.path.join(HERE, chain.name + ".output.npy"), y.astype(np.float32))
+    print(f"{chain.name}: input {list(x.shape)} -> output {list(y.shape)}")
+
+
+def main():
+    for f in os.listdir(HERE):
+        if f.endswith((".onnx", ".npy")):
+            os.remove(os.path.join(HERE, f))
+
+    # Conv: pads, strides, dilations, auto_pad, groups, partial channel blocks.
+    case(Chain("conv_pad1", [1, 5, 9, 9]).conv(5, 10, 3, pads=[1, 1, 1, 1]))
+    case(Chain("conv_stride2_asym_pads_nobias", [1, 4, 11, 10]).conv(4, 7, 3, bias=False, strides=[2, 2], pads=[1, 0, 2, 1]))
+    case(Chain("conv_dilation2", [1, 3, 12, 12]).conv(3, 6, 3, dilations=[2, 2], pads=[2, 2, 2, 2]))
+    case(Chain("conv_same_upper_stride2", [1, 3, 9, 9]).conv(3, 5, 3, strides=[2, 2], auto_pad="SAME_UPPER"))
+    case(Chain("conv_same_lower_k4", [1, 3, 8, 8]).conv(3, 5, 4, auto_pad="SAME_LOWER"))
+    case(Chain("conv_valid_5x3", [1, 2, 9, 8]).conv(2, 4, (5, 3), auto_pad="VALID"))
+    case(Chain("conv_group2", [1, 8, 7, 7]).conv(8, 12, 3, group=2, pads=[1, 1, 1, 1]))
+    case(Chain("conv_depthwise_relu", [1, 6, 10, 10]).conv(6, 6, 3, group=6, pads=[1, 1, 1, 1]).node("Relu"))
+    case(Chain("conv_depthwise_mult2_stride2", [1, 4, 9, 9]).conv(4, 8, 3, group=4, strides=[2, 2], pads=[1, 1, 1, 1]))
+    case(Chain("conv_1x1_40ch", [1, 16, 6, 6]).conv(16, 40, 1))
+    case(Chain("conv_tiny_output", [1, 8, 3, 3]).conv(8, 33, 3))
+    c = Chain("conv_bn_relu", [1, 3, 8, 8]).conv(3, 6, 3, pads=[1, 1, 1, 1])
+    c.node("BatchNormalization", [c.const(rng.uniform(0.5, 1.5, 6)), c.const(rng.uniform(-0.5, 0.5, 6)),
+                                  c.const(rng.uniform(-0.5, 0.5, 6)), c.const(rng.uniform(0.5, 2.0, 6))], epsilon=1e-3)
+    case(c.node("Relu"))
+    c = Chain("conv_clip", [1, 3, 8, 8]).conv(3, 6, 3)
+    case(c.node("Clip", [c.const(np.float32(0)), c.const(np.float32(0.5))]))
+    c = Chain("clip_min_only", [1, 3, 6, 6]).conv(3, 4, 3)
+    case(c.node("Clip", [c.const(np.float32(-0.2))]))
+    case(Chain("conv_clip_opset10_attrs", [1, 3, 6, 6], opset=10).conv(3, 4, 3).node("Clip", min=-0.3, max=0.4))
+    c = Chain("conv_float_data", [1, 3, 6, 6])
+    c.float_data = True
+    case(c.conv(3, 4, 3, pads=[1, 1, 1, 1]))
+
+    # Pools: pads, strides, ceil_mode, count_include_pad.
+    case(Chain("maxpool_k3s2_ceil_pad1", [1, 3, 10, 10]).node("MaxPool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1))
+    case(Chain("maxpool_k2_floor", [1, 3, 7, 9]).node("MaxPool", kernel_shape=[2, 2], strides=[2, 2]))
+    case(Chain("maxpool_asym_pads", [1, 2, 8, 8]).node("MaxPool", kernel_shape=[3, 2], strides=[1, 2], pads=[1, 0, 2, 1]))
+    case(Chain("maxpool_same_upper", [1, 2, 7, 7]).node("MaxPool", kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER"))
+    case(Chain("avgpool_include_pad", [1, 3, 9, 9]).node("AveragePool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], count_include_pad=1))
+    case(Chain("avgpool_exclude_pad_ceil", [1, 3, 10, 10]).node("AveragePool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1))
+    case(Chain("avgpool_include_pad_ceil", [1, 3, 10, 10]).node("AveragePool", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1, count_include_pad=1))
+    case(Chain("avgpool_nopad", [1, 2, 6, 6]).node("AveragePool", kernel_shape=[2, 2], strides=[2, 2]))
+
+    # Linear layers: Gemm attributes, MatMul + Add, Flatten/Reshape, Softmax.
+    c = Chain("gap_flatten_gemm", [1, 6, 5, 5]).node("GlobalAveragePool").node("Flatten", axis=1)
+    case(c.node("Gemm", [c.const(c.weights(9, 6)), c.const(rng.uniform(-0.5, 0.5, 9))], transB=1))
+    c = Chain("gemm_alpha_beta", [1, 20])
+    case(c.node("Gemm", [c.const(c.weights(20, 37).reshape(20, 37)), c.const(rng.uniform(-0.5, 0.5, (1, 37)))], alpha=0.5, beta=2.0))
+    c = Chain("gemm_transA", [20, 1])
+    case(c.node("Gemm", [c.const(c.weights(20, 7).reshape(20, 7)), c.const(np.float32(0.25))], transA=1))
+    c = Chain("gemm_nobias_relu", [1, 33])
+    case(c.node("Gemm", [c.const(c.weights(40, 33))], transB=1).node("Relu"))
+    c = Chain("matmul_add_relu_softmax", [1, 2, 4, 4]).node("Flatten")
+    c.node("MatMul", [c.const(c.weights(32, 11).reshape(32, 11))]).node("Add", [c.const(rng.uniform(-0.5, 0.5, 11))])
+    case(c.node("Relu").node("Softmax", axis=-1))
+    c = Chain("conv_reshape_gemm_softmax", [1, 2, 5, 5], opset=11).conv(2, 3, 3)
+    c.node("Reshape", [c.const(np.array([1, -1]), dtype=np.int64)])
+    case(c.node("Gemm", [c.const(c.weights(4, 27)), c.const(rng.uniform(-0.5, 0.5, 4))], transB=1).node("Softmax", axis=1))
+    c = Chain("conv_dropout_identity_relu", [1, 3, 6, 6]).conv(3, 4, 3)
+    case(c.node("Dropout").node("Identity").node("Relu"))
+    c = Chain("standalone_relu_after_pool", [1, 3, 8, 8]).node("MaxPool", kernel_shape=[2, 2], strides=[2, 2])
+    case(c.node("Relu"))
+
+    # A small LeNet-style network with everything chained.
+    c = Chain("mini_lenet", [1, 1, 16, 16]).conv(1, 6, 5, pads=[2, 2, 2, 2]).node("Relu")
+    c.node("MaxPool", kernel_shape=[2, 2], strides=[2, 2]).conv(6, 16, 3).node("Relu")
+    c.node("AveragePool", kernel_shape=[2, 2], strides=[2, 2]).node("Flatten")
+    c.node("Gemm", [c.const(c.weights(32, 144)), c.const(rng.uniform(-0.5, 0.5, 32))], transB=1).node("Relu")
+    case(c.node("Gemm", [c.const(c.weights(10, 32)), c.const(rng.uniform(-0.5, 0.5, 10))], transB=1).node("Softmax"))
+
+    # Models iop must refuse, with a piece of the message each must contain.
+    errors = []
+    c = Chain("error_unsupported_sigmoid", [1, 3, 6, 6]).conv(3, 4, 3).node("Sigmoid")
+    c.save(); errors.append({"name": c.name, "message": "unsupported operator 'Sigmoid'"})
+    c = Chain("error_branching_add", [1, 3, 6, 6]).conv(3, 3, 3, pads=[1, 1, 1, 1])
+    first = c.current
+    c.node("Relu")
+    c.nodes.append(helper.make_node("Add", [first, c.current], ["sum"], name="residual_add"))
+    c.current = "sum"
+    c.save(); errors.append({"name": c.name, "message": "residual_add"})
+    c = Chain("error_bn_without_conv", [1, 3, 6, 6]).node("MaxPool", kernel_shape=[2, 2])
+    c.node("BatchNormalization", [c.const(np.ones(3)), c.const(np.zeros(3)), c.const(np.zeros(3)), c.const(np.ones(3))])
+    c.save(); errors.append({"name": c.name, "message": "must directly follow a Conv"})
+    with open(os.path.join(HERE, "errors.json"), "w") as f:
+        json.dump(errors, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
