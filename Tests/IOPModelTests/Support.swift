@@ -1,0 +1,39 @@
+import Foundation
+import IOPCore
+import IOPModel
+
+enum Fixtures {
+    static let directory: URL = Bundle.module.resourceURL!.appendingPathComponent("Fixtures")
+    static func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+
+    /// Every ORT-checked case: NAME.onnx with NAME.input.npy and NAME.output.npy beside it.
+    static var cases: [String] {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return files.filter { $0.hasSuffix(".output.npy") }.map { String($0.dropLast(".output.npy".count)) }.sorted()
+    }
+}
+
+func infer(_ net: Network, _ input: [Float], threads: Int = 1) throws -> [Float] {
+    let engine = try net.makeEngine(threads: threads)
+    var out = [Float](repeating: .nan, count: engine.outputCount)
+    input.withUnsafeBufferPointer { i in out.withUnsafeMutableBufferPointer { engine.run(input: i.baseAddress!, output: $0.baseAddress!) } }
+    return out
+}
+
+/// max |a - b| divided by the reference's largest magnitude (at least 1): the
+/// tolerance is relative to the output's scale, as accumulation order differs.
+func scaledError(_ a: [Float], _ b: [Float]) -> Float {
+    guard a.count == b.count else { return .infinity }
+    var worst: Float = 0, scale: Float = 1
+    for i in 0..<a.count {
+        if a[i].isNaN != b[i].isNaN { return .infinity }
+        worst = max(worst, abs(a[i] - b[i])); scale = max(scale, abs(b[i]))
+    }
+    return worst / scale
+}
+
+func temporaryPath(_ name: String) -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("iop-tests-\(getpid())")
+    try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir.appendingPathComponent(name).path
+}

@@ -1,0 +1,52 @@
+import Foundation
+import IOPCore
+import IOPModel
+import Testing
+
+@Suite struct ZooTests {
+    /// Parameter counts of the torchvision models (torchvision's documentation),
+    /// and LeNet-5 counted by hand: 156 + 2416 + 48120 + 10164 + 850.
+    @Test(arguments: [("lenet5", 61_706), ("alexnet", 61_100_840), ("vgg11", 132_863_336),
+                      ("vgg13", 133_047_848), ("vgg16", 138_357_544), ("vgg19", 143_667_240)])
+    func parameterCountsMatchTorchvision(name: String, parameters: Int) throws {
+        let net = try Zoo.make(name, withWeights: false)
+        #expect(net.declaredParameterCount == parameters)
+    }
+
+    @Test func vgg16FlopsMatchTheKnownFigure() throws {
+        // 15.47 GMACs for VGG16 at 224x224 (convs 15.35 G + FC 0.12 G); FLOPs = 2 x MACs, pools excluded.
+        let net = try Zoo.make("vgg16", withWeights: false)
+        let macs = net.layers.reduce(0) { t, l in
+            if case .conv(let g, _) = l.kind { return t + g.flops / 2 }
+            if case .linear(let g, _) = l.kind { return t + g.flops / 2 }
+            return t
+        }
+        #expect(abs(Double(macs) / 1e9 - 15.47) < 0.01)
+    }
+
+    @Test func weightsAreSeededAndHeScaled() throws {
+        let a = try Zoo.make("vgg11", inputSize: 32), b = try Zoo.make("vgg11", inputSize: 32)
+        #expect(a.layers.map(\.weights) == b.layers.map(\.weights))
+        let w = a.layers[0].weights
+        let variance = w.reduce(0) { $0 + Double($1 * $1) } / Double(w.count)
+        // He: variance 2 / fan_in with fan_in = 3 * 3 * 3.
+        #expect(abs(variance - 2.0 / 27) < 0.2 * 2.0 / 27)
+    }
+
+    @Test func smallInputsResizeTheClassifier() throws {
+        let net = try Zoo.make("vgg11", inputSize: 32, withWeights: false)
+        #expect(net.outputShape == [1, 1000])
+        if case .linear(let g, _) = net.layers.first(where: { $0.opName == "Linear" })!.kind { #expect(g.inFeatures == 512) }
+        #expect(throws: ModelError.self) { try Zoo.make("alexnet", inputSize: 16) }
+        #expect(throws: ModelError.self) { try Zoo.make("resnet50") }
+    }
+
+    @Test func smallVGGRunsAndIsDeterministic() throws {
+        let net = try Zoo.make("vgg11", inputSize: 32)
+        var rng = SplitMix64(seed: 3)
+        let x = (0..<net.inputCount).map { _ in Float(rng.nextUnit()) }
+        let a = try infer(net, x, threads: 1), b = try infer(net, x, threads: 2)
+        #expect(a.allSatisfy { $0.isFinite })
+        #expect(scaledError(b, a) <= 1e-5)
+    }
+}
