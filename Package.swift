@@ -1,9 +1,14 @@
 // swift-tools-version:6.3
+import Foundation
 import PackageDescription
 
-// Host release builds must know the CPU: without FMA in the target, SIMD
-// `addProduct` lowers to one libm call per lane (see shared/DESIGN.md).
+// Host builds target the CPU they are built on: without FMA in the target, SIMD
+// `addProduct` lowers to one libm call per lane (see shared/DESIGN.md). Where
+// that CPU has AVX-512 the kernels use 16-lane vectors (IOP_AVX512); boards
+// are cross-built separately (cross/).
+let hostHasAVX512 = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains(" avx512f") ?? false
 let nativeCPU: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "native"])]
+    + (hostHasAVX512 ? [.define("IOP_AVX512")] : [])
 
 let package = Package(
     name: "iop",
@@ -39,7 +44,7 @@ let package = Package(
             swiftSettings: nativeCPU),
         .testTarget(
             name: "IOPModelTests",
-            dependencies: ["IOPModel", "IOPCore", "CAllocCounter"],
+            dependencies: ["IOPModel", "IOPCore", "iop"],
             resources: [.copy("Fixtures")],
             swiftSettings: nativeCPU),
     ]

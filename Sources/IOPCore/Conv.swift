@@ -165,22 +165,27 @@ public enum ConvKernel {
         // Enough pixel chunks per block that every thread gets work, few enough
         // that a chunk streams a useful run of the input.
         let units = g.groups * blocks
-        let chunksPerUnit = pool.threads == 1 ? 1 : max(1, min(tiles, (4 * pool.threads + units - 1) / units))
+        // When the input outweighs the weights, walk pixel chunks outermost so a
+        // chunk's input rows stay in cache across every channel block.
+        let inputMajor = g.inputCount > g.packedWeightCount
+        let parallelChunks = max(1, min(tiles, (4 * pool.threads + units - 1) / units))
+        let chunksPerUnit = inputMajor ? max(parallelChunks, tiles / 64) : (pool.threads == 1 ? 1 : parallelChunks)
         let tilesPerChunk = (tiles + chunksPerUnit - 1) / chunksPerUnit
         pool.parallelFor(units * chunksPerUnit, BlockedTask(
             g: g, input: input, output: output, weights: weights, bias: bias, activation: activation,
-            blocks: blocks, tiles: tiles, chunksPerUnit: chunksPerUnit, tilesPerChunk: tilesPerChunk,
+            blocks: blocks, units: units, inputMajor: inputMajor, tiles: tiles, chunksPerUnit: chunksPerUnit, tilesPerChunk: tilesPerChunk,
             inPlane: inPlane, outPlane: outPlane, blockWeights: blockWeights))
     }
 
     struct BlockedTask: ParallelTask {
         let g: ConvGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
         let weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, activation: Activation
-        let blocks: Int, tiles: Int, chunksPerUnit: Int, tilesPerChunk: Int, inPlane: Int, outPlane: Int, blockWeights: Int
+        let blocks: Int, units: Int, inputMajor: Bool, tiles: Int, chunksPerUnit: Int, tilesPerChunk: Int, inPlane: Int, outPlane: Int, blockWeights: Int
 
         func run(_ task: Int) {
             let icg = g.inGroupChannels, ocg = g.outGroupChannels
-            let unit = task / chunksPerUnit, chunk = task % chunksPerUnit
+            let unit = inputMajor ? task % units : task / chunksPerUnit
+            let chunk = inputMajor ? task / units : task % chunksPerUnit
             let grp = unit / blocks, b = unit % blocks
             let w = weights + unit * blockWeights
             let bs = bias + unit * channelBlock

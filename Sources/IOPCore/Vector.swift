@@ -1,8 +1,10 @@
-// The SIMD width the kernels are written against. Both targets have 32 vector
-// registers (NEON; AVX-512VL gives x86 ymm16-31), which the 6x4-vector
-// micro-kernels rely on: 24 accumulators + 4 weights + 1 broadcast.
+// The SIMD width the kernels are written against. The 6x4-vector micro-kernel
+// needs 32 vector registers (24 accumulators + 4 weights + 1 broadcast): NEON
+// has them, and so has x86 with AVX-512 (zmm0-31, or ymm0-31 through AVX-512VL).
 #if arch(arm64) || arch(arm)
 public typealias KVec = SIMD4<Float>
+#elseif IOP_AVX512
+public typealias KVec = SIMD16<Float>
 #else
 public typealias KVec = SIMD8<Float>
 #endif

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""iop's conv kernels beside ONNX Runtime, one thread, in the same run.
+
+Builds one single-Conv ONNX model per VGG 3x3 shape (pad 1, bias), times it with
+ONNX Runtime (1 intra-op thread, sequential) and with `iop bench --json`, and
+prints a Markdown table. Run through scripts/bench-conv, which builds iop in
+release mode and installs onnxruntime first.
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+SHAPES = [(64, 128, 112), (128, 256, 56), (256, 256, 28), (512, 512, 14)]
+
+
+def conv_model(cin, cout, size, path):
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((cout, cin, 3, 3)) * np.sqrt(2 / (cin * 9))).astype(np.float32)
+    b = rng.uniform(-0.1, 0.1, cout).astype(np.float32)
+    node = helper.make_node("Conv", ["input", "w", "b"], ["output"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], name="conv")
+    graph = helper.make_graph([node], f"conv_{cin}_{cout}_{size}",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, cin, size, size])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, cout, size, size])],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+def time_ort(path, cin, size, runs, warmup):
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(1).uniform(-1, 1, (1, cin, size, size)).astype(np.float32)
+    for _ in range(warmup):
+        sess.run(None, {"input": x})
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        sess.run(None, {"input": x})
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def time_iop(iop, path, runs, warmup):
+    out = subprocess.run([iop, "bench", "--model", path, "--threads", "1", "--runs", str(runs), "--warmup", str(warmup), "--json"],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out)["median_ms"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--iop", default=".build/release/iop", help="the iop binary (release build)")
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=3)
+    args = ap.parse_args()
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    print(f"Machine: {cpu}, {os.cpu_count()} cores; ONNX Runtime {ort.__version__}; one thread; median of {args.runs} runs\n")
+    print("| conv 3x3, pad 1 | GFLOP | ORT ms | ORT GFLOP/s | iop ms | iop GFLOP/s | iop / ORT |")
+    print("|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as d:
+        for cin, cout, size in SHAPES:
+            path = os.path.join(d, f"conv_{cin}_{cout}_{size}.onnx")
+            conv_model(cin, cout, size, path)
+            gflop = 2 * cin * cout * 9 * size * size / 1e9
+            ort_ms = time_ort(path, cin, size, args.runs, args.warmup)
+            iop_ms = time_iop(args.iop, path, args.runs, args.warmup)
+            print(f"| {cin}→{cout} at {size}x{size} | {gflop:.2f} | {ort_ms:.2f} | {gflop / ort_ms * 1e3:.1f} | "
+                  f"{iop_ms:.2f} | {gflop / iop_ms * 1e3:.1f} | {ort_ms / iop_ms:.2f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
