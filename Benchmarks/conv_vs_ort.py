@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""iop's conv kernels beside ONNX Runtime, one thread, in the same run.
+"""iop beside ONNX Runtime on the same machine, in the same run.
 
 Builds one single-Conv ONNX model per VGG 3x3 shape (pad 1, bias), times it with
 ONNX Runtime (1 intra-op thread, sequential) and with `iop bench --json`, and
-prints a Markdown table. Run through scripts/bench-conv, which builds iop in
+prints a Markdown table; then does the same for whole zoo models exported with
+`iop export` (--models). Run through scripts/bench-conv, which builds iop in
 release mode and installs onnxruntime first.
 """
 import argparse
@@ -38,13 +39,13 @@ def conv_model(cin, cout, size, path):
     onnx.save(model, path)
 
 
-def time_ort(path, cin, size, runs, warmup):
+def time_ort(path, shape, runs, warmup, threads=1):
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
+    opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(1).uniform(-1, 1, (1, cin, size, size)).astype(np.float32)
+    x = np.random.default_rng(1).uniform(-1, 1, shape).astype(np.float32)
     for _ in range(warmup):
         sess.run(None, {"input": x})
     times = []
@@ -55,8 +56,8 @@ def time_ort(path, cin, size, runs, warmup):
     return statistics.median(times)
 
 
-def time_iop(iop, path, runs, warmup):
-    out = subprocess.run([iop, "bench", "--model", path, "--threads", "1", "--runs", str(runs), "--warmup", str(warmup), "--json"],
+def time_iop(iop, path, runs, warmup, threads=1):
+    out = subprocess.run([iop, "bench", "--model", path, "--threads", str(threads), "--runs", str(runs), "--warmup", str(warmup), "--json"],
                          check=True, capture_output=True, text=True).stdout
     return json.loads(out)["median_ms"]
 
@@ -66,6 +67,8 @@ def main():
     ap.add_argument("--iop", default=".build/release/iop", help="the iop binary (release build)")
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--models", default="vgg11", help="comma-separated zoo models to time whole ('' for none)")
+    ap.add_argument("--threads", default="1,2", help="thread counts for the whole-model table")
     args = ap.parse_args()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
     print(f"Machine: {cpu}, {os.cpu_count()} cores; ONNX Runtime {ort.__version__}; one thread; median of {args.runs} runs\n")
@@ -76,10 +79,22 @@ def main():
             path = os.path.join(d, f"conv_{cin}_{cout}_{size}.onnx")
             conv_model(cin, cout, size, path)
             gflop = 2 * cin * cout * 9 * size * size / 1e9
-            ort_ms = time_ort(path, cin, size, args.runs, args.warmup)
+            ort_ms = time_ort(path, (1, cin, size, size), args.runs, args.warmup)
             iop_ms = time_iop(args.iop, path, args.runs, args.warmup)
             print(f"| {cin}→{cout} at {size}x{size} | {gflop:.2f} | {ort_ms:.2f} | {gflop / ort_ms * 1e3:.1f} | "
                   f"{iop_ms:.2f} | {gflop / iop_ms * 1e3:.1f} | {ort_ms / iop_ms:.2f}x |", flush=True)
+        models = [m for m in args.models.split(",") if m]
+        if models:
+            print("\n| whole model | threads | ORT ms | iop ms | iop / ORT |")
+            print("|---|---|---|---|---|")
+        for model in models:
+            path = os.path.join(d, model + ".onnx")
+            subprocess.run([args.iop, "export", "--model", model, "--out", path], check=True, capture_output=True)
+            shape = [d.dim_value for d in onnx.load(path).graph.input[0].type.tensor_type.shape.dim]
+            for threads in [int(t) for t in args.threads.split(",")]:
+                ort_ms = time_ort(path, shape, args.runs, args.warmup, threads)
+                iop_ms = time_iop(args.iop, path, args.runs, args.warmup, threads)
+                print(f"| {model} {'x'.join(map(str, shape))} | {threads} | {ort_ms:.1f} | {iop_ms:.1f} | {ort_ms / iop_ms:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":
