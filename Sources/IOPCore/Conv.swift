@@ -59,13 +59,22 @@ public struct ConvGeometry: Equatable, Sendable {
         if outHeight <= 0 || outWidth <= 0 { throw .invalidShape("conv output would be empty") }
     }
 
+    /// Stride-1 convs with a short reduction (the 3-channel first layer of an
+    /// image model) use the row kernel: with few multiply-adds per output, the
+    /// blocked kernel's per-pixel channel scatter would dominate.
+    public var usesRowKernel: Bool {
+        !isDepthwise && strideW == 1 && outWidth >= 2 * KVec.scalarCount && inGroupChannels * kernelH * kernelW <= 32
+    }
+    /// Output channels one packed weight block holds for the chosen kernel.
+    var packBlock: Int { usesRowKernel ? rowChannelBlock : channelBlock }
+
     /// Floats of the packed weight buffer (channel blocks padded with zeros).
     public var packedWeightCount: Int {
         if isDepthwise { return weightCount }
-        return groups * roundUp(outGroupChannels, channelBlock) * inGroupChannels * kernelH * kernelW
+        return groups * roundUp(outGroupChannels, packBlock) * inGroupChannels * kernelH * kernelW
     }
     public var packedBiasCount: Int {
-        isDepthwise ? outChannels : groups * roundUp(outGroupChannels, channelBlock)
+        isDepthwise ? outChannels : groups * roundUp(outGroupChannels, packBlock)
     }
     /// Floats of scratch the kernel needs (the zero-padded input copy).
     public var scratchCount: Int { isPadded ? inChannels * paddedHeight * paddedWidth : 0 }
@@ -85,7 +94,7 @@ public struct Activation: Equatable, Sendable {
 
 public enum ConvKernel {
     /// Reorders OIHW weights into the layout the micro-kernel streams:
-    /// [group][channel block][in channel][kh][kw][channelBlock], blocks padded with zeros.
+    /// [group][channel block][in channel][kh][kw][block lanes], blocks padded with zeros.
     /// Depthwise weights keep OIHW. Bias (or zeros) is padded the same way.
     public static func pack(_ g: ConvGeometry, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                             packedWeights: UnsafeMutablePointer<Float>, packedBias: UnsafeMutablePointer<Float>) {
@@ -95,22 +104,23 @@ public enum ConvKernel {
             return
         }
         let icg = g.inGroupChannels, ocg = g.outGroupChannels, taps = g.kernelH * g.kernelW
-        let blocks = roundUp(ocg, channelBlock) / channelBlock
+        let block = g.packBlock
+        let blocks = roundUp(ocg, block) / block
         var dst = packedWeights
         for grp in 0..<g.groups {
             for b in 0..<blocks {
                 for ic in 0..<icg {
                     for tap in 0..<taps {
-                        for lane in 0..<channelBlock {
-                            let oc = b * channelBlock + lane
+                        for lane in 0..<block {
+                            let oc = b * block + lane
                             dst.pointee = oc < ocg ? weights[((grp * ocg + oc) * icg + ic) * taps + tap] : 0
                             dst += 1
                         }
                     }
                 }
-                for lane in 0..<channelBlock {
-                    let oc = b * channelBlock + lane
-                    packedBias[(grp * blocks + b) * channelBlock + lane] = oc < ocg ? (bias?[grp * ocg + oc] ?? 0) : 0
+                for lane in 0..<block {
+                    let oc = b * block + lane
+                    packedBias[(grp * blocks + b) * block + lane] = oc < ocg ? (bias?[grp * ocg + oc] ?? 0) : 0
                 }
             }
         }
@@ -127,6 +137,10 @@ public enum ConvKernel {
         }
         if g.isDepthwise {
             depthwise(g, input: src, output: output, weights: packedWeights, bias: packedBias, activation: activation, pool: pool)
+        } else if g.usesRowKernel {
+            let blocks = roundUp(g.outGroupChannels, rowChannelBlock) / rowChannelBlock
+            pool.parallelFor(g.groups * blocks * g.outHeight, RowTask(g: g, input: src, output: output, weights: packedWeights,
+                                                                     bias: packedBias, activation: activation, blocks: blocks))
         } else {
             blocked(g, input: src, output: output, weights: packedWeights, bias: packedBias, activation: activation, pool: pool)
         }
@@ -303,6 +317,62 @@ public enum ConvKernel {
             for c in 0..<valid {
                 let v = c < n ? r0 : c < 2 * n ? r1 : c < 3 * n ? r2 : r3
                 out[c * plane] = v[c % n]
+            }
+        }
+    }
+
+    /// One output row of `rowChannelBlock` channels: 2 vectors of consecutive
+    /// pixels per channel stay in 16 registers; input rows are loaded as
+    /// vectors, weights broadcast, results stored as whole vectors.
+    struct RowTask: ParallelTask {
+        let g: ConvGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
+        let weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, activation: Activation
+        let blocks: Int
+
+        func run(_ task: Int) {
+            let n = KVec.scalarCount, width = 2 * n
+            let oy = task % g.outHeight, unit = task / g.outHeight
+            let grp = unit / blocks, b = unit % blocks
+            let icg = g.inGroupChannels, taps = g.kernelH * g.kernelW
+            let inPlane = g.paddedHeight * g.paddedWidth, outPlane = g.outHeight * g.outWidth
+            let firstChannel = grp * g.outGroupChannels + b * rowChannelBlock
+            let valid = min(rowChannelBlock, g.outGroupChannels - b * rowChannelBlock)
+            let inp = input + grp * icg * inPlane + oy * g.strideH * g.paddedWidth
+            let bs = bias + unit * rowChannelBlock
+            var ox = 0
+            while ox < g.outWidth {
+                let x0 = min(ox, g.outWidth - width)  // the last chunk overlaps rather than runs short
+                var a0 = KVec(repeating: bs[0]), b0 = a0, a1 = KVec(repeating: bs[1]), b1 = a1
+                var a2 = KVec(repeating: bs[2]), b2 = a2, a3 = KVec(repeating: bs[3]), b3 = a3
+                var a4 = KVec(repeating: bs[4]), b4 = a4, a5 = KVec(repeating: bs[5]), b5 = a5
+                var a6 = KVec(repeating: bs[6]), b6 = a6, a7 = KVec(repeating: bs[7]), b7 = a7
+                var wp = weights + unit * icg * taps * rowChannelBlock
+                for ic in 0..<icg {
+                    for ky in 0..<g.kernelH {
+                        let row = inp + ic * inPlane + ky * g.dilationH * g.paddedWidth + x0
+                        for kx in 0..<g.kernelW {
+                            let r = row + kx * g.dilationW
+                            let u = loadVec(r), v = loadVec(r + n)
+                            var w = KVec(repeating: wp[0]); a0.addProduct(u, w); b0.addProduct(v, w)
+                            w = KVec(repeating: wp[1]); a1.addProduct(u, w); b1.addProduct(v, w)
+                            w = KVec(repeating: wp[2]); a2.addProduct(u, w); b2.addProduct(v, w)
+                            w = KVec(repeating: wp[3]); a3.addProduct(u, w); b3.addProduct(v, w)
+                            w = KVec(repeating: wp[4]); a4.addProduct(u, w); b4.addProduct(v, w)
+                            w = KVec(repeating: wp[5]); a5.addProduct(u, w); b5.addProduct(v, w)
+                            w = KVec(repeating: wp[6]); a6.addProduct(u, w); b6.addProduct(v, w)
+                            w = KVec(repeating: wp[7]); a7.addProduct(u, w); b7.addProduct(v, w)
+                            wp += rowChannelBlock
+                        }
+                    }
+                }
+                let out = output + firstChannel * outPlane + oy * g.outWidth + x0
+                for c in 0..<valid {
+                    let (p, q) = c == 0 ? (a0, b0) : c == 1 ? (a1, b1) : c == 2 ? (a2, b2) : c == 3 ? (a3, b3)
+                        : c == 4 ? (a4, b4) : c == 5 ? (a5, b5) : c == 6 ? (a6, b6) : (a7, b7)
+                    storeVec(activation.apply(p), out + c * outPlane)
+                    storeVec(activation.apply(q), out + c * outPlane + n)
+                }
+                ox = x0 + width
             }
         }
     }

@@ -11,6 +11,8 @@ public typealias KVec = SIMD8<Float>
 
 /// Output channels one micro-kernel tile covers (4 vectors).
 public let channelBlock = 4 * KVec.scalarCount
+/// Output channels one row-kernel tile covers (2 vectors of pixels each).
+public let rowChannelBlock = 8
 /// Output pixels one micro-kernel tile covers.
 public let pixelBlock = 6
 

@@ -26,6 +26,7 @@ void iop_alloc_counter_enroll(int parties) {
     atomic_fetch_add(&arrived, 1);
     while (atomic_load(&arrived) < parties) { }
 }
+void iop_alloc_counter_leave(void) { enrolled = 0; }
 void iop_alloc_counter_reset_rendezvous(void) { atomic_store(&arrived, 0); }
 
 void iop_alloc_counter_start(void) { atomic_store(&count, 0); atomic_store(&counting, 1); }

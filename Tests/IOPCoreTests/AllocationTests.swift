@@ -31,6 +31,7 @@ import Testing
         for i in 0..<engine.inputCount { x[i] = Float(i % 7) - 3 }
         engine.run(input: x, output: y)  // warm-up
         iop_alloc_counter_reset_rendezvous()
+        defer { iop_alloc_counter_leave() }
         engine.pool.parallelFor(engine.pool.threads, Enroll(parties: Int32(engine.pool.threads)))
         iop_alloc_counter_start()
         for _ in 0..<5 { engine.run(input: x, output: y) }

@@ -31,6 +31,32 @@ import Testing
         }
     }
 
+    /// Wide, short-reduction convs: the row kernel's territory (overlapping last chunk, partial channel blocks).
+    @Test func rowKernelMatchesNaive() async throws {
+        await propertyCheck(count: 150, input: Gen.uint64()) { seed in
+            var r = TestRNG(state: seed)
+            let groups = r.int(1...2), k = r.int(1...3), pad = r.int(0...2)
+            let g = ConvGeometry(inChannels: groups * r.int(1...3), inHeight: r.int(1...5), inWidth: r.int(32...75),
+                                 outChannels: groups * r.int(1...20), kernelH: k, kernelW: k, strideH: r.int(1...2),
+                                 dilationH: r.int(1...2), dilationW: r.int(1...2),
+                                 padTop: pad, padLeft: r.int(0...2), padBottom: pad, padRight: r.int(0...2), groups: groups)
+            guard g.outHeight > 0, g.usesRowKernel else { return }
+            let x = r.floats(g.inputCount), w = r.floats(g.weightCount), b = r.floats(g.outChannels)
+            let layer = Layer(name: "conv", kind: .conv(g, .relu), weights: w, bias: b)
+            let expected = referenceConv(g, input: x, weights: w, bias: b, low: 0)
+            for threads in [1, 2] {
+                let err = scaledError(try runEngine([layer], input: x, threads: threads), expected)
+                #expect(err <= Self.tolerance, "conv \(g) threads \(threads): error \(err)")
+            }
+        }
+    }
+
+    @Test func vggFirstLayerUsesTheRowKernel() {
+        let g = ConvGeometry(inChannels: 3, inHeight: 224, inWidth: 224, outChannels: 64, kernelH: 3, kernelW: 3,
+                             padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)
+        #expect(g.usesRowKernel)
+    }
+
     @Test func linearMatchesNaive() async throws {
         await propertyCheck(count: 100, input: Gen.uint64()) { seed in
             var r = TestRNG(state: seed)

@@ -7,6 +7,8 @@
 /// Enrols the calling thread, then waits until `parties` threads have enrolled
 /// since the last reset (so a pool's every worker takes exactly one task).
 void iop_alloc_counter_enroll(int parties);
+/// Stops counting the calling thread (test threads are shared between tests).
+void iop_alloc_counter_leave(void);
 /// Forgets the rendezvous count (enrolled threads stay enrolled).
 void iop_alloc_counter_reset_rendezvous(void);
 void iop_alloc_counter_start(void);
