@@ -54,6 +54,11 @@ public enum PoolKernel {
         func run(_ c: Int) {
             let src = input + c * g.inHeight * g.inWidth
             let dst = output + c * g.outHeight * g.outWidth
+            if g.kernelH == 2 && g.kernelW == 2 && g.strideH == 2 && g.strideW == 2 && g.padTop == 0 && g.padLeft == 0
+                && 2 * g.outHeight <= g.inHeight && 2 * g.outWidth <= g.inWidth {
+                halving(src, dst)
+                return
+            }
             for oy in 0..<g.outHeight {
                 let y0 = oy * g.strideH - g.padTop
                 let ys = Swift.max(y0, 0), ye = Swift.min(y0 + g.kernelH, g.inHeight)
@@ -63,6 +68,19 @@ public enum PoolKernel {
                     var m = -Float.infinity
                     for y in ys..<ye { for x in xs..<xe { m = Swift.max(m, src[y * g.inWidth + x]) } }
                     dst[oy * g.outWidth + ox] = m
+                }
+            }
+        }
+
+        /// 2x2, stride 2, every window inside the input (VGG, LeNet): no bounds
+        /// to clip. (A SIMD evenHalf/oddHalf version measured 4x slower.)
+        func halving(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>) {
+            for oy in 0..<g.outHeight {
+                let r0 = src + 2 * oy * g.inWidth, r1 = r0 + g.inWidth, out = dst + oy * g.outWidth
+                var ox = 0
+                while ox < g.outWidth {
+                    out[ox] = Swift.max(Swift.max(r0[2 * ox], r0[2 * ox + 1]), Swift.max(r1[2 * ox], r1[2 * ox + 1]))
+                    ox += 1
                 }
             }
         }
