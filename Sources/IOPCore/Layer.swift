@@ -54,9 +54,6 @@ public struct Layer: Sendable {
         }
     }
 
-    /// Parameters in the model (not counting packing padding).
-    public var parameterCount: Int { weights.count + bias.count }
-
     var packedWeightCount: Int {
         switch kind {
         case .conv(let g, _): return g.packedWeightCount

@@ -15,8 +15,18 @@ public struct Network {
 
     public var inputCount: Int { inputShape.reduce(1, *) }
     public var outputCount: Int { layers.last?.outputCount ?? inputCount }
-    public var parameterCount: Int { layers.reduce(0) { $0 + $1.parameterCount } }
-    public var weightBytes: Int { parameterCount * MemoryLayout<Float>.size }
+    /// Parameters from the geometry alone, so architectures built without
+    /// weights (listing, planning) count the same; every conv and linear
+    /// layer's bias is counted, as torchvision does.
+    public var parameterCount: Int {
+        layers.reduce(0) { total, l in
+            switch l.kind {
+            case .conv(let g, _): return total + g.weightCount + g.outChannels
+            case .linear(let g, _): return total + g.inFeatures * g.outFeatures + g.outFeatures
+            default: return total
+            }
+        }
+    }
     public var flops: Int { layers.reduce(0) { $0 + $1.flops } }
 
     /// Shape of every layer's output, in NCHW (image) or `[1, N]` (vector) form.

@@ -138,17 +138,6 @@ public struct SplitMix64: RandomNumberGenerator {
 }
 
 extension Network {
-    /// Parameters from the geometry alone (weights need not be materialised).
-    public var declaredParameterCount: Int {
-        layers.reduce(0) { total, l in
-            switch l.kind {
-            case .conv(let g, _): return total + g.weightCount + g.outChannels
-            case .linear(let g, _): return total + g.inFeatures * g.outFeatures + g.outFeatures
-            default: return total
-            }
-        }
-    }
-
     /// Loads a zoo name or an `.onnx` path.
     public static func load(_ model: String, inputSize: Int? = nil) throws -> Network {
         if Zoo.names.contains(model) { return try Zoo.make(model, inputSize: inputSize) }

@@ -66,7 +66,7 @@ struct Models: ParsableCommand {
             if !json { print("model     input          params   FLOPs    weights   layers") }
             for name in Zoo.names {
                 let net = try Zoo.make(name, inputSize: inputSize, withWeights: false)
-                let params = net.declaredParameterCount
+                let params = net.parameterCount
                 if json {
                     rows.append(["model": name, "input_shape": net.inputShape, "parameters": params,
                                  "flops": net.flops, "weight_bytes": params * 4, "layers": net.layers.count])
