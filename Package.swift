@@ -38,13 +38,14 @@ let package = Package(
 
         // Tests.
         .target(name: "CAllocCounter", path: "Tests/CAllocCounter"),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(
             name: "IOPCoreTests",
-            dependencies: ["IOPCore", "CAllocCounter", .product(name: "PropertyBased", package: "swift-property-based")],
+            dependencies: ["IOPCore", "CAllocCounter", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: nativeCPU),
         .testTarget(
             name: "IOPModelTests",
-            dependencies: ["IOPModel", "IOPCore", "iop"],
+            dependencies: ["IOPModel", "IOPCore", "iop", "TestSupport"],
             resources: [.copy("Fixtures")],
             swiftSettings: nativeCPU),
     ]

@@ -22,13 +22,8 @@ public struct ConvGeometry: Equatable, Sendable {
         self.padTop = padTop; self.padLeft = padLeft; self.padBottom = padBottom; self.padRight = padRight
         self.groups = groups
         let effH = (kernelH - 1) * dilationH + 1, effW = (kernelW - 1) * dilationW + 1
-        outHeight = ConvGeometry.outSize(inHeight + padTop + padBottom, effH, strideH)
-        outWidth = ConvGeometry.outSize(inWidth + padLeft + padRight, effW, strideW)
-    }
-
-    /// Floor division would round a negative span toward zero and invent an output row.
-    static func outSize(_ padded: Int, _ effectiveKernel: Int, _ stride: Int) -> Int {
-        stride > 0 && padded >= effectiveKernel ? (padded - effectiveKernel) / stride + 1 : 0
+        outHeight = windowCount(extent: inHeight + padTop + padBottom, kernel: effH, stride: strideH)
+        outWidth = windowCount(extent: inWidth + padLeft + padRight, kernel: effW, stride: strideW)
     }
 
     public var paddedHeight: Int { inHeight + padTop + padBottom }

@@ -8,8 +8,6 @@ public final class Engine {
         var input: Int, output: Int
     }
 
-    public let layerNames: [String]
-    public let layerKinds: [LayerKind]
     public let inputCount: Int
     public let outputCount: Int
     /// Bytes of the one arena: the board's whole memory figure for this model.
@@ -79,8 +77,6 @@ public final class Engine {
         steps = built
         scratch = weightFloats + 2 * act
         finalOutput = current
-        layerNames = layers.map { $0.name }
-        layerKinds = layers.map { $0.kind }
         inputCount = first.inputCount
         outputCount = last.outputCount
     }

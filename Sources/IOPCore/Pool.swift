@@ -13,20 +13,10 @@ public struct PoolGeometry: Equatable, Sendable {
         self.kernelH = kernelH; self.kernelW = kernelW; self.strideH = strideH; self.strideW = strideW
         self.padTop = padTop; self.padLeft = padLeft; self.padBottom = padBottom; self.padRight = padRight
         self.countIncludePad = countIncludePad
-        outHeight = PoolGeometry.outSize(inHeight, kernelH, strideH, padTop + padBottom, ceilMode)
-        outWidth = PoolGeometry.outSize(inWidth, kernelW, strideW, padLeft + padRight, ceilMode)
-        if ceilMode {
-            // A window may not start inside the end padding (ONNX / PyTorch rule).
-            if outHeight > 0 && (outHeight - 1) * strideH >= inHeight + padTop { outHeight -= 1 }
-            if outWidth > 0 && (outWidth - 1) * strideW >= inWidth + padLeft { outWidth -= 1 }
-        }
-    }
-
-    static func outSize(_ n: Int, _ k: Int, _ s: Int, _ pads: Int, _ ceil: Bool) -> Int {
-        guard s > 0 else { return 0 }
-        let span = n + pads - k
-        if span < 0 { return 0 }
-        return (ceil ? (span + s - 1) / s : span / s) + 1
+        outHeight = windowCount(extent: inHeight + padTop + padBottom, kernel: kernelH, stride: strideH,
+                                ceil: ceilMode, endPadding: padBottom)
+        outWidth = windowCount(extent: inWidth + padLeft + padRight, kernel: kernelW, stride: strideW,
+                               ceil: ceilMode, endPadding: padRight)
     }
 
     public var inputCount: Int { channels * inHeight * inWidth }

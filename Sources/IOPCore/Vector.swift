@@ -25,3 +25,15 @@ public let pixelBlock = 6
 }
 
 @inline(__always) func roundUp(_ x: Int, _ m: Int) -> Int { (x + m - 1) / m * m }
+
+/// Positions of a window of `kernel` sliding by `stride` over `extent` (padding
+/// included). A window may not start inside the end padding under ceil mode
+/// (ONNX / PyTorch rule). Never negative: floor division would round a negative
+/// span toward zero and invent an output.
+func windowCount(extent: Int, kernel: Int, stride: Int, ceil: Bool = false, endPadding: Int = 0) -> Int {
+    guard stride > 0, extent >= kernel else { return 0 }
+    let span = extent - kernel
+    var n = (ceil ? (span + stride - 1) / stride : span / stride) + 1
+    if ceil && (n - 1) * stride >= extent - endPadding { n -= 1 }
+    return n
+}

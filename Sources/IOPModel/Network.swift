@@ -61,16 +61,17 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case core(CoreError)
     case io(path: String, reason: String)
 
-    public static let supportedOperators = [
-        "Conv", "Gemm", "MatMul", "Add (after MatMul)", "Relu", "Clip", "MaxPool", "AveragePool",
-        "GlobalAveragePool", "Flatten", "Reshape (flatten only)", "Softmax", "BatchNormalization",
-        "Dropout", "Identity",
+    /// ONNX operator types the importer reads, with the restriction each has.
+    public static let supportedOperators: [(type: String, restriction: String?)] = [
+        ("Conv", nil), ("Gemm", nil), ("MatMul", nil), ("Add", "after MatMul"), ("Relu", nil), ("Clip", nil),
+        ("MaxPool", nil), ("AveragePool", nil), ("GlobalAveragePool", nil), ("Flatten", nil),
+        ("Reshape", "flatten only"), ("Softmax", nil), ("BatchNormalization", nil), ("Dropout", nil), ("Identity", nil),
     ]
 
     public var description: String {
         switch self {
         case .unsupportedOperator(let type, let node):
-            return "unsupported operator '\(type)' (node '\(node)'); supported: \(ModelError.supportedOperators.joined(separator: ", "))"
+            return "unsupported operator '\(type)' (node '\(node)'); supported: \(ModelError.supportedOperators.map { op in op.restriction.map { "\(op.type) (\($0))" } ?? op.type }.joined(separator: ", "))"
         case .invalidModel(let m): return "invalid model: \(m)"
         case .invalidTensorFile(let path, let reason): return "\(path): \(reason)"
         case .shapeMismatch(let e, let g): return "input shape \(g) does not match the model's input shape \(e)"

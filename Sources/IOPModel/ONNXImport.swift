@@ -140,8 +140,7 @@ public enum ONNXImporter {
                 throw ModelError.unsupportedOperator(type: "\(node.domain).\(node.opType)", node: nodeName)
             }
             guard let first = node.input.first, first == current else {
-                if !["Conv", "Gemm", "MatMul", "Add", "Relu", "Clip", "MaxPool", "AveragePool", "GlobalAveragePool",
-                     "Flatten", "Reshape", "Softmax", "BatchNormalization", "Dropout", "Identity"].contains(node.opType) {
+                if !ModelError.supportedOperators.contains(where: { $0.type == node.opType }) {
                     throw ModelError.unsupportedOperator(type: node.opType, node: nodeName)
                 }
                 throw ModelError.invalidModel("node '\(nodeName)' (\(node.opType)) does not consume the previous node's output '\(current)'; iop runs a chain of operators")

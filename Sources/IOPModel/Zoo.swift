@@ -63,7 +63,7 @@ public enum Zoo {
             self.model = model
         }
 
-        mutating func tooSmall(_ layer: String) -> ModelError {
+        func tooSmall(_ layer: String) -> ModelError {
             .invalidModel("input size too small for \(model): layer \(layer) would get an empty feature map")
         }
 

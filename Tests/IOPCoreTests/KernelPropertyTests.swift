@@ -1,3 +1,4 @@
+import TestSupport
 import IOPCore
 import PropertyBased
 import Testing

@@ -72,14 +72,6 @@ struct TestRNG {
     mutating func floats(_ n: Int) -> [Float] { (0..<n).map { _ in Float(Double(next() % 2_000_001) / 1_000_000 - 1) } }
 }
 
-/// max |a - b| relative to the reference's largest magnitude (at least 1).
-func scaledError(_ a: [Float], _ b: [Float]) -> Float {
-    precondition(a.count == b.count)
-    var worst: Float = 0, scale: Float = 1
-    for i in 0..<a.count { worst = max(worst, abs(a[i] - b[i])); scale = max(scale, abs(b[i])) }
-    return worst / scale
-}
-
 func runEngine(_ layers: [Layer], input: [Float], threads: Int) throws -> [Float] {
     let e = try Engine(layers: layers, threads: threads)
     var out = [Float](repeating: .nan, count: e.outputCount)

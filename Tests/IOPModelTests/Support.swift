@@ -20,18 +20,6 @@ func infer(_ net: Network, _ input: [Float], threads: Int = 1) throws -> [Float]
     return out
 }
 
-/// max |a - b| divided by the reference's largest magnitude (at least 1): the
-/// tolerance is relative to the output's scale, as accumulation order differs.
-func scaledError(_ a: [Float], _ b: [Float]) -> Float {
-    guard a.count == b.count else { return .infinity }
-    var worst: Float = 0, scale: Float = 1
-    for i in 0..<a.count {
-        if a[i].isNaN != b[i].isNaN { return .infinity }
-        worst = max(worst, abs(a[i] - b[i])); scale = max(scale, abs(b[i]))
-    }
-    return worst / scale
-}
-
 func temporaryPath(_ name: String) -> String {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("iop-tests-\(getpid())")
     try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
