@@ -31,9 +31,10 @@ let package = Package(
             name: "IOPModel",
             dependencies: ["IOPCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             swiftSettings: nativeCPU),
+        .target(name: "IOPPlan", dependencies: ["IOPModel", "IOPCore"], swiftSettings: nativeCPU),
         .executableTarget(
             name: "iop",
-            dependencies: ["IOPModel", "IOPCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["IOPModel", "IOPCore", "IOPPlan", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: nativeCPU),
 
         // Tests.
@@ -43,6 +44,9 @@ let package = Package(
             name: "IOPCoreTests",
             dependencies: ["IOPCore", "CAllocCounter", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: nativeCPU),
+        .testTarget(
+            name: "IOPPlanTests",
+            dependencies: ["IOPPlan", "IOPModel", "IOPCore"]),
         .testTarget(
             name: "IOPModelTests",
             dependencies: ["IOPModel", "IOPCore", "iop", "TestSupport"],

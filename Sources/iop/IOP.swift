@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import IOPCore
 import IOPModel
+import IOPPlan
 
 @main
 struct IOP: ParsableCommand {
@@ -9,7 +10,7 @@ struct IOP: ParsableCommand {
         commandName: "iop",
         abstract: "Cooperative CNN inference for small ARM boards (Interleaved Operator Partitioning).",
         discussion: "Models are zoo names (see `iop models`) or ONNX files (float32, batch 1).",
-        subcommands: [Models.self, Infer.self, Bench.self, Export.self])
+        subcommands: [Models.self, Infer.self, Bench.self, Export.self, PlanCommand.self, Simulate.self])
 }
 
 /// Options every command that loads a model shares.
@@ -32,6 +33,12 @@ func note(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
 /// Turns a user-caused error into one line on stderr and exit code 1.
 func reportingErrors(_ body: () throws -> Void) throws {
     do { try body() } catch let e as ModelError {
+        note("error: \(e.description)")
+        throw ExitCode(1)
+    } catch let e as ClusterError {
+        note("error: \(e.description)")
+        throw ExitCode(1)
+    } catch let e as PlanError {
         note("error: \(e.description)")
         throw ExitCode(1)
     }

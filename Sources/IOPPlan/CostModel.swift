@@ -1,0 +1,197 @@
+/// The modelled cost of one segment: what each board computes, holds and
+/// sends. Formulas (docs/planner.md):
+///   compute_d   = FLOPs_d / capability_d
+///   message     = setup + bytes / min(bandwidth_leader, bandwidth_d)
+///   segment     = Σ scatter messages + max_d compute_d + Σ gather messages + leader's reduction
+///   memory_d    = Σ_segments weights_d + max_segments (input_d + intermediate_d + output_d + buffers_d)
+/// Every message crosses the leader's link, so messages are summed, not overlapped.
+public struct SegmentCost: Sendable {
+    public var computeMs: Double
+    public var commMs: Double
+    public var weightBytes: [Int]
+    public var activationBytes: [Int]
+    public var bytesSent: [Int]
+    public var messagesSent: [Int]
+    public var partitions: [Partition]
+    public var latencyMs: Double { computeMs + commMs }
+}
+
+/// One stage's split: extents per board in cluster order.
+public struct Partition: Sendable, Equatable {
+    public var stage: Int
+    public var layer: String
+    public var dimension: Dimension
+    public var extents: [Int]
+    public var fullExtent: Int
+}
+
+/// A run of stages executed between two synchronisations at the leader.
+public enum Segment: Sendable, Equatable {
+    case single(stage: Int, Dimension)
+    /// IOP: `first` by output channels, `first + 1` by input channels, one channel split.
+    case pair(first: Int)
+
+    public var stages: [Int] {
+        switch self {
+        case .single(let s, _): return [s]
+        case .pair(let f): return [f, f + 1]
+        }
+    }
+}
+
+public struct CostModel: Sendable {
+    public let cluster: Cluster
+    public let stages: [Stage]
+    static let floatBytes = 4
+
+    public init(cluster: Cluster, stages: [Stage]) { self.cluster = cluster; self.stages = stages }
+
+    var n: Int { cluster.devices.count }
+    var leader: Int { cluster.leader }
+
+    func computeMs(_ flops: Double, _ d: Int) -> Double { flops / (cluster.devices[d].gflops * 1e6) }
+
+    /// One message between the leader and board d.
+    public func messageMs(bytes: Int, board d: Int) -> Double {
+        let l = cluster.devices[leader], b = cluster.devices[d]
+        let mbps = min(l.bandwidthMbps, b.bandwidthMbps)
+        return max(l.setupMs, b.setupMs) + Double(bytes) * 8 / (mbps * 1e3)
+    }
+
+    /// Splits `full` in proportion to capability (CoEdge's rule). Channel
+    /// counts round to multiples of 8 (SIMD-friendly) when every board still
+    /// gets several; the remainder goes by largest fraction.
+    public func proportionalSplit(_ full: Int, channels: Bool) -> [Int] {
+        let caps = cluster.devices.map(\.gflops)
+        let total = caps.reduce(0, +)
+        let unit = channels && full >= 32 * n ? 8 : 1
+        let units = full / unit
+        let ideal = caps.map { Double(units) * $0 / total }
+        var ext = ideal.map { Int($0) }
+        var rest = units - ext.reduce(0, +)
+        for i in ideal.indices.sorted(by: { ideal[$0] - Double(ext[$0]) > ideal[$1] - Double(ext[$1]) }) where rest > 0 {
+            ext[i] += 1; rest -= 1
+        }
+        ext = ext.map { $0 * unit }
+        // What does not divide into units goes to the most capable board.
+        let fastest = caps.indices.max { caps[$0] < caps[$1] }!
+        ext[fastest] += full - ext.reduce(0, +)
+        return ext
+    }
+
+    public func extents(_ stage: Int, _ dim: Dimension) -> [Int] {
+        let s = stages[stage]
+        switch dim {
+        case .none: return (0..<n).map { $0 == leader ? s.fullExtent(.none) : 0 }
+        case .rows: return proportionalSplit(s.outputRows, channels: false)
+        case .outputChannels, .inputChannels: return proportionalSplit(s.fullExtent(dim), channels: true)
+        }
+    }
+
+    func paddedInput(_ s: Stage, rows: Int? = nil, channels: Int? = nil) -> Int {
+        guard case .conv(let g) = s.main, g.isPadded else { return 0 }
+        let r = (rows ?? g.inHeight) + g.padTop + g.padBottom
+        return (channels ?? g.inChannels) * r * g.paddedWidth
+    }
+
+    public func cost(_ segment: Segment) -> SegmentCost {
+        var c = SegmentCost(computeMs: 0, commMs: 0, weightBytes: Array(repeating: 0, count: n), activationBytes: Array(repeating: 0, count: n),
+                            bytesSent: Array(repeating: 0, count: n), messagesSent: Array(repeating: 0, count: n), partitions: [])
+        var compute = [Double](repeating: 0, count: n)
+        var leaderAfter = 0.0  // reduction and post-ops once the partial sums are in
+        let F = CostModel.floatBytes
+        func send(_ bytes: Int, from: Int, to: Int) {
+            guard from != to, bytes > 0 else { return }
+            c.commMs += messageMs(bytes: bytes, board: from == leader ? to : from)
+            c.bytesSent[from] += bytes
+            c.messagesSent[from] += 1
+        }
+        func fraction(_ e: Int, _ full: Int) -> Double { full > 0 ? Double(e) / Double(full) : 0 }
+
+        switch segment {
+        case .single(let si, let dim):
+            let s = stages[si]
+            let ext = extents(si, dim)
+            let full = s.fullExtent(dim)
+            let mid = s.pools.isEmpty ? 0 : s.mainOutputCount
+            c.partitions = [Partition(stage: si, layer: s.name, dimension: dim, extents: ext, fullExtent: full)]
+            switch dim {
+            case .none:
+                compute[leader] = computeMs(Double(s.mainFlops + s.postFlops), leader)
+                c.weightBytes[leader] = (s.weightCount + s.biasCount) * F
+                c.activationBytes[leader] = (s.inputCount + mid + s.outputCount + paddedInput(s)) * F
+            case .outputChannels:
+                let perOutput = s.weightCount / max(1, s.outputUnits)
+                for d in 0..<n where ext[d] > 0 {
+                    let f = fraction(ext[d], full)
+                    compute[d] = computeMs(f * Double(s.mainFlops + s.postFlops), d)
+                    c.weightBytes[d] = ext[d] * (perOutput + 1) * F
+                    let outPart = ext[d] * s.outputUnitSize
+                    c.activationBytes[d] = (s.inputCount + Int(f * Double(mid)) + (d == leader ? s.outputCount : outPart) + paddedInput(s)) * F
+                    send(s.inputCount * F, from: leader, to: d)
+                    send(outPart * F, from: d, to: leader)
+                }
+                c.activationBytes[leader] = max(c.activationBytes[leader], (s.inputCount + s.outputCount) * F)
+            case .inputChannels:
+                let participants = ext.filter { $0 > 0 }.count
+                for d in 0..<n where ext[d] > 0 {
+                    let f = fraction(ext[d], full)
+                    let inPart = ext[d] * s.inputUnitSize
+                    compute[d] = computeMs(f * Double(s.mainFlops), d)
+                    c.weightBytes[d] = Int(f * Double(s.weightCount)) * F + (d == leader ? s.biasCount * F : 0)
+                    // Workers hold their input slice and a full partial sum; the leader also a receive buffer and the output.
+                    c.activationBytes[d] = (d == leader ? s.inputCount + 2 * s.mainOutputCount + s.outputCount : inPart + s.mainOutputCount)
+                        * F + paddedInput(s, channels: ext[d]) * F
+                    send(inPart * F, from: leader, to: d)
+                    send(s.mainOutputCount * F, from: d, to: leader)
+                }
+                leaderAfter = computeMs(Double((participants - 1) * s.mainOutputCount + s.postFlops), leader)
+                c.activationBytes[leader] = max(c.activationBytes[leader], (s.inputCount + 2 * s.mainOutputCount + s.outputCount) * F)
+            case .rows:
+                guard case .conv(let g) = s.main else { preconditionFailure("h split of a non-conv stage") }
+                var r0 = 0
+                for d in 0..<n {
+                    let r1 = r0 + ext[d]
+                    defer { r0 = r1 }
+                    guard ext[d] > 0 else { continue }
+                    let need = s.rowsNeeded(outputRows: r0, r1)
+                    let inBand = g.inChannels * need.input.count * g.inWidth
+                    let mainBand = g.outChannels * need.main.count * g.outWidth
+                    let outBand = ext[d] * s.outputCount / s.outputRows
+                    let f = Double(need.main.count) / Double(g.outHeight), fp = fraction(ext[d], full)
+                    compute[d] = computeMs(f * Double(s.mainFlops) + fp * Double(s.postFlops), d)
+                    c.weightBytes[d] = (s.weightCount + s.biasCount) * F
+                    c.activationBytes[d] = (d == leader ? s.inputCount + (s.pools.isEmpty ? 0 : mainBand) + s.outputCount
+                                            : inBand + (s.pools.isEmpty ? 0 : mainBand) + outBand) * F
+                        + paddedInput(s, rows: need.input.count) * F
+                    send(inBand * F, from: leader, to: d)
+                    send(outBand * F, from: d, to: leader)
+                }
+            }
+        case .pair(let first):
+            let a = stages[first], b = stages[first + 1]
+            let ext = extents(first, .outputChannels)
+            let full = a.outputUnits
+            c.partitions = [Partition(stage: first, layer: a.name, dimension: .outputChannels, extents: ext, fullExtent: full),
+                            Partition(stage: first + 1, layer: b.name, dimension: .inputChannels, extents: ext, fullExtent: full)]
+            let perOutput = a.weightCount / max(1, a.outputUnits)
+            let aMid = a.pools.isEmpty ? 0 : a.mainOutputCount
+            let participants = ext.filter { $0 > 0 }.count
+            for d in 0..<n where ext[d] > 0 {
+                let f = fraction(ext[d], full)
+                let slice = ext[d] * a.outputUnitSize
+                compute[d] = computeMs(f * Double(a.mainFlops + a.postFlops + b.mainFlops), d)
+                c.weightBytes[d] = (ext[d] * (perOutput + 1) + Int(f * Double(b.weightCount)) + (d == leader ? b.biasCount : 0)) * F
+                // The slice of i's output never leaves the board: it is i+1's input slice.
+                c.activationBytes[d] = (a.inputCount + Int(f * Double(aMid)) + slice + b.mainOutputCount
+                                        + (d == leader ? b.mainOutputCount + b.outputCount : 0)) * F
+                    + (paddedInput(a) + paddedInput(b, channels: ext[d])) * F
+                send(a.inputCount * F, from: leader, to: d)
+                send(b.mainOutputCount * F, from: d, to: leader)
+            }
+            leaderAfter = computeMs(Double((participants - 1) * b.mainOutputCount + b.postFlops), leader)
+        }
+        c.computeMs = compute.max()! + leaderAfter
+        return c
+    }
+}

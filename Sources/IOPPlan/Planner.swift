@@ -1,0 +1,211 @@
+import IOPModel
+
+public enum PlannerKind: String, CaseIterable, Sendable {
+    /// The leader runs everything.
+    case single
+    /// Every partitionable operator by output channels.
+    case oc
+    /// Every conv by rows in proportion to capability (CoEdge); fully connected layers stay whole on the leader.
+    case coedge
+    /// The paper's greedy walk: pair i (oc) with i+1 (ic) when that beats CoEdge on the two.
+    case iop
+    /// Exact search over segments and dimensions under every board's memory budget.
+    case optimal
+}
+
+public struct Plan: Sendable {
+    public var planner: PlannerKind
+    public var segments: [Segment]
+    public var costs: [SegmentCost]
+    public var cluster: Cluster
+
+    public var modeledLatencyMs: Double { costs.reduce(0) { $0 + $1.latencyMs } }
+    /// Peak bytes per board: all its weight slices plus its largest segment's buffers.
+    public var peakMemoryBytes: [Int] {
+        (0..<cluster.devices.count).map { d in costs.reduce(0) { $0 + $1.weightBytes[d] } + (costs.map { $0.activationBytes[d] }.max() ?? 0) }
+    }
+    public var bytesSentPerInference: [Int] { (0..<cluster.devices.count).map { d in costs.reduce(0) { $0 + $1.bytesSent[d] } } }
+    public var messagesPerInference: [Int] { (0..<cluster.devices.count).map { d in costs.reduce(0) { $0 + $1.messagesSent[d] } } }
+    public var partitions: [Partition] { costs.flatMap(\.partitions) }
+}
+
+public struct PlanError: Error, CustomStringConvertible, Equatable {
+    public struct Overrun: Equatable, Sendable { public var board: String; public var needs: Int; public var budget: Int }
+    public var planner: PlannerKind
+    public var overruns: [Overrun]
+    public var description: String {
+        "the \(planner.rawValue) plan does not fit: " + overruns.map {
+            "board '\($0.board)' needs \(formatBytes($0.needs)), \(formatBytes($0.needs - $0.budget)) over its \(formatBytes($0.budget)) budget (smallest budget that fits: \(formatBytes($0.needs)))"
+        }.joined(separator: "; ")
+    }
+}
+
+public struct Planner: Sendable {
+    public let model: CostModel
+    public init(network: Network, cluster: Cluster) { model = CostModel(cluster: cluster, stages: Stage.split(network)) }
+    var stages: [Stage] { model.stages }
+
+    public func canPair(_ i: Int) -> Bool {
+        guard i + 1 < stages.count else { return false }
+        let a = stages[i], b = stages[i + 1]
+        return a.allowedDimensions.contains(.outputChannels) && b.allowedDimensions.contains(.inputChannels)
+            && a.outputUnits == b.inputUnits
+    }
+
+    /// CoEdge's choice for one stage: rows for convs, the leader for the rest.
+    func baseline(_ i: Int) -> Segment {
+        .single(stage: i, stages[i].allowedDimensions.contains(.rows) ? .rows : .none)
+    }
+
+    public func plan(_ kind: PlannerKind) throws -> Plan {
+        var segments: [Segment] = []
+        switch kind {
+        case .single:
+            segments = stages.indices.map { .single(stage: $0, .none) }
+        case .oc:
+            segments = stages.indices.map { .single(stage: $0, stages[$0].allowedDimensions.contains(.outputChannels) ? .outputChannels : .none) }
+        case .coedge:
+            segments = stages.indices.map(baseline)
+        case .iop:
+            var i = 0
+            while i < stages.count {
+                if canPair(i), model.cost(.pair(first: i)).latencyMs < model.cost(baseline(i)).latencyMs + model.cost(baseline(i + 1)).latencyMs {
+                    segments.append(.pair(first: i)); i += 2
+                } else {
+                    segments.append(baseline(i)); i += 1
+                }
+            }
+        case .optimal:
+            return try optimal()
+        }
+        return try checked(Plan(planner: kind, segments: segments, costs: segments.map(model.cost), cluster: model.cluster))
+    }
+
+    func checked(_ p: Plan) throws -> Plan {
+        let over = overruns(p.peakMemoryBytes)
+        if !over.isEmpty { throw PlanError(planner: p.planner, overruns: over) }
+        return p
+    }
+
+    func overruns(_ peaks: [Int]) -> [PlanError.Overrun] {
+        zip(model.cluster.devices, peaks).filter { $1 > $0.memoryBudgetBytes }.map { .init(board: $0.name, needs: $1, budget: $0.memoryBudgetBytes) }
+    }
+
+    /// Every segment that may start at stage i.
+    func options(_ i: Int) -> [Segment] {
+        stages[i].allowedDimensions.map { .single(stage: i, $0) } + (canPair(i) ? [.pair(first: i)] : [])
+    }
+
+    /// A partial plan up to a stage boundary. Later segments only add latency
+    /// and weights and raise the activation peak, so a state that is no better
+    /// than another in latency and in every board's weights and peak can never
+    /// end better: dropping it keeps the search exact.
+    struct State {
+        var latency: Double
+        var weights: [Int]
+        var peak: [Int]
+        var segments: [Segment]
+        func dominates(_ o: State) -> Bool {
+            latency <= o.latency && zip(weights, o.weights).allSatisfy { $0 <= $1 } && zip(peak, o.peak).allSatisfy { $0 <= $1 }
+        }
+    }
+
+    func optimal() throws -> Plan {
+        let budgets = model.cluster.devices.map(\.memoryBudgetBytes)
+        let costs = stages.indices.map { i in options(i).map { ($0, model.cost($0)) } }
+        // Fastest completion from each stage boundary, memory ignored: a lower bound.
+        var rest = [Double](repeating: .infinity, count: stages.count + 1)
+        var restChoice = [Int](repeating: 0, count: stages.count + 1)
+        rest[stages.count] = 0
+        for i in stages.indices.reversed() {
+            for (k, (segment, cost)) in costs[i].enumerated() where cost.latencyMs + rest[i + segment.stages.count] < rest[i] {
+                rest[i] = cost.latencyMs + rest[i + segment.stages.count]; restChoice[i] = k
+            }
+        }
+        func plan(_ segments: [Segment]) -> Plan {
+            Plan(planner: .optimal, segments: segments, costs: segments.map(model.cost), cluster: model.cluster)
+        }
+        var fastest: [Segment] = []
+        var i = 0
+        while i < stages.count { let seg = costs[i][restChoice[i]].0; fastest.append(seg); i += seg.stages.count }
+        let unconstrained = plan(fastest)
+        if overruns(unconstrained.peakMemoryBytes).isEmpty { return unconstrained }
+
+        // Budgets bind: branch and bound, seeded with the best plan the other planners can offer.
+        let incumbent = ([repaired(fastest, costs: costs)].compactMap { $0.map(plan) }
+            + [PlannerKind.single, .oc, .coedge, .iop].compactMap { try? self.plan($0) }).min { $0.modeledLatencyMs < $1.modeledLatencyMs }
+        if let best = search(costs: costs, budgets: budgets, bound: rest, limit: incumbent?.modeledLatencyMs ?? .infinity)
+            .min(by: { $0.latency < $1.latency }) {
+            return plan(best.segments)
+        }
+        if let incumbent { return Plan(planner: .optimal, segments: incumbent.segments, costs: incumbent.costs, cluster: model.cluster) }
+        // Nothing fits: report the plan that overshoots the budgets least.
+        func overshoot(_ s: State) -> Int { (0..<budgets.count).reduce(0) { $0 + max(0, s.weights[$1] + s.peak[$1] - budgets[$1]) } }
+        let least = search(costs: costs, budgets: nil, bound: rest, limit: .infinity).min { overshoot($0) < overshoot($1) }!
+        throw PlanError(planner: .optimal, overruns: overruns((0..<budgets.count).map { least.weights[$0] + least.peak[$0] }))
+    }
+
+    /// A good feasible plan, fast: from `segments`, keep replacing one stage's
+    /// choice (a pair counts as its two stages) by the option that frees the
+    /// most over-budget bytes per millisecond it adds, until everything fits.
+    func repaired(_ segments: [Segment], costs: [[(Segment, SegmentCost)]]) -> [Segment]? {
+        let budgets = model.cluster.devices.map(\.memoryBudgetBytes)
+        var current = segments
+        func excess(_ segs: [Segment]) -> Int {
+            let p = Plan(planner: .optimal, segments: segs, costs: segs.map(model.cost), cluster: model.cluster)
+            return zip(p.peakMemoryBytes, budgets).reduce(0) { $0 + max(0, $1.0 - $1.1) }
+        }
+        var over = excess(current)
+        while over > 0 {
+            var best: (score: Double, segs: [Segment], over: Int)?
+            let latency = current.reduce(0) { $0 + model.cost($1).latencyMs }
+            for (k, seg) in current.enumerated() {
+                let first = seg.stages[0]
+                // Alternatives covering exactly this segment's stages.
+                var alternatives: [[Segment]] = costs[first].map { [$0.0] }.filter { $0[0].stages == seg.stages }
+                if case .pair = seg { alternatives += [[.single(stage: first, .outputChannels), .single(stage: first + 1, .inputChannels)]]
+                    + stages[first].allowedDimensions.flatMap { a in stages[first + 1].allowedDimensions.map { [.single(stage: first, a), .single(stage: first + 1, $0)] } } }
+                for alt in alternatives where alt != [seg] {
+                    let candidate = Array(current[..<k]) + alt + Array(current[(k + 1)...])
+                    let o = excess(candidate)
+                    guard o < over else { continue }
+                    let added = candidate.reduce(0) { $0 + model.cost($1).latencyMs } - latency
+                    let score = Double(over - o) / max(added, 1e-6)
+                    if best == nil || score > best!.score { best = (score, candidate, o) }
+                }
+            }
+            guard let b = best else { return nil }
+            current = b.segs; over = b.over
+        }
+        return current
+    }
+
+    /// Plans that fit `budgets` (all plans when nil) and could beat `limit`;
+    /// `bound[i]` is a lower bound on the latency from stage boundary i on.
+    func search(costs: [[(Segment, SegmentCost)]], budgets: [Int]?, bound: [Double], limit: Double) -> [State] {
+        let n = model.cluster.devices.count
+        var frontier = [[State]](repeating: [], count: stages.count + 1)
+        frontier[0] = [State(latency: 0, weights: Array(repeating: 0, count: n), peak: Array(repeating: 0, count: n), segments: [])]
+        for i in stages.indices {
+            for state in frontier[i] {
+                for (segment, cost) in costs[i] {
+                    var next = state
+                    next.latency += cost.latencyMs
+                    for d in 0..<n {
+                        next.weights[d] += cost.weightBytes[d]
+                        next.peak[d] = max(next.peak[d], cost.activationBytes[d])
+                    }
+                    let end = i + segment.stages.count
+                    if next.latency + bound[end] >= limit { continue }
+                    if let budgets, (0..<n).contains(where: { next.weights[$0] + next.peak[$0] > budgets[$0] }) { continue }
+                    next.segments.append(segment)
+                    if frontier[end].contains(where: { $0.dominates(next) }) { continue }
+                    frontier[end].removeAll { next.dominates($0) }
+                    frontier[end].append(next)
+                }
+            }
+            frontier[i] = []
+        }
+        return frontier[stages.count]
+    }
+}
