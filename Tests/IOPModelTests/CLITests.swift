@@ -3,10 +3,23 @@ import Foundation
 import IOPModel
 import Testing
 
+struct Result { var status: Int32; var stdout: String; var stderr: String }
+
+/// Runs the built `iop` binary and collects its exit status and output.
+func runIOP(_ args: [String]) throws -> Result {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: CLITests.binary)
+    p.arguments = args
+    let out = Pipe(), err = Pipe()
+    p.standardOutput = out; p.standardError = err
+    try p.run()
+    let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+}
+
 /// The `iop` binary as users and scripts see it: exit codes, one-line errors, outputs.
 @Suite struct CLITests {
-    struct Result { var status: Int32; var stdout: String; var stderr: String }
-
     static var binary: String {
         // The test bundle sits beside the products of the same build.
         let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
@@ -17,17 +30,7 @@ import Testing
         return dir.appendingPathComponent("iop").path
     }
 
-    func iop(_ args: String...) throws -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.binary)
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-    }
+    func iop(_ args: String...) throws -> Result { try runIOP(args) }
 
     @Test func inferWritesTheSameOutputAsTheLibrary() throws {
         let input = Fixtures.path("mini_lenet.input.npy"), out = temporaryPath("cli-out.npy")
@@ -78,15 +81,9 @@ import Testing
     ])
     func badInputFailsWithOneLine(args: [String], message: String) throws {
         let resolved = args.map { $0.hasPrefix("FIXTURE:") ? Fixtures.path(String($0.dropFirst(8))) : $0 }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.binary)
-        p.arguments = resolved
-        let err = Pipe()
-        p.standardError = err; p.standardOutput = Pipe()
-        try p.run()
-        let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        #expect(p.terminationStatus != 0)
+        let r = try runIOP(resolved)
+        #expect(r.status != 0)
+        let e = r.stderr
         let lines = e.split(separator: "\n").filter { !$0.hasPrefix("building") && !$0.hasPrefix("Usage") && !$0.hasPrefix("  See") && !$0.isEmpty }
         #expect(lines.count == 1, "stderr: \(e)")
         #expect(e.contains(message), "stderr: \(e)")
@@ -96,6 +93,70 @@ import Testing
         for sub in ["models", "infer", "bench", "export"] {
             let r = try iop(sub, "--help")
             #expect(r.status == 0 && r.stdout.contains("USAGE:") && r.stdout.contains("OVERVIEW:"), "\(sub)")
+        }
+    }
+}
+
+/// `iop plan` / `iop simulate` as scripts use them.
+@Suite struct PlanCLITests {
+    static var clusters: String {
+        var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("examples/clusters").path) { dir.deleteLastPathComponent() }
+        return dir.appendingPathComponent("examples/clusters").path
+    }
+
+    func run(_ args: [String]) throws -> (Int32, String, String) {
+        let r = try runIOP(args)
+        return (r.status, r.stdout, r.stderr)
+    }
+
+    @Test(arguments: ["single", "oc", "coedge", "iop", "optimal"])
+    func planJSONHasTheDocumentedFields(planner: String) throws {
+        let (status, out, err) = try run(["plan", "--model", "alexnet", "--cluster", Self.clusters + "/mixed-pi4-pi3.json", "--planner", planner, "--json"])
+        #expect(status == 0, "\(err)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
+        #expect(obj["planner"] as? String == planner)
+        #expect((obj["modeled_latency_ms"] as? Double ?? 0) > 0)
+        let devices = try #require(obj["devices"] as? [[String: Any]])
+        #expect(devices.map { $0["name"] as? String } == ["pi4-a", "pi4-b", "pi3-a", "pi3-b"])
+        for d in devices { #expect((d["peak_memory_bytes"] as? Int ?? .max) <= (d["budget_bytes"] as? Int ?? 0)) }
+        let segments = try #require(obj["segments"] as? [[String: Any]])
+        for s in segments {
+            #expect(s["compute_ms"] is Double && s["comm_ms"] is Double)
+            for p in try #require(s["partitions"] as? [[String: Any]]) {
+                let extents = try #require(p["extents"] as? [Int])
+                #expect(extents.count == 4 && extents.reduce(0, +) == p["full_extent"] as? Int)
+                #expect(["oc", "ic", "h", "none"].contains(p["dim"] as? String ?? ""))
+                #expect(p["layer"] is String)
+            }
+        }
+    }
+
+    @Test func overBudgetPlanFailsWithOneLine() throws {
+        let (status, _, err) = try run(["plan", "--model", "vgg16", "--cluster", Self.clusters + "/small-memory.json", "--planner", "single"])
+        #expect(status != 0)
+        #expect(err.contains("board 'zero-a' needs") && err.contains("smallest budget that fits"))
+        #expect(err.split(separator: "\n").count == 1)
+    }
+
+    @Test func badClusterFileNamesTheProblem() throws {
+        let path = temporaryPath("bad-cluster.json")
+        try #"{"leader": "a", "devices": [{"name": "a"}]}"#.write(toFile: path, atomically: true, encoding: .utf8)
+        let (status, _, err) = try run(["plan", "--model", "lenet5", "--cluster", path])
+        #expect(status != 0 && err.contains("board 'a': missing or empty field 'endpoint'"), "\(err)")
+    }
+
+    @Test func simulateComparesEveryPlannerPerSetup() throws {
+        let (status, out, err) = try run(["simulate", "--model", "lenet5,vgg11", "--cluster", Self.clusters + "/four-pi4-wifi.json",
+                                          "--setup-ms", "1,8", "--json"])
+        #expect(status == 0, "\(err)")
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [[String: Any]])
+        #expect(rows.count == 4)
+        #expect(rows.map { $0["setup_ms"] as? Double } == [1, 8, 1, 8])
+        for r in rows {
+            let planners = try #require(r["planners"] as? [[String: Any]])
+            #expect(planners.compactMap { $0["planner"] as? String } == ["single", "oc", "coedge", "iop", "optimal"])
+            #expect((r["iop_latency_saved_vs_coedge_pct"] as? Double ?? -1) >= 0)
         }
     }
 }
