@@ -163,8 +163,11 @@ public struct Planner: Sendable {
                 let first = seg.stages[0]
                 // Alternatives covering exactly this segment's stages.
                 var alternatives: [[Segment]] = costs[first].map { [$0.0] }.filter { $0[0].stages == seg.stages }
-                if case .pair = seg { alternatives += [[.single(stage: first, .outputChannels), .single(stage: first + 1, .inputChannels)]]
-                    + stages[first].allowedDimensions.flatMap { a in stages[first + 1].allowedDimensions.map { [.single(stage: first, a), .single(stage: first + 1, $0)] } } }
+                if case .pair = seg {
+                    alternatives += stages[first].allowedDimensions.flatMap { a in
+                        stages[first + 1].allowedDimensions.map { [.single(stage: first, a), .single(stage: first + 1, $0)] }
+                    }
+                }
                 for alt in alternatives where alt != [seg] {
                     let candidate = Array(current[..<k]) + alt + Array(current[(k + 1)...])
                     let o = excess(candidate)

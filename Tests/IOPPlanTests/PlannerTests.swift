@@ -11,7 +11,7 @@ enum Examples {
         while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("examples/clusters").path) { dir.deleteLastPathComponent() }
         return dir.appendingPathComponent("examples/clusters")
     }
-    static let names = ["four-pi4-wifi", "mixed-pi4-pi3", "small-memory"]
+    static let names = ["four-pi4-wifi", "mixed-pi4-pi3", "small-memory", "compute-bound-gige"]
     static func cluster(_ name: String) throws -> Cluster { try Cluster.load(path: directory.appendingPathComponent(name + ".json").path) }
 }
 
