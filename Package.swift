@@ -25,6 +25,7 @@ let package = Package(
         // Board runtime: libc only, Embedded-Swift compatible (scripts/check-embedded).
         .target(name: "CIOPThreads", cSettings: [.unsafeFlags(["-O2"])]),
         .target(name: "IOPCore", dependencies: ["CIOPThreads"], swiftSettings: nativeCPU),
+        .target(name: "IOPWire"),
 
         // Host tools.
         .target(
@@ -44,6 +45,7 @@ let package = Package(
             name: "IOPCoreTests",
             dependencies: ["IOPCore", "CAllocCounter", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: nativeCPU),
+        .testTarget(name: "IOPWireTests", dependencies: ["IOPWire"]),
         .testTarget(
             name: "IOPPlanTests",
             dependencies: ["IOPPlan", "IOPModel", "IOPCore"]),

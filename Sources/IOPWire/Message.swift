@@ -1,0 +1,107 @@
+/// The iop wire format, version 1. Every ZeroMQ message is one frame: a fixed
+/// 28-byte little-endian header, then the payload.
+///
+///     offset size field
+///          0    4 magic "IOPW"
+///          4    2 version (1)
+///          6    1 kind
+///          7    1 flags (0)
+///          8    8 request id
+///         16    4 step (index into the receiver's program)
+///         20    4 payload length in bytes
+///         24    4 Adler-32 of the payload
+///
+/// Decoding never traps: truncated, oversized, wrong-version, unknown-kind and
+/// corrupted frames are typed errors.
+public enum MessageKind: UInt8, Sendable {
+    case hello = 1, program, weightShard, ready, refuse, activation, partialSum, result, error, heartbeat, shutdown
+}
+
+public struct MessageHeader: Equatable, Sendable {
+    public static let size = 28
+    public static let magic: UInt32 = 0x5750_4F49  // "IOPW" read little-endian
+    public static let currentVersion: UInt16 = 1
+
+    public var kind: MessageKind
+    public var requestID: UInt64
+    public var step: UInt32
+    public var payloadLength: UInt32
+    public var checksum: UInt32
+
+    public init(kind: MessageKind, requestID: UInt64 = 0, step: UInt32 = 0, payloadLength: UInt32 = 0, checksum: UInt32 = 1) {
+        self.kind = kind; self.requestID = requestID; self.step = step; self.payloadLength = payloadLength; self.checksum = checksum
+    }
+}
+
+public enum WireError: Error, Equatable, Sendable {
+    case truncated(needed: Int, got: Int)
+    case badMagic(UInt32)
+    case unsupportedVersion(UInt16)
+    case unknownKind(UInt8)
+    case oversized(length: Int, limit: Int)
+    case lengthMismatch(declared: Int, actual: Int)
+    case checksumMismatch(expected: UInt32, actual: UInt32)
+    case malformedPayload
+    case bufferTooSmall(needed: Int, capacity: Int)
+}
+
+/// Adler-32 (RFC 1950): cheap enough for activation payloads, no tables.
+public func adler32(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+    var a: UInt32 = 1, b: UInt32 = 0
+    var i = 0
+    let n = bytes.count
+    while i < n {
+        // 5552 is the largest run before b can overflow 32 bits.
+        let end = min(n, i + 5552)
+        while i < end { a &+= UInt32(bytes[i]); b &+= a; i += 1 }
+        a %= 65521; b %= 65521
+    }
+    return b << 16 | a
+}
+
+public enum Wire {
+    /// Writes header + payload into `buffer`; returns the frame length.
+    public static func encode(kind: MessageKind, requestID: UInt64 = 0, step: UInt32 = 0, payload: UnsafeRawBufferPointer,
+                              into buffer: UnsafeMutableRawBufferPointer) throws(WireError) -> Int {
+        let total = MessageHeader.size + payload.count
+        guard total <= buffer.count else { throw .bufferTooSmall(needed: total, capacity: buffer.count) }
+        let header = MessageHeader(kind: kind, requestID: requestID, step: step, payloadLength: UInt32(payload.count), checksum: adler32(payload))
+        writeHeader(header, into: buffer)
+        if payload.count > 0 { (buffer.baseAddress! + MessageHeader.size).copyMemory(from: payload.baseAddress!, byteCount: payload.count) }
+        return total
+    }
+
+    public static func writeHeader(_ h: MessageHeader, into buffer: UnsafeMutableRawBufferPointer) {
+        buffer.storeBytes(of: MessageHeader.magic.littleEndian, toByteOffset: 0, as: UInt32.self)
+        buffer.storeBytes(of: MessageHeader.currentVersion.littleEndian, toByteOffset: 4, as: UInt16.self)
+        buffer.storeBytes(of: h.kind.rawValue, toByteOffset: 6, as: UInt8.self)
+        buffer.storeBytes(of: UInt8(0), toByteOffset: 7, as: UInt8.self)
+        buffer.storeBytes(of: h.requestID.littleEndian, toByteOffset: 8, as: UInt64.self)
+        buffer.storeBytes(of: h.step.littleEndian, toByteOffset: 16, as: UInt32.self)
+        buffer.storeBytes(of: h.payloadLength.littleEndian, toByteOffset: 20, as: UInt32.self)
+        buffer.storeBytes(of: h.checksum.littleEndian, toByteOffset: 24, as: UInt32.self)
+    }
+
+    /// Checks a received frame and returns its header; the payload is
+    /// `frame[MessageHeader.size ..< MessageHeader.size + payloadLength]`.
+    public static func decode(_ frame: UnsafeRawBufferPointer, maxPayload: Int) throws(WireError) -> MessageHeader {
+        guard frame.count >= MessageHeader.size else { throw .truncated(needed: MessageHeader.size, got: frame.count) }
+        let magic = UInt32(littleEndian: frame.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
+        guard magic == MessageHeader.magic else { throw .badMagic(magic) }
+        let version = UInt16(littleEndian: frame.loadUnaligned(fromByteOffset: 4, as: UInt16.self))
+        guard version == MessageHeader.currentVersion else { throw .unsupportedVersion(version) }
+        let rawKind = frame[6]
+        guard let kind = MessageKind(rawValue: rawKind) else { throw .unknownKind(rawKind) }
+        let length = Int(UInt32(littleEndian: frame.loadUnaligned(fromByteOffset: 20, as: UInt32.self)))
+        guard length <= maxPayload else { throw .oversized(length: length, limit: maxPayload) }
+        let actual = frame.count - MessageHeader.size
+        guard length <= actual else { throw .truncated(needed: MessageHeader.size + length, got: frame.count) }
+        guard length == actual else { throw .lengthMismatch(declared: length, actual: actual) }
+        let expected = UInt32(littleEndian: frame.loadUnaligned(fromByteOffset: 24, as: UInt32.self))
+        let sum = adler32(UnsafeRawBufferPointer(rebasing: frame[MessageHeader.size...]))
+        guard sum == expected else { throw .checksumMismatch(expected: expected, actual: sum) }
+        return MessageHeader(kind: kind, requestID: UInt64(littleEndian: frame.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
+                             step: UInt32(littleEndian: frame.loadUnaligned(fromByteOffset: 16, as: UInt32.self)),
+                             payloadLength: UInt32(length), checksum: expected)
+    }
+}
