@@ -26,11 +26,14 @@ let package = Package(
         .target(name: "CIOPThreads", cSettings: [.unsafeFlags(["-O2"])]),
         .target(name: "IOPCore", dependencies: ["CIOPThreads"], swiftSettings: nativeCPU),
         .target(name: "IOPWire"),
+        .systemLibrary(name: "CZMQ", path: "Sources/CZMQ"),
+        .target(name: "IOPNet", dependencies: ["CZMQ"]),
 
         // Host tools.
         .target(
             name: "IOPModel",
             dependencies: ["IOPCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["ONNX/onnx-subset.proto"],
             swiftSettings: nativeCPU),
         .target(name: "IOPPlan", dependencies: ["IOPModel", "IOPCore"], swiftSettings: nativeCPU),
         .executableTarget(
@@ -45,7 +48,7 @@ let package = Package(
             name: "IOPCoreTests",
             dependencies: ["IOPCore", "CAllocCounter", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: nativeCPU),
-        .testTarget(name: "IOPWireTests", dependencies: ["IOPWire"]),
+        .testTarget(name: "IOPWireTests", dependencies: ["IOPWire", "IOPNet"]),
         .testTarget(
             name: "IOPPlanTests",
             dependencies: ["IOPPlan", "IOPModel", "IOPCore"]),

@@ -1,0 +1,112 @@
+import CZMQ
+
+/// A libzmq error: the call that failed and its errno.
+public struct NetError: Error, Equatable, Sendable {
+    public enum Operation: UInt8, Sendable { case context, socket, option, bind, connect, send, receive }
+    public var operation: Operation
+    public var errno: Int32
+    /// A message longer than the buffer it was received into (libzmq truncates silently).
+    public var truncatedLength: Int = 0
+
+    public var isTimeout: Bool { errno == EAGAIN }
+    public var message: String {
+        if truncatedLength > 0 { return "received message of " + String(truncatedLength) + " bytes does not fit its buffer" }
+        return "zmq " + NetError.name(operation) + " failed: " + String(cString: zmq_strerror(errno))
+    }
+    static func name(_ o: Operation) -> String {
+        switch o {
+        case .context: return "context"
+        case .socket: return "socket"
+        case .option: return "setsockopt"
+        case .bind: return "bind"
+        case .connect: return "connect"
+        case .send: return "send"
+        case .receive: return "receive"
+        }
+    }
+    static func last(_ op: Operation) -> NetError { NetError(operation: op, errno: zmq_errno()) }
+}
+
+/// One libzmq context per process (zmq_ctx_new / zmq_ctx_term).
+public final class Context {
+    let raw: UnsafeMutableRawPointer
+    public init() throws(NetError) {
+        guard let c = zmq_ctx_new() else { throw .last(.context) }
+        raw = c
+    }
+    deinit { zmq_ctx_term(raw) }
+}
+
+/// A PUSH or PULL socket (zmq_socket). Sends and receives go straight from and
+/// into caller-owned buffers; closed on deinit with LINGER set, so closing
+/// never hangs on undelivered messages.
+public final class Socket {
+    public enum Kind: Sendable { case push, pull }
+    let raw: UnsafeMutableRawPointer
+    let context: Context  // keeps the context alive while the socket is
+
+    public init(_ context: Context, _ kind: Kind, lingerMs: Int32 = 0) throws(NetError) {
+        guard let s = zmq_socket(context.raw, kind == .push ? ZMQ_PUSH : ZMQ_PULL) else { throw .last(.socket) }
+        raw = s
+        self.context = context
+        try set(ZMQ_LINGER, lingerMs)
+        // Queue only to completed connections, so a send to a peer that is not up blocks or times out instead of vanishing.
+        if kind == .push { try set(ZMQ_IMMEDIATE, Int32(1)) }
+    }
+
+    deinit { zmq_close(raw) }
+
+    func set(_ option: Int32, _ value: Int32) throws(NetError) {
+        var v = value
+        if zmq_setsockopt(raw, option, &v, MemoryLayout<Int32>.size) != 0 { throw .last(.option) }
+    }
+
+    func set(_ option: Int32, _ value: Int64) throws(NetError) {
+        var v = value
+        if zmq_setsockopt(raw, option, &v, MemoryLayout<Int64>.size) != 0 { throw .last(.option) }
+    }
+
+    /// Largest message accepted (ZMQ_MAXMSGSIZE): a peer sending more is disconnected.
+    public func setMaxMessageSize(_ bytes: Int) throws(NetError) { try set(ZMQ_MAXMSGSIZE, Int64(bytes)) }
+    /// Messages queued per direction before sends block (ZMQ_SNDHWM / ZMQ_RCVHWM).
+    public func setHighWaterMark(_ messages: Int32) throws(NetError) { try set(ZMQ_SNDHWM, messages); try set(ZMQ_RCVHWM, messages) }
+    /// How long send and receive wait before failing with EAGAIN; -1 waits forever.
+    public func setTimeouts(sendMs: Int32, receiveMs: Int32) throws(NetError) { try set(ZMQ_SNDTIMEO, sendMs); try set(ZMQ_RCVTIMEO, receiveMs) }
+
+    public func bind(_ endpoint: String) throws(NetError) {
+        var ok = true
+        endpoint.withCString { ok = zmq_bind(raw, $0) == 0 }
+        if !ok { throw .last(.bind) }
+    }
+
+    public func connect(_ endpoint: String) throws(NetError) {
+        var ok = true
+        endpoint.withCString { ok = zmq_connect(raw, $0) == 0 }
+        if !ok { throw .last(.connect) }
+    }
+
+    /// The endpoint actually bound (resolves `tcp://127.0.0.1:*` to its port).
+    public func boundEndpoint() throws(NetError) -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        var size = buffer.count
+        if zmq_getsockopt(raw, ZMQ_LAST_ENDPOINT, &buffer, &size) != 0 { throw .last(.option) }
+        let length = buffer.prefix(max(0, size - 1)).firstIndex(of: 0) ?? max(0, size - 1)
+        return String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    public func send(_ bytes: UnsafeRawBufferPointer) throws(NetError) {
+        while zmq_send(raw, bytes.baseAddress, bytes.count, 0) < 0 {
+            if zmq_errno() != EINTR { throw .last(.send) }
+        }
+    }
+
+    /// Receives one message into `buffer`; returns its length. A message longer
+    /// than the buffer is an error (zmq_recv would report the full length and truncate).
+    public func receive(into buffer: UnsafeMutableRawBufferPointer) throws(NetError) -> Int {
+        var n: Int32
+        repeat { n = zmq_recv(raw, buffer.baseAddress, buffer.count, 0) } while n < 0 && zmq_errno() == EINTR
+        if n < 0 { throw .last(.receive) }
+        if Int(n) > buffer.count { throw NetError(operation: .receive, errno: 0, truncatedLength: Int(n)) }
+        return Int(n)
+    }
+}
