@@ -43,7 +43,7 @@ let package = Package(
 
         // Tests.
         .target(name: "CAllocCounter", path: "Tests/CAllocCounter"),
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["IOPCore"], path: "Tests/TestSupport"),
         .testTarget(
             name: "IOPCoreTests",
             dependencies: ["IOPCore", "CAllocCounter", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based")],
@@ -51,7 +51,7 @@ let package = Package(
         .testTarget(name: "IOPWireTests", dependencies: ["IOPWire", "IOPNet"]),
         .testTarget(
             name: "IOPPlanTests",
-            dependencies: ["IOPPlan", "IOPModel", "IOPCore"]),
+            dependencies: ["IOPPlan", "IOPModel", "IOPCore", "TestSupport"]),
         .testTarget(
             name: "IOPModelTests",
             dependencies: ["IOPModel", "IOPCore", "iop", "TestSupport"],

@@ -7,6 +7,17 @@ public enum ElementwiseKernel {
         while i < count { data[i] = act.apply(data[i]); i += 1 }
     }
 
+    /// In place: x = act(x + bias[c]) over CHW planes.
+    public static func addBias(_ data: UnsafeMutablePointer<Float>, channels: Int, plane: Int, bias: UnsafePointer<Float>, _ act: Activation) {
+        let n = KVec.scalarCount
+        for c in 0..<channels {
+            let p = data + c * plane, b = bias[c], bv = KVec(repeating: b)
+            var i = 0
+            while i + n <= plane { storeVec(act.apply(loadVec(p + i) + bv), p + i); i += n }
+            while i < plane { p[i] = act.apply(p[i] + b); i += 1 }
+        }
+    }
+
     /// Numerically stable softmax over one vector.
     public static func softmax(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, count: Int) {
         var m = -Float.infinity

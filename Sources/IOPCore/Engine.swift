@@ -66,6 +66,8 @@ public final class Engine {
                         ConvKernel.pack(g, weights: wp.baseAddress!, bias: biasPtr, packedWeights: arena + w, packedBias: arena + b)
                     case .linear(let g, _):
                         LinearKernel.pack(g, weights: wp.baseAddress!, bias: biasPtr, packedWeights: arena + w, packedBias: arena + b)
+                    case .addBias(let c, _, _):
+                        (arena + b).update(from: bp.baseAddress!, count: c)
                     default: break
                     }
                 }
@@ -110,6 +112,7 @@ public final class Engine {
         case .averagePool(let g): PoolKernel.average(g, input: input, output: output, pool: pool)
         case .globalAveragePool(let c, let p): PoolKernel.globalAverage(channels: c, plane: p, input: input, output: output, pool: pool)
         case .clamp(let n, let act): ElementwiseKernel.clamp(output, count: n, act)
+        case .addBias(let c, let p, let act): ElementwiseKernel.addBias(output, channels: c, plane: p, bias: arena + s.bias, act)
         case .softmax(let n): ElementwiseKernel.softmax(input: input, output: output, count: n)
         }
     }

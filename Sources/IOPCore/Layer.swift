@@ -8,6 +8,8 @@ public enum LayerKind: Equatable, Sendable {
     case globalAveragePool(channels: Int, plane: Int)
     /// Stand-alone ReLU / Clip, in place.
     case clamp(count: Int, Activation)
+    /// In place: x = act(x + bias[channel]); finishes a reduction of partial sums.
+    case addBias(channels: Int, plane: Int, Activation)
     case softmax(count: Int)
 }
 
@@ -30,6 +32,7 @@ public struct Layer: Sendable {
         case .maxPool(let g), .averagePool(let g): return g.inputCount
         case .globalAveragePool(let c, let p): return c * p
         case .clamp(let n, _), .softmax(let n): return n
+        case .addBias(let c, let p, _): return c * p
         }
     }
 
@@ -40,6 +43,7 @@ public struct Layer: Sendable {
         case .maxPool(let g), .averagePool(let g): return g.outputCount
         case .globalAveragePool(let c, _): return c
         case .clamp(let n, _), .softmax(let n): return n
+        case .addBias(let c, let p, _): return c * p
         }
     }
 
@@ -51,6 +55,7 @@ public struct Layer: Sendable {
         case .globalAveragePool(let c, let p): return c * p
         case .clamp(let n, _): return n
         case .softmax(let n): return 3 * n
+        case .addBias(let c, let p, _): return 2 * c * p
         }
     }
 
@@ -65,6 +70,7 @@ public struct Layer: Sendable {
         switch kind {
         case .conv(let g, _): return g.packedBiasCount
         case .linear(let g, _): return g.packedBiasCount
+        case .addBias(let c, _, _): return c
         default: return 0
         }
     }
@@ -73,8 +79,10 @@ public struct Layer: Sendable {
         return 0
     }
     var isInPlace: Bool {
-        if case .clamp = kind { return true }
-        return false
+        switch kind {
+        case .clamp, .addBias: return true
+        default: return false
+        }
     }
 
     public var opName: String {
@@ -86,6 +94,7 @@ public struct Layer: Sendable {
         case .globalAveragePool: return "GlobalAveragePool"
         case .clamp: return "Clip"
         case .softmax: return "Softmax"
+        case .addBias: return "AddBias"
         }
     }
 
@@ -106,6 +115,9 @@ public struct Layer: Sendable {
             if c <= 0 || p <= 0 { throw .invalidShape(name + ": empty global pool") }
         case .clamp(let n, _), .softmax(let n):
             if n <= 0 { throw .invalidShape(name + ": empty tensor") }
+        case .addBias(let c, let p, _):
+            if c <= 0 || p <= 0 { throw .invalidShape(name + ": empty tensor") }
+            if bias.count != c { throw .invalidShape(name + ": bias has " + String(bias.count) + " values, expected " + String(c)) }
         }
         if weights.count != expectedWeights {
             throw .invalidShape(name + ": has " + String(weights.count) + " weights, expected " + String(expectedWeights))

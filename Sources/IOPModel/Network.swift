@@ -38,7 +38,7 @@ public struct Network {
             case .maxPool(let g), .averagePool(let g): shape = [1, g.channels, g.outHeight, g.outWidth]
             case .globalAveragePool(let c, _): shape = [1, c, 1, 1]
             case .linear(let g, _): shape = [1, g.outFeatures]
-            case .clamp, .softmax: break
+            case .clamp, .softmax, .addBias: break
             }
             return shape
         }

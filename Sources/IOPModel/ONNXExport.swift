@@ -82,6 +82,8 @@ public enum ONNXExporter {
                 shape = [1, c, 1, 1]
             case .clamp(_, let act):
                 current = activation(act, name, current)
+            case .addBias:
+                throw ModelError.invalidModel("layer '\(name)' (AddBias) is internal to partitioned plans and has no ONNX form here")
             case .softmax:
                 flattenIfNeeded(name)
                 current = node("Softmax", name, [current], [ints("axis", [-1]).withSingleInt()])

@@ -19,6 +19,10 @@ public struct Plan: Sendable {
     public var costs: [SegmentCost]
     public var cluster: Cluster
 
+    public init(planner: PlannerKind, segments: [Segment], costs: [SegmentCost], cluster: Cluster) {
+        self.planner = planner; self.segments = segments; self.costs = costs; self.cluster = cluster
+    }
+
     public var modeledLatencyMs: Double { costs.reduce(0) { $0 + $1.latencyMs } }
     /// Peak bytes per board: all its weight slices plus its largest segment's buffers.
     public var peakMemoryBytes: [Int] {

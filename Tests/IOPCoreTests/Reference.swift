@@ -1,4 +1,5 @@
 import IOPCore
+import TestSupport
 
 // Naive kernels written straight from the ONNX operator definitions, with
 // none of the packing, blocking or padding tricks of the real ones.
@@ -73,8 +74,5 @@ struct TestRNG {
 }
 
 func runEngine(_ layers: [Layer], input: [Float], threads: Int) throws -> [Float] {
-    let e = try Engine(layers: layers, threads: threads)
-    var out = [Float](repeating: .nan, count: e.outputCount)
-    input.withUnsafeBufferPointer { i in out.withUnsafeMutableBufferPointer { e.run(input: i.baseAddress!, output: $0.baseAddress!) } }
-    return out
+    run(try Engine(layers: layers, threads: threads), input)
 }

@@ -1,6 +1,7 @@
 import Foundation
 import IOPCore
 import IOPModel
+import TestSupport
 
 enum Fixtures {
     static let directory: URL = Bundle.module.resourceURL!.appendingPathComponent("Fixtures")
@@ -14,10 +15,7 @@ enum Fixtures {
 }
 
 func infer(_ net: Network, _ input: [Float], threads: Int = 1) throws -> [Float] {
-    let engine = try net.makeEngine(threads: threads)
-    var out = [Float](repeating: .nan, count: engine.outputCount)
-    input.withUnsafeBufferPointer { i in out.withUnsafeMutableBufferPointer { engine.run(input: i.baseAddress!, output: $0.baseAddress!) } }
-    return out
+    run(try net.makeEngine(threads: threads), input)
 }
 
 func temporaryPath(_ name: String) -> String {

@@ -1,0 +1,231 @@
+import IOPCore
+import IOPModel
+
+/// What one board runs for one segment, and which part of the segment's input
+/// it reads and of its output it produces. The layers are ordinary IOPCore
+/// layers with sliced weights, so a board runs its part with the same Engine.
+public struct BoardPart {
+    public enum Input: Equatable, Sendable {
+        /// The whole segment input.
+        case all
+        /// A contiguous run of elements (an IC slice: channels [c0, c1) of CHW).
+        case elements(Range<Int>)
+        /// Rows [r0, r1) of every channel of a CHW tensor.
+        case rows(Range<Int>, channels: Int, height: Int, width: Int)
+    }
+    public enum Output: Equatable, Sendable {
+        /// The whole segment output (the leader running a stage alone).
+        case all
+        /// Elements [e0, e1) of the output (OC slices are contiguous in CHW).
+        case elements(Range<Int>)
+        /// Rows [r0, r1) of every output channel.
+        case rows(Range<Int>, channels: Int, height: Int, width: Int)
+        /// A partial sum of the whole pre-bias output, to be added up at the leader.
+        case partialSum
+    }
+    public var board: Int
+    public var layers: [Layer]
+    public var input: Input
+    public var output: Output
+}
+
+/// The parts of one segment, plus what the leader runs after a reduction.
+public struct SegmentProgram {
+    public var segment: Segment
+    public var parts: [BoardPart]
+    /// After summing partial sums: bias, activation and the stage's pools.
+    public var reduceLayers: [Layer]
+    public var inputCount: Int
+    public var outputCount: Int
+    /// Elements of each partial sum (IC and IOP segments).
+    public var partialCount: Int
+}
+
+public enum Slicer {
+    /// Per-segment programs for a plan over a network with weights.
+    public static func programs(_ plan: Plan, network: Network, stages: [Stage]) -> [SegmentProgram] {
+        plan.segments.enumerated().map { i, segment in program(segment, cost: plan.costs[i], network: network, stages: stages) }
+    }
+
+    static func program(_ segment: Segment, cost: SegmentCost, network: Network, stages: [Stage]) -> SegmentProgram {
+        let layers = network.layers
+        switch segment {
+        case .single(let si, let dim):
+            let s = stages[si]
+            let stageLayers = Array(layers[s.layers])
+            let ext = cost.partitions[0].extents
+            var program = SegmentProgram(segment: segment, parts: [], reduceLayers: [], inputCount: s.inputCount,
+                                         outputCount: s.outputCount, partialCount: 0)
+            var start = 0
+            for (d, e) in ext.enumerated() {
+                defer { start += e }
+                guard e > 0 else { continue }
+                switch dim {
+                case .none:
+                    program.parts.append(BoardPart(board: d, layers: stageLayers, input: .all, output: .all))
+                case .outputChannels:
+                    program.parts.append(BoardPart(board: d, layers: outputSlice(stageLayers, start..<(start + e)), input: .all,
+                                                   output: .elements((start * s.outputUnitSize)..<((start + e) * s.outputUnitSize))))
+                case .inputChannels:
+                    program.parts.append(BoardPart(board: d, layers: [inputSlice(stageLayers[0], start..<(start + e), unitSize: s.inputUnitSize)],
+                                                   input: .elements((start * s.inputUnitSize)..<((start + e) * s.inputUnitSize)), output: .partialSum))
+                case .rows:
+                    program.parts.append(rowBand(s, stageLayers, start..<(start + e), board: d))
+                }
+            }
+            if dim == .inputChannels {
+                program.reduceLayers = reduction(stageLayers)
+                program.partialCount = s.mainOutputCount
+            }
+            return program
+        case .pair(let first):
+            let a = stages[first], b = stages[first + 1]
+            let aLayers = Array(layers[a.layers]), bLayers = Array(layers[b.layers])
+            var program = SegmentProgram(segment: segment, parts: [], reduceLayers: reduction(bLayers), inputCount: a.inputCount,
+                                         outputCount: b.outputCount, partialCount: b.mainOutputCount)
+            var start = 0
+            for (d, e) in cost.partitions[0].extents.enumerated() {
+                defer { start += e }
+                guard e > 0 else { continue }
+                // The OC slice's output is exactly the IC slice's input: no message in between.
+                let part = outputSlice(aLayers, start..<(start + e)) + [inputSlice(bLayers[0], start..<(start + e), unitSize: b.inputUnitSize)]
+                program.parts.append(BoardPart(board: d, layers: part, input: .all, output: .partialSum))
+            }
+            return program
+        }
+    }
+
+    /// Output channels [c0, c1) of a stage: the main layer's weight rows and
+    /// bias, its activation, and the channel-local layers after it on those channels.
+    static func outputSlice(_ stage: [Layer], _ channels: Range<Int>) -> [Layer] {
+        let main = stage[0], e = channels.count
+        var out: [Layer] = []
+        switch main.kind {
+        case .conv(var g, let act):
+            let per = g.weightCount / g.outChannels
+            g = ConvGeometry(inChannels: g.inChannels, inHeight: g.inHeight, inWidth: g.inWidth, outChannels: e, kernelH: g.kernelH,
+                             kernelW: g.kernelW, strideH: g.strideH, strideW: g.strideW, dilationH: g.dilationH, dilationW: g.dilationW,
+                             padTop: g.padTop, padLeft: g.padLeft, padBottom: g.padBottom, padRight: g.padRight)
+            out.append(Layer(name: main.name, kind: .conv(g, act), weights: Array(main.weights[(channels.lowerBound * per)..<(channels.upperBound * per)]),
+                             bias: main.bias.isEmpty ? [] : Array(main.bias[channels])))
+        case .linear(let g, let act):
+            let k = g.inFeatures
+            out.append(Layer(name: main.name, kind: .linear(LinearGeometry(inFeatures: k, outFeatures: e), act),
+                             weights: Array(main.weights[(channels.lowerBound * k)..<(channels.upperBound * k)]),
+                             bias: main.bias.isEmpty ? [] : Array(main.bias[channels])))
+        default: preconditionFailure("only conv and linear stages split by channels")
+        }
+        for l in stage.dropFirst() { out.append(onChannels(l, e, total: stageChannels(main))) }
+        return out
+    }
+
+    static func stageChannels(_ main: Layer) -> Int {
+        switch main.kind {
+        case .conv(let g, _): return g.outChannels
+        case .linear(let g, _): return g.outFeatures
+        default: return 1
+        }
+    }
+
+    /// A channel-local layer restricted to `e` of its `total` channels.
+    static func onChannels(_ l: Layer, _ e: Int, total: Int) -> Layer {
+        var l = l
+        switch l.kind {
+        case .clamp(let n, let act): l.kind = .clamp(count: n / total * e, act)
+        case .maxPool(var p): p.channels = e; l.kind = .maxPool(p)
+        case .averagePool(var p): p.channels = e; l.kind = .averagePool(p)
+        default: preconditionFailure("not a channel-local layer: \(l.opName)")
+        }
+        return l
+    }
+
+    /// Input channels [c0, c1) of a conv or linear layer: its weight columns,
+    /// no bias and no activation (they follow the reduction).
+    static func inputSlice(_ main: Layer, _ channels: Range<Int>, unitSize: Int) -> Layer {
+        let e = channels.count
+        switch main.kind {
+        case .conv(let g, _):
+            let taps = g.kernelH * g.kernelW, icg = g.inChannels
+            var w = [Float](); w.reserveCapacity(g.outChannels * e * taps)
+            for o in 0..<g.outChannels { w += main.weights[((o * icg + channels.lowerBound) * taps)..<((o * icg + channels.upperBound) * taps)] }
+            let s = ConvGeometry(inChannels: e, inHeight: g.inHeight, inWidth: g.inWidth, outChannels: g.outChannels, kernelH: g.kernelH,
+                                 kernelW: g.kernelW, strideH: g.strideH, strideW: g.strideW, dilationH: g.dilationH, dilationW: g.dilationW,
+                                 padTop: g.padTop, padLeft: g.padLeft, padBottom: g.padBottom, padRight: g.padRight)
+            return Layer(name: main.name, kind: .conv(s, .none), weights: w)
+        case .linear(let g, _):
+            let k = g.inFeatures, c0 = channels.lowerBound * unitSize, c1 = channels.upperBound * unitSize
+            var w = [Float](); w.reserveCapacity(g.outFeatures * (c1 - c0))
+            for o in 0..<g.outFeatures { w += main.weights[(o * k + c0)..<(o * k + c1)] }
+            return Layer(name: main.name, kind: .linear(LinearGeometry(inFeatures: e * unitSize, outFeatures: g.outFeatures), .none), weights: w)
+        default: preconditionFailure("only conv and linear stages split by input channels")
+        }
+    }
+
+    /// What the leader runs on the summed partials: bias and activation, then the stage's other layers.
+    static func reduction(_ stage: [Layer]) -> [Layer] {
+        let main = stage[0]
+        let channels: Int, plane: Int, act: Activation
+        switch main.kind {
+        case .conv(let g, let a): channels = g.outChannels; plane = g.outHeight * g.outWidth; act = a
+        case .linear(let g, let a): channels = g.outFeatures; plane = 1; act = a
+        default: preconditionFailure("only conv and linear stages reduce")
+        }
+        let bias = main.bias.isEmpty ? [Float](repeating: 0, count: channels) : main.bias
+        return [Layer(name: main.name + ".reduce", kind: .addBias(channels: channels, plane: plane, act), bias: bias)] + stage.dropFirst()
+    }
+
+    /// Output rows [r0, r1) of a conv stage: the input band with its halo, and
+    /// the conv and pools re-padded so they see exactly the rows they would in the whole.
+    static func rowBand(_ s: Stage, _ stage: [Layer], _ rows: Range<Int>, board: Int) -> BoardPart {
+        guard case .conv(let g, let act) = stage[0].kind else { preconditionFailure("h split of a non-conv stage") }
+        let need = s.rowsNeeded(outputRows: rows.lowerBound, rows.upperBound)
+        // Conv: output rows need.main from input rows need.input, padding where the band meets the edge.
+        let top = need.main.lowerBound * g.strideH - g.padTop
+        let bottom = (need.main.upperBound - 1) * g.strideH - g.padTop + (g.kernelH - 1) * g.dilationH + 1
+        let conv = ConvGeometry(inChannels: g.inChannels, inHeight: need.input.count, inWidth: g.inWidth, outChannels: g.outChannels,
+                                kernelH: g.kernelH, kernelW: g.kernelW, strideH: g.strideH, strideW: g.strideW,
+                                dilationH: g.dilationH, dilationW: g.dilationW,
+                                padTop: max(0, -top), padLeft: g.padLeft, padBottom: max(0, bottom - g.inHeight), padRight: g.padRight)
+        precondition(conv.outHeight == need.main.count, "row band geometry")
+        var layers = [Layer(name: stage[0].name, kind: .conv(conv, act), weights: stage[0].weights, bias: stage[0].bias)]
+        // Pools: map the band forward, re-padding at the edges of the whole.
+        var bandRows = need.main, height = g.outHeight
+        var poolIndex = 0
+        let pools = s.pools
+        for l in stage.dropFirst() {
+            switch l.kind {
+            case .clamp(let n, let a):
+                layers.append(Layer(name: l.name, kind: .clamp(count: n / height * bandRows.count, a)))
+            case .maxPool, .averagePool:
+                let p = pools[poolIndex]; poolIndex += 1
+                // This pool's output rows: those of the next stage down, or the stage output band.
+                let outRows = poolIndex == pools.count ? rows : forwardRows(pools[poolIndex...], rows)
+                let first = outRows.lowerBound * p.strideH - p.padTop
+                let last = (outRows.upperBound - 1) * p.strideH - p.padTop + p.kernelH
+                var q = p
+                q.inHeight = bandRows.count
+                q.padTop = max(0, -first)
+                // A band that reaches the bottom keeps the whole's bottom padding (average pools count it).
+                q.padBottom = last > p.inHeight ? p.padBottom : 0
+                q.outHeight = outRows.count
+                precondition(max(0, first) == bandRows.lowerBound, "pool band start")
+                if case .maxPool = l.kind { layers.append(Layer(name: l.name, kind: .maxPool(q))) } else { layers.append(Layer(name: l.name, kind: .averagePool(q))) }
+                bandRows = outRows; height = p.outHeight
+            default: preconditionFailure("unexpected layer in a conv stage")
+            }
+        }
+        return BoardPart(board: board, layers: layers,
+                         input: .rows(need.input, channels: g.inChannels, height: g.inHeight, width: g.inWidth),
+                         output: .rows(rows, channels: g.outChannels, height: s.outputRows, width: s.outputCount / (g.outChannels * s.outputRows)))
+    }
+
+    /// Rows of the input of `pools.first` that produce `rows` at the output of `pools.last`.
+    static func forwardRows(_ pools: ArraySlice<PoolGeometry>, _ rows: Range<Int>) -> Range<Int> {
+        var lo = rows.lowerBound, hi = rows.upperBound
+        for p in pools.reversed() {
+            lo = max(0, lo * p.strideH - p.padTop)
+            hi = min(p.inHeight, (hi - 1) * p.strideH - p.padTop + p.kernelH)
+        }
+        return lo..<hi
+    }
+}
