@@ -28,6 +28,7 @@ let package = Package(
         .target(name: "IOPWire"),
         .systemLibrary(name: "CZMQ", path: "Sources/CZMQ"),
         .target(name: "IOPNet", dependencies: ["CZMQ"]),
+        .target(name: "IOPNode", dependencies: ["IOPCore", "IOPWire", "IOPNet"], swiftSettings: nativeCPU),
 
         // Host tools.
         .target(
@@ -35,7 +36,7 @@ let package = Package(
             dependencies: ["IOPCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["ONNX/onnx-subset.proto"],
             swiftSettings: nativeCPU),
-        .target(name: "IOPPlan", dependencies: ["IOPModel", "IOPCore"], swiftSettings: nativeCPU),
+        .target(name: "IOPPlan", dependencies: ["IOPModel", "IOPCore", "IOPNode"], swiftSettings: nativeCPU),
         .executableTarget(
             name: "iop",
             dependencies: ["IOPModel", "IOPCore", "IOPPlan", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -43,7 +44,7 @@ let package = Package(
 
         // Tests.
         .target(name: "CAllocCounter", path: "Tests/CAllocCounter"),
-        .target(name: "TestSupport", dependencies: ["IOPCore"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(
             name: "IOPCoreTests",
             dependencies: ["IOPCore", "CAllocCounter", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based")],

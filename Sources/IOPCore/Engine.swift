@@ -117,3 +117,12 @@ public final class Engine {
         }
     }
 }
+
+extension Engine {
+    /// One inference from and into arrays: for tools and tests, not the allocation-free path.
+    public func run(_ input: [Float]) -> [Float] {
+        var out = [Float](repeating: 0, count: outputCount)
+        input.withUnsafeBufferPointer { i in out.withUnsafeMutableBufferPointer { run(input: i.baseAddress!, output: $0.baseAddress!) } }
+        return out
+    }
+}

@@ -1,5 +1,6 @@
 import IOPCore
 import IOPModel
+import IOPNode
 
 /// Runs a plan in one process: every board's part on its own engine, with the
 /// leader's scatter, gather and reduction done by copies. It checks that the
@@ -25,47 +26,17 @@ public final class LocalExecutor {
     public func run(_ input: [Float]) -> [Float] {
         var x = input
         for p in programs {
-            var out = [Float](repeating: 0, count: p.spec.partialCount > 0 ? p.spec.partialCount : p.spec.outputCount)
+            var out = [Float](repeating: 0, count: p.spec.assembledCount)
             for part in p.parts {
-                let local = LocalExecutor.select(part.spec.input, from: x)
-                var y = [Float](repeating: 0, count: part.engine.outputCount)
-                local.withUnsafeBufferPointer { i in y.withUnsafeMutableBufferPointer { part.engine.run(input: i.baseAddress!, output: $0.baseAddress!) } }
-                LocalExecutor.place(y, part.spec.output, into: &out)
+                var local = [Float](repeating: 0, count: part.engine.inputCount)
+                let n = x.withUnsafeBufferPointer { xp in local.withUnsafeMutableBufferPointer { part.spec.input.select(from: xp.baseAddress!, count: xp.count, into: $0.baseAddress!) } }
+                precondition(n == part.engine.inputCount, "part input size")
+                let y = part.engine.run(local)
+                y.withUnsafeBufferPointer { yp in out.withUnsafeMutableBufferPointer { part.spec.output.place(yp.baseAddress!, count: yp.count, into: $0.baseAddress!) } }
             }
-            if let reduce = p.reduce {
-                var y = [Float](repeating: 0, count: reduce.outputCount)
-                out.withUnsafeBufferPointer { i in y.withUnsafeMutableBufferPointer { reduce.run(input: i.baseAddress!, output: $0.baseAddress!) } }
-                out = y
-            }
+            if let reduce = p.reduce { out = reduce.run(out) }
             x = out
         }
         return x
-    }
-
-    /// The part of the leader's tensor a board receives.
-    static func select(_ input: BoardPart.Input, from x: [Float]) -> [Float] {
-        switch input {
-        case .all: return x
-        case .elements(let r): return Array(x[r])
-        case .rows(let rows, let channels, let height, let width):
-            var out: [Float] = []
-            out.reserveCapacity(channels * rows.count * width)
-            for c in 0..<channels { out += x[((c * height + rows.lowerBound) * width)..<((c * height + rows.upperBound) * width)] }
-            return out
-        }
-    }
-
-    /// Where a board's result goes in the leader's tensor (partial sums add up).
-    static func place(_ y: [Float], _ output: BoardPart.Output, into out: inout [Float]) {
-        switch output {
-        case .all: out = y
-        case .elements(let r): out.replaceSubrange(r, with: y)
-        case .partialSum: for i in out.indices { out[i] += y[i] }
-        case .rows(let rows, let channels, let height, let width):
-            let band = rows.count * width
-            for c in 0..<channels {
-                out.replaceSubrange(((c * height + rows.lowerBound) * width)..<((c * height + rows.upperBound) * width), with: y[(c * band)..<((c + 1) * band)])
-            }
-        }
     }
 }

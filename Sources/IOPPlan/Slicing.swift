@@ -1,45 +1,6 @@
 import IOPCore
 import IOPModel
-
-/// What one board runs for one segment, and which part of the segment's input
-/// it reads and of its output it produces. The layers are ordinary IOPCore
-/// layers with sliced weights, so a board runs its part with the same Engine.
-public struct BoardPart {
-    public enum Input: Equatable, Sendable {
-        /// The whole segment input.
-        case all
-        /// A contiguous run of elements (an IC slice: channels [c0, c1) of CHW).
-        case elements(Range<Int>)
-        /// Rows [r0, r1) of every channel of a CHW tensor.
-        case rows(Range<Int>, channels: Int, height: Int, width: Int)
-    }
-    public enum Output: Equatable, Sendable {
-        /// The whole segment output (the leader running a stage alone).
-        case all
-        /// Elements [e0, e1) of the output (OC slices are contiguous in CHW).
-        case elements(Range<Int>)
-        /// Rows [r0, r1) of every output channel.
-        case rows(Range<Int>, channels: Int, height: Int, width: Int)
-        /// A partial sum of the whole pre-bias output, to be added up at the leader.
-        case partialSum
-    }
-    public var board: Int
-    public var layers: [Layer]
-    public var input: Input
-    public var output: Output
-}
-
-/// The parts of one segment, plus what the leader runs after a reduction.
-public struct SegmentProgram {
-    public var segment: Segment
-    public var parts: [BoardPart]
-    /// After summing partial sums: bias, activation and the stage's pools.
-    public var reduceLayers: [Layer]
-    public var inputCount: Int
-    public var outputCount: Int
-    /// Elements of each partial sum (IC and IOP segments).
-    public var partialCount: Int
-}
+import IOPNode
 
 public enum Slicer {
     /// Per-segment programs for a plan over a network with weights.
@@ -54,7 +15,7 @@ public enum Slicer {
             let s = stages[si]
             let stageLayers = Array(layers[s.layers])
             let ext = cost.partitions[0].extents
-            var program = SegmentProgram(segment: segment, parts: [], reduceLayers: [], inputCount: s.inputCount,
+            var program = SegmentProgram(parts: [], reduceLayers: [], inputCount: s.inputCount,
                                          outputCount: s.outputCount, partialCount: 0)
             var start = 0
             for (d, e) in ext.enumerated() {
@@ -81,7 +42,7 @@ public enum Slicer {
         case .pair(let first):
             let a = stages[first], b = stages[first + 1]
             let aLayers = Array(layers[a.layers]), bLayers = Array(layers[b.layers])
-            var program = SegmentProgram(segment: segment, parts: [], reduceLayers: reduction(bLayers), inputCount: a.inputCount,
+            var program = SegmentProgram(parts: [], reduceLayers: reduction(bLayers), inputCount: a.inputCount,
                                          outputCount: b.outputCount, partialCount: b.mainOutputCount)
             var start = 0
             for (d, e) in cost.partitions[0].extents.enumerated() {

@@ -20,6 +20,7 @@ public struct PayloadReader {
     }
 
     public var isAtEnd: Bool { offset == bytes.count }
+    public var remaining: Int { bytes.count - offset }
 }
 
 /// Little-endian writer into a caller-owned buffer.

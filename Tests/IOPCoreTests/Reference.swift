@@ -74,5 +74,5 @@ struct TestRNG {
 }
 
 func runEngine(_ layers: [Layer], input: [Float], threads: Int) throws -> [Float] {
-    run(try Engine(layers: layers, threads: threads), input)
+    try Engine(layers: layers, threads: threads).run(input)
 }

@@ -15,7 +15,7 @@ enum Fixtures {
 }
 
 func infer(_ net: Network, _ input: [Float], threads: Int = 1) throws -> [Float] {
-    run(try net.makeEngine(threads: threads), input)
+    try net.makeEngine(threads: threads).run(input)
 }
 
 func temporaryPath(_ name: String) -> String {

@@ -20,7 +20,7 @@ import Testing
         let plan = try Planner(network: net, cluster: try Examples.cluster(c.cluster)).plan(c.planner)
         var rng = SplitMix64(seed: 17)
         let x = (0..<net.inputCount).map { _ in Float(rng.nextUnit() * 2 - 1) }
-        let expected = run(try net.makeEngine(threads: 1), x)
+        let expected = try net.makeEngine(threads: 1).run(x)
         let err = scaledError(try LocalExecutor(plan: plan, network: net).run(x), expected)
         #expect(err <= 1e-4, "scaled error \(err)")
     }
@@ -41,7 +41,7 @@ import Testing
         let plan = Plan(planner: .optimal, segments: segments, costs: segments.map(planner.model.cost), cluster: cluster)
         var rng = SplitMix64(seed: 5)
         let x = (0..<net.inputCount).map { _ in Float(rng.nextUnit()) }
-        let err = scaledError(try LocalExecutor(plan: plan, network: net, threads: 2).run(x), run(try net.makeEngine(threads: 1), x))
+        let err = scaledError(try LocalExecutor(plan: plan, network: net, threads: 2).run(x), try net.makeEngine(threads: 1).run(x))
         #expect(err <= 1e-4, "\(dim): scaled error \(err)")
     }
 }
@@ -72,6 +72,6 @@ func rowBandsThroughPaddedPools(cluster name: String) throws {
     let segments: [Segment] = [.single(stage: 0, .rows), .single(stage: 1, .rows), .single(stage: 2, .none)]
     let plan = Plan(planner: .coedge, segments: segments, costs: segments.map(planner.model.cost), cluster: cluster)
     let x = r(net.inputCount)
-    let err = scaledError(try LocalExecutor(plan: plan, network: net).run(x), run(try net.makeEngine(threads: 1), x))
+    let err = scaledError(try LocalExecutor(plan: plan, network: net).run(x), try net.makeEngine(threads: 1).run(x))
     #expect(err <= 1e-4, "scaled error \(err)")
 }

@@ -1,0 +1,90 @@
+import IOPCore
+
+/// What one board runs for one segment, and which part of the segment's input
+/// it reads and of its output it produces. The layers are ordinary IOPCore
+/// layers with sliced weights, so a board runs its part with the same Engine.
+public struct BoardPart {
+    public enum Input: Equatable, Sendable {
+        /// The whole segment input.
+        case all
+        /// A contiguous run of elements (an IC slice: channels [c0, c1) of CHW).
+        case elements(Range<Int>)
+        /// Rows [r0, r1) of every channel of a CHW tensor.
+        case rows(Range<Int>, channels: Int, height: Int, width: Int)
+    }
+    public enum Output: Equatable, Sendable {
+        /// The whole segment output (the leader running a stage alone).
+        case all
+        /// Elements [e0, e1) of the output (OC slices are contiguous in CHW).
+        case elements(Range<Int>)
+        /// Rows [r0, r1) of every output channel.
+        case rows(Range<Int>, channels: Int, height: Int, width: Int)
+        /// A partial sum of the whole pre-bias output, to be added up at the leader.
+        case partialSum
+    }
+    public var board: Int
+    public var layers: [Layer]
+    public var input: Input
+    public var output: Output
+    public init(board: Int, layers: [Layer], input: Input, output: Output) {
+        self.board = board; self.layers = layers; self.input = input; self.output = output
+    }
+}
+
+/// The parts of one segment, plus what the leader runs after a reduction.
+public struct SegmentProgram {
+    public var parts: [BoardPart]
+    /// After summing partial sums: bias, activation and the stage's pools.
+    public var reduceLayers: [Layer]
+    public var inputCount: Int
+    public var outputCount: Int
+    /// Elements of each partial sum (IC and IOP segments).
+    public var partialCount: Int
+    public init(parts: [BoardPart], reduceLayers: [Layer], inputCount: Int, outputCount: Int, partialCount: Int) {
+        self.parts = parts; self.reduceLayers = reduceLayers; self.inputCount = inputCount
+        self.outputCount = outputCount; self.partialCount = partialCount
+    }
+    /// Elements the leader assembles before any reduction.
+    public var assembledCount: Int { partialCount > 0 ? partialCount : outputCount }
+}
+
+extension BoardPart.Input {
+    /// Elements this part receives.
+    public var count: Int {
+        switch self {
+        case .all: return -1
+        case .elements(let r): return r.count
+        case .rows(let r, let c, _, let w): return r.count * c * w
+        }
+    }
+
+    /// Copies the part a board receives out of the leader's whole tensor.
+    public func select(from x: UnsafePointer<Float>, count: Int, into out: UnsafeMutablePointer<Float>) -> Int {
+        switch self {
+        case .all:
+            out.update(from: x, count: count)
+            return count
+        case .elements(let r):
+            out.update(from: x + r.lowerBound, count: r.count)
+            return r.count
+        case .rows(let rows, let channels, let height, let width):
+            let band = rows.count * width
+            for c in 0..<channels { (out + c * band).update(from: x + (c * height + rows.lowerBound) * width, count: band) }
+            return channels * band
+        }
+    }
+}
+
+extension BoardPart.Output {
+    /// Puts a board's result into the leader's tensor; partial sums add up.
+    public func place(_ y: UnsafePointer<Float>, count: Int, into out: UnsafeMutablePointer<Float>) {
+        switch self {
+        case .all: out.update(from: y, count: count)
+        case .elements(let r): (out + r.lowerBound).update(from: y, count: r.count)
+        case .partialSum: for i in 0..<count { out[i] += y[i] }
+        case .rows(let rows, let channels, let height, let width):
+            let band = rows.count * width
+            for c in 0..<channels { (out + (c * height + rows.lowerBound) * width).update(from: y + c * band, count: band) }
+        }
+    }
+}
