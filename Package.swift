@@ -52,7 +52,7 @@ let package = Package(
         .testTarget(name: "IOPWireTests", dependencies: ["IOPWire", "IOPNet"]),
         .testTarget(
             name: "IOPPlanTests",
-            dependencies: ["IOPPlan", "IOPModel", "IOPCore", "TestSupport"]),
+            dependencies: ["IOPPlan", "IOPModel", "IOPCore", "IOPNode", "IOPNet", "TestSupport"]),
         .testTarget(
             name: "IOPModelTests",
             dependencies: ["IOPModel", "IOPCore", "iop", "TestSupport"],

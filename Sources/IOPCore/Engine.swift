@@ -21,10 +21,26 @@ public final class Engine {
 
     static let alignment = 16  // floats: 64-byte aligned regions
 
+    /// The arena's regions in floats: packed weights, one activation buffer (there are two), scratch.
+    static func layout(_ layers: [Layer]) -> (weights: Int, activation: Int, scratch: Int) {
+        var maxActivation = layers.first?.inputCount ?? 0
+        var weightFloats = 0, scratchFloats = 0
+        for layer in layers {
+            maxActivation = max(maxActivation, layer.outputCount)
+            weightFloats += roundUp(layer.packedWeightCount, Engine.alignment) + roundUp(layer.packedBiasCount, Engine.alignment)
+            scratchFloats = max(scratchFloats, layer.scratchCount)
+        }
+        return (weightFloats, roundUp(maxActivation, Engine.alignment), roundUp(scratchFloats, Engine.alignment))
+    }
+
+    /// The bytes `init` would allocate, without allocating them.
+    public static func arenaBytes(for layers: [Layer]) -> Int {
+        let l = layout(layers)
+        return (l.weights + 2 * l.activation + l.scratch) * MemoryLayout<Float>.stride
+    }
+
     public init(layers: [Layer], threads: Int) throws(CoreError) {
         guard let first = layers.first, let last = layers.last else { throw .invalidShape("the model has no layers") }
-        var maxActivation = first.inputCount
-        var weightFloats = 0, scratchFloats = 0
         var previousOut = first.inputCount
         for layer in layers {
             try layer.validate()
@@ -32,12 +48,9 @@ public final class Engine {
                 throw .invalidShape(layer.name + " expects " + String(layer.inputCount) + " inputs, the layer before gives " + String(previousOut))
             }
             previousOut = layer.outputCount
-            maxActivation = max(maxActivation, layer.outputCount)
-            weightFloats += roundUp(layer.packedWeightCount, Engine.alignment) + roundUp(layer.packedBiasCount, Engine.alignment)
-            scratchFloats = max(scratchFloats, layer.scratchCount)
         }
-        let act = roundUp(maxActivation, Engine.alignment)
-        let total = weightFloats + 2 * act + roundUp(scratchFloats, Engine.alignment)
+        let (weightFloats, act, scratchFloats) = Engine.layout(layers)
+        let total = weightFloats + 2 * act + scratchFloats
         let bytes = total * MemoryLayout<Float>.stride
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
         let arena = raw.bindMemory(to: Float.self, capacity: total)

@@ -100,6 +100,21 @@ public final class Socket {
         }
     }
 
+    /// Receives one message of any size (zmq_msg_recv), for setup messages
+    /// whose size is not known in advance; allocates, so not for the inference path.
+    public func receiveMessage() throws(NetError) -> [UInt8] {
+        var msg = zmq_msg_t()
+        zmq_msg_init(&msg)
+        defer { zmq_msg_close(&msg) }
+        var n: Int32
+        repeat { n = zmq_msg_recv(&msg, raw, 0) } while n < 0 && zmq_errno() == EINTR
+        if n < 0 { throw .last(.receive) }
+        let size = zmq_msg_size(&msg)
+        var out = [UInt8](repeating: 0, count: size)
+        if size > 0 { out.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: zmq_msg_data(&msg), byteCount: size) } }
+        return out
+    }
+
     /// Receives one message into `buffer`; returns its length. A message longer
     /// than the buffer is an error (zmq_recv would report the full length and truncate).
     public func receive(into buffer: UnsafeMutableRawBufferPointer) throws(NetError) -> Int {

@@ -71,6 +71,17 @@ public enum Wire {
         return total
     }
 
+    /// Writes the header for a payload already in place after it; returns the frame length.
+    public static func seal(kind: MessageKind, requestID: UInt64 = 0, step: UInt32 = 0, payloadLength: Int,
+                            in buffer: UnsafeMutableRawBufferPointer) throws(WireError) -> Int {
+        let total = MessageHeader.size + payloadLength
+        guard total <= buffer.count else { throw .bufferTooSmall(needed: total, capacity: buffer.count) }
+        let payload = UnsafeRawBufferPointer(rebasing: buffer[MessageHeader.size..<total])
+        writeHeader(MessageHeader(kind: kind, requestID: requestID, step: step, payloadLength: UInt32(payloadLength), checksum: adler32(payload)),
+                    into: buffer)
+        return total
+    }
+
     public static func writeHeader(_ h: MessageHeader, into buffer: UnsafeMutableRawBufferPointer) {
         buffer.storeBytes(of: MessageHeader.magic.littleEndian, toByteOffset: 0, as: UInt32.self)
         buffer.storeBytes(of: MessageHeader.currentVersion.littleEndian, toByteOffset: 4, as: UInt16.self)

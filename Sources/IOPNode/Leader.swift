@@ -1,0 +1,237 @@
+import IOPCore
+import IOPNet
+import IOPWire
+
+/// The board that holds the input: distributes the programs, runs its own
+/// parts, scatters each segment's inputs, gathers or reduces the results.
+public final class Leader {
+    public struct Board: Sendable {
+        public var name: String
+        public var endpoint: String
+        public init(name: String, endpoint: String) { self.name = name; self.endpoint = endpoint }
+    }
+
+    struct Remote { var board: Int; var output: BoardPart.Output; var outputCount: Int }
+    struct Step {
+        var program: SegmentProgram
+        var own: (part: BoardPart, engine: Engine)?
+        var remote: [Remote]
+        var reduce: Engine?
+    }
+
+    let boards: [Board]
+    let leaderIndex: Int
+    let inbox: Socket
+    var outboxes: [Socket?]
+    var steps: [Step] = []
+    let segments: [SegmentProgram]
+    /// Tensors (the segment input, the assembled output, the leader's own part
+    /// in and out) and the two message frames: allocated once, at registration.
+    var current: UnsafeMutablePointer<Float>, assembled: UnsafeMutablePointer<Float>
+    var ownIn: UnsafeMutablePointer<Float>, ownOut: UnsafeMutablePointer<Float>
+    var frame: UnsafeMutableRawBufferPointer, reply: UnsafeMutableRawBufferPointer
+    var nextRequest: UInt64 = 1
+    /// Per board, what it sent and how many messages, over all inferences so far.
+    public private(set) var bytesSent: [Int]
+    public private(set) var messagesSent: [Int]
+    public private(set) var inferences = 0
+    public let inputCount: Int
+    public let outputCount: Int
+
+    /// Binds `listen` (port `*` picks one: see `endpoint`). `start` then registers the workers.
+    public init(context: Context, listen: String, boards: [Board], leaderIndex: Int, segments: [SegmentProgram],
+                timeoutMs: Int32 = 30_000) throws(NodeError) {
+        self.boards = boards; self.leaderIndex = leaderIndex; self.segments = segments
+        bytesSent = Array(repeating: 0, count: boards.count); messagesSent = bytesSent
+        inputCount = segments.first?.inputCount ?? 0
+        outputCount = segments.last?.outputCount ?? 0
+        var tensor = 0, message = 0
+        for seg in segments {
+            tensor = max(tensor, seg.inputCount, seg.assembledCount, seg.outputCount)
+            for part in seg.parts { message = max(message, 4 * seg.inputCount, 4 + 4 * (part.layers.last?.outputCount ?? 0)) }
+        }
+        current = .allocate(capacity: tensor); assembled = .allocate(capacity: tensor)
+        ownIn = .allocate(capacity: tensor); ownOut = .allocate(capacity: tensor)
+        frame = .allocate(byteCount: MessageHeader.size + message, alignment: 64)
+        reply = .allocate(byteCount: MessageHeader.size + message, alignment: 64)
+        do throws(NetError) {
+            inbox = try Socket(context, .pull)
+            try inbox.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs)
+            try inbox.bind(listen)
+            var sockets: [Socket?] = []
+            for (i, b) in boards.enumerated() {
+                if i == leaderIndex { sockets.append(nil); continue }
+                let s = try Socket(context, .push)
+                try s.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs)
+                sockets.append(s)
+                _ = b
+            }
+            outboxes = sockets
+        } catch { throw .net(error) }
+    }
+
+    /// Connects to the workers, waits for every one's hello, sends each its
+    /// programs, and returns once all are ready; a refusal or a silent board
+    /// stops every worker and throws. `endpoints` overrides the boards' own
+    /// (workers that bound port `*`).
+    public func start(threads: Int, endpoints: [String]? = nil) throws(NodeError) {
+        do throws(NodeError) {
+            for (i, out) in outboxes.enumerated() where out != nil {
+                do throws(NetError) { try out!.connect(endpoints?[i] ?? boards[i].endpoint) } catch { throw .net(error) }
+            }
+            try register(segments: segments, threads: threads)
+        } catch {
+            shutdown()
+            throw error
+        }
+    }
+
+    deinit {
+        current.deallocate(); assembled.deallocate(); ownIn.deallocate(); ownOut.deallocate()
+        frame.deallocate(); reply.deallocate()
+    }
+
+    public var endpoint: String { (try? inbox.boundEndpoint()) ?? "" }
+
+    func register(segments: [SegmentProgram], threads: Int) throws(NodeError) {
+        // Hellos, in any order.
+        var pending = Set(boards.indices.filter { $0 != leaderIndex })
+        while !pending.isEmpty {
+            let (h, payload) = try inbox.receiveFrame(waitingFor: "hello from " + names(pending), maxPayload: 1024)
+            guard h.kind == .hello else { throw .protocolViolation("expected hello, got kind " + String(h.kind.rawValue)) }
+            var decoded: Hello?
+            payload.withUnsafeBytes { decoded = try? Hello.decode($0) }
+            guard let hello = decoded else { throw .wire(.malformedPayload) }
+            let name = String(decoding: hello.name, as: UTF8.self)
+            guard let i = boards.firstIndex(where: { $0.name == name }), pending.remove(i) != nil else {
+                throw .protocolViolation("hello from unknown or repeated board '" + name + "'")
+            }
+        }
+        // Programs, then `ready` to close each board's list.
+        for (k, seg) in segments.enumerated() {
+            var step = Step(program: seg, own: nil, remote: [], reduce: nil)
+            for part in seg.parts {
+                if part.board == leaderIndex {
+                    do throws(CoreError) { step.own = (part, try Engine(layers: part.layers, threads: threads)) } catch { throw .core(error) }
+                    continue
+                }
+                let program = StepProgram(step: UInt32(k), layers: part.layers)
+                var payload = [UInt8](repeating: 0, count: ProgramCodec.encodedSize(program))
+                var failure: WireError?
+                var written = 0
+                payload.withUnsafeMutableBytes { b in
+                    do throws(WireError) { written = try ProgramCodec.encode(program, into: b) } catch { failure = error }
+                }
+                if let failure { throw .wire(failure) }
+                try outboxes[part.board]!.sendFrame(.program, requestID: UInt64(part.board), payload: Array(payload[0..<written]))
+                step.remote.append(Remote(board: part.board, output: part.output, outputCount: part.layers.last!.outputCount))
+            }
+            if !seg.reduceLayers.isEmpty {
+                do throws(CoreError) { step.reduce = try Engine(layers: seg.reduceLayers, threads: threads) } catch { throw .core(error) }
+            }
+            steps.append(step)
+        }
+        for (i, out) in outboxes.enumerated() where out != nil { try out!.sendFrame(.ready, requestID: UInt64(i)) }
+        var waiting = Set(boards.indices.filter { $0 != leaderIndex })
+        while !waiting.isEmpty {
+            let (h, payload) = try inbox.receiveFrame(waitingFor: "ready from " + names(waiting), maxPayload: 1024)
+            let board = Int(h.requestID)
+            guard waiting.contains(board) else { throw .protocolViolation("unexpected answer from board " + String(board)) }
+            switch h.kind {
+            case .ready: waiting.remove(board)
+            case .refuse:
+                var r: Refuse?
+                payload.withUnsafeBytes { r = try? Refuse.decode($0) }
+                throw .refused(board: boards[board].name, bytesNeeded: Int(r?.bytesNeeded ?? 0), budgetBytes: Int(r?.budgetBytes ?? 0))
+            default: throw .protocolViolation("expected ready or refuse, got kind " + String(h.kind.rawValue))
+            }
+        }
+    }
+
+    func names(_ set: Set<Int>) -> String {
+        var s = ""
+        for i in set.sorted() { s += (s.isEmpty ? "" : ", ") + "'" + boards[i].name + "'" }
+        return s
+    }
+
+    /// One cooperative inference. Allocates nothing.
+    public func infer(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) throws(NodeError) {
+        let request = nextRequest
+        nextRequest += 1
+        current.update(from: input, count: inputCount)
+        for (k, step) in steps.enumerated() {
+            let seg = step.program
+            for part in seg.parts where part.board != leaderIndex {
+                let payload = (frame.baseAddress! + MessageHeader.size).assumingMemoryBound(to: Float.self)
+                let n = part.input.select(from: current, count: seg.inputCount, into: payload)
+                let length: Int
+                do throws(WireError) { length = try Wire.seal(kind: .activation, requestID: request, step: UInt32(k), payloadLength: 4 * n, in: frame) } catch { throw .wire(error) }
+                do throws(NetError) { try outboxes[part.board]!.send(UnsafeRawBufferPointer(rebasing: frame[0..<length])) } catch { throw .net(error) }
+                bytesSent[leaderIndex] += length; messagesSent[leaderIndex] += 1
+            }
+            // The leader's own part, while the others compute.
+            assembled.update(repeating: 0, count: seg.assembledCount)
+            if let own = step.own {
+                var src = UnsafePointer(current)
+                if own.part.input != .all {
+                    _ = own.part.input.select(from: current, count: seg.inputCount, into: ownIn)
+                    src = UnsafePointer(ownIn)
+                }
+                own.engine.run(input: src, output: ownOut)
+                own.part.output.place(ownOut, count: own.engine.outputCount, into: assembled)
+            }
+            try gather(step, request: request, index: k)
+            if let reduce = step.reduce {
+                reduce.run(input: assembled, output: current)
+            } else {
+                current.update(from: assembled, count: seg.outputCount)
+            }
+        }
+        output.update(from: current, count: outputCount)
+        inferences += 1
+    }
+
+    /// Receives one result from every other board of the step and places it.
+    func gather(_ step: Step, request: UInt64, index k: Int) throws(NodeError) {
+        for _ in 0..<step.remote.count {
+            let length: Int
+            do throws(NetError) { length = try inbox.receive(into: reply) } catch {
+                if error.isTimeout { throw .timedOut(waitingFor: "results of step " + String(k)) }
+                throw .net(error)
+            }
+            let header: MessageHeader
+            do throws(WireError) { header = try Wire.decode(UnsafeRawBufferPointer(rebasing: reply[0..<length]), maxPayload: reply.count) } catch { throw .wire(error) }
+            guard header.kind == .activation, header.requestID == request, Int(header.step) == k, header.payloadLength >= 4 else {
+                throw .protocolViolation("result for request " + String(header.requestID) + " step " + String(header.step)
+                                         + " while waiting for request " + String(request) + " step " + String(k))
+            }
+            let board = Int(UInt32(littleEndian: reply.loadUnaligned(fromByteOffset: MessageHeader.size, as: UInt32.self)))
+            guard let remote = step.remote.first(where: { $0.board == board }), Int(header.payloadLength) == 4 + 4 * remote.outputCount else {
+                throw .protocolViolation("unexpected result from board " + String(board) + " for step " + String(k))
+            }
+            let y = UnsafePointer((reply.baseAddress! + MessageHeader.size + 4).assumingMemoryBound(to: Float.self))
+            remote.output.place(y, count: remote.outputCount, into: assembled)
+            bytesSent[board] += length; messagesSent[board] += 1
+        }
+    }
+
+    /// Tells every worker to stop; safe to call more than once.
+    public func shutdown() {
+        for out in outboxes where out != nil { try? out!.sendFrame(.shutdown) }
+    }
+}
+
+extension Leader {
+    /// One inference from and into arrays: for tools and tests, not the allocation-free path.
+    public func infer(_ input: [Float]) throws(NodeError) -> [Float] {
+        var out = [Float](repeating: 0, count: outputCount)
+        var failure: NodeError?
+        input.withUnsafeBufferPointer { i in
+            out.withUnsafeMutableBufferPointer { o in
+                do throws(NodeError) { try infer(input: i.baseAddress!, output: o.baseAddress!) } catch { failure = error }
+            }
+        }
+        if let failure { throw failure }
+        return out
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import IOPCore
+import IOPModel
+import IOPNet
+import IOPNode
+import IOPPlan
+import TestSupport
+import Testing
+
+/// A worker running on its own thread, as it would in its own process.
+final class WorkerThread: @unchecked Sendable {
+    let worker: Worker
+    let done = DispatchSemaphore(value: 0)
+    var error: NodeError?
+    init(_ worker: Worker) {
+        self.worker = worker
+        Thread.detachNewThread { [self] in
+            do throws(NodeError) { try self.worker.run() } catch { self.error = error }
+            self.done.signal()
+        }
+    }
+    @discardableResult func join(seconds: Double = 30) -> Bool { done.wait(timeout: .now() + seconds) == .success }
+}
+
+/// A leader on a loopback port of its own and one worker thread per other board.
+func startCluster(_ cluster: Cluster, programs: [SegmentProgram], context ctx: Context) throws -> (Leader, [WorkerThread]) {
+    let names = cluster.devices.map(\.name)
+    let leader = try Leader(context: ctx, listen: "tcp://127.0.0.1:*", boards: names.map { .init(name: $0, endpoint: "") },
+                            leaderIndex: cluster.leader, segments: programs, timeoutMs: 20_000)
+    var workers: [WorkerThread] = []
+    var endpoints = [String](repeating: "", count: names.count)
+    for (i, d) in cluster.devices.enumerated() where i != cluster.leader {
+        let w = try Worker(context: ctx, name: d.name, listen: "tcp://127.0.0.1:*", leader: leader.endpoint,
+                           budgetBytes: d.memoryBudgetBytes, threads: 1, timeoutMs: 20_000)
+        endpoints[i] = w.endpoint
+        workers.append(WorkerThread(w))
+    }
+    do throws(NodeError) { try leader.start(threads: 1, endpoints: endpoints) } catch {
+        for w in workers { _ = w.join() }
+        throw error
+    }
+    return (leader, workers)
+}
+
+@Suite(.timeLimit(.minutes(3))) struct ClusterTests {
+    struct Case: Sendable, CustomStringConvertible {
+        let model: String, size: Int?, planner: PlannerKind
+        var description: String { "\(model) \(planner.rawValue)" }
+    }
+    static let cases = [("lenet5", nil), ("alexnet", 67), ("vgg11", 32)].flatMap { m, s in PlannerKind.allCases.map { Case(model: m, size: s, planner: $0) } }
+
+    /// A leader and three workers over ZeroMQ on loopback TCP run the plan; outputs equal single-board inference.
+    @Test(arguments: cases)
+    func loopbackClusterMatchesSingleBoard(_ c: Case) throws {
+        let net = try Zoo.make(c.model, inputSize: c.size)
+        let cluster = try Examples.cluster("mixed-pi4-pi3")
+        let plan = try Planner(network: net, cluster: cluster).plan(c.planner)
+        let programs = Slicer.programs(plan, network: net, stages: Stage.split(net))
+        let ctx = try Context()
+        let (leader, workers) = try startCluster(cluster, programs: programs, context: ctx)
+        let single = try net.makeEngine(threads: 1)
+        var rng = SplitMix64(seed: 31)
+        for _ in 0..<3 {
+            let x = (0..<net.inputCount).map { _ in Float(rng.nextUnit() * 2 - 1) }
+            let y = try leader.infer(x)
+            let err = scaledError(y, single.run(x))
+            #expect(err <= 1e-4, "scaled error \(err)")
+        }
+        #expect(leader.inferences == 3)
+        // Boards with work sent results; a single-board plan sends nothing.
+        if c.planner == .single { #expect(leader.messagesSent.reduce(0, +) == 0) }
+        // Under oc every board computes a slice of every partitionable stage, so every worker answered.
+        if c.planner == .oc { #expect(leader.messagesSent.allSatisfy { $0 > 0 }, "\(leader.messagesSent)") }
+        leader.shutdown()
+        for w in workers {
+            #expect(w.join(), "a worker did not stop")
+            #expect(w.error == nil, "\(w.error?.message ?? "")")
+        }
+    }
+
+    @Test func overBudgetWorkerIsRefusedAndEveryoneStops() throws {
+        let net = try Zoo.make("alexnet", inputSize: 67)
+        var cluster = try Examples.cluster("mixed-pi4-pi3")
+        let plan = try Planner(network: net, cluster: cluster).plan(.oc)
+        cluster.devices[2].memoryBudgetBytes = 1 << 20  // pi3-a: 1 MiB, far too small for its slices
+        let programs = Slicer.programs(plan, network: net, stages: Stage.split(net))
+        let ctx = try Context()
+        do {
+            _ = try startCluster(cluster, programs: programs, context: ctx)
+            Issue.record("the leader accepted an over-budget board")
+        } catch {
+            // startCluster waits for every worker to stop before it rethrows.
+            if case .refused(let board, let needed, let budget)? = error as? NodeError {
+                #expect(board == "pi3-a" && budget == 1 << 20 && needed > budget)
+                #expect((error as! NodeError).message.contains("board 'pi3-a' refused its program"))
+            } else {
+                Issue.record("\(error)")
+            }
+        }
+    }
+}
