@@ -45,7 +45,9 @@ public enum WireError: Error, Equatable, Sendable {
     case bufferTooSmall(needed: Int, capacity: Int)
 }
 
-/// Adler-32 (RFC 1950): cheap enough for activation payloads, no tables.
+/// Adler-32 (RFC 1950): cheap enough for activation payloads, no tables. It
+/// catches every 1- and 2-bit error in short payloads, not every 3-bit one;
+/// it guards against corrupted or foreign frames on top of TCP's own checksum.
 public func adler32(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
     var a: UInt32 = 1, b: UInt32 = 0
     var i = 0

@@ -72,7 +72,7 @@ func decode(_ bytes: [UInt8], maxPayload: Int = 1 << 20) -> Result<MessageHeader
     /// 100,000 random, truncated and bit-flipped frames: each decodes to a
     /// header or a typed error, and nothing traps.
     @Test func fuzzedFramesNeverTrap() throws {
-        var rng = SystemRandomNumberGenerator()
+        var rng = XorShift(state: 0x9E37_79B9_7F4A_7C15)
         var seeds: [[UInt8]] = []
         for raw in UInt8(1)...11 {
             seeds.append(try frame(kind: MessageKind(rawValue: raw)!, payload: (0..<Int.random(in: 0...300, using: &rng)).map { _ in .random(in: 0...255, using: &rng) }))
@@ -88,11 +88,14 @@ func decode(_ bytes: [UInt8], maxPayload: Int = 1 << 20) -> Result<MessageHeader
                 let s = seeds.randomElement(using: &rng)!
                 bytes = Array(s.prefix(Int.random(in: 0..<s.count, using: &rng)))
             case 2:  // bit flips in the payload
-                bytes = seeds.randomElement(using: &rng)!
+                let seed = seeds.randomElement(using: &rng)!
+                bytes = seed
                 guard bytes.count > MessageHeader.size else { continue }
                 for _ in 0..<Int.random(in: 1...3, using: &rng) {
                     bytes[Int.random(in: MessageHeader.size..<bytes.count, using: &rng)] ^= 1 << UInt8.random(in: 0...7, using: &rng)
                 }
+                // Two flips of the same bit give the original frame back: not a corruption.
+                if bytes == seed { continue }
                 flipped += 1
             default:  // bit flips anywhere, or a corrupted length
                 bytes = seeds.randomElement(using: &rng)!
@@ -103,8 +106,20 @@ func decode(_ bytes: [UInt8], maxPayload: Int = 1 << 20) -> Result<MessageHeader
                 if i % 4 == 2 { flippedAccepted += 1 }
             }
         }
-        // Adler-32 catches every 1-3 bit flip in payloads this short, bar flips that cancel out.
+        // Adler-32 catches every 1- and 2-bit corruption of payloads this short, but
+        // not every 3-bit one (equal flips at i and j cancelled by a double-weight
+        // flip at their midpoint): allow 0.1 %. TCP's own checksum sits under it.
         #expect(flippedAccepted * 1000 <= flipped, "\(flippedAccepted) of \(flipped) corrupted payloads accepted")
+        #expect(flipped > 20_000)
         #expect(accepted < 30_000)
+    }
+}
+
+/// Seeded, so the fuzz run is the same every time.
+struct XorShift: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state ^= state << 13; state ^= state >> 7; state ^= state << 17
+        return state
     }
 }
