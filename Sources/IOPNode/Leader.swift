@@ -59,26 +59,21 @@ public final class Leader {
             try inbox.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs)
             try inbox.bind(listen)
             var sockets: [Socket?] = []
-            for (i, b) in boards.enumerated() {
+            for i in boards.indices {
                 if i == leaderIndex { sockets.append(nil); continue }
                 let s = try Socket(context, .push)
                 try s.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs)
                 sockets.append(s)
-                _ = b
             }
             outboxes = sockets
         } catch { throw .net(error) }
     }
 
-    /// Connects to the workers, waits for every one's hello, sends each its
-    /// programs, and returns once all are ready; a refusal or a silent board
-    /// stops every worker and throws. `endpoints` overrides the boards' own
-    /// (workers that bound port `*`).
-    public func start(threads: Int, endpoints: [String]? = nil) throws(NodeError) {
+    /// Waits for every worker's hello, connects to it, sends its programs, and
+    /// returns once all are ready; a refusal or a silent board stops every
+    /// worker and throws.
+    public func start(threads: Int) throws(NodeError) {
         do throws(NodeError) {
-            for (i, out) in outboxes.enumerated() where out != nil {
-                do throws(NetError) { try out!.connect(endpoints?[i] ?? boards[i].endpoint) } catch { throw .net(error) }
-            }
             try register(segments: segments, threads: threads)
         } catch {
             shutdown()
@@ -106,6 +101,9 @@ public final class Leader {
             guard let i = boards.firstIndex(where: { $0.name == name }), pending.remove(i) != nil else {
                 throw .protocolViolation("hello from unknown or repeated board '" + name + "'")
             }
+            // A worker that bound port `*` says where it listens; otherwise use the cluster file's endpoint.
+            let reported = String(decoding: hello.endpoint, as: UTF8.self)
+            do throws(NetError) { try outboxes[i]!.connect(reported.isEmpty ? boards[i].endpoint : reported) } catch { throw .net(error) }
         }
         // Programs, then `ready` to close each board's list.
         for (k, seg) in segments.enumerated() {

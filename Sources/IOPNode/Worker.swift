@@ -37,7 +37,8 @@ public final class Worker {
         var failure: WireError?
         let n = hello.withUnsafeMutableBytes { b -> Int in
             do throws(WireError) {
-                return try Hello(name: Array(name.utf8), budgetBytes: UInt64(budgetBytes), threads: UInt16(threads)).encode(into: b)
+                return try Hello(name: Array(name.utf8), endpoint: Array(endpoint.utf8), budgetBytes: UInt64(budgetBytes),
+                                 threads: UInt16(threads)).encode(into: b)
             } catch { failure = error; return 0 }
         }
         if let failure { throw .wire(failure) }

@@ -15,6 +15,8 @@
 /// corrupted frames are typed errors.
 public enum MessageKind: UInt8, Sendable {
     case hello = 1, program, weightShard, ready, refuse, activation, partialSum, result, error, heartbeat, shutdown
+    /// A client asking the leader for one inference (payload: reply endpoint, then the input).
+    case request
 }
 
 public struct MessageHeader: Equatable, Sendable {

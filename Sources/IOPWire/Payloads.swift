@@ -45,21 +45,24 @@ public struct PayloadWriter {
     }
 }
 
-/// A worker introducing itself to the leader.
+/// A worker introducing itself to the leader, with the endpoint it listens on.
 public struct Hello: Equatable, Sendable {
     public var name: [UInt8]
+    public var endpoint: [UInt8]
     public var budgetBytes: UInt64
     public var threads: UInt16
-    public init(name: [UInt8], budgetBytes: UInt64, threads: UInt16) { self.name = name; self.budgetBytes = budgetBytes; self.threads = threads }
+    public init(name: [UInt8], endpoint: [UInt8] = [], budgetBytes: UInt64, threads: UInt16) {
+        self.name = name; self.endpoint = endpoint; self.budgetBytes = budgetBytes; self.threads = threads
+    }
 
     public func encode(into buffer: UnsafeMutableRawBufferPointer) throws(WireError) -> Int {
         var w = PayloadWriter(buffer)
-        try w.writeBytes(name); try w.write(budgetBytes); try w.write(threads)
+        try w.writeBytes(name); try w.writeBytes(endpoint); try w.write(budgetBytes); try w.write(threads)
         return w.offset
     }
     public static func decode(_ payload: UnsafeRawBufferPointer) throws(WireError) -> Hello {
         var r = PayloadReader(payload)
-        let h = Hello(name: try r.readBytes(), budgetBytes: try r.read(UInt64.self), threads: try r.read(UInt16.self))
+        let h = Hello(name: try r.readBytes(), endpoint: try r.readBytes(), budgetBytes: try r.read(UInt64.self), threads: try r.read(UInt16.self))
         guard r.isAtEnd else { throw .malformedPayload }
         return h
     }

@@ -28,14 +28,11 @@ func startCluster(_ cluster: Cluster, programs: [SegmentProgram], context ctx: C
     let leader = try Leader(context: ctx, listen: "tcp://127.0.0.1:*", boards: names.map { .init(name: $0, endpoint: "") },
                             leaderIndex: cluster.leader, segments: programs, timeoutMs: 20_000)
     var workers: [WorkerThread] = []
-    var endpoints = [String](repeating: "", count: names.count)
     for (i, d) in cluster.devices.enumerated() where i != cluster.leader {
-        let w = try Worker(context: ctx, name: d.name, listen: "tcp://127.0.0.1:*", leader: leader.endpoint,
-                           budgetBytes: d.memoryBudgetBytes, threads: 1, timeoutMs: 20_000)
-        endpoints[i] = w.endpoint
-        workers.append(WorkerThread(w))
+        workers.append(WorkerThread(try Worker(context: ctx, name: d.name, listen: "tcp://127.0.0.1:*", leader: leader.endpoint,
+                                               budgetBytes: d.memoryBudgetBytes, threads: 1, timeoutMs: 20_000)))
     }
-    do throws(NodeError) { try leader.start(threads: 1, endpoints: endpoints) } catch {
+    do throws(NodeError) { try leader.start(threads: 1) } catch {
         for w in workers { _ = w.join() }
         throw error
     }

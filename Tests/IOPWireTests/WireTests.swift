@@ -16,7 +16,7 @@ func decode(_ bytes: [UInt8], maxPayload: Int = 1 << 20) -> Result<MessageHeader
 
 @Suite struct WireTests {
     @Test func roundTripsEveryKind() throws {
-        for raw in UInt8(1)...11 {
+        for raw in UInt8(1)...12 {
             let kind = try #require(MessageKind(rawValue: raw))
             let payload = (0..<Int(raw) * 13).map { UInt8($0 & 0xff) }
             let h = try decode(frame(kind: kind, requestID: UInt64(raw) << 40, step: UInt32(raw), payload: payload)).get()
@@ -59,7 +59,7 @@ func decode(_ bytes: [UInt8], maxPayload: Int = 1 << 20) -> Result<MessageHeader
 
     @Test func payloadsRoundTripAndRejectGarbage() throws {
         var buffer = [UInt8](repeating: 0, count: 64)
-        let hello = Hello(name: Array("pi4-b".utf8), budgetBytes: 1 << 30, threads: 4)
+        let hello = Hello(name: Array("pi4-b".utf8), endpoint: Array("tcp://127.0.0.1:5555".utf8), budgetBytes: 1 << 30, threads: 4)
         let n = try buffer.withUnsafeMutableBytes { try hello.encode(into: $0) }
         #expect(try buffer.withUnsafeBytes { try Hello.decode(UnsafeRawBufferPointer(rebasing: $0[0..<n])) } == hello)
         #expect(throws: WireError.malformedPayload) { try buffer.withUnsafeBytes { try Hello.decode(UnsafeRawBufferPointer(rebasing: $0[0..<(n - 1)])) } }
