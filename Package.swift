@@ -14,6 +14,7 @@ let package = Package(
     name: "iop",
     products: [
         .executable(name: "iop", targets: ["iop"]),
+        .executable(name: "iop-node", targets: ["iop-node"]),
         .library(name: "IOPCore", targets: ["IOPCore"]),
     ],
     dependencies: [
@@ -29,6 +30,8 @@ let package = Package(
         .systemLibrary(name: "CZMQ", path: "Sources/CZMQ"),
         .target(name: "IOPNet", dependencies: ["CZMQ"]),
         .target(name: "IOPNode", dependencies: ["IOPCore", "IOPWire", "IOPNet"], swiftSettings: nativeCPU),
+
+        .executableTarget(name: "iop-node", dependencies: ["IOPNode", "IOPNet", "IOPWire", "IOPCore"], swiftSettings: nativeCPU),
 
         // Host tools.
         .target(

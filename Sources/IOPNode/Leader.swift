@@ -35,6 +35,8 @@ public final class Leader {
     public private(set) var bytesSent: [Int]
     public private(set) var messagesSent: [Int]
     public private(set) var inferences = 0
+    /// Each board's arena bytes (the leader's: its own parts and reductions), known once started.
+    public private(set) var arenaBytes: [Int]
     public let inputCount: Int
     public let outputCount: Int
 
@@ -42,7 +44,7 @@ public final class Leader {
     public init(context: Context, listen: String, boards: [Board], leaderIndex: Int, segments: [SegmentProgram],
                 timeoutMs: Int32 = 30_000) throws(NodeError) {
         self.boards = boards; self.leaderIndex = leaderIndex; self.segments = segments
-        bytesSent = Array(repeating: 0, count: boards.count); messagesSent = bytesSent
+        bytesSent = Array(repeating: 0, count: boards.count); messagesSent = bytesSent; arenaBytes = bytesSent
         inputCount = segments.first?.inputCount ?? 0
         outputCount = segments.last?.outputCount ?? 0
         var tensor = 0, message = 0
@@ -129,6 +131,7 @@ public final class Leader {
             }
             steps.append(step)
         }
+        arenaBytes[leaderIndex] = steps.reduce(0) { $0 + ($1.own?.engine.arenaBytes ?? 0) + ($1.reduce?.arenaBytes ?? 0) }
         for (i, out) in outboxes.enumerated() where out != nil { try out!.sendFrame(.ready, requestID: UInt64(i)) }
         var waiting = Set(boards.indices.filter { $0 != leaderIndex })
         while !waiting.isEmpty {
@@ -136,7 +139,9 @@ public final class Leader {
             let board = Int(h.requestID)
             guard waiting.contains(board) else { throw .protocolViolation("unexpected answer from board " + String(board)) }
             switch h.kind {
-            case .ready: waiting.remove(board)
+            case .ready:
+                waiting.remove(board)
+                if payload.count == 8 { arenaBytes[board] = Int(UInt64(littleEndian: payload.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })) }
             case .refuse:
                 var r: Refuse?
                 payload.withUnsafeBytes { r = try? Refuse.decode($0) }
@@ -231,5 +236,54 @@ extension Leader {
         }
         if let failure { throw failure }
         return out
+    }
+}
+
+extension Leader {
+    /// Answers inference requests arriving on `requests` until a client sends
+    /// `shutdown`; each result goes to the endpoint named in its request. A
+    /// failed inference is answered with an `error` frame, then rethrown.
+    public func serve(_ requests: Socket, context: Context) throws(NodeError) {
+        let requestBytes = MessageHeader.size + 2 + 255 + 4 * inputCount
+        let incoming = UnsafeMutableRawBufferPointer.allocate(byteCount: requestBytes, alignment: 64)
+        let outgoing = UnsafeMutableRawBufferPointer.allocate(byteCount: MessageHeader.size + 4 * max(outputCount, 64), alignment: 64)
+        let input = UnsafeMutablePointer<Float>.allocate(capacity: max(inputCount, 1))
+        defer { incoming.deallocate(); outgoing.deallocate(); input.deallocate() }
+        var replyEndpoint: [UInt8] = []
+        var reply: Socket?
+        while true {
+            let length: Int
+            do throws(NetError) { length = try requests.receive(into: incoming) } catch { throw .net(error) }
+            let header: MessageHeader
+            do throws(WireError) { header = try Wire.decode(UnsafeRawBufferPointer(rebasing: incoming[0..<length]), maxPayload: requestBytes) } catch { continue }
+            if header.kind == .shutdown { shutdown(); return }
+            guard header.kind == .request else { continue }
+            var r = PayloadReader(UnsafeRawBufferPointer(rebasing: incoming[MessageHeader.size..<length]))
+            guard let n = try? r.read(UInt16.self), Int(n) <= r.remaining else { continue }
+            let endpointRange = (MessageHeader.size + 2)..<(MessageHeader.size + 2 + Int(n))
+            guard length - endpointRange.upperBound == 4 * inputCount else { continue }
+            // Reuse the reply socket while the requester stays the same (no allocation per request).
+            if reply == nil || !incoming[endpointRange].elementsEqual(replyEndpoint) {
+                replyEndpoint = Array(incoming[endpointRange])
+                do throws(NetError) {
+                    let s = try Socket(context, .push)
+                    try s.setTimeouts(sendMs: 5000, receiveMs: 5000)
+                    try s.connect(String(decoding: replyEndpoint, as: UTF8.self))
+                    reply = s
+                } catch { continue }
+            }
+            UnsafeMutableRawPointer(input).copyMemory(from: incoming.baseAddress! + endpointRange.upperBound, byteCount: 4 * inputCount)
+            let out = (outgoing.baseAddress! + MessageHeader.size).assumingMemoryBound(to: Float.self)
+            do throws(NodeError) {
+                try infer(input: input, output: out)
+                let frame: Int
+                do throws(WireError) { frame = try Wire.seal(kind: .result, requestID: header.requestID, payloadLength: 4 * outputCount, in: outgoing) } catch { throw .wire(error) }
+                do throws(NetError) { try reply!.send(UnsafeRawBufferPointer(rebasing: outgoing[0..<frame])) } catch { throw .net(error) }
+            } catch {
+                try? reply!.sendFrame(.error, requestID: header.requestID, payload: Array(error.message.utf8))
+                shutdown()
+                throw error
+            }
+        }
     }
 }

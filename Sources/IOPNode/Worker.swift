@@ -16,9 +16,12 @@ public final class Worker {
     public private(set) var arenaBytes = 0
     public private(set) var inferencesServed = 0
 
+    /// How long a serving worker waits for work before giving up (-1: for ever, as a board under systemd does).
+    let idleTimeoutMs: Int32
+
     public init(context: Context, name: String, listen: String, leader: String, budgetBytes: Int, threads: Int,
-                timeoutMs: Int32 = 30_000) throws(NodeError) {
-        self.name = name; self.budgetBytes = budgetBytes; self.threads = threads
+                timeoutMs: Int32 = 30_000, idleTimeoutMs: Int32 = -1) throws(NodeError) {
+        self.name = name; self.budgetBytes = budgetBytes; self.threads = threads; self.idleTimeoutMs = idleTimeoutMs
         do throws(NetError) {
             inbox = try Socket(context, .pull)
             try inbox.setMaxMessageSize(budgetBytes)
@@ -94,7 +97,11 @@ public final class Worker {
         // Message buffers, allocated once: a frame of input, and a frame of board index + output.
         var receive = [UInt8](repeating: 0, count: MessageHeader.size + 4 * maxIn)
         var send = [UInt8](repeating: 0, count: MessageHeader.size + 4 + 4 * maxOut)
-        try outbox.sendFrame(.ready, requestID: board)
+        // `ready` carries the arena size, so the leader can report every board's memory.
+        var arena = [UInt8](repeating: 0, count: 8)
+        arena.withUnsafeMutableBytes { $0.storeBytes(of: UInt64(needed).littleEndian, as: UInt64.self) }
+        try outbox.sendFrame(.ready, requestID: board, payload: arena)
+        do throws(NetError) { try inbox.setTimeouts(sendMs: 30_000, receiveMs: idleTimeoutMs) } catch { throw .net(error) }
 
         while true {
             var outcome: Result<MessageHeader, NodeError> = .failure(.protocolViolation(""))

@@ -1,4 +1,5 @@
 import Foundation
+import IOPNode
 
 /// One board of the cluster, as the user describes it.
 public struct DeviceSpec: Equatable, Sendable {
@@ -78,16 +79,8 @@ public struct Cluster: Equatable, Sendable {
         return Cluster(devices: devices, leader: leader)
     }
 
-    /// `512MiB`, `1GiB`, `1.5GiB`, `300MB`, `4096KiB` or a plain byte count.
-    public static func parseSize(_ text: String) -> Int? {
-        let t = text.trimmingCharacters(in: .whitespaces)
-        let units: [(String, Double)] = [("GiB", 1_073_741_824), ("MiB", 1_048_576), ("KiB", 1024), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3), ("B", 1)]
-        for (suffix, scale) in units where t.hasSuffix(suffix) {
-            guard let v = Double(t.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), v.isFinite, v > 0 else { return nil }
-            return Int(v * scale)
-        }
-        return Int(t)
-    }
+    /// `512MiB`, `1GiB`, `1.5GiB`, `300MB`, `4096KiB` or a plain byte count (the nodes' own parser).
+    public static func parseSize(_ text: String) -> Int? { parseByteSize(text) }
 }
 
 public struct ClusterError: Error, CustomStringConvertible, Equatable {

@@ -21,6 +21,18 @@ public struct PayloadReader {
 
     public var isAtEnd: Bool { offset == bytes.count }
     public var remaining: Int { bytes.count - offset }
+
+    /// Hands a sub-range of the payload to `body` (for nested, length-prefixed records).
+    public func bytesSlice<T>(_ range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws(WireError) -> T) throws(WireError) -> T {
+        guard range.lowerBound >= 0, range.upperBound <= bytes.count else { throw .malformedPayload }
+        return try body(UnsafeRawBufferPointer(rebasing: bytes[range]))
+    }
+
+    /// Skips `n` bytes.
+    public mutating func skip(_ n: Int) throws(WireError) {
+        guard n >= 0, offset + n <= bytes.count else { throw .malformedPayload }
+        offset += n
+    }
 }
 
 /// Little-endian writer into a caller-owned buffer.

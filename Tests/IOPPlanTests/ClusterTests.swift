@@ -30,7 +30,7 @@ func startCluster(_ cluster: Cluster, programs: [SegmentProgram], context ctx: C
     var workers: [WorkerThread] = []
     for (i, d) in cluster.devices.enumerated() where i != cluster.leader {
         workers.append(WorkerThread(try Worker(context: ctx, name: d.name, listen: "tcp://127.0.0.1:*", leader: leader.endpoint,
-                                               budgetBytes: d.memoryBudgetBytes, threads: 1, timeoutMs: 20_000)))
+                                               budgetBytes: d.memoryBudgetBytes, threads: 1, timeoutMs: 20_000, idleTimeoutMs: 20_000)))
     }
     do throws(NodeError) { try leader.start(threads: 1) } catch {
         for w in workers { _ = w.join() }
