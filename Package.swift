@@ -42,7 +42,7 @@ let package = Package(
         .target(name: "IOPPlan", dependencies: ["IOPModel", "IOPCore", "IOPNode"], swiftSettings: nativeCPU),
         .executableTarget(
             name: "iop",
-            dependencies: ["IOPModel", "IOPCore", "IOPPlan", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["IOPModel", "IOPCore", "IOPPlan", "IOPNode", "IOPNet", "IOPWire", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: nativeCPU),
 
         // Tests.
@@ -58,7 +58,7 @@ let package = Package(
             dependencies: ["IOPPlan", "IOPModel", "IOPCore", "IOPNode", "IOPNet", "TestSupport"]),
         .testTarget(
             name: "IOPModelTests",
-            dependencies: ["IOPModel", "IOPCore", "iop", "TestSupport"],
+            dependencies: ["IOPModel", "IOPCore", "iop", "iop-node", "TestSupport"],
             resources: [.copy("Fixtures")],
             swiftSettings: nativeCPU),
     ]

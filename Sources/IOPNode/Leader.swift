@@ -31,6 +31,8 @@ public final class Leader {
     var ownIn: UnsafeMutablePointer<Float>, ownOut: UnsafeMutablePointer<Float>
     var frame: UnsafeMutableRawBufferPointer, reply: UnsafeMutableRawBufferPointer
     var nextRequest: UInt64 = 1
+    /// Which boards have answered the step being gathered (preallocated).
+    var answered: [Bool]
     /// Per board, what it sent and how many messages, over all inferences so far.
     public private(set) var bytesSent: [Int]
     public private(set) var messagesSent: [Int]
@@ -45,6 +47,7 @@ public final class Leader {
                 timeoutMs: Int32 = 30_000) throws(NodeError) {
         self.boards = boards; self.leaderIndex = leaderIndex; self.segments = segments
         bytesSent = Array(repeating: 0, count: boards.count); messagesSent = bytesSent; arenaBytes = bytesSent
+        answered = Array(repeating: false, count: boards.count)
         inputCount = segments.first?.inputCount ?? 0
         outputCount = segments.last?.outputCount ?? 0
         var tensor = 0, message = 0
@@ -58,6 +61,7 @@ public final class Leader {
         reply = .allocate(byteCount: MessageHeader.size + message, alignment: 64)
         do throws(NetError) {
             inbox = try Socket(context, .pull)
+            try inbox.setHighWaterMark(64)
             try inbox.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs)
             try inbox.bind(listen)
             var sockets: [Socket?] = []
@@ -196,10 +200,15 @@ public final class Leader {
 
     /// Receives one result from every other board of the step and places it.
     func gather(_ step: Step, request: UInt64, index k: Int) throws(NodeError) {
+        for r in step.remote { answered[r.board] = false }
         for _ in 0..<step.remote.count {
             let length: Int
             do throws(NetError) { length = try inbox.receive(into: reply) } catch {
-                if error.isTimeout { throw .timedOut(waitingFor: "results of step " + String(k)) }
+                if error.isTimeout {
+                    var missing = ""
+                    for r in step.remote where !answered[r.board] { missing += (missing.isEmpty ? "'" : ", '") + boards[r.board].name + "'" }
+                    throw .timedOut(waitingFor: "step " + String(k) + " results from " + missing + " (did the board stop?)")
+                }
                 throw .net(error)
             }
             let header: MessageHeader
@@ -214,6 +223,7 @@ public final class Leader {
             }
             let y = UnsafePointer((reply.baseAddress! + MessageHeader.size + 4).assumingMemoryBound(to: Float.self))
             remote.output.place(y, count: remote.outputCount, into: assembled)
+            answered[board] = true
             bytesSent[board] += length; messagesSent[board] += 1
         }
     }

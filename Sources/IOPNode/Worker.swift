@@ -24,7 +24,10 @@ public final class Worker {
         self.name = name; self.budgetBytes = budgetBytes; self.threads = threads; self.idleTimeoutMs = idleTimeoutMs
         do throws(NetError) {
             inbox = try Socket(context, .pull)
+            // Nothing larger than the whole budget can be a valid message for this board.
             try inbox.setMaxMessageSize(budgetBytes)
+            // A board holds at most a few steps' messages in flight; more is a runaway peer.
+            try inbox.setHighWaterMark(64)
             try inbox.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs)
             try inbox.bind(listen)
             endpoint = try inbox.boundEndpoint()

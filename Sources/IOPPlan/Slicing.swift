@@ -190,3 +190,12 @@ public enum Slicer {
         return lo..<hi
     }
 }
+
+extension Bundle {
+    /// The bundle `iop compile` writes: the cluster's boards and the plan's per-board programs with their weight shards.
+    public static func compile(_ plan: Plan, network: Network) -> Bundle {
+        Bundle(boards: plan.cluster.devices.map { .init(name: $0.name, endpoint: $0.endpoint, budgetBytes: $0.memoryBudgetBytes) },
+               leaderIndex: plan.cluster.leader,
+               segments: Slicer.programs(plan, network: network, stages: Stage.split(network)))
+    }
+}

@@ -10,7 +10,7 @@ struct IOP: ParsableCommand {
         commandName: "iop",
         abstract: "Cooperative CNN inference for small ARM boards (Interleaved Operator Partitioning).",
         discussion: "Models are zoo names (see `iop models`) or ONNX files (float32, batch 1).",
-        subcommands: [Models.self, Infer.self, Bench.self, Export.self, PlanCommand.self, Simulate.self])
+        subcommands: [Models.self, Infer.self, Bench.self, Export.self, PlanCommand.self, Simulate.self, Compile.self, Request.self, ClusterRun.self])
 }
 
 /// Options every command that loads a model shares.
@@ -39,6 +39,9 @@ func reportingErrors(_ body: () throws -> Void) throws {
         note("error: \(e.description)")
         throw ExitCode(1)
     } catch let e as PlanError {
+        note("error: \(e.description)")
+        throw ExitCode(1)
+    } catch let e as CommandFailure {
         note("error: \(e.description)")
         throw ExitCode(1)
     }

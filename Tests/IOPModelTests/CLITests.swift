@@ -160,3 +160,45 @@ func runIOP(_ args: [String]) throws -> Result {
         }
     }
 }
+
+/// `iop cluster`: the leader and the workers as separate iop-node processes on loopback.
+@Suite(.timeLimit(.minutes(5))) struct ProcessClusterTests {
+    struct Case: Sendable, CustomStringConvertible {
+        let model: String, size: String?, planner: String
+        var description: String { "\(model) \(planner)" }
+    }
+    static let cases = [("lenet5", nil as String?), ("alexnet", "67"), ("vgg11", "32")].flatMap { m, s in
+        ["single", "oc", "coedge", "iop", "optimal"].map { Case(model: m, size: s, planner: $0) }
+    }
+
+    @Test(arguments: cases)
+    func clusterOutputsEqualSingleBoard(_ c: Case) throws {
+        let args = ["cluster", "--model", c.model] + (c.size.map { ["--input-size", $0] } ?? [])
+            + ["--cluster", PlanCLITests.clusters + "/mixed-pi4-pi3.json", "--planner", c.planner, "--requests", "3", "--check", "--json"]
+        let r = try runIOP(args)
+        #expect(r.status == 0, "\(r.stderr)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect(obj["planner"] as? String == c.planner && obj["requests"] as? Int == 3)
+        #expect((obj["max_abs_diff"] as? Double ?? 1) <= 1e-3)
+        #expect((obj["p50_ms"] as? Double ?? 0) > 0 && (obj["p99_ms"] as? Double ?? 0) >= (obj["p50_ms"] as? Double ?? 0))
+        let devices = try #require(obj["devices"] as? [[String: Any]])
+        #expect(devices.count == 4)
+        // The leader always holds an arena; its figures come from the running nodes, not the planner.
+        #expect((devices[0]["arena_bytes"] as? Int ?? 0) > 0)
+        if c.planner == "oc" { for d in devices { #expect((d["messages_per_inference"] as? Int ?? 0) > 0, "\(d)") } }
+    }
+
+    @Test func aBoardTooSmallForItsProgramIsRefusedAndNothingIsLeftRunning() throws {
+        // pi3-a's slice of vgg11@32 under the iop plan: the planner counts 3.02 MB, the node's
+        // arena (channel-block padding, two activation buffers per step) is 3.88 MB. A 3.4 MB
+        // budget passes the planner and must be caught by the node's own check. When the arena
+        // and the planner's figure become one number (issue 4), this case moves to the planner.
+        let path = temporaryPath("tight-cluster.json")
+        let cluster = try String(contentsOfFile: PlanCLITests.clusters + "/mixed-pi4-pi3.json", encoding: .utf8)
+        try cluster.replacingOccurrences(of: "\"512MiB\"", with: "\"3400000\"").write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try runIOP(["cluster", "--model", "vgg11", "--input-size", "32", "--cluster", path, "--planner", "iop", "--requests", "1"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("board 'pi3-a' refused its program: it needs"), "\(r.stderr)")
+        #expect(r.stderr.contains("its budget is 3400000"), "\(r.stderr)")
+    }
+}
