@@ -55,7 +55,7 @@ let package = Package(
         .testTarget(name: "IOPWireTests", dependencies: ["IOPWire", "IOPNet"]),
         .testTarget(
             name: "IOPPlanTests",
-            dependencies: ["IOPPlan", "IOPModel", "IOPCore", "IOPNode", "IOPNet", "TestSupport"]),
+            dependencies: ["IOPPlan", "IOPModel", "IOPCore", "IOPNode", "IOPNet", "IOPWire", "TestSupport"]),
         .testTarget(
             name: "IOPModelTests",
             dependencies: ["IOPModel", "IOPCore", "iop", "iop-node", "TestSupport"],

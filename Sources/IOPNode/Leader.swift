@@ -96,6 +96,7 @@ public final class Leader {
 
     func register(segments: [SegmentProgram], threads: Int) throws(NodeError) {
         // Hellos, in any order.
+        var budgets = [Int](repeating: 0, count: boards.count)
         var pending = Set(boards.indices.filter { $0 != leaderIndex })
         while !pending.isEmpty {
             let (h, payload) = try inbox.receiveFrame(waitingFor: "hello from " + names(pending), maxPayload: 1024)
@@ -108,8 +109,16 @@ public final class Leader {
                 throw .protocolViolation("hello from unknown or repeated board '" + name + "'")
             }
             // A worker that bound port `*` says where it listens; otherwise use the cluster file's endpoint.
+            budgets[i] = Int(hello.budgetBytes)
             let reported = String(decoding: hello.endpoint, as: UTF8.self)
             do throws(NetError) { try outboxes[i]!.connect(reported.isEmpty ? boards[i].endpoint : reported) } catch { throw .net(error) }
+        }
+        // A board whose programs cannot fit its budget is refused before anything is sent: its
+        // socket would drop messages larger than the budget, and it could not say why.
+        var needed = [Int](repeating: 0, count: boards.count)
+        for seg in segments { for part in seg.parts where part.board != leaderIndex { needed[part.board] += Engine.arenaBytes(for: part.layers) } }
+        if let over = boards.indices.first(where: { $0 != leaderIndex && needed[$0] > budgets[$0] }) {
+            throw .refused(board: boards[over].name, bytesNeeded: needed[over], budgetBytes: budgets[over])
         }
         // Programs, then `ready` to close each board's list.
         for (k, seg) in segments.enumerated() {
@@ -137,21 +146,26 @@ public final class Leader {
         }
         arenaBytes[leaderIndex] = steps.reduce(0) { $0 + ($1.own?.engine.arenaBytes ?? 0) + ($1.reduce?.arenaBytes ?? 0) }
         for (i, out) in outboxes.enumerated() where out != nil { try out!.sendFrame(.ready, requestID: UInt64(i)) }
+        // Every board answers before anything is decided, so a refusal is reported the same way every time.
         var waiting = Set(boards.indices.filter { $0 != leaderIndex })
+        var refusals: [(board: Int, refuse: Refuse?)] = []
         while !waiting.isEmpty {
             let (h, payload) = try inbox.receiveFrame(waitingFor: "ready from " + names(waiting), maxPayload: 1024)
             let board = Int(h.requestID)
-            guard waiting.contains(board) else { throw .protocolViolation("unexpected answer from board " + String(board)) }
+            guard waiting.remove(board) != nil else { throw .protocolViolation("unexpected answer from board " + String(board)) }
             switch h.kind {
             case .ready:
-                waiting.remove(board)
                 if payload.count == 8 { arenaBytes[board] = Int(UInt64(littleEndian: payload.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })) }
             case .refuse:
                 var r: Refuse?
                 payload.withUnsafeBytes { r = try? Refuse.decode($0) }
-                throw .refused(board: boards[board].name, bytesNeeded: Int(r?.bytesNeeded ?? 0), budgetBytes: Int(r?.budgetBytes ?? 0))
+                refusals.append((board, r))
             default: throw .protocolViolation("expected ready or refuse, got kind " + String(h.kind.rawValue))
             }
+        }
+        if let first = refusals.min(by: { $0.board < $1.board }) {
+            throw .refused(board: boards[first.board].name, bytesNeeded: Int(first.refuse?.bytesNeeded ?? 0),
+                           budgetBytes: Int(first.refuse?.budgetBytes ?? 0))
         }
     }
 

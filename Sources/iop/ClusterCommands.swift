@@ -150,6 +150,8 @@ final class Child: @unchecked Sendable {
     private var lines: [String] = []
     private var errorText = ""
     private let newLine = DispatchSemaphore(value: 0)
+    /// Signalled once stderr has been read to its end (the process closed it).
+    private let stderrDrained = DispatchSemaphore(value: 0)
 
     init(name: String, executable: String, arguments: [String]) throws {
         self.name = name
@@ -174,6 +176,7 @@ final class Child: @unchecked Sendable {
         Thread.detachNewThread { [self] in
             let data = err.fileHandleForReading.readDataToEndOfFile()
             lock.lock(); errorText = String(decoding: data, as: UTF8.self); lock.unlock()
+            stderrDrained.signal()
         }
     }
 
@@ -193,8 +196,10 @@ final class Child: @unchecked Sendable {
     }
 
     var outputLines: [String] { lock.lock(); defer { lock.unlock() }; return lines }
-    /// The last error line the node logged (without its priority prefix).
+    /// The last error line the node logged (without its priority prefix); waits
+    /// briefly for the node to finish writing it.
     var lastError: String {
+        if stderrDrained.wait(timeout: .now() + 5) == .success { stderrDrained.signal() }
         lock.lock(); defer { lock.unlock() }
         let l = errorText.split(separator: "\n").last { $0.hasPrefix("<3>") || $0.hasPrefix("<4>") } ?? Substring(errorText.split(separator: "\n").last ?? "")
         return String(l.drop { $0 != ">" }.dropFirst())

@@ -3,6 +3,7 @@ import IOPCore
 import IOPModel
 import IOPNet
 import IOPNode
+import IOPWire
 import IOPPlan
 import TestSupport
 import Testing
@@ -95,4 +96,38 @@ func startCluster(_ cluster: Cluster, programs: [SegmentProgram], context ctx: C
             }
         }
     }
+}
+
+/// The worker's own budget check, without a leader that checks first: sent a
+/// program bigger than its budget, it answers `refuse` with the bytes it needs.
+@Test(.timeLimit(.minutes(1))) func workerRefusesAProgramOverItsBudget() throws {
+    let ctx = try Context()
+    let fakeLeader = try Socket(ctx, .pull)
+    try fakeLeader.setTimeouts(sendMs: 10_000, receiveMs: 10_000)
+    try fakeLeader.bind("tcp://127.0.0.1:*")
+    let g = ConvGeometry(inChannels: 64, inHeight: 16, inWidth: 16, outChannels: 64, kernelH: 3, kernelW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)
+    let layers = [Layer(name: "conv", kind: .conv(g, .relu), weights: [Float](repeating: 0.01, count: g.weightCount))]
+    let needed = Engine.arenaBytes(for: layers)
+    let worker = try Worker(context: ctx, name: "small", listen: "tcp://127.0.0.1:*", leader: try fakeLeader.boundEndpoint(),
+                            budgetBytes: needed - 1, threads: 1, timeoutMs: 10_000, idleTimeoutMs: 10_000)
+    let thread = WorkerThread(worker)
+    let hello = try fakeLeader.receiveMessage()
+    #expect(hello.count > MessageHeader.size && hello[6] == MessageKind.hello.rawValue)
+    let toWorker = try Socket(ctx, .push)
+    try toWorker.setTimeouts(sendMs: 10_000, receiveMs: 10_000)
+    try toWorker.connect(worker.endpoint)
+    let program = StepProgram(step: 0, layers: layers)
+    var payload = [UInt8](repeating: 0, count: ProgramCodec.encodedSize(program))
+    let n = try payload.withUnsafeMutableBytes { try ProgramCodec.encode(program, into: $0) }
+    for (kind, body) in [(MessageKind.program, Array(payload[0..<n])), (.ready, [])] {
+        var frame = [UInt8](repeating: 0, count: MessageHeader.size + body.count)
+        _ = try body.withUnsafeBytes { b in try frame.withUnsafeMutableBytes { try Wire.encode(kind: kind, requestID: 1, payload: b, into: $0) } }
+        try frame.withUnsafeBytes { try toWorker.send($0) }
+    }
+    let answer = try fakeLeader.receiveMessage()
+    let header = try answer.withUnsafeBytes { try Wire.decode($0, maxPayload: 1024) }
+    #expect(header.kind == .refuse && header.requestID == 1)
+    let refuse = try Array(answer[MessageHeader.size...]).withUnsafeBytes { try Refuse.decode($0) }
+    #expect(refuse == Refuse(reason: .overBudget, bytesNeeded: UInt64(needed), budgetBytes: UInt64(needed - 1)))
+    #expect(thread.join(seconds: 10) && thread.error == nil)
 }
