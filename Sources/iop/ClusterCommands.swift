@@ -362,7 +362,7 @@ struct ClusterRun: ParsableCommand {
             if json {
                 print(try jsonString(result))
             } else {
-                print(String(format: "%@ on %d local nodes, %@ plan: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms over %d requests (modelled for the cluster file: %.2f ms)",
+                print(String(format: "%@ on %d local nodes, %@ plan: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms over %d requests (modelled: %.2f ms)",
                              net.name, cluster.devices.count, planner.rawValue, percentile(latencies, 0.5), percentile(latencies, 0.9),
                              percentile(latencies, 0.99), requests, plan.modeledLatencyMs))
                 for d in devices {
