@@ -34,13 +34,13 @@ public struct Bundle {
                 body.u32(p.board)
                 switch p.input {
                 case .all: body.u8(0)
-                case .elements(let r): body.u8(1); body.u32(r.lowerBound); body.u32(r.upperBound)
-                case .rows(let r, let c, let h, let w): body.u8(2); body.u32(r.lowerBound); body.u32(r.upperBound); body.u32(c); body.u32(h); body.u32(w)
+                case .elements(let r): body.region(1, r)
+                case .rows(let r, let c, let h, let w): body.region(2, r, [c, h, w])
                 }
                 switch p.output {
                 case .all: body.u8(0)
-                case .elements(let r): body.u8(1); body.u32(r.lowerBound); body.u32(r.upperBound)
-                case .rows(let r, let c, let h, let w): body.u8(2); body.u32(r.lowerBound); body.u32(r.upperBound); body.u32(c); body.u32(h); body.u32(w)
+                case .elements(let r): body.region(1, r)
+                case .rows(let r, let c, let h, let w): body.region(2, r, [c, h, w])
                 case .partialSum: body.u8(3)
                 }
                 body.program(StepProgram(step: UInt32(k), layers: p.layers))
@@ -87,24 +87,18 @@ public struct Bundle {
             for _ in 0..<partCount {
                 let board = try int(&r)
                 guard board < boardCount else { throw .malformedPayload }
-                let input: BoardPart.Input
-                switch try r.read(UInt8.self) {
-                case 0: input = .all
-                case 1: let lo = try int(&r), hi = try int(&r); guard lo <= hi else { throw .malformedPayload }; input = .elements(lo..<hi)
-                case 2:
-                    let lo = try int(&r), hi = try int(&r); guard lo <= hi else { throw .malformedPayload }
-                    input = .rows(lo..<hi, channels: try int(&r), height: try int(&r), width: try int(&r))
-                default: throw .malformedPayload
+                let input: BoardPart.Input, output: BoardPart.Output
+                switch try region(&r) {
+                case .whole: input = .all
+                case .elements(let e): input = .elements(e)
+                case .rows(let rows, let c, let h, let w): input = .rows(rows, channels: c, height: h, width: w)
+                case .partialSum: throw .malformedPayload
                 }
-                let output: BoardPart.Output
-                switch try r.read(UInt8.self) {
-                case 0: output = .all
-                case 1: let lo = try int(&r), hi = try int(&r); guard lo <= hi else { throw .malformedPayload }; output = .elements(lo..<hi)
-                case 2:
-                    let lo = try int(&r), hi = try int(&r); guard lo <= hi else { throw .malformedPayload }
-                    output = .rows(lo..<hi, channels: try int(&r), height: try int(&r), width: try int(&r))
-                case 3: output = .partialSum
-                default: throw .malformedPayload
+                switch try region(&r) {
+                case .whole: output = .all
+                case .elements(let e): output = .elements(e)
+                case .rows(let rows, let c, let h, let w): output = .rows(rows, channels: c, height: h, width: w)
+                case .partialSum: output = .partialSum
                 }
                 parts.append(BoardPart(board: board, layers: try program(&r).layers, input: input, output: output))
             }
@@ -113,6 +107,20 @@ public struct Bundle {
         }
         guard r.isAtEnd else { throw .malformedPayload }
         return Bundle(boards: boards, leaderIndex: leader, segments: segments)
+    }
+
+    /// The on-disk form of a part's input or output: tag 0 whole, 1 elements, 2 rows, 3 partial sum.
+    enum Region { case whole, elements(Range<Int>), rows(Range<Int>, Int, Int, Int), partialSum }
+
+    static func region(_ r: inout PayloadReader) throws(WireError) -> Region {
+        let tag = try r.read(UInt8.self)
+        if tag == 0 { return .whole }
+        if tag == 3 { return .partialSum }
+        guard tag == 1 || tag == 2 else { throw .malformedPayload }
+        let lo = Int(try r.read(UInt32.self)), hi = Int(try r.read(UInt32.self))
+        guard lo <= hi else { throw .malformedPayload }
+        if tag == 1 { return .elements(lo..<hi) }
+        return .rows(lo..<hi, Int(try r.read(UInt32.self)), Int(try r.read(UInt32.self)), Int(try r.read(UInt32.self)))
     }
 
     static func program(_ r: inout PayloadReader) throws(WireError) -> StepProgram {
@@ -131,6 +139,10 @@ struct ByteWriter {
     mutating func u16(_ v: UInt16) { bytes.append(UInt8(v & 0xff)); bytes.append(UInt8(v >> 8)) }
     mutating func u32(_ v: Int) { for i in 0..<4 { bytes.append(UInt8((UInt32(v) >> (8 * UInt32(i))) & 0xff)) } }
     mutating func u64(_ v: Int) { for i in 0..<8 { bytes.append(UInt8((UInt64(v) >> (8 * UInt64(i))) & 0xff)) } }
+    mutating func region(_ tag: UInt8, _ r: Range<Int>, _ extra: [Int] = []) {
+        u8(tag); u32(r.lowerBound); u32(r.upperBound)
+        for v in extra { u32(v) }
+    }
     mutating func string(_ s: String) { let b = Array(s.utf8); u16(UInt16(b.count)); bytes += b }
     mutating func program(_ p: StepProgram) {
         var buffer = [UInt8](repeating: 0, count: ProgramCodec.encodedSize(p))

@@ -202,3 +202,29 @@ func runIOP(_ args: [String]) throws -> Result {
         #expect(r.stderr.contains("its budget is 3400000"), "\(r.stderr)")
     }
 }
+
+@Suite struct BundleCLITests {
+    @Test func compileWritesABundleAndACorruptedOneIsRefused() throws {
+        let dir = temporaryPath("bundle-lenet5")
+        let r = try runIOP(["compile", "--model", "lenet5", "--cluster", PlanCLITests.clusters + "/four-pi4-wifi.json", "--planner", "iop", "--out", dir])
+        #expect(r.status == 0, "\(r.stderr)")
+        let manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/manifest.json"))) as? [String: Any])
+        #expect(manifest["planner"] as? String == "iop" && manifest["model"] as? String == "lenet5")
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/bundle.iop")))
+        #expect(manifest["bundle_bytes"] as? Int == bytes.count)
+        bytes[bytes.count / 2] ^= 0x40
+        let corrupted = dir + "/corrupted.iop"
+        try Data(bytes).write(to: URL(fileURLWithPath: corrupted))
+        let node = URL(fileURLWithPath: CLITests.binary).deletingLastPathComponent().appendingPathComponent("iop-node").path
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: node)
+        p.arguments = ["leader", "--bundle", corrupted, "--listen", "tcp://127.0.0.1:*", "--requests", "tcp://127.0.0.1:*"]
+        let err = Pipe()
+        p.standardError = err; p.standardOutput = Pipe()
+        try p.run()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus != 0)
+        #expect(text.contains("not a valid iop bundle") && text.contains("checksumMismatch") && text.hasPrefix("<3>"), "\(text)")
+    }
+}
