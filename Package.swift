@@ -25,13 +25,17 @@ let package = Package(
     targets: [
         // Board runtime: libc only, Embedded-Swift compatible (scripts/check-embedded).
         .target(name: "CIOPThreads", cSettings: [.unsafeFlags(["-O2"])]),
+        .target(name: "CIOPSystem"),
         .target(name: "IOPCore", dependencies: ["CIOPThreads"], swiftSettings: nativeCPU),
         .target(name: "IOPWire"),
         .systemLibrary(name: "CZMQ", path: "Sources/CZMQ"),
         .target(name: "IOPNet", dependencies: ["CZMQ"]),
-        .target(name: "IOPNode", dependencies: ["IOPCore", "IOPWire", "IOPNet"], swiftSettings: nativeCPU),
+        .target(name: "IOPNode", dependencies: ["IOPCore", "IOPWire", "IOPNet", "CIOPSystem"], swiftSettings: nativeCPU),
+        .target(name: "IOPService", dependencies: ["CIOPSystem"]),
 
-        .executableTarget(name: "iop-node", dependencies: ["IOPNode", "IOPNet", "IOPWire", "IOPCore"], swiftSettings: nativeCPU),
+        .executableTarget(
+            name: "iop-node", dependencies: ["IOPNode", "IOPService", "IOPNet", "IOPWire", "IOPCore", "CIOPSystem"],
+            swiftSettings: nativeCPU),
 
         // Host tools.
         .target(

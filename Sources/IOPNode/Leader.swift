@@ -1,3 +1,4 @@
+import CIOPSystem
 import IOPCore
 import IOPNet
 import IOPWire
@@ -37,6 +38,10 @@ public final class Leader {
     public private(set) var bytesSent: [Int]
     public private(set) var messagesSent: [Int]
     public private(set) var inferences = 0
+    /// The last served request, receive to reply.
+    public private(set) var lastRequestNs: UInt64 = 0
+    /// Asked between requests whether to go on serving (see `serve`).
+    public var supervisor = Supervisor()
     /// Each board's arena bytes (the leader's: its own parts and reductions), known once started.
     public private(set) var arenaBytes: [Int]
     public let inputCount: Int
@@ -265,9 +270,12 @@ extension Leader {
 
 extension Leader {
     /// Answers inference requests arriving on `requests` until a client sends
-    /// `shutdown`; each result goes to the endpoint named in its request. A
-    /// failed inference is answered with an `error` frame, then rethrown.
+    /// `shutdown` or the supervisor says stop (the request in hand is answered
+    /// first); each result goes to the endpoint named in its request. A failed
+    /// inference is answered with an `error` frame, then rethrown. Either way
+    /// the workers are told to shut down.
     public func serve(_ requests: Socket, context: Context) throws(NodeError) {
+        do throws(NetError) { try requests.setTimeouts(sendMs: 5000, receiveMs: supervisor.checkIntervalMs) } catch { throw .net(error) }
         let requestBytes = MessageHeader.size + 2 + 255 + 4 * inputCount
         let incoming = UnsafeMutableRawBufferPointer.allocate(byteCount: requestBytes, alignment: 64)
         let outgoing = UnsafeMutableRawBufferPointer.allocate(byteCount: MessageHeader.size + 4 * max(outputCount, 64), alignment: 64)
@@ -277,7 +285,12 @@ extension Leader {
         var reply: Socket?
         while true {
             let length: Int
-            do throws(NetError) { length = try requests.receive(into: incoming) } catch { throw .net(error) }
+            do throws(NetError) { length = try requests.receive(into: incoming) } catch {
+                if !error.isTimeout { throw .net(error) }
+                if !supervisor.check() { shutdown(); return }
+                continue
+            }
+            let started = iop_monotonic_ns()
             let header: MessageHeader
             do throws(WireError) { header = try Wire.decode(UnsafeRawBufferPointer(rebasing: incoming[0..<length]), maxPayload: requestBytes) } catch { continue }
             if header.kind == .shutdown { shutdown(); return }
@@ -303,11 +316,13 @@ extension Leader {
                 let frame: Int
                 do throws(WireError) { frame = try Wire.seal(kind: .result, requestID: header.requestID, payloadLength: 4 * outputCount, in: outgoing) } catch { throw .wire(error) }
                 do throws(NetError) { try reply!.send(UnsafeRawBufferPointer(rebasing: outgoing[0..<frame])) } catch { throw .net(error) }
+                lastRequestNs = iop_monotonic_ns() &- started
             } catch {
                 try? reply!.sendFrame(.error, requestID: header.requestID, payload: Array(error.message.utf8))
                 shutdown()
                 throw error
             }
+            if !supervisor.check() { shutdown(); return }
         }
     }
 }

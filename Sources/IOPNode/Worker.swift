@@ -1,3 +1,4 @@
+import CIOPSystem
 import IOPCore
 import IOPNet
 import IOPWire
@@ -15,6 +16,11 @@ public final class Worker {
     /// Bytes of every step's arena, once loaded.
     public private(set) var arenaBytes = 0
     public private(set) var inferencesServed = 0
+    /// Time the last activation took on this board, receive to send.
+    public private(set) var lastStepNs: UInt64 = 0
+    /// Told when the arena is allocated and serving begins, and asked between messages whether to go on.
+    public var supervisor = Supervisor()
+    public var onServing: () -> Void = {}
 
     /// How long a serving worker waits for work before giving up (-1: for ever, as a board under systemd does).
     let idleTimeoutMs: Int32
@@ -104,8 +110,11 @@ public final class Worker {
         var arena = [UInt8](repeating: 0, count: 8)
         arena.withUnsafeMutableBytes { $0.storeBytes(of: UInt64(needed).littleEndian, as: UInt64.self) }
         try outbox.sendFrame(.ready, requestID: board, payload: arena)
-        do throws(NetError) { try inbox.setTimeouts(sendMs: 30_000, receiveMs: idleTimeoutMs) } catch { throw .net(error) }
+        let waitMs = supervisor.receiveTimeout(idleMs: idleTimeoutMs)
+        do throws(NetError) { try inbox.setTimeouts(sendMs: 30_000, receiveMs: waitMs) } catch { throw .net(error) }
+        onServing()
 
+        var idleMs: Int32 = 0
         while true {
             var outcome: Result<MessageHeader, NodeError> = .failure(.protocolViolation(""))
             receive.withUnsafeMutableBytes { buffer in
@@ -120,9 +129,16 @@ public final class Worker {
             }
             let header: MessageHeader
             switch outcome {
-            case .success(let h): header = h
+            case .success(let h): header = h; idleMs = 0
+            case .failure(.timedOut(let what)):
+                // A quiet interval: the supervisor's turn; the idle limit counts whole intervals.
+                idleMs += waitMs
+                if idleTimeoutMs >= 0 && idleMs >= idleTimeoutMs { throw .timedOut(waitingFor: what) }
+                if !supervisor.check() { return }
+                continue
             case .failure(let e): throw e
             }
+            let started = iop_monotonic_ns()
             switch header.kind {
             case .activation:
                 let step = Int(header.step)
@@ -145,13 +161,15 @@ public final class Worker {
                 }
                 if let sent { throw sent }
                 inferencesServed += 1
+                lastStepNs = iop_monotonic_ns() &- started
             case .heartbeat:
-                continue
+                break
             case .shutdown:
                 return
             default:
                 throw .protocolViolation("unexpected message kind " + String(header.kind.rawValue) + " while serving")
             }
+            if !supervisor.check() { return }
         }
     }
 }

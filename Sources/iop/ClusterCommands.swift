@@ -247,6 +247,11 @@ struct ClusterRun: ParsableCommand {
     var check = false
     @Flag(name: .long, help: "Print one JSON object instead of a report.")
     var json = false
+    @Option(name: .long, help: ArgumentHelp(
+        "Start the workers with this command instead of the iop-node beside iop.",
+        discussion: "For example the boards' build under emulation: \"qemu-aarch64-static -L $(cross/sysroot) .build/cross-arm64/iop-node\". The leader stays the host build.",
+        valueName: "command"))
+    var workerCommand: String?
 
     func validate() throws {
         guard requests >= 1 else { throw ValidationError("--requests must be at least 1, got \(requests)") }
@@ -294,17 +299,18 @@ struct ClusterRun: ParsableCommand {
             guard FileManager.default.isExecutableFile(atPath: node) else {
                 throw CommandFailure(description: "iop-node not found next to iop (\(node)); build both with `swift build -c release`")
             }
+            let worker = try workerCommand.map(resolveCommand) ?? (executable: node, arguments: [])
             if !json { note("starting \(cluster.devices.count) nodes (\(planner.rawValue) plan, bundle \(formatBytes(bundle.encoded().count)))...") }
             let leaderName = cluster.devices[cluster.leader].name
             let leader = try Child(name: leaderName, executable: node, arguments: [
                 "leader", "--bundle", bundlePath, "--listen", "tcp://127.0.0.1:*", "--requests", "tcp://127.0.0.1:*",
-                "--threads", "\(threads)", "--timeout-ms", "10000"])
+                "--threads", "\(threads)", "--timeout-ms", workerCommand == nil ? "10000" : "120000"])
             children.add(leader)
             guard let leaderEndpoint = leader.waitLine(prefix: "listening ", seconds: 30) else {
                 throw CommandFailure(description: "leader '\(leaderName)' did not start: \(leader.lastError)")
             }
             for (i, d) in cluster.devices.enumerated() where i != cluster.leader {
-                let w = try Child(name: d.name, executable: node, arguments: [
+                let w = try Child(name: d.name, executable: worker.executable, arguments: worker.arguments + [
                     "worker", "--name", d.name, "--listen", "tcp://127.0.0.1:*", "--leader", leaderEndpoint,
                     "--memory-budget", "\(d.memoryBudgetBytes)", "--threads", "\(threads)"])
                 children.add(w)
@@ -376,6 +382,18 @@ struct ClusterRun: ParsableCommand {
         }
     }
 }
+/// A command line split on spaces, its program found on PATH as a shell would.
+func resolveCommand(_ command: String) throws -> (executable: String, arguments: [String]) {
+    let words = command.split(separator: " ").map(String.init)
+    guard let program = words.first else { throw CommandFailure(description: "--worker-command is empty") }
+    let candidates = program.contains("/") ? [program]
+        : (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").map { "\($0)/\(program)" }
+    guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        throw CommandFailure(description: "--worker-command: '\(program)' is not an executable file or a program on PATH")
+    }
+    return (found, Array(words.dropFirst()))
+}
+
 /// "; stopped nodes: 'a', 'b'" for the nodes that are no longer running, or "".
 func stoppedNodes(_ children: ChildGroup) -> String {
     var names: [String] = []

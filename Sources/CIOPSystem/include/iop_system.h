@@ -1,0 +1,32 @@
+// What the iop-node agent needs from the operating system beyond libzmq, in
+// one place and in plain C, so the same code serves the host build and the
+// Embedded Swift board build (which has no CommandLine, Glibc module or
+// Foundation): arguments, stop signals, a monotonic clock, and the datagram
+// that carries systemd's notify protocol.
+#ifndef IOP_SYSTEM_H
+#define IOP_SYSTEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/// The process's arguments, captured before main runs (glibc passes them to ELF constructors).
+int iop_argc(void);
+char *const *iop_argv(void);
+
+/// From now on SIGTERM and SIGINT only record themselves (no SA_RESTART), so
+/// a serving node finishes the message in hand and then stops cleanly.
+int iop_catch_stop_signals(void);
+/// The stop signal received, or 0.
+int iop_stop_signal(void);
+
+uint64_t iop_monotonic_ns(void);
+
+/// Sends one datagram to the AF_UNIX socket at `path` (a leading '@' names the
+/// abstract namespace, as in NOTIFY_SOCKET). Returns 0, or the errno.
+int iop_datagram_send(const char *path, const void *bytes, size_t length);
+
+#endif

@@ -1,0 +1,58 @@
+#define _GNU_SOURCE
+#include "iop_system.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+
+static int saved_argc;
+static char *const *saved_argv;
+
+__attribute__((constructor)) static void iop_capture_arguments(int argc, char **argv, char **envp) {
+    (void)envp;
+    saved_argc = argc;
+    saved_argv = argv;
+}
+
+int iop_argc(void) { return saved_argc; }
+char *const *iop_argv(void) { return saved_argv; }
+
+static volatile sig_atomic_t stop_signal;
+
+static void record_stop(int signal) { stop_signal = signal; }
+
+int iop_catch_stop_signals(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = record_stop;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SIGTERM, &action, NULL) != 0 || sigaction(SIGINT, &action, NULL) != 0) return errno;
+    return 0;
+}
+
+int iop_stop_signal(void) { return stop_signal; }
+
+uint64_t iop_monotonic_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+int iop_datagram_send(const char *path, const void *bytes, size_t length) {
+    struct sockaddr_un address;
+    memset(&address, 0, sizeof address);
+    address.sun_family = AF_UNIX;
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof address.sun_path) return EINVAL;
+    memcpy(address.sun_path, path, n);
+    if (path[0] == '@') address.sun_path[0] = 0;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return errno;
+    ssize_t sent = sendto(fd, bytes, length, MSG_NOSIGNAL, (const struct sockaddr *)&address,
+                          (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n));
+    int error = sent < 0 ? errno : 0;
+    close(fd);
+    return error;
+}

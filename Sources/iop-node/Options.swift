@@ -1,0 +1,109 @@
+import CIOPSystem
+
+let usage = """
+usage: iop-node worker --name NAME --listen ENDPOINT --leader ENDPOINT --memory-budget SIZE [--threads N] [--rejoin]
+       iop-node leader --bundle FILE --listen ENDPOINT --requests ENDPOINT [--threads N] [--timeout-ms MS]
+Every flag may come from the environment instead: --memory-budget from IOP_MEMORY_BUDGET, and so on
+(IOP_NAME, IOP_LISTEN, IOP_LEADER, IOP_THREADS, IOP_REJOIN=1, IOP_BUNDLE, IOP_REQUESTS, IOP_TIMEOUT_MS),
+as systemd's EnvironmentFile= provides. Flags win over the environment.
+Endpoints look like tcp://HOST:PORT (port * picks a free one). Sizes: 512MiB, 1.5GiB, 300MB, ...
+A worker with --rejoin registers again after its leader shuts down, as a board under systemd does.
+Under systemd (NOTIFY_SOCKET set) the agent reports READY=1 once its arena is allocated and its
+program loaded, a STATUS= line, and watchdog pings when WatchdogSec= is set; SIGTERM stops it cleanly.
+"""
+
+/// Logs to stderr with sd-daemon priority prefixes, so journald keeps the level.
+enum Log {
+    static func error(_ message: String) { write(3, message) }
+    static func warning(_ message: String) { write(4, message) }
+    static func info(_ message: String) { write(6, message) }
+
+    static func write(_ level: Int, _ message: String) {
+        var line = "<" + String(level) + ">iop-node: " + message + "\n"
+        _ = line.withUTF8 { CIOPSystem.write(2, $0.baseAddress, $0.count) }
+    }
+}
+
+func fail(_ message: String) -> Never {
+    Log.error(message)
+    exit(1)
+}
+
+/// Writes a line to stdout at once: tools driving the agent read these.
+func announce(_ line: String) {
+    print(line)
+    fflush(nil)
+}
+
+/// Flags as given (`--key value`, or `--key` alone for a switch), then the environment.
+struct Options {
+    let role: String
+    var pairs: [(key: String, value: String)] = []
+
+    /// Parses the process's own arguments; nil role means help was asked for (or nothing given).
+    static func fromProcess() -> Options? {
+        var arguments: [String] = []
+        let argv = iop_argv()!
+        if iop_argc() > 1 {
+            for i in 1..<Int(iop_argc()) { arguments.append(String(cString: argv[i]!)) }
+        }
+        guard let role = arguments.first, role != "--help", role != "-h", role != "help" else { return nil }
+        var options = Options(role: role)
+        var i = 1
+        while i < arguments.count {
+            let key = arguments[i]
+            if key == "--help" || key == "-h" { return nil }
+            guard key.hasPrefix("--"), key.count > 2 else { fail("unexpected argument '" + key + "' (flags look like --name VALUE)\n" + usage) }
+            let name = String(key.dropFirst(2))
+            if i + 1 < arguments.count && !arguments[i + 1].hasPrefix("--") {
+                options.pairs.append((name, arguments[i + 1])); i += 2
+            } else {
+                options.pairs.append((name, "1")); i += 1
+            }
+        }
+        return options
+    }
+
+    init(role: String) { self.role = role }
+
+    /// `memory-budget` -> `IOP_MEMORY_BUDGET`.
+    static func environmentName(_ flag: String) -> String {
+        var name = Array("IOP_".utf8)
+        for b in flag.utf8 {
+            if b == UInt8(ascii: "-") { name.append(UInt8(ascii: "_")) }
+            else if b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z") { name.append(b - 32) }
+            else { name.append(b) }
+        }
+        return String(decoding: name, as: UTF8.self)
+    }
+
+    func value(_ name: String) -> String? {
+        for p in pairs where p.key == name { return p.value }
+        guard let v = getenv(Options.environmentName(name)) else { return nil }
+        let s = String(cString: v)
+        return s.isEmpty ? nil : s
+    }
+
+    func required(_ name: String) -> String {
+        guard let v = value(name) else { fail("missing --" + name + " (or " + Options.environmentName(name) + ")\n" + usage) }
+        return v
+    }
+
+    func positiveInt(_ name: String, default fallback: Int) -> Int {
+        guard let text = value(name) else { return fallback }
+        guard let n = Int(text), n >= 1 else { fail("--" + name + " must be a positive integer, got '" + text + "'") }
+        return n
+    }
+
+    func flag(_ name: String) -> Bool {
+        guard let v = value(name) else { return false }
+        return v == "1" || v == "yes" || v == "true"
+    }
+
+    /// Refuses flags neither role knows, so a typo is not silently ignored.
+    func checkKnown(_ names: [String]) {
+        for p in pairs where !names.contains(p.key) {
+            fail("unknown flag --" + p.key + " for the " + role + " role\n" + usage)
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import CIOPSystem
+import IOPCore
+import IOPNet
+import IOPNode
+import IOPService
+import IOPWire
+
+/// Quiet intervals between supervisor checks when systemd sets no watchdog: how fast SIGTERM is heard.
+let stopCheckMs: Int32 = 500
+
+func milliseconds(_ ns: UInt64) -> String {
+    let tenths = (ns + 50_000) / 100_000
+    return String(tenths / 10) + "." + String(tenths % 10) + " ms"
+}
+
+func stopRequested(_ notifier: ServiceNotifier) -> Bool {
+    let signal = iop_stop_signal()
+    guard signal != 0 else { return false }
+    Log.info("stopping on signal " + String(signal) + " after the work in hand")
+    notifier.stopping(status: "stopping")
+    return true
+}
+
+func runWorker(_ options: Options, context: Context) {
+    options.checkKnown(["name", "listen", "leader", "memory-budget", "threads", "rejoin"])
+    let name = options.required("name")
+    let budgetText = options.required("memory-budget")
+    guard let budget = parseByteSize(budgetText), budget > 0 else {
+        fail("--memory-budget must be a size like 512MiB or 1.5GiB, got '" + budgetText + "'")
+    }
+    let threads = options.positiveInt("threads", default: 1)
+    let rejoin = options.flag("rejoin")
+    var notifier = ServiceNotifier()
+    notifier.send("STATUS=registering with " + options.required("leader"))
+    while true {
+        let worker: Worker
+        do {
+            worker = try Worker(context: context, name: name, listen: options.required("listen"), leader: options.required("leader"),
+                                budgetBytes: budget, threads: threads)
+        } catch { fail("worker " + name + ": " + error.message) }
+        Log.info("worker " + name + " listening on " + worker.endpoint + ", budget " + String(budget) + " bytes, "
+                 + String(threads) + " threads")
+        worker.onServing = {
+            Log.info("worker " + name + " serving: arena " + String(worker.arenaBytes) + " bytes allocated, program loaded")
+            notifier.ready(status: "serving: arena " + String(worker.arenaBytes) + " bytes, 0 steps")
+        }
+        worker.supervisor = Supervisor(checkIntervalMs: notifier.checkIntervalMs(ceilingMs: stopCheckMs)) {
+            notifier.tick()
+            if notifier.statusDue() {
+                notifier.send("STATUS=serving: arena " + String(worker.arenaBytes) + " bytes, " + String(worker.inferencesServed)
+                              + " steps, last " + milliseconds(worker.lastStepNs))
+            }
+            return !stopRequested(notifier)
+        }
+        do { try worker.run() } catch {
+            notifier.send("STATUS=failed: " + error.message)
+            fail("worker " + name + ": " + error.message)
+        }
+        if iop_stop_signal() != 0 {
+            Log.info("worker " + name + " stopped after " + String(worker.inferencesServed) + " steps")
+            return
+        }
+        Log.info("worker " + name + " released its arena after " + String(worker.inferencesServed) + " steps (leader shut down)")
+        guard rejoin else { return }
+        notifier.send("STATUS=registering again with " + options.required("leader"))
+    }
+}
+
+func readFile(_ path: String) -> [UInt8]? {
+    guard let file = fopen(path, "rb") else { return nil }
+    defer { fclose(file) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = fread(&chunk, 1, chunk.count, file)
+        if n <= 0 { break }
+        bytes.append(contentsOf: chunk[0..<n])
+    }
+    return ferror(file) == 0 ? bytes : nil
+}
+
+func runLeader(_ options: Options, context: Context) {
+    options.checkKnown(["bundle", "listen", "requests", "threads", "timeout-ms"])
+    let path = options.required("bundle")
+    guard let bytes = readFile(path) else { fail(path + ": cannot read the bundle file") }
+    var decoded: Result<Bundle, WireError> = .failure(.malformedPayload)
+    bytes.withUnsafeBytes { b in
+        do throws(WireError) { decoded = .success(try Bundle.decode(b)) } catch { decoded = .failure(error) }
+    }
+    guard case .success(let bundle) = decoded else {
+        fail(path + ": not a valid iop bundle (bad checksum, version or layout); recompile it with `iop compile`")
+    }
+    let threads = options.positiveInt("threads", default: 1)
+    let timeout = Int32(options.positiveInt("timeout-ms", default: 30_000))
+    var notifier = ServiceNotifier()
+    do throws(NodeError) {
+        notifier.send("STATUS=waiting for " + String(bundle.boards.count - 1) + " workers")
+        let leader = try Leader(context: context, listen: options.required("listen"),
+                                boards: bundle.boards.map { .init(name: $0.name, endpoint: $0.endpoint) },
+                                leaderIndex: bundle.leaderIndex, segments: bundle.segments, timeoutMs: timeout)
+        announce("listening " + leader.endpoint)
+        try leader.start(threads: threads)
+        let requests: Socket
+        let endpoint: String
+        do throws(NetError) {
+            requests = try Socket(context, .pull)
+            try requests.bind(options.required("requests"))
+            endpoint = try requests.boundEndpoint()
+        } catch { leader.shutdown(); throw .net(error) }
+        announce("ready " + endpoint)
+        Log.info("leader ready: " + String(bundle.boards.count) + " boards, " + String(bundle.segments.count)
+                 + " segments, requests on " + endpoint)
+        notifier.ready(status: "serving requests on " + endpoint + ", 0 inferences")
+        leader.supervisor = Supervisor(checkIntervalMs: notifier.checkIntervalMs(ceilingMs: stopCheckMs)) {
+            notifier.tick()
+            if notifier.statusDue() {
+                notifier.send("STATUS=serving: " + String(leader.inferences) + " inferences, last " + milliseconds(leader.lastRequestNs))
+            }
+            return !stopRequested(notifier)
+        }
+        try leader.serve(requests, context: context)
+        for (k, b) in bundle.boards.enumerated() {
+            announce("stats " + b.name + " arena_bytes=" + String(leader.arenaBytes[k]) + " bytes_sent=" + String(leader.bytesSent[k])
+                     + " messages=" + String(leader.messagesSent[k]) + " inferences=" + String(leader.inferences))
+        }
+    } catch {
+        notifier.send("STATUS=failed: " + error.message)
+        fail("leader: " + error.message)
+    }
+}
