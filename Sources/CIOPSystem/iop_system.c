@@ -2,6 +2,7 @@
 #include "iop_system.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -29,7 +30,13 @@ int iop_catch_stop_signals(void) {
     action.sa_handler = record_stop;
     sigemptyset(&action.sa_mask);
     if (sigaction(SIGTERM, &action, NULL) != 0 || sigaction(SIGINT, &action, NULL) != 0) return errno;
-    return 0;
+    // A parent may have started us with these blocked (the mask is inherited
+    // across exec); blocked, they would stay pending and never stop the node.
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGINT);
+    return pthread_sigmask(SIG_UNBLOCK, &stops, NULL);
 }
 
 int iop_stop_signal(void) { return stop_signal; }

@@ -16,7 +16,7 @@ public enum NodeError: Error, Sendable {
     public var message: String {
         switch self {
         case .net(let e): return e.message
-        case .wire: return "malformed message from a peer"
+        case .wire(let e): return "bad message from a peer: " + e.message
         case .core(let e): return e.message
         case .refused(let b, let n, let budget):
             return "board '" + b + "' refused its program: it needs " + String(n) + " bytes, its budget is " + String(budget)

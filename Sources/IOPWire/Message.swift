@@ -45,6 +45,21 @@ public enum WireError: Error, Equatable, Sendable {
     case checksumMismatch(expected: UInt32, actual: UInt32)
     case malformedPayload
     case bufferTooSmall(needed: Int, capacity: Int)
+
+    public var message: String {
+        switch self {
+        case .truncated(let needed, let got): return "truncated: needs " + String(needed) + " bytes, got " + String(got)
+        case .badMagic(let m): return "bad magic 0x" + String(m, radix: 16) + " (not an iop message)"
+        case .unsupportedVersion(let v): return "unsupported format version " + String(v)
+        case .unknownKind(let k): return "unknown message kind " + String(k)
+        case .oversized(let length, let limit): return "oversized: " + String(length) + " bytes, limit " + String(limit)
+        case .lengthMismatch(let declared, let actual): return "length mismatch: declared " + String(declared) + ", actual " + String(actual)
+        case .checksumMismatch(let expected, let actual):
+            return "checksum mismatch: expected 0x" + String(expected, radix: 16) + ", got 0x" + String(actual, radix: 16)
+        case .malformedPayload: return "malformed payload"
+        case .bufferTooSmall(let needed, let capacity): return "buffer too small: needs " + String(needed) + " bytes, has " + String(capacity)
+        }
+    }
 }
 
 /// Adler-32 (RFC 1950): cheap enough for activation payloads, no tables. It

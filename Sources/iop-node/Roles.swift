@@ -40,11 +40,13 @@ func runWorker(_ options: Options, context: Context) {
         } catch { fail("worker " + name + ": " + error.message) }
         Log.info("worker " + name + " listening on " + worker.endpoint + ", budget " + String(budget) + " bytes, "
                  + String(threads) + " threads")
-        worker.onServing = {
+        // unowned(unsafe): the closures run only inside worker.run(), and a strong
+        // capture would keep a rejoining worker's sockets (and port) alive.
+        worker.onServing = { [unowned(unsafe) worker] in
             Log.info("worker " + name + " serving: arena " + String(worker.arenaBytes) + " bytes allocated, program loaded")
             notifier.ready(status: "serving: arena " + String(worker.arenaBytes) + " bytes, 0 steps")
         }
-        worker.supervisor = Supervisor(checkIntervalMs: notifier.checkIntervalMs(ceilingMs: stopCheckMs)) {
+        worker.supervisor = Supervisor(checkIntervalMs: notifier.checkIntervalMs(ceilingMs: stopCheckMs)) { [unowned(unsafe) worker] in
             notifier.tick()
             if notifier.statusDue() {
                 notifier.send("STATUS=serving: arena " + String(worker.arenaBytes) + " bytes, " + String(worker.inferencesServed)
@@ -87,8 +89,10 @@ func runLeader(_ options: Options, context: Context) {
     bytes.withUnsafeBytes { b in
         do throws(WireError) { decoded = .success(try Bundle.decode(b)) } catch { decoded = .failure(error) }
     }
-    guard case .success(let bundle) = decoded else {
-        fail(path + ": not a valid iop bundle (bad checksum, version or layout); recompile it with `iop compile`")
+    let bundle: Bundle
+    switch decoded {
+    case .success(let b): bundle = b
+    case .failure(let e): fail(path + ": not a valid iop bundle (" + e.message + "); recompile it with `iop compile`")
     }
     let threads = options.positiveInt("threads", default: 1)
     let timeout = Int32(options.positiveInt("timeout-ms", default: 30_000))
@@ -111,7 +115,7 @@ func runLeader(_ options: Options, context: Context) {
         Log.info("leader ready: " + String(bundle.boards.count) + " boards, " + String(bundle.segments.count)
                  + " segments, requests on " + endpoint)
         notifier.ready(status: "serving requests on " + endpoint + ", 0 inferences")
-        leader.supervisor = Supervisor(checkIntervalMs: notifier.checkIntervalMs(ceilingMs: stopCheckMs)) {
+        leader.supervisor = Supervisor(checkIntervalMs: notifier.checkIntervalMs(ceilingMs: stopCheckMs)) { [unowned(unsafe) leader] in
             notifier.tick()
             if notifier.statusDue() {
                 notifier.send("STATUS=serving: " + String(leader.inferences) + " inferences, last " + milliseconds(leader.lastRequestNs))

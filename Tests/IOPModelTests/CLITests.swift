@@ -225,6 +225,6 @@ func runIOP(_ args: [String]) throws -> Result {
         let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
         #expect(p.terminationStatus != 0)
-        #expect(text.contains("not a valid iop bundle") && text.contains("checksumMismatch") && text.hasPrefix("<3>"), "\(text)")
+        #expect(text.contains("not a valid iop bundle") && text.contains("checksum mismatch") && text.hasPrefix("<3>"), "\(text)")
     }
 }
