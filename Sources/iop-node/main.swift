@@ -9,6 +9,10 @@ import IOPNode
 import IOPService
 import IOPWire
 
+if iop_argc() == 2 && String(cString: iop_argv()![1]!) == "--version" {
+    print("iop-node " + iopVersion)
+    exit(0)
+}
 guard let options = Options.fromProcess() else {
     print(usage)
     exit(iop_argc() > 1 ? 0 : 2)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import IOPCore
 import IOPModel
+import IOPNode
 import IOPPlan
 
 @main
@@ -10,7 +11,8 @@ struct IOP: ParsableCommand {
         commandName: "iop",
         abstract: "Cooperative CNN inference for small ARM boards (Interleaved Operator Partitioning).",
         discussion: "Models are zoo names (see `iop models`) or ONNX files (float32, batch 1).",
-        subcommands: [Models.self, Infer.self, Bench.self, Export.self, PlanCommand.self, Simulate.self, Compile.self, Request.self, ClusterRun.self])
+        version: iopVersion,
+        subcommands: [Models.self, Infer.self, Bench.self, Export.self, PlanCommand.self, Simulate.self, Compile.self, Request.self, ClusterRun.self, Deploy.self])
 }
 
 /// Options every command that loads a model shares.

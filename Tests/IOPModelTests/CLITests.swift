@@ -228,3 +228,102 @@ func runIOP(_ args: [String]) throws -> Result {
         #expect(text.contains("not a valid iop bundle") && text.contains("checksum mismatch") && text.hasPrefix("<3>"), "\(text)")
     }
 }
+
+/// `iop deploy`: what reaches each board, checked against the cluster file by hand.
+@Suite struct DeployCLITests {
+    static let cluster = PlanCLITests.clusters + "/four-pi4-wifi.json"
+
+    /// A bundle for the example cluster, a stand-in package, and a PATH whose ssh and scp only record their arguments.
+    func setUp(_ name: String) throws -> (dir: String, package: String, path: String, log: String) {
+        let dir = temporaryPath("deploy-\(name)")
+        try? FileManager.default.removeItem(atPath: dir)
+        let r = try runIOP(["compile", "--model", "lenet5", "--cluster", Self.cluster, "--planner", "iop", "--out", dir])
+        try #require(r.status == 0, "\(r.stderr)")
+        let package = dir + "/iop-node_9.9.9_arm64.deb"
+        try Data("not really a package".utf8).write(to: URL(fileURLWithPath: package))
+        let bin = dir + "/bin", log = dir + "/calls.log"
+        try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
+        for tool in ["ssh", "scp"] {
+            let script = "#!/bin/sh\nprintf '%s' \(tool) >> \(log)\nfor a in \"$@\"; do printf ' [%s]' \"$a\" >> \(log); done\necho >> \(log)\n"
+            try script.write(toFile: bin + "/" + tool, atomically: true, encoding: .utf8)
+            chmod(bin + "/" + tool, 0o755)
+        }
+        return (dir, package, bin + ":" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"), log)
+    }
+
+    func deploy(_ args: [String], path: String) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CLITests.binary)
+        p.arguments = ["deploy"] + args
+        p.environment = ProcessInfo.processInfo.environment.merging(["PATH": path]) { $1 }
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    @Test func dryRunPrintsEveryCommandForTheExampleClusterAndRunsNone() throws {
+        let s = try setUp("dry")
+        let stage = s.dir + "/stage"
+        let r = try deploy(["--cluster", Self.cluster, "--bundle", s.dir, "--package", s.package, "--user", "pi", "--stage", stage, "--dry-run"], path: s.path)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: s.log), "a dry run ran ssh or scp")
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        // Three commands per board, the leader (pi4-a, 198.18.0.1) first.
+        #expect(lines.count == 12)
+        let hosts = ["pi4-a": "198.18.0.1", "pi4-b": "198.18.0.2", "pi4-c": "198.18.0.3", "pi4-d": "198.18.0.4"]
+        for (k, board) in ["pi4-a", "pi4-b", "pi4-c", "pi4-d"].enumerated() {
+            let (mkdir, copy, install) = (lines[3 * k], lines[3 * k + 1], lines[3 * k + 2])
+            #expect(mkdir == "ssh pi@\(hosts[board]!) 'mkdir -p /tmp/iop-deploy'")
+            #expect(copy.hasPrefix("scp -q \(s.package) \(stage)/\(board).env \(stage)/\(board)-memory.conf"), "\(copy)")
+            #expect(copy.hasSuffix(" pi@\(hosts[board]!):/tmp/iop-deploy/"))
+            #expect(copy.contains("bundle.iop") == (board == "pi4-a"))
+            #expect(install.hasPrefix("ssh pi@\(hosts[board]!) 'sudo apt-get install -y -q /tmp/iop-deploy/iop-node_9.9.9_arm64.deb && "), "\(install)")
+            #expect(install.contains("/etc/iop/\(board).env"))
+            #expect(install.contains("/etc/systemd/system/iop-node@\(board).service.d/memory.conf"))
+            #expect(install.contains("/etc/iop/bundle.iop") == (board == "pi4-a"))
+            #expect(install.hasSuffix("sudo systemctl enable iop-node@\(board) && sudo systemctl restart iop-node@\(board) && rm -rf /tmp/iop-deploy'"))
+        }
+        // The staged settings: a worker registers with the leader's endpoint under its 1 GiB budget.
+        let env = try String(contentsOfFile: stage + "/pi4-c.env", encoding: .utf8)
+        for line in ["IOP_ROLE=worker", "IOP_LISTEN=tcp://198.18.0.3:5555", "IOP_LEADER=tcp://198.18.0.1:5555",
+                     "IOP_MEMORY_BUDGET=1073741824", "IOP_THREADS=4", "IOP_REJOIN=1"] {
+            #expect(env.split(separator: "\n").contains(Substring(line)), "\(line) missing from\n\(env)")
+        }
+        let leaderEnv = try String(contentsOfFile: stage + "/pi4-a.env", encoding: .utf8)
+        for line in ["IOP_ROLE=leader", "IOP_BUNDLE=/etc/iop/bundle.iop", "IOP_LISTEN=tcp://198.18.0.1:5555", "IOP_REQUESTS=tcp://0.0.0.0:5599"] {
+            #expect(leaderEnv.split(separator: "\n").contains(Substring(line)), "\(line) missing from\n\(leaderEnv)")
+        }
+        // 2 x 1 GiB + 64 MiB = 2214592512 bytes.
+        let dropIn = try String(contentsOfFile: stage + "/pi4-b-memory.conf", encoding: .utf8)
+        #expect(dropIn.contains("[Service]\nMemoryMax=2214592512\n"), "\(dropIn)")
+    }
+
+    @Test func aRealRunRunsExactlyTheDryRunsCommands() throws {
+        let s = try setUp("real")
+        let args = ["--cluster", Self.cluster, "--bundle", s.dir + "/bundle.iop", "--package", s.package, "--stage", s.dir + "/stage"]
+        let dry = try deploy(args + ["--dry-run"], path: s.path)
+        let real = try deploy(args, path: s.path)
+        #expect(real.status == 0, "\(real.stderr)")
+        let calls = try String(contentsOfFile: s.log, encoding: .utf8).split(separator: "\n")
+        let printed = dry.stdout.split(separator: "\n")
+        #expect(calls.count == printed.count && calls.count == 12)
+        // Each recorded call, words in brackets, against the printed line for it (no --user: bare hosts).
+        #expect(calls[0] == "ssh [198.18.0.1] [mkdir -p /tmp/iop-deploy]")
+        #expect(printed[0] == "ssh 198.18.0.1 'mkdir -p /tmp/iop-deploy'")
+        #expect(calls[10].hasPrefix("scp [-q] [\(s.package)] [\(s.dir)/stage/pi4-d.env]"), "\(calls[10])")
+        #expect(real.stderr.contains("[12/12] pi4-d: install and restart iop-node@pi4-d"), "\(real.stderr)")
+    }
+
+    @Test func aBundleForOtherBoardsIsRefused() throws {
+        let s = try setUp("mismatch")
+        let other = s.dir + "/other"
+        let r = try runIOP(["compile", "--model", "lenet5", "--nodes", "4", "--planner", "iop", "--out", other])
+        try #require(r.status == 0)
+        let d = try deploy(["--cluster", Self.cluster, "--bundle", other, "--package", s.package, "--dry-run", "--stage", s.dir + "/stage"], path: s.path)
+        #expect(d.status != 0)
+        #expect(d.stderr.contains("was compiled for boards node0, node1, node2, node3") && d.stderr.contains("recompile it with `iop compile --cluster"), "\(d.stderr)")
+    }
+}

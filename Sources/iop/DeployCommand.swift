@@ -1,0 +1,209 @@
+import ArgumentParser
+import Foundation
+import IOPModel
+import IOPNode
+import IOPPlan
+import IOPWire
+
+/// Puts a compiled cluster onto its boards over ssh: the package, each board's
+/// environment file and memory ceiling, the bundle on the leader; then
+/// (re)starts every board's `iop-node@NAME` unit, the leader first so the
+/// workers' hellos find it.
+struct Deploy: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Install the board package, settings and bundle on every board of a cluster over ssh, and (re)start the agents.",
+        discussion: """
+            Each board is reached at the host of its cluster-file endpoint, with ssh and scp, and needs sudo there.
+            Files are staged locally first (--stage); --dry-run stages them and prints every command without running any.
+            """)
+
+    @Option(name: .long, help: "Cluster file (JSON; see examples/clusters): board names, endpoints, budgets, threads.")
+    var cluster: String
+    @Option(name: .long, help: "The bundle from `iop compile` (its bundle.iop, or the directory holding it).")
+    var bundle: String
+    @Option(name: .long, help: "The arm64 board package from cross/package (iop-node_VERSION_arm64.deb).")
+    var package: String
+    @Option(name: .long, help: "ssh user on the boards (default: ssh's own choice).")
+    var user: String?
+    @Option(name: .long, help: "Port the leader takes inference requests on.")
+    var requestsPort: Int = 5599
+    @Option(name: .long, help: "Directory the environment files and unit drop-ins are written to before copying.")
+    var stage: String = "out/deploy"
+    @Flag(name: .long, help: "Print every command instead of running it.")
+    var dryRun = false
+
+    func validate() throws {
+        guard (1...65535).contains(requestsPort) else { throw ValidationError("--requests-port must be 1...65535, got \(requestsPort)") }
+    }
+
+    func run() throws {
+        try reportingErrors { try deploy() }
+    }
+
+    func deploy() throws {
+        let spec = try Cluster.load(path: cluster)
+        let bundlePath = FileManager.default.isDirectory(bundle) ? (bundle as NSString).appendingPathComponent("bundle.iop") : bundle
+        let compiled = try loadBundle(bundlePath)
+        let names = spec.devices.map(\.name), compiledNames = compiled.boards.map(\.name)
+        guard names == compiledNames, compiled.leaderIndex == spec.leader else {
+            throw CommandFailure(description: "\(bundlePath) was compiled for boards \(compiledNames.joined(separator: ", ")) (leader \(compiledNames[safe: compiled.leaderIndex] ?? "?")), but \(cluster) has \(names.joined(separator: ", ")) (leader \(names[spec.leader])); recompile it with `iop compile --cluster \(cluster)`")
+        }
+        guard package.hasSuffix(".deb"), FileManager.default.fileExists(atPath: package) else {
+            throw CommandFailure(description: "--package \(package): expected the .deb built by cross/package")
+        }
+        let plan = try DeployPlan(cluster: spec, user: user, requestsPort: requestsPort, package: package, bundle: bundlePath, stage: stage)
+        try plan.stageFiles()
+        let commands = plan.commands
+        if dryRun {
+            note("dry run: files staged in \(stage); nothing was run")
+            for c in commands { print(c.argv.map(shellQuoted).joined(separator: " ")) }
+            return
+        }
+        for (i, c) in commands.enumerated() {
+            note("[\(i + 1)/\(commands.count)] \(c.board): \(c.what)")
+            let status = try runCommand(c.argv)
+            guard status == 0 else {
+                throw CommandFailure(description: "board '\(c.board)': \(c.argv[0]) exited with status \(status) while trying to \(c.what); boards before it are deployed, later ones untouched")
+            }
+        }
+        note("deployed \(spec.devices.count) boards; the leader takes requests on tcp://\(plan.host(spec.devices[spec.leader])):\(requestsPort)")
+    }
+
+    func loadBundle(_ path: String) throws -> IOPNode.Bundle {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CommandFailure(description: "--bundle \(path): cannot read it (expected bundle.iop from `iop compile`)")
+        }
+        var decoded: Result<IOPNode.Bundle, WireError> = .failure(.malformedPayload)
+        [UInt8](data).withUnsafeBytes { b in
+            do throws(WireError) { decoded = .success(try IOPNode.Bundle.decode(b)) } catch { decoded = .failure(error) }
+        }
+        switch decoded {
+        case .success(let b): return b
+        case .failure(let e):
+            throw CommandFailure(description: "--bundle \(path): not a valid iop bundle (\(e.message)); recompile it with `iop compile`")
+        }
+    }
+
+    func runCommand(_ argv: [String]) throws -> Int32 {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = argv
+        do { try p.run() } catch { throw CommandFailure(description: "cannot run \(argv[0]): \(error.localizedDescription)") }
+        p.waitUntilExit()
+        return p.terminationStatus
+    }
+}
+
+/// What deploying a cluster means, board by board: the files each one gets and the commands that put them there.
+struct DeployPlan {
+    struct Command { var board: String; var what: String; var argv: [String] }
+
+    let cluster: Cluster
+    let user: String?
+    let requestsPort: Int
+    let package: String
+    let bundle: String
+    let stage: String
+
+    init(cluster: Cluster, user: String?, requestsPort: Int, package: String, bundle: String, stage: String) throws {
+        self.cluster = cluster; self.user = user; self.requestsPort = requestsPort
+        self.package = package; self.bundle = bundle; self.stage = stage
+        for d in cluster.devices where port(d) == nil {
+            throw CommandFailure(description: "board '\(d.name)': endpoint \(d.endpoint) has no port to listen on")
+        }
+    }
+
+    func host(_ d: DeviceSpec) -> String {
+        let rest = d.endpoint.dropFirst("tcp://".count)
+        return String(rest[..<(rest.lastIndex(of: ":") ?? rest.endIndex)])
+    }
+    func port(_ d: DeviceSpec) -> Int? { d.endpoint.split(separator: ":").last.flatMap { Int($0) } }
+    func destination(_ d: DeviceSpec) -> String { user.map { "\($0)@\(host(d))" } ?? host(d) }
+
+    /// The unit's environment (see systemd/iop-node.env.example): the board's own flags. Each board
+    /// listens on its cluster-file endpoint itself, since a worker tells the leader the endpoint it bound.
+    func environment(_ i: Int) -> String {
+        let d = cluster.devices[i]
+        var lines = ["# iop-node@\(d.name): written by `iop deploy` from the cluster file; changes are overwritten on the next deploy."]
+        if i == cluster.leader {
+            lines += ["IOP_ROLE=leader", "IOP_BUNDLE=/etc/iop/bundle.iop", "IOP_LISTEN=\(d.endpoint)",
+                      "IOP_REQUESTS=tcp://0.0.0.0:\(requestsPort)", "IOP_TIMEOUT_MS=30000"]
+        } else {
+            lines += ["IOP_ROLE=worker", "IOP_LISTEN=\(d.endpoint)", "IOP_LEADER=\(cluster.devices[cluster.leader].endpoint)",
+                      "IOP_MEMORY_BUDGET=\(d.memoryBudgetBytes)", "IOP_REJOIN=1"]
+        }
+        lines.append("IOP_THREADS=\(d.threads)")
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// systemd's ceiling for the board: during setup a program message sits
+    /// beside the arena it is packed into (up to twice the budget), plus the
+    /// runtime itself (binary, libzmq, thread stacks, message buffers).
+    func memoryMax(_ d: DeviceSpec) -> Int { 2 * d.memoryBudgetBytes + 64 << 20 }
+
+    func dropIn(_ d: DeviceSpec) -> String {
+        """
+        # Written by `iop deploy`: twice the board's budget (\(d.memoryBudgetBytes) bytes; a program message beside
+        # the arena it is packed into during setup) plus 64 MiB of runtime. The agent's own budget check
+        # is the real guard where the memory cgroup is off (Raspberry Pi kernels without cgroup_enable=memory).
+        [Service]
+        MemoryMax=\(memoryMax(d))
+
+        """
+    }
+
+    var packageName: String { (package as NSString).lastPathComponent }
+    func stagedEnvironment(_ d: DeviceSpec) -> String { (stage as NSString).appendingPathComponent("\(d.name).env") }
+    func stagedDropIn(_ d: DeviceSpec) -> String { (stage as NSString).appendingPathComponent("\(d.name)-memory.conf") }
+
+    func stageFiles() throws {
+        try FileManager.default.createDirectory(atPath: stage, withIntermediateDirectories: true)
+        for (i, d) in cluster.devices.enumerated() {
+            try writeAtomically(Data(environment(i).utf8), to: stagedEnvironment(d))
+            try writeAtomically(Data(dropIn(d).utf8), to: stagedDropIn(d))
+        }
+    }
+
+    /// The leader first, so the workers' hellos find it listening.
+    var order: [Int] { [cluster.leader] + cluster.devices.indices.filter { $0 != cluster.leader } }
+
+    var commands: [Command] {
+        order.flatMap { i -> [Command] in
+            let d = cluster.devices[i], isLeader = i == cluster.leader
+            let unit = "iop-node@\(d.name)"
+            var files = [package, stagedEnvironment(d), stagedDropIn(d)]
+            if isLeader { files.append(bundle) }
+            var install = [
+                "sudo apt-get install -y -q /tmp/iop-deploy/\(packageName)",
+                "sudo install -D -m 0644 /tmp/iop-deploy/\(d.name).env /etc/iop/\(d.name).env",
+                "sudo install -D -m 0644 /tmp/iop-deploy/\(d.name)-memory.conf /etc/systemd/system/\(unit).service.d/memory.conf",
+            ]
+            if isLeader { install.append("sudo install -D -m 0644 /tmp/iop-deploy/\((bundle as NSString).lastPathComponent) /etc/iop/bundle.iop") }
+            install += ["sudo systemctl daemon-reload", "sudo systemctl enable \(unit)", "sudo systemctl restart \(unit)", "rm -rf /tmp/iop-deploy"]
+            return [
+                Command(board: d.name, what: "create /tmp/iop-deploy", argv: ["ssh", destination(d), "mkdir -p /tmp/iop-deploy"]),
+                Command(board: d.name, what: "copy the package, settings" + (isLeader ? " and bundle" : ""),
+                        argv: ["scp", "-q"] + files + ["\(destination(d)):/tmp/iop-deploy/"]),
+                Command(board: d.name, what: "install and restart \(unit)", argv: ["ssh", destination(d), install.joined(separator: " && ")]),
+            ]
+        }
+    }
+}
+
+/// A word as a POSIX shell reads it back.
+func shellQuoted(_ word: String) -> String {
+    let safe = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./-_")
+    if !word.isEmpty && word.allSatisfy({ safe.contains($0) }) { return word }
+    return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+}
+
+extension FileManager {
+    func isDirectory(_ path: String) -> Bool {
+        var dir: ObjCBool = false
+        return fileExists(atPath: path, isDirectory: &dir) && dir.boolValue
+    }
+}
+
+extension Array {
+    subscript(safe i: Int) -> Element? { indices.contains(i) ? self[i] : nil }
+}
