@@ -59,7 +59,7 @@ let package = Package(
         .testTarget(name: "IOPWireTests", dependencies: ["IOPWire", "IOPNet"]),
         .testTarget(
             name: "IOPPlanTests",
-            dependencies: ["IOPPlan", "IOPModel", "IOPCore", "IOPNode", "IOPNet", "IOPWire", "TestSupport"]),
+            dependencies: ["IOPPlan", "IOPModel", "IOPCore", "IOPNode", "IOPNet", "IOPWire", "TestSupport", "CAllocCounter"]),
         .testTarget(
             name: "IOPModelTests",
             dependencies: ["IOPModel", "IOPCore", "iop", "iop-node", "TestSupport"],

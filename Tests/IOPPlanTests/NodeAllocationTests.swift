@@ -1,0 +1,58 @@
+import CAllocCounter
+import Foundation
+import IOPCore
+import IOPModel
+import IOPNet
+import IOPNode
+import IOPPlan
+import Testing
+
+/// Steady-state inference on every node, counted with the malloc interposer on
+/// the leader's thread and every worker's serving thread: iop itself allocates
+/// nothing. libzmq does: `zmq_send` copies each message of more than 33 bytes
+/// into one buffer it mallocs (and the receiver frees), so the bound is one
+/// allocation per message sent, and the test shows the counter sees them.
+@Suite(.serialized) struct NodeAllocationTests {
+    @Test func steadyStateInferenceAllocatesOnlyLibzmqsMessageBuffers() throws {
+        let net = try Zoo.make("alexnet", inputSize: 67)
+        let cluster = try Examples.cluster("mixed-pi4-pi3")
+        let plan = try Planner(network: net, cluster: cluster).plan(.oc)
+        let programs = Slicer.programs(plan, network: net, stages: Stage.split(net))
+        let ctx = try Context()
+        let leader = try Leader(context: ctx, listen: "tcp://127.0.0.1:*", boards: cluster.devices.map { .init(name: $0.name, endpoint: "") },
+                                leaderIndex: cluster.leader, segments: programs, timeoutMs: 20_000)
+        var threads: [WorkerThread] = []
+        for (i, d) in cluster.devices.enumerated() where i != cluster.leader {
+            let w = try Worker(context: ctx, name: d.name, listen: "tcp://127.0.0.1:*", leader: leader.endpoint,
+                               budgetBytes: d.memoryBudgetBytes, threads: 1, timeoutMs: 20_000, idleTimeoutMs: 20_000)
+            // The serving thread enrols itself once its arena is allocated.
+            w.onServing = { iop_alloc_counter_enroll(1) }
+            threads.append(WorkerThread(w))
+        }
+        try leader.start(threads: 1)
+        defer {
+            leader.shutdown()
+            for t in threads { t.join() }
+        }
+        let x = UnsafeMutablePointer<Float>.allocate(capacity: leader.inputCount)
+        let y = UnsafeMutablePointer<Float>.allocate(capacity: leader.outputCount)
+        defer { x.deallocate(); y.deallocate() }
+        for i in 0..<leader.inputCount { x[i] = Float(i % 13) / 13 - 0.5 }
+        iop_alloc_counter_reset_rendezvous()
+        iop_alloc_counter_enroll(1)
+        defer { iop_alloc_counter_leave() }
+        for _ in 0..<2 { try leader.infer(input: x, output: y) }  // warm-up: every worker has served and enrolled
+        let messagesBefore = leader.messagesSent.reduce(0, +)
+        iop_alloc_counter_start()
+        for _ in 0..<5 { try leader.infer(input: x, output: y) }
+        let allocations = iop_alloc_counter_stop()
+        let messages = leader.messagesSent.reduce(0, +) - messagesBefore
+        #expect(messages > 0)
+        #expect(allocations <= messages, "\(allocations) heap allocations for \(messages) messages in 5 inferences")
+        // Sanity: the counter does see allocations on enrolled threads.
+        iop_alloc_counter_start()
+        let probe = [Float](repeating: 1, count: 1000)
+        #expect(iop_alloc_counter_stop() >= 1 && probe.count == 1000)
+        print("node allocations: \(allocations) for \(messages) messages in 5 inferences")
+    }
+}
