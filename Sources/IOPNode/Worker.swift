@@ -109,10 +109,11 @@ public final class Worker {
         // `ready` carries the arena size, so the leader can report every board's memory.
         var arena = [UInt8](repeating: 0, count: 8)
         arena.withUnsafeMutableBytes { $0.storeBytes(of: UInt64(needed).littleEndian, as: UInt64.self) }
+        // Serving starts now (systemd hears READY=1 here), before the leader can count this board ready.
+        onServing()
         try outbox.sendFrame(.ready, requestID: board, payload: arena)
         let waitMs = supervisor.receiveTimeout(idleMs: idleTimeoutMs)
         do throws(NetError) { try inbox.setTimeouts(sendMs: 30_000, receiveMs: waitMs) } catch { throw .net(error) }
-        onServing()
 
         var idleMs: Int32 = 0
         while true {

@@ -18,7 +18,7 @@ final class NotifySocket: @unchecked Sendable {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { p in
-            _ = path.utf8CString.withUnsafeBytes { p.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0.prefix(p.count - 1))) }
+            path.utf8CString.withUnsafeBytes { p.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0.prefix(p.count - 1))) }
         }
         let ok = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
@@ -116,47 +116,48 @@ func freeLoopbackPort() -> Int {
         let dir = temporaryPath("service-bundle")
         let compiled = try runIOP(["compile", "--model", "lenet5", "--nodes", "2", "--planner", "oc", "--out", dir])
         try #require(compiled.status == 0, "\(compiled.stderr)")
-        let workerSocket = try NotifySocket("notify-worker.sock"), leaderSocket = try NotifySocket("notify-leader.sock")
+        // One socket for both agents, as systemd has one: arrival order is sending order.
+        let notify = try NotifySocket("notify.sock")
         let leaderEndpoint = "tcp://127.0.0.1:\(freeLoopbackPort())"
 
         // The worker starts first, configured only through the environment as
         // under EnvironmentFile=; the leader it registers with is not up yet.
         let worker = try NodeProcess(["worker"], environment: [
             "IOP_NAME": "node1", "IOP_LISTEN": "tcp://127.0.0.1:*", "IOP_LEADER": leaderEndpoint, "IOP_MEMORY_BUDGET": "64MiB",
-            "NOTIFY_SOCKET": workerSocket.path, "WATCHDOG_USEC": "400000"])
-        #expect(workerSocket.wait(for: "STATUS=registering with \(leaderEndpoint)", seconds: 10) != nil, "\(worker.stderr)")
+            "NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"])
+        #expect(notify.wait(for: "STATUS=registering with \(leaderEndpoint)", seconds: 10) != nil, "\(worker.stderr)")
         usleep(1_000_000)
-        #expect(!workerSocket.messages.contains { $0.text.contains("READY=1") }, "READY=1 before the worker has a program")
-        #expect(!workerSocket.messages.contains { $0.text.contains("WATCHDOG=1") }, "watchdog pings before READY=1")
+        #expect(!notify.messages.contains { $0.text.contains("READY=1") }, "READY=1 before the worker has a program")
+        #expect(!notify.messages.contains { $0.text.contains("WATCHDOG=1") }, "watchdog pings before READY=1")
 
         let leader = try NodeProcess(["leader", "--bundle", dir + "/bundle.iop", "--listen", leaderEndpoint,
                                       "--requests", "tcp://127.0.0.1:*", "--timeout-ms", "3000"],
-                                     environment: ["NOTIFY_SOCKET": leaderSocket.path])
+                                     environment: ["NOTIFY_SOCKET": notify.path])
         let requests = try #require(leader.waitLine(prefix: "ready ", seconds: 20), "\(leader.stderr)")
-        let workerReady = try #require(workerSocket.wait(for: "READY=1", seconds: 10), "\(worker.stderr)")
-        let leaderReady = try #require(leaderSocket.wait(for: "READY=1", seconds: 10), "\(leader.stderr)")
+        #expect(notify.wait(for: "STATUS=serving requests on \(requests), 0 inferences", seconds: 10) != nil, "\(leader.stderr)")
+        let texts = notify.messages.map(\.text)
+        let workerReady = try #require(texts.firstIndex { $0.hasPrefix("READY=1\nSTATUS=serving: arena ") }, "\(texts)")
+        let leaderReady = try #require(texts.firstIndex { $0.hasPrefix("READY=1\nSTATUS=serving requests on ") }, "\(texts)")
         // The leader is ready only after every worker is.
-        #expect(leaderReady >= workerReady)
-        let readyText = try #require(workerSocket.messages.first { $0.text.contains("READY=1") }?.text)
-        #expect(readyText.contains("STATUS=serving: arena "), "\(readyText)")
-        #expect(leaderSocket.messages.first { $0.text.contains("READY=1") }?.text.contains("STATUS=serving requests on \(requests)") == true)
+        #expect(workerReady < leaderReady)
+        let readyAt = notify.messages[workerReady].at
 
-        // Watchdog: WATCHDOG_USEC=400000 means a ping every 200 ms, never sooner.
+        // Watchdog (the worker's alone: the leader has no WATCHDOG_USEC): a ping every 200 ms, never sooner.
         usleep(1_500_000)
-        let pings = workerSocket.messages.filter { $0.text == "WATCHDOG=1" }.map(\.at)
+        let pings = notify.messages.filter { $0.text == "WATCHDOG=1" }.map(\.at)
         #expect(pings.count >= 4, "\(pings.count) pings in 1.5 s")
         let gaps = zip(pings.dropFirst(), pings).map { $0 - $1 }
         #expect(gaps.allSatisfy { $0 >= 0.15 && $0 <= 0.8 }, "gaps between pings: \(gaps)")
-        #expect(pings.allSatisfy { $0 >= workerReady })
-        #expect(!leaderSocket.messages.contains { $0.text.contains("WATCHDOG=1") }, "the leader has no WATCHDOG_USEC")
+        #expect(pings.allSatisfy { $0 >= readyAt })
 
-        // SIGTERM: STOPPING=1, then a clean exit.
+        // SIGTERM: STOPPING=1, then a clean exit; first the worker, then the leader.
         kill(worker.process.processIdentifier, SIGTERM)
         #expect(worker.exitStatus(within: 10) == 0, "\(worker.stderr)")
-        #expect(workerSocket.wait(for: "STOPPING=1", seconds: 1) != nil)
+        #expect(notify.messages.filter { $0.text.hasPrefix("STOPPING=1") }.count == 1)
         kill(leader.process.processIdentifier, SIGTERM)
         #expect(leader.exitStatus(within: 15) == 0, "\(leader.stderr)")
-        #expect(leaderSocket.wait(for: "STOPPING=1", seconds: 1) != nil)
+        usleep(200_000)
+        #expect(notify.messages.filter { $0.text.hasPrefix("STOPPING=1") }.count == 2)
         #expect(worker.stderr.contains("<6>iop-node: stopping on signal 15"), "\(worker.stderr)")
     }
 }
