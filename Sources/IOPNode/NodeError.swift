@@ -13,6 +13,15 @@ public enum NodeError: Error, Sendable {
     /// No answer within the timeout (a peer died or hangs).
     case timedOut(waitingFor: String)
 
+    /// No answer in time, whether the socket or a protocol wait said so.
+    public var isTimeout: Bool {
+        switch self {
+        case .timedOut: return true
+        case .net(let e): return e.isTimeout
+        default: return false
+        }
+    }
+
     public var message: String {
         switch self {
         case .net(let e): return e.message

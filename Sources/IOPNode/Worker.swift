@@ -24,10 +24,13 @@ public final class Worker {
 
     /// How long a serving worker waits for work before giving up (-1: for ever, as a board under systemd does).
     let idleTimeoutMs: Int32
+    /// How long registration waits on the leader for each message.
+    let timeoutMs: Int32
 
     public init(context: Context, name: String, listen: String, leader: String, budgetBytes: Int, threads: Int,
                 timeoutMs: Int32 = 30_000, idleTimeoutMs: Int32 = -1) throws(NodeError) {
         self.name = name; self.budgetBytes = budgetBytes; self.threads = threads; self.idleTimeoutMs = idleTimeoutMs
+        self.timeoutMs = timeoutMs
         do throws(NetError) {
             inbox = try Socket(context, .pull)
             // Nothing larger than the whole budget can be a valid message for this board.
@@ -54,12 +57,36 @@ public final class Worker {
             } catch { failure = error; return 0 }
         }
         if let failure { throw .wire(failure) }
-        try outbox.sendFrame(.hello, payload: Array(hello[0..<n]))
+        // Registration waits in supervisor-sized slices, so a stop request is heard within one.
+        let slice = supervisor.receiveTimeout(idleMs: timeoutMs)
+        do throws(NetError) {
+            try outbox.setTimeouts(sendMs: slice, receiveMs: slice)
+            try inbox.setTimeouts(sendMs: slice, receiveMs: slice)
+        } catch { throw .net(error) }
+        var waitedMs: Int32 = 0
+        let helloFrame = Array(hello[0..<n])
+        while true {
+            do throws(NodeError) { try outbox.sendFrame(.hello, payload: helloFrame); break } catch {
+                if !error.isTimeout { throw error }
+                waitedMs += slice
+                if waitedMs >= timeoutMs { throw .timedOut(waitingFor: "the leader to accept this board's hello") }
+                if !supervisor.check() { return }
+            }
+        }
 
         // Setup: programs until the leader's `ready` closes the list.
         var programs: [StepProgram] = []
+        waitedMs = 0
         while true {
-            let (h, payload) = try inbox.receiveFrame(waitingFor: "the leader's programs", maxPayload: budgetBytes)
+            let h: MessageHeader, payload: [UInt8]
+            do throws(NodeError) { (h, payload) = try inbox.receiveFrame(waitingFor: "the leader's programs", maxPayload: budgetBytes) } catch {
+                if !error.isTimeout { throw error }
+                waitedMs += slice
+                if waitedMs >= timeoutMs { throw error }
+                if !supervisor.check() { return }
+                continue
+            }
+            waitedMs = 0
             switch h.kind {
             case .program:
                 var decoded: Result<StepProgram, WireError> = .failure(.malformedPayload)
@@ -113,7 +140,10 @@ public final class Worker {
         onServing()
         try outbox.sendFrame(.ready, requestID: board, payload: arena)
         let waitMs = supervisor.receiveTimeout(idleMs: idleTimeoutMs)
-        do throws(NetError) { try inbox.setTimeouts(sendMs: 30_000, receiveMs: waitMs) } catch { throw .net(error) }
+        do throws(NetError) {
+            try inbox.setTimeouts(sendMs: timeoutMs, receiveMs: waitMs)
+            try outbox.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs)
+        } catch { throw .net(error) }
 
         var idleMs: Int32 = 0
         while true {

@@ -8,6 +8,8 @@ public struct ServiceNotifier {
     /// Half of `WATCHDOG_USEC` (systemd's advice), or 0 when no watchdog is set.
     public let watchdogIntervalNs: UInt64
     var lastPing: UInt64 = 0
+    /// systemd arms the watchdog once start-up completes (READY=1); until then TimeoutStartSec= governs.
+    var isReady = false
     var lastStatus: UInt64 = 0
 
     /// Reads `NOTIFY_SOCKET`, `WATCHDOG_USEC` and `WATCHDOG_PID` (a watchdog meant for another process is ignored).
@@ -39,16 +41,17 @@ public struct ServiceNotifier {
 
     public mutating func ready(status: String) {
         send("READY=1\nSTATUS=" + status)
+        isReady = true
         lastPing = iop_monotonic_ns()
         lastStatus = lastPing
     }
 
     public func stopping(status: String) { send("STOPPING=1\nSTATUS=" + status) }
 
-    /// Pings the watchdog when half its period has passed. Cheap and
-    /// allocation-free when nothing is due, so serving loops call it often.
+    /// Pings the watchdog when half its period has passed since READY=1 or the
+    /// last ping. Cheap and allocation-free when nothing is due, so serving loops call it often.
     public mutating func tick() {
-        guard watchdogIntervalNs > 0 else { return }
+        guard watchdogIntervalNs > 0, isReady else { return }
         let now = iop_monotonic_ns()
         if now &- lastPing >= watchdogIntervalNs {
             send("WATCHDOG=1")

@@ -42,11 +42,11 @@ final class NotifySocket: @unchecked Sendable {
 
     var messages: [(at: Double, text: String)] { lock.withLock { received } }
 
-    /// Waits up to `seconds` for a message containing `line`; returns when it arrived.
+    /// Waits up to `seconds` for a message with a line starting with `line`; returns when it arrived.
     func wait(for line: String, seconds: Double) -> Double? {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            if let m = messages.first(where: { $0.text.split(separator: "\n").contains(Substring(line)) }) { return m.at }
+            if let m = messages.first(where: { $0.text.split(separator: "\n").contains { $0.hasPrefix(line) } }) { return m.at }
             usleep(20_000)
         }
         return nil
@@ -159,5 +159,18 @@ func freeLoopbackPort() -> Int {
         usleep(200_000)
         #expect(notify.messages.filter { $0.text.hasPrefix("STOPPING=1") }.count == 2)
         #expect(worker.stderr.contains("<6>iop-node: stopping on signal 15"), "\(worker.stderr)")
+    }
+
+    @Test func sigtermWhileRegisteringStopsAtOnce() throws {
+        let notify = try NotifySocket("notify-registering.sock")
+        // Nobody listens at the leader's endpoint: the hello waits (30 s by default).
+        let worker = try NodeProcess(["worker", "--name", "lonely", "--listen", "tcp://127.0.0.1:*",
+                                      "--leader", "tcp://127.0.0.1:\(freeLoopbackPort())", "--memory-budget", "8MiB"],
+                                     environment: ["NOTIFY_SOCKET": notify.path])
+        #expect(notify.wait(for: "STATUS=registering with tcp://127.0.0.1:", seconds: 10) != nil, "\(worker.stderr)")
+        kill(worker.process.processIdentifier, SIGTERM)
+        #expect(worker.exitStatus(within: 5) == 0, "\(worker.stderr)")
+        #expect(notify.messages.contains { $0.text.hasPrefix("STOPPING=1") })
+        #expect(!notify.messages.contains { $0.text.contains("READY=1") })
     }
 }
