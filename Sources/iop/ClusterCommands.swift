@@ -266,10 +266,18 @@ struct ClusterRun: ParsableCommand {
             children.stopAll()
             try? FileManager.default.removeItem(atPath: dir)
         }
-        signal(SIGINT) { _ in
-            runningChildren.stopAll()
-            _exit(130)
+        // Ctrl-C or a kill stops the nodes first. The signals are unblocked too: a
+        // parent may have started us with them blocked, and then they would never arrive.
+        for stop in [SIGINT, SIGTERM] {
+            signal(stop) { s in
+                runningChildren.stopAll()
+                _exit(128 + s)
+            }
         }
+        var stops = sigset_t()
+        sigemptyset(&stops)
+        sigaddset(&stops, SIGINT); sigaddset(&stops, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &stops, nil)
         do {
             try runCluster(children, dir: dir)
         } catch let e as CommandFailure {

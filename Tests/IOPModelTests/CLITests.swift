@@ -203,6 +203,40 @@ func runIOP(_ args: [String]) throws -> Result {
     }
 }
 
+/// Ctrl-C on `iop cluster` mid-run stops every node it started.
+@Test func interruptingAClusterStopsEveryNode() throws {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: CLITests.binary)
+    p.arguments = ["cluster", "--model", "vgg11", "--input-size", "32", "--nodes", "3", "--planner", "oc", "--requests", "400"]
+    let err = Pipe()
+    p.standardError = err; p.standardOutput = Pipe()
+    try p.run()
+    // Wait for requests to flow: the progress line appears on stderr.
+    var seen = ""
+    let deadline = Date().addingTimeInterval(120)
+    while !seen.contains("request ") && Date() < deadline && p.isRunning {
+        seen += String(decoding: err.fileHandleForReading.availableData, as: UTF8.self)
+    }
+    try #require(seen.contains("request "), "\(seen)")
+    // The nodes are the children of the iop process.
+    let nodes = try FileManager.default.contentsOfDirectory(atPath: "/proc").compactMap(Int32.init).filter { pid in
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+        return fields.count > 1 && Int32(fields[1]) == p.processIdentifier
+    }
+    #expect(nodes.count == 3, "children: \(nodes)")
+    kill(p.processIdentifier, SIGINT)
+    p.waitUntilExit()
+    #expect(p.terminationStatus == 130)
+    // Every node is gone (or at most a zombie about to be reaped by init).
+    let stillRunning = nodes.filter { pid in
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+        return stat[stat.index(close, offsetBy: 2)] != "Z"
+    }
+    #expect(stillRunning.isEmpty, "nodes left running after Ctrl-C: \(stillRunning)")
+}
+
 @Suite struct BundleCLITests {
     @Test func compileWritesABundleAndACorruptedOneIsRefused() throws {
         let dir = temporaryPath("bundle-lenet5")
