@@ -13,11 +13,29 @@ public struct Supervisor {
     }
 }
 
-extension Supervisor {
-    /// The socket timeout a loop with its own idle limit (`idleMs`, -1 none) should use.
-    func receiveTimeout(idleMs: Int32) -> Int32 {
-        if checkIntervalMs < 0 { return idleMs }
-        if idleMs < 0 { return checkIntervalMs }
-        return min(checkIntervalMs, idleMs)
+/// One wait on a socket, made of supervisor-sized slices: a stop request is
+/// heard within a slice, and `limitMs` (-1: none) still bounds the whole wait.
+struct SlicedWait {
+    enum Next { case again, stop, expired }
+
+    /// The socket timeout to use while waiting.
+    let sliceMs: Int32
+    let limitMs: Int32
+    var waitedMs: Int32 = 0
+
+    init(_ supervisor: Supervisor, limitMs: Int32) {
+        self.limitMs = limitMs
+        if supervisor.checkIntervalMs < 0 { sliceMs = limitMs }
+        else if limitMs < 0 { sliceMs = supervisor.checkIntervalMs }
+        else { sliceMs = min(supervisor.checkIntervalMs, limitMs) }
     }
+
+    /// A slice passed with nothing: wait again, stop (the supervisor says so), or give up.
+    mutating func sliceElapsed(_ supervisor: Supervisor) -> Next {
+        waitedMs += sliceMs
+        if limitMs >= 0 && waitedMs >= limitMs { return .expired }
+        return supervisor.check() ? .again : .stop
+    }
+
+    mutating func restart() { waitedMs = 0 }
 }

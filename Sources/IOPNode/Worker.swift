@@ -58,35 +58,37 @@ public final class Worker {
         }
         if let failure { throw .wire(failure) }
         // Registration waits in supervisor-sized slices, so a stop request is heard within one.
-        let slice = supervisor.receiveTimeout(idleMs: timeoutMs)
+        var wait = SlicedWait(supervisor, limitMs: timeoutMs)
         do throws(NetError) {
-            try outbox.setTimeouts(sendMs: slice, receiveMs: slice)
-            try inbox.setTimeouts(sendMs: slice, receiveMs: slice)
+            try outbox.setTimeouts(sendMs: wait.sliceMs, receiveMs: wait.sliceMs)
+            try inbox.setTimeouts(sendMs: wait.sliceMs, receiveMs: wait.sliceMs)
         } catch { throw .net(error) }
-        var waitedMs: Int32 = 0
         let helloFrame = Array(hello[0..<n])
         while true {
             do throws(NodeError) { try outbox.sendFrame(.hello, payload: helloFrame); break } catch {
                 if !error.isTimeout { throw error }
-                waitedMs += slice
-                if waitedMs >= timeoutMs { throw .timedOut(waitingFor: "the leader to accept this board's hello") }
-                if !supervisor.check() { return }
+                switch wait.sliceElapsed(supervisor) {
+                case .again: continue
+                case .stop: return
+                case .expired: throw .timedOut(waitingFor: "the leader to accept this board's hello")
+                }
             }
         }
 
         // Setup: programs until the leader's `ready` closes the list.
         var programs: [StepProgram] = []
-        waitedMs = 0
+        wait.restart()
         while true {
             let h: MessageHeader, payload: [UInt8]
             do throws(NodeError) { (h, payload) = try inbox.receiveFrame(waitingFor: "the leader's programs", maxPayload: budgetBytes) } catch {
                 if !error.isTimeout { throw error }
-                waitedMs += slice
-                if waitedMs >= timeoutMs { throw error }
-                if !supervisor.check() { return }
-                continue
+                switch wait.sliceElapsed(supervisor) {
+                case .again: continue
+                case .stop: return
+                case .expired: throw error
+                }
             }
-            waitedMs = 0
+            wait.restart()
             switch h.kind {
             case .program:
                 var decoded: Result<StepProgram, WireError> = .failure(.malformedPayload)
@@ -139,13 +141,12 @@ public final class Worker {
         // Serving starts now (systemd hears READY=1 here), before the leader can count this board ready.
         onServing()
         try outbox.sendFrame(.ready, requestID: board, payload: arena)
-        let waitMs = supervisor.receiveTimeout(idleMs: idleTimeoutMs)
+        var idle = SlicedWait(supervisor, limitMs: idleTimeoutMs)
         do throws(NetError) {
-            try inbox.setTimeouts(sendMs: timeoutMs, receiveMs: waitMs)
+            try inbox.setTimeouts(sendMs: timeoutMs, receiveMs: idle.sliceMs)
             try outbox.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs)
         } catch { throw .net(error) }
 
-        var idleMs: Int32 = 0
         while true {
             var outcome: Result<MessageHeader, NodeError> = .failure(.protocolViolation(""))
             receive.withUnsafeMutableBytes { buffer in
@@ -160,13 +161,14 @@ public final class Worker {
             }
             let header: MessageHeader
             switch outcome {
-            case .success(let h): header = h; idleMs = 0
+            case .success(let h): header = h; idle.restart()
             case .failure(.timedOut(let what)):
-                // A quiet interval: the supervisor's turn; the idle limit counts whole intervals.
-                idleMs += waitMs
-                if idleTimeoutMs >= 0 && idleMs >= idleTimeoutMs { throw .timedOut(waitingFor: what) }
-                if !supervisor.check() { return }
-                continue
+                // A quiet slice: the supervisor's turn; the idle limit counts whole slices.
+                switch idle.sliceElapsed(supervisor) {
+                case .again: continue
+                case .stop: return
+                case .expired: throw .timedOut(waitingFor: what)
+                }
             case .failure(let e): throw e
             }
             let started = iop_monotonic_ns()

@@ -23,8 +23,6 @@ public struct ServiceNotifier {
         watchdogIntervalNs = interval
     }
 
-    public var isSupervised: Bool { socket != nil }
-
     /// How often a serving loop must hand control back so pings stay on time: a
     /// quarter of the watchdog period, at most `ceilingMs`.
     public func checkIntervalMs(ceilingMs: Int32) -> Int32 {

@@ -46,7 +46,7 @@ struct Deploy: ParsableCommand {
         let compiled = try loadBundle(bundlePath)
         let names = spec.devices.map(\.name), compiledNames = compiled.boards.map(\.name)
         guard names == compiledNames, compiled.leaderIndex == spec.leader else {
-            throw CommandFailure(description: "\(bundlePath) was compiled for boards \(compiledNames.joined(separator: ", ")) (leader \(compiledNames[safe: compiled.leaderIndex] ?? "?")), but \(cluster) has \(names.joined(separator: ", ")) (leader \(names[spec.leader])); recompile it with `iop compile --cluster \(cluster)`")
+            throw CommandFailure(description: "\(bundlePath) was compiled for boards \(compiledNames.joined(separator: ", ")) (leader \(compiledNames[compiled.leaderIndex])), but \(cluster) has \(names.joined(separator: ", ")) (leader \(names[spec.leader])); recompile it with `iop compile --cluster \(cluster)`")
         }
         guard package.hasSuffix(".deb"), FileManager.default.fileExists(atPath: package) else {
             throw CommandFailure(description: "--package \(package): expected the .deb built by cross/package")
@@ -202,8 +202,4 @@ extension FileManager {
         var dir: ObjCBool = false
         return fileExists(atPath: path, isDirectory: &dir) && dir.boolValue
     }
-}
-
-extension Array {
-    subscript(safe i: Int) -> Element? { indices.contains(i) ? self[i] : nil }
 }

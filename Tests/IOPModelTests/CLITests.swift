@@ -6,10 +6,11 @@ import Testing
 struct Result { var status: Int32; var stdout: String; var stderr: String }
 
 /// Runs the built `iop` binary and collects its exit status and output.
-func runIOP(_ args: [String]) throws -> Result {
+func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Result {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: CLITests.binary)
     p.arguments = args
+    if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     let out = Pipe(), err = Pipe()
     p.standardOutput = out; p.standardError = err
     try p.run()
@@ -220,21 +221,22 @@ func runIOP(_ args: [String]) throws -> Result {
     try #require(seen.contains("request "), "\(seen)")
     // The nodes are the children of the iop process.
     let nodes = try FileManager.default.contentsOfDirectory(atPath: "/proc").compactMap(Int32.init).filter { pid in
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return false }
-        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
-        return fields.count > 1 && Int32(fields[1]) == p.processIdentifier
+        guard let fields = procStat(pid), fields.count > 1 else { return false }
+        return Int32(fields[1]) == p.processIdentifier
     }
     #expect(nodes.count == 3, "children: \(nodes)")
     kill(p.processIdentifier, SIGINT)
     p.waitUntilExit()
     #expect(p.terminationStatus == 130)
     // Every node is gone (or at most a zombie about to be reaped by init).
-    let stillRunning = nodes.filter { pid in
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
-        return stat[stat.index(close, offsetBy: 2)] != "Z"
-    }
+    let stillRunning = nodes.filter { pid in procStat(pid).map { $0[0] != "Z" } ?? false }
     #expect(stillRunning.isEmpty, "nodes left running after Ctrl-C: \(stillRunning)")
+}
+
+/// The fields of /proc/PID/stat after the command name (state, ppid, ...), or nil once the process is gone.
+func procStat(_ pid: Int32) -> [Substring]? {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return nil }
+    return stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
 }
 
 @Suite struct BundleCLITests {
@@ -286,16 +288,7 @@ func runIOP(_ args: [String]) throws -> Result {
     }
 
     func deploy(_ args: [String], path: String) throws -> Result {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: CLITests.binary)
-        p.arguments = ["deploy"] + args
-        p.environment = ProcessInfo.processInfo.environment.merging(["PATH": path]) { $1 }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        try runIOP(["deploy"] + args, environment: ["PATH": path])
     }
 
     @Test func dryRunPrintsEveryCommandForTheExampleClusterAndRunsNone() throws {
