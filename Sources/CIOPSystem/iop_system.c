@@ -2,9 +2,12 @@
 #include "iop_system.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 
@@ -63,3 +66,30 @@ int iop_datagram_send(const char *path, const void *bytes, size_t length) {
     close(fd);
     return error;
 }
+
+const void *iop_map_file(const char *path, size_t *length) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return NULL;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return NULL;
+    }
+    if (st.st_size <= 0) {
+        close(fd);
+        errno = EINVAL;
+        return NULL;
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    int saved = errno;
+    close(fd);
+    if (p == MAP_FAILED) { errno = saved; return NULL; }
+    *length = (size_t)st.st_size;
+    return p;
+}
+
+void iop_unmap_file(const void *bytes, size_t length) { munmap((void *)bytes, length); }
+
+const char *iop_last_error(void) { return strerror(errno); }

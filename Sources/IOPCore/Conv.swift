@@ -88,36 +88,30 @@ public struct Activation: Equatable, Sendable {
 }
 
 public enum ConvKernel {
-    /// Reorders OIHW weights into the layout the micro-kernel streams:
-    /// [group][channel block][in channel][kh][kw][block lanes], blocks padded with zeros.
-    /// Depthwise weights keep OIHW. Bias (or zeros) is padded the same way.
-    public static func pack(_ g: ConvGeometry, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+    /// Reorders output channels `channels` (their OIHW rows start at `weights`,
+    /// their bias at `bias`) into the layout the micro-kernel streams:
+    /// [group][channel block][in channel][kh][kw][block lanes]. Depthwise
+    /// weights keep OIHW. Channels can be packed in any number of calls (a
+    /// board loads its weight shards a message at a time); lanes no call
+    /// writes must already be zero, as a fresh arena is.
+    public static func pack(_ g: ConvGeometry, channels: Range<Int>, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                             packedWeights: UnsafeMutablePointer<Float>, packedBias: UnsafeMutablePointer<Float>) {
+        let taps = g.kernelH * g.kernelW
         if g.isDepthwise {
-            packedWeights.update(from: weights, count: g.weightCount)
-            for o in 0..<g.outChannels { packedBias[o] = bias?[o] ?? 0 }
+            (packedWeights + channels.lowerBound * taps).update(from: weights, count: channels.count * taps)
+            for (k, o) in channels.enumerated() { packedBias[o] = bias?[k] ?? 0 }
             return
         }
-        let icg = g.inGroupChannels, ocg = g.outGroupChannels, taps = g.kernelH * g.kernelW
+        let icg = g.inGroupChannels, ocg = g.outGroupChannels, rows = icg * taps
         let block = g.packBlock
         let blocks = roundUp(ocg, block) / block
-        var dst = packedWeights
-        for grp in 0..<g.groups {
-            for b in 0..<blocks {
-                for ic in 0..<icg {
-                    for tap in 0..<taps {
-                        for lane in 0..<block {
-                            let oc = b * block + lane
-                            dst.pointee = oc < ocg ? weights[((grp * ocg + oc) * icg + ic) * taps + tap] : 0
-                            dst += 1
-                        }
-                    }
-                }
-                for lane in 0..<block {
-                    let oc = b * block + lane
-                    packedBias[(grp * blocks + b) * block + lane] = oc < ocg ? (bias?[grp * ocg + oc] ?? 0) : 0
-                }
-            }
+        for (k, oc) in channels.enumerated() {
+            let group = oc / ocg, local = oc % ocg
+            let unit = group * blocks + local / block, lane = local % block
+            let dst = packedWeights + unit * rows * block + lane
+            let src = weights + k * rows
+            for t in 0..<rows { dst[t * block] = src[t] }
+            packedBias[unit * block + lane] = bias?[k] ?? 0
         }
     }
 

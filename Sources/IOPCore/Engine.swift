@@ -1,45 +1,146 @@
-/// Runs a chain of layers on one board. Everything lives in one arena
-/// allocated at init: packed weights, two activation buffers used in turn, and
-/// kernel scratch. `run` allocates nothing.
-public final class Engine {
-    struct Step {
-        var kind: LayerKind
-        var weights: Int, bias: Int
-        var input: Int, output: Int
+/// Arena regions start on 64-byte lines: offsets and sizes are multiples of this many floats.
+public let arenaAlignment = 16
+
+/// One layer bound to arena regions, every offset in floats from the arena's
+/// start: what a board runs is a flat list of these, decided before it starts.
+public struct Op: Equatable, Sendable {
+    public var kind: LayerKind
+    /// Packed weights and bias (reserved as `kind.reservedWeightFloats` / `reservedBiasFloats`).
+    public var weights: Int, bias: Int
+    public var input: Int, output: Int
+    /// Kernel scratch (`kind.scratchCount` floats), when the kernel needs any.
+    public var scratch: Int
+    public init(kind: LayerKind, weights: Int, bias: Int, input: Int, output: Int, scratch: Int) {
+        self.kind = kind; self.weights = weights; self.bias = bias; self.input = input; self.output = output; self.scratch = scratch
     }
 
+    /// Whether every region the op touches lies inside an arena of `floats`.
+    public func fits(arenaFloats floats: Int) -> Bool {
+        func inside(_ at: Int, _ n: Int) -> Bool { n == 0 || (at >= 0 && n > 0 && at <= floats - n) }
+        return inside(input, kind.inputCount) && inside(output, kind.outputCount) && (!kind.isInPlace || input == output)
+            && inside(weights, kind.reservedWeightFloats) && inside(bias, kind.reservedBiasFloats) && inside(scratch, kind.scratchCount)
+    }
+}
+
+/// Places ops in an arena: activation buffers from offset 0 up, reused by
+/// every step, and the parameters of every op after them. The arena is then
+/// the largest step's buffers plus all parameters, which is what a plan's
+/// memory figure adds up segment by segment.
+public struct ArenaLayout {
+    /// Floats of the activation region: the high-water mark over all steps.
+    public private(set) var activationFloats = 0
+    /// Floats of all parameters placed so far.
+    public private(set) var parameterFloats = 0
+    /// Next free activation float of the current step.
+    public var cursor = 0
+    /// Ops placed so far; parameter offsets are relative to the parameter region until `finish`.
+    public private(set) var ops: [Op] = []
+    /// Floats left free before a framed buffer, so a message header can sit right in front of its payload.
+    public static let frameRoom = 16
+
+    public init() {}
+
+    /// Starts a step: its buffers reuse the activation region from offset 0.
+    public mutating func beginStep() { cursor = 0 }
+
+    /// Reserves `floats` activation floats in the current step (after `room` floats left free).
+    public mutating func reserve(_ floats: Int, room: Int = 0) -> Int {
+        let at = cursor + room
+        cursor = at + roundUp(floats, arenaAlignment)
+        activationFloats = max(activationFloats, cursor)
+        return at
+    }
+
+    /// Makes the activation region at least `floats` (room to stage a message).
+    public mutating func require(_ floats: Int) { activationFloats = max(activationFloats, roundUp(floats, arenaAlignment)) }
+
+    /// Lays out a chain of layers. It reads `input` (a fresh buffer when nil,
+    /// sized for the input and every output), ping-pongs between buffers it
+    /// reserves when needed, and the last op that is not in place writes
+    /// `output` when given. `framed` leaves `frameRoom` before each buffer.
+    public mutating func chain(_ kinds: [LayerKind], input: Int? = nil, output target: Int? = nil, framed: Bool = false)
+        -> (ops: Range<Int>, input: Int, output: Int)
+    {
+        let room = framed ? ArenaLayout.frameRoom : 0
+        let largest = kinds.reduce(0) { $1.isInPlace ? $0 : max($0, $1.outputCount) }
+        let first = ops.count
+        var buffers: [Int] = []
+        var current: Int
+        if let input { current = input } else {
+            current = reserve(max(kinds.first?.inputCount ?? 0, largest), room: room)
+            buffers.append(current)
+        }
+        let start = current
+        let lastWriter = kinds.lastIndex { !$0.isInPlace }
+        for (i, kind) in kinds.enumerated() {
+            var out = current
+            if !kind.isInPlace {
+                if i == lastWriter, let target { out = target } else {
+                    if let other = buffers.first(where: { $0 != current }) { out = other } else {
+                        out = reserve(largest, room: room)
+                        buffers.append(out)
+                    }
+                }
+            }
+            let w = parameterFloats
+            parameterFloats += kind.reservedWeightFloats
+            let b = parameterFloats
+            parameterFloats += kind.reservedBiasFloats
+            ops.append(Op(kind: kind, weights: w, bias: b, input: current, output: out, scratch: 0))
+            current = out
+        }
+        let scratch = kinds.reduce(0) { max($0, $1.scratchCount) }
+        if scratch > 0 {
+            let at = reserve(scratch)
+            for i in first..<ops.count where ops[i].kind.scratchCount > 0 { ops[i].scratch = at }
+        }
+        return (first..<ops.count, start, current)
+    }
+
+    /// The ops with their final parameter offsets, and the arena's size in floats.
+    public func finish() -> (ops: [Op], arenaFloats: Int) {
+        let base = activationFloats
+        return (ops.map { var op = $0; op.weights += base; op.bias += base; return op }, base + parameterFloats)
+    }
+}
+
+/// Runs ops on one board. Everything lives in one arena allocated at init and
+/// zeroed: packed weights, activation buffers, kernel scratch, and, on the
+/// nodes, the messages themselves. `run` allocates nothing.
+public final class Engine {
+    /// Floats and bytes of the one arena: the board's whole memory figure.
+    public let arenaFloats: Int
+    public var arenaBytes: Int { arenaFloats * MemoryLayout<Float>.stride }
+    public let pool: WorkerPool
+    let arena: UnsafeMutablePointer<Float>
+
+    /// For an engine built from a chain of layers: its ops and where the chain reads and writes.
+    let chain: [Op]
     public let inputCount: Int
     public let outputCount: Int
-    /// Bytes of the one arena: the board's whole memory figure for this model.
-    public let arenaBytes: Int
-    public let pool: WorkerPool
+    let chainInput: Int, chainOutput: Int
 
-    let steps: [Step]
-    let arena: UnsafeMutablePointer<Float>
-    let scratch: Int
-    let finalOutput: Int
+    /// An empty, zeroed arena of `arenaFloats` floats; ops are loaded and run by the caller.
+    public convenience init(arenaFloats: Int, threads: Int) throws(CoreError) {
+        try self.init(arenaFloats: arenaFloats, threads: threads, chain: [], input: 0, output: 0, inputCount: 0, outputCount: 0)
+    }
 
-    static let alignment = 16  // floats: 64-byte aligned regions
-
-    /// The arena's regions in floats: packed weights, one activation buffer (there are two), scratch.
-    static func layout(_ layers: [Layer]) -> (weights: Int, activation: Int, scratch: Int) {
-        var maxActivation = layers.first?.inputCount ?? 0
-        var weightFloats = 0, scratchFloats = 0
-        for layer in layers {
-            maxActivation = max(maxActivation, layer.outputCount)
-            weightFloats += roundUp(layer.packedWeightCount, Engine.alignment) + roundUp(layer.packedBiasCount, Engine.alignment)
-            scratchFloats = max(scratchFloats, layer.scratchCount)
+    init(arenaFloats: Int, threads: Int, chain: [Op], input: Int, output: Int, inputCount: Int, outputCount: Int) throws(CoreError) {
+        let bytes = max(arenaFloats * MemoryLayout<Float>.stride, 64)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        arena = raw.bindMemory(to: Float.self, capacity: bytes / 4)
+        self.arenaFloats = arenaFloats
+        do { pool = try WorkerPool(threads: threads) } catch {
+            raw.deallocate()
+            throw error
         }
-        return (weightFloats, roundUp(maxActivation, Engine.alignment), roundUp(scratchFloats, Engine.alignment))
+        self.chain = chain; chainInput = input; chainOutput = output
+        self.inputCount = inputCount; self.outputCount = outputCount
     }
 
-    /// The bytes `init` would allocate, without allocating them.
-    public static func arenaBytes(for layers: [Layer]) -> Int {
-        let l = layout(layers)
-        return (l.weights + 2 * l.activation + l.scratch) * MemoryLayout<Float>.stride
-    }
-
-    public init(layers: [Layer], threads: Int) throws(CoreError) {
+    /// The single-board engine: the layers as one chain in an arena of their own, weights packed.
+    public convenience init(layers: [Layer], threads: Int) throws(CoreError) {
         guard let first = layers.first, let last = layers.last else { throw .invalidShape("the model has no layers") }
         var previousOut = first.inputCount
         for layer in layers {
@@ -49,86 +150,81 @@ public final class Engine {
             }
             previousOut = layer.outputCount
         }
-        let (weightFloats, act, scratchFloats) = Engine.layout(layers)
-        let total = weightFloats + 2 * act + scratchFloats
-        let bytes = total * MemoryLayout<Float>.stride
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
-        let arena = raw.bindMemory(to: Float.self, capacity: total)
-        self.arena = arena
-        arenaBytes = bytes
-        do { pool = try WorkerPool(threads: threads) } catch {
-            raw.deallocate()
-            throw error
-        }
-
-        var cursor = 0
-        var current = weightFloats  // activation buffer A
-        let other = weightFloats + act
-        var built: [Step] = []
-        built.reserveCapacity(layers.count)
-        for layer in layers {
-            let w = cursor
-            cursor += roundUp(layer.packedWeightCount, Engine.alignment)
-            let b = cursor
-            cursor += roundUp(layer.packedBiasCount, Engine.alignment)
-            layer.weights.withUnsafeBufferPointer { wp in
-                layer.bias.withUnsafeBufferPointer { bp in
-                    let biasPtr = bp.isEmpty ? nil : bp.baseAddress
-                    switch layer.kind {
-                    case .conv(let g, _):
-                        ConvKernel.pack(g, weights: wp.baseAddress!, bias: biasPtr, packedWeights: arena + w, packedBias: arena + b)
-                    case .linear(let g, _):
-                        LinearKernel.pack(g, weights: wp.baseAddress!, bias: biasPtr, packedWeights: arena + w, packedBias: arena + b)
-                    case .addBias(let c, _, _):
-                        (arena + b).update(from: bp.baseAddress!, count: c)
-                    default: break
-                    }
+        var layout = ArenaLayout()
+        let placed = layout.chain(layers.map(\.kind))
+        let (ops, floats) = layout.finish()
+        try self.init(arenaFloats: floats, threads: threads, chain: ops, input: placed.input, output: placed.output,
+                      inputCount: first.inputCount, outputCount: last.outputCount)
+        for (op, layer) in zip(ops, layers) where op.kind.parameterChannels > 0 {
+            layer.weights.withUnsafeBufferPointer { w in
+                layer.bias.withUnsafeBufferPointer { b in
+                    load(op, channels: 0..<op.kind.parameterChannels, weights: w.isEmpty ? nil : w.baseAddress, bias: b.isEmpty ? nil : b.baseAddress)
                 }
             }
-            let output = layer.isInPlace ? current : (current == weightFloats ? other : weightFloats)
-            built.append(Step(kind: layer.kind, weights: w, bias: b, input: current, output: output))
-            current = output
         }
-        steps = built
-        scratch = weightFloats + 2 * act
-        finalOutput = current
-        inputCount = first.inputCount
-        outputCount = last.outputCount
+    }
+
+    /// The arena bytes `init(layers:)` would allocate, without allocating them.
+    public static func arenaBytes(for layers: [Layer]) -> Int {
+        var layout = ArenaLayout()
+        _ = layout.chain(layers.map(\.kind))
+        return layout.finish().arenaFloats * MemoryLayout<Float>.stride
     }
 
     deinit { UnsafeMutableRawPointer(arena).deallocate() }
 
-    public var layerCount: Int { steps.count }
+    /// The arena at `offset` floats.
+    public func floats(at offset: Int) -> UnsafeMutablePointer<Float> { arena + offset }
+    /// The arena as bytes (messages are received into and sent from it).
+    public var bytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: arena, count: arenaFloats * 4) }
 
-    /// The arena region `run` reads its input from (for callers that fill it in place).
-    public var inputBuffer: UnsafeMutablePointer<Float> { arena + steps[0].input }
-    public var outputBuffer: UnsafePointer<Float> { UnsafePointer(arena + finalOutput) }
-
-    public func run(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
-        inputBuffer.update(from: input, count: inputCount)
-        for i in 0..<steps.count { runLayer(i) }
-        output.update(from: outputBuffer, count: outputCount)
+    /// Packs output channels `channels` of `op`'s parameters: their interchange
+    /// weights start at `weights` (`kind.weightsPerChannel` each), their bias at
+    /// `bias` (zeros when nil). Channels may come in any number of calls.
+    public func load(_ op: Op, channels: Range<Int>, weights: UnsafePointer<Float>?, bias: UnsafePointer<Float>?) {
+        switch op.kind {
+        case .conv(let g, _):
+            ConvKernel.pack(g, channels: channels, weights: weights!, bias: bias, packedWeights: arena + op.weights, packedBias: arena + op.bias)
+        case .linear(let g, _):
+            LinearKernel.pack(g, channels: channels, weights: weights!, bias: bias, packedWeights: arena + op.weights, packedBias: arena + op.bias)
+        case .addBias:
+            for (k, c) in channels.enumerated() { arena[op.bias + c] = bias?[k] ?? 0 }
+        default: break
+        }
     }
 
-    /// Runs one step on the arena's buffers: the previous step's output must be in place.
-    public func runLayer(_ i: Int) {
-        let s = steps[i]
-        let input = UnsafePointer(arena + s.input), output = arena + s.output
-        switch s.kind {
+    /// Runs one op on the arena.
+    public func run(_ op: Op) {
+        let input = UnsafePointer(arena + op.input), output = arena + op.output
+        switch op.kind {
         case .conv(let g, let act):
-            ConvKernel.run(g, input: input, output: output, packedWeights: arena + s.weights, packedBias: arena + s.bias,
-                           activation: act, scratch: arena + scratch, pool: pool)
+            ConvKernel.run(g, input: input, output: output, packedWeights: arena + op.weights, packedBias: arena + op.bias,
+                           activation: act, scratch: arena + op.scratch, pool: pool)
         case .linear(let g, let act):
-            LinearKernel.run(g, input: input, output: output, packedWeights: arena + s.weights, packedBias: arena + s.bias,
+            LinearKernel.run(g, input: input, output: output, packedWeights: arena + op.weights, packedBias: arena + op.bias,
                              activation: act, pool: pool)
         case .maxPool(let g): PoolKernel.max(g, input: input, output: output, pool: pool)
         case .averagePool(let g): PoolKernel.average(g, input: input, output: output, pool: pool)
         case .globalAveragePool(let c, let p): PoolKernel.globalAverage(channels: c, plane: p, input: input, output: output, pool: pool)
         case .clamp(let n, let act): ElementwiseKernel.clamp(output, count: n, act)
-        case .addBias(let c, let p, let act): ElementwiseKernel.addBias(output, channels: c, plane: p, bias: arena + s.bias, act)
+        case .addBias(let c, let p, let act): ElementwiseKernel.addBias(output, channels: c, plane: p, bias: arena + op.bias, act)
         case .softmax(let n): ElementwiseKernel.softmax(input: input, output: output, count: n)
         }
     }
+
+    public var layerCount: Int { chain.count }
+    /// The arena region the chain reads its input from (for callers that fill it in place).
+    public var inputBuffer: UnsafeMutablePointer<Float> { arena + chainInput }
+    public var outputBuffer: UnsafePointer<Float> { UnsafePointer(arena + chainOutput) }
+
+    public func run(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) {
+        inputBuffer.update(from: input, count: inputCount)
+        for op in chain { run(op) }
+        output.update(from: outputBuffer, count: outputCount)
+    }
+
+    /// Runs the chain's layer `i` on the arena's buffers: the previous layer's output must be in place.
+    public func runLayer(_ i: Int) { run(chain[i]) }
 }
 
 extension Engine {

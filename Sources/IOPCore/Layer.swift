@@ -25,65 +25,9 @@ public struct Layer: Sendable {
         self.name = name; self.kind = kind; self.weights = weights; self.bias = bias
     }
 
-    public var inputCount: Int {
-        switch kind {
-        case .conv(let g, _): return g.inputCount
-        case .linear(let g, _): return g.inFeatures
-        case .maxPool(let g), .averagePool(let g): return g.inputCount
-        case .globalAveragePool(let c, let p): return c * p
-        case .clamp(let n, _), .softmax(let n): return n
-        case .addBias(let c, let p, _): return c * p
-        }
-    }
-
-    public var outputCount: Int {
-        switch kind {
-        case .conv(let g, _): return g.outputCount
-        case .linear(let g, _): return g.outFeatures
-        case .maxPool(let g), .averagePool(let g): return g.outputCount
-        case .globalAveragePool(let c, _): return c
-        case .clamp(let n, _), .softmax(let n): return n
-        case .addBias(let c, let p, _): return c * p
-        }
-    }
-
-    public var flops: Int {
-        switch kind {
-        case .conv(let g, _): return g.flops
-        case .linear(let g, _): return g.flops
-        case .maxPool(let g), .averagePool(let g): return g.outputCount * g.kernelH * g.kernelW
-        case .globalAveragePool(let c, let p): return c * p
-        case .clamp(let n, _): return n
-        case .softmax(let n): return 3 * n
-        case .addBias(let c, let p, _): return 2 * c * p
-        }
-    }
-
-    var packedWeightCount: Int {
-        switch kind {
-        case .conv(let g, _): return g.packedWeightCount
-        case .linear(let g, _): return g.packedWeightCount
-        default: return 0
-        }
-    }
-    var packedBiasCount: Int {
-        switch kind {
-        case .conv(let g, _): return g.packedBiasCount
-        case .linear(let g, _): return g.packedBiasCount
-        case .addBias(let c, _, _): return c
-        default: return 0
-        }
-    }
-    var scratchCount: Int {
-        if case .conv(let g, _) = kind { return g.scratchCount }
-        return 0
-    }
-    var isInPlace: Bool {
-        switch kind {
-        case .clamp, .addBias: return true
-        default: return false
-        }
-    }
+    public var inputCount: Int { kind.inputCount }
+    public var outputCount: Int { kind.outputCount }
+    public var flops: Int { kind.flops }
 
     public var opName: String {
         switch kind {
@@ -99,28 +43,131 @@ public struct Layer: Sendable {
     }
 
     public func validate() throws(CoreError) {
-        var expectedWeights = 0
-        switch kind {
-        case .conv(let g, _):
-            try g.validate()
-            expectedWeights = g.weightCount
-            if !bias.isEmpty && bias.count != g.outChannels { throw .invalidShape(name + ": bias has " + String(bias.count) + " values, expected " + String(g.outChannels)) }
-        case .linear(let g, _):
-            try g.validate()
-            expectedWeights = g.inFeatures * g.outFeatures
-            if !bias.isEmpty && bias.count != g.outFeatures { throw .invalidShape(name + ": bias has " + String(bias.count) + " values, expected " + String(g.outFeatures)) }
-        case .maxPool(let g), .averagePool(let g):
-            try g.validate()
-        case .globalAveragePool(let c, let p):
-            if c <= 0 || p <= 0 { throw .invalidShape(name + ": empty global pool") }
-        case .clamp(let n, _), .softmax(let n):
-            if n <= 0 { throw .invalidShape(name + ": empty tensor") }
-        case .addBias(let c, let p, _):
-            if c <= 0 || p <= 0 { throw .invalidShape(name + ": empty tensor") }
-            if bias.count != c { throw .invalidShape(name + ": bias has " + String(bias.count) + " values, expected " + String(c)) }
+        do throws(CoreError) { try kind.validate() } catch {
+            if case .invalidShape(let m) = error { throw .invalidShape(name + ": " + m) }
+            throw error
         }
+        let channels = kind.parameterChannels
+        if case .addBias = kind, bias.count != channels {
+            throw .invalidShape(name + ": bias has " + String(bias.count) + " values, expected " + String(channels))
+        }
+        if !bias.isEmpty && bias.count != channels {
+            throw .invalidShape(name + ": bias has " + String(bias.count) + " values, expected " + String(channels))
+        }
+        let expectedWeights = channels * kind.weightsPerChannel
         if weights.count != expectedWeights {
             throw .invalidShape(name + ": has " + String(weights.count) + " weights, expected " + String(expectedWeights))
+        }
+    }
+}
+
+/// Every target packs into the same arena layout: packed weights are reserved
+/// with output channels rounded up to this many, the widest channel block any
+/// target's kernels use (4 x SIMD16). A plan's memory figure is then the board's
+/// arena size whatever the board's SIMD width.
+public let portableChannelBlock = 64
+
+extension LayerKind {
+    /// Checks the geometry alone (a program from the wire names kinds without weights).
+    public func validate() throws(CoreError) {
+        switch self {
+        case .conv(let g, _): try g.validate()
+        case .linear(let g, _): try g.validate()
+        case .maxPool(let g), .averagePool(let g): try g.validate()
+        case .globalAveragePool(let c, let p), .addBias(let c, let p, _):
+            if c <= 0 || p <= 0 { throw .invalidShape("empty tensor") }
+        case .clamp(let n, _), .softmax(let n):
+            if n <= 0 { throw .invalidShape("empty tensor") }
+        }
+    }
+
+    public var inputCount: Int {
+        switch self {
+        case .conv(let g, _): return g.inputCount
+        case .linear(let g, _): return g.inFeatures
+        case .maxPool(let g), .averagePool(let g): return g.inputCount
+        case .globalAveragePool(let c, let p): return c * p
+        case .clamp(let n, _), .softmax(let n): return n
+        case .addBias(let c, let p, _): return c * p
+        }
+    }
+
+    public var outputCount: Int {
+        switch self {
+        case .conv(let g, _): return g.outputCount
+        case .linear(let g, _): return g.outFeatures
+        case .maxPool(let g), .averagePool(let g): return g.outputCount
+        case .globalAveragePool(let c, _): return c
+        case .clamp(let n, _), .softmax(let n): return n
+        case .addBias(let c, let p, _): return c * p
+        }
+    }
+
+    public var flops: Int {
+        switch self {
+        case .conv(let g, _): return g.flops
+        case .linear(let g, _): return g.flops
+        case .maxPool(let g), .averagePool(let g): return g.outputCount * g.kernelH * g.kernelW
+        case .globalAveragePool(let c, let p): return c * p
+        case .clamp(let n, _): return n
+        case .softmax(let n): return 3 * n
+        case .addBias(let c, let p, _): return 2 * c * p
+        }
+    }
+
+    /// Output channels the parameters are split by when they travel (weight
+    /// shards carry whole channels), or 0 for a layer without parameters.
+    public var parameterChannels: Int {
+        switch self {
+        case .conv(let g, _): return g.outChannels
+        case .linear(let g, _): return g.outFeatures
+        case .addBias(let c, _, _): return c
+        default: return 0
+        }
+    }
+
+    /// Interchange-layout weights per output channel (OIHW and [out][in] keep a channel's weights together).
+    public var weightsPerChannel: Int {
+        switch self {
+        case .conv(let g, _): return g.inGroupChannels * g.kernelH * g.kernelW
+        case .linear(let g, _): return g.inFeatures
+        default: return 0
+        }
+    }
+
+    /// Arena floats reserved for the packed weights and for the bias, each a
+    /// whole number of 64-byte lines: enough for every target's packing.
+    public var reservedWeightFloats: Int {
+        switch self {
+        case .conv(let g, _):
+            if g.isDepthwise { return roundUp(g.weightCount, arenaAlignment) }
+            return roundUp(g.groups * roundUp(g.outGroupChannels, portableChannelBlock) * g.inGroupChannels * g.kernelH * g.kernelW, arenaAlignment)
+        case .linear(let g, _): return roundUp(roundUp(g.outFeatures, portableChannelBlock) * g.inFeatures, arenaAlignment)
+        default: return 0
+        }
+    }
+    public var reservedBiasFloats: Int {
+        switch self {
+        case .conv(let g, _):
+            if g.isDepthwise { return roundUp(g.outChannels, arenaAlignment) }
+            return roundUp(g.groups * roundUp(g.outGroupChannels, portableChannelBlock), arenaAlignment)
+        case .linear(let g, _): return roundUp(roundUp(g.outFeatures, portableChannelBlock), arenaAlignment)
+        case .addBias(let c, _, _): return roundUp(c, arenaAlignment)
+        default: return 0
+        }
+    }
+
+    /// Floats of kernel scratch (a conv's zero-padded input copy).
+    public var scratchCount: Int {
+        if case .conv(let g, _) = self { return g.scratchCount }
+        return 0
+    }
+
+    /// Works on its input buffer (the op's output is its input).
+    public var isInPlace: Bool {
+        switch self {
+        case .clamp, .addBias: return true
+        default: return false
         }
     }
 }

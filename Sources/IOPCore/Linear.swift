@@ -13,20 +13,18 @@ public struct LinearGeometry: Equatable, Sendable {
 }
 
 public enum LinearKernel {
-    /// Packs row-major W[out][in] as [block][in][channelBlock], zero-padding the last block.
-    public static func pack(_ g: LinearGeometry, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+    /// Packs rows `channels` of row-major W[out][in] (starting at `weights`) as
+    /// [block][in][channelBlock]; like `ConvKernel.pack`, in any number of
+    /// calls, onto zeroed memory.
+    public static func pack(_ g: LinearGeometry, channels: Range<Int>, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                             packedWeights: UnsafeMutablePointer<Float>, packedBias: UnsafeMutablePointer<Float>) {
-        var dst = packedWeights
-        for b in 0..<g.blocks {
-            for k in 0..<g.inFeatures {
-                for lane in 0..<channelBlock {
-                    let o = b * channelBlock + lane
-                    dst.pointee = o < g.outFeatures ? weights[o * g.inFeatures + k] : 0
-                    dst += 1
-                }
-            }
+        let k = g.inFeatures
+        for (j, o) in channels.enumerated() {
+            let dst = packedWeights + (o / channelBlock) * k * channelBlock + o % channelBlock
+            let src = weights + j * k
+            for i in 0..<k { dst[i * channelBlock] = src[i] }
+            packedBias[o] = bias?[j] ?? 0
         }
-        for o in 0..<g.packedBiasCount { packedBias[o] = o < g.outFeatures ? (bias?[o] ?? 0) : 0 }
     }
 
     public static func run(_ g: LinearGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,

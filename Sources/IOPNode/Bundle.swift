@@ -1,51 +1,74 @@
 import IOPCore
 import IOPWire
 
-/// What `iop compile` writes and `iop-node leader` runs: the boards and, for
-/// every segment, each board's part (its layers with their weight shards,
-/// what it reads and produces) and the leader's reduction. One file:
+/// What `iop compile` writes and `iop-node leader` runs, in one file: the
+/// boards, every board's program (flat ops naming arena offsets), the leader's
+/// schedule, and every board's weight shards.
 ///
 ///     "IOPB", u16 version, u16 0, u32 Adler-32 of the body, u32 body length, body
+///     body: boards, leader, schedule, programs, padding to 4 bytes, shards
+///
+/// Shard floats sit 4-byte aligned, so a leader that maps the file reads them in place.
 public struct Bundle {
     public struct BoardEntry: Equatable, Sendable {
         public var name: String, endpoint: String, budgetBytes: Int
         public init(name: String, endpoint: String, budgetBytes: Int) { self.name = name; self.endpoint = endpoint; self.budgetBytes = budgetBytes }
     }
+    /// One op's whole parameters inside the bundle bytes (byte offsets of 4-byte-aligned floats).
+    public struct ShardRef: Equatable, Sendable {
+        public var op: Int, channels: Int, weights: Int
+        public var bias: Int?
+    }
     public var boards: [BoardEntry]
     public var leaderIndex: Int
-    public var segments: [SegmentProgram]
-    public init(boards: [BoardEntry], leaderIndex: Int, segments: [SegmentProgram]) {
-        self.boards = boards; self.leaderIndex = leaderIndex; self.segments = segments
-    }
+    public var schedule: [LeaderSegment]
+    public var programs: [BoardProgram]
+    /// Where each board's encoded program lies in the bundle (the leader forwards it as is).
+    public var programBytes: [Range<Int>]
+    public var shards: [[ShardRef]]
 
     static let magic: UInt32 = 0x4250_4F49  // "IOPB"
-    public static let version: UInt16 = 1
+    public static let version: UInt16 = 2
     static let headerSize = 16
 
-    public func encoded() -> [UInt8] {
+    /// Lays out every board's arena for `segments` and writes the bundle.
+    public static func encode(boards: [BoardEntry], leaderIndex: Int, segments: [SegmentProgram]) -> [UInt8] {
+        let (programs, schedule) = BoardLayout.compile(segments, boards: boards.count, leader: leaderIndex)
         var body = ByteWriter()
         body.u32(boards.count)
         for b in boards { body.string(b.name); body.string(b.endpoint); body.u64(b.budgetBytes) }
         body.u32(leaderIndex)
-        body.u32(segments.count)
-        for (k, s) in segments.enumerated() {
-            body.u32(s.inputCount); body.u32(s.outputCount); body.u32(s.partialCount); body.u32(s.parts.count)
-            for p in s.parts {
-                body.u32(p.board)
-                switch p.input {
-                case .all: body.u8(0)
-                case .elements(let r): body.region(1, r)
-                case .rows(let r, let c, let h, let w): body.region(2, r, [c, h, w])
-                }
-                switch p.output {
-                case .all: body.u8(0)
-                case .elements(let r): body.region(1, r)
-                case .rows(let r, let c, let h, let w): body.region(2, r, [c, h, w])
-                case .partialSum: body.u8(3)
-                }
-                body.program(StepProgram(step: UInt32(k), layers: p.layers))
+        body.u32(schedule.count)
+        for s in schedule {
+            for v in [s.inputCount, s.outputCount, s.assembledCount, s.sumsPartials ? 1 : 0, s.current, s.assembled, s.sendPayload, s.receivePayload] { body.u32(v) }
+            if let own = s.own {
+                body.u32(own.step + 1); body.input(own.input); body.output(own.output)
+            } else { body.u32(0) }
+            body.u32(s.reduce.map { $0 + 1 } ?? 0)
+            body.u32(s.remote.count)
+            for r in s.remote { body.u32(r.board); body.input(r.input); body.u32(r.inputCount); body.output(r.output); body.u32(r.outputCount) }
+        }
+        for p in programs {
+            let bytes = ProgramCodec.encode(p)
+            body.u32(bytes.count); body.bytes += bytes
+        }
+        while (headerSize + body.bytes.count) % 4 != 0 { body.u8(0) }
+        // Each board's layers in the order of its program's steps, so step ops and layers pair up.
+        for (d, p) in programs.enumerated() {
+            var layers: [[Layer]] = []
+            for seg in segments {
+                for part in seg.parts where part.board == d { layers.append(part.layers) }
+                if d == leaderIndex && !seg.reduceLayers.isEmpty { layers.append(seg.reduceLayers) }
             }
-            body.program(StepProgram(step: UInt32(k), layers: s.reduceLayers))
+            var records: [(op: Int, layer: Layer)] = []
+            for (step, stepLayers) in zip(p.steps, layers) {
+                for (op, layer) in zip(step.ops, stepLayers) where layer.kind.parameterChannels > 0 { records.append((op, layer)) }
+            }
+            body.u32(records.count)
+            for (op, layer) in records {
+                body.u32(op); body.u32(layer.kind.parameterChannels); body.u32(layer.bias.isEmpty ? 0 : 1)
+                body.floats(layer.weights); body.floats(layer.bias)
+            }
         }
         var out = ByteWriter()
         out.u32(Int(Bundle.magic)); out.u16(Bundle.version); out.u16(0)
@@ -63,10 +86,11 @@ public struct Bundle {
         _ = try h.read(UInt16.self)
         let sum = try h.read(UInt32.self), length = Int(try h.read(UInt32.self))
         guard bytes.count - headerSize == length else { throw .lengthMismatch(declared: length, actual: bytes.count - headerSize) }
-        let body = UnsafeRawBufferPointer(rebasing: bytes[headerSize...])
-        let actual = adler32(body)
+        let actual = adler32(UnsafeRawBufferPointer(rebasing: bytes[headerSize...]))
         guard actual == sum else { throw .checksumMismatch(expected: sum, actual: actual) }
-        var r = PayloadReader(body)
+        // Offsets below are into the whole file, so shard references point into it directly.
+        var r = PayloadReader(bytes)
+        try r.skip(headerSize)
         func int(_ r: inout PayloadReader) throws(WireError) -> Int { Int(try r.read(UInt32.self)) }
         let boardCount = try int(&r)
         guard boardCount > 0, boardCount <= 256 else { throw .malformedPayload }
@@ -78,35 +102,100 @@ public struct Bundle {
         let leader = try int(&r)
         guard leader < boardCount else { throw .malformedPayload }
         let segmentCount = try int(&r)
-        guard segmentCount <= 4096 else { throw .malformedPayload }
-        var segments: [SegmentProgram] = []
+        guard segmentCount > 0, segmentCount <= 4096 else { throw .malformedPayload }
+        var schedule: [LeaderSegment] = []
         for _ in 0..<segmentCount {
-            let inCount = try int(&r), outCount = try int(&r), partial = try int(&r), partCount = try int(&r)
-            guard partCount <= boardCount else { throw .malformedPayload }
-            var parts: [BoardPart] = []
-            for _ in 0..<partCount {
+            var s = LeaderSegment(inputCount: try int(&r), outputCount: try int(&r), assembledCount: try int(&r), sumsPartials: try int(&r) == 1,
+                                  current: try int(&r), assembled: try int(&r), sendPayload: try int(&r), receivePayload: try int(&r),
+                                  remote: [], own: nil, reduce: nil)
+            let own = try int(&r)
+            if own > 0 { s.own = (own - 1, try input(&r), try output(&r)) }
+            let reduce = try int(&r)
+            if reduce > 0 { s.reduce = reduce - 1 }
+            let remoteCount = try int(&r)
+            guard remoteCount < boardCount else { throw .malformedPayload }
+            for _ in 0..<remoteCount {
                 let board = try int(&r)
-                guard board < boardCount else { throw .malformedPayload }
-                let input: BoardPart.Input, output: BoardPart.Output
-                switch try region(&r) {
-                case .whole: input = .all
-                case .elements(let e): input = .elements(e)
-                case .rows(let rows, let c, let h, let w): input = .rows(rows, channels: c, height: h, width: w)
-                case .partialSum: throw .malformedPayload
-                }
-                switch try region(&r) {
-                case .whole: output = .all
-                case .elements(let e): output = .elements(e)
-                case .rows(let rows, let c, let h, let w): output = .rows(rows, channels: c, height: h, width: w)
-                case .partialSum: output = .partialSum
-                }
-                parts.append(BoardPart(board: board, layers: try program(&r).layers, input: input, output: output))
+                guard board < boardCount, board != leader else { throw .malformedPayload }
+                s.remote.append(RemotePart(board: board, input: try input(&r), inputCount: try int(&r), output: try output(&r), outputCount: try int(&r)))
             }
-            segments.append(SegmentProgram(parts: parts, reduceLayers: try program(&r).layers, inputCount: inCount,
-                                           outputCount: outCount, partialCount: partial))
+            schedule.append(s)
+        }
+        var programs: [BoardProgram] = [], programBytes: [Range<Int>] = []
+        for _ in 0..<boardCount {
+            let n = try int(&r)
+            let start = r.offset
+            try r.skip(n)
+            programs.append(try r.bytesSlice(start..<(start + n)) { slice throws(WireError) in try ProgramCodec.decode(slice) })
+            programBytes.append(start..<(start + n))
+        }
+        while r.offset % 4 != 0 { _ = try r.read(UInt8.self) }
+        var shards: [[ShardRef]] = []
+        for d in 0..<boardCount {
+            let count = try int(&r)
+            guard count <= programs[d].ops.count else { throw .malformedPayload }
+            var refs: [ShardRef] = []
+            for _ in 0..<count {
+                let op = try int(&r), channels = try int(&r), flags = try int(&r)
+                guard op < programs[d].ops.count, flags <= 1 else { throw .malformedPayload }
+                let kind = programs[d].ops[op].kind
+                guard channels == kind.parameterChannels, channels > 0 else { throw .malformedPayload }
+                var ref = ShardRef(op: op, channels: channels, weights: r.offset, bias: nil)
+                try r.skip(4 * channels * kind.weightsPerChannel)
+                if flags == 1 { ref.bias = r.offset; try r.skip(4 * channels) }
+                refs.append(ref)
+            }
+            shards.append(refs)
         }
         guard r.isAtEnd else { throw .malformedPayload }
-        return Bundle(boards: boards, leaderIndex: leader, segments: segments)
+        let bundle = Bundle(boards: boards, leaderIndex: leader, schedule: schedule, programs: programs, programBytes: programBytes, shards: shards)
+        guard bundle.scheduleFitsLeader else { throw .malformedPayload }
+        return bundle
+    }
+
+    /// Whether the leader's schedule stays inside its arena and its program, and each board part inside its tensors.
+    var scheduleFitsLeader: Bool {
+        let p = programs[leaderIndex]
+        func inside(_ at: Int, _ n: Int) -> Bool { at >= 0 && n >= 0 && at <= p.activationFloats - n }
+        for s in schedule {
+            guard inside(s.current, max(s.inputCount, s.outputCount)), inside(s.assembled, s.assembledCount), s.inputCount > 0 else { return false }
+            if !s.remote.isEmpty {
+                guard s.sendPayload >= ArenaLayout.frameRoom, inside(s.sendPayload, s.largestRemoteInput),
+                      s.receivePayload >= ArenaLayout.frameRoom, inside(s.receivePayload, s.largestRemoteOutput) else { return false }
+            }
+            for r in s.remote {
+                guard r.input.fits(tensor: s.inputCount, count: r.inputCount), r.output.fits(tensor: s.assembledCount, count: r.outputCount)
+                else { return false }
+            }
+            if let own = s.own {
+                guard own.step < p.steps.count else { return false }
+                let step = p.steps[own.step]
+                guard own.input.fits(tensor: s.inputCount, count: step.inputCount), own.output.fits(tensor: s.assembledCount, count: step.outputCount)
+                else { return false }
+            }
+            if let reduce = s.reduce {
+                guard reduce < p.steps.count, p.steps[reduce].outputCount == s.outputCount else { return false }
+            } else if s.assembledCount < s.outputCount { return false }
+        }
+        return true
+    }
+
+    static func input(_ r: inout PayloadReader) throws(WireError) -> BoardPart.Input {
+        switch try region(&r) {
+        case .whole: return .all
+        case .elements(let e): return .elements(e)
+        case .rows(let rows, let c, let h, let w): return .rows(rows, channels: c, height: h, width: w)
+        case .partialSum: throw .malformedPayload
+        }
+    }
+
+    static func output(_ r: inout PayloadReader) throws(WireError) -> BoardPart.Output {
+        switch try region(&r) {
+        case .whole: return .all
+        case .elements(let e): return .elements(e)
+        case .rows(let rows, let c, let h, let w): return .rows(rows, channels: c, height: h, width: w)
+        case .partialSum: return .partialSum
+        }
     }
 
     /// The on-disk form of a part's input or output: tag 0 whole, 1 elements, 2 rows, 3 partial sum.
@@ -120,34 +209,62 @@ public struct Bundle {
         let lo = Int(try r.read(UInt32.self)), hi = Int(try r.read(UInt32.self))
         guard lo <= hi else { throw .malformedPayload }
         if tag == 1 { return .elements(lo..<hi) }
-        return .rows(lo..<hi, Int(try r.read(UInt32.self)), Int(try r.read(UInt32.self)), Int(try r.read(UInt32.self)))
-    }
-
-    static func program(_ r: inout PayloadReader) throws(WireError) -> StepProgram {
-        let n = Int(try r.read(UInt32.self))
-        guard n <= r.remaining else { throw .malformedPayload }
-        let start = r.offset
-        try r.skip(n)
-        return try r.bytesSlice(start..<(start + n)) { slice throws(WireError) in try ProgramCodec.decode(slice) }
+        let c = Int(try r.read(UInt32.self)), h = Int(try r.read(UInt32.self)), w = Int(try r.read(UInt32.self))
+        // Bounded so channels x height x width cannot overflow.
+        guard c <= 1 << 20, h <= 1 << 20, w <= 1 << 20 else { throw .malformedPayload }
+        return .rows(lo..<hi, c, h, w)
     }
 }
 
-/// Appends little-endian fields to a growing byte array (host side: bundles).
+extension BoardPart.Input {
+    /// Whether selecting this part from a tensor of `tensor` elements reads inside it and yields `count`.
+    func fits(tensor: Int, count n: Int) -> Bool {
+        switch self {
+        case .all: return n == tensor
+        case .elements(let r): return r.upperBound <= tensor && r.count == n
+        case .rows(let rows, let c, let h, let w): return rows.upperBound <= h && c * h * w <= tensor && rows.count * c * w == n
+        }
+    }
+}
+
+extension BoardPart.Output {
+    /// Whether placing `count` results into a tensor of `tensor` elements writes inside it.
+    func fits(tensor: Int, count n: Int) -> Bool {
+        switch self {
+        case .all, .partialSum: return n <= tensor
+        case .elements(let r): return r.upperBound <= tensor && r.count == n
+        case .rows(let rows, let c, let h, let w): return rows.upperBound <= h && c * h * w <= tensor && rows.count * c * w == n
+        }
+    }
+}
+
+/// Appends little-endian fields to a growing byte array (host side: bundles and programs).
 struct ByteWriter {
     var bytes: [UInt8] = []
     mutating func u8(_ v: UInt8) { bytes.append(v) }
     mutating func u16(_ v: UInt16) { bytes.append(UInt8(v & 0xff)); bytes.append(UInt8(v >> 8)) }
     mutating func u32(_ v: Int) { for i in 0..<4 { bytes.append(UInt8((UInt32(v) >> (8 * UInt32(i))) & 0xff)) } }
     mutating func u64(_ v: Int) { for i in 0..<8 { bytes.append(UInt8((UInt64(v) >> (8 * UInt64(i))) & 0xff)) } }
+    /// Raw float bytes: every target iop builds for is little-endian.
+    mutating func floats(_ v: [Float]) { v.withUnsafeBytes { bytes.append(contentsOf: $0) } }
     mutating func region(_ tag: UInt8, _ r: Range<Int>, _ extra: [Int] = []) {
         u8(tag); u32(r.lowerBound); u32(r.upperBound)
         for v in extra { u32(v) }
     }
-    mutating func string(_ s: String) { let b = Array(s.utf8); u16(UInt16(b.count)); bytes += b }
-    mutating func program(_ p: StepProgram) {
-        var buffer = [UInt8](repeating: 0, count: ProgramCodec.encodedSize(p))
-        var n = 0
-        buffer.withUnsafeMutableBytes { b in n = (try? ProgramCodec.encode(p, into: b)) ?? 0 }
-        u32(n); bytes += buffer[0..<n]
+    mutating func input(_ i: BoardPart.Input) {
+        switch i {
+        case .all: u8(0)
+        case .elements(let r): region(1, r)
+        case .rows(let r, let c, let h, let w): region(2, r, [c, h, w])
+        }
     }
+    mutating func output(_ o: BoardPart.Output) {
+        switch o {
+        case .all: u8(0)
+        case .elements(let r): region(1, r)
+        case .rows(let r, let c, let h, let w): region(2, r, [c, h, w])
+        case .partialSum: u8(3)
+        }
+    }
+    mutating func string(_ s: String) { let b = Array(s.utf8); u16(UInt16(b.count)); bytes += b }
 }

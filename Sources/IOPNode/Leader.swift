@@ -3,34 +3,21 @@ import IOPCore
 import IOPNet
 import IOPWire
 
-/// The board that holds the input: distributes the programs, runs its own
-/// parts, scatters each segment's inputs, gathers or reduces the results.
+/// The board that holds the input: sends every worker its program and weight
+/// shards, runs its own parts, scatters each segment's inputs, gathers or
+/// reduces the results. Its tensors and message frames live in its own arena,
+/// laid out by the bundle's schedule.
 public final class Leader {
-    public struct Board: Sendable {
-        public var name: String
-        public var endpoint: String
-        public init(name: String, endpoint: String) { self.name = name; self.endpoint = endpoint }
-    }
-
-    struct Remote { var board: Int; var output: BoardPart.Output; var outputCount: Int }
-    struct Step {
-        var program: SegmentProgram
-        var own: (part: BoardPart, engine: Engine)?
-        var remote: [Remote]
-        var reduce: Engine?
-    }
-
-    let boards: [Board]
+    public let boards: [Bundle.BoardEntry]
     let leaderIndex: Int
+    let schedule: [LeaderSegment]
+    let programs: [BoardProgram]
+    let programBytes: [Range<Int>]
+    let shards: [[Bundle.ShardRef]]
     let inbox: Socket
     var outboxes: [Socket?]
-    var steps: [Step] = []
-    let segments: [SegmentProgram]
-    /// Tensors (the segment input, the assembled output, the leader's own part
-    /// in and out) and the two message frames: allocated once, at registration.
-    var current: UnsafeMutablePointer<Float>, assembled: UnsafeMutablePointer<Float>
-    var ownIn: UnsafeMutablePointer<Float>, ownOut: UnsafeMutablePointer<Float>
-    var frame: UnsafeMutableRawBufferPointer, reply: UnsafeMutableRawBufferPointer
+    /// The leader's arena, allocated by `start`.
+    var engine: Engine?
     var nextRequest: UInt64 = 1
     /// Which boards have answered the step being gathered (preallocated).
     var answered: [Bool]
@@ -42,28 +29,19 @@ public final class Leader {
     public private(set) var lastRequestNs: UInt64 = 0
     /// Asked between requests whether to go on serving (see `serve`).
     public var supervisor = Supervisor()
-    /// Each board's arena bytes (the leader's: its own parts and reductions), known once started.
+    /// Each board's arena bytes as the board reported it once ready (the leader's: its own).
     public private(set) var arenaBytes: [Int]
     public let inputCount: Int
     public let outputCount: Int
 
     /// Binds `listen` (port `*` picks one: see `endpoint`). `start` then registers the workers.
-    public init(context: Context, listen: String, boards: [Board], leaderIndex: Int, segments: [SegmentProgram],
-                timeoutMs: Int32 = 30_000) throws(NodeError) {
-        self.boards = boards; self.leaderIndex = leaderIndex; self.segments = segments
+    public init(context: Context, listen: String, bundle: Bundle, timeoutMs: Int32 = 30_000) throws(NodeError) {
+        boards = bundle.boards; leaderIndex = bundle.leaderIndex; schedule = bundle.schedule
+        programs = bundle.programs; programBytes = bundle.programBytes; shards = bundle.shards
         bytesSent = Array(repeating: 0, count: boards.count); messagesSent = bytesSent; arenaBytes = bytesSent
         answered = Array(repeating: false, count: boards.count)
-        inputCount = segments.first?.inputCount ?? 0
-        outputCount = segments.last?.outputCount ?? 0
-        var tensor = 0, message = 0
-        for seg in segments {
-            tensor = max(tensor, seg.inputCount, seg.assembledCount, seg.outputCount)
-            for part in seg.parts { message = max(message, 4 * seg.inputCount, 4 + 4 * (part.layers.last?.outputCount ?? 0)) }
-        }
-        current = .allocate(capacity: tensor); assembled = .allocate(capacity: tensor)
-        ownIn = .allocate(capacity: tensor); ownOut = .allocate(capacity: tensor)
-        frame = .allocate(byteCount: MessageHeader.size + message, alignment: 64)
-        reply = .allocate(byteCount: MessageHeader.size + message, alignment: 64)
+        inputCount = schedule.first?.inputCount ?? 0
+        outputCount = schedule.last?.outputCount ?? 0
         do throws(NetError) {
             inbox = try Socket(context, .pull)
             try inbox.setHighWaterMark(64)
@@ -73,6 +51,7 @@ public final class Leader {
             for i in boards.indices {
                 if i == leaderIndex { sockets.append(nil); continue }
                 let s = try Socket(context, .push)
+                try s.setHighWaterMark(shardQueue)
                 try s.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs)
                 sockets.append(s)
             }
@@ -80,29 +59,26 @@ public final class Leader {
         } catch { throw .net(error) }
     }
 
-    /// Waits for every worker's hello, connects to it, sends its programs, and
-    /// returns once all are ready; a refusal or a silent board stops every
-    /// worker and throws.
-    public func start(threads: Int) throws(NodeError) {
+    /// Waits for every worker's hello, sends the programs, allocates its own
+    /// arena, sends the weight shards (read from `bundleBytes`, the bundle the
+    /// schedule came from), and returns once all are ready. A refusal or a
+    /// silent board stops every worker and throws.
+    public func start(threads: Int, bundleBytes: UnsafeRawBufferPointer) throws(NodeError) {
         do throws(NodeError) {
-            try register(segments: segments, threads: threads)
+            try register(threads: threads, bytes: bundleBytes)
         } catch {
             shutdown()
             throw error
         }
     }
 
-    deinit {
-        current.deallocate(); assembled.deallocate(); ownIn.deallocate(); ownOut.deallocate()
-        frame.deallocate(); reply.deallocate()
-    }
-
     public var endpoint: String { (try? inbox.boundEndpoint()) ?? "" }
+    var workers: [Int] { boards.indices.filter { $0 != leaderIndex } }
 
-    func register(segments: [SegmentProgram], threads: Int) throws(NodeError) {
+    func register(threads: Int, bytes: UnsafeRawBufferPointer) throws(NodeError) {
         // Hellos, in any order.
         var budgets = [Int](repeating: 0, count: boards.count)
-        var pending = Set(boards.indices.filter { $0 != leaderIndex })
+        var pending = Set(workers)
         while !pending.isEmpty {
             let (h, payload) = try inbox.receiveFrame(waitingFor: "hello from " + names(pending), maxPayload: 1024)
             guard h.kind == .hello else { throw .protocolViolation("expected hello, got kind " + String(h.kind.rawValue)) }
@@ -118,41 +94,70 @@ public final class Leader {
             let reported = String(decoding: hello.endpoint, as: UTF8.self)
             do throws(NetError) { try outboxes[i]!.connect(reported.isEmpty ? boards[i].endpoint : reported) } catch { throw .net(error) }
         }
-        // A board whose programs cannot fit its budget is refused before anything is sent: its
+        // A board whose arena cannot fit its budget is refused before anything is sent: its
         // socket would drop messages larger than the budget, and it could not say why.
-        var needed = [Int](repeating: 0, count: boards.count)
-        for seg in segments { for part in seg.parts where part.board != leaderIndex { needed[part.board] += Engine.arenaBytes(for: part.layers) } }
-        if let over = boards.indices.first(where: { $0 != leaderIndex && needed[$0] > budgets[$0] }) {
-            throw .refused(board: boards[over].name, bytesNeeded: needed[over], budgetBytes: budgets[over])
+        budgets[leaderIndex] = boards[leaderIndex].budgetBytes
+        if let over = boards.indices.first(where: { programs[$0].arenaBytes > budgets[$0] }) {
+            throw .refused(board: boards[over].name, bytesNeeded: programs[over].arenaBytes, budgetBytes: budgets[over])
         }
-        // Programs, then `ready` to close each board's list.
-        for (k, seg) in segments.enumerated() {
-            var step = Step(program: seg, own: nil, remote: [], reduce: nil)
-            for part in seg.parts {
-                if part.board == leaderIndex {
-                    do throws(CoreError) { step.own = (part, try Engine(layers: part.layers, threads: threads)) } catch { throw .core(error) }
-                    continue
-                }
-                let program = StepProgram(step: UInt32(k), layers: part.layers)
-                var payload = [UInt8](repeating: 0, count: ProgramCodec.encodedSize(program))
-                var failure: WireError?
-                var written = 0
-                payload.withUnsafeMutableBytes { b in
-                    do throws(WireError) { written = try ProgramCodec.encode(program, into: b) } catch { failure = error }
-                }
-                if let failure { throw .wire(failure) }
-                try outboxes[part.board]!.sendFrame(.program, requestID: UInt64(part.board), payload: Array(payload[0..<written]))
-                step.remote.append(Remote(board: part.board, output: part.output, outputCount: part.layers.last!.outputCount))
-            }
-            if !seg.reduceLayers.isEmpty {
-                do throws(CoreError) { step.reduce = try Engine(layers: seg.reduceLayers, threads: threads) } catch { throw .core(error) }
-            }
-            steps.append(step)
+        // Programs (no weights yet): each board sizes its arena and answers ready, or refuses.
+        for d in workers { try outboxes[d]!.sendFrame(.program, requestID: UInt64(d), payload: Array(bytes[programBytes[d]])) }
+        try collectReadies()
+        // The leader's own arena, its parameters packed straight from the bundle.
+        let own = programs[leaderIndex]
+        let engine: Engine
+        do throws(CoreError) { engine = try Engine(arenaFloats: own.arenaFloats, threads: threads) } catch { throw .core(error) }
+        self.engine = engine
+        arenaBytes[leaderIndex] = own.arenaBytes
+        for ref in shards[leaderIndex] {
+            engine.load(own.ops[ref.op], channels: 0..<ref.channels, weights: floats(bytes, ref.weights), bias: ref.bias.map { floats(bytes, $0) })
         }
-        arenaBytes[leaderIndex] = steps.reduce(0) { $0 + ($1.own?.engine.arenaBytes ?? 0) + ($1.reduce?.arenaBytes ?? 0) }
-        for (i, out) in outboxes.enumerated() where out != nil { try out!.sendFrame(.ready, requestID: UInt64(i)) }
-        // Every board answers before anything is decided, so a refusal is reported the same way every time.
-        var waiting = Set(boards.indices.filter { $0 != leaderIndex })
+        // Weight shards, whole channels per message, each frame built in the leader's
+        // activation region (free until serving) and small enough for the board's.
+        let stagingBytes = 4 * own.activationFloats
+        for d in workers {
+            let frameBytes = min(stagingBytes, 4 * programs[d].activationFloats, max(shardFrameLimit, 4 * largestChannel(programs[d])))
+            for ref in shards[d] { try sendShard(ref, to: d, program: programs[d], bytes: bytes, engine: engine, frameBytes: frameBytes) }
+            try outboxes[d]!.sendFrame(.ready, requestID: UInt64(d))
+        }
+        try collectReadies()
+    }
+
+    /// The biggest single-channel shard frame of a program: frames never split a channel.
+    func largestChannel(_ p: BoardProgram) -> Int { p.ops.reduce(0) { max($0, BoardLayout.stagingFloats($1.kind)) } }
+
+    static func floats(_ bytes: UnsafeRawBufferPointer, _ offset: Int) -> UnsafePointer<Float> {
+        (bytes.baseAddress! + offset).assumingMemoryBound(to: Float.self)
+    }
+    func floats(_ bytes: UnsafeRawBufferPointer, _ offset: Int) -> UnsafePointer<Float> { Leader.floats(bytes, offset) }
+
+    func sendShard(_ ref: Bundle.ShardRef, to d: Int, program: BoardProgram, bytes: UnsafeRawBufferPointer, engine: Engine, frameBytes: Int) throws(NodeError) {
+        let kind = program.ops[ref.op].kind
+        let hasBias = ref.bias != nil
+        let per = ShardCodec.channelsPerMessage(kind, hasBias: hasBias, frameBytes: frameBytes)
+        var first = 0
+        while first < ref.channels {
+            let count = min(per, ref.channels - first)
+            let payloadLength = ShardCodec.payloadSize(kind, channels: count, hasBias: hasBias)
+            let frame = UnsafeMutableRawBufferPointer(rebasing: engine.bytes[0..<(MessageHeader.size + payloadLength)])
+            let payload = frame.baseAddress! + MessageHeader.size
+            ShardCodec.write(.init(op: ref.op, first: first, count: count, hasBias: hasBias), into: payload)
+            let weights = count * kind.weightsPerChannel
+            (payload + ShardCodec.headerSize).copyMemory(from: floats(bytes, ref.weights) + first * kind.weightsPerChannel, byteCount: 4 * weights)
+            if let bias = ref.bias {
+                (payload + ShardCodec.headerSize + 4 * weights).copyMemory(from: floats(bytes, bias) + first, byteCount: 4 * count)
+            }
+            let n: Int
+            do throws(WireError) { n = try Wire.seal(kind: .weightShard, requestID: UInt64(d), payloadLength: payloadLength, in: frame) } catch { throw .wire(error) }
+            do throws(NetError) { try outboxes[d]!.send(UnsafeRawBufferPointer(rebasing: frame[0..<n])) } catch { throw .net(error) }
+            first += count
+        }
+    }
+
+    /// Every worker's answer, ready (with its arena bytes) or refuse; all are
+    /// awaited before deciding, so a refusal is reported the same way every time.
+    func collectReadies() throws(NodeError) {
+        var waiting = Set(workers)
         var refusals: [(board: Int, refuse: Refuse?)] = []
         while !waiting.isEmpty {
             let (h, payload) = try inbox.receiveFrame(waitingFor: "ready from " + names(waiting), maxPayload: 1024)
@@ -182,50 +187,62 @@ public final class Leader {
 
     /// One cooperative inference. Allocates nothing.
     public func infer(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) throws(NodeError) {
+        guard let engine else { throw .protocolViolation("inference before the leader started") }
+        let program = programs[leaderIndex]
         let request = nextRequest
         nextRequest += 1
-        current.update(from: input, count: inputCount)
-        for (k, step) in steps.enumerated() {
-            let seg = step.program
-            for part in seg.parts where part.board != leaderIndex {
-                let payload = (frame.baseAddress! + MessageHeader.size).assumingMemoryBound(to: Float.self)
-                let n = part.input.select(from: current, count: seg.inputCount, into: payload)
-                let length: Int
-                do throws(WireError) { length = try Wire.seal(kind: .activation, requestID: request, step: UInt32(k), payloadLength: 4 * n, in: frame) } catch { throw .wire(error) }
-                do throws(NetError) { try outboxes[part.board]!.send(UnsafeRawBufferPointer(rebasing: frame[0..<length])) } catch { throw .net(error) }
-                bytesSent[leaderIndex] += length; messagesSent[leaderIndex] += 1
+        engine.floats(at: schedule[0].current).update(from: input, count: inputCount)
+        for (k, seg) in schedule.enumerated() {
+            let current = engine.floats(at: seg.current)
+            if !seg.remote.isEmpty {
+                let payload = engine.floats(at: seg.sendPayload)
+                let frame = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(payload) - MessageHeader.size,
+                                                          count: MessageHeader.size + 4 * seg.largestRemoteInput)
+                for part in seg.remote {
+                    let n = part.input.select(from: current, count: seg.inputCount, into: payload)
+                    let length: Int
+                    do throws(WireError) { length = try Wire.seal(kind: .activation, requestID: request, step: UInt32(k), payloadLength: 4 * n, in: frame) } catch { throw .wire(error) }
+                    do throws(NetError) { try outboxes[part.board]!.send(UnsafeRawBufferPointer(rebasing: frame[0..<length])) } catch { throw .net(error) }
+                    bytesSent[leaderIndex] += length; messagesSent[leaderIndex] += 1
+                }
             }
             // The leader's own part, while the others compute.
+            let assembled = engine.floats(at: seg.assembled)
             assembled.update(repeating: 0, count: seg.assembledCount)
-            if let own = step.own {
-                var src = UnsafePointer(current)
-                if own.part.input != .all {
-                    _ = own.part.input.select(from: current, count: seg.inputCount, into: ownIn)
-                    src = UnsafePointer(ownIn)
-                }
-                own.engine.run(input: src, output: ownOut)
-                own.part.output.place(ownOut, count: own.engine.outputCount, into: assembled)
+            if let own = seg.own {
+                let step = program.steps[own.step]
+                if own.input != .all { _ = own.input.select(from: current, count: seg.inputCount, into: engine.floats(at: step.input)) }
+                for i in step.ops { engine.run(program.ops[i]) }
+                own.output.place(engine.floats(at: step.output), count: step.outputCount, into: assembled)
             }
-            try gather(step, request: request, index: k)
-            if let reduce = step.reduce {
-                reduce.run(input: assembled, output: current)
+            try gather(seg, engine: engine, request: request, index: k)
+            if let reduce = seg.reduce {
+                let step = program.steps[reduce]
+                for i in step.ops { engine.run(program.ops[i]) }
+                if step.output != seg.current { current.update(from: engine.floats(at: step.output), count: seg.outputCount) }
             } else {
                 current.update(from: assembled, count: seg.outputCount)
             }
         }
-        output.update(from: current, count: outputCount)
+        output.update(from: engine.floats(at: schedule[schedule.count - 1].current), count: outputCount)
         inferences += 1
     }
 
-    /// Receives one result from every other board of the step and places it.
-    func gather(_ step: Step, request: UInt64, index k: Int) throws(NodeError) {
-        for r in step.remote { answered[r.board] = false }
-        for _ in 0..<step.remote.count {
+    /// Receives one result from every other board of the segment and places it.
+    func gather(_ seg: LeaderSegment, engine: Engine, request: UInt64, index k: Int) throws(NodeError) {
+        if seg.remote.isEmpty { return }
+        let payload = engine.floats(at: seg.receivePayload)
+        // Each result is the board's index, then its floats, which land at `receivePayload`.
+        let reply = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(payload) - 4 - MessageHeader.size,
+                                                  count: MessageHeader.size + 4 + 4 * seg.largestRemoteOutput)
+        let assembled = engine.floats(at: seg.assembled)
+        for r in seg.remote { answered[r.board] = false }
+        for _ in 0..<seg.remote.count {
             let length: Int
             do throws(NetError) { length = try inbox.receive(into: reply) } catch {
                 if error.isTimeout {
                     var missing = ""
-                    for r in step.remote where !answered[r.board] { missing += (missing.isEmpty ? "'" : ", '") + boards[r.board].name + "'" }
+                    for r in seg.remote where !answered[r.board] { missing += (missing.isEmpty ? "'" : ", '") + boards[r.board].name + "'" }
                     throw .timedOut(waitingFor: "step " + String(k) + " results from " + missing + " (did the board stop?)")
                 }
                 throw .net(error)
@@ -237,11 +254,11 @@ public final class Leader {
                                          + " while waiting for request " + String(request) + " step " + String(k))
             }
             let board = Int(UInt32(littleEndian: reply.loadUnaligned(fromByteOffset: MessageHeader.size, as: UInt32.self)))
-            guard let remote = step.remote.first(where: { $0.board == board }), Int(header.payloadLength) == 4 + 4 * remote.outputCount else {
+            guard let remote = seg.remote.first(where: { $0.board == board }), !answered[board],
+                  Int(header.payloadLength) == 4 + 4 * remote.outputCount else {
                 throw .protocolViolation("unexpected result from board " + String(board) + " for step " + String(k))
             }
-            let y = UnsafePointer((reply.baseAddress! + MessageHeader.size + 4).assumingMemoryBound(to: Float.self))
-            remote.output.place(y, count: remote.outputCount, into: assembled)
+            remote.output.place(payload, count: remote.outputCount, into: assembled)
             answered[board] = true
             bytesSent[board] += length; messagesSent[board] += 1
         }

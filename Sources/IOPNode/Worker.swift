@@ -3,8 +3,15 @@ import IOPCore
 import IOPNet
 import IOPWire
 
-/// A board that is not the leader: registers, receives its programs, checks
-/// them against its memory budget, then answers each activation with its result.
+/// Weight-shard messages are at most this big (or the board's activation region, if smaller)...
+public let shardFrameLimit = 1 << 20
+/// ...and at most this many wait in a socket queue at either end, so loading a
+/// board costs its arena plus a few MiB of queued messages, not a second copy of its weights.
+public let shardQueue: Int32 = 8
+
+/// A board that is not the leader: registers, receives its program, checks it
+/// against its memory budget, allocates its one arena, packs the weight shards
+/// into it, then answers each activation with its result.
 public final class Worker {
     public let name: String
     public let budgetBytes: Int
@@ -13,7 +20,7 @@ public final class Worker {
     public let endpoint: String
     let inbox: Socket
     let outbox: Socket
-    /// Bytes of every step's arena, once loaded.
+    /// Bytes of the one arena, once allocated.
     public private(set) var arenaBytes = 0
     public private(set) var inferencesServed = 0
     /// Time the last activation took on this board, receive to send.
@@ -35,8 +42,9 @@ public final class Worker {
             inbox = try Socket(context, .pull)
             // Nothing larger than the whole budget can be a valid message for this board.
             try inbox.setMaxMessageSize(budgetBytes)
-            // A board holds at most a few steps' messages in flight; more is a runaway peer.
-            try inbox.setHighWaterMark(64)
+            // Serving, a board has one activation in flight. Loading, this bounds the weight
+            // shards libzmq queues beside the arena to `shardQueue` messages of at most `shardFrameLimit`.
+            try inbox.setHighWaterMark(shardQueue)
             try inbox.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs)
             try inbox.bind(listen)
             endpoint = try inbox.boundEndpoint()
@@ -75,12 +83,13 @@ public final class Worker {
             }
         }
 
-        // Setup: programs until the leader's `ready` closes the list.
-        var programs: [StepProgram] = []
+        // Setup: the program (no weights), so the arena is sized, or refused, before any weights travel.
         wait.restart()
-        while true {
+        var program: BoardProgram?
+        var board: UInt64 = 0
+        while program == nil {
             let h: MessageHeader, payload: [UInt8]
-            do throws(NodeError) { (h, payload) = try inbox.receiveFrame(waitingFor: "the leader's programs", maxPayload: budgetBytes) } catch {
+            do throws(NodeError) { (h, payload) = try inbox.receiveFrame(waitingFor: "the leader's program", maxPayload: budgetBytes) } catch {
                 if !error.isTimeout { throw error }
                 switch wait.sliceElapsed(supervisor) {
                 case .again: continue
@@ -88,32 +97,30 @@ public final class Worker {
                 case .expired: throw error
                 }
             }
-            wait.restart()
             switch h.kind {
             case .program:
-                var decoded: Result<StepProgram, WireError> = .failure(.malformedPayload)
+                var decoded: Result<BoardProgram, WireError> = .failure(.malformedPayload)
                 payload.withUnsafeBytes { p in
                     do throws(WireError) { decoded = .success(try ProgramCodec.decode(p)) } catch { decoded = .failure(error) }
                 }
                 switch decoded {
-                case .success(let p): programs.append(p)
+                case .success(let p): program = p
                 case .failure(let e): throw .wire(e)
                 }
-            case .ready:
-                // The leader names this worker's board index here (a board with no parts gets no program).
-                return try serve(programs, board: h.requestID)
+                // The leader names this worker's board index here.
+                board = h.requestID
             case .shutdown:
                 return
             default:
-                throw .protocolViolation("worker '" + name + "' got a message of kind " + String(h.kind.rawValue) + " before its programs")
+                throw .protocolViolation("worker '" + name + "' got a message of kind " + String(h.kind.rawValue) + " before its program")
             }
         }
+        try load(program!, board: board, wait: &wait)
     }
 
-    func serve(_ programs: [StepProgram], board: UInt64) throws(NodeError) {
-        // Every engine's arena is sized before any is allocated, so an over-budget program is refused whole.
-        var needed = 0
-        for p in programs { needed += Engine.arenaBytes(for: p.layers) }
+    /// Allocates the one arena (or refuses), packs the weight shards into it, then serves.
+    func load(_ program: BoardProgram, board: UInt64, wait: inout SlicedWait) throws(NodeError) {
+        let needed = program.arenaBytes
         if needed > budgetBytes {
             var payload = [UInt8](repeating: 0, count: 32)
             let n = payload.withUnsafeMutableBytes { b -> Int in
@@ -122,25 +129,85 @@ public final class Worker {
             try outbox.sendFrame(.refuse, requestID: board, payload: Array(payload[0..<n]))
             return
         }
-        var engines: [Engine?] = []
-        var maxIn = 0, maxOut = 0
-        for p in programs {
-            let engine: Engine
-            do throws(CoreError) { engine = try Engine(layers: p.layers, threads: threads) } catch { throw .core(error) }
-            while engines.count <= Int(p.step) { engines.append(nil) }
-            engines[Int(p.step)] = engine
-            maxIn = max(maxIn, engine.inputCount); maxOut = max(maxOut, engine.outputCount)
+        // Activations are received into and sent from the arena: a header must fit before each step's input and output.
+        let inputAt = program.steps.first?.input ?? ArenaLayout.frameRoom
+        for s in program.steps where s.input != inputAt || 4 * s.input < MessageHeader.size || 4 * s.output < MessageHeader.size + 4 {
+            throw .protocolViolation("worker '" + name + "': step " + String(s.segment) + " leaves no room for message headers")
         }
+        let engine: Engine
+        do throws(CoreError) { engine = try Engine(arenaFloats: program.arenaFloats, threads: threads) } catch { throw .core(error) }
         arenaBytes = needed
-        // Message buffers, allocated once: a frame of input, and a frame of board index + output.
-        var receive = [UInt8](repeating: 0, count: MessageHeader.size + 4 * maxIn)
-        var send = [UInt8](repeating: 0, count: MessageHeader.size + 4 + 4 * maxOut)
         // `ready` carries the arena size, so the leader can report every board's memory.
         var arena = [UInt8](repeating: 0, count: 8)
         arena.withUnsafeMutableBytes { $0.storeBytes(of: UInt64(needed).littleEndian, as: UInt64.self) }
+        try outbox.sendFrame(.ready, requestID: board, payload: arena)
+
+        // Weight shards, each received into the activation region (free until serving) and packed from there.
+        // A board the plan gives no work has no activation region, but still hears `ready` and `shutdown`.
+        let control = UnsafeMutableRawBufferPointer.allocate(byteCount: MessageHeader.size, alignment: 16)
+        defer { control.deallocate() }
+        let staging = program.activationFloats == 0 ? control
+            : UnsafeMutableRawBufferPointer(rebasing: engine.bytes[0..<(4 * program.activationFloats)])
+        var loaded = [Int](repeating: 0, count: program.ops.count)
+        wait.restart()
+        loading: while true {
+            var outcome: Result<MessageHeader, NodeError> = .failure(.protocolViolation(""))
+            do throws(NetError) {
+                let n = try inbox.receive(into: staging)
+                do throws(WireError) {
+                    outcome = .success(try Wire.decode(UnsafeRawBufferPointer(rebasing: staging[0..<n]), maxPayload: staging.count))
+                } catch { outcome = .failure(.wire(error)) }
+            } catch {
+                if !error.isTimeout { throw .net(error) }
+                switch wait.sliceElapsed(supervisor) {
+                case .again: continue loading
+                case .stop: return
+                case .expired: throw .timedOut(waitingFor: "the leader's weight shards")
+                }
+            }
+            let header: MessageHeader
+            switch outcome {
+            case .success(let h): header = h
+            case .failure(let e): throw e
+            }
+            wait.restart()
+            switch header.kind {
+            case .weightShard:
+                let payload = UnsafeRawBufferPointer(rebasing: staging[MessageHeader.size..<(MessageHeader.size + Int(header.payloadLength))])
+                let shard: ShardCodec.Header
+                do throws(WireError) { shard = try ShardCodec.read(payload, ops: program.ops, loaded: loaded) } catch { throw .wire(error) }
+                let op = program.ops[shard.op]
+                let floats = (payload.baseAddress! + ShardCodec.headerSize).assumingMemoryBound(to: Float.self)
+                let weightCount = shard.count * op.kind.weightsPerChannel
+                engine.load(op, channels: shard.channels, weights: weightCount > 0 ? UnsafePointer(floats) : nil,
+                            bias: shard.hasBias ? UnsafePointer(floats + weightCount) : nil)
+                loaded[shard.op] += shard.count
+            case .ready:
+                if let missing = program.ops.indices.first(where: { loaded[$0] != program.ops[$0].kind.parameterChannels }) {
+                    throw .protocolViolation("worker '" + name + "': the leader sent " + String(loaded[missing]) + " of op " + String(missing)
+                                             + "'s " + String(program.ops[missing].kind.parameterChannels) + " weight channels")
+                }
+                break loading
+            case .shutdown:
+                return
+            default:
+                throw .protocolViolation("worker '" + name + "' got a message of kind " + String(header.kind.rawValue) + " while loading weights")
+            }
+        }
         // Serving starts now (systemd hears READY=1 here), before the leader can count this board ready.
         onServing()
         try outbox.sendFrame(.ready, requestID: board, payload: arena)
+        try serve(program, engine: engine, board: board, control: control)
+    }
+
+    func serve(_ program: BoardProgram, engine: Engine, board: UInt64, control: UnsafeMutableRawBufferPointer) throws(NodeError) {
+        // Which step serves each segment, and the one place every step's input arrives.
+        var stepOf = [Int](repeating: -1, count: (program.steps.map(\.segment).max() ?? 0) + 1)
+        for (i, s) in program.steps.enumerated() { stepOf[s.segment] = i }
+        let largestInput = program.steps.reduce(0) { max($0, $1.inputCount) }
+        let inputAt = 4 * (program.steps.first?.input ?? 0)
+        let receive = program.steps.isEmpty ? control
+            : UnsafeMutableRawBufferPointer(rebasing: engine.bytes[(inputAt - MessageHeader.size)..<(inputAt + 4 * largestInput)])
         var idle = SlicedWait(supervisor, limitMs: idleTimeoutMs)
         do throws(NetError) {
             try inbox.setTimeouts(sendMs: timeoutMs, receiveMs: idle.sliceMs)
@@ -149,15 +216,13 @@ public final class Worker {
 
         while true {
             var outcome: Result<MessageHeader, NodeError> = .failure(.protocolViolation(""))
-            receive.withUnsafeMutableBytes { buffer in
-                do throws(NetError) {
-                    let n = try inbox.receive(into: buffer)
-                    do throws(WireError) {
-                        outcome = .success(try Wire.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), maxPayload: 4 * maxIn))
-                    } catch { outcome = .failure(.wire(error)) }
-                } catch {
-                    outcome = .failure(error.isTimeout ? .timedOut(waitingFor: "work from the leader") : .net(error))
-                }
+            do throws(NetError) {
+                let n = try inbox.receive(into: receive)
+                do throws(WireError) {
+                    outcome = .success(try Wire.decode(UnsafeRawBufferPointer(rebasing: receive[0..<n]), maxPayload: 4 * largestInput))
+                } catch { outcome = .failure(.wire(error)) }
+            } catch {
+                outcome = .failure(error.isTimeout ? .timedOut(waitingFor: "work from the leader") : .net(error))
             }
             let header: MessageHeader
             switch outcome {
@@ -174,25 +239,21 @@ public final class Worker {
             let started = iop_monotonic_ns()
             switch header.kind {
             case .activation:
-                let step = Int(header.step)
-                guard step < engines.count, let engine = engines[step], Int(header.payloadLength) == 4 * engine.inputCount else {
-                    throw .protocolViolation("activation for step " + String(step) + " does not match this worker's program")
+                let segment = Int(header.step)
+                guard segment < stepOf.count, stepOf[segment] >= 0, Int(header.payloadLength) == 4 * program.steps[stepOf[segment]].inputCount else {
+                    throw .protocolViolation("activation for step " + String(segment) + " does not match this worker's program")
                 }
-                var sent: NodeError?
-                receive.withUnsafeBytes { input in
-                    send.withUnsafeMutableBytes { out in
-                        out.storeBytes(of: UInt32(board).littleEndian, toByteOffset: MessageHeader.size, as: UInt32.self)
-                        let x = (input.baseAddress! + MessageHeader.size).assumingMemoryBound(to: Float.self)
-                        let y = (out.baseAddress! + MessageHeader.size + 4).assumingMemoryBound(to: Float.self)
-                        engine.run(input: x, output: y)
-                        do throws(WireError) {
-                            let n = try Wire.seal(kind: .activation, requestID: header.requestID, step: header.step,
-                                                  payloadLength: 4 + 4 * engine.outputCount, in: out)
-                            do throws(NetError) { try outbox.send(UnsafeRawBufferPointer(rebasing: out[0..<n])) } catch { sent = .net(error) }
-                        } catch { sent = .wire(error) }
-                    }
-                }
-                if let sent { throw sent }
+                let step = program.steps[stepOf[segment]]
+                for i in step.ops { engine.run(program.ops[i]) }
+                // The reply frame is built in place: header, board index, then the output already in the arena.
+                let payloadAt = 4 * step.output - 4
+                let frame = UnsafeMutableRawBufferPointer(rebasing: engine.bytes[(payloadAt - MessageHeader.size)..<(4 * (step.output + step.outputCount))])
+                frame.storeBytes(of: UInt32(board).littleEndian, toByteOffset: MessageHeader.size, as: UInt32.self)
+                let n: Int
+                do throws(WireError) {
+                    n = try Wire.seal(kind: .activation, requestID: header.requestID, step: header.step, payloadLength: 4 + 4 * step.outputCount, in: frame)
+                } catch { throw .wire(error) }
+                do throws(NetError) { try outbox.send(UnsafeRawBufferPointer(rebasing: frame[0..<n])) } catch { throw .net(error) }
                 inferencesServed += 1
                 lastStepNs = iop_monotonic_ns() &- started
             case .heartbeat:

@@ -1,10 +1,17 @@
+import IOPCore
+import IOPModel
+import IOPNode
+
 /// The modelled cost of one segment: what each board computes, holds and
 /// sends. Formulas (docs/planner.md):
 ///   compute_d   = FLOPs_d / capability_d
 ///   message     = setup + bytes / min(bandwidth_leader, bandwidth_d)
 ///   segment     = Σ scatter messages + max_d compute_d + Σ gather messages + leader's reduction
-///   memory_d    = Σ_segments weights_d + max_segments (input_d + intermediate_d + output_d + buffers_d)
+///   memory_d    = Σ_segments parameters_d + max_segments activations_d
 /// Every message crosses the leader's link, so messages are summed, not overlapped.
+/// Memory is not a formula: the segment is sliced (geometry only) and laid out
+/// exactly as the board's arena will be (`BoardLayout.footprint`), so a plan's
+/// figure for a board is that board's arena size.
 public struct SegmentCost: Sendable {
     public var computeMs: Double
     public var commMs: Double
@@ -42,9 +49,15 @@ public enum Segment: Sendable, Equatable {
 public struct CostModel: Sendable {
     public let cluster: Cluster
     public let stages: [Stage]
+    /// The network's layers without weights: what memory figures are laid out from.
+    let layers: [Layer]
     static let floatBytes = 4
 
-    public init(cluster: Cluster, stages: [Stage]) { self.cluster = cluster; self.stages = stages }
+    public init(cluster: Cluster, network: Network) {
+        self.cluster = cluster
+        stages = Stage.split(network)
+        layers = network.layers.map { Layer(name: $0.name, kind: $0.kind) }
+    }
 
     var n: Int { cluster.devices.count }
     var leader: Int { cluster.leader }
@@ -88,12 +101,6 @@ public struct CostModel: Sendable {
         }
     }
 
-    func paddedInput(_ s: Stage, rows: Int? = nil, channels: Int? = nil) -> Int {
-        guard case .conv(let g) = s.main, g.isPadded else { return 0 }
-        let r = (rows ?? g.inHeight) + g.padTop + g.padBottom
-        return (channels ?? g.inChannels) * r * g.paddedWidth
-    }
-
     public func cost(_ segment: Segment) -> SegmentCost {
         var c = SegmentCost(computeMs: 0, commMs: 0, weightBytes: Array(repeating: 0, count: n), activationBytes: Array(repeating: 0, count: n),
                             bytesSent: Array(repeating: 0, count: n), messagesSent: Array(repeating: 0, count: n), partitions: [])
@@ -113,40 +120,28 @@ public struct CostModel: Sendable {
             let s = stages[si]
             let ext = extents(si, dim)
             let full = s.fullExtent(dim)
-            let mid = s.pools.isEmpty ? 0 : s.mainOutputCount
             c.partitions = [Partition(stage: si, layer: s.name, dimension: dim, extents: ext, fullExtent: full)]
             switch dim {
             case .none:
                 compute[leader] = computeMs(Double(s.mainFlops + s.postFlops), leader)
-                c.weightBytes[leader] = (s.weightCount + s.biasCount) * F
-                c.activationBytes[leader] = (s.inputCount + mid + s.outputCount + paddedInput(s)) * F
             case .outputChannels:
-                let perOutput = s.weightCount / max(1, s.outputUnits)
                 for d in 0..<n where ext[d] > 0 {
                     let f = fraction(ext[d], full)
                     compute[d] = computeMs(f * Double(s.mainFlops + s.postFlops), d)
-                    c.weightBytes[d] = ext[d] * (perOutput + 1) * F
                     let outPart = ext[d] * s.outputUnitSize
-                    c.activationBytes[d] = (s.inputCount + Int(f * Double(mid)) + (d == leader ? s.outputCount : outPart) + paddedInput(s)) * F
                     send(s.inputCount * F, from: leader, to: d)
                     send(outPart * F, from: d, to: leader)
                 }
-                c.activationBytes[leader] = max(c.activationBytes[leader], (s.inputCount + s.outputCount) * F)
             case .inputChannels:
                 let participants = ext.filter { $0 > 0 }.count
                 for d in 0..<n where ext[d] > 0 {
                     let f = fraction(ext[d], full)
                     let inPart = ext[d] * s.inputUnitSize
                     compute[d] = computeMs(f * Double(s.mainFlops), d)
-                    c.weightBytes[d] = Int(f * Double(s.weightCount)) * F + (d == leader ? s.biasCount * F : 0)
-                    // Workers hold their input slice and a full partial sum; the leader also a receive buffer and the output.
-                    c.activationBytes[d] = (d == leader ? s.inputCount + 2 * s.mainOutputCount + s.outputCount : inPart + s.mainOutputCount)
-                        * F + paddedInput(s, channels: ext[d]) * F
                     send(inPart * F, from: leader, to: d)
                     send(s.mainOutputCount * F, from: d, to: leader)
                 }
                 leaderAfter = computeMs(Double((participants - 1) * s.mainOutputCount + s.postFlops), leader)
-                c.activationBytes[leader] = max(c.activationBytes[leader], (s.inputCount + 2 * s.mainOutputCount + s.outputCount) * F)
             case .rows:
                 guard case .conv(let g) = s.main else { preconditionFailure("h split of a non-conv stage") }
                 var r0 = 0
@@ -156,14 +151,9 @@ public struct CostModel: Sendable {
                     guard ext[d] > 0 else { continue }
                     let need = s.rowsNeeded(outputRows: r0, r1)
                     let inBand = g.inChannels * need.input.count * g.inWidth
-                    let mainBand = g.outChannels * need.main.count * g.outWidth
                     let outBand = ext[d] * s.outputCount / s.outputRows
                     let f = Double(need.main.count) / Double(g.outHeight), fp = fraction(ext[d], full)
                     compute[d] = computeMs(f * Double(s.mainFlops) + fp * Double(s.postFlops), d)
-                    c.weightBytes[d] = (s.weightCount + s.biasCount) * F
-                    c.activationBytes[d] = (d == leader ? s.inputCount + (s.pools.isEmpty ? 0 : mainBand) + s.outputCount
-                                            : inBand + (s.pools.isEmpty ? 0 : mainBand) + outBand) * F
-                        + paddedInput(s, rows: need.input.count) * F
                     send(inBand * F, from: leader, to: d)
                     send(outBand * F, from: d, to: leader)
                 }
@@ -174,24 +164,20 @@ public struct CostModel: Sendable {
             let full = a.outputUnits
             c.partitions = [Partition(stage: first, layer: a.name, dimension: .outputChannels, extents: ext, fullExtent: full),
                             Partition(stage: first + 1, layer: b.name, dimension: .inputChannels, extents: ext, fullExtent: full)]
-            let perOutput = a.weightCount / max(1, a.outputUnits)
-            let aMid = a.pools.isEmpty ? 0 : a.mainOutputCount
             let participants = ext.filter { $0 > 0 }.count
             for d in 0..<n where ext[d] > 0 {
                 let f = fraction(ext[d], full)
-                let slice = ext[d] * a.outputUnitSize
                 compute[d] = computeMs(f * Double(a.mainFlops + a.postFlops + b.mainFlops), d)
-                c.weightBytes[d] = (ext[d] * (perOutput + 1) + Int(f * Double(b.weightCount)) + (d == leader ? b.biasCount : 0)) * F
-                // The slice of i's output never leaves the board: it is i+1's input slice.
-                c.activationBytes[d] = (a.inputCount + Int(f * Double(aMid)) + slice + b.mainOutputCount
-                                        + (d == leader ? b.mainOutputCount + b.outputCount : 0)) * F
-                    + (paddedInput(a) + paddedInput(b, channels: ext[d])) * F
                 send(a.inputCount * F, from: leader, to: d)
                 send(b.mainOutputCount * F, from: d, to: leader)
             }
             leaderAfter = computeMs(Double((participants - 1) * b.mainOutputCount + b.postFlops), leader)
         }
         c.computeMs = compute.max()! + leaderAfter
+        let program = Slicer.program(segment, extents: c.partitions[0].extents, layers: layers, stages: stages)
+        for d in 0..<n {
+            (c.weightBytes[d], c.activationBytes[d]) = BoardLayout.footprint(program, board: d, leader: leader)
+        }
         return c
     }
 }

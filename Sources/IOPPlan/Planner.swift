@@ -46,7 +46,7 @@ public struct PlanError: Error, CustomStringConvertible, Equatable {
 
 public struct Planner: Sendable {
     public let model: CostModel
-    public init(network: Network, cluster: Cluster) { model = CostModel(cluster: cluster, stages: Stage.split(network)) }
+    public init(network: Network, cluster: Cluster) { model = CostModel(cluster: cluster, network: network) }
     var stages: [Stage] { model.stages }
 
     public func canPair(_ i: Int) -> Bool {

@@ -5,16 +5,19 @@ import IOPNode
 public enum Slicer {
     /// Per-segment programs for a plan over a network with weights.
     public static func programs(_ plan: Plan, network: Network, stages: [Stage]) -> [SegmentProgram] {
-        plan.segments.enumerated().map { i, segment in program(segment, cost: plan.costs[i], network: network, stages: stages) }
+        plan.segments.enumerated().map { i, segment in
+            program(segment, extents: plan.costs[i].partitions[0].extents, layers: network.layers, stages: stages)
+        }
     }
 
-    static func program(_ segment: Segment, cost: SegmentCost, network: Network, stages: [Stage]) -> SegmentProgram {
-        let layers = network.layers
+    /// One segment's parts and reduction. Layers without weights slice to
+    /// layers without weights: the cost model lays those out for its memory figure.
+    static func program(_ segment: Segment, extents: [Int], layers: [Layer], stages: [Stage]) -> SegmentProgram {
         switch segment {
         case .single(let si, let dim):
             let s = stages[si]
             let stageLayers = Array(layers[s.layers])
-            let ext = cost.partitions[0].extents
+            let ext = extents
             var program = SegmentProgram(parts: [], reduceLayers: [], inputCount: s.inputCount,
                                          outputCount: s.outputCount, partialCount: 0)
             var start = 0
@@ -45,7 +48,7 @@ public enum Slicer {
             var program = SegmentProgram(parts: [], reduceLayers: reduction(bLayers), inputCount: a.inputCount,
                                          outputCount: b.outputCount, partialCount: b.mainOutputCount)
             var start = 0
-            for (d, e) in cost.partitions[0].extents.enumerated() {
+            for (d, e) in extents.enumerated() {
                 defer { start += e }
                 guard e > 0 else { continue }
                 // The OC slice's output is exactly the IC slice's input: no message in between.
@@ -67,18 +70,20 @@ public enum Slicer {
             g = ConvGeometry(inChannels: g.inChannels, inHeight: g.inHeight, inWidth: g.inWidth, outChannels: e, kernelH: g.kernelH,
                              kernelW: g.kernelW, strideH: g.strideH, strideW: g.strideW, dilationH: g.dilationH, dilationW: g.dilationW,
                              padTop: g.padTop, padLeft: g.padLeft, padBottom: g.padBottom, padRight: g.padRight)
-            out.append(Layer(name: main.name, kind: .conv(g, act), weights: Array(main.weights[(channels.lowerBound * per)..<(channels.upperBound * per)]),
-                             bias: main.bias.isEmpty ? [] : Array(main.bias[channels])))
+            out.append(Layer(name: main.name, kind: .conv(g, act), weights: slice(main.weights, (channels.lowerBound * per)..<(channels.upperBound * per)),
+                             bias: slice(main.bias, channels)))
         case .linear(let g, let act):
             let k = g.inFeatures
             out.append(Layer(name: main.name, kind: .linear(LinearGeometry(inFeatures: k, outFeatures: e), act),
-                             weights: Array(main.weights[(channels.lowerBound * k)..<(channels.upperBound * k)]),
-                             bias: main.bias.isEmpty ? [] : Array(main.bias[channels])))
+                             weights: slice(main.weights, (channels.lowerBound * k)..<(channels.upperBound * k)),
+                             bias: slice(main.bias, channels)))
         default: preconditionFailure("only conv and linear stages split by channels")
         }
         for l in stage.dropFirst() { out.append(onChannels(l, e, total: stageChannels(main))) }
         return out
     }
+
+    static func slice(_ values: [Float], _ range: Range<Int>) -> [Float] { values.isEmpty ? [] : Array(values[range]) }
 
     static func stageChannels(_ main: Layer) -> Int {
         switch main.kind {
@@ -108,7 +113,7 @@ public enum Slicer {
         case .conv(let g, _):
             let taps = g.kernelH * g.kernelW, icg = g.inChannels
             var w = [Float](); w.reserveCapacity(g.outChannels * e * taps)
-            for o in 0..<g.outChannels { w += main.weights[((o * icg + channels.lowerBound) * taps)..<((o * icg + channels.upperBound) * taps)] }
+            for o in 0..<g.outChannels where !main.weights.isEmpty { w += main.weights[((o * icg + channels.lowerBound) * taps)..<((o * icg + channels.upperBound) * taps)] }
             let s = ConvGeometry(inChannels: e, inHeight: g.inHeight, inWidth: g.inWidth, outChannels: g.outChannels, kernelH: g.kernelH,
                                  kernelW: g.kernelW, strideH: g.strideH, strideW: g.strideW, dilationH: g.dilationH, dilationW: g.dilationW,
                                  padTop: g.padTop, padLeft: g.padLeft, padBottom: g.padBottom, padRight: g.padRight)
@@ -116,7 +121,7 @@ public enum Slicer {
         case .linear(let g, _):
             let k = g.inFeatures, c0 = channels.lowerBound * unitSize, c1 = channels.upperBound * unitSize
             var w = [Float](); w.reserveCapacity(g.outFeatures * (c1 - c0))
-            for o in 0..<g.outFeatures { w += main.weights[(o * k + c0)..<(o * k + c1)] }
+            for o in 0..<g.outFeatures where !main.weights.isEmpty { w += main.weights[(o * k + c0)..<(o * k + c1)] }
             return Layer(name: main.name, kind: .linear(LinearGeometry(inFeatures: e * unitSize, outFeatures: g.outFeatures), .none), weights: w)
         default: preconditionFailure("only conv and linear stages split by input channels")
         }
@@ -192,10 +197,10 @@ public enum Slicer {
 }
 
 extension Bundle {
-    /// The bundle `iop compile` writes: the cluster's boards and the plan's per-board programs with their weight shards.
-    public static func compile(_ plan: Plan, network: Network) -> Bundle {
-        Bundle(boards: plan.cluster.devices.map { .init(name: $0.name, endpoint: $0.endpoint, budgetBytes: $0.memoryBudgetBytes) },
-               leaderIndex: plan.cluster.leader,
-               segments: Slicer.programs(plan, network: network, stages: Stage.split(network)))
+    /// The bundle `iop compile` writes: the cluster's boards, every board's
+    /// program laid out in its arena, and the weight shards.
+    public static func compile(_ plan: Plan, network: Network) -> [UInt8] {
+        Bundle.encode(boards: plan.cluster.devices.map { .init(name: $0.name, endpoint: $0.endpoint, budgetBytes: $0.memoryBudgetBytes) },
+                      leaderIndex: plan.cluster.leader, segments: Slicer.programs(plan, network: network, stages: Stage.split(network)))
     }
 }

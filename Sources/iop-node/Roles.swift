@@ -68,27 +68,19 @@ func runWorker(_ options: Options, context: Context) {
     }
 }
 
-func readFile(_ path: String) -> [UInt8]? {
-    guard let file = fopen(path, "rb") else { return nil }
-    defer { fclose(file) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let n = fread(&chunk, 1, chunk.count, file)
-        if n <= 0 { break }
-        bytes.append(contentsOf: chunk[0..<n])
-    }
-    return ferror(file) == 0 ? bytes : nil
-}
-
 func runLeader(_ options: Options, context: Context) {
     options.checkKnown(["bundle", "listen", "requests", "threads", "timeout-ms"])
     let path = options.required("bundle")
-    guard let bytes = readFile(path) else { fail(path + ": cannot read the bundle file") }
-    var decoded: Result<Bundle, WireError> = .failure(.malformedPayload)
-    bytes.withUnsafeBytes { b in
-        do throws(WireError) { decoded = .success(try Bundle.decode(b)) } catch { decoded = .failure(error) }
+    // Mapped, not read: shards go from the page cache to the workers and into the leader's arena,
+    // and the mapping is dropped once every board is loaded, leaving the arena as the leader's memory.
+    var length = 0
+    guard let mapped = iop_map_file(path, &length) else {
+        fail(path + ": cannot read the bundle file (" + String(cString: iop_last_error()) + ")")
     }
+    var bytes: UnsafeRawBufferPointer? = UnsafeRawBufferPointer(start: mapped, count: length)
+    defer { if let b = bytes { iop_unmap_file(b.baseAddress, b.count) } }
+    var decoded: Result<Bundle, WireError> = .failure(.malformedPayload)
+    do throws(WireError) { decoded = .success(try Bundle.decode(bytes!)) } catch { decoded = .failure(error) }
     let bundle: Bundle
     switch decoded {
     case .success(let b): bundle = b
@@ -99,11 +91,11 @@ func runLeader(_ options: Options, context: Context) {
     var notifier = ServiceNotifier()
     do throws(NodeError) {
         notifier.send("STATUS=waiting for " + String(bundle.boards.count - 1) + " workers")
-        let leader = try Leader(context: context, listen: options.required("listen"),
-                                boards: bundle.boards.map { .init(name: $0.name, endpoint: $0.endpoint) },
-                                leaderIndex: bundle.leaderIndex, segments: bundle.segments, timeoutMs: timeout)
+        let leader = try Leader(context: context, listen: options.required("listen"), bundle: bundle, timeoutMs: timeout)
         announce("listening " + leader.endpoint)
-        try leader.start(threads: threads)
+        try leader.start(threads: threads, bundleBytes: bytes!)
+        iop_unmap_file(bytes!.baseAddress, bytes!.count)
+        bytes = nil
         let requests: Socket
         let endpoint: String
         do throws(NetError) {
@@ -112,7 +104,7 @@ func runLeader(_ options: Options, context: Context) {
             endpoint = try requests.boundEndpoint()
         } catch { leader.shutdown(); throw .net(error) }
         announce("ready " + endpoint)
-        Log.info("leader ready: " + String(bundle.boards.count) + " boards, " + String(bundle.segments.count)
+        Log.info("leader ready: " + String(bundle.boards.count) + " boards, " + String(bundle.schedule.count)
                  + " segments, requests on " + endpoint)
         notifier.ready(status: "serving requests on " + endpoint + ", 0 inferences")
         leader.supervisor = Supervisor(checkIntervalMs: notifier.checkIntervalMs(ceilingMs: stopCheckMs)) { [unowned(unsafe) leader] in

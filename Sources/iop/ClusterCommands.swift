@@ -43,8 +43,7 @@ struct Compile: ParsableCommand {
             let net = try model.load()
             let cluster = try clusterOptions.loadCluster()
             let plan = try Planner(network: net, cluster: cluster).plan(planner)
-            let bundle = Bundle.compile(plan, network: net)
-            let bytes = bundle.encoded()
+            let bytes = Bundle.compile(plan, network: net)
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             try writeAtomically(Data(bytes), to: (out as NSString).appendingPathComponent("bundle.iop"))
             let manifest: [String: Any] = [
@@ -301,14 +300,14 @@ struct ClusterRun: ParsableCommand {
             let bundle = Bundle.compile(plan, network: net)
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let bundlePath = dir + "/bundle.iop"
-            try writeAtomically(Data(bundle.encoded()), to: bundlePath)
+            try writeAtomically(Data(bundle), to: bundlePath)
 
             let node = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("iop-node").path
             guard FileManager.default.isExecutableFile(atPath: node) else {
                 throw CommandFailure(description: "iop-node not found next to iop (\(node)); build both with `swift build -c release`")
             }
             let worker = try workerCommand.map(resolveCommand) ?? (executable: node, arguments: [])
-            if !json { note("starting \(cluster.devices.count) nodes (\(planner.rawValue) plan, bundle \(formatBytes(bundle.encoded().count)))...") }
+            if !json { note("starting \(cluster.devices.count) nodes (\(planner.rawValue) plan, bundle \(formatBytes(bundle.count)))...") }
             let leaderName = cluster.devices[cluster.leader].name
             let leader = try Child(name: leaderName, executable: node, arguments: [
                 "leader", "--bundle", bundlePath, "--listen", "tcp://127.0.0.1:*", "--requests", "tcp://127.0.0.1:*",

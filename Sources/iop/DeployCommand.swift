@@ -136,15 +136,15 @@ struct DeployPlan {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// systemd's ceiling for the board: during setup a program message sits
-    /// beside the arena it is packed into (up to twice the budget), plus the
-    /// runtime itself (binary, libzmq, thread stacks, message buffers).
-    func memoryMax(_ d: DeviceSpec) -> Int { 2 * d.memoryBudgetBytes + 64 << 20 }
+    /// systemd's ceiling for the board: its budget (the arena, which also stages
+    /// the weight shards as they are packed) plus the runtime itself (binary,
+    /// libzmq and the few shard messages it queues, thread stacks).
+    func memoryMax(_ d: DeviceSpec) -> Int { d.memoryBudgetBytes + 64 << 20 }
 
     func dropIn(_ d: DeviceSpec) -> String {
         """
-        # Written by `iop deploy`: twice the board's budget (\(d.memoryBudgetBytes) bytes; a program message beside
-        # the arena it is packed into during setup) plus 64 MiB of runtime. The agent's own budget check
+        # Written by `iop deploy`: the board's budget (\(d.memoryBudgetBytes) bytes, the most its one arena may
+        # take; weight shards are staged inside it) plus 64 MiB of runtime. The agent's own budget check
         # is the real guard where the memory cgroup is off (Raspberry Pi kernels without cgroup_enable=memory).
         [Service]
         MemoryMax=\(memoryMax(d))

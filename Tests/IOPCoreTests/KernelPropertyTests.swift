@@ -69,6 +69,58 @@ import Testing
         }
     }
 
+    /// How a board loads its parameters: into an arena laid out once, whole
+    /// output channels a message at a time. The reservation covers every
+    /// target's packing, and channel runs packed one after another give the
+    /// naive reference's output.
+    @Test func weightsLoadedChannelRunsAtATimeMatchNaive() async throws {
+        await propertyCheck(count: 200, input: Gen.uint64()) { seed in
+            var r = TestRNG(state: seed)
+            let kind: LayerKind, x: [Float], w: [Float], b: [Float], expected: [Float]
+            if r.int(0...2) == 0 {
+                let k = r.int(1...200), n = r.int(1...150)
+                x = r.floats(k); w = r.floats(k * n); b = r.int(0...1) == 0 ? [] : r.floats(n)
+                kind = .linear(LinearGeometry(inFeatures: k, outFeatures: n), .none)
+                expected = referenceLinear(input: x, weights: w, bias: b, outFeatures: n)
+                #expect(kind.reservedWeightFloats >= LinearGeometry(inFeatures: k, outFeatures: n).packedWeightCount)
+            } else {
+                let depthwise = r.int(0...4) == 0, groups = depthwise ? r.int(2...4) : [1, 1, 2][r.int(0...2)]
+                let icg = depthwise ? 1 : r.int(1...6), ocg = depthwise ? 1 : r.int(1...90)
+                // Wide inputs reach the row kernel, narrow ones the blocked kernel.
+                let g = ConvGeometry(inChannels: icg * groups, inHeight: r.int(1...8), inWidth: r.int(0...1) == 0 ? r.int(1...12) : r.int(32...70),
+                                     outChannels: ocg * groups, kernelH: r.int(1...3), kernelW: r.int(1...3),
+                                     padTop: r.int(0...1), padLeft: r.int(0...1), padBottom: r.int(0...1), padRight: r.int(0...1), groups: groups)
+                guard g.outHeight > 0, g.outWidth > 0 else { return }
+                x = r.floats(g.inputCount); w = r.floats(g.weightCount); b = r.int(0...1) == 0 ? [] : r.floats(g.outChannels)
+                kind = .conv(g, .none)
+                expected = referenceConv(g, input: x, weights: w, bias: b, low: -.infinity)
+                #expect(kind.reservedWeightFloats >= g.packedWeightCount && kind.reservedBiasFloats >= g.packedBiasCount, "\(g)")
+            }
+            var layout = ArenaLayout()
+            let placed = layout.chain([kind])
+            let (ops, floats) = layout.finish()
+            #expect(ops.allSatisfy { $0.fits(arenaFloats: floats) })
+            let engine = try Engine(arenaFloats: floats, threads: r.int(1...2))
+            // Channel runs in order, of random lengths, as weight-shard messages bring them.
+            let channels = kind.parameterChannels, per = kind.weightsPerChannel
+            var first = 0
+            while first < channels {
+                let count = min(channels - first, r.int(1...max(1, channels / 2)))
+                w.withUnsafeBufferPointer { wp in
+                    b.withUnsafeBufferPointer { bp in
+                        engine.load(ops[0], channels: first..<(first + count), weights: wp.baseAddress! + first * per,
+                                    bias: b.isEmpty ? nil : bp.baseAddress! + first)
+                    }
+                }
+                first += count
+            }
+            engine.floats(at: placed.input).update(from: x, count: x.count)
+            engine.run(ops[0])
+            let got = Array(UnsafeBufferPointer(start: engine.floats(at: placed.output), count: expected.count))
+            #expect(scaledError(got, expected) <= Self.tolerance, "\(kind)")
+        }
+    }
+
     @Test func poolsMatchNaive() async throws {
         await propertyCheck(count: 300, input: Gen.uint64()) { seed in
             var r = TestRNG(state: seed)

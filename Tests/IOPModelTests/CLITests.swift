@@ -189,19 +189,38 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
         if c.planner == "oc" { for d in devices { #expect((d["messages_per_inference"] as? Int ?? 0) > 0, "\(d)") } }
     }
 
-    @Test func aBoardTooSmallForItsProgramIsRefusedAndNothingIsLeftRunning() throws {
-        // pi3-a's slice of vgg11@32 under the iop plan: the planner counts 3.02 MB, the node's
-        // arena (channel-block padding, two activation buffers per step) is 3.88 MB. A 3.4 MB
-        // budget passes the planner and must be caught by the node's own check. When the arena
-        // and the planner's figure become one number (issue 4), this case moves to the planner.
+    /// The planner's figure is each board's arena: a budget below it is caught before any node starts.
+    @Test func aClusterTooSmallForThePlanIsRefusedByThePlanner() throws {
         let path = temporaryPath("tight-cluster.json")
         let cluster = try String(contentsOfFile: PlanCLITests.clusters + "/mixed-pi4-pi3.json", encoding: .utf8)
         try cluster.replacingOccurrences(of: "\"512MiB\"", with: "\"3400000\"").write(toFile: path, atomically: true, encoding: .utf8)
         let r = try runIOP(["cluster", "--model", "vgg11", "--input-size", "32", "--cluster", path, "--planner", "iop", "--requests", "1"])
         #expect(r.status != 0)
-        #expect(r.stderr.contains("board 'pi3-a' refused its program: it needs"), "\(r.stderr)")
-        #expect(r.stderr.contains("its budget is 3400000"), "\(r.stderr)")
+        #expect(r.stderr.contains("the iop plan does not fit: board 'pi3-a' needs"), "\(r.stderr)")
+        #expect(!r.stderr.contains("starting"), "nodes were started: \(r.stderr)")
     }
+}
+
+/// A board deployed with less memory than its bundle was compiled for: the
+/// leader refuses it by name with the bytes its arena needs (the planner's
+/// figure for it), tells the other workers to stop, and every process exits.
+@Test func aWorkerBelowItsArenaIsRefusedAndEveryNodeStops() throws {
+    let dir = temporaryPath("refusal-bundle")
+    let compiled = try runIOP(["compile", "--model", "vgg11", "--input-size", "32", "--cluster", PlanCLITests.clusters + "/mixed-pi4-pi3.json",
+                               "--planner", "iop", "--out", dir])
+    try #require(compiled.status == 0, "\(compiled.stderr)")
+    let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/manifest.json"))) as! [String: Any]
+    let planned = try #require((manifest["boards"] as? [[String: Any]])?.first { $0["name"] as? String == "pi3-a" }?["planned_peak_bytes"] as? Int)
+    let leader = try NodeProcess(["leader", "--bundle", dir + "/bundle.iop", "--listen", "tcp://127.0.0.1:*",
+                                  "--requests", "tcp://127.0.0.1:*", "--timeout-ms", "20000"], environment: [:])
+    let endpoint = try #require(leader.waitLine(prefix: "listening ", seconds: 20), "\(leader.stderr)")
+    let workers = try [("pi4-b", "512MiB"), ("pi3-a", "1MiB"), ("pi3-b", "512MiB")].map { name, budget in
+        try NodeProcess(["worker", "--name", name, "--listen", "tcp://127.0.0.1:*", "--leader", endpoint, "--memory-budget", budget], environment: [:])
+    }
+    let status = leader.exitStatus(within: 30)
+    #expect(status != nil && status != 0)
+    #expect(leader.stderr.contains("board 'pi3-a' refused its program: it needs \(planned) bytes, its budget is 1048576"), "\(leader.stderr)")
+    for w in workers { #expect(w.exitStatus(within: 15) == 0, "\(w.stderr)") }
 }
 
 /// Ctrl-C on `iop cluster` mid-run stops every node it started.
@@ -323,9 +342,9 @@ func procStat(_ pid: Int32) -> [Substring]? {
         for line in ["IOP_ROLE=leader", "IOP_BUNDLE=/etc/iop/bundle.iop", "IOP_LISTEN=tcp://198.18.0.1:5555", "IOP_REQUESTS=tcp://0.0.0.0:5599"] {
             #expect(leaderEnv.split(separator: "\n").contains(Substring(line)), "\(line) missing from\n\(leaderEnv)")
         }
-        // 2 x 1 GiB + 64 MiB = 2214592512 bytes.
+        // 1 GiB + 64 MiB = 1140850688 bytes.
         let dropIn = try String(contentsOfFile: stage + "/pi4-b-memory.conf", encoding: .utf8)
-        #expect(dropIn.contains("[Service]\nMemoryMax=2214592512\n"), "\(dropIn)")
+        #expect(dropIn.contains("[Service]\nMemoryMax=1140850688\n"), "\(dropIn)")
     }
 
     @Test func aRealRunRunsExactlyTheDryRunsCommands() throws {

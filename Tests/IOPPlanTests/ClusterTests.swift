@@ -23,17 +23,30 @@ final class WorkerThread: @unchecked Sendable {
     @discardableResult func join(seconds: Double = 30) -> Bool { done.wait(timeout: .now() + seconds) == .success }
 }
 
-/// A leader on a loopback port of its own and one worker thread per other board.
-func startCluster(_ cluster: Cluster, programs: [SegmentProgram], context ctx: Context) throws -> (Leader, [WorkerThread]) {
-    let names = cluster.devices.map(\.name)
-    let leader = try Leader(context: ctx, listen: "tcp://127.0.0.1:*", boards: names.map { .init(name: $0, endpoint: "") },
-                            leaderIndex: cluster.leader, segments: programs, timeoutMs: 20_000)
+/// A plan compiled to a bundle, as `iop compile` writes it: the bytes and what they decode to.
+func compiledBundle(_ plan: Plan, network: Network) throws -> (bytes: [UInt8], bundle: IOPNode.Bundle) {
+    let bytes = IOPNode.Bundle.compile(plan, network: network)
+    return (bytes, try bytes.withUnsafeBytes { try IOPNode.Bundle.decode($0) })
+}
+
+/// A leader on a loopback port of its own and one worker thread per other board
+/// (with the budget `budgets` gives it, or the cluster file's).
+func startCluster(_ cluster: Cluster, plan: Plan, network: Network, context ctx: Context, budgets: [Int]? = nil,
+                  onServing: @escaping @Sendable () -> Void = {}) throws -> (Leader, [WorkerThread]) {
+    let (bytes, bundle) = try compiledBundle(plan, network: network)
+    let leader = try Leader(context: ctx, listen: "tcp://127.0.0.1:*", bundle: bundle, timeoutMs: 20_000)
     var workers: [WorkerThread] = []
     for (i, d) in cluster.devices.enumerated() where i != cluster.leader {
-        workers.append(WorkerThread(try Worker(context: ctx, name: d.name, listen: "tcp://127.0.0.1:*", leader: leader.endpoint,
-                                               budgetBytes: d.memoryBudgetBytes, threads: 1, timeoutMs: 20_000, idleTimeoutMs: 20_000)))
+        let w = try Worker(context: ctx, name: d.name, listen: "tcp://127.0.0.1:*", leader: leader.endpoint,
+                           budgetBytes: budgets?[i] ?? d.memoryBudgetBytes, threads: 1, timeoutMs: 20_000, idleTimeoutMs: 20_000)
+        w.onServing = onServing
+        workers.append(WorkerThread(w))
     }
-    do throws(NodeError) { try leader.start(threads: 1) } catch {
+    var started: Result<Void, NodeError> = .success(())
+    bytes.withUnsafeBytes { b in
+        do throws(NodeError) { try leader.start(threads: 1, bundleBytes: b) } catch { started = .failure(error) }
+    }
+    if case .failure(let error) = started {
         for w in workers { _ = w.join() }
         throw error
     }
@@ -53,9 +66,10 @@ func startCluster(_ cluster: Cluster, programs: [SegmentProgram], context ctx: C
         let net = try Zoo.make(c.model, inputSize: c.size)
         let cluster = try Examples.cluster("mixed-pi4-pi3")
         let plan = try Planner(network: net, cluster: cluster).plan(c.planner)
-        let programs = Slicer.programs(plan, network: net, stages: Stage.split(net))
         let ctx = try Context()
-        let (leader, workers) = try startCluster(cluster, programs: programs, context: ctx)
+        let (leader, workers) = try startCluster(cluster, plan: plan, network: net, context: ctx)
+        // Every board's arena, as the board itself reported it, is the planner's memory figure for it.
+        #expect(leader.arenaBytes == plan.peakMemoryBytes)
         let single = try net.makeEngine(threads: 1)
         var rng = SplitMix64(seed: 31)
         for _ in 0..<3 {
@@ -78,13 +92,13 @@ func startCluster(_ cluster: Cluster, programs: [SegmentProgram], context ctx: C
 
     @Test func overBudgetWorkerIsRefusedAndEveryoneStops() throws {
         let net = try Zoo.make("alexnet", inputSize: 67)
-        var cluster = try Examples.cluster("mixed-pi4-pi3")
+        let cluster = try Examples.cluster("mixed-pi4-pi3")
         let plan = try Planner(network: net, cluster: cluster).plan(.oc)
-        cluster.devices[2].memoryBudgetBytes = 1 << 20  // pi3-a: 1 MiB, far too small for its slices
-        let programs = Slicer.programs(plan, network: net, stages: Stage.split(net))
+        var budgets = cluster.devices.map(\.memoryBudgetBytes)
+        budgets[2] = 1 << 20  // pi3-a says it has 1 MiB, far too small for its slices
         let ctx = try Context()
         do {
-            _ = try startCluster(cluster, programs: programs, context: ctx)
+            _ = try startCluster(cluster, plan: plan, network: net, context: ctx, budgets: budgets)
             Issue.record("the leader accepted an over-budget board")
         } catch {
             // startCluster waits for every worker to stop before it rethrows.
@@ -108,7 +122,12 @@ func startCluster(_ cluster: Cluster, programs: [SegmentProgram], context ctx: C
     try fakeLeader.bind("tcp://127.0.0.1:*")
     let g = ConvGeometry(inChannels: 64, inHeight: 16, inWidth: 16, outChannels: 64, kernelH: 3, kernelW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)
     let layers = [Layer(name: "conv", kind: .conv(g, .relu), weights: [Float](repeating: 0.01, count: g.weightCount))]
-    let needed = Engine.arenaBytes(for: layers)
+    // The program a leader would send a board running this conv alone (board 1 of 2).
+    let segment = SegmentProgram(parts: [BoardPart(board: 1, layers: layers, input: .all, output: .all)], reduceLayers: [],
+                                 inputCount: g.inputCount, outputCount: g.outputCount, partialCount: 0)
+    let program = BoardLayout.compile([segment], boards: 2, leader: 0).programs[1]
+    let needed = program.arenaBytes
+    #expect(needed > 4 * (g.weightCount + g.inputCount + g.outputCount))
     let worker = try Worker(context: ctx, name: "small", listen: "tcp://127.0.0.1:*", leader: try fakeLeader.boundEndpoint(),
                             budgetBytes: needed - 1, threads: 1, timeoutMs: 10_000, idleTimeoutMs: 10_000)
     let thread = WorkerThread(worker)
@@ -117,14 +136,11 @@ func startCluster(_ cluster: Cluster, programs: [SegmentProgram], context ctx: C
     let toWorker = try Socket(ctx, .push)
     try toWorker.setTimeouts(sendMs: 10_000, receiveMs: 10_000)
     try toWorker.connect(worker.endpoint)
-    let program = StepProgram(step: 0, layers: layers)
-    var payload = [UInt8](repeating: 0, count: ProgramCodec.encodedSize(program))
-    let n = try payload.withUnsafeMutableBytes { try ProgramCodec.encode(program, into: $0) }
-    for (kind, body) in [(MessageKind.program, Array(payload[0..<n])), (.ready, [])] {
-        var frame = [UInt8](repeating: 0, count: MessageHeader.size + body.count)
-        _ = try body.withUnsafeBytes { b in try frame.withUnsafeMutableBytes { try Wire.encode(kind: kind, requestID: 1, payload: b, into: $0) } }
-        try frame.withUnsafeBytes { try toWorker.send($0) }
-    }
+    // Only the program: the worker refuses before any weights would be sent.
+    let body = ProgramCodec.encode(program)
+    var frame = [UInt8](repeating: 0, count: MessageHeader.size + body.count)
+    _ = try body.withUnsafeBytes { b in try frame.withUnsafeMutableBytes { try Wire.encode(kind: .program, requestID: 1, payload: b, into: $0) } }
+    try frame.withUnsafeBytes { try toWorker.send($0) }
     let answer = try fakeLeader.receiveMessage()
     let header = try answer.withUnsafeBytes { try Wire.decode($0, maxPayload: 1024) }
     #expect(header.kind == .refuse && header.requestID == 1)

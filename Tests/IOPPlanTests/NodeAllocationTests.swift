@@ -17,19 +17,9 @@ import Testing
         let net = try Zoo.make("alexnet", inputSize: 67)
         let cluster = try Examples.cluster("mixed-pi4-pi3")
         let plan = try Planner(network: net, cluster: cluster).plan(.oc)
-        let programs = Slicer.programs(plan, network: net, stages: Stage.split(net))
         let ctx = try Context()
-        let leader = try Leader(context: ctx, listen: "tcp://127.0.0.1:*", boards: cluster.devices.map { .init(name: $0.name, endpoint: "") },
-                                leaderIndex: cluster.leader, segments: programs, timeoutMs: 20_000)
-        var threads: [WorkerThread] = []
-        for (i, d) in cluster.devices.enumerated() where i != cluster.leader {
-            let w = try Worker(context: ctx, name: d.name, listen: "tcp://127.0.0.1:*", leader: leader.endpoint,
-                               budgetBytes: d.memoryBudgetBytes, threads: 1, timeoutMs: 20_000, idleTimeoutMs: 20_000)
-            // The serving thread enrols itself once its arena is allocated.
-            w.onServing = { iop_alloc_counter_enroll(1) }
-            threads.append(WorkerThread(w))
-        }
-        try leader.start(threads: 1)
+        // Each serving thread enrols itself once its arena is allocated and loaded.
+        let (leader, threads) = try startCluster(cluster, plan: plan, network: net, context: ctx, onServing: { iop_alloc_counter_enroll(1) })
         defer {
             leader.shutdown()
             for t in threads { t.join() }

@@ -81,10 +81,13 @@ enum Examples {
         let planner = Planner(network: net, cluster: cluster)
         #expect(planner.canPair(0))
 
-        // Leader alone: 12800 + 1280 FLOPs, nothing sent; weights 6400+64+640+10 floats, largest buffers 100 in + 64 out.
+        // Leader alone: 12800 + 1280 FLOPs, nothing sent. Memory is the arena, in floats; regions are
+        // 16-float lines and packed weights are reserved in blocks of 64 output channels.
+        // Parameters: fc1 64x100 + bias 64 = 6464; fc2 (10 -> 64 channels) 64x64 + bias 64 = 4160.
+        // Buffers, fc1's segment (the larger): current 100 -> 112, assembled 64, fc1's output 64 = 240.
         let single = try planner.plan(.single)
         #expect(abs(single.modeledLatencyMs - 0.01408) < 1e-12)
-        #expect(single.peakMemoryBytes == [(7114 + 164) * 4, 0])
+        #expect(single.peakMemoryBytes == [(6464 + 4160 + 240) * 4, 0])
 
         // IOP pair, 32 channels each: each board 7040 FLOPs (0.00704 ms), the leader then adds
         // 10 partial sums (0.00001 ms); scatter 400 B (2 + 0.4 ms), gather 40 B (2 + 0.04 ms).
@@ -93,10 +96,13 @@ enum Examples {
         #expect(abs(pair.computeMs - 0.00705) < 1e-12)
         #expect(abs(pair.commMs - 4.44) < 1e-12)
         #expect(pair.bytesSent == [400, 40] && pair.messagesSent == [1, 1])
-        // Weights: 32 rows of fc1 with their bias (32 x 101) + half of fc2 (320) + fc2's bias on the leader.
-        #expect(pair.weightBytes == [(3232 + 320 + 10) * 4, (3232 + 320) * 4])
-        // Buffers: fc1 input 100 + its 32-channel slice + fc2 partial sum 10 (+ the leader's receive buffer and output).
-        #expect(pair.activationBytes == [(100 + 32 + 10 + 10 + 10) * 4, (100 + 32 + 10) * 4])
+        // Parameters: 32 rows of fc1 (reserved as 64) 6400 + bias 64, half of fc2's columns (10 -> 64 channels
+        // x 32) 2048 + bias 64; the leader also fc2's bias for the reduction, 10 -> 16.
+        #expect(pair.weightBytes == [(6400 + 64 + 2048 + 64 + 16) * 4, (6400 + 64 + 2048 + 64) * 4])
+        // Leader buffers: current 112, assembled 16, the outgoing frame (16 for its header + 112) and the
+        // incoming one (16 + 16), then its own chain's fc1 slice 32 and partial sum 32 (16-float lines).
+        // Worker: its input and its partial sum, each behind 16 floats for a message header: 16 + 112 + 16 + 32.
+        #expect(pair.activationBytes == [(112 + 16 + 128 + 32 + 32 + 32) * 4, (16 + 112 + 16 + 32) * 4])
 
         // OC for fc1 alone: scatter 400 B, gather 32 outputs (128 B); compute 6400 FLOPs each.
         let oc = planner.model.cost(.single(stage: 0, .outputChannels))

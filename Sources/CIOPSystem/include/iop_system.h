@@ -28,5 +28,12 @@ uint64_t iop_monotonic_ns(void);
 /// Sends one datagram to the AF_UNIX socket at `path` (a leading '@' names the
 /// abstract namespace, as in NOTIFY_SOCKET). Returns 0, or the errno.
 int iop_datagram_send(const char *path, const void *bytes, size_t length);
+/// Maps a whole file read-only (the leader's bundle: its weight shards are
+/// sent and packed from the page cache, never copied into the heap). Returns
+/// NULL with errno set on failure; *length receives the file's size.
+const void *iop_map_file(const char *path, size_t *length);
+void iop_unmap_file(const void *bytes, size_t length);
+/// strerror(errno), for messages that name why a system call failed.
+const char *iop_last_error(void);
 
 #endif

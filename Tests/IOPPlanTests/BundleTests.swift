@@ -1,0 +1,88 @@
+import IOPCore
+import IOPModel
+import IOPNode
+import IOPPlan
+import IOPWire
+import TestSupport
+import Testing
+
+/// Bundles and board programs: what `iop compile` lays out is what the planner counted.
+@Suite struct BundleTests {
+    struct Case: Sendable, CustomStringConvertible {
+        let model: String, size: Int?, cluster: String
+        var description: String { "\(model) \(cluster)" }
+    }
+    static let cases = [("lenet5", nil), ("alexnet", 67), ("vgg11", 32)].flatMap { m, s in
+        ["four-pi4-wifi", "mixed-pi4-pi3", "small-memory", "compute-bound-gige"].map { Case(model: m, size: s, cluster: $0) }
+    }
+
+    /// Every board's arena, as compiled into its program, is the plan's memory
+    /// figure for that board, for every planner; and every op and the leader's
+    /// schedule stay inside their arena.
+    @Test(arguments: cases)
+    func compiledArenasAreThePlannersFigures(_ c: Case) throws {
+        let net = try Zoo.make(c.model, inputSize: c.size)
+        let cluster = try Examples.cluster(c.cluster)
+        for kind in PlannerKind.allCases {
+            guard let plan = try? Planner(network: net, cluster: cluster).plan(kind) else { continue }
+            let bytes = Bundle.compile(plan, network: net)
+            let bundle = try bytes.withUnsafeBytes { try Bundle.decode($0) }
+            #expect(bundle.programs.map(\.arenaBytes) == plan.peakMemoryBytes, "\(kind)")
+            #expect(bundle.programs.allSatisfy { $0.isWithinArena })
+            // Every weight travels in some board's shards: once, or once per band when a stage is split by rows.
+            let shipped = bundle.shards.enumerated().reduce(0) { total, e in
+                total + e.element.reduce(0) { $0 + $1.channels * bundle.programs[e.offset].ops[$1.op].kind.weightsPerChannel }
+            }
+            let stages = Stage.split(net)
+            let expected = zip(plan.segments, plan.costs).reduce(0) { total, sc in
+                let copies = sc.1.partitions[0].dimension == .rows ? sc.1.partitions[0].extents.filter { $0 > 0 }.count : 1
+                return total + copies * sc.0.stages.reduce(0) { $0 + stages[$1].weightCount }
+            }
+            #expect(shipped == expected, "\(kind): weights in shards")
+        }
+    }
+
+    static func workerProgram() throws -> BoardProgram {
+        let net = try Zoo.make("alexnet", inputSize: 67)
+        let plan = try Planner(network: net, cluster: try Examples.cluster("mixed-pi4-pi3")).plan(.oc)
+        return try Bundle.compile(plan, network: net).withUnsafeBytes { try Bundle.decode($0) }.programs[1]
+    }
+
+    @Test func programsRoundTripAndOutOfArenaOffsetsAreRefused() throws {
+        let program = try Self.workerProgram()
+        #expect(!program.ops.isEmpty && !program.steps.isEmpty)
+        let bytes = ProgramCodec.encode(program)
+        let decoded = try bytes.withUnsafeBytes { try ProgramCodec.decode($0) }
+        #expect(decoded == program)
+
+        // One op writing one float past the arena's end is refused, not run.
+        var bad = program
+        bad.ops[0].output = program.arenaFloats - bad.ops[0].kind.outputCount + 1
+        #expect(throws: WireError.malformedPayload) { try ProgramCodec.encode(bad).withUnsafeBytes { try ProgramCodec.decode($0) } }
+        // So is a step whose input would not fit the activation region.
+        bad = program
+        bad.steps[0].input = program.activationFloats
+        #expect(throws: WireError.malformedPayload) { try ProgramCodec.encode(bad).withUnsafeBytes { try ProgramCodec.decode($0) } }
+    }
+
+    /// Truncated and bit-flipped programs never trap: each decodes to an error or to a program inside its arena.
+    @Test func corruptedProgramsNeverTrap() throws {
+        let bytes = ProgramCodec.encode(try Self.workerProgram())
+        var rng = SplitMix64(seed: 77)
+        var refused = 0
+        for i in 0..<20_000 {
+            var b = bytes
+            if i % 4 == 0 {
+                b = Array(b[0..<Int(rng.next() % UInt64(b.count))])
+            } else {
+                for _ in 0..<(1 + Int(rng.next() % 3)) { b[Int(rng.next() % UInt64(b.count))] ^= UInt8(1 << (rng.next() % 8)) }
+            }
+            if let p = try? b.withUnsafeBytes({ try ProgramCodec.decode($0) }) {
+                #expect(p.isWithinArena)
+            } else {
+                refused += 1
+            }
+        }
+        #expect(refused > 5_000)
+    }
+}
