@@ -151,7 +151,7 @@ public final class Engine {
             previousOut = layer.outputCount
         }
         var layout = ArenaLayout()
-        let placed = layout.chain(layers.map(\.kind))
+        let placed = layout.chain(layers.map { $0.kind })
         let (ops, floats) = layout.finish()
         try self.init(arenaFloats: floats, threads: threads, chain: ops, input: placed.input, output: placed.output,
                       inputCount: first.inputCount, outputCount: last.outputCount)
@@ -167,7 +167,7 @@ public final class Engine {
     /// The arena bytes `init(layers:)` would allocate, without allocating them.
     public static func arenaBytes(for layers: [Layer]) -> Int {
         var layout = ArenaLayout()
-        _ = layout.chain(layers.map(\.kind))
+        _ = layout.chain(layers.map { $0.kind })
         return layout.finish().arenaFloats * MemoryLayout<Float>.stride
     }
 

@@ -93,7 +93,7 @@ public enum BoardLayout {
     /// each buffer, so activations are received into and sent from the arena.
     static func placeWorker(_ part: BoardPart, segment: Int, into layout: inout ArenaLayout) -> ProgramStep {
         layout.beginStep()
-        let kinds = part.layers.map(\.kind)
+        let kinds = part.layers.map { $0.kind }
         let placed = layout.chain(kinds, framed: true)
         for k in kinds where k.parameterChannels > 0 { layout.require(stagingFloats(k)) }
         return ProgramStep(segment: segment, ops: placed.ops, input: placed.input, inputCount: kinds[0].inputCount,
@@ -110,7 +110,7 @@ public enum BoardLayout {
         let assembled = layout.reserve(seg.assembledCount)
         var remote: [RemotePart] = []
         for p in seg.parts where p.board != leader {
-            let kinds = p.layers.map(\.kind)
+            let kinds = p.layers.map { $0.kind }
             remote.append(RemotePart(board: p.board, input: p.input, inputCount: p.input == .all ? seg.inputCount : p.input.count,
                                      output: p.output, outputCount: kinds[kinds.count - 1].outputCount))
             for k in kinds where k.parameterChannels > 0 { layout.require(stagingFloats(k)) }
@@ -124,7 +124,7 @@ public enum BoardLayout {
         }
         let mark = layout.cursor
         if let part = seg.parts.first(where: { $0.board == leader }) {
-            let kinds = part.layers.map(\.kind)
+            let kinds = part.layers.map { $0.kind }
             let chain = layout.chain(kinds, input: part.input == .all ? current : nil)
             steps.append(ProgramStep(segment: segment, ops: chain.ops, input: chain.input, inputCount: kinds[0].inputCount,
                                      output: chain.output, outputCount: kinds[kinds.count - 1].outputCount))
@@ -133,7 +133,7 @@ public enum BoardLayout {
         let ownEnd = layout.cursor
         layout.cursor = mark
         if !seg.reduceLayers.isEmpty {
-            let chain = layout.chain(seg.reduceLayers.map(\.kind), input: assembled, output: current)
+            let chain = layout.chain(seg.reduceLayers.map { $0.kind }, input: assembled, output: current)
             steps.append(ProgramStep(segment: segment, ops: chain.ops, input: assembled, inputCount: seg.assembledCount,
                                      output: chain.output, outputCount: seg.outputCount))
             placed.reduce = steps.count - 1

@@ -202,7 +202,7 @@ public final class Worker {
 
     func serve(_ program: BoardProgram, engine: Engine, board: UInt64, control: UnsafeMutableRawBufferPointer) throws(NodeError) {
         // Which step serves each segment, and the one place every step's input arrives.
-        var stepOf = [Int](repeating: -1, count: (program.steps.map(\.segment).max() ?? 0) + 1)
+        var stepOf = [Int](repeating: -1, count: (program.steps.map { $0.segment }.max() ?? 0) + 1)
         for (i, s) in program.steps.enumerated() { stepOf[s.segment] = i }
         let largestInput = program.steps.reduce(0) { max($0, $1.inputCount) }
         let inputAt = 4 * (program.steps.first?.input ?? 0)
