@@ -34,7 +34,15 @@ public final class Context {
         guard let c = zmq_ctx_new() else { throw .last(.context) }
         raw = c
     }
-    deinit { zmq_ctx_term(raw) }
+    var terminated = false
+    /// Waits until every socket of the context is closed and their lingering
+    /// messages are delivered (or their linger ran out), then releases libzmq.
+    /// A process calls it before exiting so its last messages are not lost.
+    public func terminate() {
+        if !terminated { zmq_ctx_term(raw) }
+        terminated = true
+    }
+    deinit { terminate() }
 }
 
 /// A PUSH or PULL socket (zmq_socket). Sends and receives go straight from and
@@ -67,6 +75,8 @@ public final class Socket {
     }
 
     /// Largest message accepted (ZMQ_MAXMSGSIZE): a peer sending more is disconnected.
+    /// How long closing (and the context's `terminate`) keeps trying to deliver queued messages.
+    public func setLinger(_ ms: Int32) throws(NetError) { try set(ZMQ_LINGER, ms) }
     public func setMaxMessageSize(_ bytes: Int) throws(NetError) { try set(ZMQ_MAXMSGSIZE, Int64(bytes)) }
     /// Messages queued per direction before sends block (ZMQ_SNDHWM / ZMQ_RCVHWM).
     public func setHighWaterMark(_ messages: Int32) throws(NetError) { try set(ZMQ_SNDHWM, messages); try set(ZMQ_RCVHWM, messages) }

@@ -265,8 +265,12 @@ public final class Leader {
     }
 
     /// Tells every worker to stop; safe to call more than once.
+    /// Each message gets up to 2 s to reach its board once the socket closes (see `Context.terminate`).
     public func shutdown() {
-        for out in outboxes where out != nil { try? out!.sendFrame(.shutdown) }
+        for out in outboxes where out != nil {
+            try? out!.sendFrame(.shutdown)
+            try? out!.setLinger(2000)
+        }
     }
 }
 

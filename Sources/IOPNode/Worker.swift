@@ -127,6 +127,8 @@ public final class Worker {
                 (try? Refuse(reason: .overBudget, bytesNeeded: UInt64(needed), budgetBytes: UInt64(budgetBytes)).encode(into: b)) ?? 0
             }
             try outbox.sendFrame(.refuse, requestID: board, payload: Array(payload[0..<n]))
+            // The refusal is this board's last word: give it time to arrive after the socket closes.
+            try? outbox.setLinger(2000)
             return
         }
         // Activations are received into and sent from the arena: a header must fit before each step's input and output.

@@ -1,9 +1,9 @@
-/// The iop wire format, version 1. Every ZeroMQ message is one frame: a fixed
+/// The iop wire format, version 2 (programs without weights, weight shards). Every ZeroMQ message is one frame: a fixed
 /// 28-byte little-endian header, then the payload.
 ///
 ///     offset size field
 ///          0    4 magic "IOPW"
-///          4    2 version (1)
+///          4    2 version (2)
 ///          6    1 kind
 ///          7    1 flags (0)
 ///          8    8 request id
@@ -22,7 +22,7 @@ public enum MessageKind: UInt8, Sendable {
 public struct MessageHeader: Equatable, Sendable {
     public static let size = 28
     public static let magic: UInt32 = 0x5750_4F49  // "IOPW" read little-endian
-    public static let currentVersion: UInt16 = 1
+    public static let currentVersion: UInt16 = 2
 
     public var kind: MessageKind
     public var requestID: UInt64

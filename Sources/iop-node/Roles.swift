@@ -22,6 +22,12 @@ func stopRequested(_ notifier: ServiceNotifier) -> Bool {
 }
 
 func runWorker(_ options: Options, context: Context) {
+    workerSession(options, context: context)
+    // Every socket is closed by now: let the last message (a refusal) reach the leader before exiting.
+    context.terminate()
+}
+
+func workerSession(_ options: Options, context: Context) {
     options.checkKnown(["name", "listen", "leader", "memory-budget", "threads", "rejoin"])
     let name = options.required("name")
     let budgetText = options.required("memory-budget")
@@ -69,6 +75,14 @@ func runWorker(_ options: Options, context: Context) {
 }
 
 func runLeader(_ options: Options, context: Context) {
+    let failure = leaderSession(options, context: context)
+    // Every socket is closed by now: let the last messages (shutdown to the workers) go out before exiting.
+    context.terminate()
+    if let failure { fail(failure) }
+}
+
+/// Runs the leader until it stops; the failure to report, if any.
+func leaderSession(_ options: Options, context: Context) -> String? {
     options.checkKnown(["bundle", "listen", "requests", "threads", "timeout-ms"])
     let path = options.required("bundle")
     // Mapped, not read: shards go from the page cache to the workers and into the leader's arena,
@@ -121,6 +135,7 @@ func runLeader(_ options: Options, context: Context) {
         }
     } catch {
         notifier.send("STATUS=failed: " + error.message)
-        fail("leader: " + error.message)
+        return "leader: " + error.message
     }
+    return nil
 }

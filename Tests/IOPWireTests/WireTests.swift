@@ -27,7 +27,7 @@ func decode(_ bytes: [UInt8], maxPayload: Int = 1 << 20) -> Result<MessageHeader
     @Test func headerLayoutIsLittleEndianAsDocumented() throws {
         let f = try frame(kind: .activation, requestID: 0x0102_0304_0506_0708, step: 0x0A0B_0C0D, payload: [1, 2, 3])
         #expect(Array(f[0..<4]) == Array("IOPW".utf8))
-        #expect(f[4] == 1 && f[5] == 0 && f[6] == MessageKind.activation.rawValue)
+        #expect(f[4] == 2 && f[5] == 0 && f[6] == MessageKind.activation.rawValue)
         #expect(Array(f[8..<16]) == [8, 7, 6, 5, 4, 3, 2, 1])
         #expect(Array(f[16..<20]) == [0x0D, 0x0C, 0x0B, 0x0A])
         #expect(Array(f[20..<24]) == [3, 0, 0, 0])
@@ -47,8 +47,8 @@ func decode(_ bytes: [UInt8], maxPayload: Int = 1 << 20) -> Result<MessageHeader
         #expect(decode(Array(good.dropLast())) == .failure(.truncated(needed: 32, got: 31)))
         var bad = good; bad[0] ^= 1
         guard case .failure(.badMagic) = decode(bad) else { Issue.record("magic"); return }
-        bad = good; bad[4] = 2
-        #expect(decode(bad) == .failure(.unsupportedVersion(2)))
+        bad = good; bad[4] = 1
+        #expect(decode(bad) == .failure(.unsupportedVersion(1)))
         bad = good; bad[6] = 200
         #expect(decode(bad) == .failure(.unknownKind(200)))
         #expect(decode(good, maxPayload: 3) == .failure(.oversized(length: 4, limit: 3)))
@@ -83,7 +83,7 @@ func decode(_ bytes: [UInt8], maxPayload: Int = 1 << 20) -> Result<MessageHeader
             switch i % 4 {
             case 0:  // pure noise, sometimes with a valid magic and version
                 bytes = (0..<Int.random(in: 0...80, using: &rng)).map { _ in .random(in: 0...255, using: &rng) }
-                if bytes.count >= 6 && Bool.random(using: &rng) { bytes.replaceSubrange(0..<6, with: Array("IOPW".utf8) + [1, 0]) }
+                if bytes.count >= 6 && Bool.random(using: &rng) { bytes.replaceSubrange(0..<6, with: Array("IOPW".utf8) + [UInt8(MessageHeader.currentVersion), 0]) }
             case 1:  // truncated
                 let s = seeds.randomElement(using: &rng)!
                 bytes = Array(s.prefix(Int.random(in: 0..<s.count, using: &rng)))
