@@ -379,7 +379,8 @@ struct ClusterRun: ParsableCommand {
                              net.name, cluster.devices.count, planner.rawValue, percentile(latencies, 0.5), percentile(latencies, 0.9),
                              percentile(latencies, 0.99), requests, plan.modeledLatencyMs))
                 for d in devices {
-                    print("  \(pad(d["name"] as! String, 12)) arena \(pad(formatBytes(d["arena_bytes"] as! Int), 11)) sends \(formatBytes(d["bytes_sent_per_inference"] as! Int)) in \(d["messages_per_inference"] as! Int) messages per inference")
+                    let planned = d["planned_peak_bytes"] as! Int, arena = d["arena_bytes"] as! Int
+                    print("  \(pad(d["name"] as! String, 12)) arena \(pad(formatBytes(arena), 11)) (\(arena == planned ? "= plan" : "plan: " + formatBytes(planned))) sends \(formatBytes(d["bytes_sent_per_inference"] as! Int)) in \(d["messages_per_inference"] as! Int) messages per inference")
                 }
                 if check { print(String(format: "check: max |cluster - single board| = %.3g (scaled %.3g, tolerance 1e-4)", maxAbs, worst)) }
             }
