@@ -2,7 +2,8 @@ import IOPCore
 
 /// What one board runs for one segment, and which part of the segment's input
 /// it reads and of its output it produces. The layers are ordinary IOPCore
-/// layers with sliced weights, so a board runs its part with the same Engine.
+/// layers with sliced weights (or none, when the planner only lays them out);
+/// `BoardLayout` turns the parts into each board's program.
 public struct BoardPart {
     public enum Input: Equatable, Sendable {
         /// The whole segment input.
