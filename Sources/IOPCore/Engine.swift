@@ -164,13 +164,6 @@ public final class Engine {
         }
     }
 
-    /// The arena bytes `init(layers:)` would allocate, without allocating them.
-    public static func arenaBytes(for layers: [Layer]) -> Int {
-        var layout = ArenaLayout()
-        _ = layout.chain(layers.map { $0.kind })
-        return layout.finish().arenaFloats * MemoryLayout<Float>.stride
-    }
-
     deinit { UnsafeMutableRawPointer(arena).deallocate() }
 
     /// The arena at `offset` floats.

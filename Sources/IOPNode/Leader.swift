@@ -126,10 +126,10 @@ public final class Leader {
     /// The biggest single-channel shard frame of a program: frames never split a channel.
     func largestChannel(_ p: BoardProgram) -> Int { p.ops.reduce(0) { max($0, BoardLayout.stagingFloats($1.kind)) } }
 
-    static func floats(_ bytes: UnsafeRawBufferPointer, _ offset: Int) -> UnsafePointer<Float> {
+    /// Shard floats inside the bundle (4-byte aligned there).
+    func floats(_ bytes: UnsafeRawBufferPointer, _ offset: Int) -> UnsafePointer<Float> {
         (bytes.baseAddress! + offset).assumingMemoryBound(to: Float.self)
     }
-    func floats(_ bytes: UnsafeRawBufferPointer, _ offset: Int) -> UnsafePointer<Float> { Leader.floats(bytes, offset) }
 
     func sendShard(_ ref: Bundle.ShardRef, to d: Int, program: BoardProgram, bytes: UnsafeRawBufferPointer, engine: Engine, frameBytes: Int) throws(NodeError) {
         let kind = program.ops[ref.op].kind
