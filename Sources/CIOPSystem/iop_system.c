@@ -92,4 +92,10 @@ const void *iop_map_file(const char *path, size_t *length) {
 
 void iop_unmap_file(const void *bytes, size_t length) { munmap((void *)bytes, length); }
 
+void iop_release_mapped(const void *start, size_t length) {
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)start + page - 1) / page * page, hi = ((uintptr_t)start + length) / page * page;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 const char *iop_last_error(void) { return strerror(errno); }

@@ -1,3 +1,4 @@
+import CIOPSystem
 import IOPCore
 import IOPWire
 
@@ -76,7 +77,10 @@ public struct Bundle {
         return out.bytes + body.bytes
     }
 
-    public static func decode(_ bytes: UnsafeRawBufferPointer) throws(WireError) -> Bundle {
+    /// Decodes and checks a bundle. With `releasingPages` (a read-only file
+    /// mapping), each piece's pages are dropped once checksummed, so checking a
+    /// large bundle never holds it all in memory.
+    public static func decode(_ bytes: UnsafeRawBufferPointer, releasingPages: Bool = false) throws(WireError) -> Bundle {
         guard bytes.count >= headerSize else { throw .truncated(needed: headerSize, got: bytes.count) }
         var h = PayloadReader(UnsafeRawBufferPointer(rebasing: bytes[0..<headerSize]))
         let magic = try h.read(UInt32.self)
@@ -86,7 +90,14 @@ public struct Bundle {
         _ = try h.read(UInt16.self)
         let sum = try h.read(UInt32.self), length = Int(try h.read(UInt32.self))
         guard bytes.count - headerSize == length else { throw .lengthMismatch(declared: length, actual: bytes.count - headerSize) }
-        let actual = adler32(UnsafeRawBufferPointer(rebasing: bytes[headerSize...]))
+        var actual: UInt32 = 1
+        var at = headerSize
+        while at < bytes.count {
+            let piece = UnsafeRawBufferPointer(rebasing: bytes[at..<min(bytes.count, at + (8 << 20))])
+            actual = adler32(piece, continuing: actual)
+            if releasingPages { iop_release_mapped(piece.baseAddress, piece.count) }
+            at += piece.count
+        }
         guard actual == sum else { throw .checksumMismatch(expected: sum, actual: actual) }
         // Offsets below are into the whole file, so shard references point into it directly.
         var r = PayloadReader(bytes)

@@ -18,6 +18,7 @@ public final class Leader {
     var outboxes: [Socket?]
     /// The leader's arena, allocated by `start`.
     var engine: Engine?
+    var releasesShards = false
     var nextRequest: UInt64 = 1
     /// Which boards have answered the step being gathered (preallocated).
     var answered: [Bool]
@@ -63,7 +64,10 @@ public final class Leader {
     /// arena, sends the weight shards (read from `bundleBytes`, the bundle the
     /// schedule came from), and returns once all are ready. A refusal or a
     /// silent board stops every worker and throws.
-    public func start(threads: Int, bundleBytes: UnsafeRawBufferPointer) throws(NodeError) {
+    /// With `bundleIsMapped` (a read-only file mapping), each shard's pages are
+    /// dropped once sent or packed, so loading never holds the whole bundle in memory.
+    public func start(threads: Int, bundleBytes: UnsafeRawBufferPointer, bundleIsMapped: Bool = false) throws(NodeError) {
+        releasesShards = bundleIsMapped
         do throws(NodeError) {
             try register(threads: threads, bytes: bundleBytes)
         } catch {
@@ -110,14 +114,26 @@ public final class Leader {
         self.engine = engine
         arenaBytes[leaderIndex] = own.arenaBytes
         for ref in shards[leaderIndex] {
-            engine.load(own.ops[ref.op], channels: 0..<ref.channels, weights: floats(bytes, ref.weights), bias: ref.bias.map { floats(bytes, $0) })
+            let op = own.ops[ref.op], per = op.kind.weightsPerChannel
+            // A few MiB at a time, so a mapped bundle's pages can go as soon as they are packed.
+            let step = max(1, shardFrameLimit / max(4 * per, 1))
+            var first = 0
+            while first < ref.channels {
+                let channels = first..<min(ref.channels, first + step)
+                engine.load(op, channels: channels, weights: floats(bytes, ref.weights) + first * per, bias: ref.bias.map { floats(bytes, $0) + first })
+                release(bytes, from: ref.weights + 4 * first * per, count: 4 * channels.count * per)
+                first = channels.upperBound
+            }
+            if let bias = ref.bias { release(bytes, from: bias, count: 4 * ref.channels) }
         }
         // Weight shards, whole channels per message, each frame built in the leader's
         // activation region (free until serving) and small enough for the board's.
         let stagingBytes = 4 * own.activationFloats
         for d in workers {
             let frameBytes = min(stagingBytes, 4 * programs[d].activationFloats, max(shardFrameLimit, 4 * largestChannel(programs[d])))
-            for ref in shards[d] { try sendShard(ref, to: d, program: programs[d], bytes: bytes, engine: engine, frameBytes: frameBytes) }
+            for ref in shards[d] {
+                try sendShard(ref, to: d, program: programs[d], bytes: bytes, engine: engine, frameBytes: frameBytes)
+            }
             try outboxes[d]!.sendFrame(.ready, requestID: UInt64(d))
         }
         try collectReadies()
@@ -125,6 +141,11 @@ public final class Leader {
 
     /// The biggest single-channel shard frame of a program: frames never split a channel.
     func largestChannel(_ p: BoardProgram) -> Int { p.ops.reduce(0) { max($0, BoardLayout.stagingFloats($1.kind)) } }
+
+    /// Drops pages of a mapped bundle once their floats are sent or packed.
+    func release(_ bytes: UnsafeRawBufferPointer, from offset: Int, count: Int) {
+        if releasesShards { iop_release_mapped(bytes.baseAddress! + offset, count) }
+    }
 
     /// Shard floats inside the bundle (4-byte aligned there).
     func floats(_ bytes: UnsafeRawBufferPointer, _ offset: Int) -> UnsafePointer<Float> {
@@ -150,8 +171,10 @@ public final class Leader {
             let n: Int
             do throws(WireError) { n = try Wire.seal(kind: .weightShard, requestID: UInt64(d), payloadLength: payloadLength, in: frame) } catch { throw .wire(error) }
             do throws(NetError) { try outboxes[d]!.send(UnsafeRawBufferPointer(rebasing: frame[0..<n])) } catch { throw .net(error) }
+            release(bytes, from: ref.weights + 4 * first * kind.weightsPerChannel, count: 4 * weights)
             first += count
         }
+        if let bias = ref.bias { release(bytes, from: bias, count: 4 * ref.channels) }
     }
 
     /// Every worker's answer, ready (with its arena bytes) or refuse; all are

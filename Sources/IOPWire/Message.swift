@@ -65,8 +65,9 @@ public enum WireError: Error, Equatable, Sendable {
 /// Adler-32 (RFC 1950): cheap enough for activation payloads, no tables. It
 /// catches every 1- and 2-bit error in short payloads, not every 3-bit one;
 /// it guards against corrupted or foreign frames on top of TCP's own checksum.
-public func adler32(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
-    var a: UInt32 = 1, b: UInt32 = 0
+/// `continuing` is the checksum of the bytes before these, for data checked a piece at a time.
+public func adler32(_ bytes: UnsafeRawBufferPointer, continuing previous: UInt32 = 1) -> UInt32 {
+    var a: UInt32 = previous & 0xffff, b: UInt32 = previous >> 16
     var i = 0
     let n = bytes.count
     while i < n {

@@ -86,7 +86,7 @@ func leaderSession(_ options: Options, context: Context) -> String? {
     options.checkKnown(["bundle", "listen", "requests", "threads", "timeout-ms"])
     let path = options.required("bundle")
     // Mapped, not read: shards go from the page cache to the workers and into the leader's arena,
-    // and the mapping is dropped once every board is loaded, leaving the arena as the leader's memory.
+    // each shard's pages are dropped once it is loaded, and the mapping once every board is ready.
     var length = 0
     guard let mapped = iop_map_file(path, &length) else {
         fail(path + ": cannot read the bundle file (" + String(cString: iop_last_error()) + ")")
@@ -94,7 +94,7 @@ func leaderSession(_ options: Options, context: Context) -> String? {
     var bytes: UnsafeRawBufferPointer? = UnsafeRawBufferPointer(start: mapped, count: length)
     defer { if let b = bytes { iop_unmap_file(b.baseAddress, b.count) } }
     var decoded: Result<Bundle, WireError> = .failure(.malformedPayload)
-    do throws(WireError) { decoded = .success(try Bundle.decode(bytes!)) } catch { decoded = .failure(error) }
+    do throws(WireError) { decoded = .success(try Bundle.decode(bytes!, releasingPages: true)) } catch { decoded = .failure(error) }
     let bundle: Bundle
     switch decoded {
     case .success(let b): bundle = b
@@ -107,7 +107,7 @@ func leaderSession(_ options: Options, context: Context) -> String? {
         notifier.send("STATUS=waiting for " + String(bundle.boards.count - 1) + " workers")
         let leader = try Leader(context: context, listen: options.required("listen"), bundle: bundle, timeoutMs: timeout)
         announce("listening " + leader.endpoint)
-        try leader.start(threads: threads, bundleBytes: bytes!)
+        try leader.start(threads: threads, bundleBytes: bytes!, bundleIsMapped: true)
         iop_unmap_file(bytes!.baseAddress, bytes!.count)
         bytes = nil
         let requests: Socket

@@ -33,6 +33,9 @@ int iop_datagram_send(const char *path, const void *bytes, size_t length);
 /// NULL with errno set on failure; *length receives the file's size.
 const void *iop_map_file(const char *path, size_t *length);
 void iop_unmap_file(const void *bytes, size_t length);
+/// Drops the whole pages inside [start, start + length) of a read-only file
+/// mapping from memory (they would be read from the file again if touched).
+void iop_release_mapped(const void *start, size_t length);
 /// strerror(errno), for messages that name why a system call failed.
 const char *iop_last_error(void);
 
