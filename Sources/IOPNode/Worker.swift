@@ -23,6 +23,8 @@ public final class Worker {
     /// Bytes of the one arena, once allocated.
     public private(set) var arenaBytes = 0
     public private(set) var inferencesServed = 0
+    /// The arena bytes its program needed, when it refused the program (0 otherwise).
+    public private(set) var refusedBytes = 0
     /// Time the last activation took on this board, receive to send.
     public private(set) var lastStepNs: UInt64 = 0
     /// Told when the arena is allocated and serving begins, and asked between messages whether to go on.
@@ -129,6 +131,7 @@ public final class Worker {
             try outbox.sendFrame(.refuse, requestID: board, payload: Array(payload[0..<n]))
             // The refusal is this board's last word: give it time to arrive after the socket closes.
             try? outbox.setLinger(2000)
+            refusedBytes = needed
             return
         }
         // Activations are received into and sent from the arena: a header must fit before each step's input and output.

@@ -22,12 +22,14 @@ func stopRequested(_ notifier: ServiceNotifier) -> Bool {
 }
 
 func runWorker(_ options: Options, context: Context) {
-    workerSession(options, context: context)
+    let failure = workerSession(options, context: context)
     // Every socket is closed by now: let the last message (a refusal) reach the leader before exiting.
     context.terminate()
+    if let failure { fail(failure) }
 }
 
-func workerSession(_ options: Options, context: Context) {
+/// Registers, serves, and with --rejoin registers again; the failure to report, if any.
+func workerSession(_ options: Options, context: Context) -> String? {
     options.checkKnown(["name", "listen", "leader", "memory-budget", "threads", "rejoin"])
     let name = options.required("name")
     let budgetText = options.required("memory-budget")
@@ -64,12 +66,18 @@ func workerSession(_ options: Options, context: Context) {
             notifier.send("STATUS=failed: " + error.message)
             fail("worker " + name + ": " + error.message)
         }
+        if worker.refusedBytes > 0 {
+            // Registering again would be refused again: the bundle or the budget has to change.
+            let why = "refused its program: it needs " + String(worker.refusedBytes) + " bytes, the budget is " + String(budget)
+            notifier.send("STATUS=" + why)
+            return "worker " + name + " " + why
+        }
         if iop_stop_signal() != 0 {
             Log.info("worker " + name + " stopped after " + String(worker.inferencesServed) + " steps")
-            return
+            return nil
         }
         Log.info("worker " + name + " released its arena after " + String(worker.inferencesServed) + " steps (leader shut down)")
-        guard rejoin else { return }
+        guard rejoin else { return nil }
         notifier.send("STATUS=registering again with " + options.required("leader"))
     }
 }
