@@ -61,7 +61,7 @@ struct PlanCommand: ParsableCommand {
             }
             print(String(format: "modelled latency %.2f ms", plan.modeledLatencyMs))
             for (i, d) in c.devices.enumerated() {
-                print("  \(pad(d.name, 12)) peak \(pad(formatBytes(plan.peakMemoryBytes[i]), 11)) of \(pad(formatBytes(d.memoryBudgetBytes), 10))"
+                print("  \(pad(d.name, 12)) arena \(pad(formatBytes(plan.peakMemoryBytes[i]), 11)) of \(pad(formatBytes(d.memoryBudgetBytes), 10))"
                       + " sends \(formatBytes(plan.bytesSentPerInference[i])) in \(plan.messagesPerInference[i]) messages")
             }
         }
