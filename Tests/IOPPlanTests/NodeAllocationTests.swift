@@ -12,6 +12,8 @@ import Testing
 /// nothing. libzmq does: `zmq_send` copies each message of more than 33 bytes
 /// into one buffer it mallocs (and the receiver frees), so the bound is one
 /// allocation per message sent, and the test shows the counter sees them.
+/// (`zmq_send_const` would not copy, but libzmq then reads the arena later from
+/// its I/O thread, after a stop signal may already have freed it.)
 @Suite(.serialized) struct NodeAllocationTests {
     @Test func steadyStateInferenceAllocatesOnlyLibzmqsMessageBuffers() throws {
         let net = try Zoo.make("alexnet", inputSize: 67)
