@@ -99,3 +99,8 @@ void iop_release_mapped(const void *start, size_t length) {
 }
 
 const char *iop_last_error(void) { return strerror(errno); }
+
+int iop_is_directory(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}

@@ -2,10 +2,11 @@ import CIOPSystem
 
 let usage = """
 usage: iop-node worker --name NAME --listen ENDPOINT --leader ENDPOINT --memory-budget SIZE [--threads N] [--rejoin]
-       iop-node leader --bundle FILE --listen ENDPOINT --requests ENDPOINT [--threads N] [--timeout-ms MS]
+       iop-node leader --bundle PATH --listen ENDPOINT --requests ENDPOINT [--threads N] [--timeout-ms MS]
 Every flag may come from the environment instead: --memory-budget from IOP_MEMORY_BUDGET, and so on
 (IOP_NAME, IOP_LISTEN, IOP_LEADER, IOP_THREADS, IOP_REJOIN=1, IOP_BUNDLE, IOP_REQUESTS, IOP_TIMEOUT_MS),
 as systemd's EnvironmentFile= provides. Flags win over the environment.
+PATH is the directory `iop compile --out` wrote, or the bundle.iop in it.
 Endpoints look like tcp://HOST:PORT (port * picks a free one). Sizes: 512MiB, 1.5GiB, 300MB, ...
 A worker with --rejoin registers again after its leader shuts down, as a board under systemd does.
 Under systemd (NOTIFY_SOCKET set) the agent reports READY=1 once its arena is allocated and its

@@ -92,7 +92,9 @@ func runLeader(_ options: Options, context: Context) {
 /// Runs the leader until it stops; the failure to report, if any.
 func leaderSession(_ options: Options, context: Context) -> String? {
     options.checkKnown(["bundle", "listen", "requests", "threads", "timeout-ms"])
-    let path = options.required("bundle")
+    // The directory `iop compile --out` wrote, or its bundle.iop.
+    let given = options.required("bundle")
+    let path = iop_is_directory(given) != 0 ? given + "/bundle.iop" : given
     // Mapped, not read: shards go from the page cache to the workers and into the leader's arena,
     // each shard's pages are dropped once it is loaded, and the mapping once every board is ready.
     var length = 0

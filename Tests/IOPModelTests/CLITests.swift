@@ -212,7 +212,8 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
     try #require(compiled.status == 0, "\(compiled.stderr)")
     let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/manifest.json"))) as! [String: Any]
     let planned = try #require((manifest["boards"] as? [[String: Any]])?.first { $0["name"] as? String == "pi3-a" }?["planned_peak_bytes"] as? Int)
-    let leader = try NodeProcess(["leader", "--bundle", dir + "/bundle.iop", "--listen", "tcp://127.0.0.1:*",
+    // The directory `iop compile` wrote names the bundle as well as its bundle.iop does.
+    let leader = try NodeProcess(["leader", "--bundle", dir, "--listen", "tcp://127.0.0.1:*",
                                   "--requests", "tcp://127.0.0.1:*", "--timeout-ms", "20000"], environment: [:])
     let endpoint = try #require(leader.waitLine(prefix: "listening ", seconds: 20), "\(leader.stderr)")
     let workers = try [("pi4-b", "512MiB"), ("pi3-a", "1MiB"), ("pi3-b", "512MiB")].map { name, budget in

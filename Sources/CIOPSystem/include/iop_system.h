@@ -36,6 +36,8 @@ void iop_unmap_file(const void *bytes, size_t length);
 /// Drops the whole pages inside [start, start + length) of a read-only file
 /// mapping from memory (they would be read from the file again if touched).
 void iop_release_mapped(const void *start, size_t length);
+/// Whether `path` names a directory.
+int iop_is_directory(const char *path);
 /// strerror(errno), for messages that name why a system call failed.
 const char *iop_last_error(void);
 
