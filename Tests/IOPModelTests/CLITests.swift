@@ -375,3 +375,36 @@ func procStat(_ pid: Int32) -> [Substring]? {
         #expect(d.stderr.contains("was compiled for boards node0, node1, node2, node3") && d.stderr.contains("recompile it with `iop compile --cluster"), "\(d.stderr)")
     }
 }
+
+/// `iop request` against a running leader: the cluster's answer is single-board
+/// inference's (`iop infer` on the same input), and `--repeat --json` reports the latencies.
+@Test func requestsToARunningLeaderAnswerAsOneBoardWould() throws {
+    let dir = temporaryPath("request-bundle")
+    let compiled = try runIOP(["compile", "--model", "lenet5", "--nodes", "2", "--planner", "oc", "--out", dir])
+    try #require(compiled.status == 0, "\(compiled.stderr)")
+    var rng = SplitMix64(seed: 9)
+    let input = temporaryPath("request-x.npy")
+    try NPY.write(NPY.Array(shape: [1, 1, 32, 32], values: (0..<1024).map { _ in Float(rng.nextUnit() * 2 - 1) }), path: input)
+    let leader = try NodeProcess(["leader", "--bundle", dir, "--listen", "tcp://127.0.0.1:*", "--requests", "tcp://127.0.0.1:*",
+                                  "--timeout-ms", "20000"], environment: [:])
+    let endpoint = try #require(leader.waitLine(prefix: "listening ", seconds: 20), "\(leader.stderr)")
+    let worker = try NodeProcess(["worker", "--name", "node1", "--listen", "tcp://127.0.0.1:*", "--leader", endpoint,
+                                  "--memory-budget", "64MiB"], environment: [:])
+    let requests = try #require(leader.waitLine(prefix: "ready ", seconds: 20), "\(leader.stderr)")
+
+    let out = temporaryPath("request-y.npy"), reference = temporaryPath("request-ref.npy")
+    let r = try runIOP(["request", "--leader", requests, "--input", input, "--output", out, "--repeat", "3", "--json"])
+    #expect(r.status == 0, "\(r.stderr)")
+    let obj = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any] ?? [:]
+    #expect(obj["requests"] as? Int == 3 && obj["outputs"] as? Int == 10, "\(r.stdout)")
+    #expect((obj["p50_ms"] as? Double ?? 0) > 0 && (obj["p99_ms"] as? Double ?? 0) >= (obj["p50_ms"] as? Double ?? 1))
+    let single = try runIOP(["infer", "--model", "lenet5", "--input", input, "--output", reference])
+    #expect(single.status == 0, "\(single.stderr)")
+    let err = scaledError(try NPY.read(path: out).values, try NPY.read(path: reference).values)
+    #expect(err <= 1e-4, "scaled error \(err)")
+    #expect(try runIOP(["request", "--leader", requests, "--input", input, "--repeat", "0"]).stderr.contains("--repeat must be at least 1"))
+
+    kill(leader.process.processIdentifier, SIGTERM)
+    #expect(leader.exitStatus(within: 15) == 0, "\(leader.stderr)")
+    #expect(worker.exitStatus(within: 15) == 0, "\(worker.stderr)")
+}
