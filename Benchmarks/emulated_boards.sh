@@ -69,8 +69,10 @@ for i in $(seq 0 $((boards - 1))); do
     ip -n "$ns" link set "v$i" up
     ip -n iop-sw link set "s$i" master br0
     ip -n iop-sw link set "s$i" up
-    tc -n "$ns" qdisc add dev "v$i" root tbf rate "${rate}mbit" burst 64kb latency 500ms
-    tc -n iop-sw qdisc add dev "s$i" root tbf rate "${rate}mbit" burst 64kb latency 500ms
+    # The bucket holds 10 ms of traffic: a smaller one caps the rate below --rate-mbit (one refill per timer tick).
+    burst=$(( rate * 1250 > 65536 ? rate * 1250 : 65536 ))
+    tc -n "$ns" qdisc add dev "v$i" root tbf rate "${rate}mbit" burst "$burst" latency 500ms
+    tc -n iop-sw qdisc add dev "s$i" root tbf rate "${rate}mbit" burst "$burst" latency 500ms
     mkdir -p "/sys/fs/cgroup/cpu/$ns" "/sys/fs/cgroup/memory/$ns"
     # A 25 ms period: short enough that a step is slowed evenly, not run at full speed and then parked.
     echo 25000 > "/sys/fs/cgroup/cpu/$ns/cpu.cfs_period_us"
