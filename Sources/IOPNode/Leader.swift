@@ -231,7 +231,8 @@ public final class Leader {
             }
             // The leader's own part, while the others compute.
             let assembled = engine.floats(at: seg.assembled)
-            assembled.update(repeating: 0, count: seg.assembledCount)
+            // Placed parts cover the whole tensor; only partial sums add onto it.
+            if seg.sumsPartials { assembled.update(repeating: 0, count: seg.assembledCount) }
             if let own = seg.own {
                 let step = program.steps[own.step]
                 if own.input != .all { _ = own.input.select(from: current, count: seg.inputCount, into: engine.floats(at: step.input)) }
