@@ -63,16 +63,14 @@ public struct LeaderSegment: Equatable, Sendable {
     public var sendPayload: Int, receivePayload: Int
     public var remote: [RemotePart]
     /// The leader's own part: its step in the leader's program, and where it reads and writes.
-    public var own: (step: Int, input: BoardPart.Input, output: BoardPart.Output)?
+    public struct OwnPart: Equatable, Sendable {
+        public var step: Int
+        public var input: BoardPart.Input
+        public var output: BoardPart.Output
+    }
+    public var own: OwnPart?
     /// The reduction's step in the leader's program (its output is `current` unless it only works in place).
     public var reduce: Int?
-
-    public static func == (a: LeaderSegment, b: LeaderSegment) -> Bool {
-        a.inputCount == b.inputCount && a.outputCount == b.outputCount && a.assembledCount == b.assembledCount
-            && a.sumsPartials == b.sumsPartials && a.current == b.current && a.assembled == b.assembled
-            && a.sendPayload == b.sendPayload && a.receivePayload == b.receivePayload && a.remote == b.remote
-            && a.own?.step == b.own?.step && a.own?.input == b.own?.input && a.own?.output == b.own?.output && a.reduce == b.reduce
-    }
 
     /// Elements of the largest part the leader sends and receives.
     public var largestRemoteInput: Int { remote.reduce(0) { max($0, $1.inputCount) } }
@@ -128,7 +126,7 @@ public enum BoardLayout {
             let chain = layout.chain(kinds, input: part.input == .all ? current : nil)
             steps.append(ProgramStep(segment: segment, ops: chain.ops, input: chain.input, inputCount: kinds[0].inputCount,
                                      output: chain.output, outputCount: kinds[kinds.count - 1].outputCount))
-            placed.own = (steps.count - 1, part.input, part.output)
+            placed.own = LeaderSegment.OwnPart(step: steps.count - 1, input: part.input, output: part.output)
         }
         let ownEnd = layout.cursor
         layout.cursor = mark

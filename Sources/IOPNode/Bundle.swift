@@ -120,7 +120,7 @@ public struct Bundle {
                                   current: try int(&r), assembled: try int(&r), sendPayload: try int(&r), receivePayload: try int(&r),
                                   remote: [], own: nil, reduce: nil)
             let own = try int(&r)
-            if own > 0 { s.own = (own - 1, try input(&r), try output(&r)) }
+            if own > 0 { s.own = .init(step: own - 1, input: try input(&r), output: try output(&r)) }
             let reduce = try int(&r)
             if reduce > 0 { s.reduce = reduce - 1 }
             let remoteCount = try int(&r)
