@@ -89,10 +89,12 @@ public enum BoardLayout {
 
     /// A worker's step: the part's chain with room for a message header before
     /// each buffer, so activations are received into and sent from the arena.
-    static func placeWorker(_ part: BoardPart, segment: Int, into layout: inout ArenaLayout) -> ProgramStep {
+    /// `sources` gets the layer each placed op comes from (its weights become the op's shard).
+    static func placeWorker(_ part: BoardPart, segment: Int, into layout: inout ArenaLayout, sources: inout [Layer]) -> ProgramStep {
         layout.beginStep()
         let kinds = part.layers.map { $0.kind }
         let placed = layout.chain(kinds, framed: true)
+        sources += part.layers
         for k in kinds where k.parameterChannels > 0 { layout.require(stagingFloats(k)) }
         return ProgramStep(segment: segment, ops: placed.ops, input: placed.input, inputCount: kinds[0].inputCount,
                            output: placed.output, outputCount: kinds[kinds.count - 1].outputCount)
@@ -102,7 +104,7 @@ public enum BoardLayout {
     /// to the next), the assembled result, the two frames, its own part, and
     /// the reduction laid over the own part's buffers (which are dead by then).
     static func placeLeader(_ seg: SegmentProgram, segment: Int, leader: Int, into layout: inout ArenaLayout,
-                            steps: inout [ProgramStep]) -> LeaderSegment {
+                            steps: inout [ProgramStep], sources: inout [Layer]) -> LeaderSegment {
         layout.beginStep()
         let current = layout.reserve(max(seg.inputCount, seg.outputCount))
         let assembled = layout.reserve(seg.assembledCount)
@@ -124,6 +126,7 @@ public enum BoardLayout {
         if let part = seg.parts.first(where: { $0.board == leader }) {
             let kinds = part.layers.map { $0.kind }
             let chain = layout.chain(kinds, input: part.input == .all ? current : nil)
+            sources += part.layers
             steps.append(ProgramStep(segment: segment, ops: chain.ops, input: chain.input, inputCount: kinds[0].inputCount,
                                      output: chain.output, outputCount: kinds[kinds.count - 1].outputCount))
             placed.own = LeaderSegment.OwnPart(step: steps.count - 1, input: part.input, output: part.output)
@@ -132,6 +135,7 @@ public enum BoardLayout {
         layout.cursor = mark
         if !seg.reduceLayers.isEmpty {
             let chain = layout.chain(seg.reduceLayers.map { $0.kind }, input: assembled, output: current)
+            sources += seg.reduceLayers
             steps.append(ProgramStep(segment: segment, ops: chain.ops, input: assembled, inputCount: seg.assembledCount,
                                      output: chain.output, outputCount: seg.outputCount))
             placed.reduce = steps.count - 1
@@ -145,30 +149,36 @@ public enum BoardLayout {
     /// largest of the second over all segments).
     public static func footprint(_ seg: SegmentProgram, board: Int, leader: Int) -> (parameterBytes: Int, activationBytes: Int) {
         var layout = ArenaLayout()
+        var sources: [Layer] = []
         if board == leader {
             var steps: [ProgramStep] = []
-            _ = placeLeader(seg, segment: 0, leader: leader, into: &layout, steps: &steps)
+            _ = placeLeader(seg, segment: 0, leader: leader, into: &layout, steps: &steps, sources: &sources)
         } else if let part = seg.parts.first(where: { $0.board == board }) {
-            _ = placeWorker(part, segment: 0, into: &layout)
+            _ = placeWorker(part, segment: 0, into: &layout, sources: &sources)
         }
         return (layout.parameterFloats * 4, layout.activationFloats * 4)
     }
 
-    /// Every board's program and the leader's schedule for a plan's segments.
-    public static func compile(_ segments: [SegmentProgram], boards: Int, leader: Int) -> (programs: [BoardProgram], schedule: [LeaderSegment]) {
+    /// Every board's program and the leader's schedule for a plan's segments,
+    /// and for every board the layer each of its ops comes from (`sources[d][op]`).
+    public static func compile(_ segments: [SegmentProgram], boards: Int, leader: Int)
+        -> (programs: [BoardProgram], schedule: [LeaderSegment], sources: [[Layer]])
+    {
         var layouts = [ArenaLayout](repeating: ArenaLayout(), count: boards)
         var steps = [[ProgramStep]](repeating: [], count: boards)
+        var sources = [[Layer]](repeating: [], count: boards)
         var schedule: [LeaderSegment] = []
         for (k, seg) in segments.enumerated() {
             for part in seg.parts where part.board != leader {
-                steps[part.board].append(placeWorker(part, segment: k, into: &layouts[part.board]))
+                steps[part.board].append(placeWorker(part, segment: k, into: &layouts[part.board], sources: &sources[part.board]))
             }
-            schedule.append(placeLeader(seg, segment: k, leader: leader, into: &layouts[leader], steps: &steps[leader]))
+            schedule.append(placeLeader(seg, segment: k, leader: leader, into: &layouts[leader], steps: &steps[leader], sources: &sources[leader]))
         }
         let programs = (0..<boards).map { d -> BoardProgram in
             let (ops, floats) = layouts[d].finish()
+            precondition(ops.count == sources[d].count, "one source layer per op")
             return BoardProgram(arenaFloats: floats, activationFloats: layouts[d].activationFloats, ops: ops, steps: steps[d])
         }
-        return (programs, schedule)
+        return (programs, schedule, sources)
     }
 }

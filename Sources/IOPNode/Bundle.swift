@@ -34,7 +34,7 @@ public struct Bundle {
 
     /// Lays out every board's arena for `segments` and writes the bundle.
     public static func encode(boards: [BoardEntry], leaderIndex: Int, segments: [SegmentProgram]) -> [UInt8] {
-        let (programs, schedule) = BoardLayout.compile(segments, boards: boards.count, leader: leaderIndex)
+        let (programs, schedule, sources) = BoardLayout.compile(segments, boards: boards.count, leader: leaderIndex)
         var body = ByteWriter()
         body.u32(boards.count)
         for b in boards { body.string(b.name); body.string(b.endpoint); body.u64(b.budgetBytes) }
@@ -54,17 +54,8 @@ public struct Bundle {
             body.u32(bytes.count); body.bytes += bytes
         }
         while (headerSize + body.bytes.count) % 4 != 0 { body.u8(0) }
-        // Each board's layers in the order of its program's steps, so step ops and layers pair up.
-        for (d, p) in programs.enumerated() {
-            var layers: [[Layer]] = []
-            for seg in segments {
-                for part in seg.parts where part.board == d { layers.append(part.layers) }
-                if d == leaderIndex && !seg.reduceLayers.isEmpty { layers.append(seg.reduceLayers) }
-            }
-            var records: [(op: Int, layer: Layer)] = []
-            for (step, stepLayers) in zip(p.steps, layers) {
-                for (op, layer) in zip(step.ops, stepLayers) where layer.kind.parameterChannels > 0 { records.append((op, layer)) }
-            }
+        for layers in sources {
+            let records = layers.enumerated().filter { $0.element.kind.parameterChannels > 0 }
             body.u32(records.count)
             for (op, layer) in records {
                 body.u32(op); body.u32(layer.kind.parameterChannels); body.u32(layer.bias.isEmpty ? 0 : 1)
