@@ -182,39 +182,38 @@ public struct Bundle {
         return true
     }
 
+    /// A part's input or output on disk: tag 0 whole, 1 elements, 2 rows, 3 partial sum (outputs only).
     static func input(_ r: inout PayloadReader) throws(WireError) -> BoardPart.Input {
-        switch try region(&r) {
-        case .whole: return .all
-        case .elements(let e): return .elements(e)
-        case .rows(let rows, let c, let h, let w): return .rows(rows, channels: c, height: h, width: w)
-        case .partialSum: throw .malformedPayload
+        switch try r.read(UInt8.self) {
+        case 0: return .all
+        case 1: return .elements(try range(&r))
+        case 2: let (rows, c, h, w) = try rowBand(&r); return .rows(rows, channels: c, height: h, width: w)
+        default: throw .malformedPayload
         }
     }
 
     static func output(_ r: inout PayloadReader) throws(WireError) -> BoardPart.Output {
-        switch try region(&r) {
-        case .whole: return .all
-        case .elements(let e): return .elements(e)
-        case .rows(let rows, let c, let h, let w): return .rows(rows, channels: c, height: h, width: w)
-        case .partialSum: return .partialSum
+        switch try r.read(UInt8.self) {
+        case 0: return .all
+        case 1: return .elements(try range(&r))
+        case 2: let (rows, c, h, w) = try rowBand(&r); return .rows(rows, channels: c, height: h, width: w)
+        case 3: return .partialSum
+        default: throw .malformedPayload
         }
     }
 
-    /// The on-disk form of a part's input or output: tag 0 whole, 1 elements, 2 rows, 3 partial sum.
-    enum Region { case whole, elements(Range<Int>), rows(Range<Int>, Int, Int, Int), partialSum }
-
-    static func region(_ r: inout PayloadReader) throws(WireError) -> Region {
-        let tag = try r.read(UInt8.self)
-        if tag == 0 { return .whole }
-        if tag == 3 { return .partialSum }
-        guard tag == 1 || tag == 2 else { throw .malformedPayload }
+    static func range(_ r: inout PayloadReader) throws(WireError) -> Range<Int> {
         let lo = Int(try r.read(UInt32.self)), hi = Int(try r.read(UInt32.self))
         guard lo <= hi else { throw .malformedPayload }
-        if tag == 1 { return .elements(lo..<hi) }
+        return lo..<hi
+    }
+
+    static func rowBand(_ r: inout PayloadReader) throws(WireError) -> (Range<Int>, Int, Int, Int) {
+        let rows = try range(&r)
         let c = Int(try r.read(UInt32.self)), h = Int(try r.read(UInt32.self)), w = Int(try r.read(UInt32.self))
         // Bounded so channels x height x width cannot overflow.
         guard c <= 1 << 20, h <= 1 << 20, w <= 1 << 20 else { throw .malformedPayload }
-        return .rows(lo..<hi, c, h, w)
+        return (rows, c, h, w)
     }
 }
 
