@@ -52,7 +52,7 @@ public final class Leader {
             for i in boards.indices {
                 if i == leaderIndex { sockets.append(nil); continue }
                 let s = try Socket(context, .push)
-                try s.setHighWaterMark(shardQueue)
+                try s.setHighWaterMark(ShardCodec.queueLength)
                 try s.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs)
                 sockets.append(s)
             }
@@ -116,7 +116,7 @@ public final class Leader {
         for ref in shards[leaderIndex] {
             let op = own.ops[ref.op], per = op.kind.weightsPerChannel
             // A few MiB at a time, so a mapped bundle's pages can go as soon as they are packed.
-            let step = max(1, shardFrameLimit / max(4 * per, 1))
+            let step = max(1, ShardCodec.frameLimit / max(4 * per, 1))
             var first = 0
             while first < ref.channels {
                 let channels = first..<min(ref.channels, first + step)
@@ -130,7 +130,7 @@ public final class Leader {
         // activation region (free until serving) and small enough for the board's.
         let stagingBytes = 4 * own.activationFloats
         for d in workers {
-            let frameBytes = min(stagingBytes, 4 * programs[d].activationFloats, max(shardFrameLimit, 4 * largestChannel(programs[d])))
+            let frameBytes = min(stagingBytes, 4 * programs[d].activationFloats, max(ShardCodec.frameLimit, 4 * largestChannel(programs[d])))
             for ref in shards[d] {
                 try sendShard(ref, to: d, program: programs[d], bytes: bytes, engine: engine, frameBytes: frameBytes)
             }

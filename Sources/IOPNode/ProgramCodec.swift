@@ -111,6 +111,11 @@ public enum ProgramCodec {
 ///     f32 weights[count x kind.weightsPerChannel], f32 bias[count] (if flagged)
 public enum ShardCodec {
     public static let headerSize = 16
+    /// Shard messages are at most this big (or the smaller board's activation region)...
+    public static let frameLimit = 1 << 20
+    /// ...and at most this many wait in a socket queue at either end, so loading a
+    /// board costs its arena plus a few MiB of queued messages, not a second copy of its weights.
+    public static let queueLength: Int32 = 8
 
     public struct Header: Equatable, Sendable {
         public var op: Int, first: Int, count: Int, hasBias: Bool

@@ -3,12 +3,6 @@ import IOPCore
 import IOPNet
 import IOPWire
 
-/// Weight-shard messages are at most this big (or the board's activation region, if smaller)...
-public let shardFrameLimit = 1 << 20
-/// ...and at most this many wait in a socket queue at either end, so loading a
-/// board costs its arena plus a few MiB of queued messages, not a second copy of its weights.
-public let shardQueue: Int32 = 8
-
 /// A board that is not the leader: registers, receives its program, checks it
 /// against its memory budget, allocates its one arena, packs the weight shards
 /// into it, then answers each activation with its result.
@@ -45,8 +39,8 @@ public final class Worker {
             // Nothing larger than the whole budget can be a valid message for this board.
             try inbox.setMaxMessageSize(budgetBytes)
             // Serving, a board has one activation in flight. Loading, this bounds the weight
-            // shards libzmq queues beside the arena to `shardQueue` messages of at most `shardFrameLimit`.
-            try inbox.setHighWaterMark(shardQueue)
+            // shards libzmq queues beside the arena to `ShardCodec.queueLength` messages of at most `ShardCodec.frameLimit`.
+            try inbox.setHighWaterMark(ShardCodec.queueLength)
             try inbox.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs)
             try inbox.bind(listen)
             endpoint = try inbox.boundEndpoint()
