@@ -23,18 +23,23 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
-        // Board runtime: libc only, Embedded-Swift compatible (scripts/check-embedded).
+        // Board runtime: libc and libzmq only, Embedded-Swift compatible (scripts/check-embedded).
+        // The pipeline reads model -> plan -> program -> node -> core; host tools never reach the board's sockets
+        // except through iop's own commands (docs/architecture.md).
         .target(name: "CIOPThreads", cSettings: [.unsafeFlags(["-O2"])]),
         .target(name: "CIOPSystem"),
         .target(name: "IOPCore", dependencies: ["CIOPThreads"], swiftSettings: nativeCPU),
         .target(name: "IOPWire"),
         .systemLibrary(name: "CZMQ", path: "Sources/CZMQ"),
         .target(name: "IOPNet", dependencies: ["CZMQ"]),
-        .target(name: "IOPNode", dependencies: ["IOPCore", "IOPWire", "IOPNet", "CIOPSystem"], swiftSettings: nativeCPU),
+        .target(name: "IOPProgram", dependencies: ["IOPCore", "IOPWire", "CIOPSystem"]),
+        .target(
+            name: "IOPNode", dependencies: ["IOPProgram", "IOPCore", "IOPWire", "IOPNet", "CIOPSystem"],
+            swiftSettings: nativeCPU),
         .target(name: "IOPService", dependencies: ["CIOPSystem"]),
-
         .executableTarget(
-            name: "iop-node", dependencies: ["IOPNode", "IOPService", "IOPNet", "IOPWire", "IOPCore", "CIOPSystem"],
+            name: "iop-node",
+            dependencies: ["IOPNode", "IOPProgram", "IOPService", "IOPNet", "IOPWire", "IOPCore", "CIOPSystem"],
             swiftSettings: nativeCPU),
 
         // Host tools.
@@ -43,27 +48,44 @@ let package = Package(
             dependencies: ["IOPCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["ONNX/onnx-subset.proto"],
             swiftSettings: nativeCPU),
-        .target(name: "IOPPlan", dependencies: ["IOPModel", "IOPCore", "IOPNode"], swiftSettings: nativeCPU),
+        .target(name: "IOPPlan", dependencies: ["IOPModel", "IOPCore", "IOPProgram"], swiftSettings: nativeCPU),
         .executableTarget(
             name: "iop",
-            dependencies: ["IOPModel", "IOPCore", "IOPPlan", "IOPNode", "IOPNet", "IOPWire", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "IOPModel", "IOPCore", "IOPPlan", "IOPProgram", "IOPNode", "IOPNet", "IOPWire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: nativeCPU),
 
-        // Tests.
+        // Tests: one target per module with logic, beside what it tests.
         .target(name: "CAllocCounter", path: "Tests/CAllocCounter"),
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", path: "Tests/TestSupport", exclude: ["Fixtures/make_fixtures.py"],
+                resources: [.copy("Fixtures")]),
+        .target(name: "PlanTestSupport", dependencies: ["IOPPlan", "IOPModel"], path: "Tests/PlanTestSupport"),
         .testTarget(
             name: "IOPCoreTests",
-            dependencies: ["IOPCore", "CAllocCounter", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based")],
+            dependencies: [
+                "IOPCore", "CAllocCounter", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
             swiftSettings: nativeCPU),
-        .testTarget(name: "IOPWireTests", dependencies: ["IOPWire", "IOPNet"]),
+        .testTarget(name: "IOPWireTests", dependencies: ["IOPWire"]),
+        .testTarget(name: "IOPNetTests", dependencies: ["IOPNet", "IOPWire"]),
+        .testTarget(
+            name: "IOPProgramTests",
+            dependencies: ["IOPProgram", "IOPPlan", "IOPModel", "IOPCore", "IOPWire", "TestSupport", "PlanTestSupport"]),
+        .testTarget(
+            name: "IOPNodeTests",
+            dependencies: [
+                "IOPNode", "IOPProgram", "IOPPlan", "IOPModel", "IOPCore", "IOPNet", "IOPWire", "TestSupport",
+                "PlanTestSupport", "CAllocCounter",
+            ]),
         .testTarget(
             name: "IOPPlanTests",
-            dependencies: ["IOPPlan", "IOPModel", "IOPCore", "IOPNode", "IOPNet", "IOPWire", "TestSupport", "CAllocCounter"]),
+            dependencies: ["IOPPlan", "IOPProgram", "IOPModel", "IOPCore", "TestSupport", "PlanTestSupport"]),
         .testTarget(
-            name: "IOPModelTests",
-            dependencies: ["IOPModel", "IOPCore", "iop", "iop-node", "TestSupport"],
-            resources: [.copy("Fixtures")],
+            name: "IOPModelTests", dependencies: ["IOPModel", "IOPCore", "TestSupport"], swiftSettings: nativeCPU),
+        .testTarget(
+            name: "iopTests", dependencies: ["iop", "iop-node", "IOPModel", "IOPCore", "TestSupport"],
             swiftSettings: nativeCPU),
     ]
 )

@@ -11,8 +11,8 @@ A node loading its weight shards should peak near its arena plus the runtime,
 not near twice its arena. Needs `swift build -c release` first.
 """
 import argparse
+import json
 import os
-import re
 import select
 import signal
 import subprocess
@@ -78,11 +78,13 @@ def main():
     figures = {"node0": status(leader.pid)}
     for i, w in enumerate(workers, 1):
         figures[f"node{i}"] = status(w.pid)
+    stats = json.loads(subprocess.run([iop, "request", "--leader", requests, "--stats", "--json"], check=True,
+                                      capture_output=True, text=True).stdout)
+    arenas = {b["name"]: b["arena_bytes"] for b in stats["boards"]}
     leader.send_signal(signal.SIGTERM)
-    stdout, _ = leader.communicate(timeout=30)
+    leader.communicate(timeout=30)
     for w in workers:
         w.wait(timeout=30)
-    arenas = {m.group(1): int(m.group(2)) for m in re.finditer(r"stats (\S+) arena_bytes=(\d+)", stdout)}
     mib = 1 << 20
     print(f"{args.model}, {args.planner} plan, {args.nodes} nodes, {args.requests} requests")
     print(f"{'node':8} {'arena':>12} {'peak RSS':>12} {'anon RSS':>12} {'peak - arena':>13}")

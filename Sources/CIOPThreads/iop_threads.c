@@ -2,6 +2,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 struct iop_pool {
     int threads;
@@ -101,4 +102,13 @@ void iop_pool_destroy(iop_pool *p) {
     pthread_cond_destroy(&p->wake);
     pthread_cond_destroy(&p->done);
     free(p);
+}
+
+void *iop_arena_allocate(unsigned long bytes) {
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void iop_arena_free(void *arena, unsigned long bytes) {
+    if (arena) munmap(arena, bytes);
 }

@@ -1,3 +1,5 @@
+import CIOPThreads
+
 /// Arena regions start on 64-byte lines: offsets and sizes are multiples of this many floats.
 public let arenaAlignment = 16
 
@@ -22,88 +24,6 @@ public struct Op: Equatable, Sendable {
     }
 }
 
-/// Places ops in an arena: activation buffers from offset 0 up, reused by
-/// every step, and the parameters of every op after them. The arena is then
-/// the largest step's buffers plus all parameters, which is what a plan's
-/// memory figure adds up segment by segment.
-public struct ArenaLayout {
-    /// Floats of the activation region: the high-water mark over all steps.
-    public private(set) var activationFloats = 0
-    /// Floats of all parameters placed so far.
-    public private(set) var parameterFloats = 0
-    /// Next free activation float of the current step.
-    public var cursor = 0
-    /// Ops placed so far; parameter offsets are relative to the parameter region until `finish`.
-    public private(set) var ops: [Op] = []
-    /// Floats left free before a framed buffer, so a message header can sit right in front of its payload.
-    public static let frameRoom = 16
-
-    public init() {}
-
-    /// Starts a step: its buffers reuse the activation region from offset 0.
-    public mutating func beginStep() { cursor = 0 }
-
-    /// Reserves `floats` activation floats in the current step (after `room` floats left free).
-    public mutating func reserve(_ floats: Int, room: Int = 0) -> Int {
-        let at = cursor + room
-        cursor = at + roundUp(floats, arenaAlignment)
-        activationFloats = max(activationFloats, cursor)
-        return at
-    }
-
-    /// Makes the activation region at least `floats` (room to stage a message).
-    public mutating func require(_ floats: Int) { activationFloats = max(activationFloats, roundUp(floats, arenaAlignment)) }
-
-    /// Lays out a chain of layers. It reads `input` (a fresh buffer when nil,
-    /// sized for the input and every output), ping-pongs between buffers it
-    /// reserves when needed, and the last op that is not in place writes
-    /// `output` when given. `framed` leaves `frameRoom` before each buffer.
-    public mutating func chain(_ kinds: [LayerKind], input: Int? = nil, output target: Int? = nil, framed: Bool = false)
-        -> (ops: Range<Int>, input: Int, output: Int)
-    {
-        let room = framed ? ArenaLayout.frameRoom : 0
-        let largest = kinds.reduce(0) { $1.isInPlace ? $0 : max($0, $1.outputCount) }
-        let first = ops.count
-        var buffers: [Int] = []
-        var current: Int
-        if let input { current = input } else {
-            current = reserve(max(kinds.first?.inputCount ?? 0, largest), room: room)
-            buffers.append(current)
-        }
-        let start = current
-        let lastWriter = kinds.lastIndex { !$0.isInPlace }
-        for (i, kind) in kinds.enumerated() {
-            var out = current
-            if !kind.isInPlace {
-                if i == lastWriter, let target { out = target } else {
-                    if let other = buffers.first(where: { $0 != current }) { out = other } else {
-                        out = reserve(largest, room: room)
-                        buffers.append(out)
-                    }
-                }
-            }
-            let w = parameterFloats
-            parameterFloats += kind.reservedWeightFloats
-            let b = parameterFloats
-            parameterFloats += kind.reservedBiasFloats
-            ops.append(Op(kind: kind, weights: w, bias: b, input: current, output: out, scratch: 0))
-            current = out
-        }
-        let scratch = kinds.reduce(0) { max($0, $1.scratchCount) }
-        if scratch > 0 {
-            let at = reserve(scratch)
-            for i in first..<ops.count where ops[i].kind.scratchCount > 0 { ops[i].scratch = at }
-        }
-        return (first..<ops.count, start, current)
-    }
-
-    /// The ops with their final parameter offsets, and the arena's size in floats.
-    public func finish() -> (ops: [Op], arenaFloats: Int) {
-        let base = activationFloats
-        return (ops.map { var op = $0; op.weights += base; op.bias += base; return op }, base + parameterFloats)
-    }
-}
-
 /// Runs ops on one board. Everything lives in one arena allocated at init and
 /// zeroed: packed weights, activation buffers, kernel scratch, and, on the
 /// nodes, the messages themselves. `run` allocates nothing.
@@ -113,6 +33,7 @@ public final class Engine {
     public var arenaBytes: Int { arenaFloats * MemoryLayout<Float>.stride }
     public let pool: WorkerPool
     let arena: UnsafeMutablePointer<Float>
+    let mappedBytes: Int
 
     /// For an engine built from a chain of layers: its ops and where the chain reads and writes.
     let chain: [Op]
@@ -125,14 +46,17 @@ public final class Engine {
         try self.init(arenaFloats: arenaFloats, threads: threads, chain: [], input: 0, output: 0, inputCount: 0, outputCount: 0)
     }
 
-    init(arenaFloats: Int, threads: Int, chain: [Op], input: Int, output: Int, inputCount: Int, outputCount: Int) throws(CoreError) {
+    init(arenaFloats: Int, threads: Int, chain: [Op], input: Int, output: Int, inputCount: Int, outputCount: Int)
+        throws(CoreError)
+    {
         let bytes = max(arenaFloats * MemoryLayout<Float>.stride, 64)
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-        raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        // Zeroed by the system, so the arena is only backed as it is written (weights, then buffers).
+        guard let raw = iop_arena_allocate(UInt(bytes)) else { throw .outOfMemory(bytes: bytes) }
         arena = raw.bindMemory(to: Float.self, capacity: bytes / 4)
+        mappedBytes = bytes
         self.arenaFloats = arenaFloats
         do { pool = try WorkerPool(threads: threads) } catch {
-            raw.deallocate()
+            iop_arena_free(raw, UInt(bytes))
             throw error
         }
         self.chain = chain; chainInput = input; chainOutput = output
@@ -164,7 +88,7 @@ public final class Engine {
         }
     }
 
-    deinit { UnsafeMutableRawPointer(arena).deallocate() }
+    deinit { iop_arena_free(arena, UInt(mappedBytes)) }
 
     /// The arena at `offset` floats.
     public func floats(at offset: Int) -> UnsafeMutablePointer<Float> { arena + offset }

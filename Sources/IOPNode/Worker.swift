@@ -1,6 +1,7 @@
 import CIOPSystem
 import IOPCore
 import IOPNet
+import IOPProgram
 import IOPWire
 
 /// A board that is not the leader: registers, receives its program, checks it
@@ -17,8 +18,8 @@ public final class Worker {
     /// Bytes of the one arena, once allocated.
     public private(set) var arenaBytes = 0
     public private(set) var inferencesServed = 0
-    /// The arena bytes its program needed, when it refused the program (0 otherwise).
-    public private(set) var refusedBytes = 0
+    /// Why and how much, when it refused its program.
+    public private(set) var refused: Refuse?
     /// Time the last activation took on this board, receive to send.
     public private(set) var lastStepNs: UInt64 = 0
     /// Told when the arena is allocated and serving begins, and asked between messages whether to go on.
@@ -52,22 +53,16 @@ public final class Worker {
 
     /// Registers, loads, serves; returns after `shutdown`, or once it has refused its program.
     public func run() throws(NodeError) {
-        var hello = [UInt8](repeating: 0, count: 300)
-        var failure: WireError?
-        let n = hello.withUnsafeMutableBytes { b -> Int in
-            do throws(WireError) {
-                return try Hello(name: Array(name.utf8), endpoint: Array(endpoint.utf8), budgetBytes: UInt64(budgetBytes),
-                                 threads: UInt16(threads)).encode(into: b)
-            } catch { failure = error; return 0 }
-        }
-        if let failure { throw .wire(failure) }
+        let helloFrame = Hello(
+            name: Array(name.utf8), endpoint: Array(endpoint.utf8), budgetBytes: UInt64(budgetBytes),
+            threads: UInt16(clamping: threads)
+        ).encode()
         // Registration waits in supervisor-sized slices, so a stop request is heard within one.
         var wait = SlicedWait(supervisor, limitMs: timeoutMs)
         do throws(NetError) {
             try outbox.setTimeouts(sendMs: wait.sliceMs, receiveMs: wait.sliceMs)
             try inbox.setTimeouts(sendMs: wait.sliceMs, receiveMs: wait.sliceMs)
         } catch { throw .net(error) }
-        let helloFrame = Array(hello[0..<n])
         while true {
             do throws(NodeError) { try outbox.sendFrame(.hello, payload: helloFrame); break } catch {
                 if !error.isTimeout { throw error }
@@ -117,29 +112,21 @@ public final class Worker {
     /// Allocates the one arena (or refuses), packs the weight shards into it, then serves.
     func load(_ program: BoardProgram, board: UInt64, wait: inout SlicedWait) throws(NodeError) {
         let needed = program.arenaBytes
-        if needed > budgetBytes {
-            var payload = [UInt8](repeating: 0, count: 32)
-            let n = payload.withUnsafeMutableBytes { b -> Int in
-                (try? Refuse(reason: .overBudget, bytesNeeded: UInt64(needed), budgetBytes: UInt64(budgetBytes)).encode(into: b)) ?? 0
-            }
-            try outbox.sendFrame(.refuse, requestID: board, payload: Array(payload[0..<n]))
-            // The refusal is this board's last word: give it time to arrive after the socket closes.
-            try? outbox.setLinger(2000)
-            refusedBytes = needed
-            return
-        }
+        if needed > budgetBytes { return try refuse(.overBudget, needed: needed, board: board) }
         // Activations are received into and sent from the arena: a header must fit before each step's input and output.
         let inputAt = program.steps.first?.input ?? ArenaLayout.frameRoom
         for s in program.steps where s.input != inputAt || 4 * s.input < MessageHeader.size || 4 * s.output < MessageHeader.size + 4 {
             throw .protocolViolation("worker '" + name + "': step " + String(s.segment) + " leaves no room for message headers")
         }
         let engine: Engine
-        do throws(CoreError) { engine = try Engine(arenaFloats: program.arenaFloats, threads: threads) } catch { throw .core(error) }
+        do throws(CoreError) { engine = try Engine(arenaFloats: program.arenaFloats, threads: threads) } catch {
+            if case .outOfMemory = error { return try refuse(.cannotAllocate, needed: needed, board: board) }
+            throw .core(error)
+        }
         arenaBytes = needed
         // `ready` carries the arena size, so the leader can report every board's memory.
-        var arena = [UInt8](repeating: 0, count: 8)
-        arena.withUnsafeMutableBytes { $0.storeBytes(of: UInt64(needed).littleEndian, as: UInt64.self) }
-        try outbox.sendFrame(.ready, requestID: board, payload: arena)
+        let ready = Ready(arenaBytes: UInt64(needed)).encode()
+        try outbox.sendFrame(.ready, requestID: board, payload: ready)
 
         // Weight shards, each received into the activation region (free until serving) and packed from there.
         // A board the plan gives no work has no activation region, but still hears `ready` and `shutdown`.
@@ -195,8 +182,17 @@ public final class Worker {
         }
         // Serving starts now (systemd hears READY=1 here), before the leader can count this board ready.
         onServing()
-        try outbox.sendFrame(.ready, requestID: board, payload: arena)
+        try outbox.sendFrame(.ready, requestID: board, payload: ready)
         try serve(program, engine: engine, board: board, control: control)
+    }
+
+    /// Declines the program: the leader hears why, and this board's run ends.
+    func refuse(_ reason: Refuse.Reason, needed: Int, board: UInt64) throws(NodeError) {
+        let refusal = Refuse(reason: reason, bytesNeeded: UInt64(needed), budgetBytes: UInt64(budgetBytes))
+        try outbox.sendFrame(.refuse, requestID: board, payload: refusal.encode())
+        // The refusal is this board's last word: give it time to arrive after the socket closes.
+        try? outbox.setLinger(2000)
+        refused = refusal
     }
 
     func serve(_ program: BoardProgram, engine: Engine, board: UInt64, control: UnsafeMutableRawBufferPointer) throws(NodeError) {
@@ -245,18 +241,19 @@ public final class Worker {
                 let step = program.steps[stepOf[segment]]
                 for i in step.ops { engine.run(program.ops[i]) }
                 // The reply frame is built in place: header, board index, then the output already in the arena.
-                let payloadAt = 4 * step.output - 4
+                let payloadAt = 4 * step.output - PartResult.headerSize
                 let frame = UnsafeMutableRawBufferPointer(rebasing: engine.bytes[(payloadAt - MessageHeader.size)..<(4 * (step.output + step.outputCount))])
-                frame.storeBytes(of: UInt32(board).littleEndian, toByteOffset: MessageHeader.size, as: UInt32.self)
+                do throws(WireError) {
+                    try PartResult.writeHeader(
+                        board: Int(board), into: UnsafeMutableRawBufferPointer(rebasing: frame[MessageHeader.size...]))
+                } catch { throw .wire(error) }
                 let n: Int
                 do throws(WireError) {
-                    n = try Wire.seal(kind: .activation, requestID: header.requestID, step: header.step, payloadLength: 4 + 4 * step.outputCount, in: frame)
+                    n = try Wire.seal(kind: .activation, requestID: header.requestID, step: header.step, payloadLength: PartResult.headerSize + 4 * step.outputCount, in: frame)
                 } catch { throw .wire(error) }
                 do throws(NetError) { try outbox.send(UnsafeRawBufferPointer(rebasing: frame[0..<n])) } catch { throw .net(error) }
                 inferencesServed += 1
                 lastStepNs = iop_monotonic_ns() &- started
-            case .heartbeat:
-                break
             case .shutdown:
                 return
             default:

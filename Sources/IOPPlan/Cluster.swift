@@ -1,5 +1,5 @@
 import Foundation
-import IOPNode
+import IOPCore
 
 /// One board of the cluster, as the user describes it.
 public struct DeviceSpec: Equatable, Sendable {

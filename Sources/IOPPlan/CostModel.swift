@@ -1,6 +1,6 @@
 import IOPCore
 import IOPModel
-import IOPNode
+import IOPProgram
 
 /// The modelled cost of one segment: what each board computes, holds and
 /// sends. Formulas (docs/planner.md):

@@ -1,6 +1,6 @@
 import IOPCore
 import IOPModel
-import IOPNode
+import IOPProgram
 
 /// Runs a plan in one process: every board's part on its own engine, with the
 /// leader's scatter, gather and reduction done by copies. It checks that the

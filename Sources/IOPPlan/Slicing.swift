@@ -1,6 +1,6 @@
 import IOPCore
 import IOPModel
-import IOPNode
+import IOPProgram
 
 public enum Slicer {
     /// Per-segment programs for a plan over a network with weights.
@@ -196,11 +196,11 @@ public enum Slicer {
     }
 }
 
-extension Bundle {
+extension ProgramBundle {
     /// The bundle `iop compile` writes: the cluster's boards, every board's
     /// program laid out in its arena, and the weight shards.
     public static func compile(_ plan: Plan, network: Network) -> [UInt8] {
-        Bundle.encode(boards: plan.cluster.devices.map { .init(name: $0.name, endpoint: $0.endpoint, budgetBytes: $0.memoryBudgetBytes) },
+        ProgramBundle.encode(boards: plan.cluster.devices.map { .init(name: $0.name, endpoint: $0.endpoint, budgetBytes: $0.memoryBudgetBytes) },
                       leaderIndex: plan.cluster.leader, segments: Slicer.programs(plan, network: network, stages: Stage.split(network)))
     }
 }

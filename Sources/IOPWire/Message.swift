@@ -1,5 +1,5 @@
-/// The iop wire format, version 2 (programs without weights, weight shards). Every ZeroMQ message is one frame: a fixed
-/// 28-byte little-endian header, then the payload.
+/// The iop wire format, version 3 (version 2 plus `stats`). Every ZeroMQ message is one frame: a fixed 28-byte
+/// little-endian header, then the payload (its layouts: Payloads.swift).
 ///
 ///     offset size field
 ///          0    4 magic "IOPW"
@@ -7,22 +7,26 @@
 ///          6    1 kind
 ///          7    1 flags (0)
 ///          8    8 request id
-///         16    4 step (index into the receiver's program)
+///         16    4 step (the plan segment an activation belongs to; 0 otherwise)
 ///         20    4 payload length in bytes
 ///         24    4 Adler-32 of the payload
 ///
 /// Decoding never traps: truncated, oversized, wrong-version, unknown-kind and
 /// corrupted frames are typed errors.
+/// Values 7 and 10 (v1's partial sums and heartbeats) are retired, never reused.
 public enum MessageKind: UInt8, Sendable {
-    case hello = 1, program, weightShard, ready, refuse, activation, partialSum, result, error, heartbeat, shutdown
-    /// A client asking the leader for one inference (payload: reply endpoint, then the input).
-    case request
+    case hello = 1, program = 2, weightShard = 3, ready = 4, refuse = 5, activation = 6
+    case result = 8, error = 9, shutdown = 11
+    /// A client asking the leader for one inference (payload: `InferenceRequest`).
+    case request = 12
+    /// A client asking the leader for its counters (empty), and the answer (payload: `ClusterStats`).
+    case stats = 13
 }
 
 public struct MessageHeader: Equatable, Sendable {
     public static let size = 28
     public static let magic: UInt32 = 0x5750_4F49  // "IOPW" read little-endian
-    public static let currentVersion: UInt16 = 2
+    public static let currentVersion: UInt16 = 3
 
     public var kind: MessageKind
     public var requestID: UInt64
@@ -103,36 +107,34 @@ public enum Wire {
     }
 
     public static func writeHeader(_ h: MessageHeader, into buffer: UnsafeMutableRawBufferPointer) {
-        buffer.storeBytes(of: MessageHeader.magic.littleEndian, toByteOffset: 0, as: UInt32.self)
-        buffer.storeBytes(of: MessageHeader.currentVersion.littleEndian, toByteOffset: 4, as: UInt16.self)
-        buffer.storeBytes(of: h.kind.rawValue, toByteOffset: 6, as: UInt8.self)
-        buffer.storeBytes(of: UInt8(0), toByteOffset: 7, as: UInt8.self)
-        buffer.storeBytes(of: h.requestID.littleEndian, toByteOffset: 8, as: UInt64.self)
-        buffer.storeBytes(of: h.step.littleEndian, toByteOffset: 16, as: UInt32.self)
-        buffer.storeBytes(of: h.payloadLength.littleEndian, toByteOffset: 20, as: UInt32.self)
-        buffer.storeBytes(of: h.checksum.littleEndian, toByteOffset: 24, as: UInt32.self)
+        var w = ByteWriter(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<MessageHeader.size]))
+        // Cannot fail: callers check the buffer holds the whole frame.
+        try? w.write(MessageHeader.magic); try? w.write(MessageHeader.currentVersion)
+        try? w.write(h.kind.rawValue); try? w.write(UInt8(0))
+        try? w.write(h.requestID); try? w.write(h.step); try? w.write(h.payloadLength); try? w.write(h.checksum)
     }
 
     /// Checks a received frame and returns its header; the payload is
     /// `frame[MessageHeader.size ..< MessageHeader.size + payloadLength]`.
     public static func decode(_ frame: UnsafeRawBufferPointer, maxPayload: Int) throws(WireError) -> MessageHeader {
         guard frame.count >= MessageHeader.size else { throw .truncated(needed: MessageHeader.size, got: frame.count) }
-        let magic = UInt32(littleEndian: frame.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
+        var r = ByteReader(frame)
+        let magic = try r.read(UInt32.self)
         guard magic == MessageHeader.magic else { throw .badMagic(magic) }
-        let version = UInt16(littleEndian: frame.loadUnaligned(fromByteOffset: 4, as: UInt16.self))
+        let version = try r.read(UInt16.self)
         guard version == MessageHeader.currentVersion else { throw .unsupportedVersion(version) }
-        let rawKind = frame[6]
+        let rawKind = try r.read(UInt8.self)
         guard let kind = MessageKind(rawValue: rawKind) else { throw .unknownKind(rawKind) }
-        let length = Int(UInt32(littleEndian: frame.loadUnaligned(fromByteOffset: 20, as: UInt32.self)))
+        _ = try r.read(UInt8.self)
+        let requestID = try r.read(UInt64.self), step = try r.read(UInt32.self)
+        let length = try r.readInt()
         guard length <= maxPayload else { throw .oversized(length: length, limit: maxPayload) }
         let actual = frame.count - MessageHeader.size
         guard length <= actual else { throw .truncated(needed: MessageHeader.size + length, got: frame.count) }
         guard length == actual else { throw .lengthMismatch(declared: length, actual: actual) }
-        let expected = UInt32(littleEndian: frame.loadUnaligned(fromByteOffset: 24, as: UInt32.self))
+        let expected = try r.read(UInt32.self)
         let sum = adler32(UnsafeRawBufferPointer(rebasing: frame[MessageHeader.size...]))
         guard sum == expected else { throw .checksumMismatch(expected: expected, actual: sum) }
-        return MessageHeader(kind: kind, requestID: UInt64(littleEndian: frame.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
-                             step: UInt32(littleEndian: frame.loadUnaligned(fromByteOffset: 16, as: UInt32.self)),
-                             payloadLength: UInt32(length), checksum: expected)
+        return MessageHeader(kind: kind, requestID: requestID, step: step, payloadLength: UInt32(length), checksum: expected)
     }
 }

@@ -1,63 +1,10 @@
-/// Little-endian cursor over a payload; every read is bounds-checked.
-public struct PayloadReader {
-    let bytes: UnsafeRawBufferPointer
-    public private(set) var offset = 0
-    public init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
-
-    public mutating func read<T: FixedWidthInteger>(_: T.Type) throws(WireError) -> T {
-        let size = MemoryLayout<T>.size
-        guard offset + size <= bytes.count else { throw .malformedPayload }
-        defer { offset += size }
-        return T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
-    }
-
-    /// A length-prefixed byte string (UInt16 length), at most `limit` bytes.
-    public mutating func readBytes(limit: Int = 255) throws(WireError) -> [UInt8] {
-        let n = Int(try read(UInt16.self))
-        guard n <= limit, offset + n <= bytes.count else { throw .malformedPayload }
-        defer { offset += n }
-        return [UInt8](UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + n)]))
-    }
-
-    public var isAtEnd: Bool { offset == bytes.count }
-    public var remaining: Int { bytes.count - offset }
-
-    /// Hands a sub-range of the payload to `body` (for nested, length-prefixed records).
-    public func bytesSlice<T>(_ range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws(WireError) -> T) throws(WireError) -> T {
-        guard range.lowerBound >= 0, range.upperBound <= bytes.count else { throw .malformedPayload }
-        return try body(UnsafeRawBufferPointer(rebasing: bytes[range]))
-    }
-
-    /// Skips `n` bytes.
-    public mutating func skip(_ n: Int) throws(WireError) {
-        guard n >= 0, offset + n <= bytes.count else { throw .malformedPayload }
-        offset += n
-    }
-}
-
-/// Little-endian writer into a caller-owned buffer.
-public struct PayloadWriter {
-    let buffer: UnsafeMutableRawBufferPointer
-    public private(set) var offset = 0
-    public init(_ buffer: UnsafeMutableRawBufferPointer) { self.buffer = buffer }
-
-    public mutating func write<T: FixedWidthInteger>(_ v: T) throws(WireError) {
-        let size = MemoryLayout<T>.size
-        guard offset + size <= buffer.count else { throw .bufferTooSmall(needed: offset + size, capacity: buffer.count) }
-        buffer.storeBytes(of: v.littleEndian, toByteOffset: offset, as: T.self)
-        offset += size
-    }
-
-    public mutating func writeBytes(_ b: [UInt8]) throws(WireError) {
-        guard b.count <= Int(UInt16.max) else { throw .malformedPayload }
-        try write(UInt16(b.count))
-        guard offset + b.count <= buffer.count else { throw .bufferTooSmall(needed: offset + b.count, capacity: buffer.count) }
-        for (i, byte) in b.enumerated() { buffer[offset + i] = byte }
-        offset += b.count
-    }
-}
+/// The payloads of the message kinds, each defined once and used by both ends.
+/// Setup and tool payloads encode to arrays; the serving path (`PartResult`,
+/// `InferenceRequest` on the leader) reads and writes in place, allocating nothing.
 
 /// A worker introducing itself to the leader, with the endpoint it listens on.
+///
+///     u16 n, name[n], u16 m, endpoint[m], u64 budget bytes, u16 threads
 public struct Hello: Equatable, Sendable {
     public var name: [UInt8]
     public var endpoint: [UInt8]
@@ -67,37 +14,181 @@ public struct Hello: Equatable, Sendable {
         self.name = name; self.endpoint = endpoint; self.budgetBytes = budgetBytes; self.threads = threads
     }
 
-    public func encode(into buffer: UnsafeMutableRawBufferPointer) throws(WireError) -> Int {
-        var w = PayloadWriter(buffer)
-        try w.writeBytes(name); try w.writeBytes(endpoint); try w.write(budgetBytes); try w.write(threads)
-        return w.offset
+    public func encode() -> [UInt8] {
+        var w = ByteWriter()
+        w.write(lengthPrefixed: name); w.write(lengthPrefixed: endpoint); w.write(budgetBytes); w.write(threads)
+        return w.bytes
     }
     public static func decode(_ payload: UnsafeRawBufferPointer) throws(WireError) -> Hello {
-        var r = PayloadReader(payload)
-        let h = Hello(name: try r.readBytes(), endpoint: try r.readBytes(), budgetBytes: try r.read(UInt64.self), threads: try r.read(UInt16.self))
-        guard r.isAtEnd else { throw .malformedPayload }
+        var r = ByteReader(payload)
+        let h = Hello(name: try r.readLengthPrefixed(), endpoint: try r.readLengthPrefixed(),
+                      budgetBytes: try r.read(UInt64.self), threads: try r.read(UInt16.self))
+        try r.expectEnd()
         return h
     }
 }
 
-/// A worker declining its program: its arena would exceed its budget.
+/// A worker declining its program.
+///
+///     u8 reason, u64 bytes needed, u64 budget bytes
 public struct Refuse: Equatable, Sendable {
-    public enum Reason: UInt8, Sendable { case overBudget = 1, badProgram = 2 }
+    public enum Reason: UInt8, Sendable {
+        /// The program's arena exceeds the board's budget.
+        case overBudget = 1
+        /// The arena is within budget, but the operating system would not give the board that much memory.
+        case cannotAllocate = 2
+    }
     public var reason: Reason
     public var bytesNeeded: UInt64
     public var budgetBytes: UInt64
-    public init(reason: Reason, bytesNeeded: UInt64, budgetBytes: UInt64) { self.reason = reason; self.bytesNeeded = bytesNeeded; self.budgetBytes = budgetBytes }
+    public init(reason: Reason, bytesNeeded: UInt64, budgetBytes: UInt64) {
+        self.reason = reason; self.bytesNeeded = bytesNeeded; self.budgetBytes = budgetBytes
+    }
 
-    public func encode(into buffer: UnsafeMutableRawBufferPointer) throws(WireError) -> Int {
-        var w = PayloadWriter(buffer)
-        try w.write(reason.rawValue); try w.write(bytesNeeded); try w.write(budgetBytes)
-        return w.offset
+    public func encode() -> [UInt8] {
+        var w = ByteWriter()
+        w.write(reason.rawValue); w.write(bytesNeeded); w.write(budgetBytes)
+        return w.bytes
     }
     public static func decode(_ payload: UnsafeRawBufferPointer) throws(WireError) -> Refuse {
-        var r = PayloadReader(payload)
+        var r = ByteReader(payload)
         guard let reason = Reason(rawValue: try r.read(UInt8.self)) else { throw .malformedPayload }
         let v = Refuse(reason: reason, bytesNeeded: try r.read(UInt64.self), budgetBytes: try r.read(UInt64.self))
-        guard r.isAtEnd else { throw .malformedPayload }
+        try r.expectEnd()
         return v
+    }
+}
+
+/// A worker that has its arena (and, the second time, its weights): the arena's size.
+///
+///     u64 arena bytes
+public struct Ready: Equatable, Sendable {
+    public var arenaBytes: UInt64
+    public init(arenaBytes: UInt64) { self.arenaBytes = arenaBytes }
+
+    public func encode() -> [UInt8] {
+        var w = ByteWriter()
+        w.write(arenaBytes)
+        return w.bytes
+    }
+    public static func decode(_ payload: UnsafeRawBufferPointer) throws(WireError) -> Ready {
+        var r = ByteReader(payload)
+        let v = Ready(arenaBytes: try r.read(UInt64.self))
+        try r.expectEnd()
+        return v
+    }
+}
+
+/// A worker's result for one segment, sent in an `activation` frame built in
+/// place in its arena: the board's index, then its output floats.
+///
+///     u32 board, f32 output[n]
+public enum PartResult {
+    public static let headerSize = 4
+
+    /// Writes the board index in front of the floats already at `payload + headerSize`.
+    public static func writeHeader(board: Int, into payload: UnsafeMutableRawBufferPointer) throws(WireError) {
+        var w = ByteWriter(into: payload)
+        try w.write(UInt32(truncatingIfNeeded: board))
+    }
+
+    /// The board a result comes from (its floats follow at `headerSize`).
+    public static func board(_ payload: UnsafeRawBufferPointer) throws(WireError) -> Int {
+        var r = ByteReader(payload)
+        return try r.readInt()
+    }
+}
+
+/// A client asking the leader for one inference, and where to send the answer.
+///
+///     u16 n, reply endpoint[n], f32 input[inputCount]
+///
+/// The answer is a `result` frame (the output floats) or an `error` frame (a UTF-8 message).
+public enum InferenceRequest {
+    public static func encode(replyEndpoint: [UInt8], input: [Float]) -> [UInt8] {
+        var w = ByteWriter()
+        w.write(lengthPrefixed: replyEndpoint)
+        w.write(floats: input)
+        return w.bytes
+    }
+
+    /// Byte ranges of a request's parts inside its payload (nothing is copied).
+    public struct Parts: Equatable, Sendable {
+        public var replyEndpoint: Range<Int>
+        public var input: Range<Int>
+        public init(replyEndpoint: Range<Int>, input: Range<Int>) { self.replyEndpoint = replyEndpoint; self.input = input }
+    }
+
+    /// Checks a request for a model of `inputCount` inputs.
+    public static func parse(_ payload: UnsafeRawBufferPointer, inputCount: Int) throws(WireError) -> Parts {
+        var r = ByteReader(payload)
+        let endpoint = try r.lengthPrefixedRange()
+        guard !endpoint.isEmpty, r.remaining == 4 * inputCount else { throw .malformedPayload }
+        return Parts(replyEndpoint: endpoint, input: r.offset..<payload.count)
+    }
+
+    /// Bytes of the largest request for `inputCount` inputs.
+    public static func maxSize(inputCount: Int) -> Int { 2 + 255 + 4 * inputCount }
+}
+
+/// The leader's counters since it started, as a `stats` answer: what `iop
+/// cluster` reports per board.
+///
+///     u64 inferences, u32 boards, per board: u16 n, name[n], u64 arena bytes, u64 bytes sent, u64 messages sent
+public struct ClusterStats: Equatable, Sendable {
+    public struct Board: Equatable, Sendable {
+        public var name: [UInt8]
+        /// The board's arena as it reported it once ready (the leader's: its own).
+        public var arenaBytes: UInt64
+        /// What the board sent in segments (the leader: scatters; workers: results), over all inferences.
+        public var bytesSent: UInt64
+        public var messagesSent: UInt64
+        public init(name: [UInt8], arenaBytes: UInt64, bytesSent: UInt64, messagesSent: UInt64) {
+            self.name = name; self.arenaBytes = arenaBytes; self.bytesSent = bytesSent; self.messagesSent = messagesSent
+        }
+    }
+    public var inferences: UInt64
+    public var boards: [Board]
+    public init(inferences: UInt64, boards: [Board]) { self.inferences = inferences; self.boards = boards }
+
+    public func encode() -> [UInt8] {
+        var w = ByteWriter()
+        w.write(inferences); w.write(u32: boards.count)
+        for b in boards {
+            w.write(lengthPrefixed: b.name); w.write(b.arenaBytes); w.write(b.bytesSent); w.write(b.messagesSent)
+        }
+        return w.bytes
+    }
+    public static func decode(_ payload: UnsafeRawBufferPointer) throws(WireError) -> ClusterStats {
+        var r = ByteReader(payload)
+        var s = ClusterStats(inferences: try r.read(UInt64.self), boards: [])
+        let n = try r.readInt(atMost: 256)
+        for _ in 0..<n {
+            s.boards.append(Board(name: try r.readLengthPrefixed(), arenaBytes: try r.read(UInt64.self),
+                                  bytesSent: try r.read(UInt64.self), messagesSent: try r.read(UInt64.self)))
+        }
+        try r.expectEnd()
+        return s
+    }
+}
+
+/// A client asking the leader for its counters (a `stats` frame); the answer, a
+/// `stats` frame carrying `ClusterStats`, goes to the reply endpoint.
+///
+///     u16 n, reply endpoint[n]
+public enum StatsRequest {
+    public static func encode(replyEndpoint: [UInt8]) -> [UInt8] {
+        var w = ByteWriter()
+        w.write(lengthPrefixed: replyEndpoint)
+        return w.bytes
+    }
+
+    /// Where the reply endpoint lies inside the payload.
+    public static func parse(_ payload: UnsafeRawBufferPointer) throws(WireError) -> Range<Int> {
+        var r = ByteReader(payload)
+        let endpoint = try r.lengthPrefixedRange()
+        guard !endpoint.isEmpty else { throw .malformedPayload }
+        try r.expectEnd()
+        return endpoint
     }
 }

@@ -1,6 +1,7 @@
 import CIOPSystem
 import IOPCore
 import IOPNet
+import IOPProgram
 import IOPNode
 import IOPService
 import IOPWire
@@ -66,11 +67,13 @@ func workerSession(_ options: Options, context: Context) -> String? {
             notifier.send("STATUS=failed: " + error.message)
             fail("worker " + name + ": " + error.message)
         }
-        if worker.refusedBytes > 0 {
+        if let refusal = worker.refused {
             // Registering again would be refused again: the bundle or the budget has to change.
-            let why = "refused its program: it needs " + String(worker.refusedBytes) + " bytes, the budget is " + String(budget)
+            let why = NodeError.refused(
+                board: name, reason: refusal.reason, bytesNeeded: Int(refusal.bytesNeeded), budgetBytes: budget
+            ).message
             notifier.send("STATUS=" + why)
-            return "worker " + name + " " + why
+            return "worker " + name + ": " + why
         }
         if iop_stop_signal() != 0 {
             Log.info("worker " + name + " stopped after " + String(worker.inferencesServed) + " steps")
@@ -103,9 +106,9 @@ func leaderSession(_ options: Options, context: Context) -> String? {
     }
     var bytes: UnsafeRawBufferPointer? = UnsafeRawBufferPointer(start: mapped, count: length)
     defer { if let b = bytes { iop_unmap_file(b.baseAddress, b.count) } }
-    var decoded: Result<Bundle, WireError> = .failure(.malformedPayload)
-    do throws(WireError) { decoded = .success(try Bundle.decode(bytes!, releasingPages: true)) } catch { decoded = .failure(error) }
-    let bundle: Bundle
+    var decoded: Result<ProgramBundle, WireError> = .failure(.malformedPayload)
+    do throws(WireError) { decoded = .success(try ProgramBundle.decode(bytes!, releasingPages: true)) } catch { decoded = .failure(error) }
+    let bundle: ProgramBundle
     switch decoded {
     case .success(let b): bundle = b
     case .failure(let e): fail(path + ": not a valid iop bundle (" + e.message + "); recompile it with `iop compile`")
@@ -139,10 +142,7 @@ func leaderSession(_ options: Options, context: Context) -> String? {
             return !stopRequested(notifier)
         }
         try leader.serve(requests, context: context)
-        for (k, b) in bundle.boards.enumerated() {
-            announce("stats " + b.name + " arena_bytes=" + String(leader.arenaBytes[k]) + " bytes_sent=" + String(leader.bytesSent[k])
-                     + " messages=" + String(leader.messagesSent[k]) + " inferences=" + String(leader.inferences))
-        }
+        Log.info("leader stopped after " + String(leader.inferences) + " inferences")
     } catch {
         notifier.send("STATUS=failed: " + error.message)
         return "leader: " + error.message

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 import IOPModel
-import IOPNode
+import IOPCore
+import IOPProgram
 import IOPPlan
 import IOPWire
 
@@ -69,13 +70,13 @@ struct Deploy: ParsableCommand {
         note("deployed \(spec.devices.count) boards; the leader takes requests on tcp://\(plan.host(spec.devices[spec.leader])):\(requestsPort)")
     }
 
-    func loadBundle(_ path: String) throws -> IOPNode.Bundle {
+    func loadBundle(_ path: String) throws -> ProgramBundle {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw CommandFailure(description: "--bundle \(path): cannot read it (expected bundle.iop from `iop compile`)")
         }
-        var decoded: Result<IOPNode.Bundle, WireError> = .failure(.malformedPayload)
+        var decoded: Result<ProgramBundle, WireError> = .failure(.malformedPayload)
         [UInt8](data).withUnsafeBytes { b in
-            do throws(WireError) { decoded = .success(try IOPNode.Bundle.decode(b)) } catch { decoded = .failure(error) }
+            do throws(WireError) { decoded = .success(try ProgramBundle.decode(b)) } catch { decoded = .failure(error) }
         }
         switch decoded {
         case .success(let b): return b

@@ -1,5 +1,6 @@
 import Foundation
 import IOPModel
+import TestSupport
 import Testing
 
 @Suite struct NPYTests {

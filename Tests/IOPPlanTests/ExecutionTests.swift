@@ -2,6 +2,7 @@ import IOPCore
 import IOPModel
 import IOPPlan
 import TestSupport
+import PlanTestSupport
 import Testing
 
 /// Every planner's plan, run slice by slice, gives single-board inference's output.

@@ -2,18 +2,8 @@ import Foundation
 import IOPCore
 import IOPModel
 import IOPPlan
+import PlanTestSupport
 import Testing
-
-/// The example clusters, read from the repository (the tests run from the package root or below it).
-enum Examples {
-    static var directory: URL {
-        var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("examples/clusters").path) { dir.deleteLastPathComponent() }
-        return dir.appendingPathComponent("examples/clusters")
-    }
-    static let names = ["four-pi4-wifi", "mixed-pi4-pi3", "small-memory", "compute-bound-gige"]
-    static func cluster(_ name: String) throws -> Cluster { try Cluster.load(path: directory.appendingPathComponent(name + ".json").path) }
-}
 
 @Suite struct PlannerTests {
     struct Case: Sendable, CustomStringConvertible {

@@ -14,10 +14,17 @@ func decode(_ bytes: [UInt8], maxPayload: Int = 1 << 20) -> Result<MessageHeader
     }
 }
 
+/// Every kind in use; 7 and 10 are retired.
+let allKinds: [MessageKind] = [
+    .hello, .program, .weightShard, .ready, .refuse, .activation, .result, .error, .shutdown, .request, .stats,
+]
+
 @Suite struct WireTests {
-    @Test func roundTripsEveryKind() throws {
-        for raw in UInt8(1)...12 {
-            let kind = try #require(MessageKind(rawValue: raw))
+    @Test func roundTripsEveryKindAndRetiredKindsAreUnknown() throws {
+        #expect(MessageKind(rawValue: 7) == nil && MessageKind(rawValue: 10) == nil)
+        #expect(decode(try frame(kind: .hello, payload: []).enumerated().map { $0 == 6 ? 7 : $1 }) == .failure(.unknownKind(7)))
+        for kind in allKinds {
+            let raw = kind.rawValue
             let payload = (0..<Int(raw) * 13).map { UInt8($0 & 0xff) }
             let h = try decode(frame(kind: kind, requestID: UInt64(raw) << 40, step: UInt32(raw), payload: payload)).get()
             #expect(h.kind == kind && h.requestID == UInt64(raw) << 40 && h.step == UInt32(raw) && h.payloadLength == UInt32(payload.count))
@@ -27,7 +34,7 @@ func decode(_ bytes: [UInt8], maxPayload: Int = 1 << 20) -> Result<MessageHeader
     @Test func headerLayoutIsLittleEndianAsDocumented() throws {
         let f = try frame(kind: .activation, requestID: 0x0102_0304_0506_0708, step: 0x0A0B_0C0D, payload: [1, 2, 3])
         #expect(Array(f[0..<4]) == Array("IOPW".utf8))
-        #expect(f[4] == 2 && f[5] == 0 && f[6] == MessageKind.activation.rawValue)
+        #expect(f[4] == 3 && f[5] == 0 && f[6] == MessageKind.activation.rawValue)
         #expect(Array(f[8..<16]) == [8, 7, 6, 5, 4, 3, 2, 1])
         #expect(Array(f[16..<20]) == [0x0D, 0x0C, 0x0B, 0x0A])
         #expect(Array(f[20..<24]) == [3, 0, 0, 0])
@@ -42,13 +49,13 @@ func decode(_ bytes: [UInt8], maxPayload: Int = 1 << 20) -> Result<MessageHeader
     }
 
     @Test func rejectsEachKindOfBadFrame() throws {
-        let good = try frame(kind: .partialSum, payload: [9, 8, 7, 6])
+        let good = try frame(kind: .activation, payload: [9, 8, 7, 6])
         #expect(decode(Array(good.prefix(10))) == .failure(.truncated(needed: 28, got: 10)))
         #expect(decode(Array(good.dropLast())) == .failure(.truncated(needed: 32, got: 31)))
         var bad = good; bad[0] ^= 1
         guard case .failure(.badMagic) = decode(bad) else { Issue.record("magic"); return }
-        bad = good; bad[4] = 1
-        #expect(decode(bad) == .failure(.unsupportedVersion(1)))
+        bad = good; bad[4] = 2
+        #expect(decode(bad) == .failure(.unsupportedVersion(2)))
         bad = good; bad[6] = 200
         #expect(decode(bad) == .failure(.unknownKind(200)))
         #expect(decode(good, maxPayload: 3) == .failure(.oversized(length: 4, limit: 3)))
@@ -58,15 +65,67 @@ func decode(_ bytes: [UInt8], maxPayload: Int = 1 << 20) -> Result<MessageHeader
     }
 
     @Test func payloadsRoundTripAndRejectGarbage() throws {
-        var buffer = [UInt8](repeating: 0, count: 64)
         let hello = Hello(name: Array("pi4-b".utf8), endpoint: Array("tcp://127.0.0.1:5555".utf8), budgetBytes: 1 << 30, threads: 4)
-        let n = try buffer.withUnsafeMutableBytes { try hello.encode(into: $0) }
-        #expect(try buffer.withUnsafeBytes { try Hello.decode(UnsafeRawBufferPointer(rebasing: $0[0..<n])) } == hello)
-        #expect(throws: WireError.malformedPayload) { try buffer.withUnsafeBytes { try Hello.decode(UnsafeRawBufferPointer(rebasing: $0[0..<(n - 1)])) } }
-        let refuse = Refuse(reason: .overBudget, bytesNeeded: 600 << 20, budgetBytes: 512 << 20)
-        let m = try buffer.withUnsafeMutableBytes { try refuse.encode(into: $0) }
-        #expect(try buffer.withUnsafeBytes { try Refuse.decode(UnsafeRawBufferPointer(rebasing: $0[0..<m])) } == refuse)
-        #expect(throws: WireError.self) { try [UInt8](repeating: 0, count: m).withUnsafeBytes { try Refuse.decode($0) } }
+        let h = hello.encode()
+        #expect(try h.withUnsafeBytes { try Hello.decode($0) } == hello)
+        #expect(throws: WireError.malformedPayload) { try h.dropLast().withUnsafeBytes { try Hello.decode($0) } }
+        #expect(throws: WireError.malformedPayload) { try (h + [0]).withUnsafeBytes { try Hello.decode($0) } }
+        let refuse = Refuse(reason: .cannotAllocate, bytesNeeded: 600 << 20, budgetBytes: 512 << 20)
+        #expect(try refuse.encode().withUnsafeBytes { try Refuse.decode($0) } == refuse)
+        #expect(throws: WireError.self) { try [UInt8](repeating: 0, count: 17).withUnsafeBytes { try Refuse.decode($0) } }
+        #expect(try Ready(arenaBytes: 123_456).encode().withUnsafeBytes { try Ready.decode($0) } == Ready(arenaBytes: 123_456))
+        let stats = ClusterStats(inferences: 5, boards: [
+            .init(name: Array("a".utf8), arenaBytes: 1 << 20, bytesSent: 400, messagesSent: 2),
+            .init(name: Array("bb".utf8), arenaBytes: 2 << 20, bytesSent: 40, messagesSent: 1),
+        ])
+        let encoded = stats.encode()
+        #expect(try encoded.withUnsafeBytes { try ClusterStats.decode($0) } == stats)
+        #expect(throws: WireError.malformedPayload) { try encoded.dropLast().withUnsafeBytes { try ClusterStats.decode($0) } }
+    }
+
+    /// Byte layouts written out by hand, as the doc comments give them.
+    @Test func payloadLayoutsAreAsDocumented() throws {
+        // Refuse: u8 reason, u64 needed, u64 budget.
+        #expect(Refuse(reason: .overBudget, bytesNeeded: 0x0102, budgetBytes: 3).encode()
+            == [1, 2, 1, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0])
+        // Request: u16 length, the endpoint, then the input floats (1.0 = 0x3F800000).
+        let request = InferenceRequest.encode(replyEndpoint: Array("ep".utf8), input: [1, -2])
+        #expect(request == [2, 0, 0x65, 0x70, 0, 0, 0x80, 0x3F, 0, 0, 0, 0xC0])
+        let parts = try request.withUnsafeBytes { try InferenceRequest.parse($0, inputCount: 2) }
+        #expect(parts == .init(replyEndpoint: 2..<4, input: 4..<12))
+        #expect(throws: WireError.malformedPayload) { try request.withUnsafeBytes { try InferenceRequest.parse($0, inputCount: 3) } }
+        #expect(throws: WireError.malformedPayload) { try [5, 0, 1].withUnsafeBytes { try InferenceRequest.parse($0, inputCount: 0) } }
+        // Stats request: the reply endpoint alone.
+        let ask = StatsRequest.encode(replyEndpoint: Array("ep".utf8))
+        #expect(ask == [2, 0, 0x65, 0x70])
+        #expect(try ask.withUnsafeBytes { try StatsRequest.parse($0) } == 2..<4)
+        // A part's result: u32 board index in front of its floats.
+        var result = [UInt8](repeating: 0xFF, count: 8)
+        try result.withUnsafeMutableBytes { try PartResult.writeHeader(board: 0x0203, into: $0) }
+        #expect(result == [3, 2, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF])
+        #expect(try result.withUnsafeBytes { try PartResult.board($0) } == 0x0203)
+    }
+
+    /// The codec every format uses: little-endian fields, bounds checked both ways.
+    @Test func byteCodecIsLittleEndianAndBounded() throws {
+        var w = ByteWriter()
+        w.write(UInt16(0x0102)); w.write(u32: 0x0304_0506); w.write(lengthPrefixed: [9]); w.write(floats: [1])
+        w.pad(to: 8)
+        #expect(w.bytes == [2, 1, 6, 5, 4, 3, 1, 0, 9, 0, 0, 0x80, 0x3F, 0, 0, 0])
+        try w.bytes.withUnsafeBytes { b in
+            var r = ByteReader(b)
+            #expect(try r.read(UInt16.self) == 0x0102 && r.readInt() == 0x0304_0506)
+            #expect(try r.readLengthPrefixed() == [9])
+            try r.skip(4)
+            try r.skipPadding(to: 8)
+            try r.expectEnd()
+            #expect(throws: WireError.malformedPayload) { try r.read(UInt8.self) }
+        }
+        var small = [UInt8](repeating: 0, count: 3)
+        small.withUnsafeMutableBytes { b in
+            var f = ByteWriter(into: b)
+            #expect(throws: WireError.bufferTooSmall(needed: 4, capacity: 3)) { try f.write(UInt32(1)) }
+        }
     }
 
     /// 100,000 random, truncated and bit-flipped frames: each decodes to a
@@ -74,8 +133,8 @@ func decode(_ bytes: [UInt8], maxPayload: Int = 1 << 20) -> Result<MessageHeader
     @Test func fuzzedFramesNeverTrap() throws {
         var rng = XorShift(state: 0x9E37_79B9_7F4A_7C15)
         var seeds: [[UInt8]] = []
-        for raw in UInt8(1)...11 {
-            seeds.append(try frame(kind: MessageKind(rawValue: raw)!, payload: (0..<Int.random(in: 0...300, using: &rng)).map { _ in .random(in: 0...255, using: &rng) }))
+        for kind in allKinds {
+            seeds.append(try frame(kind: kind, payload: (0..<Int.random(in: 0...300, using: &rng)).map { _ in .random(in: 0...255, using: &rng) }))
         }
         var accepted = 0, flippedAccepted = 0, flipped = 0
         for i in 0..<100_000 {

@@ -1,6 +1,8 @@
-// A fixed pool of worker threads, created once and reused for every parallel
-// loop, so an inference never creates a thread. The header includes nothing so
-// Embedded Swift can import it for a bare-metal target; pthreads stay in the .c.
+// What the board runtime's core needs from the system: a fixed pool of worker
+// threads, created once and reused for every parallel loop, so an inference
+// never creates a thread; and the memory of a node's one arena. The header
+// includes nothing so Embedded Swift can import it for a bare-metal target;
+// pthreads and mmap stay in the .c.
 #ifndef IOP_THREADS_H
 #define IOP_THREADS_H
 
@@ -14,5 +16,11 @@ iop_pool *iop_pool_create(int threads);
 void iop_pool_run(iop_pool *pool, iop_task_fn fn, void *context, long tasks);
 int iop_pool_threads(const iop_pool *pool);
 void iop_pool_destroy(iop_pool *pool);
+
+/// `bytes` of zeroed, page-aligned memory for an arena (an anonymous mapping, so pages
+/// are only backed once touched). NULL when the system refuses it: the caller reports
+/// that instead of trapping.
+void *iop_arena_allocate(unsigned long bytes);
+void iop_arena_free(void *arena, unsigned long bytes);
 
 #endif

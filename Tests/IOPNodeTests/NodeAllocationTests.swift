@@ -4,7 +4,9 @@ import IOPCore
 import IOPModel
 import IOPNet
 import IOPNode
+import IOPProgram
 import IOPPlan
+import PlanTestSupport
 import Testing
 
 /// Steady-state inference on every node, counted with the malloc interposer on

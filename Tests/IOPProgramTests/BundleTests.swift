@@ -1,9 +1,10 @@
 import IOPCore
 import IOPModel
-import IOPNode
+import IOPProgram
 import IOPPlan
 import IOPWire
 import TestSupport
+import PlanTestSupport
 import Testing
 
 /// Bundles and board programs: what `iop compile` lays out is what the planner counted.
@@ -25,8 +26,8 @@ import Testing
         let cluster = try Examples.cluster(c.cluster)
         for kind in PlannerKind.allCases {
             guard let plan = try? Planner(network: net, cluster: cluster).plan(kind) else { continue }
-            let bytes = Bundle.compile(plan, network: net)
-            let bundle = try bytes.withUnsafeBytes { try Bundle.decode($0) }
+            let bytes = ProgramBundle.compile(plan, network: net)
+            let bundle = try bytes.withUnsafeBytes { try ProgramBundle.decode($0) }
             #expect(bundle.programs.map(\.arenaBytes) == plan.peakMemoryBytes, "\(kind)")
             #expect(bundle.programs.allSatisfy { $0.isWithinArena })
             // Every weight travels in some board's shards: once, or once per band when a stage is split by rows.
@@ -45,7 +46,7 @@ import Testing
     static func workerProgram() throws -> BoardProgram {
         let net = try Zoo.make("alexnet", inputSize: 67)
         let plan = try Planner(network: net, cluster: try Examples.cluster("mixed-pi4-pi3")).plan(.oc)
-        return try Bundle.compile(plan, network: net).withUnsafeBytes { try Bundle.decode($0) }.programs[1]
+        return try ProgramBundle.compile(plan, network: net).withUnsafeBytes { try ProgramBundle.decode($0) }.programs[1]
     }
 
     @Test func programsRoundTripAndOutOfArenaOffsetsAreRefused() throws {

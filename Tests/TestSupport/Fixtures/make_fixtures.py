@@ -6,7 +6,7 @@ and ONNX Runtime's output for it (NAME.output.npy). Cases listed in
 errors.json are models iop must refuse, with a piece of the expected message.
 
 Regenerate (needs `pip install onnx onnxruntime numpy`):
-    python3 Tests/IOPModelTests/Fixtures/make_fixtures.py
+    python3 Tests/TestSupport/Fixtures/make_fixtures.py
 The outputs are deterministic for a given onnxruntime version (seeded inputs
 and weights); commit the regenerated files.
 """

@@ -10,7 +10,7 @@ import IOPWire
 ///     body: boards, leader, schedule, programs, padding to 4 bytes, shards
 ///
 /// Shard floats sit 4-byte aligned, so a leader that maps the file reads them in place.
-public struct Bundle {
+public struct ProgramBundle {
     public struct BoardEntry: Equatable, Sendable {
         public var name: String, endpoint: String, budgetBytes: Int
         public init(name: String, endpoint: String, budgetBytes: Int) { self.name = name; self.endpoint = endpoint; self.budgetBytes = budgetBytes }
@@ -36,50 +36,59 @@ public struct Bundle {
     public static func encode(boards: [BoardEntry], leaderIndex: Int, segments: [SegmentProgram]) -> [UInt8] {
         let (programs, schedule, sources) = BoardLayout.compile(segments, boards: boards.count, leader: leaderIndex)
         var body = ByteWriter()
-        body.u32(boards.count)
-        for b in boards { body.string(b.name); body.string(b.endpoint); body.u64(b.budgetBytes) }
-        body.u32(leaderIndex)
-        body.u32(schedule.count)
+        body.write(u32: boards.count)
+        for b in boards {
+            body.write(lengthPrefixed: Array(b.name.utf8)); body.write(lengthPrefixed: Array(b.endpoint.utf8))
+            body.write(UInt64(b.budgetBytes))
+        }
+        body.write(u32: leaderIndex)
+        body.write(u32: schedule.count)
         for s in schedule {
-            for v in [s.inputCount, s.outputCount, s.assembledCount, s.sumsPartials ? 1 : 0, s.current, s.assembled, s.sendPayload, s.receivePayload] { body.u32(v) }
+            for v in [s.inputCount, s.outputCount, s.assembledCount, s.sumsPartials ? 1 : 0, s.current, s.assembled,
+                      s.sendPayload, s.receivePayload] { body.write(u32: v) }
             if let own = s.own {
-                body.u32(own.step + 1); body.input(own.input); body.output(own.output)
-            } else { body.u32(0) }
-            body.u32(s.reduce.map { $0 + 1 } ?? 0)
-            body.u32(s.remote.count)
-            for r in s.remote { body.u32(r.board); body.input(r.input); body.u32(r.inputCount); body.output(r.output); body.u32(r.outputCount) }
+                body.write(u32: own.step + 1); own.input.write(to: &body); own.output.write(to: &body)
+            } else { body.write(u32: 0) }
+            body.write(u32: s.reduce.map { $0 + 1 } ?? 0)
+            body.write(u32: s.remote.count)
+            for r in s.remote {
+                body.write(u32: r.board); r.input.write(to: &body); body.write(u32: r.inputCount)
+                r.output.write(to: &body); body.write(u32: r.outputCount)
+            }
         }
         for p in programs {
             let bytes = ProgramCodec.encode(p)
-            body.u32(bytes.count); body.bytes += bytes
+            body.write(u32: bytes.count); body.write(raw: bytes)
         }
-        while (headerSize + body.bytes.count) % 4 != 0 { body.u8(0) }
+        // Shard floats 4-byte aligned in the file (its header is 16 bytes).
+        body.pad(to: 4)
         for layers in sources {
             let records = layers.enumerated().filter { $0.element.kind.parameterChannels > 0 }
-            body.u32(records.count)
+            body.write(u32: records.count)
             for (op, layer) in records {
-                body.u32(op); body.u32(layer.kind.parameterChannels); body.u32(layer.bias.isEmpty ? 0 : 1)
-                body.floats(layer.weights); body.floats(layer.bias)
+                body.write(u32: op); body.write(u32: layer.kind.parameterChannels); body.write(u32: layer.bias.isEmpty ? 0 : 1)
+                body.write(floats: layer.weights); body.write(floats: layer.bias)
             }
         }
         var out = ByteWriter()
-        out.u32(Int(Bundle.magic)); out.u16(Bundle.version); out.u16(0)
-        out.u32(Int(body.bytes.withUnsafeBytes { adler32($0) })); out.u32(body.bytes.count)
-        return out.bytes + body.bytes
+        out.write(ProgramBundle.magic); out.write(ProgramBundle.version); out.write(UInt16(0))
+        out.write(body.bytes.withUnsafeBytes { adler32($0) }); out.write(u32: body.bytes.count)
+        out.write(raw: body.bytes)
+        return out.bytes
     }
 
     /// Decodes and checks a bundle. With `releasingPages` (a read-only file
     /// mapping), each piece's pages are dropped once checksummed, so checking a
     /// large bundle never holds it all in memory.
-    public static func decode(_ bytes: UnsafeRawBufferPointer, releasingPages: Bool = false) throws(WireError) -> Bundle {
+    public static func decode(_ bytes: UnsafeRawBufferPointer, releasingPages: Bool = false) throws(WireError) -> ProgramBundle {
         guard bytes.count >= headerSize else { throw .truncated(needed: headerSize, got: bytes.count) }
-        var h = PayloadReader(UnsafeRawBufferPointer(rebasing: bytes[0..<headerSize]))
+        var h = ByteReader(UnsafeRawBufferPointer(rebasing: bytes[0..<headerSize]))
         let magic = try h.read(UInt32.self)
-        guard magic == Bundle.magic else { throw .badMagic(magic) }
+        guard magic == ProgramBundle.magic else { throw .badMagic(magic) }
         let version = try h.read(UInt16.self)
-        guard version == Bundle.version else { throw .unsupportedVersion(version) }
+        guard version == ProgramBundle.version else { throw .unsupportedVersion(version) }
         _ = try h.read(UInt16.self)
-        let sum = try h.read(UInt32.self), length = Int(try h.read(UInt32.self))
+        let sum = try h.read(UInt32.self), length = try h.readInt()
         guard bytes.count - headerSize == length else { throw .lengthMismatch(declared: length, actual: bytes.count - headerSize) }
         var actual: UInt32 = 1
         var at = headerSize
@@ -91,54 +100,54 @@ public struct Bundle {
         }
         guard actual == sum else { throw .checksumMismatch(expected: sum, actual: actual) }
         // Offsets below are into the whole file, so shard references point into it directly.
-        var r = PayloadReader(bytes)
+        var r = ByteReader(bytes)
         try r.skip(headerSize)
-        func int(_ r: inout PayloadReader) throws(WireError) -> Int { Int(try r.read(UInt32.self)) }
-        let boardCount = try int(&r)
+        let boardCount = try r.readInt()
         guard boardCount > 0, boardCount <= 256 else { throw .malformedPayload }
         var boards: [BoardEntry] = []
         for _ in 0..<boardCount {
-            let name = String(decoding: try r.readBytes(), as: UTF8.self), endpoint = String(decoding: try r.readBytes(), as: UTF8.self)
+            let name = String(decoding: try r.readLengthPrefixed(), as: UTF8.self)
+            let endpoint = String(decoding: try r.readLengthPrefixed(), as: UTF8.self)
             boards.append(BoardEntry(name: name, endpoint: endpoint, budgetBytes: Int(try r.read(UInt64.self))))
         }
-        let leader = try int(&r)
+        let leader = try r.readInt()
         guard leader < boardCount else { throw .malformedPayload }
-        let segmentCount = try int(&r)
+        let segmentCount = try r.readInt()
         guard segmentCount > 0, segmentCount <= 4096 else { throw .malformedPayload }
         var schedule: [LeaderSegment] = []
         for _ in 0..<segmentCount {
-            var s = LeaderSegment(inputCount: try int(&r), outputCount: try int(&r), assembledCount: try int(&r), sumsPartials: try int(&r) == 1,
-                                  current: try int(&r), assembled: try int(&r), sendPayload: try int(&r), receivePayload: try int(&r),
+            var s = LeaderSegment(inputCount: try r.readInt(), outputCount: try r.readInt(), assembledCount: try r.readInt(), sumsPartials: try r.readInt() == 1,
+                                  current: try r.readInt(), assembled: try r.readInt(), sendPayload: try r.readInt(), receivePayload: try r.readInt(),
                                   remote: [], own: nil, reduce: nil)
-            let own = try int(&r)
-            if own > 0 { s.own = .init(step: own - 1, input: try input(&r), output: try output(&r)) }
-            let reduce = try int(&r)
+            let own = try r.readInt()
+            if own > 0 { s.own = .init(step: own - 1, input: try BoardPart.Input.read(&r), output: try BoardPart.Output.read(&r)) }
+            let reduce = try r.readInt()
             if reduce > 0 { s.reduce = reduce - 1 }
-            let remoteCount = try int(&r)
+            let remoteCount = try r.readInt()
             guard remoteCount < boardCount else { throw .malformedPayload }
             for _ in 0..<remoteCount {
-                let board = try int(&r)
+                let board = try r.readInt()
                 guard board < boardCount, board != leader else { throw .malformedPayload }
-                s.remote.append(RemotePart(board: board, input: try input(&r), inputCount: try int(&r), output: try output(&r), outputCount: try int(&r)))
+                s.remote.append(RemotePart(board: board, input: try BoardPart.Input.read(&r), inputCount: try r.readInt(), output: try BoardPart.Output.read(&r), outputCount: try r.readInt()))
             }
             schedule.append(s)
         }
         var programs: [BoardProgram] = [], programBytes: [Range<Int>] = []
         for _ in 0..<boardCount {
-            let n = try int(&r)
+            let n = try r.readInt()
             let start = r.offset
             try r.skip(n)
-            programs.append(try r.bytesSlice(start..<(start + n)) { slice throws(WireError) in try ProgramCodec.decode(slice) })
+            programs.append(try r.slice(start..<(start + n)) { slice throws(WireError) in try ProgramCodec.decode(slice) })
             programBytes.append(start..<(start + n))
         }
-        while r.offset % 4 != 0 { _ = try r.read(UInt8.self) }
+        try r.skipPadding(to: 4)
         var shards: [[ShardRef]] = []
         for d in 0..<boardCount {
-            let count = try int(&r)
+            let count = try r.readInt()
             guard count <= programs[d].ops.count else { throw .malformedPayload }
             var refs: [ShardRef] = []
             for _ in 0..<count {
-                let op = try int(&r), channels = try int(&r), flags = try int(&r)
+                let op = try r.readInt(), channels = try r.readInt(), flags = try r.readInt()
                 guard op < programs[d].ops.count, flags <= 1 else { throw .malformedPayload }
                 let kind = programs[d].ops[op].kind
                 guard channels == kind.parameterChannels, channels > 0 else { throw .malformedPayload }
@@ -149,8 +158,8 @@ public struct Bundle {
             }
             shards.append(refs)
         }
-        guard r.isAtEnd else { throw .malformedPayload }
-        let bundle = Bundle(boards: boards, leaderIndex: leader, schedule: schedule, programs: programs, programBytes: programBytes, shards: shards)
+        try r.expectEnd()
+        let bundle = ProgramBundle(boards: boards, leaderIndex: leader, schedule: schedule, programs: programs, programBytes: programBytes, shards: shards)
         guard bundle.scheduleFitsLeader else { throw .malformedPayload }
         return bundle
     }
@@ -181,40 +190,6 @@ public struct Bundle {
         }
         return true
     }
-
-    /// A part's input or output on disk: tag 0 whole, 1 elements, 2 rows, 3 partial sum (outputs only).
-    static func input(_ r: inout PayloadReader) throws(WireError) -> BoardPart.Input {
-        switch try r.read(UInt8.self) {
-        case 0: return .all
-        case 1: return .elements(try range(&r))
-        case 2: let (rows, c, h, w) = try rowBand(&r); return .rows(rows, channels: c, height: h, width: w)
-        default: throw .malformedPayload
-        }
-    }
-
-    static func output(_ r: inout PayloadReader) throws(WireError) -> BoardPart.Output {
-        switch try r.read(UInt8.self) {
-        case 0: return .all
-        case 1: return .elements(try range(&r))
-        case 2: let (rows, c, h, w) = try rowBand(&r); return .rows(rows, channels: c, height: h, width: w)
-        case 3: return .partialSum
-        default: throw .malformedPayload
-        }
-    }
-
-    static func range(_ r: inout PayloadReader) throws(WireError) -> Range<Int> {
-        let lo = Int(try r.read(UInt32.self)), hi = Int(try r.read(UInt32.self))
-        guard lo <= hi else { throw .malformedPayload }
-        return lo..<hi
-    }
-
-    static func rowBand(_ r: inout PayloadReader) throws(WireError) -> (Range<Int>, Int, Int, Int) {
-        let rows = try range(&r)
-        let c = Int(try r.read(UInt32.self)), h = Int(try r.read(UInt32.self)), w = Int(try r.read(UInt32.self))
-        // Bounded so channels x height x width cannot overflow.
-        guard c <= 1 << 20, h <= 1 << 20, w <= 1 << 20 else { throw .malformedPayload }
-        return (rows, c, h, w)
-    }
 }
 
 extension BoardPart.Input {
@@ -239,33 +214,63 @@ extension BoardPart.Output {
     }
 }
 
-/// Appends little-endian fields to a growing byte array (host side: bundles and programs).
-struct ByteWriter {
-    var bytes: [UInt8] = []
-    mutating func u8(_ v: UInt8) { bytes.append(v) }
-    mutating func u16(_ v: UInt16) { bytes.append(UInt8(v & 0xff)); bytes.append(UInt8(v >> 8)) }
-    mutating func u32(_ v: Int) { for i in 0..<4 { bytes.append(UInt8((UInt32(v) >> (8 * UInt32(i))) & 0xff)) } }
-    mutating func u64(_ v: Int) { for i in 0..<8 { bytes.append(UInt8((UInt64(v) >> (8 * UInt64(i))) & 0xff)) } }
-    /// Raw float bytes: every target iop builds for is little-endian.
-    mutating func floats(_ v: [Float]) { v.withUnsafeBytes { bytes.append(contentsOf: $0) } }
-    mutating func region(_ tag: UInt8, _ r: Range<Int>, _ extra: [Int] = []) {
-        u8(tag); u32(r.lowerBound); u32(r.upperBound)
-        for v in extra { u32(v) }
-    }
-    mutating func input(_ i: BoardPart.Input) {
-        switch i {
-        case .all: u8(0)
-        case .elements(let r): region(1, r)
-        case .rows(let r, let c, let h, let w): region(2, r, [c, h, w])
+/// A part's input or output on disk: tag 0 whole, 1 elements, 2 rows, 3 partial sum (outputs only).
+///
+///     u8 tag, then for 1: u32 first, end; for 2: u32 first row, end row, channels, height, width
+extension BoardPart.Input {
+    func write(to w: inout ByteWriter<GrowingBytes>) {
+        switch self {
+        case .all: w.write(UInt8(0))
+        case .elements(let r): writeRegion(1, r, [], to: &w)
+        case .rows(let r, let c, let h, let width): writeRegion(2, r, [c, h, width], to: &w)
         }
     }
-    mutating func output(_ o: BoardPart.Output) {
-        switch o {
-        case .all: u8(0)
-        case .elements(let r): region(1, r)
-        case .rows(let r, let c, let h, let w): region(2, r, [c, h, w])
-        case .partialSum: u8(3)
+
+    static func read(_ r: inout ByteReader) throws(WireError) -> BoardPart.Input {
+        switch try r.read(UInt8.self) {
+        case 0: return .all
+        case 1: return .elements(try readRange(&r))
+        case 2: let (rows, c, h, w) = try readRowBand(&r); return .rows(rows, channels: c, height: h, width: w)
+        default: throw .malformedPayload
         }
     }
-    mutating func string(_ s: String) { let b = Array(s.utf8); u16(UInt16(b.count)); bytes += b }
+}
+
+extension BoardPart.Output {
+    func write(to w: inout ByteWriter<GrowingBytes>) {
+        switch self {
+        case .all: w.write(UInt8(0))
+        case .elements(let r): writeRegion(1, r, [], to: &w)
+        case .rows(let r, let c, let h, let width): writeRegion(2, r, [c, h, width], to: &w)
+        case .partialSum: w.write(UInt8(3))
+        }
+    }
+
+    static func read(_ r: inout ByteReader) throws(WireError) -> BoardPart.Output {
+        switch try r.read(UInt8.self) {
+        case 0: return .all
+        case 1: return .elements(try readRange(&r))
+        case 2: let (rows, c, h, w) = try readRowBand(&r); return .rows(rows, channels: c, height: h, width: w)
+        case 3: return .partialSum
+        default: throw .malformedPayload
+        }
+    }
+}
+
+private func writeRegion(_ tag: UInt8, _ r: Range<Int>, _ extra: [Int], to w: inout ByteWriter<GrowingBytes>) {
+    w.write(tag); w.write(u32: r.lowerBound); w.write(u32: r.upperBound)
+    for v in extra { w.write(u32: v) }
+}
+
+private func readRange(_ r: inout ByteReader) throws(WireError) -> Range<Int> {
+    let lo = try r.readInt(), hi = try r.readInt()
+    guard lo <= hi else { throw .malformedPayload }
+    return lo..<hi
+}
+
+private func readRowBand(_ r: inout ByteReader) throws(WireError) -> (Range<Int>, Int, Int, Int) {
+    let rows = try readRange(&r)
+    // Bounded so channels x height x width cannot overflow.
+    let c = try r.readInt(atMost: 1 << 20), h = try r.readInt(atMost: 1 << 20), w = try r.readInt(atMost: 1 << 20)
+    return (rows, c, h, w)
 }

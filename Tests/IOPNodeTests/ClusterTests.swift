@@ -3,9 +3,11 @@ import IOPCore
 import IOPModel
 import IOPNet
 import IOPNode
+import IOPProgram
 import IOPWire
 import IOPPlan
 import TestSupport
+import PlanTestSupport
 import Testing
 
 /// A worker running on its own thread, as it would in its own process.
@@ -24,9 +26,9 @@ final class WorkerThread: @unchecked Sendable {
 }
 
 /// A plan compiled to a bundle, as `iop compile` writes it: the bytes and what they decode to.
-func compiledBundle(_ plan: Plan, network: Network) throws -> (bytes: [UInt8], bundle: IOPNode.Bundle) {
-    let bytes = IOPNode.Bundle.compile(plan, network: network)
-    return (bytes, try bytes.withUnsafeBytes { try IOPNode.Bundle.decode($0) })
+func compiledBundle(_ plan: Plan, network: Network) throws -> (bytes: [UInt8], bundle: ProgramBundle) {
+    let bytes = ProgramBundle.compile(plan, network: network)
+    return (bytes, try bytes.withUnsafeBytes { try ProgramBundle.decode($0) })
 }
 
 /// A leader on a loopback port of its own and one worker thread per other board
@@ -102,7 +104,7 @@ func startCluster(_ cluster: Cluster, plan: Plan, network: Network, context ctx:
             Issue.record("the leader accepted an over-budget board")
         } catch {
             // startCluster waits for every worker to stop before it rethrows.
-            if case .refused(let board, let needed, let budget)? = error as? NodeError {
+            if case .refused(let board, .overBudget, let needed, let budget)? = error as? NodeError {
                 #expect(board == "pi3-a" && budget == 1 << 20 && needed > budget)
                 #expect((error as! NodeError).message.contains("board 'pi3-a' refused its program"))
             } else {

@@ -50,10 +50,10 @@ public struct SegmentProgram {
 }
 
 extension BoardPart.Input {
-    /// Elements this part receives.
-    public var count: Int {
+    /// Elements this part receives of a segment input of `whole` elements.
+    public func count(ofWhole whole: Int) -> Int {
         switch self {
-        case .all: return -1
+        case .all: return whole
         case .elements(let r): return r.count
         case .rows(let r, let c, _, let w): return r.count * c * w
         }

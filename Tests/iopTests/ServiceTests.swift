@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TestSupport
 import Testing
 
 /// A datagram socket standing in for systemd's notify socket: collects every

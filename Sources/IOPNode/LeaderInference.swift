@@ -1,0 +1,108 @@
+import CIOPSystem
+import IOPCore
+import IOPNet
+import IOPProgram
+import IOPWire
+
+/// One cooperative inference: scatter, the leader's own part, gather, reduce.
+extension Leader {
+    /// One cooperative inference. Allocates nothing.
+    public func infer(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) throws(NodeError) {
+        guard let engine else { throw .protocolViolation("inference before the leader started") }
+        let program = programs[leaderIndex]
+        let request = nextRequest
+        nextRequest += 1
+        engine.floats(at: schedule[0].current).update(from: input, count: inputCount)
+        for (k, seg) in schedule.enumerated() {
+            let current = engine.floats(at: seg.current)
+            if !seg.remote.isEmpty {
+                let payload = engine.floats(at: seg.sendPayload)
+                let frame = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(payload) - MessageHeader.size,
+                                                          count: MessageHeader.size + 4 * seg.largestRemoteInput)
+                for part in seg.remote {
+                    let n = part.input.select(from: current, count: seg.inputCount, into: payload)
+                    let length: Int
+                    do throws(WireError) { length = try Wire.seal(kind: .activation, requestID: request, step: UInt32(k), payloadLength: 4 * n, in: frame) } catch { throw .wire(error) }
+                    do throws(NetError) { try outboxes[part.board]!.send(UnsafeRawBufferPointer(rebasing: frame[0..<length])) } catch { throw .net(error) }
+                    bytesSent[leaderIndex] += length; messagesSent[leaderIndex] += 1
+                }
+            }
+            // The leader's own part, while the others compute.
+            let assembled = engine.floats(at: seg.assembled)
+            // Placed parts cover the whole tensor; only partial sums add onto it.
+            if seg.sumsPartials { assembled.update(repeating: 0, count: seg.assembledCount) }
+            if let own = seg.own {
+                let step = program.steps[own.step]
+                if own.input != .all { _ = own.input.select(from: current, count: seg.inputCount, into: engine.floats(at: step.input)) }
+                for i in step.ops { engine.run(program.ops[i]) }
+                own.output.place(engine.floats(at: step.output), count: step.outputCount, into: assembled)
+            }
+            try gather(seg, engine: engine, request: request, index: k)
+            if let reduce = seg.reduce {
+                let step = program.steps[reduce]
+                for i in step.ops { engine.run(program.ops[i]) }
+                if step.output != seg.current { current.update(from: engine.floats(at: step.output), count: seg.outputCount) }
+            } else {
+                current.update(from: assembled, count: seg.outputCount)
+            }
+        }
+        output.update(from: engine.floats(at: schedule[schedule.count - 1].current), count: outputCount)
+        inferences += 1
+    }
+
+    /// Receives one result from every other board of the segment and places it.
+    func gather(_ seg: LeaderSegment, engine: Engine, request: UInt64, index k: Int) throws(NodeError) {
+        if seg.remote.isEmpty { return }
+        let payload = engine.floats(at: seg.receivePayload)
+        // Each result is the board's index, then its floats, which land at `receivePayload`.
+        let reply = UnsafeMutableRawBufferPointer(
+            start: UnsafeMutableRawPointer(payload) - PartResult.headerSize - MessageHeader.size,
+            count: MessageHeader.size + PartResult.headerSize + 4 * seg.largestRemoteOutput)
+        let assembled = engine.floats(at: seg.assembled)
+        for r in seg.remote { answered[r.board] = false }
+        for _ in 0..<seg.remote.count {
+            let length: Int
+            do throws(NetError) { length = try inbox.receive(into: reply) } catch {
+                if error.isTimeout {
+                    var missing = ""
+                    for r in seg.remote where !answered[r.board] { missing += (missing.isEmpty ? "'" : ", '") + boards[r.board].name + "'" }
+                    throw .timedOut(waitingFor: "step " + String(k) + " results from " + missing + " (did the board stop?)")
+                }
+                throw .net(error)
+            }
+            let header: MessageHeader
+            do throws(WireError) { header = try Wire.decode(UnsafeRawBufferPointer(rebasing: reply[0..<length]), maxPayload: reply.count) } catch { throw .wire(error) }
+            guard header.kind == .activation, header.requestID == request, Int(header.step) == k, header.payloadLength >= PartResult.headerSize else {
+                throw .protocolViolation("result for request " + String(header.requestID) + " step " + String(header.step)
+                                         + " while waiting for request " + String(request) + " step " + String(k))
+            }
+            let board: Int
+            do throws(WireError) {
+                board = try PartResult.board(UnsafeRawBufferPointer(rebasing: reply[MessageHeader.size..<length]))
+            } catch { throw .wire(error) }
+            guard let remote = seg.remote.first(where: { $0.board == board }), !answered[board],
+                  Int(header.payloadLength) == PartResult.headerSize + 4 * remote.outputCount else {
+                throw .protocolViolation("unexpected result from board " + String(board) + " for step " + String(k))
+            }
+            remote.output.place(payload, count: remote.outputCount, into: assembled)
+            answered[board] = true
+            bytesSent[board] += length; messagesSent[board] += 1
+        }
+    }
+}
+
+extension Leader {
+    /// One inference from and into arrays: for tools and tests, not the allocation-free path.
+    public func infer(_ input: [Float]) throws(NodeError) -> [Float] {
+        var out = [Float](repeating: 0, count: outputCount)
+        var failure: NodeError?
+        input.withUnsafeBufferPointer { i in
+            out.withUnsafeMutableBufferPointer { o in
+                do throws(NodeError) { try infer(input: i.baseAddress!, output: o.baseAddress!) } catch { failure = error }
+            }
+        }
+        if let failure { throw failure }
+        return out
+    }
+}
+

@@ -1,0 +1,165 @@
+import CIOPSystem
+import IOPCore
+import IOPNet
+import IOPProgram
+import IOPWire
+
+/// Setting a cluster up: hellos, programs, arenas, weight shards.
+extension Leader {
+    /// Waits for every worker's hello, sends the programs, allocates its own
+    /// arena, sends the weight shards (read from `bundleBytes`, the bundle the
+    /// schedule came from), and returns once all are ready. A refusal or a
+    /// silent board stops every worker and throws.
+    /// With `bundleIsMapped` (a read-only file mapping), each shard's pages are
+    /// dropped once sent or packed, so loading never holds the whole bundle in memory.
+    public func start(threads: Int, bundleBytes: UnsafeRawBufferPointer, bundleIsMapped: Bool = false) throws(NodeError) {
+        releasesShards = bundleIsMapped
+        do throws(NodeError) {
+            try setUp(threads: threads, bytes: bundleBytes)
+        } catch {
+            shutdown()
+            throw error
+        }
+    }
+
+    func setUp(threads: Int, bytes: UnsafeRawBufferPointer) throws(NodeError) {
+        // Hellos, in any order.
+        var budgets = [Int](repeating: 0, count: boards.count)
+        var pending = Set(workers)
+        while !pending.isEmpty {
+            let (h, payload) = try inbox.receiveFrame(waitingFor: "hello from " + names(pending), maxPayload: 1024)
+            guard h.kind == .hello else { throw .protocolViolation("expected hello, got kind " + String(h.kind.rawValue)) }
+            var decoded: Hello?
+            payload.withUnsafeBytes { decoded = try? Hello.decode($0) }
+            guard let hello = decoded else { throw .wire(.malformedPayload) }
+            let name = String(decoding: hello.name, as: UTF8.self)
+            guard let i = boards.firstIndex(where: { $0.name == name }), pending.remove(i) != nil else {
+                throw .protocolViolation("hello from unknown or repeated board '" + name + "'")
+            }
+            // A worker that bound port `*` says where it listens; otherwise use the cluster file's endpoint.
+            budgets[i] = Int(hello.budgetBytes)
+            let reported = String(decoding: hello.endpoint, as: UTF8.self)
+            do throws(NetError) { try outboxes[i]!.connect(reported.isEmpty ? boards[i].endpoint : reported) } catch { throw .net(error) }
+        }
+        // A board whose arena cannot fit its budget is refused before anything is sent: its
+        // socket would drop messages larger than the budget, and it could not say why.
+        budgets[leaderIndex] = boards[leaderIndex].budgetBytes
+        if let over = boards.indices.first(where: { programs[$0].arenaBytes > budgets[$0] }) {
+            throw .refused(
+                board: boards[over].name, reason: .overBudget, bytesNeeded: programs[over].arenaBytes,
+                budgetBytes: budgets[over])
+        }
+        // Programs (no weights yet): each board sizes its arena and answers ready, or refuses.
+        for d in workers { try outboxes[d]!.sendFrame(.program, requestID: UInt64(d), payload: Array(bytes[programBytes[d]])) }
+        try collectReadies()
+        // The leader's own arena, its parameters packed straight from the bundle.
+        let own = programs[leaderIndex]
+        let engine: Engine
+        do throws(CoreError) { engine = try Engine(arenaFloats: own.arenaFloats, threads: threads) } catch {
+            if case .outOfMemory = error {
+                throw .refused(
+                    board: boards[leaderIndex].name, reason: .cannotAllocate, bytesNeeded: own.arenaBytes,
+                    budgetBytes: boards[leaderIndex].budgetBytes)
+            }
+            throw .core(error)
+        }
+        self.engine = engine
+        arenaBytes[leaderIndex] = own.arenaBytes
+        for ref in shards[leaderIndex] {
+            let op = own.ops[ref.op], per = op.kind.weightsPerChannel
+            // A few MiB at a time, so a mapped bundle's pages can go as soon as they are packed.
+            let step = max(1, ShardCodec.frameLimit / max(4 * per, 1))
+            var first = 0
+            while first < ref.channels {
+                let channels = first..<min(ref.channels, first + step)
+                engine.load(op, channels: channels, weights: floats(bytes, ref.weights) + first * per, bias: ref.bias.map { floats(bytes, $0) + first })
+                release(bytes, from: ref.weights + 4 * first * per, count: 4 * channels.count * per)
+                first = channels.upperBound
+            }
+            if let bias = ref.bias { release(bytes, from: bias, count: 4 * ref.channels) }
+        }
+        // Weight shards, whole channels per message, each frame built in the leader's
+        // activation region (free until serving) and small enough for the board's.
+        let stagingBytes = 4 * own.activationFloats
+        for d in workers {
+            let frameBytes = min(stagingBytes, 4 * programs[d].activationFloats, max(ShardCodec.frameLimit, 4 * largestChannel(programs[d])))
+            for ref in shards[d] {
+                try sendShard(ref, to: d, program: programs[d], bytes: bytes, engine: engine, frameBytes: frameBytes)
+            }
+            try outboxes[d]!.sendFrame(.ready, requestID: UInt64(d))
+        }
+        try collectReadies()
+    }
+
+    /// The biggest single-channel shard frame of a program: frames never split a channel.
+    func largestChannel(_ p: BoardProgram) -> Int { p.ops.reduce(0) { max($0, ShardCodec.stagingFloats($1.kind)) } }
+
+    /// Drops pages of a mapped bundle once their floats are sent or packed.
+    func release(_ bytes: UnsafeRawBufferPointer, from offset: Int, count: Int) {
+        if releasesShards { iop_release_mapped(bytes.baseAddress! + offset, count) }
+    }
+
+    /// Shard floats inside the bundle (4-byte aligned there).
+    func floats(_ bytes: UnsafeRawBufferPointer, _ offset: Int) -> UnsafePointer<Float> {
+        (bytes.baseAddress! + offset).assumingMemoryBound(to: Float.self)
+    }
+
+    func sendShard(_ ref: ProgramBundle.ShardRef, to d: Int, program: BoardProgram, bytes: UnsafeRawBufferPointer, engine: Engine, frameBytes: Int) throws(NodeError) {
+        let kind = program.ops[ref.op].kind
+        let hasBias = ref.bias != nil
+        let per = ShardCodec.channelsPerMessage(kind, hasBias: hasBias, frameBytes: frameBytes)
+        var first = 0
+        while first < ref.channels {
+            let count = min(per, ref.channels - first)
+            let payloadLength = ShardCodec.payloadSize(kind, channels: count, hasBias: hasBias)
+            let frame = UnsafeMutableRawBufferPointer(rebasing: engine.bytes[0..<(MessageHeader.size + payloadLength)])
+            let payload = frame.baseAddress! + MessageHeader.size
+            do throws(WireError) {
+                try ShardCodec.write(
+                    .init(op: ref.op, first: first, count: count, hasBias: hasBias),
+                    into: UnsafeMutableRawBufferPointer(rebasing: frame[MessageHeader.size...]))
+            } catch { throw .wire(error) }
+            let weights = count * kind.weightsPerChannel
+            (payload + ShardCodec.headerSize).copyMemory(from: floats(bytes, ref.weights) + first * kind.weightsPerChannel, byteCount: 4 * weights)
+            if let bias = ref.bias {
+                (payload + ShardCodec.headerSize + 4 * weights).copyMemory(from: floats(bytes, bias) + first, byteCount: 4 * count)
+            }
+            let n: Int
+            do throws(WireError) { n = try Wire.seal(kind: .weightShard, requestID: UInt64(d), payloadLength: payloadLength, in: frame) } catch { throw .wire(error) }
+            do throws(NetError) { try outboxes[d]!.send(UnsafeRawBufferPointer(rebasing: frame[0..<n])) } catch { throw .net(error) }
+            release(bytes, from: ref.weights + 4 * first * kind.weightsPerChannel, count: 4 * weights)
+            first += count
+        }
+        if let bias = ref.bias { release(bytes, from: bias, count: 4 * ref.channels) }
+    }
+
+    /// Every worker's answer, ready (with its arena bytes) or refuse; all are
+    /// awaited before deciding, so a refusal is reported the same way every time.
+    func collectReadies() throws(NodeError) {
+        var waiting = Set(workers)
+        var refusals: [(board: Int, refuse: Refuse)] = []
+        while !waiting.isEmpty {
+            let (h, payload) = try inbox.receiveFrame(waitingFor: "ready from " + names(waiting), maxPayload: 1024)
+            let board = Int(h.requestID)
+            guard waiting.remove(board) != nil else { throw .protocolViolation("unexpected answer from board " + String(board)) }
+            switch h.kind {
+            case .ready:
+                var ready: Ready?
+                payload.withUnsafeBytes { ready = try? Ready.decode($0) }
+                guard let ready else { throw .wire(.malformedPayload) }
+                arenaBytes[board] = Int(ready.arenaBytes)
+            case .refuse:
+                var r: Refuse?
+                payload.withUnsafeBytes { r = try? Refuse.decode($0) }
+                guard let r else { throw .wire(.malformedPayload) }
+                refusals.append((board, r))
+            default: throw .protocolViolation("expected ready or refuse, got kind " + String(h.kind.rawValue))
+            }
+        }
+        if let first = refusals.min(by: { $0.board < $1.board }) {
+            throw .refused(
+                board: boards[first.board].name, reason: first.refuse.reason,
+                bytesNeeded: Int(first.refuse.bytesNeeded), budgetBytes: Int(first.refuse.budgetBytes))
+        }
+    }
+}

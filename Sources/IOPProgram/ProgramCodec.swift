@@ -1,0 +1,103 @@
+import IOPCore
+import IOPWire
+
+/// Binary form of a board program, carried in a `program` message and stored
+/// in bundles: little-endian, no Foundation, so a board decodes it in Embedded
+/// Swift. No weights: they follow as `weightShard` messages.
+///
+///     u32 arena floats, u32 activation floats, u32 op count, u32 step count
+///     per op:   u8 kind, u8 n, u32 geometry[n], f32 activation low, f32 high,
+///               u32 weights, bias, input, output, scratch (arena offsets in floats)
+///     per step: u32 segment, first op, op count, input, input count, output, output count
+public enum ProgramCodec {
+    public static func encode(_ p: BoardProgram) -> [UInt8] {
+        var w = ByteWriter()
+        for v in [p.arenaFloats, p.activationFloats, p.ops.count, p.steps.count] { w.write(u32: v) }
+        for op in p.ops {
+            let (tag, fields, act) = describe(op.kind)
+            w.write(tag); w.write(UInt8(fields.count))
+            for f in fields { w.write(u32: f) }
+            w.write(act.low.bitPattern); w.write(act.high.bitPattern)
+            for v in [op.weights, op.bias, op.input, op.output, op.scratch] { w.write(u32: v) }
+        }
+        for s in p.steps {
+            for v in [s.segment, s.ops.lowerBound, s.ops.count, s.input, s.inputCount, s.output, s.outputCount] {
+                w.write(u32: v)
+            }
+        }
+        return w.bytes
+    }
+
+    /// Decodes and checks a program: every geometry valid, every region inside the arena.
+    public static func decode(_ payload: UnsafeRawBufferPointer) throws(WireError) -> BoardProgram {
+        var r = ByteReader(payload)
+        let arena = try r.readInt(), activation = try r.readInt(), opCount = try r.readInt(), stepCount = try r.readInt()
+        guard opCount <= 1 << 16, stepCount <= 1 << 16 else { throw .malformedPayload }
+        var ops: [Op] = []
+        for _ in 0..<opCount {
+            let tag = try r.read(UInt8.self)
+            let n = Int(try r.read(UInt8.self))
+            var f: [Int] = []
+            // Bounded so geometry arithmetic (channels x rows x ...) cannot overflow.
+            for _ in 0..<n { f.append(try r.readInt(atMost: 1 << 20)) }
+            let act = Activation(low: Float(bitPattern: try r.read(UInt32.self)), high: Float(bitPattern: try r.read(UInt32.self)))
+            let kind = try kindFrom(tag: tag, fields: f, activation: act)
+            do throws(CoreError) { try kind.validate() } catch { throw .malformedPayload }
+            ops.append(Op(kind: kind, weights: try r.readInt(), bias: try r.readInt(), input: try r.readInt(),
+                          output: try r.readInt(), scratch: try r.readInt()))
+        }
+        var steps: [ProgramStep] = []
+        for _ in 0..<stepCount {
+            let segment = try r.readInt(atMost: 1 << 16 - 1), first = try r.readInt(), count = try r.readInt(atMost: opCount)
+            steps.append(ProgramStep(segment: segment, ops: first..<(first + count), input: try r.readInt(),
+                                     inputCount: try r.readInt(), output: try r.readInt(), outputCount: try r.readInt()))
+        }
+        try r.expectEnd()
+        let program = BoardProgram(arenaFloats: arena, activationFloats: activation, ops: ops, steps: steps)
+        guard program.isWithinArena else { throw .malformedPayload }
+        return program
+    }
+
+    static func describe(_ kind: LayerKind) -> (tag: UInt8, fields: [Int], activation: Activation) {
+        switch kind {
+        case .conv(let g, let a):
+            return (1, [g.inChannels, g.inHeight, g.inWidth, g.outChannels, g.kernelH, g.kernelW, g.strideH, g.strideW,
+                        g.dilationH, g.dilationW, g.padTop, g.padLeft, g.padBottom, g.padRight, g.groups], a)
+        case .linear(let g, let a): return (2, [g.inFeatures, g.outFeatures], a)
+        case .maxPool(let g), .averagePool(let g):
+            var tag: UInt8 = 4
+            if case .maxPool = kind { tag = 3 }
+            return (tag, [g.channels, g.inHeight, g.inWidth, g.outHeight, g.outWidth, g.kernelH, g.kernelW, g.strideH, g.strideW,
+                          g.padTop, g.padLeft, g.padBottom, g.padRight, g.countIncludePad ? 1 : 0], .none)
+        case .globalAveragePool(let c, let plane): return (5, [c, plane], .none)
+        case .clamp(let n, let a): return (6, [n], a)
+        case .softmax(let n): return (7, [n], .none)
+        case .addBias(let c, let plane, let a): return (8, [c, plane], a)
+        }
+    }
+
+    static func kindFrom(tag: UInt8, fields f: [Int], activation act: Activation) throws(WireError) -> LayerKind {
+        func need(_ k: Int) throws(WireError) { if f.count != k { throw .malformedPayload } }
+        switch tag {
+        case 1:
+            try need(15)
+            return .conv(ConvGeometry(inChannels: f[0], inHeight: f[1], inWidth: f[2], outChannels: f[3], kernelH: f[4], kernelW: f[5],
+                                      strideH: f[6], strideW: f[7], dilationH: f[8], dilationW: f[9], padTop: f[10], padLeft: f[11],
+                                      padBottom: f[12], padRight: f[13], groups: f[14]), act)
+        case 2: try need(2); return .linear(LinearGeometry(inFeatures: f[0], outFeatures: f[1]), act)
+        case 3, 4:
+            try need(14)
+            var g = PoolGeometry(channels: f[0], inHeight: f[1], inWidth: f[2], kernelH: f[5], kernelW: f[6], strideH: f[7], strideW: f[8],
+                                 padTop: f[9], padLeft: f[10], padBottom: f[11], padRight: f[12], countIncludePad: f[13] != 0)
+            // Output sizes travel explicitly: ceil mode and row bands set them.
+            g.outHeight = f[3]; g.outWidth = f[4]
+            return tag == 3 ? .maxPool(g) : .averagePool(g)
+        case 5: try need(2); return .globalAveragePool(channels: f[0], plane: f[1])
+        case 6: try need(1); return .clamp(count: f[0], act)
+        case 7: try need(1); return .softmax(count: f[0])
+        case 8: try need(2); return .addBias(channels: f[0], plane: f[1], act)
+        default: throw .malformedPayload
+        }
+    }
+}
+

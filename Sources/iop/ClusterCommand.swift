@@ -1,0 +1,167 @@
+import ArgumentParser
+import Foundation
+import IOPCore
+import IOPModel
+import IOPNet
+import IOPPlan
+import IOPProgram
+import IOPWire
+
+struct ClusterRun: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cluster",
+        abstract: "Run a real cluster on this machine: the leader and every worker as separate iop-node processes on loopback.",
+        discussion: "Reports latency percentiles, each board's arena and what each board sends per inference, beside the planner's model. With --check, every output is compared with single-board inference.")
+
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var clusterOptions: ClusterOptions
+    @Option(name: .long, help: "single, oc, coedge, iop or optimal.")
+    var planner: PlannerKind = .optimal
+    @Option(name: .long, help: "Inference requests to time.")
+    var requests: Int = 10
+    @Option(name: .long, help: "Threads per node.")
+    var threads: Int = 1
+    @Flag(name: .long, help: "Compare every output with single-board inference; exit non-zero on a mismatch (scaled error > 1e-4).")
+    var check = false
+    @Flag(name: .long, help: "Print one JSON object instead of a report.")
+    var json = false
+    @Option(name: .long, help: ArgumentHelp(
+        "Start the workers with this command instead of the iop-node beside iop.",
+        discussion: "For example the boards' build under emulation: \"qemu-aarch64-static -L $(cross/sysroot) .build/cross-arm64/iop-node\". The leader stays the host build.",
+        valueName: "command"))
+    var workerCommand: String?
+
+    func validate() throws {
+        guard requests >= 1 else { throw ValidationError("--requests must be at least 1, got \(requests)") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        guard (clusterOptions.cluster == nil) != (clusterOptions.nodes == nil) else { throw ValidationError("give exactly one of --cluster FILE or --nodes N") }
+    }
+
+    func run() throws {
+        let children = runningChildren
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("iop-cluster-\(getpid())").path
+        defer {
+            children.stopAll()
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        // Ctrl-C or a kill stops the nodes first. The signals are unblocked too: a
+        // parent may have started us with them blocked, and then they would never arrive.
+        for stop in [SIGINT, SIGTERM] {
+            signal(stop) { s in
+                runningChildren.stopAll()
+                _exit(128 + s)
+            }
+        }
+        var stops = sigset_t()
+        sigemptyset(&stops)
+        sigaddset(&stops, SIGINT); sigaddset(&stops, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &stops, nil)
+        do {
+            try runCluster(children, dir: dir)
+        } catch let e as CommandFailure {
+            note("error: \(e.description)")
+            throw ExitCode(1)
+        } catch let e as NetError {
+            note("error: \(e.message)")
+            throw ExitCode(1)
+        }
+    }
+
+    func runCluster(_ children: ChildGroup, dir: String) throws {
+        try reportingErrors { try runClusterBody(children, dir: dir) }
+    }
+
+    func runClusterBody(_ children: ChildGroup, dir: String) throws {
+        do {
+            let net = try model.load()
+            let cluster = try clusterOptions.loadCluster()
+            let plan = try Planner(network: net, cluster: cluster).plan(planner)
+            let bundle = ProgramBundle.compile(plan, network: net)
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let bundlePath = dir + "/bundle.iop"
+            try writeAtomically(Data(bundle), to: bundlePath)
+
+            let node = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("iop-node").path
+            guard FileManager.default.isExecutableFile(atPath: node) else {
+                throw CommandFailure(description: "iop-node not found next to iop (\(node)); build both with `swift build -c release`")
+            }
+            let worker = try workerCommand.map(resolveCommand) ?? (executable: node, arguments: [])
+            if !json { note("starting \(cluster.devices.count) nodes (\(planner.rawValue) plan, bundle \(formatBytes(bundle.count)))...") }
+            let leaderName = cluster.devices[cluster.leader].name
+            let leader = try Child(name: leaderName, executable: node, arguments: [
+                "leader", "--bundle", bundlePath, "--listen", "tcp://127.0.0.1:*", "--requests", "tcp://127.0.0.1:*",
+                "--threads", "\(threads)", "--timeout-ms", workerCommand == nil ? "10000" : "120000"])
+            children.add(leader)
+            guard let leaderEndpoint = leader.waitLine(prefix: "listening ", seconds: 30) else {
+                throw CommandFailure(description: "leader '\(leaderName)' did not start: \(leader.lastError)")
+            }
+            for (i, d) in cluster.devices.enumerated() where i != cluster.leader {
+                let w = try Child(name: d.name, executable: worker.executable, arguments: worker.arguments + [
+                    "worker", "--name", d.name, "--listen", "tcp://127.0.0.1:*", "--leader", leaderEndpoint,
+                    "--memory-budget", "\(d.memoryBudgetBytes)", "--threads", "\(threads)"])
+                children.add(w)
+            }
+            guard let requestEndpoint = leader.waitLine(prefix: "ready ", seconds: 300) else {
+                throw CommandFailure(description: "leader '\(leaderName)' did not become ready: \(leader.lastError.isEmpty ? "no reason given" : leader.lastError)")
+            }
+            let client = try RequestClient(leader: requestEndpoint)
+            let reference = check ? try net.makeEngine(threads: threads) : nil
+            var rng = SplitMix64(seed: 42)
+            var latencies: [Double] = []
+            var maxAbs: Float = 0, worst: Float = 0
+            for r in 0..<requests {
+                let x = (0..<net.inputCount).map { _ in Float(rng.nextUnit() * 2 - 1) }
+                let t0 = nowNanoseconds()
+                let y: [Float]
+                do { y = try client.infer(x) } catch {
+                    throw CommandFailure(description: "request \(r + 1) failed: \(error)" + stoppedNodes(children))
+                }
+                latencies.append(Double(nowNanoseconds() - t0) / 1e6)
+                if let reference {
+                    let e = reference.run(x)
+                    var scale: Float = 1, diff: Float = 0
+                    for k in e.indices { diff = max(diff, abs(y[k] - e[k])); scale = max(scale, abs(e[k])) }
+                    maxAbs = max(maxAbs, diff); worst = max(worst, diff / scale)
+                }
+                if !json && requests >= 5 && ((r + 1) % max(1, requests / 20) == 0 || r + 1 == requests) {
+                    FileHandle.standardError.write(Data("\rrequest \(r + 1)/\(requests)".utf8))
+                }
+            }
+            if !json && requests >= 5 { note("") }
+            let stats = try client.stats()
+            try client.shutdownLeader()
+            _ = leader.wait(seconds: 30)
+            for c in children.all { _ = c.wait(seconds: 10) }
+            let inferences = max(1, Int(stats.inferences))
+            let devices = cluster.devices.enumerated().map { i, d -> [String: Any] in
+                let s = stats.boards.first { String(decoding: $0.name, as: UTF8.self) == d.name }
+                return [
+                    "name": d.name, "arena_bytes": Int(s?.arenaBytes ?? 0), "planned_peak_bytes": plan.peakMemoryBytes[i],
+                    "bytes_sent_per_inference": Int(s?.bytesSent ?? 0) / inferences,
+                    "messages_per_inference": Int(s?.messagesSent ?? 0) / inferences,
+                ]
+            }
+            var result: [String: Any] = [
+                "model": net.name, "planner": planner.rawValue, "requests": requests, "threads": threads,
+                "p50_ms": percentile(latencies, 0.5), "p90_ms": percentile(latencies, 0.9), "p99_ms": percentile(latencies, 0.99),
+                "modeled_latency_ms": plan.modeledLatencyMs, "devices": devices,
+            ]
+            if check { result["max_abs_diff"] = Double(maxAbs); result["max_scaled_error"] = Double(worst) }
+            if json {
+                print(try jsonString(result))
+            } else {
+                print(String(format: "%@ on %d local nodes, %@ plan: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms over %d requests (modelled: %.2f ms)",
+                             net.name, cluster.devices.count, planner.rawValue, percentile(latencies, 0.5), percentile(latencies, 0.9),
+                             percentile(latencies, 0.99), requests, plan.modeledLatencyMs))
+                for d in devices {
+                    let planned = d["planned_peak_bytes"] as! Int, arena = d["arena_bytes"] as! Int
+                    print("  \(pad(d["name"] as! String, 12)) arena \(pad(formatBytes(arena), 11)) (\(arena == planned ? "= plan" : "plan: " + formatBytes(planned))) sends \(formatBytes(d["bytes_sent_per_inference"] as! Int)) in \(d["messages_per_inference"] as! Int) messages per inference")
+                }
+                if check { print(String(format: "check: max |cluster - single board| = %.3g (scaled %.3g, tolerance 1e-4)", maxAbs, worst)) }
+            }
+            if check && worst > 1e-4 {
+                throw CommandFailure(description: "outputs differ from single-board inference: scaled error \(worst) > 1e-4")
+            }
+        }
+    }
+}

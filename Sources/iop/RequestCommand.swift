@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import IOPModel
+import IOPNet
+import IOPPlan
+
+struct Request: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Send inference requests to a running leader and print or save the result.",
+        discussion: """
+            With --repeat N the same input is sent N times, one after another, and the latency percentiles are \
+            reported: a deployed cluster's latency, measured from where the requests come from. With --stats (and no \
+            --input) the leader reports its counters instead: inferences, and per board its arena and what it sent.
+            """)
+    @Option(name: .long, help: "The leader's request endpoint (printed by `iop-node leader` as `ready ...`).")
+    var leader: String
+    @Option(name: .long, help: "Input tensor (.npy, float32).")
+    var input: String?
+    @Flag(name: .long, help: "Ask for the leader's counters instead of an inference (JSON with --json).")
+    var stats = false
+    @Option(name: .long, help: "Write the (last) result here (.npy).")
+    var output: String?
+    @Option(name: .long, help: "Where the leader should send the answer (default: a free loopback port).")
+    var reply: String = "tcp://127.0.0.1:*"
+    @Option(name: .long, help: "Send the request this many times and report latency percentiles.")
+    var `repeat`: Int = 1
+    @Flag(name: .long, help: "Print one JSON object: requests, p50_ms, p90_ms, p99_ms, outputs.")
+    var json = false
+
+    func validate() throws {
+        if `repeat` < 1 { throw ValidationError("--repeat must be at least 1, got \(`repeat`)") }
+        if stats == (input != nil) { throw ValidationError("give exactly one of --input FILE or --stats") }
+    }
+
+    /// Prints the leader's counters: a table, or JSON with `inferences` and `boards[{name, arena_bytes,
+    /// bytes_sent, messages_sent}]`.
+    func printStats() throws {
+        let s = try RequestClient(leader: leader, reply: reply).stats()
+        let boards = s.boards.map { b -> [String: Any] in
+            [
+                "name": String(decoding: b.name, as: UTF8.self), "arena_bytes": Int(b.arenaBytes),
+                "bytes_sent": Int(b.bytesSent), "messages_sent": Int(b.messagesSent),
+            ]
+        }
+        if json {
+            print(try jsonString(["inferences": Int(s.inferences), "boards": boards] as [String: Any]))
+            return
+        }
+        print("\(s.inferences) inferences")
+        for b in boards {
+            print(
+                "  \(pad(b["name"] as! String, 12)) arena \(pad(formatBytes(b["arena_bytes"] as! Int), 11)) "
+                    + "sent \(formatBytes(b["bytes_sent"] as! Int)) in \(b["messages_sent"] as! Int) messages")
+        }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            guard let input else {
+                do { return try printStats() } catch let e as NetError { throw CommandFailure(description: e.message) }
+            }
+            let x = try NPY.read(path: input)
+            do {
+                let client = try RequestClient(leader: leader, reply: reply)
+                var latencies: [Double] = []
+                var y: [Float] = []
+                for r in 0..<`repeat` {
+                    let t0 = nowNanoseconds()
+                    do { y = try client.infer(x.values) } catch { throw CommandFailure(description: "request \(r + 1): \(error)") }
+                    latencies.append(Double(nowNanoseconds() - t0) / 1e6)
+                }
+                if json {
+                    print(try jsonString(["requests": `repeat`, "p50_ms": percentile(latencies, 0.5), "p90_ms": percentile(latencies, 0.9),
+                                          "p99_ms": percentile(latencies, 0.99), "outputs": y.count] as [String: Any]))
+                } else if `repeat` == 1 {
+                    print(String(format: "%d outputs in %.2f ms; largest at index %d", y.count, latencies[0], y.indices.max { y[$0] < y[$1] } ?? -1))
+                } else {
+                    print(String(format: "%d requests: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms; %d outputs, largest at index %d", `repeat`,
+                                 percentile(latencies, 0.5), percentile(latencies, 0.9), percentile(latencies, 0.99), y.count,
+                                 y.indices.max { y[$0] < y[$1] } ?? -1))
+                }
+                if let output { try NPY.write(NPY.Array(shape: [1, y.count], values: y), path: output) }
+            } catch let e as NetError { throw CommandFailure(description: e.message) }
+        }
+    }
+}
+
