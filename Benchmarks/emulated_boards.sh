@@ -126,12 +126,13 @@ for planner in ${planners//,/ }; do
     grep -q '^ready ' "$work/$planner.leader.out" || { echo "emulated_boards: $planner: the leader did not become ready: $(tail -2 "$work/$planner.leader.err")" >&2; exit 1; }
     result=$(ip netns exec iop-b0 "$bin/iop" request --leader tcp://198.18.0.1:5600 --reply 'tcp://198.18.0.1:*' \
         --input "$work/x.npy" --repeat "$requests" --json)
+    stats=$(ip netns exec iop-b0 "$bin/iop" request --leader tcp://198.18.0.1:5600 --reply 'tcp://198.18.0.1:*' --stats --json)
     kill -TERM "$leader"; wait "$leader" || true
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
     pids=()
     arenas=$(python3 -c "
-import re; t=open('$work/$planner.leader.out').read()
-print(' '.join(f'{int(a)/(1<<20):.1f}' for a in re.findall(r'arena_bytes=(\d+)', t)))")
+import json; s=json.loads('''$stats''')
+print(' '.join(f'{b[\"arena_bytes\"]/(1<<20):.1f}' for b in s['boards']))")
     python3 -c "
 import json; r=json.loads('''$result''')
 print(f\"{'$planner':8} {float('$modelled'):9.1f} ms {r['p50_ms']:9.1f} ms {r['p90_ms']:9.1f} ms  $arenas\")"

@@ -26,6 +26,19 @@ public struct ConvGeometry: Equatable, Sendable {
         outWidth = windowCount(extent: inWidth + padLeft + padRight, kernel: effW, stride: strideW)
     }
 
+    /// The same convolution over a slice of its tensors: the fields given change, every other one
+    /// (groups, strides, dilations, the other pads) is kept, and the output size follows. The one
+    /// way partitions reshape a conv, so no slice can drop a field.
+    public func sliced(
+        inChannels: Int? = nil, inHeight: Int? = nil, outChannels: Int? = nil, padTop: Int? = nil, padBottom: Int? = nil
+    ) -> ConvGeometry {
+        ConvGeometry(
+            inChannels: inChannels ?? self.inChannels, inHeight: inHeight ?? self.inHeight, inWidth: inWidth,
+            outChannels: outChannels ?? self.outChannels, kernelH: kernelH, kernelW: kernelW, strideH: strideH,
+            strideW: strideW, dilationH: dilationH, dilationW: dilationW, padTop: padTop ?? self.padTop,
+            padLeft: padLeft, padBottom: padBottom ?? self.padBottom, padRight: padRight, groups: groups)
+    }
+
     public var paddedHeight: Int { inHeight + padTop + padBottom }
     public var paddedWidth: Int { inWidth + padLeft + padRight }
     public var inGroupChannels: Int { inChannels / groups }

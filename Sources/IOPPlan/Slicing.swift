@@ -65,13 +65,14 @@ public enum Slicer {
         let main = stage[0], e = channels.count
         var out: [Layer] = []
         switch main.kind {
-        case .conv(var g, let act):
+        case .conv(let g, let act):
+            precondition(g.groups == 1, "grouped convs are not split by channels (Stage.allowedDimensions)")
             let per = g.weightCount / g.outChannels
-            g = ConvGeometry(inChannels: g.inChannels, inHeight: g.inHeight, inWidth: g.inWidth, outChannels: e, kernelH: g.kernelH,
-                             kernelW: g.kernelW, strideH: g.strideH, strideW: g.strideW, dilationH: g.dilationH, dilationW: g.dilationW,
-                             padTop: g.padTop, padLeft: g.padLeft, padBottom: g.padBottom, padRight: g.padRight)
-            out.append(Layer(name: main.name, kind: .conv(g, act), weights: slice(main.weights, (channels.lowerBound * per)..<(channels.upperBound * per)),
-                             bias: slice(main.bias, channels)))
+            out.append(
+                Layer(
+                    name: main.name, kind: .conv(g.sliced(outChannels: e), act),
+                    weights: slice(main.weights, (channels.lowerBound * per)..<(channels.upperBound * per)),
+                    bias: slice(main.bias, channels)))
         case .linear(let g, let act):
             let k = g.inFeatures
             out.append(Layer(name: main.name, kind: .linear(LinearGeometry(inFeatures: k, outFeatures: e), act),
@@ -111,13 +112,11 @@ public enum Slicer {
         let e = channels.count
         switch main.kind {
         case .conv(let g, _):
+            precondition(g.groups == 1, "grouped convs are not split by channels (Stage.allowedDimensions)")
             let taps = g.kernelH * g.kernelW, icg = g.inChannels
             var w = [Float](); w.reserveCapacity(g.outChannels * e * taps)
             for o in 0..<g.outChannels where !main.weights.isEmpty { w += main.weights[((o * icg + channels.lowerBound) * taps)..<((o * icg + channels.upperBound) * taps)] }
-            let s = ConvGeometry(inChannels: e, inHeight: g.inHeight, inWidth: g.inWidth, outChannels: g.outChannels, kernelH: g.kernelH,
-                                 kernelW: g.kernelW, strideH: g.strideH, strideW: g.strideW, dilationH: g.dilationH, dilationW: g.dilationW,
-                                 padTop: g.padTop, padLeft: g.padLeft, padBottom: g.padBottom, padRight: g.padRight)
-            return Layer(name: main.name, kind: .conv(s, .none), weights: w)
+            return Layer(name: main.name, kind: .conv(g.sliced(inChannels: e), .none), weights: w)
         case .linear(let g, _):
             let k = g.inFeatures, c0 = channels.lowerBound * unitSize, c1 = channels.upperBound * unitSize
             var w = [Float](); w.reserveCapacity(g.outFeatures * (c1 - c0))
@@ -148,10 +147,7 @@ public enum Slicer {
         // Conv: output rows need.main from input rows need.input, padding where the band meets the edge.
         let top = need.main.lowerBound * g.strideH - g.padTop
         let bottom = (need.main.upperBound - 1) * g.strideH - g.padTop + (g.kernelH - 1) * g.dilationH + 1
-        let conv = ConvGeometry(inChannels: g.inChannels, inHeight: need.input.count, inWidth: g.inWidth, outChannels: g.outChannels,
-                                kernelH: g.kernelH, kernelW: g.kernelW, strideH: g.strideH, strideW: g.strideW,
-                                dilationH: g.dilationH, dilationW: g.dilationW,
-                                padTop: max(0, -top), padLeft: g.padLeft, padBottom: max(0, bottom - g.inHeight), padRight: g.padRight)
+        let conv = g.sliced(inHeight: need.input.count, padTop: max(0, -top), padBottom: max(0, bottom - g.inHeight))
         precondition(conv.outHeight == need.main.count, "row band geometry")
         var layers = [Layer(name: stage[0].name, kind: .conv(conv, act), weights: stage[0].weights, bias: stage[0].bias)]
         // Pools: map the band forward, re-padding at the edges of the whole.

@@ -33,8 +33,7 @@ struct PlanCommand: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
 
-    @Option(name: .long, help: "Cluster file (JSON; see examples/clusters).")
-    var cluster: String
+    @OptionGroup var clusterOptions: ClusterOptions
 
     @Option(name: .long, help: "single, oc, coedge, iop or optimal.")
     var planner: PlannerKind = .optimal
@@ -45,7 +44,7 @@ struct PlanCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let net = try loadForPlanning(model)
-            let c = try Cluster.load(path: cluster)
+            let c = try clusterOptions.loadCluster()
             let plan = try Planner(network: net, cluster: c).plan(planner)
             if json { print(try jsonString(planJSON(plan))); return }
             let names = c.devices.map(\.name)

@@ -76,3 +76,22 @@ func rowBandsThroughPaddedPools(cluster name: String) throws {
     let err = scaledError(try LocalExecutor(plan: plan, network: net).run(x), try net.makeEngine(threads: 1).run(x))
     #expect(err <= 1e-4, "scaled error \(err)")
 }
+
+/// A depthwise-separable chain with every conv in row bands, depthwise ones included (a band once
+/// lost its conv's groups), and the planners' own plans: ONNX Runtime's output every time.
+@Test func depthwiseSeparableChainMatchesONNXRuntimeInRowBandsAndEveryPlan() throws {
+    let net = try ONNXImporter.load(path: Fixtures.path("mobilenet_block.onnx"))
+    let x = try NPY.read(path: Fixtures.path("mobilenet_block.input.npy")).values
+    let ort = try NPY.read(path: Fixtures.path("mobilenet_block.output.npy")).values
+    let cluster = try Examples.cluster("compute-bound-gige")
+    let planner = Planner(network: net, cluster: cluster)
+    let stages = Stage.split(net)
+    let rows = stages.indices.map { Segment.single(stage: $0, stages[$0].allowedDimensions.contains(.rows) ? .rows : .none) }
+    #expect(rows.filter { $0 == .single(stage: $0.stages[0], .rows) }.count == 5)
+    var plans = [Plan(planner: .coedge, segments: rows, costs: rows.map(planner.model.cost), cluster: cluster)]
+    for kind in PlannerKind.allCases { plans.append(try planner.plan(kind)) }
+    for plan in plans {
+        let err = scaledError(try LocalExecutor(plan: plan, network: net).run(x), ort)
+        #expect(err <= 1e-4, "\(plan.planner): scaled error \(err) against ONNX Runtime")
+    }
+}

@@ -172,6 +172,14 @@ def main():
     with open(os.path.join(HERE, "errors.json"), "w") as f:
         json.dump(errors, f, indent=1)
 
+    # A MobileNet-style depthwise-separable chain (the cluster tests run it under every planner).
+    # Drawn last, so adding it left every earlier case's weights and inputs as they were.
+    c = Chain("mobilenet_block", [1, 3, 32, 32]).conv(3, 16, 3, strides=[2, 2], pads=[1, 1, 1, 1]).node("Relu")
+    c.conv(16, 16, 3, group=16, pads=[1, 1, 1, 1]).node("Relu").conv(16, 32, 1).node("Relu")
+    c.conv(32, 32, 3, group=32, strides=[2, 2], pads=[1, 1, 1, 1]).node("Relu").conv(32, 64, 1).node("Relu")
+    c.node("GlobalAveragePool").node("Flatten")
+    case(c.node("Gemm", [c.const(c.weights(10, 64)), c.const(rng.uniform(-0.5, 0.5, 10))], transB=1))
+
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,218 @@
+import Foundation
+import IOPModel
+import TestSupport
+import Testing
+
+/// `iop cluster`: the leader and the workers as separate iop-node processes on loopback.
+@Suite(.timeLimit(.minutes(5))) struct ProcessClusterTests {
+    struct Case: Sendable, CustomStringConvertible {
+        let model: String, size: String?, planner: String
+        var description: String { "\(model) \(planner)" }
+    }
+    static let cases = [("lenet5", nil as String?), ("alexnet", "67"), ("vgg11", "32")].flatMap { m, s in
+        ["single", "oc", "coedge", "iop", "optimal"].map { Case(model: m, size: s, planner: $0) }
+    }
+
+    @Test(arguments: cases)
+    func clusterOutputsEqualSingleBoard(_ c: Case) throws {
+        let args = ["cluster", "--model", c.model] + (c.size.map { ["--input-size", $0] } ?? [])
+            + ["--cluster", PlanCLITests.clusters + "/mixed-pi4-pi3.json", "--planner", c.planner, "--requests", "3", "--check", "--json"]
+        let r = try runIOP(args)
+        #expect(r.status == 0, "\(r.stderr)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect(obj["planner"] as? String == c.planner && obj["requests"] as? Int == 3)
+        #expect((obj["max_abs_diff"] as? Double ?? 1) <= 1e-3)
+        #expect((obj["p50_ms"] as? Double ?? 0) > 0 && (obj["p99_ms"] as? Double ?? 0) >= (obj["p50_ms"] as? Double ?? 0))
+        let devices = try #require(obj["devices"] as? [[String: Any]])
+        #expect(devices.count == 4)
+        // The leader always holds an arena; each board reports its own, and it is the planner's figure for it.
+        #expect((devices[0]["arena_bytes"] as? Int ?? 0) > 0)
+        for d in devices { #expect(d["arena_bytes"] as? Int == d["planned_peak_bytes"] as? Int, "\(d)") }
+        if c.planner == "oc" { for d in devices { #expect((d["messages_per_inference"] as? Int ?? 0) > 0, "\(d)") } }
+    }
+
+    /// The planner's figure is each board's arena: a budget below it is caught before any node starts.
+    @Test func aClusterTooSmallForThePlanIsRefusedByThePlanner() throws {
+        let path = temporaryPath("tight-cluster.json")
+        let cluster = try String(contentsOfFile: PlanCLITests.clusters + "/mixed-pi4-pi3.json", encoding: .utf8)
+        try cluster.replacingOccurrences(of: "\"512MiB\"", with: "\"3400000\"").write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try runIOP(["cluster", "--model", "vgg11", "--input-size", "32", "--cluster", path, "--planner", "iop", "--requests", "1"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("the iop plan does not fit: board 'pi3-a' needs"), "\(r.stderr)")
+        #expect(!r.stderr.contains("starting"), "nodes were started: \(r.stderr)")
+    }
+}
+
+/// A board deployed with less memory than its bundle was compiled for: the
+/// leader refuses it by name with the bytes its arena needs (the planner's
+/// figure for it), tells the other workers to stop, and every process exits.
+@Test func aWorkerBelowItsArenaIsRefusedAndEveryNodeStops() throws {
+    let dir = temporaryPath("refusal-bundle")
+    let compiled = try runIOP(["compile", "--model", "vgg11", "--input-size", "32", "--cluster", PlanCLITests.clusters + "/mixed-pi4-pi3.json",
+                               "--planner", "iop", "--out", dir])
+    try #require(compiled.status == 0, "\(compiled.stderr)")
+    let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/manifest.json"))) as! [String: Any]
+    let planned = try #require((manifest["boards"] as? [[String: Any]])?.first { $0["name"] as? String == "pi3-a" }?["planned_peak_bytes"] as? Int)
+    // The directory `iop compile` wrote names the bundle as well as its bundle.iop does.
+    let leader = try NodeProcess(["leader", "--bundle", dir, "--listen", "tcp://127.0.0.1:*",
+                                  "--requests", "tcp://127.0.0.1:*", "--timeout-ms", "20000"], environment: [:])
+    let endpoint = try #require(leader.waitLine(prefix: "listening ", seconds: 20), "\(leader.stderr)")
+    let workers = try [("pi4-b", "512MiB"), ("pi3-a", "1MiB"), ("pi3-b", "512MiB")].map { name, budget in
+        try NodeProcess(["worker", "--name", name, "--listen", "tcp://127.0.0.1:*", "--leader", endpoint, "--memory-budget", budget], environment: [:])
+    }
+    let status = leader.exitStatus(within: 30)
+    #expect(status != nil && status != 0)
+    #expect(leader.stderr.contains("board 'pi3-a' refused its program: it needs \(planned) bytes, its budget is 1048576"), "\(leader.stderr)")
+    for w in workers { #expect(w.exitStatus(within: 15) == 0, "\(w.stderr)") }
+}
+
+/// Ctrl-C on `iop cluster` mid-run stops every node it started.
+@Test func interruptingAClusterStopsEveryNode() throws {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: CLITests.binary)
+    p.arguments = ["cluster", "--model", "vgg11", "--input-size", "32", "--nodes", "3", "--planner", "oc", "--requests", "400"]
+    let err = Pipe()
+    p.standardError = err; p.standardOutput = Pipe()
+    try p.run()
+    // Wait for requests to flow: the progress line appears on stderr.
+    var seen = ""
+    let deadline = Date().addingTimeInterval(120)
+    while !seen.contains("request ") && Date() < deadline && p.isRunning {
+        seen += String(decoding: err.fileHandleForReading.availableData, as: UTF8.self)
+    }
+    try #require(seen.contains("request "), "\(seen)")
+    // The nodes are the children of the iop process.
+    let nodes = try FileManager.default.contentsOfDirectory(atPath: "/proc").compactMap(Int32.init).filter { pid in
+        guard let fields = procStat(pid), fields.count > 1 else { return false }
+        return Int32(fields[1]) == p.processIdentifier
+    }
+    #expect(nodes.count == 3, "children: \(nodes)")
+    kill(p.processIdentifier, SIGINT)
+    p.waitUntilExit()
+    #expect(p.terminationStatus == 130)
+    // Every node is gone (or at most a zombie about to be reaped by init).
+    let stillRunning = nodes.filter { pid in procStat(pid).map { $0[0] != "Z" } ?? false }
+    #expect(stillRunning.isEmpty, "nodes left running after Ctrl-C: \(stillRunning)")
+}
+
+/// The fields of /proc/PID/stat after the command name (state, ppid, ...), or nil once the process is gone.
+func procStat(_ pid: Int32) -> [Substring]? {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return nil }
+    return stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+}
+
+/// `iop request` against a running leader: the cluster's answer is single-board
+/// inference's (`iop infer` on the same input), and `--repeat --json` reports the latencies.
+@Test func requestsToARunningLeaderAnswerAsOneBoardWould() throws {
+    let dir = temporaryPath("request-bundle")
+    let compiled = try runIOP(["compile", "--model", "lenet5", "--nodes", "2", "--planner", "oc", "--out", dir])
+    try #require(compiled.status == 0, "\(compiled.stderr)")
+    var rng = SplitMix64(seed: 9)
+    let input = temporaryPath("request-x.npy")
+    try NPY.write(NPY.Array(shape: [1, 1, 32, 32], values: (0..<1024).map { _ in Float(rng.nextUnit() * 2 - 1) }), path: input)
+    let leader = try NodeProcess(["leader", "--bundle", dir, "--listen", "tcp://127.0.0.1:*", "--requests", "tcp://127.0.0.1:*",
+                                  "--timeout-ms", "20000"], environment: [:])
+    let endpoint = try #require(leader.waitLine(prefix: "listening ", seconds: 20), "\(leader.stderr)")
+    let worker = try NodeProcess(["worker", "--name", "node1", "--listen", "tcp://127.0.0.1:*", "--leader", endpoint,
+                                  "--memory-budget", "64MiB"], environment: [:])
+    let requests = try #require(leader.waitLine(prefix: "ready ", seconds: 20), "\(leader.stderr)")
+
+    let out = temporaryPath("request-y.npy"), reference = temporaryPath("request-ref.npy")
+    let r = try runIOP(["request", "--leader", requests, "--input", input, "--output", out, "--repeat", "3", "--json"])
+    #expect(r.status == 0, "\(r.stderr)")
+    let obj = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any] ?? [:]
+    #expect(obj["requests"] as? Int == 3 && obj["outputs"] as? Int == 10, "\(r.stdout)")
+    #expect((obj["p50_ms"] as? Double ?? 0) > 0 && (obj["p99_ms"] as? Double ?? 0) >= (obj["p50_ms"] as? Double ?? 1))
+    let single = try runIOP(["infer", "--model", "lenet5", "--input", input, "--output", reference])
+    #expect(single.status == 0, "\(single.stderr)")
+    let err = scaledError(try NPY.read(path: out).values, try NPY.read(path: reference).values)
+    #expect(err <= 1e-4, "scaled error \(err)")
+    #expect(try runIOP(["request", "--leader", requests, "--input", input, "--repeat", "0"]).stderr.contains("--repeat must be at least 1"))
+
+    kill(leader.process.processIdentifier, SIGTERM)
+    #expect(leader.exitStatus(within: 15) == 0, "\(leader.stderr)")
+    #expect(worker.exitStatus(within: 15) == 0, "\(worker.stderr)")
+}
+
+/// A MobileNet-style depthwise-separable chain from ONNX on real iop-node processes, under every
+/// planner that splits: the answers are ONNX Runtime's (the fixture's). Row bands of a depthwise
+/// conv once lost its groups, and the leader then refused its own bundle.
+@Test(.timeLimit(.minutes(2)), arguments: ["oc", "coedge", "iop", "optimal"])
+func aDepthwiseSeparableChainRunsExactlyOnAProcessCluster(_ planner: String) throws {
+    let model = Fixtures.path("mobilenet_block.onnx")
+    let dir = temporaryPath("mobilenet-\(planner)")
+    let plan = try runIOP(["plan", "--model", model, "--nodes", "3", "--planner", planner, "--json"])
+    try #require(plan.status == 0, "\(plan.stderr)")
+    let planned = try #require(try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as? [String: Any])
+    if planner == "coedge" {
+        // CoEdge splits every conv by rows, the depthwise ones included: the case that broke.
+        let dims = (planned["segments"] as? [[String: Any]] ?? []).flatMap { ($0["partitions"] as? [[String: Any]]) ?? [] }
+        #expect(dims.filter { $0["dim"] as? String == "h" }.count == 5, "\(dims)")
+    }
+    let compiled = try runIOP(["compile", "--model", model, "--nodes", "3", "--planner", planner, "--out", dir])
+    try #require(compiled.status == 0, "\(compiled.stderr)")
+    let leader = try NodeProcess(
+        ["leader", "--bundle", dir, "--listen", "tcp://127.0.0.1:*", "--requests", "tcp://127.0.0.1:*",
+         "--timeout-ms", "20000"], environment: [:])
+    let endpoint = try #require(leader.waitLine(prefix: "listening ", seconds: 20), "\(leader.stderr)")
+    let workers = try (1...2).map { i in
+        try NodeProcess(
+            ["worker", "--name", "node\(i)", "--listen", "tcp://127.0.0.1:*", "--leader", endpoint, "--memory-budget",
+             "64MiB"], environment: [:])
+    }
+    let requests = try #require(leader.waitLine(prefix: "ready ", seconds: 20), "\(leader.stderr)")
+    let out = temporaryPath("mobilenet-\(planner)-y.npy")
+    let r = try runIOP(["request", "--leader", requests, "--input", Fixtures.path("mobilenet_block.input.npy"),
+                        "--output", out])
+    #expect(r.status == 0, "\(r.stderr)")
+    let err = scaledError(try NPY.read(path: out).values, try NPY.read(path: Fixtures.path("mobilenet_block.output.npy")).values)
+    #expect(err <= 1e-4, "\(planner): scaled error \(err) against ONNX Runtime")
+
+    // The leader's counters, as data: one inference, every board's arena.
+    let stats = try runIOP(["request", "--leader", requests, "--stats", "--json"])
+    #expect(stats.status == 0, "\(stats.stderr)")
+    let obj = try #require(try JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [String: Any])
+    #expect(obj["inferences"] as? Int == 1)
+    let boards = try #require(obj["boards"] as? [[String: Any]])
+    #expect(boards.map { $0["name"] as? String } == ["node0", "node1", "node2"])
+    let figures = (planned["devices"] as? [[String: Any]] ?? []).map { $0["peak_memory_bytes"] as? Int }
+    #expect(boards.map { $0["arena_bytes"] as? Int } == figures, "arenas \(boards), plan \(figures)")
+
+    kill(leader.process.processIdentifier, SIGTERM)
+    #expect(leader.exitStatus(within: 15) == 0, "\(leader.stderr)")
+    for w in workers { #expect(w.exitStatus(within: 15) == 0, "\(w.stderr)") }
+}
+
+/// A board whose system will not give it the memory its arena needs (here an address-space limit
+/// below it, though its budget allows it) refuses its program by name instead of trapping.
+@Test(.timeLimit(.minutes(2)))
+func aWorkerThatCannotAllocateItsArenaRefusesItsProgram() throws {
+    let dir = temporaryPath("alloc-bundle")
+    // VGG11 in two halves: the worker's arena is about 270 MiB.
+    let compiled = try runIOP(["compile", "--model", "vgg11", "--nodes", "2", "--planner", "oc", "--out", dir])
+    try #require(compiled.status == 0, "\(compiled.stderr)")
+    let leader = try NodeProcess(
+        ["leader", "--bundle", dir, "--listen", "tcp://127.0.0.1:*", "--requests", "tcp://127.0.0.1:*",
+         "--timeout-ms", "20000"], environment: [:])
+    let endpoint = try #require(leader.waitLine(prefix: "listening ", seconds: 20), "\(leader.stderr)")
+    // 300 MiB of address space: a worker maps about 100 MiB before its program arrives, so the
+    // arena cannot be had, though the 4 GiB budget allows it.
+    let node = URL(fileURLWithPath: CLITests.binary).deletingLastPathComponent().appendingPathComponent("iop-node").path
+    let worker = Process()
+    worker.executableURL = URL(fileURLWithPath: "/bin/sh")
+    worker.arguments = [
+        "-c", "ulimit -v 307200 && exec \"$0\" \"$@\"", node, "worker", "--name", "node1", "--listen",
+        "tcp://127.0.0.1:*", "--leader", endpoint, "--memory-budget", "4GiB",
+    ]
+    let err = Pipe()
+    worker.standardError = err
+    worker.standardOutput = FileHandle.nullDevice
+    try worker.run()
+    worker.waitUntilExit()
+    let workerErr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    #expect(worker.terminationStatus == 1, "\(workerErr)")
+    #expect(workerErr.contains("the system would not give it an arena of"), "\(workerErr)")
+    #expect(leader.exitStatus(within: 15) != 0)
+    #expect(leader.stderr.contains("board 'node1' refused its program: the system would not give it an arena of"),
+            "\(leader.stderr)")
+}
