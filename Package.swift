@@ -7,7 +7,8 @@ import PackageDescription
 // that CPU has AVX-512 the kernels use 16-lane vectors (IOP_AVX512); boards
 // are cross-built separately (cross/).
 let hostHasAVX512 = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains(" avx512f") ?? false
-let nativeCPU: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "native"])]
+let nativeCPU: [SwiftSetting] =
+    [.unsafeFlags(["-target-cpu", "native"])]
     + (hostHasAVX512 ? [.define("IOP_AVX512")] : [])
 
 let package = Package(
@@ -59,13 +60,15 @@ let package = Package(
 
         // Tests: one target per module with logic, beside what it tests.
         .target(name: "CAllocCounter", path: "Tests/CAllocCounter"),
-        .target(name: "TestSupport", path: "Tests/TestSupport", exclude: ["Fixtures/make_fixtures.py"],
-                resources: [.copy("Fixtures")]),
+        .target(
+            name: "TestSupport", path: "Tests/TestSupport", exclude: ["Fixtures/make_fixtures.py"],
+            resources: [.copy("Fixtures")]),
         .target(name: "PlanTestSupport", dependencies: ["IOPPlan", "IOPModel"], path: "Tests/PlanTestSupport"),
         .testTarget(
             name: "IOPCoreTests",
             dependencies: [
-                "IOPCore", "CAllocCounter", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based"),
+                "IOPCore", "CAllocCounter", "TestSupport",
+                .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: nativeCPU),
         .testTarget(name: "IOPWireTests", dependencies: ["IOPWire"]),

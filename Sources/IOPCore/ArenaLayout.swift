@@ -39,7 +39,9 @@ public struct ArenaLayout {
     public mutating func place(_ floats: Int, room: Int = 0, phases: ClosedRange<Int>) -> Int {
         let size = room + roundUp(floats, arenaAlignment)
         var start = 0
-        let alive = placed.filter { $0.phases.overlaps(phases) }.map { $0.floats }.sorted { $0.lowerBound < $1.lowerBound }
+        let alive = placed.filter { $0.phases.overlaps(phases) }.map { $0.floats }.sorted {
+            $0.lowerBound < $1.lowerBound
+        }
         for other in alive where start + size > other.lowerBound { start = max(start, other.upperBound) }
         placed.append((start..<(start + size), phases))
         activationFloats = max(activationFloats, start + size)
@@ -47,7 +49,9 @@ public struct ArenaLayout {
     }
 
     /// Makes the activation region at least `floats` (room to stage a message).
-    public mutating func require(_ floats: Int) { activationFloats = max(activationFloats, roundUp(floats, arenaAlignment)) }
+    public mutating func require(_ floats: Int) {
+        activationFloats = max(activationFloats, roundUp(floats, arenaAlignment))
+    }
 
     /// Lays out a chain of layers that runs during `phase`. It reads `input` (a fresh buffer when
     /// nil, sized for the input and every output), ping-pongs between buffers it places when
@@ -61,7 +65,9 @@ public struct ArenaLayout {
         let first = ops.count
         var buffers: [Int] = []
         var current: Int
-        if let input { current = input } else {
+        if let input {
+            current = input
+        } else {
             current = place(max(kinds.first?.inputCount ?? 0, largest), room: room, phases: phase...phase)
             buffers.append(current)
         }
@@ -97,6 +103,10 @@ public struct ArenaLayout {
     /// The ops with their final parameter offsets, and the arena's size in floats.
     public func finish() -> (ops: [Op], arenaFloats: Int) {
         let base = activationFloats
-        return (ops.map { var op = $0; op.weights += base; op.bias += base; return op }, base + parameterFloats)
+        return (
+            ops.map {
+                var op = $0; op.weights += base; op.bias += base; return op
+            }, base + parameterFloats
+        )
     }
 }

@@ -9,11 +9,13 @@ public struct ConvGeometry: Equatable, Sendable {
     public var padTop, padLeft, padBottom, padRight: Int
     public var groups: Int
 
-    public init(inChannels: Int, inHeight: Int, inWidth: Int, outChannels: Int,
-                kernelH: Int, kernelW: Int, strideH: Int = 1, strideW: Int = 1,
-                dilationH: Int = 1, dilationW: Int = 1,
-                padTop: Int = 0, padLeft: Int = 0, padBottom: Int = 0, padRight: Int = 0,
-                groups: Int = 1) {
+    public init(
+        inChannels: Int, inHeight: Int, inWidth: Int, outChannels: Int,
+        kernelH: Int, kernelW: Int, strideH: Int = 1, strideW: Int = 1,
+        dilationH: Int = 1, dilationW: Int = 1,
+        padTop: Int = 0, padLeft: Int = 0, padBottom: Int = 0, padRight: Int = 0,
+        groups: Int = 1
+    ) {
         self.inChannels = inChannels; self.inHeight = inHeight; self.inWidth = inWidth
         self.outChannels = outChannels
         self.kernelH = kernelH; self.kernelW = kernelW
@@ -61,8 +63,9 @@ public struct ConvGeometry: Equatable, Sendable {
         }
         if padTop < 0 || padLeft < 0 || padBottom < 0 || padRight < 0 { throw .invalidShape("conv pads must be >= 0") }
         if groups <= 0 || inChannels % groups != 0 || outChannels % groups != 0 {
-            throw .invalidShape("conv group " + String(groups) + " must divide input channels "
-                                + String(inChannels) + " and output channels " + String(outChannels))
+            throw .invalidShape(
+                "conv group " + String(groups) + " must divide input channels "
+                    + String(inChannels) + " and output channels " + String(outChannels))
         }
         if outHeight <= 0 || outWidth <= 0 { throw .invalidShape("conv output would be empty") }
     }
@@ -107,8 +110,10 @@ public enum ConvKernel {
     /// weights keep OIHW. Channels can be packed in any number of calls (a
     /// board loads its weight shards a message at a time); lanes no call
     /// writes must already be zero, as a fresh arena is.
-    public static func pack(_ g: ConvGeometry, channels: Range<Int>, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                            packedWeights: UnsafeMutablePointer<Float>, packedBias: UnsafeMutablePointer<Float>) {
+    public static func pack(
+        _ g: ConvGeometry, channels: Range<Int>, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        packedWeights: UnsafeMutablePointer<Float>, packedBias: UnsafeMutablePointer<Float>
+    ) {
         let taps = g.kernelH * g.kernelW
         if g.isDepthwise {
             (packedWeights + channels.lowerBound * taps).update(from: weights, count: channels.count * taps)
@@ -129,26 +134,37 @@ public enum ConvKernel {
     }
 
     /// out = act(conv(input) + bias). `scratch` holds `g.scratchCount` floats.
-    public static func run(_ g: ConvGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
-                           packedWeights: UnsafePointer<Float>, packedBias: UnsafePointer<Float>,
-                           activation: Activation, scratch: UnsafeMutablePointer<Float>, pool: WorkerPool) {
+    public static func run(
+        _ g: ConvGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+        packedWeights: UnsafePointer<Float>, packedBias: UnsafePointer<Float>,
+        activation: Activation, scratch: UnsafeMutablePointer<Float>, pool: WorkerPool
+    ) {
         var src = input
         if g.isPadded {
             padInput(g, input: input, into: scratch, pool: pool)
             src = UnsafePointer(scratch)
         }
         if g.isDepthwise {
-            depthwise(g, input: src, output: output, weights: packedWeights, bias: packedBias, activation: activation, pool: pool)
+            depthwise(
+                g, input: src, output: output, weights: packedWeights, bias: packedBias, activation: activation,
+                pool: pool)
         } else if g.usesRowKernel {
             let blocks = roundUp(g.outGroupChannels, rowChannelBlock) / rowChannelBlock
-            pool.parallelFor(g.groups * blocks * g.outHeight, RowTask(g: g, input: src, output: output, weights: packedWeights,
-                                                                     bias: packedBias, activation: activation, blocks: blocks))
+            pool.parallelFor(
+                g.groups * blocks * g.outHeight,
+                RowTask(
+                    g: g, input: src, output: output, weights: packedWeights,
+                    bias: packedBias, activation: activation, blocks: blocks))
         } else {
-            blocked(g, input: src, output: output, weights: packedWeights, bias: packedBias, activation: activation, pool: pool)
+            blocked(
+                g, input: src, output: output, weights: packedWeights, bias: packedBias, activation: activation,
+                pool: pool)
         }
     }
 
-    static func padInput(_ g: ConvGeometry, input: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, pool: WorkerPool) {
+    static func padInput(
+        _ g: ConvGeometry, input: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, pool: WorkerPool
+    ) {
         pool.parallelFor(g.inChannels, PadTask(g: g, input: input, dst: dst))
     }
 
@@ -171,8 +187,10 @@ public enum ConvKernel {
     /// Direct convolution over the padded input: each task owns one channel block
     /// of one group and a run of pixel tiles; the micro-kernel keeps a 6-pixel by
     /// `channelBlock` tile of outputs in registers for the whole reduction.
-    static func blocked(_ g: ConvGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
-                        weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, activation: Activation, pool: WorkerPool) {
+    static func blocked(
+        _ g: ConvGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+        weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, activation: Activation, pool: WorkerPool
+    ) {
         let blocks = roundUp(g.outGroupChannels, channelBlock) / channelBlock
         let outPlane = g.outHeight * g.outWidth
         let tiles = (outPlane + pixelBlock - 1) / pixelBlock
@@ -187,16 +205,20 @@ public enum ConvKernel {
         let parallelChunks = max(1, min(tiles, (4 * pool.threads + units - 1) / units))
         let chunksPerUnit = inputMajor ? max(parallelChunks, tiles / 64) : (pool.threads == 1 ? 1 : parallelChunks)
         let tilesPerChunk = (tiles + chunksPerUnit - 1) / chunksPerUnit
-        pool.parallelFor(units * chunksPerUnit, BlockedTask(
-            g: g, input: input, output: output, weights: weights, bias: bias, activation: activation,
-            blocks: blocks, units: units, inputMajor: inputMajor, tiles: tiles, chunksPerUnit: chunksPerUnit, tilesPerChunk: tilesPerChunk,
-            inPlane: inPlane, outPlane: outPlane, blockWeights: blockWeights))
+        pool.parallelFor(
+            units * chunksPerUnit,
+            BlockedTask(
+                g: g, input: input, output: output, weights: weights, bias: bias, activation: activation,
+                blocks: blocks, units: units, inputMajor: inputMajor, tiles: tiles, chunksPerUnit: chunksPerUnit,
+                tilesPerChunk: tilesPerChunk,
+                inPlane: inPlane, outPlane: outPlane, blockWeights: blockWeights))
     }
 
     struct BlockedTask: ParallelTask {
         let g: ConvGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
         let weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, activation: Activation
-        let blocks: Int, units: Int, inputMajor: Bool, tiles: Int, chunksPerUnit: Int, tilesPerChunk: Int, inPlane: Int, outPlane: Int, blockWeights: Int
+        let blocks: Int, units: Int, inputMajor: Bool, tiles: Int, chunksPerUnit: Int, tilesPerChunk: Int, inPlane: Int,
+            outPlane: Int, blockWeights: Int
 
         func run(_ task: Int) {
             let icg = g.inGroupChannels, ocg = g.outGroupChannels
@@ -213,8 +235,9 @@ public enum ConvKernel {
             for t in t0..<t1 {
                 // The last tile overlaps its neighbour rather than running short.
                 let p0 = min(t * pixelBlock, max(0, outPlane - pixelBlock))
-                ConvKernel.tile(g, input: inp, inPlane: inPlane, firstPixel: p0, outPlane: outPlane,
-                                weights: w, bias: bs, output: out, validChannels: validChannels, activation: activation)
+                ConvKernel.tile(
+                    g, input: inp, inPlane: inPlane, firstPixel: p0, outPlane: outPlane,
+                    weights: w, bias: bs, output: out, validChannels: validChannels, activation: activation)
             }
         }
     }
@@ -225,18 +248,22 @@ public enum ConvKernel {
         return oy * g.strideH * g.paddedWidth + ox * g.strideW
     }
 
-    static func tile(_ g: ConvGeometry, input: UnsafePointer<Float>, inPlane: Int, firstPixel p0: Int, outPlane: Int,
-                     weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
-                     validChannels: Int, activation: Activation) {
+    static func tile(
+        _ g: ConvGeometry, input: UnsafePointer<Float>, inPlane: Int, firstPixel p0: Int, outPlane: Int,
+        weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+        validChannels: Int, activation: Activation
+    ) {
         if outPlane < pixelBlock {
             for p in 0..<outPlane {
-                singlePixel(g, input: input, inPlane: inPlane, pixel: p, outPlane: outPlane, weights: weights,
-                            bias: bias, output: output, validChannels: validChannels, activation: activation)
+                singlePixel(
+                    g, input: input, inPlane: inPlane, pixel: p, outPlane: outPlane, weights: weights,
+                    bias: bias, output: output, validChannels: validChannels, activation: activation)
             }
             return
         }
         let i0 = input + inputOffset(g, p0), i1 = input + inputOffset(g, p0 + 1), i2 = input + inputOffset(g, p0 + 2)
-        let i3 = input + inputOffset(g, p0 + 3), i4 = input + inputOffset(g, p0 + 4), i5 = input + inputOffset(g, p0 + 5)
+        let i3 = input + inputOffset(g, p0 + 3), i4 = input + inputOffset(g, p0 + 4),
+            i5 = input + inputOffset(g, p0 + 5)
         let n = KVec.scalarCount
         let b0 = loadVec(bias), b1 = loadVec(bias + n), b2 = loadVec(bias + 2 * n), b3 = loadVec(bias + 3 * n)
         var a00 = b0, a01 = b1, a02 = b2, a03 = b3
@@ -284,9 +311,11 @@ public enum ConvKernel {
     }
 
     /// Outputs smaller than one tile (late layers on tiny inputs): one pixel at a time.
-    static func singlePixel(_ g: ConvGeometry, input: UnsafePointer<Float>, inPlane: Int, pixel: Int, outPlane: Int,
-                            weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
-                            validChannels: Int, activation: Activation) {
+    static func singlePixel(
+        _ g: ConvGeometry, input: UnsafePointer<Float>, inPlane: Int, pixel: Int, outPlane: Int,
+        weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+        validChannels: Int, activation: Activation
+    ) {
         let n = KVec.scalarCount
         var a0 = loadVec(bias), a1 = loadVec(bias + n), a2 = loadVec(bias + 2 * n), a3 = loadVec(bias + 3 * n)
         let ip = input + inputOffset(g, pixel)
@@ -306,8 +335,10 @@ public enum ConvKernel {
 
     /// Scatters one pixel's `channelBlock` results into CHW planes.
     @inline(__always)
-    static func store(_ v0: KVec, _ v1: KVec, _ v2: KVec, _ v3: KVec, _ out: UnsafeMutablePointer<Float>,
-                      _ plane: Int, _ valid: Int, _ act: Activation) {
+    static func store(
+        _ v0: KVec, _ v1: KVec, _ v2: KVec, _ v3: KVec, _ out: UnsafeMutablePointer<Float>,
+        _ plane: Int, _ valid: Int, _ act: Activation
+    ) {
         let n = KVec.scalarCount
         let r0 = act.apply(v0), r1 = act.apply(v1), r2 = act.apply(v2), r3 = act.apply(v3)
         if valid == channelBlock {
@@ -369,8 +400,16 @@ public enum ConvKernel {
                 }
                 let out = output + firstChannel * outPlane + oy * g.outWidth + x0
                 for c in 0..<valid {
-                    let (p, q) = c == 0 ? (a0, b0) : c == 1 ? (a1, b1) : c == 2 ? (a2, b2) : c == 3 ? (a3, b3)
-                        : c == 4 ? (a4, b4) : c == 5 ? (a5, b5) : c == 6 ? (a6, b6) : (a7, b7)
+                    let (p, q) =
+                        c == 0
+                        ? (a0, b0)
+                        : c == 1
+                            ? (a1, b1)
+                            : c == 2
+                                ? (a2, b2)
+                                : c == 3
+                                    ? (a3, b3)
+                                    : c == 4 ? (a4, b4) : c == 5 ? (a5, b5) : c == 6 ? (a6, b6) : (a7, b7)
                     storeVec(activation.apply(p), out + c * outPlane)
                     storeVec(activation.apply(q), out + c * outPlane + n)
                 }
@@ -381,9 +420,13 @@ public enum ConvKernel {
 
     /// One input channel per group: a plain stencil per output channel,
     /// vectorised along the row when the stride is 1.
-    static func depthwise(_ g: ConvGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
-                          weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, activation: Activation, pool: WorkerPool) {
-        pool.parallelFor(g.outChannels, DepthwiseTask(g: g, input: input, output: output, weights: weights, bias: bias, activation: activation))
+    static func depthwise(
+        _ g: ConvGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+        weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, activation: Activation, pool: WorkerPool
+    ) {
+        pool.parallelFor(
+            g.outChannels,
+            DepthwiseTask(g: g, input: input, output: output, weights: weights, bias: bias, activation: activation))
     }
 
     struct DepthwiseTask: ParallelTask {

@@ -8,7 +8,9 @@ public enum ElementwiseKernel {
     }
 
     /// In place: x = act(x + bias[c]) over CHW planes.
-    public static func addBias(_ data: UnsafeMutablePointer<Float>, channels: Int, plane: Int, bias: UnsafePointer<Float>, _ act: Activation) {
+    public static func addBias(
+        _ data: UnsafeMutablePointer<Float>, channels: Int, plane: Int, bias: UnsafePointer<Float>, _ act: Activation
+    ) {
         let n = KVec.scalarCount
         for c in 0..<channels {
             let p = data + c * plane, b = bias[c], bv = KVec(repeating: b)

@@ -13,14 +13,17 @@ public struct Op: Equatable, Sendable {
     /// Kernel scratch (`kind.scratchCount` floats), when the kernel needs any.
     public var scratch: Int
     public init(kind: LayerKind, weights: Int, bias: Int, input: Int, output: Int, scratch: Int) {
-        self.kind = kind; self.weights = weights; self.bias = bias; self.input = input; self.output = output; self.scratch = scratch
+        self.kind = kind; self.weights = weights; self.bias = bias; self.input = input; self.output = output;
+        self.scratch = scratch
     }
 
     /// Whether every region the op touches lies inside an arena of `floats`.
     public func fits(arenaFloats floats: Int) -> Bool {
         func inside(_ at: Int, _ n: Int) -> Bool { n == 0 || (at >= 0 && n > 0 && at <= floats - n) }
-        return inside(input, kind.inputCount) && inside(output, kind.outputCount) && (!kind.isInPlace || input == output)
-            && inside(weights, kind.reservedWeightFloats) && inside(bias, kind.reservedBiasFloats) && inside(scratch, kind.scratchCount)
+        return inside(input, kind.inputCount) && inside(output, kind.outputCount)
+            && (!kind.isInPlace || input == output)
+            && inside(weights, kind.reservedWeightFloats) && inside(bias, kind.reservedBiasFloats)
+            && inside(scratch, kind.scratchCount)
     }
 }
 
@@ -43,7 +46,8 @@ public final class Engine {
 
     /// An empty, zeroed arena of `arenaFloats` floats; ops are loaded and run by the caller.
     public convenience init(arenaFloats: Int, threads: Int) throws(CoreError) {
-        try self.init(arenaFloats: arenaFloats, threads: threads, chain: [], input: 0, output: 0, inputCount: 0, outputCount: 0)
+        try self.init(
+            arenaFloats: arenaFloats, threads: threads, chain: [], input: 0, output: 0, inputCount: 0, outputCount: 0)
     }
 
     init(arenaFloats: Int, threads: Int, chain: [Op], input: Int, output: Int, inputCount: Int, outputCount: Int)
@@ -70,19 +74,24 @@ public final class Engine {
         for layer in layers {
             try layer.validate()
             if layer.inputCount != previousOut {
-                throw .invalidShape(layer.name + " expects " + String(layer.inputCount) + " inputs, the layer before gives " + String(previousOut))
+                throw .invalidShape(
+                    layer.name + " expects " + String(layer.inputCount) + " inputs, the layer before gives "
+                        + String(previousOut))
             }
             previousOut = layer.outputCount
         }
         var layout = ArenaLayout()
         let placed = layout.chain(layers.map { $0.kind })
         let (ops, floats) = layout.finish()
-        try self.init(arenaFloats: floats, threads: threads, chain: ops, input: placed.input, output: placed.output,
-                      inputCount: first.inputCount, outputCount: last.outputCount)
+        try self.init(
+            arenaFloats: floats, threads: threads, chain: ops, input: placed.input, output: placed.output,
+            inputCount: first.inputCount, outputCount: last.outputCount)
         for (op, layer) in zip(ops, layers) where op.kind.parameterChannels > 0 {
             layer.weights.withUnsafeBufferPointer { w in
                 layer.bias.withUnsafeBufferPointer { b in
-                    load(op, channels: 0..<op.kind.parameterChannels, weights: w.isEmpty ? nil : w.baseAddress, bias: b.isEmpty ? nil : b.baseAddress)
+                    load(
+                        op, channels: 0..<op.kind.parameterChannels, weights: w.isEmpty ? nil : w.baseAddress,
+                        bias: b.isEmpty ? nil : b.baseAddress)
                 }
             }
         }
@@ -93,7 +102,9 @@ public final class Engine {
     /// The arena at `offset` floats.
     public func floats(at offset: Int) -> UnsafeMutablePointer<Float> { arena + offset }
     /// The arena as bytes (messages are received into and sent from it).
-    public var bytes: UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(start: arena, count: arenaFloats * 4) }
+    public var bytes: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: arena, count: arenaFloats * 4)
+    }
 
     /// Packs output channels `channels` of `op`'s parameters: their interchange
     /// weights start at `weights` (`kind.weightsPerChannel` each), their bias at
@@ -101,9 +112,13 @@ public final class Engine {
     public func load(_ op: Op, channels: Range<Int>, weights: UnsafePointer<Float>?, bias: UnsafePointer<Float>?) {
         switch op.kind {
         case .conv(let g, _):
-            ConvKernel.pack(g, channels: channels, weights: weights!, bias: bias, packedWeights: arena + op.weights, packedBias: arena + op.bias)
+            ConvKernel.pack(
+                g, channels: channels, weights: weights!, bias: bias, packedWeights: arena + op.weights,
+                packedBias: arena + op.bias)
         case .linear(let g, _):
-            LinearKernel.pack(g, channels: channels, weights: weights!, bias: bias, packedWeights: arena + op.weights, packedBias: arena + op.bias)
+            LinearKernel.pack(
+                g, channels: channels, weights: weights!, bias: bias, packedWeights: arena + op.weights,
+                packedBias: arena + op.bias)
         case .addBias:
             for (k, c) in channels.enumerated() { arena[op.bias + c] = bias?[k] ?? 0 }
         default: break
@@ -115,16 +130,20 @@ public final class Engine {
         let input = UnsafePointer(arena + op.input), output = arena + op.output
         switch op.kind {
         case .conv(let g, let act):
-            ConvKernel.run(g, input: input, output: output, packedWeights: arena + op.weights, packedBias: arena + op.bias,
-                           activation: act, scratch: arena + op.scratch, pool: pool)
+            ConvKernel.run(
+                g, input: input, output: output, packedWeights: arena + op.weights, packedBias: arena + op.bias,
+                activation: act, scratch: arena + op.scratch, pool: pool)
         case .linear(let g, let act):
-            LinearKernel.run(g, input: input, output: output, packedWeights: arena + op.weights, packedBias: arena + op.bias,
-                             activation: act, pool: pool)
+            LinearKernel.run(
+                g, input: input, output: output, packedWeights: arena + op.weights, packedBias: arena + op.bias,
+                activation: act, pool: pool)
         case .maxPool(let g): PoolKernel.max(g, input: input, output: output, pool: pool)
         case .averagePool(let g): PoolKernel.average(g, input: input, output: output, pool: pool)
-        case .globalAveragePool(let c, let p): PoolKernel.globalAverage(channels: c, plane: p, input: input, output: output, pool: pool)
+        case .globalAveragePool(let c, let p):
+            PoolKernel.globalAverage(channels: c, plane: p, input: input, output: output, pool: pool)
         case .clamp(let n, let act): ElementwiseKernel.clamp(output, count: n, act)
-        case .addBias(let c, let p, let act): ElementwiseKernel.addBias(output, channels: c, plane: p, bias: arena + op.bias, act)
+        case .addBias(let c, let p, let act):
+            ElementwiseKernel.addBias(output, channels: c, plane: p, bias: arena + op.bias, act)
         case .softmax(let n): ElementwiseKernel.softmax(input: input, output: output, count: n)
         }
     }
@@ -148,7 +167,9 @@ extension Engine {
     /// One inference from and into arrays: for tools and tests, not the allocation-free path.
     public func run(_ input: [Float]) -> [Float] {
         var out = [Float](repeating: 0, count: outputCount)
-        input.withUnsafeBufferPointer { i in out.withUnsafeMutableBufferPointer { run(input: i.baseAddress!, output: $0.baseAddress!) } }
+        input.withUnsafeBufferPointer { i in
+            out.withUnsafeMutableBufferPointer { run(input: i.baseAddress!, output: $0.baseAddress!) }
+        }
         return out
     }
 }

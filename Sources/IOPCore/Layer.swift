@@ -56,7 +56,8 @@ public struct Layer: Sendable {
         }
         let expectedWeights = channels * kind.weightsPerChannel
         if weights.count != expectedWeights {
-            throw .invalidShape(name + ": has " + String(weights.count) + " weights, expected " + String(expectedWeights))
+            throw .invalidShape(
+                name + ": has " + String(weights.count) + " weights, expected " + String(expectedWeights))
         }
     }
 }
@@ -141,8 +142,11 @@ extension LayerKind {
         switch self {
         case .conv(let g, _):
             if g.isDepthwise { return roundUp(g.weightCount, arenaAlignment) }
-            return roundUp(g.groups * roundUp(g.outGroupChannels, portableChannelBlock) * g.inGroupChannels * g.kernelH * g.kernelW, arenaAlignment)
-        case .linear(let g, _): return roundUp(roundUp(g.outFeatures, portableChannelBlock) * g.inFeatures, arenaAlignment)
+            return roundUp(
+                g.groups * roundUp(g.outGroupChannels, portableChannelBlock) * g.inGroupChannels * g.kernelH
+                    * g.kernelW, arenaAlignment)
+        case .linear(let g, _):
+            return roundUp(roundUp(g.outFeatures, portableChannelBlock) * g.inFeatures, arenaAlignment)
         default: return 0
         }
     }

@@ -16,8 +16,10 @@ public enum LinearKernel {
     /// Packs rows `channels` of row-major W[out][in] (starting at `weights`) as
     /// [block][in][channelBlock]; like `ConvKernel.pack`, in any number of
     /// calls, onto zeroed memory.
-    public static func pack(_ g: LinearGeometry, channels: Range<Int>, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                            packedWeights: UnsafeMutablePointer<Float>, packedBias: UnsafeMutablePointer<Float>) {
+    public static func pack(
+        _ g: LinearGeometry, channels: Range<Int>, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        packedWeights: UnsafeMutablePointer<Float>, packedBias: UnsafeMutablePointer<Float>
+    ) {
         let k = g.inFeatures
         for (j, o) in channels.enumerated() {
             let dst = packedWeights + (o / channelBlock) * k * channelBlock + o % channelBlock
@@ -27,11 +29,16 @@ public enum LinearKernel {
         }
     }
 
-    public static func run(_ g: LinearGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
-                           packedWeights: UnsafePointer<Float>, packedBias: UnsafePointer<Float>,
-                           activation: Activation, pool: WorkerPool) {
-        pool.parallelFor(g.blocks, Task(g: g, input: input, output: output, packedWeights: packedWeights,
-                                        packedBias: packedBias, activation: activation))
+    public static func run(
+        _ g: LinearGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+        packedWeights: UnsafePointer<Float>, packedBias: UnsafePointer<Float>,
+        activation: Activation, pool: WorkerPool
+    ) {
+        pool.parallelFor(
+            g.blocks,
+            Task(
+                g: g, input: input, output: output, packedWeights: packedWeights,
+                packedBias: packedBias, activation: activation))
     }
 
     struct Task: ParallelTask {

@@ -6,24 +6,30 @@ public struct PoolGeometry: Equatable, Sendable {
     /// Average only: divide by the full window (pads included) instead of the valid part.
     public var countIncludePad: Bool
 
-    public init(channels: Int, inHeight: Int, inWidth: Int, kernelH: Int, kernelW: Int,
-                strideH: Int, strideW: Int, padTop: Int = 0, padLeft: Int = 0, padBottom: Int = 0,
-                padRight: Int = 0, ceilMode: Bool = false, countIncludePad: Bool = false) {
+    public init(
+        channels: Int, inHeight: Int, inWidth: Int, kernelH: Int, kernelW: Int,
+        strideH: Int, strideW: Int, padTop: Int = 0, padLeft: Int = 0, padBottom: Int = 0,
+        padRight: Int = 0, ceilMode: Bool = false, countIncludePad: Bool = false
+    ) {
         self.channels = channels; self.inHeight = inHeight; self.inWidth = inWidth
         self.kernelH = kernelH; self.kernelW = kernelW; self.strideH = strideH; self.strideW = strideW
         self.padTop = padTop; self.padLeft = padLeft; self.padBottom = padBottom; self.padRight = padRight
         self.countIncludePad = countIncludePad
-        outHeight = windowCount(extent: inHeight + padTop + padBottom, kernel: kernelH, stride: strideH,
-                                ceil: ceilMode, endPadding: padBottom)
-        outWidth = windowCount(extent: inWidth + padLeft + padRight, kernel: kernelW, stride: strideW,
-                               ceil: ceilMode, endPadding: padRight)
+        outHeight = windowCount(
+            extent: inHeight + padTop + padBottom, kernel: kernelH, stride: strideH,
+            ceil: ceilMode, endPadding: padBottom)
+        outWidth = windowCount(
+            extent: inWidth + padLeft + padRight, kernel: kernelW, stride: strideW,
+            ceil: ceilMode, endPadding: padRight)
     }
 
     public var inputCount: Int { channels * inHeight * inWidth }
     public var outputCount: Int { channels * outHeight * outWidth }
 
     public func validate() throws(CoreError) {
-        if channels <= 0 || inHeight <= 0 || inWidth <= 0 || kernelH <= 0 || kernelW <= 0 || strideH <= 0 || strideW <= 0 {
+        if channels <= 0 || inHeight <= 0 || inWidth <= 0 || kernelH <= 0 || kernelW <= 0 || strideH <= 0
+            || strideW <= 0
+        {
             throw .invalidShape("pool sizes, kernel and strides must be positive")
         }
         if padTop < 0 || padLeft < 0 || padBottom < 0 || padRight < 0 { throw .invalidShape("pool pads must be >= 0") }
@@ -35,7 +41,9 @@ public struct PoolGeometry: Equatable, Sendable {
 }
 
 public enum PoolKernel {
-    public static func max(_ g: PoolGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, pool: WorkerPool) {
+    public static func max(
+        _ g: PoolGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, pool: WorkerPool
+    ) {
         pool.parallelFor(g.channels, MaxTask(g: g, input: input, output: output))
     }
 
@@ -45,7 +53,8 @@ public enum PoolKernel {
             let src = input + c * g.inHeight * g.inWidth
             let dst = output + c * g.outHeight * g.outWidth
             if g.kernelH == 2 && g.kernelW == 2 && g.strideH == 2 && g.strideW == 2 && g.padTop == 0 && g.padLeft == 0
-                && 2 * g.outHeight <= g.inHeight && 2 * g.outWidth <= g.inWidth {
+                && 2 * g.outHeight <= g.inHeight && 2 * g.outWidth <= g.inWidth
+            {
                 halving(src, dst)
                 return
             }
@@ -76,7 +85,9 @@ public enum PoolKernel {
         }
     }
 
-    public static func average(_ g: PoolGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, pool: WorkerPool) {
+    public static func average(
+        _ g: PoolGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, pool: WorkerPool
+    ) {
         pool.parallelFor(g.channels, AverageTask(g: g, input: input, output: output))
     }
 
@@ -103,8 +114,10 @@ public enum PoolKernel {
         }
     }
 
-    public static func globalAverage(channels: Int, plane: Int, input: UnsafePointer<Float>,
-                                     output: UnsafeMutablePointer<Float>, pool: WorkerPool) {
+    public static func globalAverage(
+        channels: Int, plane: Int, input: UnsafePointer<Float>,
+        output: UnsafeMutablePointer<Float>, pool: WorkerPool
+    ) {
         pool.parallelFor(channels, GlobalAverageTask(plane: plane, input: input, output: output))
     }
 

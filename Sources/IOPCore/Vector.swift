@@ -2,11 +2,11 @@
 // needs 32 vector registers (24 accumulators + 4 weights + 1 broadcast): NEON
 // has them, and so has x86 with AVX-512 (zmm0-31, or ymm0-31 through AVX-512VL).
 #if arch(arm64) || arch(arm)
-public typealias KVec = SIMD4<Float>
+    public typealias KVec = SIMD4<Float>
 #elseif IOP_AVX512
-public typealias KVec = SIMD16<Float>
+    public typealias KVec = SIMD16<Float>
 #else
-public typealias KVec = SIMD8<Float>
+    public typealias KVec = SIMD8<Float>
 #endif
 
 /// Output channels one micro-kernel tile covers (4 vectors).

@@ -32,7 +32,8 @@ public final class WorkerPool {
         }
         withUnsafePointer(to: work) { w in
             // Specialised per Work type, this closure captures nothing: no context to allocate.
-            var job = Job(work: UnsafeRawPointer(w), invoke: { raw, t in raw.assumingMemoryBound(to: Work.self).pointee.run(t) })
+            var job = Job(
+                work: UnsafeRawPointer(w), invoke: { raw, t in raw.assumingMemoryBound(to: Work.self).pointee.run(t) })
             withUnsafeMutablePointer(to: &job) { iop_pool_run(pool, runJob, UnsafeMutableRawPointer($0), tasks) }
         }
     }

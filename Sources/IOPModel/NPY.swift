@@ -18,7 +18,9 @@ public enum NPY {
     public static func decode(_ data: Data, path: String = "<npy>") throws -> Array {
         func bad(_ r: String) -> ModelError { .invalidTensorFile(path: path, reason: "not a float32 .npy file: " + r) }
         let bytes = [UInt8](data)
-        guard bytes.count >= 10, bytes[0] == 0x93, Array.magicTail.elementsEqual(bytes[1..<6]) else { throw bad("missing \\x93NUMPY magic") }
+        guard bytes.count >= 10, bytes[0] == 0x93, Array.magicTail.elementsEqual(bytes[1..<6]) else {
+            throw bad("missing \\x93NUMPY magic")
+        }
         let major = bytes[6]
         let headerLength: Int, headerStart: Int
         switch major {
@@ -30,7 +32,8 @@ public enum NPY {
         default: throw bad("unknown format version \(major)")
         }
         guard headerStart + headerLength <= bytes.count,
-              let header = String(bytes: bytes[headerStart..<(headerStart + headerLength)], encoding: .utf8) else {
+            let header = String(bytes: bytes[headerStart..<(headerStart + headerLength)], encoding: .utf8)
+        else {
             throw bad("truncated header")
         }
         guard let descr = field("descr", in: header) else { throw bad("header has no 'descr'") }
@@ -39,7 +42,9 @@ public enum NPY {
             throw bad("dtype is \(dtype), expected '<f4' (float32, little-endian)")
         }
         guard let fortran = field("fortran_order", in: header) else { throw bad("header has no 'fortran_order'") }
-        guard fortran.trimmingCharacters(in: .whitespaces) == "False" else { throw bad("Fortran order is not supported; save with C order") }
+        guard fortran.trimmingCharacters(in: .whitespaces) == "False" else {
+            throw bad("Fortran order is not supported; save with C order")
+        }
         guard let shapeText = field("shape", in: header) else { throw bad("header has no 'shape'") }
         let inner = shapeText.trimmingCharacters(in: CharacterSet(charactersIn: "() "))
         var shape: [Int] = []
@@ -59,7 +64,7 @@ public enum NPY {
             bytes.withUnsafeBytes { src in dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[payload...])) }
         }
         #if _endian(big)
-        values = values.map { Float(bitPattern: $0.bitPattern.byteSwapped) }
+            values = values.map { Float(bitPattern: $0.bitPattern.byteSwapped) }
         #endif
         return Array(shape: shape, values: values)
     }

@@ -47,14 +47,18 @@ public enum ONNXExporter {
             let name = layer.name
             switch layer.kind {
             case .conv(let g, let act):
-                let w = constant(name + ".weight", [g.outChannels, g.inGroupChannels, g.kernelH, g.kernelW], layer.weights)
+                let w = constant(
+                    name + ".weight", [g.outChannels, g.inGroupChannels, g.kernelH, g.kernelW], layer.weights)
                 var inputs = [current, w]
                 if !layer.bias.isEmpty { inputs.append(constant(name + ".bias", [g.outChannels], layer.bias)) }
-                current = node("Conv", name, inputs, [
-                    ints("kernel_shape", [g.kernelH, g.kernelW]), ints("strides", [g.strideH, g.strideW]),
-                    ints("dilations", [g.dilationH, g.dilationW]),
-                    ints("pads", [g.padTop, g.padLeft, g.padBottom, g.padRight]), ints("group", [g.groups]).withSingleInt(),
-                ])
+                current = node(
+                    "Conv", name, inputs,
+                    [
+                        ints("kernel_shape", [g.kernelH, g.kernelW]), ints("strides", [g.strideH, g.strideW]),
+                        ints("dilations", [g.dilationH, g.dilationW]),
+                        ints("pads", [g.padTop, g.padLeft, g.padBottom, g.padRight]),
+                        ints("group", [g.groups]).withSingleInt(),
+                    ])
                 current = activation(act, name, current)
                 shape = [1, g.outChannels, g.outHeight, g.outWidth]
             case .linear(let g, let act):
@@ -68,12 +72,16 @@ public enum ONNXExporter {
             case .maxPool(let g), .averagePool(let g):
                 let isMax: Bool
                 if case .maxPool = layer.kind { isMax = true } else { isMax = false }
-                let floorH = PoolGeometry(channels: g.channels, inHeight: g.inHeight, inWidth: g.inWidth, kernelH: g.kernelH,
-                                          kernelW: g.kernelW, strideH: g.strideH, strideW: g.strideW, padTop: g.padTop,
-                                          padLeft: g.padLeft, padBottom: g.padBottom, padRight: g.padRight)
+                let floorH = PoolGeometry(
+                    channels: g.channels, inHeight: g.inHeight, inWidth: g.inWidth, kernelH: g.kernelH,
+                    kernelW: g.kernelW, strideH: g.strideH, strideW: g.strideW, padTop: g.padTop,
+                    padLeft: g.padLeft, padBottom: g.padBottom, padRight: g.padRight)
                 let ceil = floorH.outHeight != g.outHeight || floorH.outWidth != g.outWidth
-                var attrs = [ints("kernel_shape", [g.kernelH, g.kernelW]), ints("strides", [g.strideH, g.strideW]),
-                             ints("pads", [g.padTop, g.padLeft, g.padBottom, g.padRight]), ints("ceil_mode", [ceil ? 1 : 0]).withSingleInt()]
+                var attrs = [
+                    ints("kernel_shape", [g.kernelH, g.kernelW]), ints("strides", [g.strideH, g.strideW]),
+                    ints("pads", [g.padTop, g.padLeft, g.padBottom, g.padRight]),
+                    ints("ceil_mode", [ceil ? 1 : 0]).withSingleInt(),
+                ]
                 if !isMax { attrs.append(ints("count_include_pad", [g.countIncludePad ? 1 : 0]).withSingleInt()) }
                 current = node(isMax ? "MaxPool" : "AveragePool", name, [current], attrs)
                 shape = [1, g.channels, g.outHeight, g.outWidth]
@@ -83,7 +91,8 @@ public enum ONNXExporter {
             case .clamp(_, let act):
                 current = activation(act, name, current)
             case .addBias:
-                throw ModelError.invalidModel("layer '\(name)' (AddBias) is internal to partitioned plans and has no ONNX form here")
+                throw ModelError.invalidModel(
+                    "layer '\(name)' (AddBias) is internal to partitioned plans and has no ONNX form here")
             case .softmax:
                 flattenIfNeeded(name)
                 current = node("Softmax", name, [current], [ints("axis", [-1]).withSingleInt()])
@@ -115,7 +124,9 @@ public enum ONNXExporter {
         var t = Onnx_TypeProto.Tensor()
         t.elemType = 1
         var s = Onnx_TensorShapeProto()
-        s.dim = shape.map { d in var dim = Onnx_TensorShapeProto.Dimension(); dim.dimValue = Int64(d); return dim }
+        s.dim = shape.map { d in
+            var dim = Onnx_TensorShapeProto.Dimension(); dim.dimValue = Int64(d); return dim
+        }
         t.shape = s
         v.type.tensorType = t
         return v
@@ -128,9 +139,9 @@ public enum ONNXExporter {
     }
 }
 
-private extension Onnx_AttributeProto {
+extension Onnx_AttributeProto {
     /// An INTS attribute turned into a single INT one.
-    func withSingleInt() -> Onnx_AttributeProto {
+    fileprivate func withSingleInt() -> Onnx_AttributeProto {
         var a = self
         a.type = .int; a.i = ints.first ?? 0; a.ints = []
         return a

@@ -23,7 +23,9 @@ public enum ONNXImporter {
             throw ModelError.invalidModel("not a readable ONNX protobuf (truncated or corrupted): \(error)")
         }
         guard model.hasGraph else { throw ModelError.invalidModel("the file has no graph") }
-        var builder = try Builder(graph: model.graph, opset: model.opsetImport.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 13)
+        var builder = try Builder(
+            graph: model.graph,
+            opset: model.opsetImport.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version ?? 13)
         for node in model.graph.node { try builder.add(node) }
         return try builder.finish(name: name)
     }
@@ -53,11 +55,15 @@ public enum ONNXImporter {
             initializers = constants
             let inputs = graph.input.filter { constants[$0.name] == nil }
             guard inputs.count == 1 else {
-                throw ModelError.invalidModel("expected exactly one graph input, found \(inputs.count) (\(inputs.map(\.name).joined(separator: ", ")))")
+                throw ModelError.invalidModel(
+                    "expected exactly one graph input, found \(inputs.count) (\(inputs.map(\.name).joined(separator: ", ")))"
+                )
             }
             let input = inputs[0]
             guard input.type.tensorType.elemType == 1 else {
-                throw ModelError.invalidModel("input '\(input.name)' must be float32 (elem_type 1), got elem_type \(input.type.tensorType.elemType)")
+                throw ModelError.invalidModel(
+                    "input '\(input.name)' must be float32 (elem_type 1), got elem_type \(input.type.tensorType.elemType)"
+                )
             }
             var dims = input.type.tensorType.shape.dim.map { d -> Int in
                 if case .dimValue(let v)? = d.value { return Int(v) }
@@ -66,9 +72,12 @@ public enum ONNXImporter {
             if dims.count == 4 || dims.count == 2 {
                 if dims.count == 4 || dims[1] != 1 { dims[0] = 1 }
             } else {
-                throw ModelError.invalidModel("input '\(input.name)' has rank \(dims.count); expected NCHW (rank 4) or a [1, K] vector")
+                throw ModelError.invalidModel(
+                    "input '\(input.name)' has rank \(dims.count); expected NCHW (rank 4) or a [1, K] vector")
             }
-            guard dims.allSatisfy({ $0 > 0 }) else { throw ModelError.invalidModel("input '\(input.name)' has a zero dimension") }
+            guard dims.allSatisfy({ $0 > 0 }) else {
+                throw ModelError.invalidModel("input '\(input.name)' has a zero dimension")
+            }
             inputShape = dims
             shape = dims
             current = input.name
@@ -76,15 +85,21 @@ public enum ONNXImporter {
 
         static func decode(_ t: Onnx_TensorProto) throws -> Tensor {
             let dims = t.dims.map { Int($0) }
-            guard dims.allSatisfy({ $0 >= 0 }) else { throw ModelError.invalidModel("initializer '\(t.name)' has a negative dimension") }
+            guard dims.allSatisfy({ $0 >= 0 }) else {
+                throw ModelError.invalidModel("initializer '\(t.name)' has a negative dimension")
+            }
             let count = dims.reduce(1, *)
-            if t.dataLocation == .external { throw ModelError.invalidModel("initializer '\(t.name)' uses external data, which iop does not read") }
+            if t.dataLocation == .external {
+                throw ModelError.invalidModel("initializer '\(t.name)' uses external data, which iop does not read")
+            }
             switch t.dataType {
             case 1:
                 var floats: [Float]
                 if t.hasRawData {
                     guard t.rawData.count == count * 4 else {
-                        throw ModelError.invalidModel("initializer '\(t.name)' has \(t.rawData.count) bytes of raw_data, shape \(dims) needs \(count * 4)")
+                        throw ModelError.invalidModel(
+                            "initializer '\(t.name)' has \(t.rawData.count) bytes of raw_data, shape \(dims) needs \(count * 4)"
+                        )
                     }
                     floats = [Float](repeating: 0, count: count)
                     floats.withUnsafeMutableBytes { dst in t.rawData.withUnsafeBytes { dst.copyMemory(from: $0) } }
@@ -92,24 +107,31 @@ public enum ONNXImporter {
                     floats = t.floatData
                 }
                 guard floats.count == count else {
-                    throw ModelError.invalidModel("initializer '\(t.name)' has \(floats.count) values, shape \(dims) needs \(count)")
+                    throw ModelError.invalidModel(
+                        "initializer '\(t.name)' has \(floats.count) values, shape \(dims) needs \(count)")
                 }
                 return Tensor(dims: dims, floats: floats, ints: [])
             case 7:
                 var ints: [Int64]
                 if t.hasRawData {
                     guard t.rawData.count == count * 8 else {
-                        throw ModelError.invalidModel("initializer '\(t.name)' has \(t.rawData.count) bytes of raw_data, shape \(dims) needs \(count * 8)")
+                        throw ModelError.invalidModel(
+                            "initializer '\(t.name)' has \(t.rawData.count) bytes of raw_data, shape \(dims) needs \(count * 8)"
+                        )
                     }
                     ints = [Int64](repeating: 0, count: count)
                     ints.withUnsafeMutableBytes { dst in t.rawData.withUnsafeBytes { dst.copyMemory(from: $0) } }
                 } else {
                     ints = t.int64Data
                 }
-                guard ints.count == count else { throw ModelError.invalidModel("initializer '\(t.name)' has \(ints.count) values, needs \(count)") }
+                guard ints.count == count else {
+                    throw ModelError.invalidModel("initializer '\(t.name)' has \(ints.count) values, needs \(count)")
+                }
                 return Tensor(dims: dims, floats: [], ints: ints)
             default:
-                throw ModelError.invalidModel("initializer '\(t.name)' has data type \(t.dataType); iop models are float32 (int64 only for shapes)")
+                throw ModelError.invalidModel(
+                    "initializer '\(t.name)' has data type \(t.dataType); iop models are float32 (int64 only for shapes)"
+                )
             }
         }
 
@@ -118,7 +140,9 @@ public enum ONNXImporter {
                 throw ModelError.invalidModel("node '\(node.name)' (\(node.opType)) has no \(role) input")
             }
             guard let t = initializers[node.input[index]] else {
-                throw ModelError.invalidModel("node '\(node.name)' (\(node.opType)): \(role) '\(node.input[index])' must be a constant initializer")
+                throw ModelError.invalidModel(
+                    "node '\(node.name)' (\(node.opType)): \(role) '\(node.input[index])' must be a constant initializer"
+                )
             }
             return t
         }
@@ -143,42 +167,64 @@ public enum ONNXImporter {
                 if !ModelError.supportedOperators.contains(where: { $0.type == node.opType }) {
                     throw ModelError.unsupportedOperator(type: node.opType, node: nodeName)
                 }
-                throw ModelError.invalidModel("node '\(nodeName)' (\(node.opType)) does not consume the previous node's output '\(current)'; iop runs a chain of operators")
+                throw ModelError.invalidModel(
+                    "node '\(nodeName)' (\(node.opType)) does not consume the previous node's output '\(current)'; iop runs a chain of operators"
+                )
             }
             let attrs = Builder.attributes(node)
             func int(_ k: String, _ d: Int) -> Int { attrs[k].map { Int($0.i) } ?? d }
             func float(_ k: String, _ d: Float) -> Float { attrs[k]?.f ?? d }
             func ints(_ k: String) -> [Int]? { attrs[k].map { $0.ints.map { Int($0) } } }
-            func string(_ k: String, _ d: String) -> String { attrs[k].map { String(decoding: $0.s, as: UTF8.self) } ?? d }
+            func string(_ k: String, _ d: String) -> String {
+                attrs[k].map { String(decoding: $0.s, as: UTF8.self) } ?? d
+            }
 
             var absorbed = false
             switch node.opType {
             case "Conv":
-                guard shape.count == 4 else { throw ModelError.invalidModel("Conv '\(nodeName)' needs an NCHW input, got shape \(shape)") }
+                guard shape.count == 4 else {
+                    throw ModelError.invalidModel("Conv '\(nodeName)' needs an NCHW input, got shape \(shape)")
+                }
                 let w = try initializer(node, 1, "weight")
-                guard w.dims.count == 4 else { throw ModelError.invalidModel("Conv '\(nodeName)': weight must be 4-D (OIHW), got \(w.dims)") }
+                guard w.dims.count == 4 else {
+                    throw ModelError.invalidModel("Conv '\(nodeName)': weight must be 4-D (OIHW), got \(w.dims)")
+                }
                 let b = try optionalInitializer(node, 2, "bias")
                 let groups = int("group", 1)
                 let k = ints("kernel_shape") ?? [w.dims[2], w.dims[3]]
-                guard k == [w.dims[2], w.dims[3]] else { throw ModelError.invalidModel("Conv '\(nodeName)': kernel_shape \(k) disagrees with weight \(w.dims)") }
+                guard k == [w.dims[2], w.dims[3]] else {
+                    throw ModelError.invalidModel(
+                        "Conv '\(nodeName)': kernel_shape \(k) disagrees with weight \(w.dims)")
+                }
                 guard groups > 0, w.dims[1] * groups == shape[1] else {
-                    throw ModelError.invalidModel("Conv '\(nodeName)': weight \(w.dims) with group \(groups) does not fit \(shape[1]) input channels")
+                    throw ModelError.invalidModel(
+                        "Conv '\(nodeName)': weight \(w.dims) with group \(groups) does not fit \(shape[1]) input channels"
+                    )
                 }
                 let s = ints("strides") ?? [1, 1], d = ints("dilations") ?? [1, 1]
-                guard s.count == 2, d.count == 2 else { throw ModelError.invalidModel("Conv '\(nodeName)': only 2-D convolution is supported") }
-                let pads = try resolvePads(node: nodeName, autoPad: string("auto_pad", "NOTSET"), pads: ints("pads"),
-                                           input: [shape[2], shape[3]], kernel: k, strides: s, dilations: d, ceil: false)
-                let g = ConvGeometry(inChannels: shape[1], inHeight: shape[2], inWidth: shape[3], outChannels: w.dims[0],
-                                     kernelH: k[0], kernelW: k[1], strideH: s[0], strideW: s[1], dilationH: d[0], dilationW: d[1],
-                                     padTop: pads[0], padLeft: pads[1], padBottom: pads[2], padRight: pads[3], groups: groups)
+                guard s.count == 2, d.count == 2 else {
+                    throw ModelError.invalidModel("Conv '\(nodeName)': only 2-D convolution is supported")
+                }
+                let pads = try resolvePads(
+                    node: nodeName, autoPad: string("auto_pad", "NOTSET"), pads: ints("pads"),
+                    input: [shape[2], shape[3]], kernel: k, strides: s, dilations: d, ceil: false)
+                let g = ConvGeometry(
+                    inChannels: shape[1], inHeight: shape[2], inWidth: shape[3], outChannels: w.dims[0],
+                    kernelH: k[0], kernelW: k[1], strideH: s[0], strideW: s[1], dilationH: d[0], dilationW: d[1],
+                    padTop: pads[0], padLeft: pads[1], padBottom: pads[2], padRight: pads[3], groups: groups)
                 do { try g.validate() } catch { throw ModelError.invalidModel("Conv '\(nodeName)': \(error.message)") }
-                if let b, b.floats.count != w.dims[0] { throw ModelError.invalidModel("Conv '\(nodeName)': bias has \(b.floats.count) values, expected \(w.dims[0])") }
+                if let b, b.floats.count != w.dims[0] {
+                    throw ModelError.invalidModel(
+                        "Conv '\(nodeName)': bias has \(b.floats.count) values, expected \(w.dims[0])")
+                }
                 layers.append(Layer(name: nodeName, kind: .conv(g, .none), weights: w.floats, bias: b?.floats ?? []))
                 shape = [1, g.outChannels, g.outHeight, g.outWidth]
                 absorbed = true
             case "BatchNormalization":
-                guard lastOutputIsLayer, var last = layers.last, case .conv(let g, let act) = last.kind, act == .none else {
-                    throw ModelError.invalidModel("BatchNormalization '\(nodeName)' must directly follow a Conv (iop folds it into the conv)")
+                guard lastOutputIsLayer, var last = layers.last, case .conv(let g, let act) = last.kind, act == .none
+                else {
+                    throw ModelError.invalidModel(
+                        "BatchNormalization '\(nodeName)' must directly follow a Conv (iop folds it into the conv)")
                 }
                 let scale = try initializer(node, 1, "scale"), bias = try initializer(node, 2, "B")
                 let mean = try initializer(node, 3, "mean"), variance = try initializer(node, 4, "var")
@@ -210,32 +256,47 @@ public enum ONNXImporter {
                 appendActivation(Activation(low: lo, high: hi), name: nodeName)
                 absorbed = lastOutputIsLayer
             case "MaxPool", "AveragePool":
-                guard shape.count == 4 else { throw ModelError.invalidModel("\(node.opType) '\(nodeName)' needs an NCHW input, got shape \(shape)") }
+                guard shape.count == 4 else {
+                    throw ModelError.invalidModel(
+                        "\(node.opType) '\(nodeName)' needs an NCHW input, got shape \(shape)")
+                }
                 guard node.output.count == 1 || node.output[1].isEmpty else {
                     throw ModelError.invalidModel("MaxPool '\(nodeName)': the Indices output is not supported")
                 }
-                guard let k = ints("kernel_shape"), k.count == 2 else { throw ModelError.invalidModel("\(node.opType) '\(nodeName)': needs a 2-D kernel_shape") }
+                guard let k = ints("kernel_shape"), k.count == 2 else {
+                    throw ModelError.invalidModel("\(node.opType) '\(nodeName)': needs a 2-D kernel_shape")
+                }
                 let s = ints("strides") ?? [1, 1]
                 if let d = ints("dilations"), d.contains(where: { $0 != 1 }) {
-                    throw ModelError.invalidModel("\(node.opType) '\(nodeName)': dilations other than 1 are not supported")
+                    throw ModelError.invalidModel(
+                        "\(node.opType) '\(nodeName)': dilations other than 1 are not supported")
                 }
                 let ceil = int("ceil_mode", 0) != 0
-                let pads = try resolvePads(node: nodeName, autoPad: string("auto_pad", "NOTSET"), pads: ints("pads"),
-                                           input: [shape[2], shape[3]], kernel: k, strides: s, dilations: [1, 1], ceil: ceil)
-                let g = PoolGeometry(channels: shape[1], inHeight: shape[2], inWidth: shape[3], kernelH: k[0], kernelW: k[1],
-                                     strideH: s[0], strideW: s[1], padTop: pads[0], padLeft: pads[1], padBottom: pads[2],
-                                     padRight: pads[3], ceilMode: ceil, countIncludePad: int("count_include_pad", 0) != 0)
-                do { try g.validate() } catch { throw ModelError.invalidModel("\(node.opType) '\(nodeName)': \(error.message)") }
+                let pads = try resolvePads(
+                    node: nodeName, autoPad: string("auto_pad", "NOTSET"), pads: ints("pads"),
+                    input: [shape[2], shape[3]], kernel: k, strides: s, dilations: [1, 1], ceil: ceil)
+                let g = PoolGeometry(
+                    channels: shape[1], inHeight: shape[2], inWidth: shape[3], kernelH: k[0], kernelW: k[1],
+                    strideH: s[0], strideW: s[1], padTop: pads[0], padLeft: pads[1], padBottom: pads[2],
+                    padRight: pads[3], ceilMode: ceil, countIncludePad: int("count_include_pad", 0) != 0)
+                do { try g.validate() } catch {
+                    throw ModelError.invalidModel("\(node.opType) '\(nodeName)': \(error.message)")
+                }
                 layers.append(Layer(name: nodeName, kind: node.opType == "MaxPool" ? .maxPool(g) : .averagePool(g)))
                 shape = [1, g.channels, g.outHeight, g.outWidth]
             case "GlobalAveragePool":
-                guard shape.count == 4 else { throw ModelError.invalidModel("GlobalAveragePool '\(nodeName)' needs an NCHW input, got shape \(shape)") }
-                layers.append(Layer(name: nodeName, kind: .globalAveragePool(channels: shape[1], plane: shape[2] * shape[3])))
+                guard shape.count == 4 else {
+                    throw ModelError.invalidModel(
+                        "GlobalAveragePool '\(nodeName)' needs an NCHW input, got shape \(shape)")
+                }
+                layers.append(
+                    Layer(name: nodeName, kind: .globalAveragePool(channels: shape[1], plane: shape[2] * shape[3])))
                 shape = [1, shape[1], 1, 1]
             case "Flatten":
                 let axis = int("axis", 1)
                 guard axis == 1 || axis == -(shape.count - 1) || axis == 0 else {
-                    throw ModelError.invalidModel("Flatten '\(nodeName)': axis \(axis) is not supported (batch 1 needs axis 1)")
+                    throw ModelError.invalidModel(
+                        "Flatten '\(nodeName)': axis \(axis) is not supported (batch 1 needs axis 1)")
                 }
                 shape = [1, shape.reduce(1, *)]
             case "Reshape":
@@ -244,44 +305,64 @@ public enum ONNXImporter {
                 let known = target.filter { $0 > 0 }.reduce(1, *)
                 let resolved = target.enumerated().map { i, v in v == -1 ? n / max(known, 1) : (v == 0 ? shape[i] : v) }
                 guard resolved.reduce(1, *) == n, resolved.count == 2, resolved[0] == 1 else {
-                    throw ModelError.invalidModel("Reshape '\(nodeName)': only a flatten to [1, N] is supported, got target \(target) for input \(shape)")
+                    throw ModelError.invalidModel(
+                        "Reshape '\(nodeName)': only a flatten to [1, N] is supported, got target \(target) for input \(shape)"
+                    )
                 }
                 shape = resolved
             case "Gemm":
                 let transA = int("transA", 0) != 0, transB = int("transB", 0) != 0
                 let k = shape.reduce(1, *)
                 guard shape.count == 2, (transA ? shape[1] : shape[0]) == 1 else {
-                    throw ModelError.invalidModel("Gemm '\(nodeName)': A has shape \(shape); iop runs batch 1 (A must be [1, K], or [K, 1] with transA)")
+                    throw ModelError.invalidModel(
+                        "Gemm '\(nodeName)': A has shape \(shape); iop runs batch 1 (A must be [1, K], or [K, 1] with transA)"
+                    )
                 }
                 let b = try initializer(node, 1, "B")
                 guard b.dims.count == 2, (transB ? b.dims[1] : b.dims[0]) == k else {
-                    throw ModelError.invalidModel("Gemm '\(nodeName)': B has shape \(b.dims), which does not fit K = \(k) (transB \(transB ? 1 : 0))")
+                    throw ModelError.invalidModel(
+                        "Gemm '\(nodeName)': B has shape \(b.dims), which does not fit K = \(k) (transB \(transB ? 1 : 0))"
+                    )
                 }
                 let n = transB ? b.dims[0] : b.dims[1]
                 let alpha = float("alpha", 1), beta = float("beta", 1)
                 var w = [Float](repeating: 0, count: n * k)
-                for o in 0..<n { for i in 0..<k { w[o * k + i] = alpha * (transB ? b.floats[o * k + i] : b.floats[i * n + o]) } }
+                for o in 0..<n {
+                    for i in 0..<k { w[o * k + i] = alpha * (transB ? b.floats[o * k + i] : b.floats[i * n + o]) }
+                }
                 var bias: [Float] = []
                 if let c = try optionalInitializer(node, 2, "C") {
                     bias = try broadcastBias(c, n: n, node: nodeName).map { $0 * beta }
                 }
-                layers.append(Layer(name: nodeName, kind: .linear(LinearGeometry(inFeatures: k, outFeatures: n), .none), weights: w, bias: bias))
+                layers.append(
+                    Layer(
+                        name: nodeName, kind: .linear(LinearGeometry(inFeatures: k, outFeatures: n), .none), weights: w,
+                        bias: bias))
                 shape = [1, n]
                 absorbed = true
             case "MatMul":
                 let k = shape.reduce(1, *)
-                guard shape.count == 2, shape[0] == 1 else { throw ModelError.invalidModel("MatMul '\(nodeName)': A has shape \(shape), expected [1, K]") }
+                guard shape.count == 2, shape[0] == 1 else {
+                    throw ModelError.invalidModel("MatMul '\(nodeName)': A has shape \(shape), expected [1, K]")
+                }
                 let b = try initializer(node, 1, "B")
-                guard b.dims.count == 2, b.dims[0] == k else { throw ModelError.invalidModel("MatMul '\(nodeName)': B has shape \(b.dims), expected [\(k), N]") }
+                guard b.dims.count == 2, b.dims[0] == k else {
+                    throw ModelError.invalidModel("MatMul '\(nodeName)': B has shape \(b.dims), expected [\(k), N]")
+                }
                 let n = b.dims[1]
                 var w = [Float](repeating: 0, count: n * k)
                 for o in 0..<n { for i in 0..<k { w[o * k + i] = b.floats[i * n + o] } }
-                layers.append(Layer(name: nodeName, kind: .linear(LinearGeometry(inFeatures: k, outFeatures: n), .none), weights: w))
+                layers.append(
+                    Layer(
+                        name: nodeName, kind: .linear(LinearGeometry(inFeatures: k, outFeatures: n), .none), weights: w)
+                )
                 shape = [1, n]
                 absorbed = true
             case "Add":
-                guard lastOutputIsLayer, var last = layers.last, case .linear(let g, let act) = last.kind, act == .none else {
-                    throw ModelError.unsupportedOperator(type: "Add (other than a bias right after MatMul)", node: nodeName)
+                guard lastOutputIsLayer, var last = layers.last, case .linear(let g, let act) = last.kind, act == .none
+                else {
+                    throw ModelError.unsupportedOperator(
+                        type: "Add (other than a bias right after MatMul)", node: nodeName)
                 }
                 let c = try initializer(node, 1, "bias")
                 let add = try broadcastBias(c, n: g.outFeatures, node: nodeName)
@@ -291,18 +372,25 @@ public enum ONNXImporter {
             case "Softmax":
                 let axis = int("axis", opset >= 13 ? -1 : 1)
                 guard shape.count == 2, shape[0] == 1, axis == 1 || axis == -1 else {
-                    throw ModelError.invalidModel("Softmax '\(nodeName)': supported over the features of a [1, N] tensor only, got shape \(shape) axis \(axis)")
+                    throw ModelError.invalidModel(
+                        "Softmax '\(nodeName)': supported over the features of a [1, N] tensor only, got shape \(shape) axis \(axis)"
+                    )
                 }
                 layers.append(Layer(name: nodeName, kind: .softmax(count: shape[1])))
             case "Dropout", "Identity":
-                if node.output.count > 1 && !node.output[1].isEmpty && graph.node.contains(where: { $0.input.contains(node.output[1]) }) {
-                    throw ModelError.invalidModel("Dropout '\(nodeName)': its mask output is used, which iop does not support")
+                if node.output.count > 1 && !node.output[1].isEmpty
+                    && graph.node.contains(where: { $0.input.contains(node.output[1]) })
+                {
+                    throw ModelError.invalidModel(
+                        "Dropout '\(nodeName)': its mask output is used, which iop does not support")
                 }
                 absorbed = lastOutputIsLayer
             default:
                 throw ModelError.unsupportedOperator(type: node.opType, node: nodeName)
             }
-            guard let out = node.output.first, !out.isEmpty else { throw ModelError.invalidModel("node '\(nodeName)' has no output") }
+            guard let out = node.output.first, !out.isEmpty else {
+                throw ModelError.invalidModel("node '\(nodeName)' has no output")
+            }
             current = out
             lastOutputIsLayer = absorbed
         }
@@ -319,17 +407,23 @@ public enum ONNXImporter {
         }
 
         func broadcastBias(_ c: Tensor, n: Int, node: String) throws -> [Float] {
-            if c.floats.count == n && (c.dims.count <= 1 || c.dims.dropLast().allSatisfy { $0 == 1 }) { return c.floats }
+            if c.floats.count == n && (c.dims.count <= 1 || c.dims.dropLast().allSatisfy { $0 == 1 }) {
+                return c.floats
+            }
             if c.floats.count == 1 { return [Float](repeating: c.floats[0], count: n) }
             throw ModelError.invalidModel("node '\(node)': bias of shape \(c.dims) does not broadcast to [1, \(n)]")
         }
 
-        func resolvePads(node: String, autoPad: String, pads: [Int]?, input: [Int], kernel: [Int], strides: [Int],
-                         dilations: [Int], ceil: Bool) throws -> [Int] {
+        func resolvePads(
+            node: String, autoPad: String, pads: [Int]?, input: [Int], kernel: [Int], strides: [Int],
+            dilations: [Int], ceil: Bool
+        ) throws -> [Int] {
             switch autoPad {
             case "NOTSET":
                 let p = pads ?? [0, 0, 0, 0]
-                guard p.count == 4, p.allSatisfy({ $0 >= 0 }) else { throw ModelError.invalidModel("node '\(node)': pads \(p) must be 4 non-negative values") }
+                guard p.count == 4, p.allSatisfy({ $0 >= 0 }) else {
+                    throw ModelError.invalidModel("node '\(node)': pads \(p) must be 4 non-negative values")
+                }
                 return [p[0], p[1], p[2], p[3]]
             case "VALID":
                 return [0, 0, 0, 0]
@@ -351,7 +445,8 @@ public enum ONNXImporter {
         func finish(name: String) throws -> Network {
             guard let out = graph.output.first else { throw ModelError.invalidModel("the graph has no output") }
             guard graph.output.count == 1, out.name == current else {
-                throw ModelError.invalidModel("the graph output '\(out.name)' is not the end of the operator chain ('\(current)')")
+                throw ModelError.invalidModel(
+                    "the graph output '\(out.name)' is not the end of the operator chain ('\(current)')")
             }
             guard !layers.isEmpty else { throw ModelError.invalidModel("the graph has no computing operators") }
             return Network(name: name, inputShape: inputShape, layers: layers)

@@ -18,14 +18,18 @@ public enum Zoo {
     /// Builds a zoo model. `inputSize` changes the spatial input size (the first
     /// linear layer follows the feature map it gets); `withWeights: false` gives
     /// the architecture only, for listing and planning.
-    public static func make(_ name: String, inputSize: Int? = nil, seed: UInt64 = 1, withWeights: Bool = true) throws -> Network {
+    public static func make(_ name: String, inputSize: Int? = nil, seed: UInt64 = 1, withWeights: Bool = true) throws
+        -> Network
+    {
         let size = inputSize ?? defaultInputSize(name)
-        var b = Builder(channels: name == "lenet5" ? 1 : 3, size: size, seed: seed, withWeights: withWeights, model: name)
+        var b = Builder(
+            channels: name == "lenet5" ? 1 : 3, size: size, seed: seed, withWeights: withWeights, model: name)
         switch name {
         case "lenet5":
             try b.conv(6, k: 5, name: "conv1"); try b.maxPool(2, 2, name: "pool1")
             try b.conv(16, k: 5, name: "conv2"); try b.maxPool(2, 2, name: "pool2")
-            b.linear(120, relu: true, name: "fc1"); b.linear(84, relu: true, name: "fc2"); b.linear(10, relu: false, name: "fc3")
+            b.linear(120, relu: true, name: "fc1"); b.linear(84, relu: true, name: "fc2");
+            b.linear(10, relu: false, name: "fc3")
         case "alexnet":
             try b.conv(64, k: 11, s: 4, p: 2, name: "features.0"); try b.maxPool(3, 2, name: "features.2")
             try b.conv(192, k: 5, p: 2, name: "features.3"); try b.maxPool(3, 2, name: "features.5")
@@ -35,12 +39,16 @@ public enum Zoo {
             b.linear(1000, relu: false, name: "classifier.6")
         default:
             guard let config = vggConfigs[name] else {
-                throw ModelError.invalidModel("unknown zoo model '\(name)'; available: \(names.joined(separator: ", "))")
+                throw ModelError.invalidModel(
+                    "unknown zoo model '\(name)'; available: \(names.joined(separator: ", "))")
             }
             var index = 0
             for v in config {
-                if v == 0 { try b.maxPool(2, 2, name: "features.\(index)"); index += 1 }
-                else { try b.conv(v, k: 3, p: 1, name: "features.\(index)"); index += 2 }
+                if v == 0 {
+                    try b.maxPool(2, 2, name: "features.\(index)"); index += 1
+                } else {
+                    try b.conv(v, k: 3, p: 1, name: "features.\(index)"); index += 2
+                }
             }
             b.linear(4096, relu: true, name: "classifier.0"); b.linear(4096, relu: true, name: "classifier.3")
             b.linear(1000, relu: false, name: "classifier.6")
@@ -69,12 +77,15 @@ public enum Zoo {
 
         /// Conv followed by ReLU (fused).
         mutating func conv(_ out: Int, k: Int, s: Int = 1, p: Int = 0, name: String) throws {
-            let g = ConvGeometry(inChannels: c, inHeight: h, inWidth: w, outChannels: out, kernelH: k, kernelW: k,
-                                 strideH: s, strideW: s, padTop: p, padLeft: p, padBottom: p, padRight: p)
+            let g = ConvGeometry(
+                inChannels: c, inHeight: h, inWidth: w, outChannels: out, kernelH: k, kernelW: k,
+                strideH: s, strideW: s, padTop: p, padLeft: p, padBottom: p, padRight: p)
             guard g.outHeight > 0, g.outWidth > 0 else { throw tooSmall(name) }
             let fanIn = c * k * k
-            layers.append(Layer(name: name, kind: .conv(g, .relu), weights: weights(g.weightCount, fanIn: fanIn),
-                                bias: biases(out, fanIn: fanIn)))
+            layers.append(
+                Layer(
+                    name: name, kind: .conv(g, .relu), weights: weights(g.weightCount, fanIn: fanIn),
+                    bias: biases(out, fanIn: fanIn)))
             c = out; h = g.outHeight; w = g.outWidth
         }
 
@@ -87,8 +98,11 @@ public enum Zoo {
 
         mutating func linear(_ out: Int, relu: Bool, name: String) {
             let inFeatures = features > 0 ? features : c * h * w
-            layers.append(Layer(name: name, kind: .linear(LinearGeometry(inFeatures: inFeatures, outFeatures: out), relu ? .relu : .none),
-                                weights: weights(out * inFeatures, fanIn: inFeatures), bias: biases(out, fanIn: inFeatures)))
+            layers.append(
+                Layer(
+                    name: name,
+                    kind: .linear(LinearGeometry(inFeatures: inFeatures, outFeatures: out), relu ? .relu : .none),
+                    weights: weights(out * inFeatures, fanIn: inFeatures), bias: biases(out, fanIn: inFeatures)))
             features = out
         }
 
@@ -142,9 +156,12 @@ extension Network {
     public static func load(_ model: String, inputSize: Int? = nil) throws -> Network {
         if Zoo.names.contains(model) { return try Zoo.make(model, inputSize: inputSize) }
         if model.hasSuffix(".onnx") || FileManager.default.fileExists(atPath: model) {
-            if inputSize != nil { throw ModelError.invalidModel("--input-size applies to zoo models only, not to \(model)") }
+            if inputSize != nil {
+                throw ModelError.invalidModel("--input-size applies to zoo models only, not to \(model)")
+            }
             return try ONNXImporter.load(path: model)
         }
-        throw ModelError.invalidModel("'\(model)' is neither a zoo model (\(Zoo.names.joined(separator: ", "))) nor an existing .onnx file")
+        throw ModelError.invalidModel(
+            "'\(model)' is neither a zoo model (\(Zoo.names.joined(separator: ", "))) nor an existing .onnx file")
     }
 }

@@ -10,7 +10,9 @@ public struct NetError: Error, Equatable, Sendable {
 
     public var isTimeout: Bool { errno == EAGAIN }
     public var message: String {
-        if truncatedLength > 0 { return "received message of " + String(truncatedLength) + " bytes does not fit its buffer" }
+        if truncatedLength > 0 {
+            return "received message of " + String(truncatedLength) + " bytes does not fit its buffer"
+        }
         return "zmq " + NetError.name(operation) + " failed: " + String(cString: zmq_strerror(errno))
     }
     static func name(_ o: Operation) -> String {
@@ -79,9 +81,13 @@ public final class Socket {
     public func setLinger(_ ms: Int32) throws(NetError) { try set(ZMQ_LINGER, ms) }
     public func setMaxMessageSize(_ bytes: Int) throws(NetError) { try set(ZMQ_MAXMSGSIZE, Int64(bytes)) }
     /// Messages queued per direction before sends block (ZMQ_SNDHWM / ZMQ_RCVHWM).
-    public func setHighWaterMark(_ messages: Int32) throws(NetError) { try set(ZMQ_SNDHWM, messages); try set(ZMQ_RCVHWM, messages) }
+    public func setHighWaterMark(_ messages: Int32) throws(NetError) {
+        try set(ZMQ_SNDHWM, messages); try set(ZMQ_RCVHWM, messages)
+    }
     /// How long send and receive wait before failing with EAGAIN; -1 waits forever.
-    public func setTimeouts(sendMs: Int32, receiveMs: Int32) throws(NetError) { try set(ZMQ_SNDTIMEO, sendMs); try set(ZMQ_RCVTIMEO, receiveMs) }
+    public func setTimeouts(sendMs: Int32, receiveMs: Int32) throws(NetError) {
+        try set(ZMQ_SNDTIMEO, sendMs); try set(ZMQ_RCVTIMEO, receiveMs)
+    }
 
     public func bind(_ endpoint: String) throws(NetError) {
         var ok = true
@@ -121,7 +127,9 @@ public final class Socket {
         if n < 0 { throw .last(.receive) }
         let size = zmq_msg_size(&msg)
         var out = [UInt8](repeating: 0, count: size)
-        if size > 0 { out.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: zmq_msg_data(&msg), byteCount: size) } }
+        if size > 0 {
+            out.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: zmq_msg_data(&msg), byteCount: size) }
+        }
         return out
     }
 

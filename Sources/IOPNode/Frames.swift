@@ -4,12 +4,16 @@ import IOPWire
 /// Setup and control frames, shared by both roles: whole messages in arrays (they allocate; the serving
 /// path builds its frames in the arena instead).
 extension Socket {
-    func sendFrame(_ kind: MessageKind, requestID: UInt64 = 0, step: UInt32 = 0, payload: [UInt8] = []) throws(NodeError) {
+    func sendFrame(_ kind: MessageKind, requestID: UInt64 = 0, step: UInt32 = 0, payload: [UInt8] = [])
+        throws(NodeError)
+    {
         var frame = [UInt8](repeating: 0, count: MessageHeader.size + payload.count)
         var failure: NodeError?
         payload.withUnsafeBytes { p in
             frame.withUnsafeMutableBytes { f in
-                do throws(WireError) { _ = try Wire.encode(kind: kind, requestID: requestID, step: step, payload: p, into: f) } catch { failure = .wire(error) }
+                do throws(WireError) {
+                    _ = try Wire.encode(kind: kind, requestID: requestID, step: step, payload: p, into: f)
+                } catch { failure = .wire(error) }
             }
         }
         if let failure { throw failure }
@@ -28,7 +32,9 @@ extension Socket {
         }
         var result: Result<MessageHeader, WireError> = .failure(.malformedPayload)
         bytes.withUnsafeBytes { b in
-            do throws(WireError) { result = .success(try Wire.decode(b, maxPayload: maxPayload)) } catch { result = .failure(error) }
+            do throws(WireError) { result = .success(try Wire.decode(b, maxPayload: maxPayload)) } catch {
+                result = .failure(error)
+            }
         }
         switch result {
         case .success(let header): return (header, Array(bytes[MessageHeader.size...]))

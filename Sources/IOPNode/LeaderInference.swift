@@ -17,13 +17,19 @@ extension Leader {
             let current = engine.floats(at: seg.current)
             if !seg.remote.isEmpty {
                 let payload = engine.floats(at: seg.sendPayload)
-                let frame = UnsafeMutableRawBufferPointer(start: UnsafeMutableRawPointer(payload) - MessageHeader.size,
-                                                          count: MessageHeader.size + 4 * seg.largestRemoteInput)
+                let frame = UnsafeMutableRawBufferPointer(
+                    start: UnsafeMutableRawPointer(payload) - MessageHeader.size,
+                    count: MessageHeader.size + 4 * seg.largestRemoteInput)
                 for part in seg.remote {
                     let n = part.input.select(from: current, count: seg.inputCount, into: payload)
                     let length: Int
-                    do throws(WireError) { length = try Wire.seal(kind: .activation, requestID: request, step: UInt32(k), payloadLength: 4 * n, in: frame) } catch { throw .wire(error) }
-                    do throws(NetError) { try outboxes[part.board]!.send(UnsafeRawBufferPointer(rebasing: frame[0..<length])) } catch { throw .net(error) }
+                    do throws(WireError) {
+                        length = try Wire.seal(
+                            kind: .activation, requestID: request, step: UInt32(k), payloadLength: 4 * n, in: frame)
+                    } catch { throw .wire(error) }
+                    do throws(NetError) {
+                        try outboxes[part.board]!.send(UnsafeRawBufferPointer(rebasing: frame[0..<length]))
+                    } catch { throw .net(error) }
                     bytesSent[leaderIndex] += length; messagesSent[leaderIndex] += 1
                 }
             }
@@ -33,7 +39,9 @@ extension Leader {
             if seg.sumsPartials { assembled.update(repeating: 0, count: seg.assembledCount) }
             if let own = seg.own {
                 let step = program.steps[own.step]
-                if own.input != .all { _ = own.input.select(from: current, count: seg.inputCount, into: engine.floats(at: step.input)) }
+                if own.input != .all {
+                    _ = own.input.select(from: current, count: seg.inputCount, into: engine.floats(at: step.input))
+                }
                 for i in step.ops { engine.run(program.ops[i]) }
                 own.output.place(engine.floats(at: step.output), count: step.outputCount, into: assembled)
             }
@@ -41,7 +49,9 @@ extension Leader {
             if let reduce = seg.reduce {
                 let step = program.steps[reduce]
                 for i in step.ops { engine.run(program.ops[i]) }
-                if step.output != seg.current { current.update(from: engine.floats(at: step.output), count: seg.outputCount) }
+                if step.output != seg.current {
+                    current.update(from: engine.floats(at: step.output), count: seg.outputCount)
+                }
             } else {
                 current.update(from: assembled, count: seg.outputCount)
             }
@@ -65,23 +75,32 @@ extension Leader {
             do throws(NetError) { length = try inbox.receive(into: reply) } catch {
                 if error.isTimeout {
                     var missing = ""
-                    for r in seg.remote where !answered[r.board] { missing += (missing.isEmpty ? "'" : ", '") + boards[r.board].name + "'" }
-                    throw .timedOut(waitingFor: "step " + String(k) + " results from " + missing + " (did the board stop?)")
+                    for r in seg.remote where !answered[r.board] {
+                        missing += (missing.isEmpty ? "'" : ", '") + boards[r.board].name + "'"
+                    }
+                    throw .timedOut(
+                        waitingFor: "step " + String(k) + " results from " + missing + " (did the board stop?)")
                 }
                 throw .net(error)
             }
             let header: MessageHeader
-            do throws(WireError) { header = try Wire.decode(UnsafeRawBufferPointer(rebasing: reply[0..<length]), maxPayload: reply.count) } catch { throw .wire(error) }
-            guard header.kind == .activation, header.requestID == request, Int(header.step) == k, header.payloadLength >= PartResult.headerSize else {
-                throw .protocolViolation("result for request " + String(header.requestID) + " step " + String(header.step)
-                                         + " while waiting for request " + String(request) + " step " + String(k))
+            do throws(WireError) {
+                header = try Wire.decode(UnsafeRawBufferPointer(rebasing: reply[0..<length]), maxPayload: reply.count)
+            } catch { throw .wire(error) }
+            guard header.kind == .activation, header.requestID == request, Int(header.step) == k,
+                header.payloadLength >= PartResult.headerSize
+            else {
+                throw .protocolViolation(
+                    "result for request " + String(header.requestID) + " step " + String(header.step)
+                        + " while waiting for request " + String(request) + " step " + String(k))
             }
             let board: Int
             do throws(WireError) {
                 board = try PartResult.board(UnsafeRawBufferPointer(rebasing: reply[MessageHeader.size..<length]))
             } catch { throw .wire(error) }
             guard let remote = seg.remote.first(where: { $0.board == board }), !answered[board],
-                  Int(header.payloadLength) == PartResult.headerSize + 4 * remote.outputCount else {
+                Int(header.payloadLength) == PartResult.headerSize + 4 * remote.outputCount
+            else {
                 throw .protocolViolation("unexpected result from board " + String(board) + " for step " + String(k))
             }
             remote.output.place(payload, count: remote.outputCount, into: assembled)
@@ -98,11 +117,12 @@ extension Leader {
         var failure: NodeError?
         input.withUnsafeBufferPointer { i in
             out.withUnsafeMutableBufferPointer { o in
-                do throws(NodeError) { try infer(input: i.baseAddress!, output: o.baseAddress!) } catch { failure = error }
+                do throws(NodeError) { try infer(input: i.baseAddress!, output: o.baseAddress!) } catch {
+                    failure = error
+                }
             }
         }
         if let failure { throw failure }
         return out
     }
 }
-

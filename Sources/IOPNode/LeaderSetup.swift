@@ -12,7 +12,8 @@ extension Leader {
     /// silent board stops every worker and throws.
     /// With `bundleIsMapped` (a read-only file mapping), each shard's pages are
     /// dropped once sent or packed, so loading never holds the whole bundle in memory.
-    public func start(threads: Int, bundleBytes: UnsafeRawBufferPointer, bundleIsMapped: Bool = false) throws(NodeError) {
+    public func start(threads: Int, bundleBytes: UnsafeRawBufferPointer, bundleIsMapped: Bool = false) throws(NodeError)
+    {
         releasesShards = bundleIsMapped
         do throws(NodeError) {
             try setUp(threads: threads, bytes: bundleBytes)
@@ -28,7 +29,9 @@ extension Leader {
         var pending = Set(workers)
         while !pending.isEmpty {
             let (h, payload) = try inbox.receiveFrame(waitingFor: "hello from " + names(pending), maxPayload: 1024)
-            guard h.kind == .hello else { throw .protocolViolation("expected hello, got kind " + String(h.kind.rawValue)) }
+            guard h.kind == .hello else {
+                throw .protocolViolation("expected hello, got kind " + String(h.kind.rawValue))
+            }
             var decoded: Hello?
             payload.withUnsafeBytes { decoded = try? Hello.decode($0) }
             guard let hello = decoded else { throw .wire(.malformedPayload) }
@@ -39,7 +42,9 @@ extension Leader {
             // A worker that bound port `*` says where it listens; otherwise use the cluster file's endpoint.
             budgets[i] = Int(hello.budgetBytes)
             let reported = String(decoding: hello.endpoint, as: UTF8.self)
-            do throws(NetError) { try outboxes[i]!.connect(reported.isEmpty ? boards[i].endpoint : reported) } catch { throw .net(error) }
+            do throws(NetError) { try outboxes[i]!.connect(reported.isEmpty ? boards[i].endpoint : reported) } catch {
+                throw .net(error)
+            }
         }
         // A board whose arena cannot fit its budget is refused before anything is sent: its
         // socket would drop messages larger than the budget, and it could not say why.
@@ -50,7 +55,9 @@ extension Leader {
                 budgetBytes: budgets[over])
         }
         // Programs (no weights yet): each board sizes its arena and answers ready, or refuses.
-        for d in workers { try outboxes[d]!.sendFrame(.program, requestID: UInt64(d), payload: Array(bytes[programBytes[d]])) }
+        for d in workers {
+            try outboxes[d]!.sendFrame(.program, requestID: UInt64(d), payload: Array(bytes[programBytes[d]]))
+        }
         try collectReadies()
         // The leader's own arena, its parameters packed straight from the bundle.
         let own = programs[leaderIndex]
@@ -72,7 +79,9 @@ extension Leader {
             var first = 0
             while first < ref.channels {
                 let channels = first..<min(ref.channels, first + step)
-                engine.load(op, channels: channels, weights: floats(bytes, ref.weights) + first * per, bias: ref.bias.map { floats(bytes, $0) + first })
+                engine.load(
+                    op, channels: channels, weights: floats(bytes, ref.weights) + first * per,
+                    bias: ref.bias.map { floats(bytes, $0) + first })
                 release(bytes, from: ref.weights + 4 * first * per, count: 4 * channels.count * per)
                 first = channels.upperBound
             }
@@ -82,7 +91,9 @@ extension Leader {
         // activation region (free until serving) and small enough for the board's.
         let stagingBytes = 4 * own.activationFloats
         for d in workers {
-            let frameBytes = min(stagingBytes, 4 * programs[d].activationFloats, max(ShardCodec.frameLimit, 4 * largestChannel(programs[d])))
+            let frameBytes = min(
+                stagingBytes, 4 * programs[d].activationFloats,
+                max(ShardCodec.frameLimit, 4 * largestChannel(programs[d])))
             for ref in shards[d] {
                 try sendShard(ref, to: d, program: programs[d], bytes: bytes, engine: engine, frameBytes: frameBytes)
             }
@@ -104,7 +115,10 @@ extension Leader {
         (bytes.baseAddress! + offset).assumingMemoryBound(to: Float.self)
     }
 
-    func sendShard(_ ref: ProgramBundle.ShardRef, to d: Int, program: BoardProgram, bytes: UnsafeRawBufferPointer, engine: Engine, frameBytes: Int) throws(NodeError) {
+    func sendShard(
+        _ ref: ProgramBundle.ShardRef, to d: Int, program: BoardProgram, bytes: UnsafeRawBufferPointer, engine: Engine,
+        frameBytes: Int
+    ) throws(NodeError) {
         let kind = program.ops[ref.op].kind
         let hasBias = ref.bias != nil
         let per = ShardCodec.channelsPerMessage(kind, hasBias: hasBias, frameBytes: frameBytes)
@@ -120,13 +134,19 @@ extension Leader {
                     into: UnsafeMutableRawBufferPointer(rebasing: frame[MessageHeader.size...]))
             } catch { throw .wire(error) }
             let weights = count * kind.weightsPerChannel
-            (payload + ShardCodec.headerSize).copyMemory(from: floats(bytes, ref.weights) + first * kind.weightsPerChannel, byteCount: 4 * weights)
+            (payload + ShardCodec.headerSize).copyMemory(
+                from: floats(bytes, ref.weights) + first * kind.weightsPerChannel, byteCount: 4 * weights)
             if let bias = ref.bias {
-                (payload + ShardCodec.headerSize + 4 * weights).copyMemory(from: floats(bytes, bias) + first, byteCount: 4 * count)
+                (payload + ShardCodec.headerSize + 4 * weights).copyMemory(
+                    from: floats(bytes, bias) + first, byteCount: 4 * count)
             }
             let n: Int
-            do throws(WireError) { n = try Wire.seal(kind: .weightShard, requestID: UInt64(d), payloadLength: payloadLength, in: frame) } catch { throw .wire(error) }
-            do throws(NetError) { try outboxes[d]!.send(UnsafeRawBufferPointer(rebasing: frame[0..<n])) } catch { throw .net(error) }
+            do throws(WireError) {
+                n = try Wire.seal(kind: .weightShard, requestID: UInt64(d), payloadLength: payloadLength, in: frame)
+            } catch { throw .wire(error) }
+            do throws(NetError) { try outboxes[d]!.send(UnsafeRawBufferPointer(rebasing: frame[0..<n])) } catch {
+                throw .net(error)
+            }
             release(bytes, from: ref.weights + 4 * first * kind.weightsPerChannel, count: 4 * weights)
             first += count
         }
@@ -141,7 +161,9 @@ extension Leader {
         while !waiting.isEmpty {
             let (h, payload) = try inbox.receiveFrame(waitingFor: "ready from " + names(waiting), maxPayload: 1024)
             let board = Int(h.requestID)
-            guard waiting.remove(board) != nil else { throw .protocolViolation("unexpected answer from board " + String(board)) }
+            guard waiting.remove(board) != nil else {
+                throw .protocolViolation("unexpected answer from board " + String(board))
+            }
             switch h.kind {
             case .ready:
                 var ready: Ready?

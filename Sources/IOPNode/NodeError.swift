@@ -28,7 +28,8 @@ public enum NodeError: Error, Sendable {
         case .wire(let e): return "bad message from a peer: " + e.message
         case .core(let e): return e.message
         case .refused(let b, .overBudget, let n, let budget):
-            return "board '" + b + "' refused its program: it needs " + String(n) + " bytes, its budget is " + String(budget)
+            return "board '" + b + "' refused its program: it needs " + String(n) + " bytes, its budget is "
+                + String(budget)
         case .refused(let b, .cannotAllocate, let n, _):
             return "board '" + b + "' refused its program: the system would not give it an arena of " + String(n)
                 + " bytes (its budget allows it; lower the budget or free memory)"

@@ -25,9 +25,13 @@ struct SlicedWait {
 
     init(_ supervisor: Supervisor, limitMs: Int32) {
         self.limitMs = limitMs
-        if supervisor.checkIntervalMs < 0 { sliceMs = limitMs }
-        else if limitMs < 0 { sliceMs = supervisor.checkIntervalMs }
-        else { sliceMs = min(supervisor.checkIntervalMs, limitMs) }
+        if supervisor.checkIntervalMs < 0 {
+            sliceMs = limitMs
+        } else if limitMs < 0 {
+            sliceMs = supervisor.checkIntervalMs
+        } else {
+            sliceMs = min(supervisor.checkIntervalMs, limitMs)
+        }
     }
 
     /// A slice passed with nothing: wait again, stop (the supervisor says so), or give up.

@@ -31,8 +31,10 @@ public final class Worker {
     /// How long registration waits on the leader for each message.
     let timeoutMs: Int32
 
-    public init(context: Context, name: String, listen: String, leader: String, budgetBytes: Int, threads: Int,
-                timeoutMs: Int32 = 30_000, idleTimeoutMs: Int32 = -1) throws(NodeError) {
+    public init(
+        context: Context, name: String, listen: String, leader: String, budgetBytes: Int, threads: Int,
+        timeoutMs: Int32 = 30_000, idleTimeoutMs: Int32 = -1
+    ) throws(NodeError) {
         self.name = name; self.budgetBytes = budgetBytes; self.threads = threads; self.idleTimeoutMs = idleTimeoutMs
         self.timeoutMs = timeoutMs
         do throws(NetError) {
@@ -80,7 +82,9 @@ public final class Worker {
         var board: UInt64 = 0
         while program == nil {
             let h: MessageHeader, payload: [UInt8]
-            do throws(NodeError) { (h, payload) = try inbox.receiveFrame(waitingFor: "the leader's program", maxPayload: budgetBytes) } catch {
+            do throws(NodeError) {
+                (h, payload) = try inbox.receiveFrame(waitingFor: "the leader's program", maxPayload: budgetBytes)
+            } catch {
                 if !error.isTimeout { throw error }
                 switch wait.sliceElapsed(supervisor) {
                 case .again: continue
@@ -92,7 +96,9 @@ public final class Worker {
             case .program:
                 var decoded: Result<BoardProgram, WireError> = .failure(.malformedPayload)
                 payload.withUnsafeBytes { p in
-                    do throws(WireError) { decoded = .success(try ProgramCodec.decode(p)) } catch { decoded = .failure(error) }
+                    do throws(WireError) { decoded = .success(try ProgramCodec.decode(p)) } catch {
+                        decoded = .failure(error)
+                    }
                 }
                 switch decoded {
                 case .success(let p): program = p
@@ -103,7 +109,8 @@ public final class Worker {
             case .shutdown:
                 return
             default:
-                throw .protocolViolation("worker '" + name + "' got a message of kind " + String(h.kind.rawValue) + " before its program")
+                throw .protocolViolation(
+                    "worker '" + name + "' got a message of kind " + String(h.kind.rawValue) + " before its program")
             }
         }
         try load(program!, board: board, wait: &wait)
@@ -115,8 +122,10 @@ public final class Worker {
         if needed > budgetBytes { return try refuse(.overBudget, needed: needed, board: board) }
         // Activations are received into and sent from the arena: a header must fit before each step's input and output.
         let inputAt = program.steps.first?.input ?? ArenaLayout.frameRoom
-        for s in program.steps where s.input != inputAt || 4 * s.input < MessageHeader.size || 4 * s.output < MessageHeader.size + 4 {
-            throw .protocolViolation("worker '" + name + "': step " + String(s.segment) + " leaves no room for message headers")
+        for s in program.steps
+        where s.input != inputAt || 4 * s.input < MessageHeader.size || 4 * s.output < MessageHeader.size + 4 {
+            throw .protocolViolation(
+                "worker '" + name + "': step " + String(s.segment) + " leaves no room for message headers")
         }
         let engine: Engine
         do throws(CoreError) { engine = try Engine(arenaFloats: program.arenaFloats, threads: threads) } catch {
@@ -132,7 +141,9 @@ public final class Worker {
         // A board the plan gives no work has no activation region, but still hears `ready` and `shutdown`.
         let control = UnsafeMutableRawBufferPointer.allocate(byteCount: MessageHeader.size, alignment: 16)
         defer { control.deallocate() }
-        let staging = program.activationFloats == 0 ? control
+        let staging =
+            program.activationFloats == 0
+            ? control
             : UnsafeMutableRawBufferPointer(rebasing: engine.bytes[0..<(4 * program.activationFloats)])
         var loaded = [Int](repeating: 0, count: program.ops.count)
         wait.restart()
@@ -141,7 +152,8 @@ public final class Worker {
             do throws(NetError) {
                 let n = try inbox.receive(into: staging)
                 do throws(WireError) {
-                    outcome = .success(try Wire.decode(UnsafeRawBufferPointer(rebasing: staging[0..<n]), maxPayload: staging.count))
+                    outcome = .success(
+                        try Wire.decode(UnsafeRawBufferPointer(rebasing: staging[0..<n]), maxPayload: staging.count))
                 } catch { outcome = .failure(.wire(error)) }
             } catch {
                 if !error.isTimeout { throw .net(error) }
@@ -159,25 +171,35 @@ public final class Worker {
             wait.restart()
             switch header.kind {
             case .weightShard:
-                let payload = UnsafeRawBufferPointer(rebasing: staging[MessageHeader.size..<(MessageHeader.size + Int(header.payloadLength))])
+                let payload = UnsafeRawBufferPointer(
+                    rebasing: staging[MessageHeader.size..<(MessageHeader.size + Int(header.payloadLength))])
                 let shard: ShardCodec.Header
-                do throws(WireError) { shard = try ShardCodec.read(payload, ops: program.ops, loaded: loaded) } catch { throw .wire(error) }
+                do throws(WireError) { shard = try ShardCodec.read(payload, ops: program.ops, loaded: loaded) } catch {
+                    throw .wire(error)
+                }
                 let op = program.ops[shard.op]
                 let floats = (payload.baseAddress! + ShardCodec.headerSize).assumingMemoryBound(to: Float.self)
                 let weightCount = shard.count * op.kind.weightsPerChannel
-                engine.load(op, channels: shard.channels, weights: weightCount > 0 ? UnsafePointer(floats) : nil,
-                            bias: shard.hasBias ? UnsafePointer(floats + weightCount) : nil)
+                engine.load(
+                    op, channels: shard.channels, weights: weightCount > 0 ? UnsafePointer(floats) : nil,
+                    bias: shard.hasBias ? UnsafePointer(floats + weightCount) : nil)
                 loaded[shard.op] += shard.count
             case .ready:
-                if let missing = program.ops.indices.first(where: { loaded[$0] != program.ops[$0].kind.parameterChannels }) {
-                    throw .protocolViolation("worker '" + name + "': the leader sent " + String(loaded[missing]) + " of op " + String(missing)
-                                             + "'s " + String(program.ops[missing].kind.parameterChannels) + " weight channels")
+                if let missing = program.ops.indices.first(where: {
+                    loaded[$0] != program.ops[$0].kind.parameterChannels
+                }) {
+                    throw .protocolViolation(
+                        "worker '" + name + "': the leader sent " + String(loaded[missing]) + " of op "
+                            + String(missing)
+                            + "'s " + String(program.ops[missing].kind.parameterChannels) + " weight channels")
                 }
                 break loading
             case .shutdown:
                 return
             default:
-                throw .protocolViolation("worker '" + name + "' got a message of kind " + String(header.kind.rawValue) + " while loading weights")
+                throw .protocolViolation(
+                    "worker '" + name + "' got a message of kind " + String(header.kind.rawValue)
+                        + " while loading weights")
             }
         }
         // Serving starts now (systemd hears READY=1 here), before the leader can count this board ready.
@@ -195,14 +217,19 @@ public final class Worker {
         refused = refusal
     }
 
-    func serve(_ program: BoardProgram, engine: Engine, board: UInt64, control: UnsafeMutableRawBufferPointer) throws(NodeError) {
+    func serve(_ program: BoardProgram, engine: Engine, board: UInt64, control: UnsafeMutableRawBufferPointer)
+        throws(NodeError)
+    {
         // Which step serves each segment, and the one place every step's input arrives.
         var stepOf = [Int](repeating: -1, count: (program.steps.map { $0.segment }.max() ?? 0) + 1)
         for (i, s) in program.steps.enumerated() { stepOf[s.segment] = i }
         let largestInput = program.steps.reduce(0) { max($0, $1.inputCount) }
         let inputAt = 4 * (program.steps.first?.input ?? 0)
-        let receive = program.steps.isEmpty ? control
-            : UnsafeMutableRawBufferPointer(rebasing: engine.bytes[(inputAt - MessageHeader.size)..<(inputAt + 4 * largestInput)])
+        let receive =
+            program.steps.isEmpty
+            ? control
+            : UnsafeMutableRawBufferPointer(
+                rebasing: engine.bytes[(inputAt - MessageHeader.size)..<(inputAt + 4 * largestInput)])
         var idle = SlicedWait(supervisor, limitMs: idleTimeoutMs)
         do throws(NetError) {
             try inbox.setTimeouts(sendMs: timeoutMs, receiveMs: idle.sliceMs)
@@ -214,7 +241,8 @@ public final class Worker {
             do throws(NetError) {
                 let n = try inbox.receive(into: receive)
                 do throws(WireError) {
-                    outcome = .success(try Wire.decode(UnsafeRawBufferPointer(rebasing: receive[0..<n]), maxPayload: 4 * largestInput))
+                    outcome = .success(
+                        try Wire.decode(UnsafeRawBufferPointer(rebasing: receive[0..<n]), maxPayload: 4 * largestInput))
                 } catch { outcome = .failure(.wire(error)) }
             } catch {
                 outcome = .failure(error.isTimeout ? .timedOut(waitingFor: "work from the leader") : .net(error))
@@ -235,23 +263,31 @@ public final class Worker {
             switch header.kind {
             case .activation:
                 let segment = Int(header.step)
-                guard segment < stepOf.count, stepOf[segment] >= 0, Int(header.payloadLength) == 4 * program.steps[stepOf[segment]].inputCount else {
-                    throw .protocolViolation("activation for step " + String(segment) + " does not match this worker's program")
+                guard segment < stepOf.count, stepOf[segment] >= 0,
+                    Int(header.payloadLength) == 4 * program.steps[stepOf[segment]].inputCount
+                else {
+                    throw .protocolViolation(
+                        "activation for step " + String(segment) + " does not match this worker's program")
                 }
                 let step = program.steps[stepOf[segment]]
                 for i in step.ops { engine.run(program.ops[i]) }
                 // The reply frame is built in place: header, board index, then the output already in the arena.
                 let payloadAt = 4 * step.output - PartResult.headerSize
-                let frame = UnsafeMutableRawBufferPointer(rebasing: engine.bytes[(payloadAt - MessageHeader.size)..<(4 * (step.output + step.outputCount))])
+                let frame = UnsafeMutableRawBufferPointer(
+                    rebasing: engine.bytes[(payloadAt - MessageHeader.size)..<(4 * (step.output + step.outputCount))])
                 do throws(WireError) {
                     try PartResult.writeHeader(
                         board: Int(board), into: UnsafeMutableRawBufferPointer(rebasing: frame[MessageHeader.size...]))
                 } catch { throw .wire(error) }
                 let n: Int
                 do throws(WireError) {
-                    n = try Wire.seal(kind: .activation, requestID: header.requestID, step: header.step, payloadLength: PartResult.headerSize + 4 * step.outputCount, in: frame)
+                    n = try Wire.seal(
+                        kind: .activation, requestID: header.requestID, step: header.step,
+                        payloadLength: PartResult.headerSize + 4 * step.outputCount, in: frame)
                 } catch { throw .wire(error) }
-                do throws(NetError) { try outbox.send(UnsafeRawBufferPointer(rebasing: frame[0..<n])) } catch { throw .net(error) }
+                do throws(NetError) { try outbox.send(UnsafeRawBufferPointer(rebasing: frame[0..<n])) } catch {
+                    throw .net(error)
+                }
                 inferencesServed += 1
                 lastStepNs = iop_monotonic_ns() &- started
             case .shutdown:

@@ -13,7 +13,10 @@ public struct DeviceSpec: Equatable, Sendable {
     public var setupMs: Double
     public var threads: Int
 
-    public init(name: String, endpoint: String, gflops: Double, memoryBudgetBytes: Int, bandwidthMbps: Double, setupMs: Double, threads: Int) {
+    public init(
+        name: String, endpoint: String, gflops: Double, memoryBudgetBytes: Int, bandwidthMbps: Double, setupMs: Double,
+        threads: Int
+    ) {
         self.name = name; self.endpoint = endpoint; self.gflops = gflops; self.memoryBudgetBytes = memoryBudgetBytes
         self.bandwidthMbps = bandwidthMbps; self.setupMs = setupMs; self.threads = threads
     }
@@ -27,11 +30,15 @@ public struct Cluster: Equatable, Sendable {
     public init(devices: [DeviceSpec], leader: Int) { self.devices = devices; self.leader = leader }
 
     public static func load(path: String) throws -> Cluster {
-        guard let data = FileManager.default.contents(atPath: path) else { throw ClusterError(path: path, message: "cannot read file") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ClusterError(path: path, message: "cannot read file")
+        }
         do { return try parse(data) } catch let e as ClusterError { throw ClusterError(path: path, message: e.message) }
     }
 
-    static let deviceFields: Set<String> = ["name", "endpoint", "gflops", "memory", "bandwidth_mbps", "setup_ms", "threads"]
+    static let deviceFields: Set<String> = [
+        "name", "endpoint", "gflops", "memory", "bandwidth_mbps", "setup_ms", "threads",
+    ]
 
     /// JSON: `{"leader": "pi-a", "devices": [{"name", "endpoint", "gflops", "memory": "1GiB", "bandwidth_mbps", "setup_ms", "threads"}]}`.
     public static func parse(_ data: Data) throws -> Cluster {
@@ -39,8 +46,12 @@ public struct Cluster: Equatable, Sendable {
         guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw fail("not a JSON object (expected {\"leader\": ..., \"devices\": [...]})")
         }
-        for key in root.keys where key != "leader" && key != "devices" { throw fail("unknown field '\(key)' at top level (expected leader, devices)") }
-        guard let list = root["devices"] as? [[String: Any]], !list.isEmpty else { throw fail("missing field 'devices' (a non-empty list of boards)") }
+        for key in root.keys where key != "leader" && key != "devices" {
+            throw fail("unknown field '\(key)' at top level (expected leader, devices)")
+        }
+        guard let list = root["devices"] as? [[String: Any]], !list.isEmpty else {
+            throw fail("missing field 'devices' (a non-empty list of boards)")
+        }
         var devices: [DeviceSpec] = []
         for (i, d) in list.enumerated() {
             let who = (d["name"] as? String).map { "board '\($0)'" } ?? "board #\(i + 1)"
@@ -52,7 +63,9 @@ public struct Cluster: Equatable, Sendable {
                 return v
             }
             func positive(_ k: String) throws -> Double {
-                guard let v = (d[k] as? NSNumber)?.doubleValue else { throw fail("\(who): missing numeric field '\(k)'") }
+                guard let v = (d[k] as? NSNumber)?.doubleValue else {
+                    throw fail("\(who): missing numeric field '\(k)'")
+                }
                 guard v > 0, v.isFinite else { throw fail("\(who): field '\(k)' must be positive, got \(v)") }
                 return v
             }
@@ -61,18 +74,25 @@ public struct Cluster: Equatable, Sendable {
             guard endpoint.hasPrefix("tcp://"), endpoint.dropFirst(6).contains(":") else {
                 throw fail("\(who): field 'endpoint' must look like tcp://host:port, got '\(endpoint)'")
             }
-            guard let memText = d["memory"] as? String else { throw fail("\(who): missing field 'memory' (for example \"512MiB\" or \"1GiB\")") }
+            guard let memText = d["memory"] as? String else {
+                throw fail("\(who): missing field 'memory' (for example \"512MiB\" or \"1GiB\")")
+            }
             guard let memory = parseSize(memText), memory > 0 else {
                 throw fail("\(who): field 'memory' must be a positive size like 512MiB or 1GiB, got '\(memText)'")
             }
             let threads = try positive("threads")
             guard threads == threads.rounded() else { throw fail("\(who): field 'threads' must be a whole number") }
-            devices.append(DeviceSpec(name: name, endpoint: endpoint, gflops: try positive("gflops"), memoryBudgetBytes: memory,
-                                      bandwidthMbps: try positive("bandwidth_mbps"), setupMs: try positive("setup_ms"), threads: Int(threads)))
+            devices.append(
+                DeviceSpec(
+                    name: name, endpoint: endpoint, gflops: try positive("gflops"), memoryBudgetBytes: memory,
+                    bandwidthMbps: try positive("bandwidth_mbps"), setupMs: try positive("setup_ms"),
+                    threads: Int(threads)))
         }
         var seen = Set<String>()
         for d in devices where !seen.insert(d.name).inserted { throw fail("board name '\(d.name)' appears twice") }
-        guard let leaderName = root["leader"] as? String else { throw fail("missing field 'leader' (the name of one board)") }
+        guard let leaderName = root["leader"] as? String else {
+            throw fail("missing field 'leader' (the name of one board)")
+        }
         guard let leader = devices.firstIndex(where: { $0.name == leaderName }) else {
             throw fail("field 'leader' names '\(leaderName)', which is not a board in 'devices'")
         }

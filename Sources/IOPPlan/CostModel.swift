@@ -82,7 +82,8 @@ public struct CostModel: Sendable {
         let ideal = caps.map { Double(units) * $0 / total }
         var ext = ideal.map { Int($0) }
         var rest = units - ext.reduce(0, +)
-        for i in ideal.indices.sorted(by: { ideal[$0] - Double(ext[$0]) > ideal[$1] - Double(ext[$1]) }) where rest > 0 {
+        for i in ideal.indices.sorted(by: { ideal[$0] - Double(ext[$0]) > ideal[$1] - Double(ext[$1]) }) where rest > 0
+        {
             ext[i] += 1; rest -= 1
         }
         ext = ext.map { $0 * unit }
@@ -102,8 +103,10 @@ public struct CostModel: Sendable {
     }
 
     public func cost(_ segment: Segment) -> SegmentCost {
-        var c = SegmentCost(computeMs: 0, commMs: 0, weightBytes: Array(repeating: 0, count: n), activationBytes: Array(repeating: 0, count: n),
-                            bytesSent: Array(repeating: 0, count: n), messagesSent: Array(repeating: 0, count: n), partitions: [])
+        var c = SegmentCost(
+            computeMs: 0, commMs: 0, weightBytes: Array(repeating: 0, count: n),
+            activationBytes: Array(repeating: 0, count: n),
+            bytesSent: Array(repeating: 0, count: n), messagesSent: Array(repeating: 0, count: n), partitions: [])
         var compute = [Double](repeating: 0, count: n)
         var leaderAfter = 0.0  // reduction and post-ops once the partial sums are in
         let F = CostModel.floatBytes
@@ -162,8 +165,10 @@ public struct CostModel: Sendable {
             let a = stages[first], b = stages[first + 1]
             let ext = extents(first, .outputChannels)
             let full = a.outputUnits
-            c.partitions = [Partition(stage: first, layer: a.name, dimension: .outputChannels, extents: ext, fullExtent: full),
-                            Partition(stage: first + 1, layer: b.name, dimension: .inputChannels, extents: ext, fullExtent: full)]
+            c.partitions = [
+                Partition(stage: first, layer: a.name, dimension: .outputChannels, extents: ext, fullExtent: full),
+                Partition(stage: first + 1, layer: b.name, dimension: .inputChannels, extents: ext, fullExtent: full),
+            ]
             let participants = ext.filter { $0 > 0 }.count
             for d in 0..<n where ext[d] > 0 {
                 let f = fraction(ext[d], full)

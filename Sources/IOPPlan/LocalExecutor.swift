@@ -16,8 +16,10 @@ public final class LocalExecutor {
     public init(plan: Plan, network: Network, threads: Int = 1) throws {
         let stages = Stage.split(network)
         programs = try Slicer.programs(plan, network: network, stages: stages).map { p in
-            Program(spec: p, parts: try p.parts.map { Part(spec: $0, engine: try Engine(layers: $0.layers, threads: threads)) },
-                    reduce: p.reduceLayers.isEmpty ? nil : try Engine(layers: p.reduceLayers, threads: threads))
+            Program(
+                spec: p,
+                parts: try p.parts.map { Part(spec: $0, engine: try Engine(layers: $0.layers, threads: threads)) },
+                reduce: p.reduceLayers.isEmpty ? nil : try Engine(layers: p.reduceLayers, threads: threads))
         }
         inputCount = network.inputCount
         outputCount = network.outputCount
@@ -29,10 +31,18 @@ public final class LocalExecutor {
             var out = [Float](repeating: 0, count: p.spec.assembledCount)
             for part in p.parts {
                 var local = [Float](repeating: 0, count: part.engine.inputCount)
-                let n = x.withUnsafeBufferPointer { xp in local.withUnsafeMutableBufferPointer { part.spec.input.select(from: xp.baseAddress!, count: xp.count, into: $0.baseAddress!) } }
+                let n = x.withUnsafeBufferPointer { xp in
+                    local.withUnsafeMutableBufferPointer {
+                        part.spec.input.select(from: xp.baseAddress!, count: xp.count, into: $0.baseAddress!)
+                    }
+                }
                 precondition(n == part.engine.inputCount, "part input size")
                 let y = part.engine.run(local)
-                y.withUnsafeBufferPointer { yp in out.withUnsafeMutableBufferPointer { part.spec.output.place(yp.baseAddress!, count: yp.count, into: $0.baseAddress!) } }
+                y.withUnsafeBufferPointer { yp in
+                    out.withUnsafeMutableBufferPointer {
+                        part.spec.output.place(yp.baseAddress!, count: yp.count, into: $0.baseAddress!)
+                    }
+                }
             }
             if let reduce = p.reduce { out = reduce.run(out) }
             x = out

@@ -26,21 +26,30 @@ public struct Plan: Sendable {
     public var modeledLatencyMs: Double { costs.reduce(0) { $0 + $1.latencyMs } }
     /// Peak bytes per board: all its weight slices plus its largest segment's buffers.
     public var peakMemoryBytes: [Int] {
-        (0..<cluster.devices.count).map { d in costs.reduce(0) { $0 + $1.weightBytes[d] } + (costs.map { $0.activationBytes[d] }.max() ?? 0) }
+        (0..<cluster.devices.count).map { d in
+            costs.reduce(0) { $0 + $1.weightBytes[d] } + (costs.map { $0.activationBytes[d] }.max() ?? 0)
+        }
     }
-    public var bytesSentPerInference: [Int] { (0..<cluster.devices.count).map { d in costs.reduce(0) { $0 + $1.bytesSent[d] } } }
-    public var messagesPerInference: [Int] { (0..<cluster.devices.count).map { d in costs.reduce(0) { $0 + $1.messagesSent[d] } } }
+    public var bytesSentPerInference: [Int] {
+        (0..<cluster.devices.count).map { d in costs.reduce(0) { $0 + $1.bytesSent[d] } }
+    }
+    public var messagesPerInference: [Int] {
+        (0..<cluster.devices.count).map { d in costs.reduce(0) { $0 + $1.messagesSent[d] } }
+    }
     public var partitions: [Partition] { costs.flatMap(\.partitions) }
 }
 
 public struct PlanError: Error, CustomStringConvertible, Equatable {
-    public struct Overrun: Equatable, Sendable { public var board: String; public var needs: Int; public var budget: Int }
+    public struct Overrun: Equatable, Sendable {
+        public var board: String; public var needs: Int; public var budget: Int
+    }
     public var planner: PlannerKind
     public var overruns: [Overrun]
     public var description: String {
-        "the \(planner.rawValue) plan does not fit: " + overruns.map {
-            "board '\($0.board)' needs \(formatBytes($0.needs)), \(formatBytes($0.needs - $0.budget)) over its \(formatBytes($0.budget)) budget (smallest budget that fits: \(formatBytes($0.needs)))"
-        }.joined(separator: "; ")
+        "the \(planner.rawValue) plan does not fit: "
+            + overruns.map {
+                "board '\($0.board)' needs \(formatBytes($0.needs)), \(formatBytes($0.needs - $0.budget)) over its \(formatBytes($0.budget)) budget (smallest budget that fits: \(formatBytes($0.needs)))"
+            }.joined(separator: "; ")
     }
 }
 
@@ -67,13 +76,18 @@ public struct Planner: Sendable {
         case .single:
             segments = stages.indices.map { .single(stage: $0, .none) }
         case .oc:
-            segments = stages.indices.map { .single(stage: $0, stages[$0].allowedDimensions.contains(.outputChannels) ? .outputChannels : .none) }
+            segments = stages.indices.map {
+                .single(stage: $0, stages[$0].allowedDimensions.contains(.outputChannels) ? .outputChannels : .none)
+            }
         case .coedge:
             segments = stages.indices.map(baseline)
         case .iop:
             var i = 0
             while i < stages.count {
-                if canPair(i), model.cost(.pair(first: i)).latencyMs < model.cost(baseline(i)).latencyMs + model.cost(baseline(i + 1)).latencyMs {
+                if canPair(i),
+                    model.cost(.pair(first: i)).latencyMs < model.cost(baseline(i)).latencyMs
+                        + model.cost(baseline(i + 1)).latencyMs
+                {
                     segments.append(.pair(first: i)); i += 2
                 } else {
                     segments.append(baseline(i)); i += 1
@@ -82,7 +96,8 @@ public struct Planner: Sendable {
         case .optimal:
             return try optimal()
         }
-        return try checked(Plan(planner: kind, segments: segments, costs: segments.map(model.cost), cluster: model.cluster))
+        return try checked(
+            Plan(planner: kind, segments: segments, costs: segments.map(model.cost), cluster: model.cluster))
     }
 
     func checked(_ p: Plan) throws -> Plan {
@@ -92,7 +107,9 @@ public struct Planner: Sendable {
     }
 
     func overruns(_ peaks: [Int]) -> [PlanError.Overrun] {
-        zip(model.cluster.devices, peaks).filter { $1 > $0.memoryBudgetBytes }.map { .init(board: $0.name, needs: $1, budget: $0.memoryBudgetBytes) }
+        zip(model.cluster.devices, peaks).filter { $1 > $0.memoryBudgetBytes }.map {
+            .init(board: $0.name, needs: $1, budget: $0.memoryBudgetBytes)
+        }
     }
 
     /// Every segment that may start at stage i.
@@ -110,7 +127,8 @@ public struct Planner: Sendable {
         var peak: [Int]
         var segments: [Segment]
         func dominates(_ o: State) -> Bool {
-            latency <= o.latency && zip(weights, o.weights).allSatisfy { $0 <= $1 } && zip(peak, o.peak).allSatisfy { $0 <= $1 }
+            latency <= o.latency && zip(weights, o.weights).allSatisfy { $0 <= $1 }
+                && zip(peak, o.peak).allSatisfy { $0 <= $1 }
         }
     }
 
@@ -122,7 +140,8 @@ public struct Planner: Sendable {
         var restChoice = [Int](repeating: 0, count: stages.count + 1)
         rest[stages.count] = 0
         for i in stages.indices.reversed() {
-            for (k, (segment, cost)) in costs[i].enumerated() where cost.latencyMs + rest[i + segment.stages.count] < rest[i] {
+            for (k, (segment, cost)) in costs[i].enumerated()
+            where cost.latencyMs + rest[i + segment.stages.count] < rest[i] {
                 rest[i] = cost.latencyMs + rest[i + segment.stages.count]; restChoice[i] = k
             }
         }
@@ -136,17 +155,29 @@ public struct Planner: Sendable {
         if overruns(unconstrained.peakMemoryBytes).isEmpty { return unconstrained }
 
         // Budgets bind: branch and bound, seeded with the best plan the other planners can offer.
-        let incumbent = ([repaired(fastest, costs: costs)].compactMap { $0.map(plan) }
-            + [PlannerKind.single, .oc, .coedge, .iop].compactMap { try? self.plan($0) }).min { $0.modeledLatencyMs < $1.modeledLatencyMs }
-        if let best = search(costs: costs, budgets: budgets, bound: rest, limit: incumbent?.modeledLatencyMs ?? .infinity)
-            .min(by: { $0.latency < $1.latency }) {
+        let incumbent =
+            ([repaired(fastest, costs: costs)].compactMap { $0.map(plan) }
+            + [PlannerKind.single, .oc, .coedge, .iop].compactMap { try? self.plan($0) }).min {
+                $0.modeledLatencyMs < $1.modeledLatencyMs
+            }
+        if let best = search(
+            costs: costs, budgets: budgets, bound: rest, limit: incumbent?.modeledLatencyMs ?? .infinity
+        )
+        .min(by: { $0.latency < $1.latency }) {
             return plan(best.segments)
         }
-        if let incumbent { return Plan(planner: .optimal, segments: incumbent.segments, costs: incumbent.costs, cluster: model.cluster) }
+        if let incumbent {
+            return Plan(planner: .optimal, segments: incumbent.segments, costs: incumbent.costs, cluster: model.cluster)
+        }
         // Nothing fits: report the plan that overshoots the budgets least.
-        func overshoot(_ s: State) -> Int { (0..<budgets.count).reduce(0) { $0 + max(0, s.weights[$1] + s.peak[$1] - budgets[$1]) } }
-        let least = search(costs: costs, budgets: nil, bound: rest, limit: .infinity).min { overshoot($0) < overshoot($1) }!
-        throw PlanError(planner: .optimal, overruns: overruns((0..<budgets.count).map { least.weights[$0] + least.peak[$0] }))
+        func overshoot(_ s: State) -> Int {
+            (0..<budgets.count).reduce(0) { $0 + max(0, s.weights[$1] + s.peak[$1] - budgets[$1]) }
+        }
+        let least = search(costs: costs, budgets: nil, bound: rest, limit: .infinity).min {
+            overshoot($0) < overshoot($1)
+        }!
+        throw PlanError(
+            planner: .optimal, overruns: overruns((0..<budgets.count).map { least.weights[$0] + least.peak[$0] }))
     }
 
     /// A good feasible plan, fast: from `segments`, keep replacing one stage's
@@ -169,7 +200,9 @@ public struct Planner: Sendable {
                 var alternatives: [[Segment]] = costs[first].map { [$0.0] }.filter { $0[0].stages == seg.stages }
                 if case .pair = seg {
                     alternatives += stages[first].allowedDimensions.flatMap { a in
-                        stages[first + 1].allowedDimensions.map { [.single(stage: first, a), .single(stage: first + 1, $0)] }
+                        stages[first + 1].allowedDimensions.map {
+                            [.single(stage: first, a), .single(stage: first + 1, $0)]
+                        }
                     }
                 }
                 for alt in alternatives where alt != [seg] {
@@ -192,7 +225,9 @@ public struct Planner: Sendable {
     func search(costs: [[(Segment, SegmentCost)]], budgets: [Int]?, bound: [Double], limit: Double) -> [State] {
         let n = model.cluster.devices.count
         var frontier = [[State]](repeating: [], count: stages.count + 1)
-        frontier[0] = [State(latency: 0, weights: Array(repeating: 0, count: n), peak: Array(repeating: 0, count: n), segments: [])]
+        frontier[0] = [
+            State(latency: 0, weights: Array(repeating: 0, count: n), peak: Array(repeating: 0, count: n), segments: [])
+        ]
         for i in stages.indices {
             for state in frontier[i] {
                 for (segment, cost) in costs[i] {
@@ -204,7 +239,9 @@ public struct Planner: Sendable {
                     }
                     let end = i + segment.stages.count
                     if next.latency + bound[end] >= limit { continue }
-                    if let budgets, (0..<n).contains(where: { next.weights[$0] + next.peak[$0] > budgets[$0] }) { continue }
+                    if let budgets, (0..<n).contains(where: { next.weights[$0] + next.peak[$0] > budgets[$0] }) {
+                        continue
+                    }
                     next.segments.append(segment)
                     if frontier[end].contains(where: { $0.dominates(next) }) { continue }
                     frontier[end].removeAll { next.dominates($0) }

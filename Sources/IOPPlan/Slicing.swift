@@ -18,8 +18,9 @@ public enum Slicer {
             let s = stages[si]
             let stageLayers = Array(layers[s.layers])
             let ext = extents
-            var program = SegmentProgram(parts: [], reduceLayers: [], inputCount: s.inputCount,
-                                         outputCount: s.outputCount, partialCount: 0)
+            var program = SegmentProgram(
+                parts: [], reduceLayers: [], inputCount: s.inputCount,
+                outputCount: s.outputCount, partialCount: 0)
             var start = 0
             for (d, e) in ext.enumerated() {
                 defer { start += e }
@@ -28,11 +29,17 @@ public enum Slicer {
                 case .none:
                     program.parts.append(BoardPart(board: d, layers: stageLayers, input: .all, output: .all))
                 case .outputChannels:
-                    program.parts.append(BoardPart(board: d, layers: outputSlice(stageLayers, start..<(start + e)), input: .all,
-                                                   output: .elements((start * s.outputUnitSize)..<((start + e) * s.outputUnitSize))))
+                    program.parts.append(
+                        BoardPart(
+                            board: d, layers: outputSlice(stageLayers, start..<(start + e)), input: .all,
+                            output: .elements((start * s.outputUnitSize)..<((start + e) * s.outputUnitSize))))
                 case .inputChannels:
-                    program.parts.append(BoardPart(board: d, layers: [inputSlice(stageLayers[0], start..<(start + e), unitSize: s.inputUnitSize)],
-                                                   input: .elements((start * s.inputUnitSize)..<((start + e) * s.inputUnitSize)), output: .partialSum))
+                    program.parts.append(
+                        BoardPart(
+                            board: d,
+                            layers: [inputSlice(stageLayers[0], start..<(start + e), unitSize: s.inputUnitSize)],
+                            input: .elements((start * s.inputUnitSize)..<((start + e) * s.inputUnitSize)),
+                            output: .partialSum))
                 case .rows:
                     program.parts.append(rowBand(s, stageLayers, start..<(start + e), board: d))
                 }
@@ -45,14 +52,18 @@ public enum Slicer {
         case .pair(let first):
             let a = stages[first], b = stages[first + 1]
             let aLayers = Array(layers[a.layers]), bLayers = Array(layers[b.layers])
-            var program = SegmentProgram(parts: [], reduceLayers: reduction(bLayers), inputCount: a.inputCount,
-                                         outputCount: b.outputCount, partialCount: b.mainOutputCount)
+            var program = SegmentProgram(
+                parts: [], reduceLayers: reduction(bLayers), inputCount: a.inputCount,
+                outputCount: b.outputCount, partialCount: b.mainOutputCount)
             var start = 0
             for (d, e) in extents.enumerated() {
                 defer { start += e }
                 guard e > 0 else { continue }
                 // The OC slice's output is exactly the IC slice's input: no message in between.
-                let part = outputSlice(aLayers, start..<(start + e)) + [inputSlice(bLayers[0], start..<(start + e), unitSize: b.inputUnitSize)]
+                let part =
+                    outputSlice(aLayers, start..<(start + e)) + [
+                        inputSlice(bLayers[0], start..<(start + e), unitSize: b.inputUnitSize)
+                    ]
                 program.parts.append(BoardPart(board: d, layers: part, input: .all, output: .partialSum))
             }
             return program
@@ -75,9 +86,11 @@ public enum Slicer {
                     bias: slice(main.bias, channels)))
         case .linear(let g, let act):
             let k = g.inFeatures
-            out.append(Layer(name: main.name, kind: .linear(LinearGeometry(inFeatures: k, outFeatures: e), act),
-                             weights: slice(main.weights, (channels.lowerBound * k)..<(channels.upperBound * k)),
-                             bias: slice(main.bias, channels)))
+            out.append(
+                Layer(
+                    name: main.name, kind: .linear(LinearGeometry(inFeatures: k, outFeatures: e), act),
+                    weights: slice(main.weights, (channels.lowerBound * k)..<(channels.upperBound * k)),
+                    bias: slice(main.bias, channels)))
         default: preconditionFailure("only conv and linear stages split by channels")
         }
         for l in stage.dropFirst() { out.append(onChannels(l, e, total: stageChannels(main))) }
@@ -115,13 +128,17 @@ public enum Slicer {
             precondition(g.groups == 1, "grouped convs are not split by channels (Stage.allowedDimensions)")
             let taps = g.kernelH * g.kernelW, icg = g.inChannels
             var w = [Float](); w.reserveCapacity(g.outChannels * e * taps)
-            for o in 0..<g.outChannels where !main.weights.isEmpty { w += main.weights[((o * icg + channels.lowerBound) * taps)..<((o * icg + channels.upperBound) * taps)] }
+            for o in 0..<g.outChannels where !main.weights.isEmpty {
+                w += main.weights[((o * icg + channels.lowerBound) * taps)..<((o * icg + channels.upperBound) * taps)]
+            }
             return Layer(name: main.name, kind: .conv(g.sliced(inChannels: e), .none), weights: w)
         case .linear(let g, _):
             let k = g.inFeatures, c0 = channels.lowerBound * unitSize, c1 = channels.upperBound * unitSize
             var w = [Float](); w.reserveCapacity(g.outFeatures * (c1 - c0))
             for o in 0..<g.outFeatures where !main.weights.isEmpty { w += main.weights[(o * k + c0)..<(o * k + c1)] }
-            return Layer(name: main.name, kind: .linear(LinearGeometry(inFeatures: e * unitSize, outFeatures: g.outFeatures), .none), weights: w)
+            return Layer(
+                name: main.name,
+                kind: .linear(LinearGeometry(inFeatures: e * unitSize, outFeatures: g.outFeatures), .none), weights: w)
         default: preconditionFailure("only conv and linear stages split by input channels")
         }
     }
@@ -136,7 +153,8 @@ public enum Slicer {
         default: preconditionFailure("only conv and linear stages reduce")
         }
         let bias = main.bias.isEmpty ? [Float](repeating: 0, count: channels) : main.bias
-        return [Layer(name: main.name + ".reduce", kind: .addBias(channels: channels, plane: plane, act), bias: bias)] + stage.dropFirst()
+        return [Layer(name: main.name + ".reduce", kind: .addBias(channels: channels, plane: plane, act), bias: bias)]
+            + stage.dropFirst()
     }
 
     /// Output rows [r0, r1) of a conv stage: the input band with its halo, and
@@ -149,7 +167,9 @@ public enum Slicer {
         let bottom = (need.main.upperBound - 1) * g.strideH - g.padTop + (g.kernelH - 1) * g.dilationH + 1
         let conv = g.sliced(inHeight: need.input.count, padTop: max(0, -top), padBottom: max(0, bottom - g.inHeight))
         precondition(conv.outHeight == need.main.count, "row band geometry")
-        var layers = [Layer(name: stage[0].name, kind: .conv(conv, act), weights: stage[0].weights, bias: stage[0].bias)]
+        var layers = [
+            Layer(name: stage[0].name, kind: .conv(conv, act), weights: stage[0].weights, bias: stage[0].bias)
+        ]
         // Pools: map the band forward, re-padding at the edges of the whole.
         var bandRows = need.main, height = g.outHeight
         var poolIndex = 0
@@ -171,14 +191,21 @@ public enum Slicer {
                 q.padBottom = last > p.inHeight ? p.padBottom : 0
                 q.outHeight = outRows.count
                 precondition(max(0, first) == bandRows.lowerBound, "pool band start")
-                if case .maxPool = l.kind { layers.append(Layer(name: l.name, kind: .maxPool(q))) } else { layers.append(Layer(name: l.name, kind: .averagePool(q))) }
+                if case .maxPool = l.kind {
+                    layers.append(Layer(name: l.name, kind: .maxPool(q)))
+                } else {
+                    layers.append(Layer(name: l.name, kind: .averagePool(q)))
+                }
                 bandRows = outRows; height = p.outHeight
             default: preconditionFailure("unexpected layer in a conv stage")
             }
         }
-        return BoardPart(board: board, layers: layers,
-                         input: .rows(need.input, channels: g.inChannels, height: g.inHeight, width: g.inWidth),
-                         output: .rows(rows, channels: g.outChannels, height: s.outputRows, width: s.outputCount / (g.outChannels * s.outputRows)))
+        return BoardPart(
+            board: board, layers: layers,
+            input: .rows(need.input, channels: g.inChannels, height: g.inHeight, width: g.inWidth),
+            output: .rows(
+                rows, channels: g.outChannels, height: s.outputRows,
+                width: s.outputCount / (g.outChannels * s.outputRows)))
     }
 
     /// Rows of the input of `pools.first` that produce `rows` at the output of `pools.last`.
@@ -196,7 +223,11 @@ extension ProgramBundle {
     /// The bundle `iop compile` writes: the cluster's boards, every board's
     /// program laid out in its arena, and the weight shards.
     public static func compile(_ plan: Plan, network: Network) -> [UInt8] {
-        ProgramBundle.encode(boards: plan.cluster.devices.map { .init(name: $0.name, endpoint: $0.endpoint, budgetBytes: $0.memoryBudgetBytes) },
-                      leaderIndex: plan.cluster.leader, segments: Slicer.programs(plan, network: network, stages: Stage.split(network)))
+        ProgramBundle.encode(
+            boards: plan.cluster.devices.map {
+                .init(name: $0.name, endpoint: $0.endpoint, budgetBytes: $0.memoryBudgetBytes)
+            },
+            leaderIndex: plan.cluster.leader,
+            segments: Slicer.programs(plan, network: network, stages: Stage.split(network)))
     }
 }

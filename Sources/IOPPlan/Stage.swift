@@ -93,7 +93,9 @@ public struct Stage: Sendable {
             i += 1
             var pools: [PoolGeometry] = []
             var post = 0
-            if case .leaderOnly = main { units = 1; unitSize = inCount } else {
+            if case .leaderOnly = main {
+                units = 1; unitSize = inCount
+            } else {
                 // Channel-local layers ride along: the clamp, and pools after a conv.
                 while i < layers.count {
                     switch layers[i].kind {
@@ -113,10 +115,12 @@ public struct Stage: Sendable {
             case .linear(let g): outUnits = g.outFeatures; outUnitSize = 1
             case .leaderOnly: outUnits = 1; outUnitSize = outCount
             }
-            stages.append(Stage(name: l.name, layers: start..<i, main: main, pools: pools, inputCount: inCount,
-                                mainOutputCount: l.outputCount, outputCount: outCount, inputUnits: units, inputUnitSize: unitSize,
-                                outputUnits: outUnits, outputUnitSize: outUnitSize, mainFlops: l.flops,
-                                postFlops: post, weightCount: weights, biasCount: bias))
+            stages.append(
+                Stage(
+                    name: l.name, layers: start..<i, main: main, pools: pools, inputCount: inCount,
+                    mainOutputCount: l.outputCount, outputCount: outCount, inputUnits: units, inputUnitSize: unitSize,
+                    outputUnits: outUnits, outputUnitSize: outUnitSize, mainFlops: l.flops,
+                    postFlops: post, weightCount: weights, biasCount: bias))
         }
         return stages
     }

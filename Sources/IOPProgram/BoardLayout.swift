@@ -16,8 +16,9 @@ public enum BoardLayout {
         let placed = layout.chain(kinds, framed: true)
         sources += part.layers
         for k in kinds where k.parameterChannels > 0 { layout.require(ShardCodec.stagingFloats(k)) }
-        return ProgramStep(segment: segment, ops: placed.ops, input: placed.input, inputCount: kinds[0].inputCount,
-                           output: placed.output, outputCount: kinds[kinds.count - 1].outputCount)
+        return ProgramStep(
+            segment: segment, ops: placed.ops, input: placed.input, inputCount: kinds[0].inputCount,
+            output: placed.output, outputCount: kinds[kinds.count - 1].outputCount)
     }
 
     /// The phases of the leader's segment, the time its buffers live in.
@@ -51,7 +52,8 @@ public enum BoardLayout {
             sumsPartials: seg.partialCount > 0, current: current, assembled: assembled,
             sendPayload: 0, receivePayload: 0, remote: remote, own: nil, reduce: nil)
         if !remote.isEmpty {
-            placed.sendPayload = layout.place(placed.largestRemoteInput, room: ArenaLayout.frameRoom, phases: Phase.whole)
+            placed.sendPayload = layout.place(
+                placed.largestRemoteInput, room: ArenaLayout.frameRoom, phases: Phase.whole)
             placed.receivePayload = layout.place(
                 placed.largestRemoteOutput, room: ArenaLayout.frameRoom, phases: Phase.whole)
         }
@@ -81,7 +83,9 @@ public enum BoardLayout {
     /// What one segment adds to board `board`'s arena: its parameters, and the
     /// activation region it needs (an arena holds the sum of the first and the
     /// largest of the second over all segments).
-    public static func footprint(_ seg: SegmentProgram, board: Int, leader: Int) -> (parameterBytes: Int, activationBytes: Int) {
+    public static func footprint(_ seg: SegmentProgram, board: Int, leader: Int) -> (
+        parameterBytes: Int, activationBytes: Int
+    ) {
         var layout = ArenaLayout()
         var sources: [Layer] = []
         if board == leader {
@@ -104,14 +108,19 @@ public enum BoardLayout {
         var schedule: [LeaderSegment] = []
         for (k, seg) in segments.enumerated() {
             for part in seg.parts where part.board != leader {
-                steps[part.board].append(placeWorker(part, segment: k, into: &layouts[part.board], sources: &sources[part.board]))
+                steps[part.board].append(
+                    placeWorker(part, segment: k, into: &layouts[part.board], sources: &sources[part.board]))
             }
-            schedule.append(placeLeader(seg, segment: k, leader: leader, into: &layouts[leader], steps: &steps[leader], sources: &sources[leader]))
+            schedule.append(
+                placeLeader(
+                    seg, segment: k, leader: leader, into: &layouts[leader], steps: &steps[leader],
+                    sources: &sources[leader]))
         }
         let programs = (0..<boards).map { d -> BoardProgram in
             let (ops, floats) = layouts[d].finish()
             precondition(ops.count == sources[d].count, "one source layer per op")
-            return BoardProgram(arenaFloats: floats, activationFloats: layouts[d].activationFloats, ops: ops, steps: steps[d])
+            return BoardProgram(
+                arenaFloats: floats, activationFloats: layouts[d].activationFloats, ops: ops, steps: steps[d])
         }
         return (programs, schedule, sources)
     }

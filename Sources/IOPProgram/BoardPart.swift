@@ -70,7 +70,9 @@ extension BoardPart.Input {
             return r.count
         case .rows(let rows, let channels, let height, let width):
             let band = rows.count * width
-            for c in 0..<channels { (out + c * band).update(from: x + (c * height + rows.lowerBound) * width, count: band) }
+            for c in 0..<channels {
+                (out + c * band).update(from: x + (c * height + rows.lowerBound) * width, count: band)
+            }
             return channels * band
         }
     }
@@ -85,7 +87,9 @@ extension BoardPart.Output {
         case .partialSum: for i in 0..<count { out[i] += y[i] }
         case .rows(let rows, let channels, let height, let width):
             let band = rows.count * width
-            for c in 0..<channels { (out + (c * height + rows.lowerBound) * width).update(from: y + c * band, count: band) }
+            for c in 0..<channels {
+                (out + (c * height + rows.lowerBound) * width).update(from: y + c * band, count: band)
+            }
         }
     }
 }

@@ -36,7 +36,8 @@ public struct BoardProgram: Equatable, Sendable {
         for op in ops where !op.fits(arenaFloats: arenaFloats) { return false }
         for s in steps {
             guard s.ops.lowerBound >= 0, s.ops.upperBound <= ops.count, s.inputCount > 0, s.outputCount > 0,
-                  s.input >= 0, s.input <= activationFloats - s.inputCount, s.output >= 0, s.output <= activationFloats - s.outputCount
+                s.input >= 0, s.input <= activationFloats - s.inputCount, s.output >= 0,
+                s.output <= activationFloats - s.outputCount
             else { return false }
         }
         return true

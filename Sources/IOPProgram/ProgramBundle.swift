@@ -13,7 +13,9 @@ import IOPWire
 public struct ProgramBundle {
     public struct BoardEntry: Equatable, Sendable {
         public var name: String, endpoint: String, budgetBytes: Int
-        public init(name: String, endpoint: String, budgetBytes: Int) { self.name = name; self.endpoint = endpoint; self.budgetBytes = budgetBytes }
+        public init(name: String, endpoint: String, budgetBytes: Int) {
+            self.name = name; self.endpoint = endpoint; self.budgetBytes = budgetBytes
+        }
     }
     /// One op's whole parameters inside the bundle bytes (byte offsets of 4-byte-aligned floats).
     public struct ShardRef: Equatable, Sendable {
@@ -44,11 +46,15 @@ public struct ProgramBundle {
         body.write(u32: leaderIndex)
         body.write(u32: schedule.count)
         for s in schedule {
-            for v in [s.inputCount, s.outputCount, s.assembledCount, s.sumsPartials ? 1 : 0, s.current, s.assembled,
-                      s.sendPayload, s.receivePayload] { body.write(u32: v) }
+            for v in [
+                s.inputCount, s.outputCount, s.assembledCount, s.sumsPartials ? 1 : 0, s.current, s.assembled,
+                s.sendPayload, s.receivePayload,
+            ] { body.write(u32: v) }
             if let own = s.own {
                 body.write(u32: own.step + 1); own.input.write(to: &body); own.output.write(to: &body)
-            } else { body.write(u32: 0) }
+            } else {
+                body.write(u32: 0)
+            }
             body.write(u32: s.reduce.map { $0 + 1 } ?? 0)
             body.write(u32: s.remote.count)
             for r in s.remote {
@@ -66,7 +72,8 @@ public struct ProgramBundle {
             let records = layers.enumerated().filter { $0.element.kind.parameterChannels > 0 }
             body.write(u32: records.count)
             for (op, layer) in records {
-                body.write(u32: op); body.write(u32: layer.kind.parameterChannels); body.write(u32: layer.bias.isEmpty ? 0 : 1)
+                body.write(u32: op); body.write(u32: layer.kind.parameterChannels);
+                body.write(u32: layer.bias.isEmpty ? 0 : 1)
                 body.write(floats: layer.weights); body.write(floats: layer.bias)
             }
         }
@@ -80,7 +87,9 @@ public struct ProgramBundle {
     /// Decodes and checks a bundle. With `releasingPages` (a read-only file
     /// mapping), each piece's pages are dropped once checksummed, so checking a
     /// large bundle never holds it all in memory.
-    public static func decode(_ bytes: UnsafeRawBufferPointer, releasingPages: Bool = false) throws(WireError) -> ProgramBundle {
+    public static func decode(_ bytes: UnsafeRawBufferPointer, releasingPages: Bool = false) throws(WireError)
+        -> ProgramBundle
+    {
         guard bytes.count >= headerSize else { throw .truncated(needed: headerSize, got: bytes.count) }
         var h = ByteReader(UnsafeRawBufferPointer(rebasing: bytes[0..<headerSize]))
         let magic = try h.read(UInt32.self)
@@ -89,7 +98,9 @@ public struct ProgramBundle {
         guard version == ProgramBundle.version else { throw .unsupportedVersion(version) }
         _ = try h.read(UInt16.self)
         let sum = try h.read(UInt32.self), length = try h.readInt()
-        guard bytes.count - headerSize == length else { throw .lengthMismatch(declared: length, actual: bytes.count - headerSize) }
+        guard bytes.count - headerSize == length else {
+            throw .lengthMismatch(declared: length, actual: bytes.count - headerSize)
+        }
         var actual: UInt32 = 1
         var at = headerSize
         while at < bytes.count {
@@ -116,11 +127,16 @@ public struct ProgramBundle {
         guard segmentCount > 0, segmentCount <= 4096 else { throw .malformedPayload }
         var schedule: [LeaderSegment] = []
         for _ in 0..<segmentCount {
-            var s = LeaderSegment(inputCount: try r.readInt(), outputCount: try r.readInt(), assembledCount: try r.readInt(), sumsPartials: try r.readInt() == 1,
-                                  current: try r.readInt(), assembled: try r.readInt(), sendPayload: try r.readInt(), receivePayload: try r.readInt(),
-                                  remote: [], own: nil, reduce: nil)
+            var s = LeaderSegment(
+                inputCount: try r.readInt(), outputCount: try r.readInt(), assembledCount: try r.readInt(),
+                sumsPartials: try r.readInt() == 1,
+                current: try r.readInt(), assembled: try r.readInt(), sendPayload: try r.readInt(),
+                receivePayload: try r.readInt(),
+                remote: [], own: nil, reduce: nil)
             let own = try r.readInt()
-            if own > 0 { s.own = .init(step: own - 1, input: try BoardPart.Input.read(&r), output: try BoardPart.Output.read(&r)) }
+            if own > 0 {
+                s.own = .init(step: own - 1, input: try BoardPart.Input.read(&r), output: try BoardPart.Output.read(&r))
+            }
             let reduce = try r.readInt()
             if reduce > 0 { s.reduce = reduce - 1 }
             let remoteCount = try r.readInt()
@@ -128,7 +144,10 @@ public struct ProgramBundle {
             for _ in 0..<remoteCount {
                 let board = try r.readInt()
                 guard board < boardCount, board != leader else { throw .malformedPayload }
-                s.remote.append(RemotePart(board: board, input: try BoardPart.Input.read(&r), inputCount: try r.readInt(), output: try BoardPart.Output.read(&r), outputCount: try r.readInt()))
+                s.remote.append(
+                    RemotePart(
+                        board: board, input: try BoardPart.Input.read(&r), inputCount: try r.readInt(),
+                        output: try BoardPart.Output.read(&r), outputCount: try r.readInt()))
             }
             schedule.append(s)
         }
@@ -137,7 +156,8 @@ public struct ProgramBundle {
             let n = try r.readInt()
             let start = r.offset
             try r.skip(n)
-            programs.append(try r.slice(start..<(start + n)) { slice throws(WireError) in try ProgramCodec.decode(slice) })
+            programs.append(
+                try r.slice(start..<(start + n)) { slice throws(WireError) in try ProgramCodec.decode(slice) })
             programBytes.append(start..<(start + n))
         }
         try r.skipPadding(to: 4)
@@ -159,7 +179,9 @@ public struct ProgramBundle {
             shards.append(refs)
         }
         try r.expectEnd()
-        let bundle = ProgramBundle(boards: boards, leaderIndex: leader, schedule: schedule, programs: programs, programBytes: programBytes, shards: shards)
+        let bundle = ProgramBundle(
+            boards: boards, leaderIndex: leader, schedule: schedule, programs: programs, programBytes: programBytes,
+            shards: shards)
         guard bundle.scheduleFitsLeader else { throw .malformedPayload }
         return bundle
     }
@@ -169,24 +191,31 @@ public struct ProgramBundle {
         let p = programs[leaderIndex]
         func inside(_ at: Int, _ n: Int) -> Bool { at >= 0 && n >= 0 && at <= p.activationFloats - n }
         for s in schedule {
-            guard inside(s.current, max(s.inputCount, s.outputCount)), inside(s.assembled, s.assembledCount), s.inputCount > 0 else { return false }
+            guard inside(s.current, max(s.inputCount, s.outputCount)), inside(s.assembled, s.assembledCount),
+                s.inputCount > 0
+            else { return false }
             if !s.remote.isEmpty {
                 guard s.sendPayload >= ArenaLayout.frameRoom, inside(s.sendPayload, s.largestRemoteInput),
-                      s.receivePayload >= ArenaLayout.frameRoom, inside(s.receivePayload, s.largestRemoteOutput) else { return false }
+                    s.receivePayload >= ArenaLayout.frameRoom, inside(s.receivePayload, s.largestRemoteOutput)
+                else { return false }
             }
             for r in s.remote {
-                guard r.input.fits(tensor: s.inputCount, count: r.inputCount), r.output.fits(tensor: s.assembledCount, count: r.outputCount)
+                guard r.input.fits(tensor: s.inputCount, count: r.inputCount),
+                    r.output.fits(tensor: s.assembledCount, count: r.outputCount)
                 else { return false }
             }
             if let own = s.own {
                 guard own.step < p.steps.count else { return false }
                 let step = p.steps[own.step]
-                guard own.input.fits(tensor: s.inputCount, count: step.inputCount), own.output.fits(tensor: s.assembledCount, count: step.outputCount)
+                guard own.input.fits(tensor: s.inputCount, count: step.inputCount),
+                    own.output.fits(tensor: s.assembledCount, count: step.outputCount)
                 else { return false }
             }
             if let reduce = s.reduce {
                 guard reduce < p.steps.count, p.steps[reduce].outputCount == s.outputCount else { return false }
-            } else if s.assembledCount < s.outputCount { return false }
+            } else if s.assembledCount < s.outputCount {
+                return false
+            }
         }
         return true
     }
@@ -198,7 +227,8 @@ extension BoardPart.Input {
         switch self {
         case .all: return n == tensor
         case .elements(let r): return r.upperBound <= tensor && r.count == n
-        case .rows(let rows, let c, let h, let w): return rows.upperBound <= h && c * h * w <= tensor && rows.count * c * w == n
+        case .rows(let rows, let c, let h, let w):
+            return rows.upperBound <= h && c * h * w <= tensor && rows.count * c * w == n
         }
     }
 }
@@ -209,7 +239,8 @@ extension BoardPart.Output {
         switch self {
         case .all, .partialSum: return n <= tensor
         case .elements(let r): return r.upperBound <= tensor && r.count == n
-        case .rows(let rows, let c, let h, let w): return rows.upperBound <= h && c * h * w <= tensor && rows.count * c * w == n
+        case .rows(let rows, let c, let h, let w):
+            return rows.upperBound <= h && c * h * w <= tensor && rows.count * c * w == n
         }
     }
 }

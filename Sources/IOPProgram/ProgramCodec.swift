@@ -31,7 +31,8 @@ public enum ProgramCodec {
     /// Decodes and checks a program: every geometry valid, every region inside the arena.
     public static func decode(_ payload: UnsafeRawBufferPointer) throws(WireError) -> BoardProgram {
         var r = ByteReader(payload)
-        let arena = try r.readInt(), activation = try r.readInt(), opCount = try r.readInt(), stepCount = try r.readInt()
+        let arena = try r.readInt(), activation = try r.readInt(), opCount = try r.readInt(),
+            stepCount = try r.readInt()
         guard opCount <= 1 << 16, stepCount <= 1 << 16 else { throw .malformedPayload }
         var ops: [Op] = []
         for _ in 0..<opCount {
@@ -40,17 +41,23 @@ public enum ProgramCodec {
             var f: [Int] = []
             // Bounded so geometry arithmetic (channels x rows x ...) cannot overflow.
             for _ in 0..<n { f.append(try r.readInt(atMost: 1 << 20)) }
-            let act = Activation(low: Float(bitPattern: try r.read(UInt32.self)), high: Float(bitPattern: try r.read(UInt32.self)))
+            let act = Activation(
+                low: Float(bitPattern: try r.read(UInt32.self)), high: Float(bitPattern: try r.read(UInt32.self)))
             let kind = try kindFrom(tag: tag, fields: f, activation: act)
             do throws(CoreError) { try kind.validate() } catch { throw .malformedPayload }
-            ops.append(Op(kind: kind, weights: try r.readInt(), bias: try r.readInt(), input: try r.readInt(),
-                          output: try r.readInt(), scratch: try r.readInt()))
+            ops.append(
+                Op(
+                    kind: kind, weights: try r.readInt(), bias: try r.readInt(), input: try r.readInt(),
+                    output: try r.readInt(), scratch: try r.readInt()))
         }
         var steps: [ProgramStep] = []
         for _ in 0..<stepCount {
-            let segment = try r.readInt(atMost: 1 << 16 - 1), first = try r.readInt(), count = try r.readInt(atMost: opCount)
-            steps.append(ProgramStep(segment: segment, ops: first..<(first + count), input: try r.readInt(),
-                                     inputCount: try r.readInt(), output: try r.readInt(), outputCount: try r.readInt()))
+            let segment = try r.readInt(atMost: 1 << 16 - 1), first = try r.readInt(),
+                count = try r.readInt(atMost: opCount)
+            steps.append(
+                ProgramStep(
+                    segment: segment, ops: first..<(first + count), input: try r.readInt(),
+                    inputCount: try r.readInt(), output: try r.readInt(), outputCount: try r.readInt()))
         }
         try r.expectEnd()
         let program = BoardProgram(arenaFloats: arena, activationFloats: activation, ops: ops, steps: steps)
@@ -61,14 +68,25 @@ public enum ProgramCodec {
     static func describe(_ kind: LayerKind) -> (tag: UInt8, fields: [Int], activation: Activation) {
         switch kind {
         case .conv(let g, let a):
-            return (1, [g.inChannels, g.inHeight, g.inWidth, g.outChannels, g.kernelH, g.kernelW, g.strideH, g.strideW,
-                        g.dilationH, g.dilationW, g.padTop, g.padLeft, g.padBottom, g.padRight, g.groups], a)
+            return (
+                1,
+                [
+                    g.inChannels, g.inHeight, g.inWidth, g.outChannels, g.kernelH, g.kernelW, g.strideH, g.strideW,
+                    g.dilationH, g.dilationW, g.padTop, g.padLeft, g.padBottom, g.padRight, g.groups,
+                ], a
+            )
         case .linear(let g, let a): return (2, [g.inFeatures, g.outFeatures], a)
         case .maxPool(let g), .averagePool(let g):
             var tag: UInt8 = 4
             if case .maxPool = kind { tag = 3 }
-            return (tag, [g.channels, g.inHeight, g.inWidth, g.outHeight, g.outWidth, g.kernelH, g.kernelW, g.strideH, g.strideW,
-                          g.padTop, g.padLeft, g.padBottom, g.padRight, g.countIncludePad ? 1 : 0], .none)
+            return (
+                tag,
+                [
+                    g.channels, g.inHeight, g.inWidth, g.outHeight, g.outWidth, g.kernelH, g.kernelW, g.strideH,
+                    g.strideW,
+                    g.padTop, g.padLeft, g.padBottom, g.padRight, g.countIncludePad ? 1 : 0,
+                ], .none
+            )
         case .globalAveragePool(let c, let plane): return (5, [c, plane], .none)
         case .clamp(let n, let a): return (6, [n], a)
         case .softmax(let n): return (7, [n], .none)
@@ -81,14 +99,18 @@ public enum ProgramCodec {
         switch tag {
         case 1:
             try need(15)
-            return .conv(ConvGeometry(inChannels: f[0], inHeight: f[1], inWidth: f[2], outChannels: f[3], kernelH: f[4], kernelW: f[5],
-                                      strideH: f[6], strideW: f[7], dilationH: f[8], dilationW: f[9], padTop: f[10], padLeft: f[11],
-                                      padBottom: f[12], padRight: f[13], groups: f[14]), act)
+            return .conv(
+                ConvGeometry(
+                    inChannels: f[0], inHeight: f[1], inWidth: f[2], outChannels: f[3], kernelH: f[4], kernelW: f[5],
+                    strideH: f[6], strideW: f[7], dilationH: f[8], dilationW: f[9], padTop: f[10], padLeft: f[11],
+                    padBottom: f[12], padRight: f[13], groups: f[14]), act)
         case 2: try need(2); return .linear(LinearGeometry(inFeatures: f[0], outFeatures: f[1]), act)
         case 3, 4:
             try need(14)
-            var g = PoolGeometry(channels: f[0], inHeight: f[1], inWidth: f[2], kernelH: f[5], kernelW: f[6], strideH: f[7], strideW: f[8],
-                                 padTop: f[9], padLeft: f[10], padBottom: f[11], padRight: f[12], countIncludePad: f[13] != 0)
+            var g = PoolGeometry(
+                channels: f[0], inHeight: f[1], inWidth: f[2], kernelH: f[5], kernelW: f[6], strideH: f[7],
+                strideW: f[8],
+                padTop: f[9], padLeft: f[10], padBottom: f[11], padRight: f[12], countIncludePad: f[13] != 0)
             // Output sizes travel explicitly: ceil mode and row bands set them.
             g.outHeight = f[3]; g.outWidth = f[4]
             return tag == 3 ? .maxPool(g) : .averagePool(g)
@@ -100,4 +122,3 @@ public enum ProgramCodec {
         }
     }
 }
-

@@ -16,7 +16,9 @@ public enum ShardCodec {
 
     public struct Header: Equatable, Sendable {
         public var op: Int, first: Int, count: Int, hasBias: Bool
-        public init(op: Int, first: Int, count: Int, hasBias: Bool) { self.op = op; self.first = first; self.count = count; self.hasBias = hasBias }
+        public init(op: Int, first: Int, count: Int, hasBias: Bool) {
+            self.op = op; self.first = first; self.count = count; self.hasBias = hasBias
+        }
         public var channels: Range<Int> { first..<(first + count) }
     }
 
@@ -50,7 +52,8 @@ public enum ShardCodec {
         guard op < ops.count, flags <= 1, count > 0 else { throw .malformedPayload }
         let kind = ops[op].kind
         guard kind.parameterChannels > 0, first == loaded[op], count <= kind.parameterChannels - first,
-              payload.count == payloadSize(kind, channels: count, hasBias: flags == 1) else { throw .malformedPayload }
+            payload.count == payloadSize(kind, channels: count, hasBias: flags == 1)
+        else { throw .malformedPayload }
         if case .addBias = kind, flags != 1 { throw .malformedPayload }
         return Header(op: op, first: first, count: count, hasBias: flags == 1)
     }

@@ -21,7 +21,9 @@ public struct FixedBytes: ByteSink {
         guard bytes.count <= buffer.count - count else {
             throw .bufferTooSmall(needed: count + bytes.count, capacity: buffer.count)
         }
-        if bytes.count > 0 { (buffer.baseAddress! + count).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count) }
+        if bytes.count > 0 {
+            (buffer.baseAddress! + count).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        }
         count += bytes.count
     }
 }
@@ -130,7 +132,9 @@ public struct ByteReader {
     public var remaining: Int { bytes.count - offset }
 
     /// Hands a sub-range of the bytes to `body` (for nested, length-prefixed records).
-    public func slice<T>(_ range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws(WireError) -> T) throws(WireError) -> T {
+    public func slice<T>(_ range: Range<Int>, _ body: (UnsafeRawBufferPointer) throws(WireError) -> T) throws(WireError)
+        -> T
+    {
         guard range.lowerBound >= 0, range.upperBound <= bytes.count else { throw .malformedPayload }
         return try body(UnsafeRawBufferPointer(rebasing: bytes[range]))
     }

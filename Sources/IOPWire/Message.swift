@@ -15,8 +15,15 @@
 /// corrupted frames are typed errors.
 /// Values 7 and 10 (v1's partial sums and heartbeats) are retired, never reused.
 public enum MessageKind: UInt8, Sendable {
-    case hello = 1, program = 2, weightShard = 3, ready = 4, refuse = 5, activation = 6
-    case result = 8, error = 9, shutdown = 11
+    case hello = 1
+    case program = 2
+    case weightShard = 3
+    case ready = 4
+    case refuse = 5
+    case activation = 6
+    case result = 8
+    case error = 9
+    case shutdown = 11
     /// A client asking the leader for one inference (payload: `InferenceRequest`).
     case request = 12
     /// A client asking the leader for its counters (empty), and the answer (payload: `ClusterStats`).
@@ -34,8 +41,11 @@ public struct MessageHeader: Equatable, Sendable {
     public var payloadLength: UInt32
     public var checksum: UInt32
 
-    public init(kind: MessageKind, requestID: UInt64 = 0, step: UInt32 = 0, payloadLength: UInt32 = 0, checksum: UInt32 = 1) {
-        self.kind = kind; self.requestID = requestID; self.step = step; self.payloadLength = payloadLength; self.checksum = checksum
+    public init(
+        kind: MessageKind, requestID: UInt64 = 0, step: UInt32 = 0, payloadLength: UInt32 = 0, checksum: UInt32 = 1
+    ) {
+        self.kind = kind; self.requestID = requestID; self.step = step; self.payloadLength = payloadLength;
+        self.checksum = checksum
     }
 }
 
@@ -57,11 +67,14 @@ public enum WireError: Error, Equatable, Sendable {
         case .unsupportedVersion(let v): return "unsupported format version " + String(v)
         case .unknownKind(let k): return "unknown message kind " + String(k)
         case .oversized(let length, let limit): return "oversized: " + String(length) + " bytes, limit " + String(limit)
-        case .lengthMismatch(let declared, let actual): return "length mismatch: declared " + String(declared) + ", actual " + String(actual)
+        case .lengthMismatch(let declared, let actual):
+            return "length mismatch: declared " + String(declared) + ", actual " + String(actual)
         case .checksumMismatch(let expected, let actual):
-            return "checksum mismatch: expected 0x" + String(expected, radix: 16) + ", got 0x" + String(actual, radix: 16)
+            return "checksum mismatch: expected 0x" + String(expected, radix: 16) + ", got 0x"
+                + String(actual, radix: 16)
         case .malformedPayload: return "malformed payload"
-        case .bufferTooSmall(let needed, let capacity): return "buffer too small: needs " + String(needed) + " bytes, has " + String(capacity)
+        case .bufferTooSmall(let needed, let capacity):
+            return "buffer too small: needs " + String(needed) + " bytes, has " + String(capacity)
         }
     }
 }
@@ -85,24 +98,35 @@ public func adler32(_ bytes: UnsafeRawBufferPointer, continuing previous: UInt32
 
 public enum Wire {
     /// Writes header + payload into `buffer`; returns the frame length.
-    public static func encode(kind: MessageKind, requestID: UInt64 = 0, step: UInt32 = 0, payload: UnsafeRawBufferPointer,
-                              into buffer: UnsafeMutableRawBufferPointer) throws(WireError) -> Int {
+    public static func encode(
+        kind: MessageKind, requestID: UInt64 = 0, step: UInt32 = 0, payload: UnsafeRawBufferPointer,
+        into buffer: UnsafeMutableRawBufferPointer
+    ) throws(WireError) -> Int {
         let total = MessageHeader.size + payload.count
         guard total <= buffer.count else { throw .bufferTooSmall(needed: total, capacity: buffer.count) }
-        let header = MessageHeader(kind: kind, requestID: requestID, step: step, payloadLength: UInt32(payload.count), checksum: adler32(payload))
+        let header = MessageHeader(
+            kind: kind, requestID: requestID, step: step, payloadLength: UInt32(payload.count),
+            checksum: adler32(payload))
         writeHeader(header, into: buffer)
-        if payload.count > 0 { (buffer.baseAddress! + MessageHeader.size).copyMemory(from: payload.baseAddress!, byteCount: payload.count) }
+        if payload.count > 0 {
+            (buffer.baseAddress! + MessageHeader.size).copyMemory(from: payload.baseAddress!, byteCount: payload.count)
+        }
         return total
     }
 
     /// Writes the header for a payload already in place after it; returns the frame length.
-    public static func seal(kind: MessageKind, requestID: UInt64 = 0, step: UInt32 = 0, payloadLength: Int,
-                            in buffer: UnsafeMutableRawBufferPointer) throws(WireError) -> Int {
+    public static func seal(
+        kind: MessageKind, requestID: UInt64 = 0, step: UInt32 = 0, payloadLength: Int,
+        in buffer: UnsafeMutableRawBufferPointer
+    ) throws(WireError) -> Int {
         let total = MessageHeader.size + payloadLength
         guard total <= buffer.count else { throw .bufferTooSmall(needed: total, capacity: buffer.count) }
         let payload = UnsafeRawBufferPointer(rebasing: buffer[MessageHeader.size..<total])
-        writeHeader(MessageHeader(kind: kind, requestID: requestID, step: step, payloadLength: UInt32(payloadLength), checksum: adler32(payload)),
-                    into: buffer)
+        writeHeader(
+            MessageHeader(
+                kind: kind, requestID: requestID, step: step, payloadLength: UInt32(payloadLength),
+                checksum: adler32(payload)),
+            into: buffer)
         return total
     }
 
@@ -135,6 +159,7 @@ public enum Wire {
         let expected = try r.read(UInt32.self)
         let sum = adler32(UnsafeRawBufferPointer(rebasing: frame[MessageHeader.size...]))
         guard sum == expected else { throw .checksumMismatch(expected: expected, actual: sum) }
-        return MessageHeader(kind: kind, requestID: requestID, step: step, payloadLength: UInt32(length), checksum: expected)
+        return MessageHeader(
+            kind: kind, requestID: requestID, step: step, payloadLength: UInt32(length), checksum: expected)
     }
 }

@@ -21,8 +21,9 @@ public struct Hello: Equatable, Sendable {
     }
     public static func decode(_ payload: UnsafeRawBufferPointer) throws(WireError) -> Hello {
         var r = ByteReader(payload)
-        let h = Hello(name: try r.readLengthPrefixed(), endpoint: try r.readLengthPrefixed(),
-                      budgetBytes: try r.read(UInt64.self), threads: try r.read(UInt16.self))
+        let h = Hello(
+            name: try r.readLengthPrefixed(), endpoint: try r.readLengthPrefixed(),
+            budgetBytes: try r.read(UInt64.self), threads: try r.read(UInt16.self))
         try r.expectEnd()
         return h
     }
@@ -116,7 +117,9 @@ public enum InferenceRequest {
     public struct Parts: Equatable, Sendable {
         public var replyEndpoint: Range<Int>
         public var input: Range<Int>
-        public init(replyEndpoint: Range<Int>, input: Range<Int>) { self.replyEndpoint = replyEndpoint; self.input = input }
+        public init(replyEndpoint: Range<Int>, input: Range<Int>) {
+            self.replyEndpoint = replyEndpoint; self.input = input
+        }
     }
 
     /// Checks a request for a model of `inputCount` inputs.
@@ -164,8 +167,10 @@ public struct ClusterStats: Equatable, Sendable {
         var s = ClusterStats(inferences: try r.read(UInt64.self), boards: [])
         let n = try r.readInt(atMost: 256)
         for _ in 0..<n {
-            s.boards.append(Board(name: try r.readLengthPrefixed(), arenaBytes: try r.read(UInt64.self),
-                                  bytesSent: try r.read(UInt64.self), messagesSent: try r.read(UInt64.self)))
+            s.boards.append(
+                Board(
+                    name: try r.readLengthPrefixed(), arenaBytes: try r.read(UInt64.self),
+                    bytesSent: try r.read(UInt64.self), messagesSent: try r.read(UInt64.self)))
         }
         try r.expectEnd()
         return s

@@ -1,17 +1,17 @@
 import CIOPSystem
 
 let usage = """
-usage: iop-node worker --name NAME --listen ENDPOINT --leader ENDPOINT --memory-budget SIZE [--threads N] [--rejoin]
-       iop-node leader --bundle PATH --listen ENDPOINT --requests ENDPOINT [--threads N] [--timeout-ms MS]
-Every flag may come from the environment instead: --memory-budget from IOP_MEMORY_BUDGET, and so on
-(IOP_NAME, IOP_LISTEN, IOP_LEADER, IOP_THREADS, IOP_REJOIN=1, IOP_BUNDLE, IOP_REQUESTS, IOP_TIMEOUT_MS),
-as systemd's EnvironmentFile= provides. Flags win over the environment.
-PATH is the directory `iop compile --out` wrote, or the bundle.iop in it.
-Endpoints look like tcp://HOST:PORT (port * picks a free one). Sizes: 512MiB, 1.5GiB, 300MB, ...
-A worker with --rejoin registers again after its leader shuts down, as a board under systemd does.
-Under systemd (NOTIFY_SOCKET set) the agent reports READY=1 once its arena is allocated and its
-weight shards are packed into it, a STATUS= line, and watchdog pings when WatchdogSec= is set; SIGTERM stops it cleanly.
-"""
+    usage: iop-node worker --name NAME --listen ENDPOINT --leader ENDPOINT --memory-budget SIZE [--threads N] [--rejoin]
+           iop-node leader --bundle PATH --listen ENDPOINT --requests ENDPOINT [--threads N] [--timeout-ms MS]
+    Every flag may come from the environment instead: --memory-budget from IOP_MEMORY_BUDGET, and so on
+    (IOP_NAME, IOP_LISTEN, IOP_LEADER, IOP_THREADS, IOP_REJOIN=1, IOP_BUNDLE, IOP_REQUESTS, IOP_TIMEOUT_MS),
+    as systemd's EnvironmentFile= provides. Flags win over the environment.
+    PATH is the directory `iop compile --out` wrote, or the bundle.iop in it.
+    Endpoints look like tcp://HOST:PORT (port * picks a free one). Sizes: 512MiB, 1.5GiB, 300MB, ...
+    A worker with --rejoin registers again after its leader shuts down, as a board under systemd does.
+    Under systemd (NOTIFY_SOCKET set) the agent reports READY=1 once its arena is allocated and its
+    weight shards are packed into it, a STATUS= line, and watchdog pings when WatchdogSec= is set; SIGTERM stops it cleanly.
+    """
 
 /// Logs to stderr with sd-daemon priority prefixes, so journald keeps the level.
 enum Log {
@@ -54,7 +54,9 @@ struct Options {
         while i < arguments.count {
             let key = arguments[i]
             if key == "--help" || key == "-h" { return nil }
-            guard key.hasPrefix("--"), key.count > 2 else { fail("unexpected argument '" + key + "' (flags look like --name VALUE)\n" + usage) }
+            guard key.hasPrefix("--"), key.count > 2 else {
+                fail("unexpected argument '" + key + "' (flags look like --name VALUE)\n" + usage)
+            }
             let name = String(key.dropFirst(2))
             if i + 1 < arguments.count && !arguments[i + 1].hasPrefix("--") {
                 options.pairs.append((name, arguments[i + 1])); i += 2
@@ -71,9 +73,13 @@ struct Options {
     static func environmentName(_ flag: String) -> String {
         var name = Array("IOP_".utf8)
         for b in flag.utf8 {
-            if b == UInt8(ascii: "-") { name.append(UInt8(ascii: "_")) }
-            else if b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z") { name.append(b - 32) }
-            else { name.append(b) }
+            if b == UInt8(ascii: "-") {
+                name.append(UInt8(ascii: "_"))
+            } else if b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z") {
+                name.append(b - 32)
+            } else {
+                name.append(b)
+            }
         }
         return String(decoding: name, as: UTF8.self)
     }
@@ -86,7 +92,9 @@ struct Options {
     }
 
     func required(_ name: String) -> String {
-        guard let v = value(name) else { fail("missing --" + name + " (or " + Options.environmentName(name) + ")\n" + usage) }
+        guard let v = value(name) else {
+            fail("missing --" + name + " (or " + Options.environmentName(name) + ")\n" + usage)
+        }
         return v
     }
 

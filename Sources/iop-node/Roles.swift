@@ -1,8 +1,8 @@
 import CIOPSystem
 import IOPCore
 import IOPNet
-import IOPProgram
 import IOPNode
+import IOPProgram
 import IOPService
 import IOPWire
 
@@ -44,22 +44,27 @@ func workerSession(_ options: Options, context: Context) -> String? {
     while true {
         let worker: Worker
         do {
-            worker = try Worker(context: context, name: name, listen: options.required("listen"), leader: options.required("leader"),
-                                budgetBytes: budget, threads: threads)
+            worker = try Worker(
+                context: context, name: name, listen: options.required("listen"), leader: options.required("leader"),
+                budgetBytes: budget, threads: threads)
         } catch { fail("worker " + name + ": " + error.message) }
-        Log.info("worker " + name + " listening on " + worker.endpoint + ", budget " + String(budget) + " bytes, "
-                 + String(threads) + " threads")
+        Log.info(
+            "worker " + name + " listening on " + worker.endpoint + ", budget " + String(budget) + " bytes, "
+                + String(threads) + " threads")
         // unowned(unsafe): the closures run only inside worker.run(), and a strong
         // capture would keep a rejoining worker's sockets (and port) alive.
         worker.onServing = { [unowned(unsafe) worker] in
-            Log.info("worker " + name + " serving: arena " + String(worker.arenaBytes) + " bytes allocated, program loaded")
+            Log.info(
+                "worker " + name + " serving: arena " + String(worker.arenaBytes) + " bytes allocated, program loaded")
             notifier.ready(status: "serving: arena " + String(worker.arenaBytes) + " bytes, 0 steps")
         }
-        worker.supervisor = Supervisor(checkIntervalMs: notifier.checkIntervalMs(ceilingMs: stopCheckMs)) { [unowned(unsafe) worker] in
+        worker.supervisor = Supervisor(checkIntervalMs: notifier.checkIntervalMs(ceilingMs: stopCheckMs)) {
+            [unowned(unsafe) worker] in
             notifier.tick()
             if notifier.statusDue() {
-                notifier.send("STATUS=serving: arena " + String(worker.arenaBytes) + " bytes, " + String(worker.inferencesServed)
-                              + " steps, last " + milliseconds(worker.lastStepNs))
+                notifier.send(
+                    "STATUS=serving: arena " + String(worker.arenaBytes) + " bytes, " + String(worker.inferencesServed)
+                        + " steps, last " + milliseconds(worker.lastStepNs))
             }
             return !stopRequested(notifier)
         }
@@ -79,7 +84,9 @@ func workerSession(_ options: Options, context: Context) -> String? {
             Log.info("worker " + name + " stopped after " + String(worker.inferencesServed) + " steps")
             return nil
         }
-        Log.info("worker " + name + " released its arena after " + String(worker.inferencesServed) + " steps (leader shut down)")
+        Log.info(
+            "worker " + name + " released its arena after " + String(worker.inferencesServed)
+                + " steps (leader shut down)")
         guard rejoin else { return nil }
         notifier.send("STATUS=registering again with " + options.required("leader"))
     }
@@ -107,7 +114,9 @@ func leaderSession(_ options: Options, context: Context) -> String? {
     var bytes: UnsafeRawBufferPointer? = UnsafeRawBufferPointer(start: mapped, count: length)
     defer { if let b = bytes { iop_unmap_file(b.baseAddress, b.count) } }
     var decoded: Result<ProgramBundle, WireError> = .failure(.malformedPayload)
-    do throws(WireError) { decoded = .success(try ProgramBundle.decode(bytes!, releasingPages: true)) } catch { decoded = .failure(error) }
+    do throws(WireError) { decoded = .success(try ProgramBundle.decode(bytes!, releasingPages: true)) } catch {
+        decoded = .failure(error)
+    }
     let bundle: ProgramBundle
     switch decoded {
     case .success(let b): bundle = b
@@ -118,7 +127,8 @@ func leaderSession(_ options: Options, context: Context) -> String? {
     var notifier = ServiceNotifier()
     do throws(NodeError) {
         notifier.send("STATUS=waiting for " + String(bundle.boards.count - 1) + " workers")
-        let leader = try Leader(context: context, listen: options.required("listen"), bundle: bundle, timeoutMs: timeout)
+        let leader = try Leader(
+            context: context, listen: options.required("listen"), bundle: bundle, timeoutMs: timeout)
         announce("listening " + leader.endpoint)
         try leader.start(threads: threads, bundleBytes: bytes!, bundleIsMapped: true)
         iop_unmap_file(bytes!.baseAddress, bytes!.count)
@@ -131,13 +141,17 @@ func leaderSession(_ options: Options, context: Context) -> String? {
             endpoint = try requests.boundEndpoint()
         } catch { leader.shutdown(); throw .net(error) }
         announce("ready " + endpoint)
-        Log.info("leader ready: " + String(bundle.boards.count) + " boards, " + String(bundle.schedule.count)
-                 + " segments, requests on " + endpoint)
+        Log.info(
+            "leader ready: " + String(bundle.boards.count) + " boards, " + String(bundle.schedule.count)
+                + " segments, requests on " + endpoint)
         notifier.ready(status: "serving requests on " + endpoint + ", 0 inferences")
-        leader.supervisor = Supervisor(checkIntervalMs: notifier.checkIntervalMs(ceilingMs: stopCheckMs)) { [unowned(unsafe) leader] in
+        leader.supervisor = Supervisor(checkIntervalMs: notifier.checkIntervalMs(ceilingMs: stopCheckMs)) {
+            [unowned(unsafe) leader] in
             notifier.tick()
             if notifier.statusDue() {
-                notifier.send("STATUS=serving: " + String(leader.inferences) + " inferences, last " + milliseconds(leader.lastRequestNs))
+                notifier.send(
+                    "STATUS=serving: " + String(leader.inferences) + " inferences, last "
+                        + milliseconds(leader.lastRequestNs))
             }
             return !stopRequested(notifier)
         }

@@ -44,7 +44,7 @@ final class Child: @unchecked Sendable {
         while true {
             lock.lock(); let hit = lines.first { $0.hasPrefix(prefix) }; lock.unlock()
             if let hit { return String(hit.dropFirst(prefix.count)) }
-            if !process.isRunning && Date() > deadline.addingTimeInterval(-seconds + 0.5) { 
+            if !process.isRunning && Date() > deadline.addingTimeInterval(-seconds + 0.5) {
                 lock.lock(); let again = lines.first { $0.hasPrefix(prefix) }; lock.unlock()
                 return again.map { String($0.dropFirst(prefix.count)) }
             }
@@ -59,7 +59,9 @@ final class Child: @unchecked Sendable {
     var lastError: String {
         if stderrDrained.wait(timeout: .now() + 5) == .success { stderrDrained.signal() }
         lock.lock(); defer { lock.unlock() }
-        let l = errorText.split(separator: "\n").last { $0.hasPrefix("<3>") || $0.hasPrefix("<4>") } ?? Substring(errorText.split(separator: "\n").last ?? "")
+        let l =
+            errorText.split(separator: "\n").last { $0.hasPrefix("<3>") || $0.hasPrefix("<4>") }
+            ?? Substring(errorText.split(separator: "\n").last ?? "")
         return String(l.drop { $0 != ">" }.dropFirst())
     }
 
@@ -91,10 +93,15 @@ nonisolated(unsafe) var runningChildren = ChildGroup()
 func resolveCommand(_ command: String) throws -> (executable: String, arguments: [String]) {
     let words = command.split(separator: " ").map(String.init)
     guard let program = words.first else { throw CommandFailure(description: "--worker-command is empty") }
-    let candidates = program.contains("/") ? [program]
-        : (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").map { "\($0)/\(program)" }
+    let candidates =
+        program.contains("/")
+        ? [program]
+        : (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":").map {
+            "\($0)/\(program)"
+        }
     guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-        throw CommandFailure(description: "--worker-command: '\(program)' is not an executable file or a program on PATH")
+        throw CommandFailure(
+            description: "--worker-command: '\(program)' is not an executable file or a program on PATH")
     }
     return (found, Array(words.dropFirst()))
 }

@@ -10,8 +10,11 @@ import IOPWire
 struct ClusterRun: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cluster",
-        abstract: "Run a real cluster on this machine: the leader and every worker as separate iop-node processes on loopback.",
-        discussion: "Reports latency percentiles, each board's arena and what each board sends per inference, beside the planner's model. With --check, every output is compared with single-board inference.")
+        abstract:
+            "Run a real cluster on this machine: the leader and every worker as separate iop-node processes on loopback.",
+        discussion:
+            "Reports latency percentiles, each board's arena and what each board sends per inference, beside the planner's model. With --check, every output is compared with single-board inference."
+    )
 
     @OptionGroup var model: ModelOptions
     @OptionGroup var clusterOptions: ClusterOptions
@@ -21,20 +24,27 @@ struct ClusterRun: ParsableCommand {
     var requests: Int = 10
     @Option(name: .long, help: "Threads per node.")
     var threads: Int = 1
-    @Flag(name: .long, help: "Compare every output with single-board inference; exit non-zero on a mismatch (scaled error > 1e-4).")
+    @Flag(
+        name: .long,
+        help: "Compare every output with single-board inference; exit non-zero on a mismatch (scaled error > 1e-4).")
     var check = false
     @Flag(name: .long, help: "Print one JSON object instead of a report.")
     var json = false
-    @Option(name: .long, help: ArgumentHelp(
-        "Start the workers with this command instead of the iop-node beside iop.",
-        discussion: "For example the boards' build under emulation: \"qemu-aarch64-static -L $(cross/sysroot) .build/cross-arm64/iop-node\". The leader stays the host build.",
-        valueName: "command"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Start the workers with this command instead of the iop-node beside iop.",
+            discussion:
+                "For example the boards' build under emulation: \"qemu-aarch64-static -L $(cross/sysroot) .build/cross-arm64/iop-node\". The leader stays the host build.",
+            valueName: "command"))
     var workerCommand: String?
 
     func validate() throws {
         guard requests >= 1 else { throw ValidationError("--requests must be at least 1, got \(requests)") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
-        guard (clusterOptions.cluster == nil) != (clusterOptions.nodes == nil) else { throw ValidationError("give exactly one of --cluster FILE or --nodes N") }
+        guard (clusterOptions.cluster == nil) != (clusterOptions.nodes == nil) else {
+            throw ValidationError("give exactly one of --cluster FILE or --nodes N")
+        }
     }
 
     func run() throws {
@@ -81,28 +91,44 @@ struct ClusterRun: ParsableCommand {
             let bundlePath = dir + "/bundle.iop"
             try writeAtomically(Data(bundle), to: bundlePath)
 
-            let node = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("iop-node").path
+            let node = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+                .deletingLastPathComponent().appendingPathComponent("iop-node").path
             guard FileManager.default.isExecutableFile(atPath: node) else {
-                throw CommandFailure(description: "iop-node not found next to iop (\(node)); build both with `swift build -c release`")
+                throw CommandFailure(
+                    description: "iop-node not found next to iop (\(node)); build both with `swift build -c release`")
             }
             let worker = try workerCommand.map(resolveCommand) ?? (executable: node, arguments: [])
-            if !json { note("starting \(cluster.devices.count) nodes (\(planner.rawValue) plan, bundle \(formatBytes(bundle.count)))...") }
+            if !json {
+                note(
+                    "starting \(cluster.devices.count) nodes (\(planner.rawValue) plan, bundle \(formatBytes(bundle.count)))..."
+                )
+            }
             let leaderName = cluster.devices[cluster.leader].name
-            let leader = try Child(name: leaderName, executable: node, arguments: [
-                "leader", "--bundle", bundlePath, "--listen", "tcp://127.0.0.1:*", "--requests", "tcp://127.0.0.1:*",
-                "--threads", "\(threads)", "--timeout-ms", workerCommand == nil ? "10000" : "120000"])
+            let leader = try Child(
+                name: leaderName, executable: node,
+                arguments: [
+                    "leader", "--bundle", bundlePath, "--listen", "tcp://127.0.0.1:*", "--requests",
+                    "tcp://127.0.0.1:*",
+                    "--threads", "\(threads)", "--timeout-ms", workerCommand == nil ? "10000" : "120000",
+                ])
             children.add(leader)
             guard let leaderEndpoint = leader.waitLine(prefix: "listening ", seconds: 30) else {
                 throw CommandFailure(description: "leader '\(leaderName)' did not start: \(leader.lastError)")
             }
             for (i, d) in cluster.devices.enumerated() where i != cluster.leader {
-                let w = try Child(name: d.name, executable: worker.executable, arguments: worker.arguments + [
-                    "worker", "--name", d.name, "--listen", "tcp://127.0.0.1:*", "--leader", leaderEndpoint,
-                    "--memory-budget", "\(d.memoryBudgetBytes)", "--threads", "\(threads)"])
+                let w = try Child(
+                    name: d.name, executable: worker.executable,
+                    arguments: worker.arguments + [
+                        "worker", "--name", d.name, "--listen", "tcp://127.0.0.1:*", "--leader", leaderEndpoint,
+                        "--memory-budget", "\(d.memoryBudgetBytes)", "--threads", "\(threads)",
+                    ])
                 children.add(w)
             }
             guard let requestEndpoint = leader.waitLine(prefix: "ready ", seconds: 300) else {
-                throw CommandFailure(description: "leader '\(leaderName)' did not become ready: \(leader.lastError.isEmpty ? "no reason given" : leader.lastError)")
+                throw CommandFailure(
+                    description:
+                        "leader '\(leaderName)' did not become ready: \(leader.lastError.isEmpty ? "no reason given" : leader.lastError)"
+                )
             }
             let client = try RequestClient(leader: requestEndpoint)
             let reference = check ? try net.makeEngine(threads: threads) : nil
@@ -136,31 +162,45 @@ struct ClusterRun: ParsableCommand {
             let devices = cluster.devices.enumerated().map { i, d -> [String: Any] in
                 let s = stats.boards.first { String(decoding: $0.name, as: UTF8.self) == d.name }
                 return [
-                    "name": d.name, "arena_bytes": Int(s?.arenaBytes ?? 0), "planned_peak_bytes": plan.peakMemoryBytes[i],
+                    "name": d.name, "arena_bytes": Int(s?.arenaBytes ?? 0),
+                    "planned_peak_bytes": plan.peakMemoryBytes[i],
                     "bytes_sent_per_inference": Int(s?.bytesSent ?? 0) / inferences,
                     "messages_per_inference": Int(s?.messagesSent ?? 0) / inferences,
                 ]
             }
             var result: [String: Any] = [
                 "model": net.name, "planner": planner.rawValue, "requests": requests, "threads": threads,
-                "p50_ms": percentile(latencies, 0.5), "p90_ms": percentile(latencies, 0.9), "p99_ms": percentile(latencies, 0.99),
+                "p50_ms": percentile(latencies, 0.5), "p90_ms": percentile(latencies, 0.9),
+                "p99_ms": percentile(latencies, 0.99),
                 "modeled_latency_ms": plan.modeledLatencyMs, "devices": devices,
             ]
             if check { result["max_abs_diff"] = Double(maxAbs); result["max_scaled_error"] = Double(worst) }
             if json {
                 print(try jsonString(result))
             } else {
-                print(String(format: "%@ on %d local nodes, %@ plan: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms over %d requests (modelled: %.2f ms)",
-                             net.name, cluster.devices.count, planner.rawValue, percentile(latencies, 0.5), percentile(latencies, 0.9),
-                             percentile(latencies, 0.99), requests, plan.modeledLatencyMs))
+                print(
+                    String(
+                        format:
+                            "%@ on %d local nodes, %@ plan: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms over %d requests (modelled: %.2f ms)",
+                        net.name, cluster.devices.count, planner.rawValue, percentile(latencies, 0.5),
+                        percentile(latencies, 0.9),
+                        percentile(latencies, 0.99), requests, plan.modeledLatencyMs))
                 for d in devices {
                     let planned = d["planned_peak_bytes"] as! Int, arena = d["arena_bytes"] as! Int
-                    print("  \(pad(d["name"] as! String, 12)) arena \(pad(formatBytes(arena), 11)) (\(arena == planned ? "= plan" : "plan: " + formatBytes(planned))) sends \(formatBytes(d["bytes_sent_per_inference"] as! Int)) in \(d["messages_per_inference"] as! Int) messages per inference")
+                    print(
+                        "  \(pad(d["name"] as! String, 12)) arena \(pad(formatBytes(arena), 11)) (\(arena == planned ? "= plan" : "plan: " + formatBytes(planned))) sends \(formatBytes(d["bytes_sent_per_inference"] as! Int)) in \(d["messages_per_inference"] as! Int) messages per inference"
+                    )
                 }
-                if check { print(String(format: "check: max |cluster - single board| = %.3g (scaled %.3g, tolerance 1e-4)", maxAbs, worst)) }
+                if check {
+                    print(
+                        String(
+                            format: "check: max |cluster - single board| = %.3g (scaled %.3g, tolerance 1e-4)", maxAbs,
+                            worst))
+                }
             }
             if check && worst > 1e-4 {
-                throw CommandFailure(description: "outputs differ from single-board inference: scaled error \(worst) > 1e-4")
+                throw CommandFailure(
+                    description: "outputs differ from single-board inference: scaled error \(worst) > 1e-4")
             }
         }
     }

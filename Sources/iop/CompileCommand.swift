@@ -6,7 +6,8 @@ import IOPProgram
 
 struct Compile: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Plan a model for a cluster and write the bundle the leader runs: every board's program and weight shards.")
+        abstract:
+            "Plan a model for a cluster and write the bundle the leader runs: every board's program and weight shards.")
     @OptionGroup var model: ModelOptions
     @OptionGroup var clusterOptions: ClusterOptions
     @Option(name: .long, help: "single, oc, coedge, iop or optimal.")
@@ -23,15 +24,22 @@ struct Compile: ParsableCommand {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             try writeAtomically(Data(bytes), to: (out as NSString).appendingPathComponent("bundle.iop"))
             let manifest: [String: Any] = [
-                "format": "iop-bundle", "version": Int(ProgramBundle.version), "model": net.name, "planner": planner.rawValue,
+                "format": "iop-bundle", "version": Int(ProgramBundle.version), "model": net.name,
+                "planner": planner.rawValue,
                 "input_shape": net.inputShape, "output_shape": net.outputShape, "bundle_bytes": bytes.count,
                 "modeled_latency_ms": plan.modeledLatencyMs, "leader": cluster.devices[cluster.leader].name,
                 "boards": cluster.devices.enumerated().map { i, d in
-                    ["name": d.name, "endpoint": d.endpoint, "budget_bytes": d.memoryBudgetBytes, "planned_peak_bytes": plan.peakMemoryBytes[i]] as [String: Any]
+                    [
+                        "name": d.name, "endpoint": d.endpoint, "budget_bytes": d.memoryBudgetBytes,
+                        "planned_peak_bytes": plan.peakMemoryBytes[i],
+                    ] as [String: Any]
                 },
             ]
-            try writeAtomically(Data(try jsonString(manifest).utf8), to: (out as NSString).appendingPathComponent("manifest.json"))
-            print("wrote \(out)/bundle.iop (\(formatBytes(bytes.count))) and manifest.json: \(net.name), \(planner.rawValue) plan, \(cluster.devices.count) boards")
+            try writeAtomically(
+                Data(try jsonString(manifest).utf8), to: (out as NSString).appendingPathComponent("manifest.json"))
+            print(
+                "wrote \(out)/bundle.iop (\(formatBytes(bytes.count))) and manifest.json: \(net.name), \(planner.rawValue) plan, \(cluster.devices.count) boards"
+            )
         }
     }
 }
@@ -41,4 +49,3 @@ func writeAtomically(_ data: Data, to path: String) throws {
         throw ModelError.io(path: path, reason: "cannot write: \(error.localizedDescription)")
     }
 }
-

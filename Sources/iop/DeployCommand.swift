@@ -1,9 +1,9 @@
 import ArgumentParser
 import Foundation
-import IOPModel
 import IOPCore
-import IOPProgram
+import IOPModel
 import IOPPlan
+import IOPProgram
 import IOPWire
 
 /// Puts a compiled cluster onto its boards over ssh: the package, each board's
@@ -12,7 +12,8 @@ import IOPWire
 /// workers' hellos find it.
 struct Deploy: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Install the board package, settings and bundle on every board of a cluster over ssh, and (re)start the agents.",
+        abstract:
+            "Install the board package, settings and bundle on every board of a cluster over ssh, and (re)start the agents.",
         discussion: """
             Each board is reached at the host of its cluster-file endpoint, with ssh and scp, and needs sudo there.
             Files are staged locally first (--stage); --dry-run stages them and prints every command without running any.
@@ -34,7 +35,9 @@ struct Deploy: ParsableCommand {
     var dryRun = false
 
     func validate() throws {
-        guard (1...65535).contains(requestsPort) else { throw ValidationError("--requests-port must be 1...65535, got \(requestsPort)") }
+        guard (1...65535).contains(requestsPort) else {
+            throw ValidationError("--requests-port must be 1...65535, got \(requestsPort)")
+        }
     }
 
     func run() throws {
@@ -43,16 +46,21 @@ struct Deploy: ParsableCommand {
 
     func deploy() throws {
         let spec = try Cluster.load(path: cluster)
-        let bundlePath = FileManager.default.isDirectory(bundle) ? (bundle as NSString).appendingPathComponent("bundle.iop") : bundle
+        let bundlePath =
+            FileManager.default.isDirectory(bundle) ? (bundle as NSString).appendingPathComponent("bundle.iop") : bundle
         let compiled = try loadBundle(bundlePath)
         let names = spec.devices.map(\.name), compiledNames = compiled.boards.map(\.name)
         guard names == compiledNames, compiled.leaderIndex == spec.leader else {
-            throw CommandFailure(description: "\(bundlePath) was compiled for boards \(compiledNames.joined(separator: ", ")) (leader \(compiledNames[compiled.leaderIndex])), but \(cluster) has \(names.joined(separator: ", ")) (leader \(names[spec.leader])); recompile it with `iop compile --cluster \(cluster)`")
+            throw CommandFailure(
+                description:
+                    "\(bundlePath) was compiled for boards \(compiledNames.joined(separator: ", ")) (leader \(compiledNames[compiled.leaderIndex])), but \(cluster) has \(names.joined(separator: ", ")) (leader \(names[spec.leader])); recompile it with `iop compile --cluster \(cluster)`"
+            )
         }
         guard package.hasSuffix(".deb"), FileManager.default.fileExists(atPath: package) else {
             throw CommandFailure(description: "--package \(package): expected the .deb built by cross/package")
         }
-        let plan = try DeployPlan(cluster: spec, user: user, requestsPort: requestsPort, package: package, bundle: bundlePath, stage: stage)
+        let plan = try DeployPlan(
+            cluster: spec, user: user, requestsPort: requestsPort, package: package, bundle: bundlePath, stage: stage)
         try plan.stageFiles()
         let commands = plan.commands
         if dryRun {
@@ -64,15 +72,21 @@ struct Deploy: ParsableCommand {
             note("[\(i + 1)/\(commands.count)] \(c.board): \(c.what)")
             let status = try runCommand(c.argv)
             guard status == 0 else {
-                throw CommandFailure(description: "board '\(c.board)': \(c.argv[0]) exited with status \(status) while trying to \(c.what); boards before it are deployed, later ones untouched")
+                throw CommandFailure(
+                    description:
+                        "board '\(c.board)': \(c.argv[0]) exited with status \(status) while trying to \(c.what); boards before it are deployed, later ones untouched"
+                )
             }
         }
-        note("deployed \(spec.devices.count) boards; the leader takes requests on tcp://\(plan.host(spec.devices[spec.leader])):\(requestsPort)")
+        note(
+            "deployed \(spec.devices.count) boards; the leader takes requests on tcp://\(plan.host(spec.devices[spec.leader])):\(requestsPort)"
+        )
     }
 
     func loadBundle(_ path: String) throws -> ProgramBundle {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw CommandFailure(description: "--bundle \(path): cannot read it (expected bundle.iop from `iop compile`)")
+            throw CommandFailure(
+                description: "--bundle \(path): cannot read it (expected bundle.iop from `iop compile`)")
         }
         var decoded: Result<ProgramBundle, WireError> = .failure(.malformedPayload)
         [UInt8](data).withUnsafeBytes { b in
@@ -81,7 +95,8 @@ struct Deploy: ParsableCommand {
         switch decoded {
         case .success(let b): return b
         case .failure(let e):
-            throw CommandFailure(description: "--bundle \(path): not a valid iop bundle (\(e.message)); recompile it with `iop compile`")
+            throw CommandFailure(
+                description: "--bundle \(path): not a valid iop bundle (\(e.message)); recompile it with `iop compile`")
         }
     }
 
@@ -89,7 +104,9 @@ struct Deploy: ParsableCommand {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = argv
-        do { try p.run() } catch { throw CommandFailure(description: "cannot run \(argv[0]): \(error.localizedDescription)") }
+        do { try p.run() } catch {
+            throw CommandFailure(description: "cannot run \(argv[0]): \(error.localizedDescription)")
+        }
         p.waitUntilExit()
         return p.terminationStatus
     }
@@ -125,13 +142,19 @@ struct DeployPlan {
     /// listens on its cluster-file endpoint itself, since a worker tells the leader the endpoint it bound.
     func environment(_ i: Int) -> String {
         let d = cluster.devices[i]
-        var lines = ["# iop-node@\(d.name): written by `iop deploy` from the cluster file; changes are overwritten on the next deploy."]
+        var lines = [
+            "# iop-node@\(d.name): written by `iop deploy` from the cluster file; changes are overwritten on the next deploy."
+        ]
         if i == cluster.leader {
-            lines += ["IOP_ROLE=leader", "IOP_BUNDLE=/etc/iop/bundle.iop", "IOP_LISTEN=\(d.endpoint)",
-                      "IOP_REQUESTS=tcp://0.0.0.0:\(requestsPort)", "IOP_TIMEOUT_MS=30000"]
+            lines += [
+                "IOP_ROLE=leader", "IOP_BUNDLE=/etc/iop/bundle.iop", "IOP_LISTEN=\(d.endpoint)",
+                "IOP_REQUESTS=tcp://0.0.0.0:\(requestsPort)", "IOP_TIMEOUT_MS=30000",
+            ]
         } else {
-            lines += ["IOP_ROLE=worker", "IOP_LISTEN=\(d.endpoint)", "IOP_LEADER=\(cluster.devices[cluster.leader].endpoint)",
-                      "IOP_MEMORY_BUDGET=\(d.memoryBudgetBytes)", "IOP_REJOIN=1"]
+            lines += [
+                "IOP_ROLE=worker", "IOP_LISTEN=\(d.endpoint)", "IOP_LEADER=\(cluster.devices[cluster.leader].endpoint)",
+                "IOP_MEMORY_BUDGET=\(d.memoryBudgetBytes)", "IOP_REJOIN=1",
+            ]
         }
         lines.append("IOP_THREADS=\(d.threads)")
         return lines.joined(separator: "\n") + "\n"
@@ -179,13 +202,25 @@ struct DeployPlan {
                 "sudo install -D -m 0644 /tmp/iop-deploy/\(d.name).env /etc/iop/\(d.name).env",
                 "sudo install -D -m 0644 /tmp/iop-deploy/\(d.name)-memory.conf /etc/systemd/system/\(unit).service.d/memory.conf",
             ]
-            if isLeader { install.append("sudo install -D -m 0644 /tmp/iop-deploy/\((bundle as NSString).lastPathComponent) /etc/iop/bundle.iop") }
-            install += ["sudo systemctl daemon-reload", "sudo systemctl enable \(unit)", "sudo systemctl restart \(unit)", "rm -rf /tmp/iop-deploy"]
+            if isLeader {
+                install.append(
+                    "sudo install -D -m 0644 /tmp/iop-deploy/\((bundle as NSString).lastPathComponent) /etc/iop/bundle.iop"
+                )
+            }
+            install += [
+                "sudo systemctl daemon-reload", "sudo systemctl enable \(unit)", "sudo systemctl restart \(unit)",
+                "rm -rf /tmp/iop-deploy",
+            ]
             return [
-                Command(board: d.name, what: "create /tmp/iop-deploy", argv: ["ssh", destination(d), "mkdir -p /tmp/iop-deploy"]),
-                Command(board: d.name, what: "copy the package, settings" + (isLeader ? " and bundle" : ""),
-                        argv: ["scp", "-q"] + files + ["\(destination(d)):/tmp/iop-deploy/"]),
-                Command(board: d.name, what: "install and restart \(unit)", argv: ["ssh", destination(d), install.joined(separator: " && ")]),
+                Command(
+                    board: d.name, what: "create /tmp/iop-deploy",
+                    argv: ["ssh", destination(d), "mkdir -p /tmp/iop-deploy"]),
+                Command(
+                    board: d.name, what: "copy the package, settings" + (isLeader ? " and bundle" : ""),
+                    argv: ["scp", "-q"] + files + ["\(destination(d)):/tmp/iop-deploy/"]),
+                Command(
+                    board: d.name, what: "install and restart \(unit)",
+                    argv: ["ssh", destination(d), install.joined(separator: " && ")]),
             ]
         }
     }

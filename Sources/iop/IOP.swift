@@ -12,7 +12,10 @@ struct IOP: ParsableCommand {
         abstract: "Cooperative CNN inference for small ARM boards (Interleaved Operator Partitioning).",
         discussion: "Models are zoo names (see `iop models`) or ONNX files (float32, batch 1).",
         version: iopVersion,
-        subcommands: [Models.self, Infer.self, Bench.self, Export.self, PlanCommand.self, Simulate.self, Compile.self, Request.self, ClusterRun.self, Deploy.self])
+        subcommands: [
+            Models.self, Infer.self, Bench.self, Export.self, PlanCommand.self, Simulate.self, Compile.self,
+            Request.self, ClusterRun.self, Deploy.self,
+        ])
 }
 
 /// Options every command that loads a model shares.
@@ -64,7 +67,8 @@ func formatCount(_ n: Int) -> String {
 }
 
 struct Models: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the built-in zoo models with parameters, FLOPs and weight bytes.")
+    static let configuration = CommandConfiguration(
+        abstract: "List the built-in zoo models with parameters, FLOPs and weight bytes.")
 
     @Option(name: .long, help: "Spatial input size to report FLOPs for (default: each model's own).")
     var inputSize: Int?
@@ -80,16 +84,19 @@ struct Models: ParsableCommand {
                 let net = try Zoo.make(name, inputSize: inputSize, withWeights: false)
                 let params = net.parameterCount
                 if json {
-                    rows.append(["model": name, "input_shape": net.inputShape, "parameters": params,
-                                 "flops": net.flops, "weight_bytes": params * 4, "layers": net.layers.count])
+                    rows.append([
+                        "model": name, "input_shape": net.inputShape, "parameters": params,
+                        "flops": net.flops, "weight_bytes": params * 4, "layers": net.layers.count,
+                    ])
                 } else {
                     let shape = net.inputShape.map(String.init).joined(separator: "x")
-                    print(name.padding(toLength: 10, withPad: " ", startingAt: 0)
-                          + shape.padding(toLength: 15, withPad: " ", startingAt: 0)
-                          + formatCount(params).padding(toLength: 9, withPad: " ", startingAt: 0)
-                          + formatCount(net.flops).padding(toLength: 9, withPad: " ", startingAt: 0)
-                          + (formatCount(params * 4) + "B").padding(toLength: 10, withPad: " ", startingAt: 0)
-                          + "\(net.layers.count)")
+                    print(
+                        name.padding(toLength: 10, withPad: " ", startingAt: 0)
+                            + shape.padding(toLength: 15, withPad: " ", startingAt: 0)
+                            + formatCount(params).padding(toLength: 9, withPad: " ", startingAt: 0)
+                            + formatCount(net.flops).padding(toLength: 9, withPad: " ", startingAt: 0)
+                            + (formatCount(params * 4) + "B").padding(toLength: 10, withPad: " ", startingAt: 0)
+                            + "\(net.layers.count)")
                 }
             }
             if json { print(try jsonString(rows)) }
@@ -119,11 +126,14 @@ func readInput(_ path: String?, for net: Network) throws -> [Float] {
 }
 
 struct Infer: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run one inference on this machine and print the top-5 classes and the latency.")
+    static let configuration = CommandConfiguration(
+        abstract: "Run one inference on this machine and print the top-5 classes and the latency.")
 
     @OptionGroup var model: ModelOptions
 
-    @Option(name: .long, help: "Input tensor (.npy, float32, C order) with the model's input shape. Default: a seeded random input.")
+    @Option(
+        name: .long,
+        help: "Input tensor (.npy, float32, C order) with the model's input shape. Default: a seeded random input.")
     var input: String?
 
     @Option(name: .long, help: "Write the output tensor to this .npy file.")
@@ -143,11 +153,17 @@ struct Infer: ParsableCommand {
             let engine = try net.makeEngine(threads: threads)
             var y = [Float](repeating: 0, count: engine.outputCount)
             let t0 = nowNanoseconds()
-            x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { engine.run(input: xp.baseAddress!, output: $0.baseAddress!) } }
+            x.withUnsafeBufferPointer { xp in
+                y.withUnsafeMutableBufferPointer { engine.run(input: xp.baseAddress!, output: $0.baseAddress!) }
+            }
             let ms = Double(nowNanoseconds() - t0) / 1e6
-            print("model \(net.name), input \(net.inputShape), output \(net.outputShape), \(threads) thread(s), arena \(formatCount(engine.arenaBytes))B")
+            print(
+                "model \(net.name), input \(net.inputShape), output \(net.outputShape), \(threads) thread(s), arena \(formatCount(engine.arenaBytes))B"
+            )
             print("top-5:")
-            for (rank, (index, value)) in y.enumerated().sorted(by: { $0.element > $1.element }).prefix(5).map({ ($0.offset, $0.element) }).enumerated() {
+            for (rank, (index, value)) in y.enumerated().sorted(by: { $0.element > $1.element }).prefix(5).map({
+                ($0.offset, $0.element)
+            }).enumerated() {
                 print("  \(rank + 1). class \(index)  score \(String(format: "%.5f", value))")
             }
             print(String(format: "latency %.2f ms", ms))
@@ -201,7 +217,9 @@ struct Bench: ParsableCommand {
                     last = t
                 }
                 if r >= warmup { totals.append(Double(last - t0) / 1e6) }
-                if !json && runs >= 5 && r >= warmup { FileHandle.standardError.write(Data("\rrun \(r - warmup + 1)/\(runs)".utf8)) }
+                if !json && runs >= 5 && r >= warmup {
+                    FileHandle.standardError.write(Data("\rrun \(r - warmup + 1)/\(runs)".utf8))
+                }
             }
             if !json && runs >= 5 { note("") }
             let median = percentile(totals, 0.5), p90 = percentile(totals, 0.9)
@@ -210,22 +228,30 @@ struct Bench: ParsableCommand {
             for i in 0..<layers {
                 let l = net.layers[i]
                 let m = percentile(perLayer[i], 0.5)
-                layerRows.append(["name": l.name, "op": l.opName, "median_ms": m, "flops": l.flops,
-                                  "gflops": m > 0 ? Double(l.flops) / (m * 1e6) : 0])
+                layerRows.append([
+                    "name": l.name, "op": l.opName, "median_ms": m, "flops": l.flops,
+                    "gflops": m > 0 ? Double(l.flops) / (m * 1e6) : 0,
+                ])
             }
             if json {
-                print(try jsonString(["model": net.name, "threads": threads, "runs": runs, "warmup": warmup,
-                                      "median_ms": median, "p90_ms": p90, "gflops": gflops, "flops": net.flops,
-                                      "arena_bytes": engine.arenaBytes, "layers": layerRows]))
+                print(
+                    try jsonString([
+                        "model": net.name, "threads": threads, "runs": runs, "warmup": warmup,
+                        "median_ms": median, "p90_ms": p90, "gflops": gflops, "flops": net.flops,
+                        "arena_bytes": engine.arenaBytes, "layers": layerRows,
+                    ]))
             } else {
                 print("layer                 op                 median ms   GFLOP/s")
                 for row in layerRows {
-                    print((row["name"] as! String).padding(toLength: 22, withPad: " ", startingAt: 0)
-                          + (row["op"] as! String).padding(toLength: 19, withPad: " ", startingAt: 0)
-                          + String(format: "%9.3f  %8.2f", row["median_ms"] as! Double, row["gflops"] as! Double))
+                    print(
+                        (row["name"] as! String).padding(toLength: 22, withPad: " ", startingAt: 0)
+                            + (row["op"] as! String).padding(toLength: 19, withPad: " ", startingAt: 0)
+                            + String(format: "%9.3f  %8.2f", row["median_ms"] as! Double, row["gflops"] as! Double))
                 }
-                print(String(format: "%@: median %.2f ms, p90 %.2f ms, %.2f GFLOP/s, %d thread(s), %d runs, arena %@B",
-                             net.name, median, p90, gflops, threads, runs, formatCount(engine.arenaBytes)))
+                print(
+                    String(
+                        format: "%@: median %.2f ms, p90 %.2f ms, %.2f GFLOP/s, %d thread(s), %d runs, arena %@B",
+                        net.name, median, p90, gflops, threads, runs, formatCount(engine.arenaBytes)))
             }
         }
     }
@@ -238,7 +264,8 @@ func percentile(_ values: [Double], _ p: Double) -> Double {
 }
 
 struct Export: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Write a model (zoo or ONNX) as an ONNX file other engines can run.")
+    static let configuration = CommandConfiguration(
+        abstract: "Write a model (zoo or ONNX) as an ONNX file other engines can run.")
 
     @OptionGroup var model: ModelOptions
 

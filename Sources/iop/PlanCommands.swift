@@ -7,29 +7,44 @@ extension PlannerKind: ExpressibleByArgument {}
 
 /// Architecture only: planning needs geometry, not weights.
 func loadForPlanning(_ options: ModelOptions) throws -> Network {
-    if Zoo.names.contains(options.model) { return try Zoo.make(options.model, inputSize: options.inputSize, withWeights: false) }
+    if Zoo.names.contains(options.model) {
+        return try Zoo.make(options.model, inputSize: options.inputSize, withWeights: false)
+    }
     return try options.load()
 }
 
-func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s.padding(toLength: n, withPad: " ", startingAt: 0) }
+func pad(_ s: String, _ n: Int) -> String {
+    s.count >= n ? s + " " : s.padding(toLength: n, withPad: " ", startingAt: 0)
+}
 
 func planJSON(_ p: Plan) -> [String: Any] {
     let devices = p.cluster.devices.enumerated().map { i, d -> [String: Any] in
-        ["name": d.name, "peak_memory_bytes": p.peakMemoryBytes[i], "budget_bytes": d.memoryBudgetBytes,
-         "bytes_sent_per_inference": p.bytesSentPerInference[i], "messages_per_inference": p.messagesPerInference[i]]
+        [
+            "name": d.name, "peak_memory_bytes": p.peakMemoryBytes[i], "budget_bytes": d.memoryBudgetBytes,
+            "bytes_sent_per_inference": p.bytesSentPerInference[i], "messages_per_inference": p.messagesPerInference[i],
+        ]
     }
     let segments = p.costs.map { c -> [String: Any] in
-        ["compute_ms": c.computeMs, "comm_ms": c.commMs, "bytes": c.bytesSent.reduce(0, +),
-         "partitions": c.partitions.map { ["layer": $0.layer, "dim": $0.dimension.rawValue, "extents": $0.extents, "full_extent": $0.fullExtent] }]
+        [
+            "compute_ms": c.computeMs, "comm_ms": c.commMs, "bytes": c.bytesSent.reduce(0, +),
+            "partitions": c.partitions.map {
+                ["layer": $0.layer, "dim": $0.dimension.rawValue, "extents": $0.extents, "full_extent": $0.fullExtent]
+            },
+        ]
     }
-    return ["planner": p.planner.rawValue, "modeled_latency_ms": p.modeledLatencyMs, "devices": devices, "segments": segments]
+    return [
+        "planner": p.planner.rawValue, "modeled_latency_ms": p.modeledLatencyMs, "devices": devices,
+        "segments": segments,
+    ]
 }
 
 struct PlanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plan",
         abstract: "Choose how every operator is split across the cluster's boards, and show the modelled cost.",
-        discussion: "Planners: single (leader only), oc (all by output channels), coedge (convs by rows), iop (the paper's greedy pairing), optimal (exact search under the memory budgets). The cost model is described in docs/planner.md.")
+        discussion:
+            "Planners: single (leader only), oc (all by output channels), coedge (convs by rows), iop (the paper's greedy pairing), optimal (exact search under the memory budgets). The cost model is described in docs/planner.md."
+    )
 
     @OptionGroup var model: ModelOptions
 
@@ -48,20 +63,30 @@ struct PlanCommand: ParsableCommand {
             let plan = try Planner(network: net, cluster: c).plan(planner)
             if json { print(try jsonString(planJSON(plan))); return }
             let names = c.devices.map(\.name)
-            print("\(net.name) on \(names.count) boards (\(names.joined(separator: ", ")); leader \(names[c.leader])), planner \(planner.rawValue)")
-            print(pad("seg", 5) + pad("operator", 16) + pad("dim", 6) + pad("extents / full", 26) + pad("compute ms", 12) + pad("comm ms", 10) + "bytes")
+            print(
+                "\(net.name) on \(names.count) boards (\(names.joined(separator: ", ")); leader \(names[c.leader])), planner \(planner.rawValue)"
+            )
+            print(
+                pad("seg", 5) + pad("operator", 16) + pad("dim", 6) + pad("extents / full", 26) + pad("compute ms", 12)
+                    + pad("comm ms", 10) + "bytes")
             for (i, cost) in plan.costs.enumerated() {
                 for (k, part) in cost.partitions.enumerated() {
                     let ext = part.extents.map(String.init).joined(separator: ",") + " / \(part.fullExtent)"
-                    let tail = k == 0 ? pad(String(format: "%.2f", cost.computeMs), 12) + pad(String(format: "%.2f", cost.commMs), 10)
-                        + formatBytes(cost.bytesSent.reduce(0, +)) : ""
-                    print(pad(k == 0 ? "\(i + 1)" : "", 5) + pad(part.layer, 16) + pad(part.dimension.rawValue, 6) + pad(ext, 26) + tail)
+                    let tail =
+                        k == 0
+                        ? pad(String(format: "%.2f", cost.computeMs), 12) + pad(String(format: "%.2f", cost.commMs), 10)
+                            + formatBytes(cost.bytesSent.reduce(0, +)) : ""
+                    print(
+                        pad(k == 0 ? "\(i + 1)" : "", 5) + pad(part.layer, 16) + pad(part.dimension.rawValue, 6)
+                            + pad(ext, 26) + tail)
                 }
             }
             print(String(format: "modelled latency %.2f ms", plan.modeledLatencyMs))
             for (i, d) in c.devices.enumerated() {
-                print("  \(pad(d.name, 12)) arena \(pad(formatBytes(plan.peakMemoryBytes[i]), 11)) of \(pad(formatBytes(d.memoryBudgetBytes), 10))"
-                      + " sends \(formatBytes(plan.bytesSentPerInference[i])) in \(plan.messagesPerInference[i]) messages")
+                print(
+                    "  \(pad(d.name, 12)) arena \(pad(formatBytes(plan.peakMemoryBytes[i]), 11)) of \(pad(formatBytes(d.memoryBudgetBytes), 10))"
+                        + " sends \(formatBytes(plan.bytesSentPerInference[i])) in \(plan.messagesPerInference[i]) messages"
+                )
             }
         }
     }
@@ -69,7 +94,8 @@ struct PlanCommand: ParsableCommand {
 
 struct Simulate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Compare every planner's modelled latency and peak memory, per model, in the layout of the paper's table.")
+        abstract:
+            "Compare every planner's modelled latency and peak memory, per model, in the layout of the paper's table.")
 
     @Option(name: .long, help: "Comma-separated zoo models or .onnx files.")
     var model: String
@@ -80,7 +106,9 @@ struct Simulate: ParsableCommand {
     @Option(name: .long, help: "Cluster file (JSON; see examples/clusters).")
     var cluster: String
 
-    @Option(name: .long, help: "Comma-separated per-message setup times (ms) that replace the cluster file's, one comparison each.")
+    @Option(
+        name: .long,
+        help: "Comma-separated per-message setup times (ms) that replace the cluster file's, one comparison each.")
     var setupMs: String?
 
     @Flag(name: .long, help: "Print one JSON array instead of tables.")
@@ -110,7 +138,9 @@ struct Simulate: ParsableCommand {
                     var results: [PlannerKind: Plan] = [:]
                     var failures: [PlannerKind: String] = [:]
                     for kind in PlannerKind.allCases {
-                        do { results[kind] = try planner.plan(kind) } catch let e as PlanError { failures[kind] = e.description }
+                        do { results[kind] = try planner.plan(kind) } catch let e as PlanError {
+                            failures[kind] = e.description
+                        }
                     }
                     func saved(_ a: PlannerKind, _ b: PlannerKind, _ value: (Plan) -> Double) -> Double? {
                         guard let x = results[a], let y = results[b] else { return nil }
@@ -118,19 +148,27 @@ struct Simulate: ParsableCommand {
                     }
                     let peak = { (p: Plan) in Double(p.peakMemoryBytes.max()!) }
                     let latency = { (p: Plan) in p.modeledLatencyMs }
-                    var row: [String: Any] = ["model": net.name, "planners": PlannerKind.allCases.map { k -> [String: Any] in
-                        if let p = results[k] {
-                            return ["planner": k.rawValue, "modeled_latency_ms": p.modeledLatencyMs, "peak_memory_bytes": p.peakMemoryBytes.max()!]
-                        }
-                        return ["planner": k.rawValue, "error": failures[k]!]
-                    }]
+                    var row: [String: Any] = [
+                        "model": net.name,
+                        "planners": PlannerKind.allCases.map { k -> [String: Any] in
+                            if let p = results[k] {
+                                return [
+                                    "planner": k.rawValue, "modeled_latency_ms": p.modeledLatencyMs,
+                                    "peak_memory_bytes": p.peakMemoryBytes.max()!,
+                                ]
+                            }
+                            return ["planner": k.rawValue, "error": failures[k]!]
+                        },
+                    ]
                     if let setup { row["setup_ms"] = setup }
-                    for (key, a, b, f) in [("iop_latency_saved_vs_oc_pct", PlannerKind.iop, PlannerKind.oc, latency),
-                                           ("iop_latency_saved_vs_coedge_pct", .iop, .coedge, latency),
-                                           ("iop_peak_memory_saved_vs_coedge_pct", .iop, .coedge, peak),
-                                           ("optimal_latency_saved_vs_oc_pct", .optimal, .oc, latency),
-                                           ("optimal_latency_saved_vs_coedge_pct", .optimal, .coedge, latency),
-                                           ("optimal_peak_memory_saved_vs_coedge_pct", .optimal, .coedge, peak)] {
+                    for (key, a, b, f) in [
+                        ("iop_latency_saved_vs_oc_pct", PlannerKind.iop, PlannerKind.oc, latency),
+                        ("iop_latency_saved_vs_coedge_pct", .iop, .coedge, latency),
+                        ("iop_peak_memory_saved_vs_coedge_pct", .iop, .coedge, peak),
+                        ("optimal_latency_saved_vs_oc_pct", .optimal, .oc, latency),
+                        ("optimal_latency_saved_vs_coedge_pct", .optimal, .coedge, latency),
+                        ("optimal_peak_memory_saved_vs_coedge_pct", .optimal, .coedge, peak),
+                    ] {
                         if let v = saved(a, b, f) { row[key] = v }
                     }
                     rows.append(row)
@@ -145,14 +183,20 @@ struct Simulate: ParsableCommand {
         print("\(net)" + (setup.map { String(format: ", setup %.1f ms", $0) } ?? ""))
         for p in row["planners"] as! [[String: Any]] {
             if let ms = p["modeled_latency_ms"] as? Double {
-                print("  \(pad(p["planner"] as! String, 9)) \(String(format: "%9.2f ms", ms))   peak \(formatBytes(p["peak_memory_bytes"] as! Int))")
+                print(
+                    "  \(pad(p["planner"] as! String, 9)) \(String(format: "%9.2f ms", ms))   peak \(formatBytes(p["peak_memory_bytes"] as! Int))"
+                )
             } else {
                 print("  \(pad(p["planner"] as! String, 9)) does not fit: \(p["error"] as! String)")
             }
         }
         func pct(_ k: String) -> String { (row[k] as? Double).map { String(format: "%6.2f %%", $0) } ?? "   n/a" }
-        print("  latency saved: iop vs oc \(pct("iop_latency_saved_vs_oc_pct")), vs coedge \(pct("iop_latency_saved_vs_coedge_pct"));"
-              + " optimal vs oc \(pct("optimal_latency_saved_vs_oc_pct")), vs coedge \(pct("optimal_latency_saved_vs_coedge_pct"))")
-        print("  peak memory saved vs coedge: iop \(pct("iop_peak_memory_saved_vs_coedge_pct")), optimal \(pct("optimal_peak_memory_saved_vs_coedge_pct"))")
+        print(
+            "  latency saved: iop vs oc \(pct("iop_latency_saved_vs_oc_pct")), vs coedge \(pct("iop_latency_saved_vs_coedge_pct"));"
+                + " optimal vs oc \(pct("optimal_latency_saved_vs_oc_pct")), vs coedge \(pct("optimal_latency_saved_vs_coedge_pct"))"
+        )
+        print(
+            "  peak memory saved vs coedge: iop \(pct("iop_peak_memory_saved_vs_coedge_pct")), optimal \(pct("optimal_peak_memory_saved_vs_coedge_pct"))"
+        )
     }
 }

@@ -23,7 +23,8 @@ final class RequestClient {
     }
 
     func infer(_ input: [Float]) throws -> [Float] {
-        let payload = try ask(.request, InferenceRequest.encode(replyEndpoint: replyEndpoint, input: input), answer: .result)
+        let payload = try ask(
+            .request, InferenceRequest.encode(replyEndpoint: replyEndpoint, input: input), answer: .result)
         return payload.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
     }
 

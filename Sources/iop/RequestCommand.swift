@@ -66,22 +66,36 @@ struct Request: ParsableCommand {
                 var y: [Float] = []
                 for r in 0..<`repeat` {
                     let t0 = nowNanoseconds()
-                    do { y = try client.infer(x.values) } catch { throw CommandFailure(description: "request \(r + 1): \(error)") }
+                    do { y = try client.infer(x.values) } catch {
+                        throw CommandFailure(description: "request \(r + 1): \(error)")
+                    }
                     latencies.append(Double(nowNanoseconds() - t0) / 1e6)
                 }
                 if json {
-                    print(try jsonString(["requests": `repeat`, "p50_ms": percentile(latencies, 0.5), "p90_ms": percentile(latencies, 0.9),
-                                          "p99_ms": percentile(latencies, 0.99), "outputs": y.count] as [String: Any]))
+                    print(
+                        try jsonString(
+                            [
+                                "requests": `repeat`, "p50_ms": percentile(latencies, 0.5),
+                                "p90_ms": percentile(latencies, 0.9),
+                                "p99_ms": percentile(latencies, 0.99), "outputs": y.count,
+                            ] as [String: Any]))
                 } else if `repeat` == 1 {
-                    print(String(format: "%d outputs in %.2f ms; largest at index %d", y.count, latencies[0], y.indices.max { y[$0] < y[$1] } ?? -1))
+                    print(
+                        String(
+                            format: "%d outputs in %.2f ms; largest at index %d", y.count, latencies[0],
+                            y.indices.max { y[$0] < y[$1] } ?? -1))
                 } else {
-                    print(String(format: "%d requests: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms; %d outputs, largest at index %d", `repeat`,
-                                 percentile(latencies, 0.5), percentile(latencies, 0.9), percentile(latencies, 0.99), y.count,
-                                 y.indices.max { y[$0] < y[$1] } ?? -1))
+                    print(
+                        String(
+                            format:
+                                "%d requests: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms; %d outputs, largest at index %d",
+                            `repeat`,
+                            percentile(latencies, 0.5), percentile(latencies, 0.9), percentile(latencies, 0.99),
+                            y.count,
+                            y.indices.max { y[$0] < y[$1] } ?? -1))
                 }
                 if let output { try NPY.write(NPY.Array(shape: [1, y.count], values: y), path: output) }
             } catch let e as NetError { throw CommandFailure(description: e.message) }
         }
     }
 }
-

@@ -8,12 +8,16 @@ import Testing
     @Test(arguments: [1, 2])
     func steadyStateInferenceAllocatesNothing(threads: Int) throws {
         var r = TestRNG(state: 11)
-        let c1 = ConvGeometry(inChannels: 3, inHeight: 20, inWidth: 20, outChannels: 40, kernelH: 3, kernelW: 3,
-                              padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)
-        let dw = ConvGeometry(inChannels: 40, inHeight: 20, inWidth: 20, outChannels: 40, kernelH: 3, kernelW: 3,
-                              strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, groups: 40)
+        let c1 = ConvGeometry(
+            inChannels: 3, inHeight: 20, inWidth: 20, outChannels: 40, kernelH: 3, kernelW: 3,
+            padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)
+        let dw = ConvGeometry(
+            inChannels: 40, inHeight: 20, inWidth: 20, outChannels: 40, kernelH: 3, kernelW: 3,
+            strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, groups: 40)
         let pool = PoolGeometry(channels: 40, inHeight: 10, inWidth: 10, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2)
-        let avg = PoolGeometry(channels: 40, inHeight: 5, inWidth: 5, kernelH: 2, kernelW: 2, strideH: 1, strideW: 1, countIncludePad: true)
+        let avg = PoolGeometry(
+            channels: 40, inHeight: 5, inWidth: 5, kernelH: 2, kernelW: 2, strideH: 1, strideW: 1, countIncludePad: true
+        )
         let layers = [
             Layer(name: "conv", kind: .conv(c1, .relu), weights: r.floats(c1.weightCount), bias: r.floats(40)),
             Layer(name: "dw", kind: .conv(dw, Activation(low: 0, high: 6)), weights: r.floats(dw.weightCount)),
@@ -21,7 +25,9 @@ import Testing
             Layer(name: "avg", kind: .averagePool(avg)),
             Layer(name: "relu", kind: .clamp(count: 40 * 16, .relu)),
             Layer(name: "gap", kind: .globalAveragePool(channels: 40, plane: 16)),
-            Layer(name: "fc", kind: .linear(LinearGeometry(inFeatures: 40, outFeatures: 10), .none), weights: r.floats(400), bias: r.floats(10)),
+            Layer(
+                name: "fc", kind: .linear(LinearGeometry(inFeatures: 40, outFeatures: 10), .none),
+                weights: r.floats(400), bias: r.floats(10)),
             Layer(name: "softmax", kind: .softmax(count: 10)),
         ]
         let engine = try Engine(layers: layers, threads: threads)
@@ -44,7 +50,6 @@ import Testing
         #expect(seen >= 1 && probe.count > 0)
     }
 }
-
 
 /// Run once per pool thread (the rendezvous stops one thread taking two).
 struct Enroll: ParallelTask {

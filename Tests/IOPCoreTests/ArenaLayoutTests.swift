@@ -26,11 +26,15 @@ import Testing
 
     @Test func aChainPingPongsBetweenTwoBuffersAndParametersFollowTheActivations() {
         var layout = ArenaLayout()
-        let conv = ConvGeometry(inChannels: 2, inHeight: 4, inWidth: 4, outChannels: 3, kernelH: 3, kernelW: 3,
-                                padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)
+        let conv = ConvGeometry(
+            inChannels: 2, inHeight: 4, inWidth: 4, outChannels: 3, kernelH: 3, kernelW: 3,
+            padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)
         let kinds: [LayerKind] = [
-            .conv(conv, .relu), .maxPool(PoolGeometry(channels: 3, inHeight: 4, inWidth: 4, kernelH: 2, kernelW: 2,
-                                                     strideH: 2, strideW: 2)),
+            .conv(conv, .relu),
+            .maxPool(
+                PoolGeometry(
+                    channels: 3, inHeight: 4, inWidth: 4, kernelH: 2, kernelW: 2,
+                    strideH: 2, strideW: 2)),
             .linear(LinearGeometry(inFeatures: 12, outFeatures: 5), .none),
         ]
         let placed = layout.chain(kinds)

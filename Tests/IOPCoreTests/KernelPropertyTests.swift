@@ -1,6 +1,7 @@
-import TestSupport
+import Foundation
 import IOPCore
 import PropertyBased
+import TestSupport
 import Testing
 
 /// Kernels against the naive references on random geometries.
@@ -13,11 +14,13 @@ import Testing
             let groups = [1, 1, 1, 2, 3][r.int(0...4)]
             let depthwise = r.int(0...4) == 0
             let icg = depthwise ? 1 : r.int(1...7), ocg = depthwise ? r.int(1...2) : r.int(1...40)
-            let g = ConvGeometry(inChannels: icg * (depthwise ? max(groups, 2) : groups), inHeight: r.int(1...13), inWidth: r.int(1...13),
-                                 outChannels: ocg * (depthwise ? max(groups, 2) : groups), kernelH: r.int(1...4), kernelW: r.int(1...4),
-                                 strideH: r.int(1...3), strideW: r.int(1...3), dilationH: r.int(1...2), dilationW: r.int(1...2),
-                                 padTop: r.int(0...2), padLeft: r.int(0...2), padBottom: r.int(0...2), padRight: r.int(0...2),
-                                 groups: depthwise ? max(groups, 2) : groups)
+            let g = ConvGeometry(
+                inChannels: icg * (depthwise ? max(groups, 2) : groups), inHeight: r.int(1...13),
+                inWidth: r.int(1...13),
+                outChannels: ocg * (depthwise ? max(groups, 2) : groups), kernelH: r.int(1...4), kernelW: r.int(1...4),
+                strideH: r.int(1...3), strideW: r.int(1...3), dilationH: r.int(1...2), dilationW: r.int(1...2),
+                padTop: r.int(0...2), padLeft: r.int(0...2), padBottom: r.int(0...2), padRight: r.int(0...2),
+                groups: depthwise ? max(groups, 2) : groups)
             guard g.outHeight > 0, g.outWidth > 0 else { return }
             let x = r.floats(g.inputCount), w = r.floats(g.weightCount)
             let b = r.int(0...1) == 0 ? [] : r.floats(g.outChannels)
@@ -37,10 +40,11 @@ import Testing
         await propertyCheck(count: 150, input: Gen.uint64()) { seed in
             var r = TestRNG(state: seed)
             let groups = r.int(1...2), k = r.int(1...3), pad = r.int(0...2)
-            let g = ConvGeometry(inChannels: groups * r.int(1...3), inHeight: r.int(1...5), inWidth: r.int(32...75),
-                                 outChannels: groups * r.int(1...20), kernelH: k, kernelW: k, strideH: r.int(1...2),
-                                 dilationH: r.int(1...2), dilationW: r.int(1...2),
-                                 padTop: pad, padLeft: r.int(0...2), padBottom: pad, padRight: r.int(0...2), groups: groups)
+            let g = ConvGeometry(
+                inChannels: groups * r.int(1...3), inHeight: r.int(1...5), inWidth: r.int(32...75),
+                outChannels: groups * r.int(1...20), kernelH: k, kernelW: k, strideH: r.int(1...2),
+                dilationH: r.int(1...2), dilationW: r.int(1...2),
+                padTop: pad, padLeft: r.int(0...2), padBottom: pad, padRight: r.int(0...2), groups: groups)
             guard g.outHeight > 0, g.usesRowKernel else { return }
             let x = r.floats(g.inputCount), w = r.floats(g.weightCount), b = r.floats(g.outChannels)
             let layer = Layer(name: "conv", kind: .conv(g, .relu), weights: w, bias: b)
@@ -53,8 +57,9 @@ import Testing
     }
 
     @Test func vggFirstLayerUsesTheRowKernel() {
-        let g = ConvGeometry(inChannels: 3, inHeight: 224, inWidth: 224, outChannels: 64, kernelH: 3, kernelW: 3,
-                             padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)
+        let g = ConvGeometry(
+            inChannels: 3, inHeight: 224, inWidth: 224, outChannels: 64, kernelH: 3, kernelW: 3,
+            padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)
         #expect(g.usesRowKernel)
     }
 
@@ -63,9 +68,12 @@ import Testing
             var r = TestRNG(state: seed)
             let k = r.int(1...300), n = r.int(1...100)
             let x = r.floats(k), w = r.floats(k * n), b = r.int(0...1) == 0 ? [] : r.floats(n)
-            let layer = Layer(name: "fc", kind: .linear(LinearGeometry(inFeatures: k, outFeatures: n), .none), weights: w, bias: b)
+            let layer = Layer(
+                name: "fc", kind: .linear(LinearGeometry(inFeatures: k, outFeatures: n), .none), weights: w, bias: b)
             let got = try runEngine([layer], input: x, threads: r.int(1...3))
-            #expect(scaledError(got, referenceLinear(input: x, weights: w, bias: b, outFeatures: n)) <= Self.tolerance, "linear \(k)x\(n)")
+            #expect(
+                scaledError(got, referenceLinear(input: x, weights: w, bias: b, outFeatures: n)) <= Self.tolerance,
+                "linear \(k)x\(n)")
         }
     }
 
@@ -87,14 +95,20 @@ import Testing
                 let depthwise = r.int(0...4) == 0, groups = depthwise ? r.int(2...4) : [1, 1, 2][r.int(0...2)]
                 let icg = depthwise ? 1 : r.int(1...6), ocg = depthwise ? 1 : r.int(1...90)
                 // Wide inputs reach the row kernel, narrow ones the blocked kernel.
-                let g = ConvGeometry(inChannels: icg * groups, inHeight: r.int(1...8), inWidth: r.int(0...1) == 0 ? r.int(1...12) : r.int(32...70),
-                                     outChannels: ocg * groups, kernelH: r.int(1...3), kernelW: r.int(1...3),
-                                     padTop: r.int(0...1), padLeft: r.int(0...1), padBottom: r.int(0...1), padRight: r.int(0...1), groups: groups)
+                let g = ConvGeometry(
+                    inChannels: icg * groups, inHeight: r.int(1...8),
+                    inWidth: r.int(0...1) == 0 ? r.int(1...12) : r.int(32...70),
+                    outChannels: ocg * groups, kernelH: r.int(1...3), kernelW: r.int(1...3),
+                    padTop: r.int(0...1), padLeft: r.int(0...1), padBottom: r.int(0...1), padRight: r.int(0...1),
+                    groups: groups)
                 guard g.outHeight > 0, g.outWidth > 0 else { return }
-                x = r.floats(g.inputCount); w = r.floats(g.weightCount); b = r.int(0...1) == 0 ? [] : r.floats(g.outChannels)
+                x = r.floats(g.inputCount); w = r.floats(g.weightCount);
+                b = r.int(0...1) == 0 ? [] : r.floats(g.outChannels)
                 kind = .conv(g, .none)
                 expected = referenceConv(g, input: x, weights: w, bias: b, low: -.infinity)
-                #expect(kind.reservedWeightFloats >= g.packedWeightCount && kind.reservedBiasFloats >= g.packedBiasCount, "\(g)")
+                #expect(
+                    kind.reservedWeightFloats >= g.packedWeightCount && kind.reservedBiasFloats >= g.packedBiasCount,
+                    "\(g)")
             }
             var layout = ArenaLayout()
             let placed = layout.chain([kind])
@@ -108,8 +122,9 @@ import Testing
                 let count = min(channels - first, r.int(1...max(1, channels / 2)))
                 w.withUnsafeBufferPointer { wp in
                     b.withUnsafeBufferPointer { bp in
-                        engine.load(ops[0], channels: first..<(first + count), weights: wp.baseAddress! + first * per,
-                                    bias: b.isEmpty ? nil : bp.baseAddress! + first)
+                        engine.load(
+                            ops[0], channels: first..<(first + count), weights: wp.baseAddress! + first * per,
+                            bias: b.isEmpty ? nil : bp.baseAddress! + first)
                     }
                 }
                 first += count
@@ -128,15 +143,20 @@ import Testing
             let common = r.int(0...2) == 0
             let kh = common ? 2 : r.int(1...4), kw = common ? 2 : r.int(1...4)
             let pad = { (k: Int) in common ? 0 : r.int(0...(k - 1)) }
-            let g = PoolGeometry(channels: r.int(1...5), inHeight: r.int(1...12), inWidth: r.int(1...40), kernelH: kh, kernelW: kw,
-                                 strideH: common ? 2 : r.int(1...3), strideW: common ? 2 : r.int(1...3), padTop: pad(kh), padLeft: pad(kw),
-                                 padBottom: pad(kh), padRight: pad(kw), ceilMode: r.int(0...1) == 1,
-                                 countIncludePad: r.int(0...1) == 1)
+            let g = PoolGeometry(
+                channels: r.int(1...5), inHeight: r.int(1...12), inWidth: r.int(1...40), kernelH: kh, kernelW: kw,
+                strideH: common ? 2 : r.int(1...3), strideW: common ? 2 : r.int(1...3), padTop: pad(kh),
+                padLeft: pad(kw),
+                padBottom: pad(kh), padRight: pad(kw), ceilMode: r.int(0...1) == 1,
+                countIncludePad: r.int(0...1) == 1)
             guard (try? g.validate()) != nil else { return }
             let x = r.floats(g.inputCount)
             for isMax in [true, false] {
-                let got = try runEngine([Layer(name: "pool", kind: isMax ? .maxPool(g) : .averagePool(g))], input: x, threads: 2)
-                #expect(scaledError(got, referencePool(g, input: x, isMax: isMax)) <= Self.tolerance, "pool \(g) max \(isMax)")
+                let got = try runEngine(
+                    [Layer(name: "pool", kind: isMax ? .maxPool(g) : .averagePool(g))], input: x, threads: 2)
+                #expect(
+                    scaledError(got, referencePool(g, input: x, isMax: isMax)) <= Self.tolerance,
+                    "pool \(g) max \(isMax)")
             }
         }
     }
@@ -154,8 +174,11 @@ import Testing
     @Test func globalAveragePoolAndClamp() throws {
         var r = TestRNG(state: 3)
         let x = r.floats(5 * 7)
-        let got = try runEngine([Layer(name: "gap", kind: .globalAveragePool(channels: 5, plane: 7)),
-                                 Layer(name: "clip", kind: .clamp(count: 5, Activation(low: -0.05, high: 0.05)))], input: x, threads: 2)
+        let got = try runEngine(
+            [
+                Layer(name: "gap", kind: .globalAveragePool(channels: 5, plane: 7)),
+                Layer(name: "clip", kind: .clamp(count: 5, Activation(low: -0.05, high: 0.05))),
+            ], input: x, threads: 2)
         for c in 0..<5 {
             let mean = x[(c * 7)..<(c * 7 + 7)].reduce(0, +) / 7
             #expect(abs(got[c] - min(max(mean, -0.05), 0.05)) < 1e-6)
@@ -165,8 +188,12 @@ import Testing
     @Test func inconsistentChainIsRefused() {
         let g = ConvGeometry(inChannels: 3, inHeight: 4, inWidth: 4, outChannels: 2, kernelH: 3, kernelW: 3)
         let conv = Layer(name: "c", kind: .conv(g, .none), weights: [Float](repeating: 0, count: g.weightCount))
-        let fc = Layer(name: "fc", kind: .linear(LinearGeometry(inFeatures: 9, outFeatures: 2), .none), weights: [Float](repeating: 0, count: 18))
-        #expect(throws: CoreError.invalidShape("fc expects 9 inputs, the layer before gives 8")) { try Engine(layers: [conv, fc], threads: 1) }
+        let fc = Layer(
+            name: "fc", kind: .linear(LinearGeometry(inFeatures: 9, outFeatures: 2), .none),
+            weights: [Float](repeating: 0, count: 18))
+        #expect(throws: CoreError.invalidShape("fc expects 9 inputs, the layer before gives 8")) {
+            try Engine(layers: [conv, fc], threads: 1)
+        }
         let badWeights = Layer(name: "c", kind: .conv(g, .none), weights: [1, 2, 3])
         #expect(throws: CoreError.self) { try Engine(layers: [badWeights], threads: 1) }
     }
@@ -188,5 +215,4 @@ struct CountTask: ParallelTask {
     func run(_ task: Int) { counts[task] += 1 }
 }
 
-import Foundation
 func Foundation_exp(_ x: Double) -> Double { Foundation.exp(x) }

@@ -4,7 +4,9 @@ import TestSupport
 // Naive kernels written straight from the ONNX operator definitions, with
 // none of the packing, blocking or padding tricks of the real ones.
 
-func referenceConv(_ g: ConvGeometry, input: [Float], weights: [Float], bias: [Float], low: Float = -.infinity, high: Float = .infinity) -> [Float] {
+func referenceConv(
+    _ g: ConvGeometry, input: [Float], weights: [Float], bias: [Float], low: Float = -.infinity, high: Float = .infinity
+) -> [Float] {
     var out = [Float](repeating: 0, count: g.outputCount)
     let icg = g.inChannels / g.groups, ocg = g.outChannels / g.groups
     for oc in 0..<g.outChannels {
@@ -56,7 +58,8 @@ func referencePool(_ g: PoolGeometry, input: [Float], isMax: Bool) -> [Float] {
                         best = max(best, v); sum += Double(v); valid += 1
                     }
                 }
-                out[(c * g.outHeight + oy) * g.outWidth + ox] = isMax ? best : Float(sum / Double(g.countIncludePad ? inPadded : valid))
+                out[(c * g.outHeight + oy) * g.outWidth + ox] =
+                    isMax ? best : Float(sum / Double(g.countIncludePad ? inPadded : valid))
             }
         }
     }

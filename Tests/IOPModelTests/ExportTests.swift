@@ -1,7 +1,7 @@
-import TestSupport
 import Foundation
 import IOPCore
 import IOPModel
+import TestSupport
 import Testing
 
 @Suite struct ExportTests {
@@ -21,23 +21,25 @@ import Testing
     @Test(arguments: ["lenet5", "vgg11"])
     func onnxRuntimeAgreesWithIOP(_ name: String) throws {
         let net = try Zoo.make(name, inputSize: name == "vgg11" ? 32 : nil)
-        let model = temporaryPath("\(name).onnx"), input = temporaryPath("\(name).in.npy"), output = temporaryPath("\(name).ort.npy")
+        let model = temporaryPath("\(name).onnx"), input = temporaryPath("\(name).in.npy"),
+            output = temporaryPath("\(name).ort.npy")
         try ONNXExporter.write(net, to: model)
         var rng = SplitMix64(seed: 8)
         let x = (0..<net.inputCount).map { _ in Float(rng.nextUnit() * 2 - 1) }
         try NPY.write(NPY.Array(shape: net.inputShape, values: x), path: input)
         let script = """
-        import sys, numpy as np, onnxruntime as ort
-        o = ort.SessionOptions(); o.intra_op_num_threads = 1
-        s = ort.InferenceSession(sys.argv[1], o, providers=["CPUExecutionProvider"])
-        np.save(sys.argv[3], s.run(None, {s.get_inputs()[0].name: np.load(sys.argv[2])})[0].astype(np.float32))
-        """
+            import sys, numpy as np, onnxruntime as ort
+            o = ort.SessionOptions(); o.intra_op_num_threads = 1
+            s = ort.InferenceSession(sys.argv[1], o, providers=["CPUExecutionProvider"])
+            np.save(sys.argv[3], s.run(None, {s.get_inputs()[0].name: np.load(sys.argv[2])})[0].astype(np.float32))
+            """
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["python3", "-c", script, model, input, output]
         try p.run()
         p.waitUntilExit()
-        try #require(p.terminationStatus == 0, "python3 with onnxruntime failed (the test command installs it: scripts/test)")
+        try #require(
+            p.terminationStatus == 0, "python3 with onnxruntime failed (the test command installs it: scripts/test)")
         let ort = try NPY.read(path: output)
         #expect(ort.shape == net.outputShape)
         #expect(scaledError(try infer(net, x), ort.values) <= 1e-4)

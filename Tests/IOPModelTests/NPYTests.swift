@@ -44,7 +44,8 @@ import Testing
         ("<f4", "True", "(2,)", 8, "Fortran order"),
         ("<f4", "False", "(3,)", 8, "payload has 8 bytes"),
     ])
-    func rejectsOtherDtypesOrdersAndSizes(descr: String, fortran: String, shape: String, payload: Int, message: String) {
+    func rejectsOtherDtypesOrdersAndSizes(descr: String, fortran: String, shape: String, payload: Int, message: String)
+    {
         do {
             _ = try NPY.decode(Self.file(descr: descr, fortran: fortran, shape: shape, payload: payload), path: "x.npy")
             Issue.record("accepted \(descr) \(fortran) \(shape)")

@@ -1,7 +1,7 @@
-import TestSupport
 import Foundation
 import IOPCore
 import IOPModel
+import TestSupport
 import Testing
 
 /// iop against ONNX Runtime on the committed fixtures (make_fixtures.py).
@@ -94,7 +94,11 @@ import Testing
     @Test func batchNormIsFoldedAndActivationsFused() throws {
         let net = try ONNXImporter.load(path: Fixtures.path("conv_bn_relu.onnx"))
         #expect(net.layers.count == 1)
-        if case .conv(_, let act) = net.layers[0].kind { #expect(act == .relu) } else { Issue.record("expected a conv") }
+        if case .conv(_, let act) = net.layers[0].kind {
+            #expect(act == .relu)
+        } else {
+            Issue.record("expected a conv")
+        }
         let dropout = try ONNXImporter.load(path: Fixtures.path("conv_dropout_identity_relu.onnx"))
         #expect(dropout.layers.count == 1)
     }

@@ -1,14 +1,16 @@
-import TestSupport
 import Foundation
 import IOPCore
 import IOPModel
+import TestSupport
 import Testing
 
 @Suite struct ZooTests {
     /// Parameter counts of the torchvision models (torchvision's documentation),
     /// and LeNet-5 counted by hand: 156 + 2416 + 48120 + 10164 + 850.
-    @Test(arguments: [("lenet5", 61_706), ("alexnet", 61_100_840), ("vgg11", 132_863_336),
-                      ("vgg13", 133_047_848), ("vgg16", 138_357_544), ("vgg19", 143_667_240)])
+    @Test(arguments: [
+        ("lenet5", 61_706), ("alexnet", 61_100_840), ("vgg11", 132_863_336),
+        ("vgg13", 133_047_848), ("vgg16", 138_357_544), ("vgg19", 143_667_240),
+    ])
     func parameterCountsMatchTorchvision(name: String, parameters: Int) throws {
         let net = try Zoo.make(name, withWeights: false)
         #expect(net.parameterCount == parameters)
@@ -37,7 +39,9 @@ import Testing
     @Test func smallInputsResizeTheClassifier() throws {
         let net = try Zoo.make("vgg11", inputSize: 32, withWeights: false)
         #expect(net.outputShape == [1, 1000])
-        if case .linear(let g, _) = net.layers.first(where: { $0.opName == "Linear" })!.kind { #expect(g.inFeatures == 512) }
+        if case .linear(let g, _) = net.layers.first(where: { $0.opName == "Linear" })!.kind {
+            #expect(g.inFeatures == 512)
+        }
         #expect(throws: ModelError.self) { try Zoo.make("alexnet", inputSize: 16) }
         #expect(throws: ModelError.self) { try Zoo.make("resnet50") }
     }

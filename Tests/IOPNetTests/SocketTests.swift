@@ -21,13 +21,17 @@ import Testing
         let payload = (0..<10_000).map { UInt8($0 % 251) }
         var f = [UInt8](repeating: 0, count: MessageHeader.size + payload.count)
         _ = try payload.withUnsafeBytes { p in
-            try f.withUnsafeMutableBytes { try Wire.encode(kind: .activation, requestID: 42, step: 5, payload: p, into: $0) }
+            try f.withUnsafeMutableBytes {
+                try Wire.encode(kind: .activation, requestID: 42, step: 5, payload: p, into: $0)
+            }
         }
         try f.withUnsafeBytes { try push.send($0) }
         var buffer = [UInt8](repeating: 0, count: 20_000)
         let n = try buffer.withUnsafeMutableBytes { try pull.receive(into: $0) }
         #expect(n == f.count && Array(buffer[0..<n]) == f)
-        let h = try buffer.withUnsafeBytes { try Wire.decode(UnsafeRawBufferPointer(rebasing: $0[0..<n]), maxPayload: 1 << 20) }
+        let h = try buffer.withUnsafeBytes {
+            try Wire.decode(UnsafeRawBufferPointer(rebasing: $0[0..<n]), maxPayload: 1 << 20)
+        }
         #expect(h.kind == .activation && h.requestID == 42 && h.step == 5)
     }
 

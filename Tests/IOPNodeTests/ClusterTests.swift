@@ -3,11 +3,11 @@ import IOPCore
 import IOPModel
 import IOPNet
 import IOPNode
+import IOPPlan
 import IOPProgram
 import IOPWire
-import IOPPlan
-import TestSupport
 import PlanTestSupport
+import TestSupport
 import Testing
 
 /// A worker running on its own thread, as it would in its own process.
@@ -33,14 +33,17 @@ func compiledBundle(_ plan: Plan, network: Network) throws -> (bytes: [UInt8], b
 
 /// A leader on a loopback port of its own and one worker thread per other board
 /// (with the budget `budgets` gives it, or the cluster file's).
-func startCluster(_ cluster: Cluster, plan: Plan, network: Network, context ctx: Context, budgets: [Int]? = nil,
-                  onServing: @escaping @Sendable () -> Void = {}) throws -> (Leader, [WorkerThread]) {
+func startCluster(
+    _ cluster: Cluster, plan: Plan, network: Network, context ctx: Context, budgets: [Int]? = nil,
+    onServing: @escaping @Sendable () -> Void = {}
+) throws -> (Leader, [WorkerThread]) {
     let (bytes, bundle) = try compiledBundle(plan, network: network)
     let leader = try Leader(context: ctx, listen: "tcp://127.0.0.1:*", bundle: bundle, timeoutMs: 20_000)
     var workers: [WorkerThread] = []
     for (i, d) in cluster.devices.enumerated() where i != cluster.leader {
-        let w = try Worker(context: ctx, name: d.name, listen: "tcp://127.0.0.1:*", leader: leader.endpoint,
-                           budgetBytes: budgets?[i] ?? d.memoryBudgetBytes, threads: 1, timeoutMs: 20_000, idleTimeoutMs: 20_000)
+        let w = try Worker(
+            context: ctx, name: d.name, listen: "tcp://127.0.0.1:*", leader: leader.endpoint,
+            budgetBytes: budgets?[i] ?? d.memoryBudgetBytes, threads: 1, timeoutMs: 20_000, idleTimeoutMs: 20_000)
         w.onServing = onServing
         workers.append(WorkerThread(w))
     }
@@ -60,7 +63,9 @@ func startCluster(_ cluster: Cluster, plan: Plan, network: Network, context ctx:
         let model: String, size: Int?, planner: PlannerKind
         var description: String { "\(model) \(planner.rawValue)" }
     }
-    static let cases = [("lenet5", nil), ("alexnet", 67), ("vgg11", 32)].flatMap { m, s in PlannerKind.allCases.map { Case(model: m, size: s, planner: $0) } }
+    static let cases = [("lenet5", nil), ("alexnet", 67), ("vgg11", 32)].flatMap { m, s in
+        PlannerKind.allCases.map { Case(model: m, size: s, planner: $0) }
+    }
 
     /// A leader and three workers over ZeroMQ on loopback TCP run the plan; outputs equal single-board inference.
     @Test(arguments: cases)
@@ -122,16 +127,20 @@ func startCluster(_ cluster: Cluster, plan: Plan, network: Network, context ctx:
     let fakeLeader = try Socket(ctx, .pull)
     try fakeLeader.setTimeouts(sendMs: 10_000, receiveMs: 10_000)
     try fakeLeader.bind("tcp://127.0.0.1:*")
-    let g = ConvGeometry(inChannels: 64, inHeight: 16, inWidth: 16, outChannels: 64, kernelH: 3, kernelW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)
+    let g = ConvGeometry(
+        inChannels: 64, inHeight: 16, inWidth: 16, outChannels: 64, kernelH: 3, kernelW: 3, padTop: 1, padLeft: 1,
+        padBottom: 1, padRight: 1)
     let layers = [Layer(name: "conv", kind: .conv(g, .relu), weights: [Float](repeating: 0.01, count: g.weightCount))]
     // The program a leader would send a board running this conv alone (board 1 of 2).
-    let segment = SegmentProgram(parts: [BoardPart(board: 1, layers: layers, input: .all, output: .all)], reduceLayers: [],
-                                 inputCount: g.inputCount, outputCount: g.outputCount, partialCount: 0)
+    let segment = SegmentProgram(
+        parts: [BoardPart(board: 1, layers: layers, input: .all, output: .all)], reduceLayers: [],
+        inputCount: g.inputCount, outputCount: g.outputCount, partialCount: 0)
     let program = BoardLayout.compile([segment], boards: 2, leader: 0).programs[1]
     let needed = program.arenaBytes
     #expect(needed > 4 * (g.weightCount + g.inputCount + g.outputCount))
-    let worker = try Worker(context: ctx, name: "small", listen: "tcp://127.0.0.1:*", leader: try fakeLeader.boundEndpoint(),
-                            budgetBytes: needed - 1, threads: 1, timeoutMs: 10_000, idleTimeoutMs: 10_000)
+    let worker = try Worker(
+        context: ctx, name: "small", listen: "tcp://127.0.0.1:*", leader: try fakeLeader.boundEndpoint(),
+        budgetBytes: needed - 1, threads: 1, timeoutMs: 10_000, idleTimeoutMs: 10_000)
     let thread = WorkerThread(worker)
     let hello = try fakeLeader.receiveMessage()
     #expect(hello.count > MessageHeader.size && hello[6] == MessageKind.hello.rawValue)
@@ -141,7 +150,9 @@ func startCluster(_ cluster: Cluster, plan: Plan, network: Network, context ctx:
     // Only the program: the worker refuses before any weights would be sent.
     let body = ProgramCodec.encode(program)
     var frame = [UInt8](repeating: 0, count: MessageHeader.size + body.count)
-    _ = try body.withUnsafeBytes { b in try frame.withUnsafeMutableBytes { try Wire.encode(kind: .program, requestID: 1, payload: b, into: $0) } }
+    _ = try body.withUnsafeBytes { b in
+        try frame.withUnsafeMutableBytes { try Wire.encode(kind: .program, requestID: 1, payload: b, into: $0) }
+    }
     try frame.withUnsafeBytes { try toWorker.send($0) }
     let answer = try fakeLeader.receiveMessage()
     let header = try answer.withUnsafeBytes { try Wire.decode($0, maxPayload: 1024) }

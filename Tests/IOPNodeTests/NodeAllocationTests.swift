@@ -4,8 +4,8 @@ import IOPCore
 import IOPModel
 import IOPNet
 import IOPNode
-import IOPProgram
 import IOPPlan
+import IOPProgram
 import PlanTestSupport
 import Testing
 
@@ -23,7 +23,8 @@ import Testing
         let plan = try Planner(network: net, cluster: cluster).plan(.oc)
         let ctx = try Context()
         // Each serving thread enrols itself once its arena is allocated and loaded.
-        let (leader, threads) = try startCluster(cluster, plan: plan, network: net, context: ctx, onServing: { iop_alloc_counter_enroll(1) })
+        let (leader, threads) = try startCluster(
+            cluster, plan: plan, network: net, context: ctx, onServing: { iop_alloc_counter_enroll(1) })
         defer {
             leader.shutdown()
             for t in threads { t.join() }

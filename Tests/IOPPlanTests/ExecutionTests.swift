@@ -1,8 +1,8 @@
 import IOPCore
 import IOPModel
 import IOPPlan
-import TestSupport
 import PlanTestSupport
+import TestSupport
 import Testing
 
 /// Every planner's plan, run slice by slice, gives single-board inference's output.
@@ -12,7 +12,9 @@ import Testing
         var description: String { "\(model)@\(size.map(String.init) ?? "default") \(cluster) \(planner.rawValue)" }
     }
     static let cases: [Case] = [("lenet5", nil), ("alexnet", 67), ("vgg11", 32)].flatMap { m, s in
-        ["four-pi4-wifi", "mixed-pi4-pi3", "compute-bound-gige"].flatMap { c in PlannerKind.allCases.map { Case(model: m, size: s, cluster: c, planner: $0) } }
+        ["four-pi4-wifi", "mixed-pi4-pi3", "compute-bound-gige"].flatMap { c in
+            PlannerKind.allCases.map { Case(model: m, size: s, cluster: c, planner: $0) }
+        }
     }
 
     @Test(arguments: cases)
@@ -39,10 +41,12 @@ import Testing
             if dim == .inputChannels, planner.canPair(i) { segments.append(.pair(first: i)); i += 2; continue }
             segments.append(.single(stage: i, stages[i].allowedDimensions.contains(dim) ? dim : .none)); i += 1
         }
-        let plan = Plan(planner: .optimal, segments: segments, costs: segments.map(planner.model.cost), cluster: cluster)
+        let plan = Plan(
+            planner: .optimal, segments: segments, costs: segments.map(planner.model.cost), cluster: cluster)
         var rng = SplitMix64(seed: 5)
         let x = (0..<net.inputCount).map { _ in Float(rng.nextUnit()) }
-        let err = scaledError(try LocalExecutor(plan: plan, network: net, threads: 2).run(x), try net.makeEngine(threads: 1).run(x))
+        let err = scaledError(
+            try LocalExecutor(plan: plan, network: net, threads: 2).run(x), try net.makeEngine(threads: 1).run(x))
         #expect(err <= 1e-4, "\(dim): scaled error \(err)")
     }
 }
@@ -53,21 +57,30 @@ import Testing
 func rowBandsThroughPaddedPools(cluster name: String) throws {
     var rng = SplitMix64(seed: 23)
     func r(_ n: Int) -> [Float] { (0..<n).map { _ in Float(rng.nextUnit() - 0.5) } }
-    let c1 = ConvGeometry(inChannels: 3, inHeight: 29, inWidth: 21, outChannels: 8, kernelH: 3, kernelW: 3, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)
-    let p1 = PoolGeometry(channels: 8, inHeight: 29, inWidth: 21, kernelH: 3, kernelW: 3, strideH: 2, strideW: 2,
-                          padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, ceilMode: true)
-    let c2 = ConvGeometry(inChannels: 8, inHeight: p1.outHeight, inWidth: p1.outWidth, outChannels: 16, kernelH: 3, kernelW: 3,
-                          strideH: 1, strideW: 1, dilationH: 2, padTop: 2, padLeft: 1, padBottom: 1, padRight: 1)
-    let p2 = PoolGeometry(channels: 16, inHeight: c2.outHeight, inWidth: c2.outWidth, kernelH: 3, kernelW: 2, strideH: 2, strideW: 2,
-                          padTop: 1, padLeft: 0, padBottom: 2, padRight: 1, ceilMode: true, countIncludePad: true)
-    let net = Network(name: "padded-pools", inputShape: [1, 3, 29, 21], layers: [
-        Layer(name: "c1", kind: .conv(c1, .relu), weights: r(c1.weightCount), bias: r(8)),
-        Layer(name: "p1", kind: .maxPool(p1)),
-        Layer(name: "c2", kind: .conv(c2, .none), weights: r(c2.weightCount), bias: r(16)),
-        Layer(name: "relu", kind: .clamp(count: c2.outputCount, .relu)),
-        Layer(name: "p2", kind: .averagePool(p2)),
-        Layer(name: "fc", kind: .linear(LinearGeometry(inFeatures: p2.outputCount, outFeatures: 10), .none), weights: r(p2.outputCount * 10), bias: r(10)),
-    ])
+    let c1 = ConvGeometry(
+        inChannels: 3, inHeight: 29, inWidth: 21, outChannels: 8, kernelH: 3, kernelW: 3, padTop: 1, padLeft: 1,
+        padBottom: 1, padRight: 1)
+    let p1 = PoolGeometry(
+        channels: 8, inHeight: 29, inWidth: 21, kernelH: 3, kernelW: 3, strideH: 2, strideW: 2,
+        padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, ceilMode: true)
+    let c2 = ConvGeometry(
+        inChannels: 8, inHeight: p1.outHeight, inWidth: p1.outWidth, outChannels: 16, kernelH: 3, kernelW: 3,
+        strideH: 1, strideW: 1, dilationH: 2, padTop: 2, padLeft: 1, padBottom: 1, padRight: 1)
+    let p2 = PoolGeometry(
+        channels: 16, inHeight: c2.outHeight, inWidth: c2.outWidth, kernelH: 3, kernelW: 2, strideH: 2, strideW: 2,
+        padTop: 1, padLeft: 0, padBottom: 2, padRight: 1, ceilMode: true, countIncludePad: true)
+    let net = Network(
+        name: "padded-pools", inputShape: [1, 3, 29, 21],
+        layers: [
+            Layer(name: "c1", kind: .conv(c1, .relu), weights: r(c1.weightCount), bias: r(8)),
+            Layer(name: "p1", kind: .maxPool(p1)),
+            Layer(name: "c2", kind: .conv(c2, .none), weights: r(c2.weightCount), bias: r(16)),
+            Layer(name: "relu", kind: .clamp(count: c2.outputCount, .relu)),
+            Layer(name: "p2", kind: .averagePool(p2)),
+            Layer(
+                name: "fc", kind: .linear(LinearGeometry(inFeatures: p2.outputCount, outFeatures: 10), .none),
+                weights: r(p2.outputCount * 10), bias: r(10)),
+        ])
     let cluster = try Examples.cluster(name)
     let planner = Planner(network: net, cluster: cluster)
     let segments: [Segment] = [.single(stage: 0, .rows), .single(stage: 1, .rows), .single(stage: 2, .none)]
@@ -86,7 +99,9 @@ func rowBandsThroughPaddedPools(cluster name: String) throws {
     let cluster = try Examples.cluster("compute-bound-gige")
     let planner = Planner(network: net, cluster: cluster)
     let stages = Stage.split(net)
-    let rows = stages.indices.map { Segment.single(stage: $0, stages[$0].allowedDimensions.contains(.rows) ? .rows : .none) }
+    let rows = stages.indices.map {
+        Segment.single(stage: $0, stages[$0].allowedDimensions.contains(.rows) ? .rows : .none)
+    }
     #expect(rows.filter { $0 == .single(stage: $0.stages[0], .rows) }.count == 5)
     var plans = [Plan(planner: .coedge, segments: rows, costs: rows.map(planner.model.cost), cluster: cluster)]
     for kind in PlannerKind.allCases { plans.append(try planner.plan(kind)) }

@@ -30,7 +30,9 @@ import Testing
                     #expect(p.extents.allSatisfy { $0 >= 0 })
                     #expect(p.extents.reduce(0, +) == p.fullExtent, "\(kind) \(p.layer) \(p.dimension)")
                 }
-                for (d, peak) in plan.peakMemoryBytes.enumerated() { #expect(peak <= cluster.devices[d].memoryBudgetBytes, "\(kind) board \(d)") }
+                for (d, peak) in plan.peakMemoryBytes.enumerated() {
+                    #expect(peak <= cluster.devices[d].memoryBudgetBytes, "\(kind) board \(d)")
+                }
             } catch let e as PlanError {
                 #expect(!e.overruns.isEmpty)
                 for o in e.overruns { #expect(o.needs > o.budget) }
@@ -44,7 +46,8 @@ import Testing
     }
 
     @Test func smallMemoryClusterNeedsPartitionedWeights() throws {
-        let planner = Planner(network: try Zoo.make("vgg11", withWeights: false), cluster: try Examples.cluster("small-memory"))
+        let planner = Planner(
+            network: try Zoo.make("vgg11", withWeights: false), cluster: try Examples.cluster("small-memory"))
         #expect(throws: PlanError.self) { try planner.plan(.single) }
         #expect(throws: PlanError.self) { try planner.plan(.coedge) }
         let plan = try planner.plan(.optimal)
@@ -61,13 +64,17 @@ import Testing
     /// 1 GFLOP/s = 1e6 FLOP per ms; 8 Mbit/s = 1000 bytes per ms; 2 ms per message.
     @Test func handComputedTwoBoardCase() throws {
         func board(_ n: String) -> DeviceSpec {
-            DeviceSpec(name: n, endpoint: "tcp://127.0.0.1:1", gflops: 1, memoryBudgetBytes: 1 << 20, bandwidthMbps: 8, setupMs: 2, threads: 1)
+            DeviceSpec(
+                name: n, endpoint: "tcp://127.0.0.1:1", gflops: 1, memoryBudgetBytes: 1 << 20, bandwidthMbps: 8,
+                setupMs: 2, threads: 1)
         }
         let cluster = Cluster(devices: [board("a"), board("b")], leader: 0)
-        let net = Network(name: "two-fc", inputShape: [1, 100], layers: [
-            Layer(name: "fc1", kind: .linear(LinearGeometry(inFeatures: 100, outFeatures: 64), .relu)),
-            Layer(name: "fc2", kind: .linear(LinearGeometry(inFeatures: 64, outFeatures: 10), .none)),
-        ])
+        let net = Network(
+            name: "two-fc", inputShape: [1, 100],
+            layers: [
+                Layer(name: "fc1", kind: .linear(LinearGeometry(inFeatures: 100, outFeatures: 64), .relu)),
+                Layer(name: "fc2", kind: .linear(LinearGeometry(inFeatures: 64, outFeatures: 10), .none)),
+            ])
         let planner = Planner(network: net, cluster: cluster)
         #expect(planner.canPair(0))
 
@@ -126,12 +133,15 @@ import Testing
     func parse(_ json: String) -> String? {
         do { _ = try Cluster.parse(Data(json.utf8)); return nil } catch { return "\(error)" }
     }
-    static let good = #"{"name": "a", "endpoint": "tcp://127.0.0.1:5555", "gflops": 4, "memory": "512MiB", "bandwidth_mbps": 100, "setup_ms": 2, "threads": 4}"#
+    static let good =
+        #"{"name": "a", "endpoint": "tcp://127.0.0.1:5555", "gflops": 4, "memory": "512MiB", "bandwidth_mbps": 100, "setup_ms": 2, "threads": 4}"#
 
     @Test func readsSizesAndTheLeader() throws {
         let c = try Cluster.parse(Data(#"{"leader": "a", "devices": [\#(Self.good)]}"#.utf8))
         #expect(c.devices[0].memoryBudgetBytes == 512 * 1024 * 1024 && c.leader == 0)
-        #expect(Cluster.parseSize("1GiB") == 1 << 30 && Cluster.parseSize("1.5GiB") == 3 << 29 && Cluster.parseSize("300MB") == 300_000_000)
+        #expect(
+            Cluster.parseSize("1GiB") == 1 << 30 && Cluster.parseSize("1.5GiB") == 3 << 29
+                && Cluster.parseSize("300MB") == 300_000_000)
         #expect(Cluster.parseSize("lots") == nil && Cluster.parseSize("-1GiB") == nil)
     }
 
@@ -151,7 +161,8 @@ import Testing
     @Test func rejectsBadLeadersAndDuplicates() {
         #expect(parse(#"{"leader": "z", "devices": [\#(Self.good)]}"#)?.contains("'leader' names 'z'") == true)
         #expect(parse(#"{"devices": [\#(Self.good)]}"#)?.contains("missing field 'leader'") == true)
-        #expect(parse(#"{"leader": "a", "devices": [\#(Self.good), \#(Self.good)]}"#)?.contains("appears twice") == true)
+        #expect(
+            parse(#"{"leader": "a", "devices": [\#(Self.good), \#(Self.good)]}"#)?.contains("appears twice") == true)
         #expect(parse(#"{"leader": "a", "devices": []}"#)?.contains("'devices'") == true)
         #expect(parse(#"{"leader": "a", "devices": [], "extra": 1}"#)?.contains("unknown field 'extra'") == true)
     }

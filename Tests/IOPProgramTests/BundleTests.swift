@@ -1,10 +1,10 @@
 import IOPCore
 import IOPModel
-import IOPProgram
 import IOPPlan
+import IOPProgram
 import IOPWire
-import TestSupport
 import PlanTestSupport
+import TestSupport
 import Testing
 
 /// Bundles and board programs: what `iop compile` lays out is what the planner counted.
@@ -14,7 +14,9 @@ import Testing
         var description: String { "\(model) \(cluster)" }
     }
     static let cases = [("lenet5", nil), ("alexnet", 67), ("vgg11", 32)].flatMap { m, s in
-        ["four-pi4-wifi", "mixed-pi4-pi3", "small-memory", "compute-bound-gige"].map { Case(model: m, size: s, cluster: $0) }
+        ["four-pi4-wifi", "mixed-pi4-pi3", "small-memory", "compute-bound-gige"].map {
+            Case(model: m, size: s, cluster: $0)
+        }
     }
 
     /// Every board's arena, as compiled into its program, is the plan's memory
@@ -32,11 +34,15 @@ import Testing
             #expect(bundle.programs.allSatisfy { $0.isWithinArena })
             // Every weight travels in some board's shards: once, or once per band when a stage is split by rows.
             let shipped = bundle.shards.enumerated().reduce(0) { total, e in
-                total + e.element.reduce(0) { $0 + $1.channels * bundle.programs[e.offset].ops[$1.op].kind.weightsPerChannel }
+                total
+                    + e.element.reduce(0) {
+                        $0 + $1.channels * bundle.programs[e.offset].ops[$1.op].kind.weightsPerChannel
+                    }
             }
             let stages = Stage.split(net)
             let expected = zip(plan.segments, plan.costs).reduce(0) { total, sc in
-                let copies = sc.1.partitions[0].dimension == .rows ? sc.1.partitions[0].extents.filter { $0 > 0 }.count : 1
+                let copies =
+                    sc.1.partitions[0].dimension == .rows ? sc.1.partitions[0].extents.filter { $0 > 0 }.count : 1
                 return total + copies * sc.0.stages.reduce(0) { $0 + stages[$1].weightCount }
             }
             #expect(shipped == expected, "\(kind): weights in shards")
@@ -46,7 +52,8 @@ import Testing
     static func workerProgram() throws -> BoardProgram {
         let net = try Zoo.make("alexnet", inputSize: 67)
         let plan = try Planner(network: net, cluster: try Examples.cluster("mixed-pi4-pi3")).plan(.oc)
-        return try ProgramBundle.compile(plan, network: net).withUnsafeBytes { try ProgramBundle.decode($0) }.programs[1]
+        return try ProgramBundle.compile(plan, network: net).withUnsafeBytes { try ProgramBundle.decode($0) }.programs[
+            1]
     }
 
     @Test func programsRoundTripAndOutOfArenaOffsetsAreRefused() throws {
@@ -59,11 +66,15 @@ import Testing
         // One op writing one float past the arena's end is refused, not run.
         var bad = program
         bad.ops[0].output = program.arenaFloats - bad.ops[0].kind.outputCount + 1
-        #expect(throws: WireError.malformedPayload) { try ProgramCodec.encode(bad).withUnsafeBytes { try ProgramCodec.decode($0) } }
+        #expect(throws: WireError.malformedPayload) {
+            try ProgramCodec.encode(bad).withUnsafeBytes { try ProgramCodec.decode($0) }
+        }
         // So is a step whose input would not fit the activation region.
         bad = program
         bad.steps[0].input = program.activationFloats
-        #expect(throws: WireError.malformedPayload) { try ProgramCodec.encode(bad).withUnsafeBytes { try ProgramCodec.decode($0) } }
+        #expect(throws: WireError.malformedPayload) {
+            try ProgramCodec.encode(bad).withUnsafeBytes { try ProgramCodec.decode($0) }
+        }
     }
 
     /// Truncated and bit-flipped programs never trap: each decodes to an error or to a program inside its arena.
@@ -76,7 +87,9 @@ import Testing
             if i % 4 == 0 {
                 b = Array(b[0..<Int(rng.next() % UInt64(b.count))])
             } else {
-                for _ in 0..<(1 + Int(rng.next() % 3)) { b[Int(rng.next() % UInt64(b.count))] ^= UInt8(1 << (rng.next() % 8)) }
+                for _ in 0..<(1 + Int(rng.next() % 3)) {
+                    b[Int(rng.next() % UInt64(b.count))] ^= UInt8(1 << (rng.next() % 8))
+                }
             }
             if let p = try? b.withUnsafeBytes({ try ProgramCodec.decode($0) }) {
                 #expect(p.isWithinArena)

@@ -3,14 +3,20 @@ import Testing
 
 func frame(kind: MessageKind, requestID: UInt64 = 7, step: UInt32 = 3, payload: [UInt8]) throws -> [UInt8] {
     var buffer = [UInt8](repeating: 0, count: MessageHeader.size + payload.count)
-    let n = try payload.withUnsafeBytes { p in try buffer.withUnsafeMutableBytes { try Wire.encode(kind: kind, requestID: requestID, step: step, payload: p, into: $0) } }
+    let n = try payload.withUnsafeBytes { p in
+        try buffer.withUnsafeMutableBytes {
+            try Wire.encode(kind: kind, requestID: requestID, step: step, payload: p, into: $0)
+        }
+    }
     #expect(n == buffer.count)
     return buffer
 }
 
 func decode(_ bytes: [UInt8], maxPayload: Int = 1 << 20) -> Result<MessageHeader, WireError> {
     bytes.withUnsafeBytes { b in
-        do throws(WireError) { return .success(try Wire.decode(b, maxPayload: maxPayload)) } catch { return .failure(error) }
+        do throws(WireError) { return .success(try Wire.decode(b, maxPayload: maxPayload)) } catch {
+            return .failure(error)
+        }
     }
 }
 
@@ -22,12 +28,17 @@ let allKinds: [MessageKind] = [
 @Suite struct WireTests {
     @Test func roundTripsEveryKindAndRetiredKindsAreUnknown() throws {
         #expect(MessageKind(rawValue: 7) == nil && MessageKind(rawValue: 10) == nil)
-        #expect(decode(try frame(kind: .hello, payload: []).enumerated().map { $0 == 6 ? 7 : $1 }) == .failure(.unknownKind(7)))
+        #expect(
+            decode(try frame(kind: .hello, payload: []).enumerated().map { $0 == 6 ? 7 : $1 })
+                == .failure(.unknownKind(7)))
         for kind in allKinds {
             let raw = kind.rawValue
             let payload = (0..<Int(raw) * 13).map { UInt8($0 & 0xff) }
-            let h = try decode(frame(kind: kind, requestID: UInt64(raw) << 40, step: UInt32(raw), payload: payload)).get()
-            #expect(h.kind == kind && h.requestID == UInt64(raw) << 40 && h.step == UInt32(raw) && h.payloadLength == UInt32(payload.count))
+            let h = try decode(frame(kind: kind, requestID: UInt64(raw) << 40, step: UInt32(raw), payload: payload))
+                .get()
+            #expect(
+                h.kind == kind && h.requestID == UInt64(raw) << 40 && h.step == UInt32(raw)
+                    && h.payloadLength == UInt32(payload.count))
         }
     }
 
@@ -65,36 +76,50 @@ let allKinds: [MessageKind] = [
     }
 
     @Test func payloadsRoundTripAndRejectGarbage() throws {
-        let hello = Hello(name: Array("pi4-b".utf8), endpoint: Array("tcp://127.0.0.1:5555".utf8), budgetBytes: 1 << 30, threads: 4)
+        let hello = Hello(
+            name: Array("pi4-b".utf8), endpoint: Array("tcp://127.0.0.1:5555".utf8), budgetBytes: 1 << 30, threads: 4)
         let h = hello.encode()
         #expect(try h.withUnsafeBytes { try Hello.decode($0) } == hello)
         #expect(throws: WireError.malformedPayload) { try h.dropLast().withUnsafeBytes { try Hello.decode($0) } }
         #expect(throws: WireError.malformedPayload) { try (h + [0]).withUnsafeBytes { try Hello.decode($0) } }
         let refuse = Refuse(reason: .cannotAllocate, bytesNeeded: 600 << 20, budgetBytes: 512 << 20)
         #expect(try refuse.encode().withUnsafeBytes { try Refuse.decode($0) } == refuse)
-        #expect(throws: WireError.self) { try [UInt8](repeating: 0, count: 17).withUnsafeBytes { try Refuse.decode($0) } }
-        #expect(try Ready(arenaBytes: 123_456).encode().withUnsafeBytes { try Ready.decode($0) } == Ready(arenaBytes: 123_456))
-        let stats = ClusterStats(inferences: 5, boards: [
-            .init(name: Array("a".utf8), arenaBytes: 1 << 20, bytesSent: 400, messagesSent: 2),
-            .init(name: Array("bb".utf8), arenaBytes: 2 << 20, bytesSent: 40, messagesSent: 1),
-        ])
+        #expect(throws: WireError.self) {
+            try [UInt8](repeating: 0, count: 17).withUnsafeBytes { try Refuse.decode($0) }
+        }
+        #expect(
+            try Ready(arenaBytes: 123_456).encode().withUnsafeBytes { try Ready.decode($0) }
+                == Ready(arenaBytes: 123_456))
+        let stats = ClusterStats(
+            inferences: 5,
+            boards: [
+                .init(name: Array("a".utf8), arenaBytes: 1 << 20, bytesSent: 400, messagesSent: 2),
+                .init(name: Array("bb".utf8), arenaBytes: 2 << 20, bytesSent: 40, messagesSent: 1),
+            ])
         let encoded = stats.encode()
         #expect(try encoded.withUnsafeBytes { try ClusterStats.decode($0) } == stats)
-        #expect(throws: WireError.malformedPayload) { try encoded.dropLast().withUnsafeBytes { try ClusterStats.decode($0) } }
+        #expect(throws: WireError.malformedPayload) {
+            try encoded.dropLast().withUnsafeBytes { try ClusterStats.decode($0) }
+        }
     }
 
     /// Byte layouts written out by hand, as the doc comments give them.
     @Test func payloadLayoutsAreAsDocumented() throws {
         // Refuse: u8 reason, u64 needed, u64 budget.
-        #expect(Refuse(reason: .overBudget, bytesNeeded: 0x0102, budgetBytes: 3).encode()
-            == [1, 2, 1, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0])
+        #expect(
+            Refuse(reason: .overBudget, bytesNeeded: 0x0102, budgetBytes: 3).encode()
+                == [1, 2, 1, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0])
         // Request: u16 length, the endpoint, then the input floats (1.0 = 0x3F800000).
         let request = InferenceRequest.encode(replyEndpoint: Array("ep".utf8), input: [1, -2])
         #expect(request == [2, 0, 0x65, 0x70, 0, 0, 0x80, 0x3F, 0, 0, 0, 0xC0])
         let parts = try request.withUnsafeBytes { try InferenceRequest.parse($0, inputCount: 2) }
         #expect(parts == .init(replyEndpoint: 2..<4, input: 4..<12))
-        #expect(throws: WireError.malformedPayload) { try request.withUnsafeBytes { try InferenceRequest.parse($0, inputCount: 3) } }
-        #expect(throws: WireError.malformedPayload) { try [5, 0, 1].withUnsafeBytes { try InferenceRequest.parse($0, inputCount: 0) } }
+        #expect(throws: WireError.malformedPayload) {
+            try request.withUnsafeBytes { try InferenceRequest.parse($0, inputCount: 3) }
+        }
+        #expect(throws: WireError.malformedPayload) {
+            try [5, 0, 1].withUnsafeBytes { try InferenceRequest.parse($0, inputCount: 0) }
+        }
         // Stats request: the reply endpoint alone.
         let ask = StatsRequest.encode(replyEndpoint: Array("ep".utf8))
         #expect(ask == [2, 0, 0x65, 0x70])
@@ -134,7 +159,10 @@ let allKinds: [MessageKind] = [
         var rng = XorShift(state: 0x9E37_79B9_7F4A_7C15)
         var seeds: [[UInt8]] = []
         for kind in allKinds {
-            seeds.append(try frame(kind: kind, payload: (0..<Int.random(in: 0...300, using: &rng)).map { _ in .random(in: 0...255, using: &rng) }))
+            seeds.append(
+                try frame(
+                    kind: kind,
+                    payload: (0..<Int.random(in: 0...300, using: &rng)).map { _ in .random(in: 0...255, using: &rng) }))
         }
         var accepted = 0, flippedAccepted = 0, flipped = 0
         for i in 0..<100_000 {
@@ -142,7 +170,9 @@ let allKinds: [MessageKind] = [
             switch i % 4 {
             case 0:  // pure noise, sometimes with a valid magic and version
                 bytes = (0..<Int.random(in: 0...80, using: &rng)).map { _ in .random(in: 0...255, using: &rng) }
-                if bytes.count >= 6 && Bool.random(using: &rng) { bytes.replaceSubrange(0..<6, with: Array("IOPW".utf8) + [UInt8(MessageHeader.currentVersion), 0]) }
+                if bytes.count >= 6 && Bool.random(using: &rng) {
+                    bytes.replaceSubrange(0..<6, with: Array("IOPW".utf8) + [UInt8(MessageHeader.currentVersion), 0])
+                }
             case 1:  // truncated
                 let s = seeds.randomElement(using: &rng)!
                 bytes = Array(s.prefix(Int.random(in: 0..<s.count, using: &rng)))
@@ -151,7 +181,8 @@ let allKinds: [MessageKind] = [
                 bytes = seed
                 guard bytes.count > MessageHeader.size else { continue }
                 for _ in 0..<Int.random(in: 1...3, using: &rng) {
-                    bytes[Int.random(in: MessageHeader.size..<bytes.count, using: &rng)] ^= 1 << UInt8.random(in: 0...7, using: &rng)
+                    bytes[Int.random(in: MessageHeader.size..<bytes.count, using: &rng)] ^=
+                        1 << UInt8.random(in: 0...7, using: &rng)
                 }
                 // Two flips of the same bit give the original frame back: not a corruption.
                 if bytes == seed { continue }

@@ -1,6 +1,6 @@
-import TestSupport
 import Foundation
 import IOPModel
+import TestSupport
 import Testing
 
 struct Result { var status: Int32; var stdout: String; var stderr: String }
@@ -16,7 +16,9 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
     try p.run()
     let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
     p.waitUntilExit()
-    return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    return Result(
+        status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+        stderr: String(decoding: e, as: UTF8.self))
 }
 
 /// The `iop` binary as users and scripts see it: exit codes, one-line errors, outputs.
@@ -24,7 +26,9 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
     static var binary: String {
         // The test bundle sits beside the products of the same build.
         let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for candidate in [dir, dir.deletingLastPathComponent(), dir.deletingLastPathComponent().deletingLastPathComponent()] {
+        for candidate in [
+            dir, dir.deletingLastPathComponent(), dir.deletingLastPathComponent().deletingLastPathComponent(),
+        ] {
             let p = candidate.appendingPathComponent("iop").path
             if FileManager.default.isExecutableFile(atPath: p) { return p }
         }
@@ -35,7 +39,8 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
 
     @Test func inferWritesTheSameOutputAsTheLibrary() throws {
         let input = Fixtures.path("mini_lenet.input.npy"), out = temporaryPath("cli-out.npy")
-        let r = try iop("infer", "--model", Fixtures.path("mini_lenet.onnx"), "--input", input, "--output", out, "--threads", "2")
+        let r = try iop(
+            "infer", "--model", Fixtures.path("mini_lenet.onnx"), "--input", input, "--output", out, "--threads", "2")
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("top-5:") && r.stdout.contains("latency"))
         let ort = try NPY.read(path: Fixtures.path("mini_lenet.output.npy"))
@@ -48,7 +53,9 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
         let r = try iop("bench", "--model", "lenet5", "--runs", "3", "--warmup", "1", "--threads", "2", "--json")
         #expect(r.status == 0, "\(r.stderr)")
         let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
-        for key in ["model", "threads", "runs", "median_ms", "p90_ms", "gflops", "layers"] { #expect(obj[key] != nil, "missing \(key)") }
+        for key in ["model", "threads", "runs", "median_ms", "p90_ms", "gflops", "layers"] {
+            #expect(obj[key] != nil, "missing \(key)")
+        }
         #expect(obj["model"] as? String == "lenet5" && obj["threads"] as? Int == 2 && obj["runs"] as? Int == 3)
         let layers = try #require(obj["layers"] as? [[String: Any]])
         #expect(layers.count == 7)
@@ -73,7 +80,10 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
         (["infer", "--model", "/nonexistent.onnx"], "nonexistent.onnx"),
         (["infer", "--model", "resnet50"], "neither a zoo model"),
         (["infer", "--model", "lenet5", "--input", "/nonexistent.npy"], "/nonexistent.npy: cannot read file"),
-        (["infer", "--model", "lenet5", "--input", "FIXTURE:conv_pad1.input.npy"], "does not match the model's input shape"),
+        (
+            ["infer", "--model", "lenet5", "--input", "FIXTURE:conv_pad1.input.npy"],
+            "does not match the model's input shape"
+        ),
         (["infer", "--model", "lenet5", "--input", "FIXTURE:conv_pad1.onnx"], "not a float32 .npy file"),
         (["infer", "--model", "FIXTURE:error_unsupported_sigmoid.onnx"], "unsupported operator 'Sigmoid'"),
         (["infer", "--model", "FIXTURE:conv_pad1.input.npy"], "not a readable ONNX protobuf"),
@@ -85,7 +95,9 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
         let r = try runIOP(resolved)
         #expect(r.status != 0)
         let e = r.stderr
-        let lines = e.split(separator: "\n").filter { !$0.hasPrefix("building") && !$0.hasPrefix("Usage") && !$0.hasPrefix("  See") && !$0.isEmpty }
+        let lines = e.split(separator: "\n").filter {
+            !$0.hasPrefix("building") && !$0.hasPrefix("Usage") && !$0.hasPrefix("  See") && !$0.isEmpty
+        }
         #expect(lines.count == 1, "stderr: \(e)")
         #expect(e.contains(message), "stderr: \(e)")
     }
@@ -102,7 +114,9 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
 @Suite struct PlanCLITests {
     static var clusters: String {
         var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("examples/clusters").path) { dir.deleteLastPathComponent() }
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("examples/clusters").path) {
+            dir.deleteLastPathComponent()
+        }
         return dir.appendingPathComponent("examples/clusters").path
     }
 
@@ -113,7 +127,10 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
 
     @Test(arguments: ["single", "oc", "coedge", "iop", "optimal"])
     func planJSONHasTheDocumentedFields(planner: String) throws {
-        let (status, out, err) = try run(["plan", "--model", "alexnet", "--cluster", Self.clusters + "/mixed-pi4-pi3.json", "--planner", planner, "--json"])
+        let (status, out, err) = try run([
+            "plan", "--model", "alexnet", "--cluster", Self.clusters + "/mixed-pi4-pi3.json", "--planner", planner,
+            "--json",
+        ])
         #expect(status == 0, "\(err)")
         let obj = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
         #expect(obj["planner"] as? String == planner)
@@ -134,7 +151,9 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
     }
 
     @Test func overBudgetPlanFailsWithOneLine() throws {
-        let (status, _, err) = try run(["plan", "--model", "vgg16", "--cluster", Self.clusters + "/small-memory.json", "--planner", "single"])
+        let (status, _, err) = try run([
+            "plan", "--model", "vgg16", "--cluster", Self.clusters + "/small-memory.json", "--planner", "single",
+        ])
         #expect(status != 0)
         #expect(err.contains("board 'zero-a' needs") && err.contains("smallest budget that fits"))
         #expect(err.split(separator: "\n").count == 1)
@@ -148,8 +167,10 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
     }
 
     @Test func simulateComparesEveryPlannerPerSetup() throws {
-        let (status, out, err) = try run(["simulate", "--model", "lenet5,vgg11", "--cluster", Self.clusters + "/four-pi4-wifi.json",
-                                          "--setup-ms", "1,8", "--json"])
+        let (status, out, err) = try run([
+            "simulate", "--model", "lenet5,vgg11", "--cluster", Self.clusters + "/four-pi4-wifi.json",
+            "--setup-ms", "1,8", "--json",
+        ])
         #expect(status == 0, "\(err)")
         let rows = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [[String: Any]])
         #expect(rows.count == 4)
@@ -165,26 +186,36 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
 @Suite struct BundleCLITests {
     @Test func compileWritesABundleAndACorruptedOneIsRefused() throws {
         let dir = temporaryPath("bundle-lenet5")
-        let r = try runIOP(["compile", "--model", "lenet5", "--cluster", PlanCLITests.clusters + "/four-pi4-wifi.json", "--planner", "iop", "--out", dir])
+        let r = try runIOP([
+            "compile", "--model", "lenet5", "--cluster", PlanCLITests.clusters + "/four-pi4-wifi.json", "--planner",
+            "iop", "--out", dir,
+        ])
         #expect(r.status == 0, "\(r.stderr)")
-        let manifest = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/manifest.json"))) as? [String: Any])
+        let manifest = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/manifest.json")))
+                as? [String: Any])
         #expect(manifest["planner"] as? String == "iop" && manifest["model"] as? String == "lenet5")
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/bundle.iop")))
         #expect(manifest["bundle_bytes"] as? Int == bytes.count)
         bytes[bytes.count / 2] ^= 0x40
         let corrupted = dir + "/corrupted.iop"
         try Data(bytes).write(to: URL(fileURLWithPath: corrupted))
-        let node = URL(fileURLWithPath: CLITests.binary).deletingLastPathComponent().appendingPathComponent("iop-node").path
+        let node = URL(fileURLWithPath: CLITests.binary).deletingLastPathComponent().appendingPathComponent("iop-node")
+            .path
         let p = Process()
         p.executableURL = URL(fileURLWithPath: node)
-        p.arguments = ["leader", "--bundle", corrupted, "--listen", "tcp://127.0.0.1:*", "--requests", "tcp://127.0.0.1:*"]
+        p.arguments = [
+            "leader", "--bundle", corrupted, "--listen", "tcp://127.0.0.1:*", "--requests", "tcp://127.0.0.1:*",
+        ]
         let err = Pipe()
         p.standardError = err; p.standardOutput = Pipe()
         try p.run()
         let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
         #expect(p.terminationStatus != 0)
-        #expect(text.contains("not a valid iop bundle") && text.contains("checksum mismatch") && text.hasPrefix("<3>"), "\(text)")
+        #expect(
+            text.contains("not a valid iop bundle") && text.contains("checksum mismatch") && text.hasPrefix("<3>"),
+            "\(text)")
     }
 }
 
@@ -196,14 +227,17 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
     func setUp(_ name: String) throws -> (dir: String, package: String, path: String, log: String) {
         let dir = temporaryPath("deploy-\(name)")
         try? FileManager.default.removeItem(atPath: dir)
-        let r = try runIOP(["compile", "--model", "lenet5", "--cluster", Self.cluster, "--planner", "iop", "--out", dir])
+        let r = try runIOP([
+            "compile", "--model", "lenet5", "--cluster", Self.cluster, "--planner", "iop", "--out", dir,
+        ])
         try #require(r.status == 0, "\(r.stderr)")
         let package = dir + "/iop-node_9.9.9_arm64.deb"
         try Data("not really a package".utf8).write(to: URL(fileURLWithPath: package))
         let bin = dir + "/bin", log = dir + "/calls.log"
         try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
         for tool in ["ssh", "scp"] {
-            let script = "#!/bin/sh\nprintf '%s' \(tool) >> \(log)\nfor a in \"$@\"; do printf ' [%s]' \"$a\" >> \(log); done\necho >> \(log)\n"
+            let script =
+                "#!/bin/sh\nprintf '%s' \(tool) >> \(log)\nfor a in \"$@\"; do printf ' [%s]' \"$a\" >> \(log); done\necho >> \(log)\n"
             try script.write(toFile: bin + "/" + tool, atomically: true, encoding: .utf8)
             chmod(bin + "/" + tool, 0o755)
         }
@@ -217,7 +251,11 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
     @Test func dryRunPrintsEveryCommandForTheExampleClusterAndRunsNone() throws {
         let s = try setUp("dry")
         let stage = s.dir + "/stage"
-        let r = try deploy(["--cluster", Self.cluster, "--bundle", s.dir, "--package", s.package, "--user", "pi", "--stage", stage, "--dry-run"], path: s.path)
+        let r = try deploy(
+            [
+                "--cluster", Self.cluster, "--bundle", s.dir, "--package", s.package, "--user", "pi", "--stage", stage,
+                "--dry-run",
+            ], path: s.path)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: s.log), "a dry run ran ssh or scp")
         let lines = r.stdout.split(separator: "\n").map(String.init)
@@ -227,23 +265,35 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
         for (k, board) in ["pi4-a", "pi4-b", "pi4-c", "pi4-d"].enumerated() {
             let (mkdir, copy, install) = (lines[3 * k], lines[3 * k + 1], lines[3 * k + 2])
             #expect(mkdir == "ssh pi@\(hosts[board]!) 'mkdir -p /tmp/iop-deploy'")
-            #expect(copy.hasPrefix("scp -q \(s.package) \(stage)/\(board).env \(stage)/\(board)-memory.conf"), "\(copy)")
+            #expect(
+                copy.hasPrefix("scp -q \(s.package) \(stage)/\(board).env \(stage)/\(board)-memory.conf"), "\(copy)")
             #expect(copy.hasSuffix(" pi@\(hosts[board]!):/tmp/iop-deploy/"))
             #expect(copy.contains("bundle.iop") == (board == "pi4-a"))
-            #expect(install.hasPrefix("ssh pi@\(hosts[board]!) 'sudo apt-get install -y -q /tmp/iop-deploy/iop-node_9.9.9_arm64.deb && "), "\(install)")
+            #expect(
+                install.hasPrefix(
+                    "ssh pi@\(hosts[board]!) 'sudo apt-get install -y -q /tmp/iop-deploy/iop-node_9.9.9_arm64.deb && "),
+                "\(install)")
             #expect(install.contains("/etc/iop/\(board).env"))
             #expect(install.contains("/etc/systemd/system/iop-node@\(board).service.d/memory.conf"))
             #expect(install.contains("/etc/iop/bundle.iop") == (board == "pi4-a"))
-            #expect(install.hasSuffix("sudo systemctl enable iop-node@\(board) && sudo systemctl restart iop-node@\(board) && rm -rf /tmp/iop-deploy'"))
+            #expect(
+                install.hasSuffix(
+                    "sudo systemctl enable iop-node@\(board) && sudo systemctl restart iop-node@\(board) && rm -rf /tmp/iop-deploy'"
+                ))
         }
         // The staged settings: a worker registers with the leader's endpoint under its 1 GiB budget.
         let env = try String(contentsOfFile: stage + "/pi4-c.env", encoding: .utf8)
-        for line in ["IOP_ROLE=worker", "IOP_LISTEN=tcp://198.18.0.3:5555", "IOP_LEADER=tcp://198.18.0.1:5555",
-                     "IOP_MEMORY_BUDGET=1073741824", "IOP_THREADS=4", "IOP_REJOIN=1"] {
+        for line in [
+            "IOP_ROLE=worker", "IOP_LISTEN=tcp://198.18.0.3:5555", "IOP_LEADER=tcp://198.18.0.1:5555",
+            "IOP_MEMORY_BUDGET=1073741824", "IOP_THREADS=4", "IOP_REJOIN=1",
+        ] {
             #expect(env.split(separator: "\n").contains(Substring(line)), "\(line) missing from\n\(env)")
         }
         let leaderEnv = try String(contentsOfFile: stage + "/pi4-a.env", encoding: .utf8)
-        for line in ["IOP_ROLE=leader", "IOP_BUNDLE=/etc/iop/bundle.iop", "IOP_LISTEN=tcp://198.18.0.1:5555", "IOP_REQUESTS=tcp://0.0.0.0:5599"] {
+        for line in [
+            "IOP_ROLE=leader", "IOP_BUNDLE=/etc/iop/bundle.iop", "IOP_LISTEN=tcp://198.18.0.1:5555",
+            "IOP_REQUESTS=tcp://0.0.0.0:5599",
+        ] {
             #expect(leaderEnv.split(separator: "\n").contains(Substring(line)), "\(line) missing from\n\(leaderEnv)")
         }
         // 1 GiB + 64 MiB = 1140850688 bytes.
@@ -253,7 +303,10 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
 
     @Test func aRealRunRunsExactlyTheDryRunsCommands() throws {
         let s = try setUp("real")
-        let args = ["--cluster", Self.cluster, "--bundle", s.dir + "/bundle.iop", "--package", s.package, "--stage", s.dir + "/stage"]
+        let args = [
+            "--cluster", Self.cluster, "--bundle", s.dir + "/bundle.iop", "--package", s.package, "--stage",
+            s.dir + "/stage",
+        ]
         let dry = try deploy(args + ["--dry-run"], path: s.path)
         let real = try deploy(args, path: s.path)
         #expect(real.status == 0, "\(real.stderr)")
@@ -272,8 +325,14 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
         let other = s.dir + "/other"
         let r = try runIOP(["compile", "--model", "lenet5", "--nodes", "4", "--planner", "iop", "--out", other])
         try #require(r.status == 0)
-        let d = try deploy(["--cluster", Self.cluster, "--bundle", other, "--package", s.package, "--dry-run", "--stage", s.dir + "/stage"], path: s.path)
+        let d = try deploy(
+            [
+                "--cluster", Self.cluster, "--bundle", other, "--package", s.package, "--dry-run", "--stage",
+                s.dir + "/stage",
+            ], path: s.path)
         #expect(d.status != 0)
-        #expect(d.stderr.contains("was compiled for boards node0, node1, node2, node3") && d.stderr.contains("recompile it with `iop compile --cluster"), "\(d.stderr)")
+        #expect(
+            d.stderr.contains("was compiled for boards node0, node1, node2, node3")
+                && d.stderr.contains("recompile it with `iop compile --cluster"), "\(d.stderr)")
     }
 }

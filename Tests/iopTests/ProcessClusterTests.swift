@@ -15,14 +15,19 @@ import Testing
 
     @Test(arguments: cases)
     func clusterOutputsEqualSingleBoard(_ c: Case) throws {
-        let args = ["cluster", "--model", c.model] + (c.size.map { ["--input-size", $0] } ?? [])
-            + ["--cluster", PlanCLITests.clusters + "/mixed-pi4-pi3.json", "--planner", c.planner, "--requests", "3", "--check", "--json"]
+        let args =
+            ["cluster", "--model", c.model] + (c.size.map { ["--input-size", $0] } ?? [])
+            + [
+                "--cluster", PlanCLITests.clusters + "/mixed-pi4-pi3.json", "--planner", c.planner, "--requests", "3",
+                "--check", "--json",
+            ]
         let r = try runIOP(args)
         #expect(r.status == 0, "\(r.stderr)")
         let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         #expect(obj["planner"] as? String == c.planner && obj["requests"] as? Int == 3)
         #expect((obj["max_abs_diff"] as? Double ?? 1) <= 1e-3)
-        #expect((obj["p50_ms"] as? Double ?? 0) > 0 && (obj["p99_ms"] as? Double ?? 0) >= (obj["p50_ms"] as? Double ?? 0))
+        #expect(
+            (obj["p50_ms"] as? Double ?? 0) > 0 && (obj["p99_ms"] as? Double ?? 0) >= (obj["p50_ms"] as? Double ?? 0))
         let devices = try #require(obj["devices"] as? [[String: Any]])
         #expect(devices.count == 4)
         // The leader always holds an arena; each board reports its own, and it is the planner's figure for it.
@@ -35,8 +40,12 @@ import Testing
     @Test func aClusterTooSmallForThePlanIsRefusedByThePlanner() throws {
         let path = temporaryPath("tight-cluster.json")
         let cluster = try String(contentsOfFile: PlanCLITests.clusters + "/mixed-pi4-pi3.json", encoding: .utf8)
-        try cluster.replacingOccurrences(of: "\"512MiB\"", with: "\"3400000\"").write(toFile: path, atomically: true, encoding: .utf8)
-        let r = try runIOP(["cluster", "--model", "vgg11", "--input-size", "32", "--cluster", path, "--planner", "iop", "--requests", "1"])
+        try cluster.replacingOccurrences(of: "\"512MiB\"", with: "\"3400000\"").write(
+            toFile: path, atomically: true, encoding: .utf8)
+        let r = try runIOP([
+            "cluster", "--model", "vgg11", "--input-size", "32", "--cluster", path, "--planner", "iop", "--requests",
+            "1",
+        ])
         #expect(r.status != 0)
         #expect(r.stderr.contains("the iop plan does not fit: board 'pi3-a' needs"), "\(r.stderr)")
         #expect(!r.stderr.contains("starting"), "nodes were started: \(r.stderr)")
@@ -48,21 +57,36 @@ import Testing
 /// figure for it), tells the other workers to stop, and every process exits.
 @Test func aWorkerBelowItsArenaIsRefusedAndEveryNodeStops() throws {
     let dir = temporaryPath("refusal-bundle")
-    let compiled = try runIOP(["compile", "--model", "vgg11", "--input-size", "32", "--cluster", PlanCLITests.clusters + "/mixed-pi4-pi3.json",
-                               "--planner", "iop", "--out", dir])
+    let compiled = try runIOP([
+        "compile", "--model", "vgg11", "--input-size", "32", "--cluster", PlanCLITests.clusters + "/mixed-pi4-pi3.json",
+        "--planner", "iop", "--out", dir,
+    ])
     try #require(compiled.status == 0, "\(compiled.stderr)")
-    let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/manifest.json"))) as! [String: Any]
-    let planned = try #require((manifest["boards"] as? [[String: Any]])?.first { $0["name"] as? String == "pi3-a" }?["planned_peak_bytes"] as? Int)
+    let manifest =
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/manifest.json")))
+        as! [String: Any]
+    let planned = try #require(
+        (manifest["boards"] as? [[String: Any]])?.first { $0["name"] as? String == "pi3-a" }?["planned_peak_bytes"]
+            as? Int)
     // The directory `iop compile` wrote names the bundle as well as its bundle.iop does.
-    let leader = try NodeProcess(["leader", "--bundle", dir, "--listen", "tcp://127.0.0.1:*",
-                                  "--requests", "tcp://127.0.0.1:*", "--timeout-ms", "20000"], environment: [:])
+    let leader = try NodeProcess(
+        [
+            "leader", "--bundle", dir, "--listen", "tcp://127.0.0.1:*",
+            "--requests", "tcp://127.0.0.1:*", "--timeout-ms", "20000",
+        ], environment: [:])
     let endpoint = try #require(leader.waitLine(prefix: "listening ", seconds: 20), "\(leader.stderr)")
     let workers = try [("pi4-b", "512MiB"), ("pi3-a", "1MiB"), ("pi3-b", "512MiB")].map { name, budget in
-        try NodeProcess(["worker", "--name", name, "--listen", "tcp://127.0.0.1:*", "--leader", endpoint, "--memory-budget", budget], environment: [:])
+        try NodeProcess(
+            [
+                "worker", "--name", name, "--listen", "tcp://127.0.0.1:*", "--leader", endpoint, "--memory-budget",
+                budget,
+            ], environment: [:])
     }
     let status = leader.exitStatus(within: 30)
     #expect(status != nil && status != 0)
-    #expect(leader.stderr.contains("board 'pi3-a' refused its program: it needs \(planned) bytes, its budget is 1048576"), "\(leader.stderr)")
+    #expect(
+        leader.stderr.contains("board 'pi3-a' refused its program: it needs \(planned) bytes, its budget is 1048576"),
+        "\(leader.stderr)")
     for w in workers { #expect(w.exitStatus(within: 15) == 0, "\(w.stderr)") }
 }
 
@@ -70,7 +94,9 @@ import Testing
 @Test func interruptingAClusterStopsEveryNode() throws {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: CLITests.binary)
-    p.arguments = ["cluster", "--model", "vgg11", "--input-size", "32", "--nodes", "3", "--planner", "oc", "--requests", "400"]
+    p.arguments = [
+        "cluster", "--model", "vgg11", "--input-size", "32", "--nodes", "3", "--planner", "oc", "--requests", "400",
+    ]
     let err = Pipe()
     p.standardError = err; p.standardOutput = Pipe()
     try p.run()
@@ -97,7 +123,9 @@ import Testing
 
 /// The fields of /proc/PID/stat after the command name (state, ppid, ...), or nil once the process is gone.
 func procStat(_ pid: Int32) -> [Substring]? {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return nil }
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = stat.lastIndex(of: ")")
+    else { return nil }
     return stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
 }
 
@@ -109,12 +137,19 @@ func procStat(_ pid: Int32) -> [Substring]? {
     try #require(compiled.status == 0, "\(compiled.stderr)")
     var rng = SplitMix64(seed: 9)
     let input = temporaryPath("request-x.npy")
-    try NPY.write(NPY.Array(shape: [1, 1, 32, 32], values: (0..<1024).map { _ in Float(rng.nextUnit() * 2 - 1) }), path: input)
-    let leader = try NodeProcess(["leader", "--bundle", dir, "--listen", "tcp://127.0.0.1:*", "--requests", "tcp://127.0.0.1:*",
-                                  "--timeout-ms", "20000"], environment: [:])
+    try NPY.write(
+        NPY.Array(shape: [1, 1, 32, 32], values: (0..<1024).map { _ in Float(rng.nextUnit() * 2 - 1) }), path: input)
+    let leader = try NodeProcess(
+        [
+            "leader", "--bundle", dir, "--listen", "tcp://127.0.0.1:*", "--requests", "tcp://127.0.0.1:*",
+            "--timeout-ms", "20000",
+        ], environment: [:])
     let endpoint = try #require(leader.waitLine(prefix: "listening ", seconds: 20), "\(leader.stderr)")
-    let worker = try NodeProcess(["worker", "--name", "node1", "--listen", "tcp://127.0.0.1:*", "--leader", endpoint,
-                                  "--memory-budget", "64MiB"], environment: [:])
+    let worker = try NodeProcess(
+        [
+            "worker", "--name", "node1", "--listen", "tcp://127.0.0.1:*", "--leader", endpoint,
+            "--memory-budget", "64MiB",
+        ], environment: [:])
     let requests = try #require(leader.waitLine(prefix: "ready ", seconds: 20), "\(leader.stderr)")
 
     let out = temporaryPath("request-y.npy"), reference = temporaryPath("request-ref.npy")
@@ -127,7 +162,9 @@ func procStat(_ pid: Int32) -> [Substring]? {
     #expect(single.status == 0, "\(single.stderr)")
     let err = scaledError(try NPY.read(path: out).values, try NPY.read(path: reference).values)
     #expect(err <= 1e-4, "scaled error \(err)")
-    #expect(try runIOP(["request", "--leader", requests, "--input", input, "--repeat", "0"]).stderr.contains("--repeat must be at least 1"))
+    #expect(
+        try runIOP(["request", "--leader", requests, "--input", input, "--repeat", "0"]).stderr.contains(
+            "--repeat must be at least 1"))
 
     kill(leader.process.processIdentifier, SIGTERM)
     #expect(leader.exitStatus(within: 15) == 0, "\(leader.stderr)")
@@ -146,26 +183,36 @@ func aDepthwiseSeparableChainRunsExactlyOnAProcessCluster(_ planner: String) thr
     let planned = try #require(try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as? [String: Any])
     if planner == "coedge" {
         // CoEdge splits every conv by rows, the depthwise ones included: the case that broke.
-        let dims = (planned["segments"] as? [[String: Any]] ?? []).flatMap { ($0["partitions"] as? [[String: Any]]) ?? [] }
+        let dims = (planned["segments"] as? [[String: Any]] ?? []).flatMap {
+            ($0["partitions"] as? [[String: Any]]) ?? []
+        }
         #expect(dims.filter { $0["dim"] as? String == "h" }.count == 5, "\(dims)")
     }
     let compiled = try runIOP(["compile", "--model", model, "--nodes", "3", "--planner", planner, "--out", dir])
     try #require(compiled.status == 0, "\(compiled.stderr)")
     let leader = try NodeProcess(
-        ["leader", "--bundle", dir, "--listen", "tcp://127.0.0.1:*", "--requests", "tcp://127.0.0.1:*",
-         "--timeout-ms", "20000"], environment: [:])
+        [
+            "leader", "--bundle", dir, "--listen", "tcp://127.0.0.1:*", "--requests", "tcp://127.0.0.1:*",
+            "--timeout-ms", "20000",
+        ], environment: [:])
     let endpoint = try #require(leader.waitLine(prefix: "listening ", seconds: 20), "\(leader.stderr)")
     let workers = try (1...2).map { i in
         try NodeProcess(
-            ["worker", "--name", "node\(i)", "--listen", "tcp://127.0.0.1:*", "--leader", endpoint, "--memory-budget",
-             "64MiB"], environment: [:])
+            [
+                "worker", "--name", "node\(i)", "--listen", "tcp://127.0.0.1:*", "--leader", endpoint,
+                "--memory-budget",
+                "64MiB",
+            ], environment: [:])
     }
     let requests = try #require(leader.waitLine(prefix: "ready ", seconds: 20), "\(leader.stderr)")
     let out = temporaryPath("mobilenet-\(planner)-y.npy")
-    let r = try runIOP(["request", "--leader", requests, "--input", Fixtures.path("mobilenet_block.input.npy"),
-                        "--output", out])
+    let r = try runIOP([
+        "request", "--leader", requests, "--input", Fixtures.path("mobilenet_block.input.npy"),
+        "--output", out,
+    ])
     #expect(r.status == 0, "\(r.stderr)")
-    let err = scaledError(try NPY.read(path: out).values, try NPY.read(path: Fixtures.path("mobilenet_block.output.npy")).values)
+    let err = scaledError(
+        try NPY.read(path: out).values, try NPY.read(path: Fixtures.path("mobilenet_block.output.npy")).values)
     #expect(err <= 1e-4, "\(planner): scaled error \(err) against ONNX Runtime")
 
     // The leader's counters, as data: one inference, every board's arena.
@@ -192,8 +239,10 @@ func aWorkerThatCannotAllocateItsArenaRefusesItsProgram() throws {
     let compiled = try runIOP(["compile", "--model", "vgg11", "--nodes", "2", "--planner", "oc", "--out", dir])
     try #require(compiled.status == 0, "\(compiled.stderr)")
     let leader = try NodeProcess(
-        ["leader", "--bundle", dir, "--listen", "tcp://127.0.0.1:*", "--requests", "tcp://127.0.0.1:*",
-         "--timeout-ms", "20000"], environment: [:])
+        [
+            "leader", "--bundle", dir, "--listen", "tcp://127.0.0.1:*", "--requests", "tcp://127.0.0.1:*",
+            "--timeout-ms", "20000",
+        ], environment: [:])
     let endpoint = try #require(leader.waitLine(prefix: "listening ", seconds: 20), "\(leader.stderr)")
     // 300 MiB of address space: a worker maps about 100 MiB before its program arrives, so the
     // arena cannot be had, though the 4 GiB budget allows it.
@@ -213,6 +262,7 @@ func aWorkerThatCannotAllocateItsArenaRefusesItsProgram() throws {
     #expect(worker.terminationStatus == 1, "\(workerErr)")
     #expect(workerErr.contains("the system would not give it an arena of"), "\(workerErr)")
     #expect(leader.exitStatus(within: 15) != 0)
-    #expect(leader.stderr.contains("board 'node1' refused its program: the system would not give it an arena of"),
-            "\(leader.stderr)")
+    #expect(
+        leader.stderr.contains("board 'node1' refused its program: the system would not give it an arena of"),
+        "\(leader.stderr)")
 }

@@ -19,10 +19,14 @@ final class NotifySocket: @unchecked Sendable {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { p in
-            path.utf8CString.withUnsafeBytes { p.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0.prefix(p.count - 1))) }
+            path.utf8CString.withUnsafeBytes {
+                p.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0.prefix(p.count - 1)))
+            }
         }
         let ok = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         try #require(fd >= 0 && ok == 0, "cannot bind a datagram socket at \(path)")
         var timeout = timeval(tv_sec: 0, tv_usec: 100_000)
@@ -47,7 +51,9 @@ final class NotifySocket: @unchecked Sendable {
     func wait(for line: String, seconds: Double) -> Double? {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            if let m = messages.first(where: { $0.text.split(separator: "\n").contains { $0.hasPrefix(line) } }) { return m.at }
+            if let m = messages.first(where: { $0.text.split(separator: "\n").contains { $0.hasPrefix(line) } }) {
+                return m.at
+            }
             usleep(20_000)
         }
         return nil
@@ -62,14 +68,23 @@ final class NodeProcess: @unchecked Sendable {
     private var err = ""
 
     init(_ arguments: [String], environment: [String: String]) throws {
-        process.executableURL = URL(fileURLWithPath: URL(fileURLWithPath: CLITests.binary).deletingLastPathComponent().appendingPathComponent("iop-node").path)
+        process.executableURL = URL(
+            fileURLWithPath: URL(fileURLWithPath: CLITests.binary).deletingLastPathComponent().appendingPathComponent(
+                "iop-node"
+            ).path)
         process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("IOP_") && !$0.key.hasPrefix("NOTIFY_") && !$0.key.hasPrefix("WATCHDOG_") }
-            .merging(environment) { $1 }
+        process.environment = ProcessInfo.processInfo.environment.filter {
+            !$0.key.hasPrefix("IOP_") && !$0.key.hasPrefix("NOTIFY_") && !$0.key.hasPrefix("WATCHDOG_")
+        }
+        .merging(environment) { $1 }
         let o = Pipe(), e = Pipe()
         process.standardOutput = o; process.standardError = e
-        o.fileHandleForReading.readabilityHandler = { [self] h in let d = h.availableData; lock.withLock { out += String(decoding: d, as: UTF8.self) } }
-        e.fileHandleForReading.readabilityHandler = { [self] h in let d = h.availableData; lock.withLock { err += String(decoding: d, as: UTF8.self) } }
+        o.fileHandleForReading.readabilityHandler = { [self] h in
+            let d = h.availableData; lock.withLock { out += String(decoding: d, as: UTF8.self) }
+        }
+        e.fileHandleForReading.readabilityHandler = { [self] h in
+            let d = h.availableData; lock.withLock { err += String(decoding: d, as: UTF8.self) }
+        }
         try process.run()
     }
 
@@ -79,7 +94,9 @@ final class NodeProcess: @unchecked Sendable {
     func waitLine(prefix: String, seconds: Double) -> String? {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            if let l = stdout.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) { return String(l.dropFirst(prefix.count)) }
+            if let l = stdout.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) {
+                return String(l.dropFirst(prefix.count))
+            }
             usleep(20_000)
         }
         return nil
@@ -103,9 +120,13 @@ func freeLoopbackPort() -> Int {
     var a = sockaddr_in()
     a.sin_family = sa_family_t(AF_INET)
     a.sin_addr.s_addr = inet_addr("127.0.0.1")
-    _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    _ = withUnsafePointer(to: &a) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    _ = withUnsafeMutablePointer(to: &a) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
     return Int(UInt16(bigEndian: a.sin_port))
 }
 
@@ -123,22 +144,32 @@ func freeLoopbackPort() -> Int {
 
         // The worker starts first, configured only through the environment as
         // under EnvironmentFile=; the leader it registers with is not up yet.
-        let worker = try NodeProcess(["worker"], environment: [
-            "IOP_NAME": "node1", "IOP_LISTEN": "tcp://127.0.0.1:*", "IOP_LEADER": leaderEndpoint, "IOP_MEMORY_BUDGET": "64MiB",
-            "NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"])
+        let worker = try NodeProcess(
+            ["worker"],
+            environment: [
+                "IOP_NAME": "node1", "IOP_LISTEN": "tcp://127.0.0.1:*", "IOP_LEADER": leaderEndpoint,
+                "IOP_MEMORY_BUDGET": "64MiB",
+                "NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000",
+            ])
         #expect(notify.wait(for: "STATUS=registering with \(leaderEndpoint)", seconds: 10) != nil, "\(worker.stderr)")
         usleep(1_000_000)
         #expect(!notify.messages.contains { $0.text.contains("READY=1") }, "READY=1 before the worker has a program")
         #expect(!notify.messages.contains { $0.text.contains("WATCHDOG=1") }, "watchdog pings before READY=1")
 
-        let leader = try NodeProcess(["leader", "--bundle", dir + "/bundle.iop", "--listen", leaderEndpoint,
-                                      "--requests", "tcp://127.0.0.1:*", "--timeout-ms", "3000"],
-                                     environment: ["NOTIFY_SOCKET": notify.path])
+        let leader = try NodeProcess(
+            [
+                "leader", "--bundle", dir + "/bundle.iop", "--listen", leaderEndpoint,
+                "--requests", "tcp://127.0.0.1:*", "--timeout-ms", "3000",
+            ],
+            environment: ["NOTIFY_SOCKET": notify.path])
         let requests = try #require(leader.waitLine(prefix: "ready ", seconds: 20), "\(leader.stderr)")
-        #expect(notify.wait(for: "STATUS=serving requests on \(requests), 0 inferences", seconds: 10) != nil, "\(leader.stderr)")
+        #expect(
+            notify.wait(for: "STATUS=serving requests on \(requests), 0 inferences", seconds: 10) != nil,
+            "\(leader.stderr)")
         let texts = notify.messages.map(\.text)
         let workerReady = try #require(texts.firstIndex { $0.hasPrefix("READY=1\nSTATUS=serving: arena ") }, "\(texts)")
-        let leaderReady = try #require(texts.firstIndex { $0.hasPrefix("READY=1\nSTATUS=serving requests on ") }, "\(texts)")
+        let leaderReady = try #require(
+            texts.firstIndex { $0.hasPrefix("READY=1\nSTATUS=serving requests on ") }, "\(texts)")
         // The leader is ready only after every worker is.
         #expect(workerReady < leaderReady)
         let readyAt = notify.messages[workerReady].at
@@ -165,9 +196,12 @@ func freeLoopbackPort() -> Int {
     @Test func sigtermWhileRegisteringStopsAtOnce() throws {
         let notify = try NotifySocket("notify-registering.sock")
         // Nobody listens at the leader's endpoint: the hello waits (30 s by default).
-        let worker = try NodeProcess(["worker", "--name", "lonely", "--listen", "tcp://127.0.0.1:*",
-                                      "--leader", "tcp://127.0.0.1:\(freeLoopbackPort())", "--memory-budget", "8MiB"],
-                                     environment: ["NOTIFY_SOCKET": notify.path])
+        let worker = try NodeProcess(
+            [
+                "worker", "--name", "lonely", "--listen", "tcp://127.0.0.1:*",
+                "--leader", "tcp://127.0.0.1:\(freeLoopbackPort())", "--memory-budget", "8MiB",
+            ],
+            environment: ["NOTIFY_SOCKET": notify.path])
         #expect(notify.wait(for: "STATUS=registering with tcp://127.0.0.1:", seconds: 10) != nil, "\(worker.stderr)")
         kill(worker.process.processIdentifier, SIGTERM)
         #expect(worker.exitStatus(within: 5) == 0, "\(worker.stderr)")
