@@ -75,7 +75,9 @@ let package = Package(
         .testTarget(name: "IOPNetTests", dependencies: ["IOPNet", "IOPWire"]),
         .testTarget(
             name: "IOPProgramTests",
-            dependencies: ["IOPProgram", "IOPPlan", "IOPModel", "IOPCore", "IOPWire", "TestSupport", "PlanTestSupport"]),
+            dependencies: [
+                "IOPProgram", "IOPPlan", "IOPModel", "IOPCore", "IOPWire", "TestSupport", "PlanTestSupport",
+            ]),
         .testTarget(
             name: "IOPNodeTests",
             dependencies: [

@@ -71,8 +71,10 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .unsupportedOperator(let type, let node):
-            return
-                "unsupported operator '\(type)' (node '\(node)'); supported: \(ModelError.supportedOperators.map { op in op.restriction.map { "\(op.type) (\($0))" } ?? op.type }.joined(separator: ", "))"
+            let supported = ModelError.supportedOperators.map { op in
+                op.restriction.map { "\(op.type) (\($0))" } ?? op.type
+            }
+            return "unsupported operator '\(type)' (node '\(node)'); supported: \(supported.joined(separator: ", "))"
         case .invalidModel(let m): return "invalid model: \(m)"
         case .invalidTensorFile(let path, let reason): return "\(path): \(reason)"
         case .shapeMismatch(let e, let g): return "input shape \(g) does not match the model's input shape \(e)"

@@ -56,13 +56,15 @@ public enum ONNXImporter {
             let inputs = graph.input.filter { constants[$0.name] == nil }
             guard inputs.count == 1 else {
                 throw ModelError.invalidModel(
-                    "expected exactly one graph input, found \(inputs.count) (\(inputs.map(\.name).joined(separator: ", ")))"
+                    "expected exactly one graph input, found \(inputs.count) "
+                        + "(\(inputs.map(\.name).joined(separator: ", ")))"
                 )
             }
             let input = inputs[0]
             guard input.type.tensorType.elemType == 1 else {
                 throw ModelError.invalidModel(
-                    "input '\(input.name)' must be float32 (elem_type 1), got elem_type \(input.type.tensorType.elemType)"
+                    "input '\(input.name)' must be float32 (elem_type 1), "
+                        + "got elem_type \(input.type.tensorType.elemType)"
                 )
             }
             var dims = input.type.tensorType.shape.dim.map { d -> Int in
@@ -98,7 +100,8 @@ public enum ONNXImporter {
                 if t.hasRawData {
                     guard t.rawData.count == count * 4 else {
                         throw ModelError.invalidModel(
-                            "initializer '\(t.name)' has \(t.rawData.count) bytes of raw_data, shape \(dims) needs \(count * 4)"
+                            "initializer '\(t.name)' has \(t.rawData.count) bytes of raw_data, "
+                                + "shape \(dims) needs \(count * 4)"
                         )
                     }
                     floats = [Float](repeating: 0, count: count)
@@ -116,7 +119,8 @@ public enum ONNXImporter {
                 if t.hasRawData {
                     guard t.rawData.count == count * 8 else {
                         throw ModelError.invalidModel(
-                            "initializer '\(t.name)' has \(t.rawData.count) bytes of raw_data, shape \(dims) needs \(count * 8)"
+                            "initializer '\(t.name)' has \(t.rawData.count) bytes of raw_data, "
+                                + "shape \(dims) needs \(count * 8)"
                         )
                     }
                     ints = [Int64](repeating: 0, count: count)
@@ -130,7 +134,8 @@ public enum ONNXImporter {
                 return Tensor(dims: dims, floats: [], ints: ints)
             default:
                 throw ModelError.invalidModel(
-                    "initializer '\(t.name)' has data type \(t.dataType); iop models are float32 (int64 only for shapes)"
+                    "initializer '\(t.name)' has data type \(t.dataType); "
+                        + "iop models are float32 (int64 only for shapes)"
                 )
             }
         }
@@ -141,7 +146,8 @@ public enum ONNXImporter {
             }
             guard let t = initializers[node.input[index]] else {
                 throw ModelError.invalidModel(
-                    "node '\(node.name)' (\(node.opType)): \(role) '\(node.input[index])' must be a constant initializer"
+                    "node '\(node.name)' (\(node.opType)): "
+                        + "\(role) '\(node.input[index])' must be a constant initializer"
                 )
             }
             return t
@@ -168,7 +174,8 @@ public enum ONNXImporter {
                     throw ModelError.unsupportedOperator(type: node.opType, node: nodeName)
                 }
                 throw ModelError.invalidModel(
-                    "node '\(nodeName)' (\(node.opType)) does not consume the previous node's output '\(current)'; iop runs a chain of operators"
+                    "node '\(nodeName)' (\(node.opType)) does not consume the previous node's output '\(current)'; "
+                        + "iop runs a chain of operators"
                 )
             }
             let attrs = Builder.attributes(node)
@@ -198,7 +205,8 @@ public enum ONNXImporter {
                 }
                 guard groups > 0, w.dims[1] * groups == shape[1] else {
                     throw ModelError.invalidModel(
-                        "Conv '\(nodeName)': weight \(w.dims) with group \(groups) does not fit \(shape[1]) input channels"
+                        "Conv '\(nodeName)': weight \(w.dims) with group \(groups) "
+                            + "does not fit \(shape[1]) input channels"
                     )
                 }
                 let s = ints("strides") ?? [1, 1], d = ints("dilations") ?? [1, 1]
@@ -306,7 +314,8 @@ public enum ONNXImporter {
                 let resolved = target.enumerated().map { i, v in v == -1 ? n / max(known, 1) : (v == 0 ? shape[i] : v) }
                 guard resolved.reduce(1, *) == n, resolved.count == 2, resolved[0] == 1 else {
                     throw ModelError.invalidModel(
-                        "Reshape '\(nodeName)': only a flatten to [1, N] is supported, got target \(target) for input \(shape)"
+                        "Reshape '\(nodeName)': only a flatten to [1, N] is supported, "
+                            + "got target \(target) for input \(shape)"
                     )
                 }
                 shape = resolved
@@ -315,13 +324,15 @@ public enum ONNXImporter {
                 let k = shape.reduce(1, *)
                 guard shape.count == 2, (transA ? shape[1] : shape[0]) == 1 else {
                     throw ModelError.invalidModel(
-                        "Gemm '\(nodeName)': A has shape \(shape); iop runs batch 1 (A must be [1, K], or [K, 1] with transA)"
+                        "Gemm '\(nodeName)': A has shape \(shape); "
+                            + "iop runs batch 1 (A must be [1, K], or [K, 1] with transA)"
                     )
                 }
                 let b = try initializer(node, 1, "B")
                 guard b.dims.count == 2, (transB ? b.dims[1] : b.dims[0]) == k else {
                     throw ModelError.invalidModel(
-                        "Gemm '\(nodeName)': B has shape \(b.dims), which does not fit K = \(k) (transB \(transB ? 1 : 0))"
+                        "Gemm '\(nodeName)': B has shape \(b.dims), "
+                            + "which does not fit K = \(k) (transB \(transB ? 1 : 0))"
                     )
                 }
                 let n = transB ? b.dims[0] : b.dims[1]
@@ -373,7 +384,8 @@ public enum ONNXImporter {
                 let axis = int("axis", opset >= 13 ? -1 : 1)
                 guard shape.count == 2, shape[0] == 1, axis == 1 || axis == -1 else {
                     throw ModelError.invalidModel(
-                        "Softmax '\(nodeName)': supported over the features of a [1, N] tensor only, got shape \(shape) axis \(axis)"
+                        "Softmax '\(nodeName)': supported over the features of a [1, N] tensor only, "
+                            + "got shape \(shape) axis \(axis)"
                     )
                 }
                 layers.append(Layer(name: nodeName, kind: .softmax(count: shape[1])))
