@@ -60,7 +60,8 @@ public final class Socket {
         raw = s
         self.context = context
         try set(ZMQ_LINGER, lingerMs)
-        // Queue only to completed connections, so a send to a peer that is not up blocks or times out instead of vanishing.
+        // Queue only to completed connections, so a send to a peer that is not up blocks or times out
+        // instead of vanishing.
         if kind == .push { try set(ZMQ_IMMEDIATE, Int32(1)) }
     }
 

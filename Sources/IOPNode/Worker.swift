@@ -42,7 +42,8 @@ public final class Worker {
             // Nothing larger than the whole budget can be a valid message for this board.
             try inbox.setMaxMessageSize(budgetBytes)
             // Serving, a board has one activation in flight. Loading, this bounds the weight
-            // shards libzmq queues beside the arena to `ShardCodec.queueLength` messages of at most `ShardCodec.frameLimit`.
+            // shards libzmq queues beside the arena to `ShardCodec.queueLength` messages of at most
+            // `ShardCodec.frameLimit`.
             try inbox.setHighWaterMark(ShardCodec.queueLength)
             try inbox.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs)
             try inbox.bind(listen)

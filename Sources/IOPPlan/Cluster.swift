@@ -40,7 +40,8 @@ public struct Cluster: Equatable, Sendable {
         "name", "endpoint", "gflops", "memory", "bandwidth_mbps", "setup_ms", "threads",
     ]
 
-    /// JSON: `{"leader": "pi-a", "devices": [{"name", "endpoint", "gflops", "memory": "1GiB", "bandwidth_mbps", "setup_ms", "threads"}]}`.
+    /// JSON: `{"leader": "pi-a", "devices": [{"name", "endpoint", "gflops", "memory": "1GiB",
+    /// "bandwidth_mbps", "setup_ms", "threads"}]}`.
     public static func parse(_ data: Data) throws -> Cluster {
         func fail(_ m: String) -> ClusterError { ClusterError(path: nil, message: m) }
         guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {

@@ -48,7 +48,8 @@ public struct PlanError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         "the \(planner.rawValue) plan does not fit: "
             + overruns.map {
-                "board '\($0.board)' needs \(formatBytes($0.needs)), \(formatBytes($0.needs - $0.budget)) over its \(formatBytes($0.budget)) budget (smallest budget that fits: \(formatBytes($0.needs)))"
+                "board '\($0.board)' needs \(formatBytes($0.needs)), \(formatBytes($0.needs - $0.budget)) over its "
+                    + "\(formatBytes($0.budget)) budget (smallest budget that fits: \(formatBytes($0.needs)))"
             }.joined(separator: "; ")
     }
 }

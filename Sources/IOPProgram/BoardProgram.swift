@@ -30,7 +30,8 @@ public struct BoardProgram: Equatable, Sendable {
 
     public var arenaBytes: Int { arenaFloats * MemoryLayout<Float>.stride }
 
-    /// Whether every op and step stays inside the arena, so a program from the wire cannot make a board write outside it.
+    /// Whether every op and step stays inside the arena, so a program from the wire cannot make a board
+    /// write outside it.
     public var isWithinArena: Bool {
         guard activationFloats >= 0, activationFloats <= arenaFloats else { return false }
         for op in ops where !op.fits(arenaFloats: arenaFloats) { return false }

@@ -10,7 +10,8 @@ let usage = """
     Endpoints look like tcp://HOST:PORT (port * picks a free one). Sizes: 512MiB, 1.5GiB, 300MB, ...
     A worker with --rejoin registers again after its leader shuts down, as a board under systemd does.
     Under systemd (NOTIFY_SOCKET set) the agent reports READY=1 once its arena is allocated and its
-    weight shards are packed into it, a STATUS= line, and watchdog pings when WatchdogSec= is set; SIGTERM stops it cleanly.
+    weight shards are packed into it, a STATUS= line, and watchdog pings when WatchdogSec= is set; \
+    SIGTERM stops it cleanly.
     """
 
 /// Logs to stderr with sd-daemon priority prefixes, so journald keeps the level.

@@ -11,9 +11,11 @@ struct ClusterRun: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cluster",
         abstract:
-            "Run a real cluster on this machine: the leader and every worker as separate iop-node processes on loopback.",
+            "Run a real cluster on this machine: the leader and every worker as separate iop-node processes "
+            + "on loopback.",
         discussion:
-            "Reports latency percentiles, each board's arena and what each board sends per inference, beside the planner's model. With --check, every output is compared with single-board inference."
+            "Reports latency percentiles, each board's arena and what each board sends per inference, "
+            + "beside the planner's model. With --check, every output is compared with single-board inference."
     )
 
     @OptionGroup var model: ModelOptions
@@ -35,7 +37,9 @@ struct ClusterRun: ParsableCommand {
         help: ArgumentHelp(
             "Start the workers with this command instead of the iop-node beside iop.",
             discussion:
-                "For example the boards' build under emulation: \"qemu-aarch64-static -L $(cross/sysroot) .build/cross-arm64/iop-node\". The leader stays the host build.",
+                "For example the boards' build under emulation: "
+                + "\"qemu-aarch64-static -L $(cross/sysroot) .build/cross-arm64/iop-node\". "
+                + "The leader stays the host build.",
             valueName: "command"))
     var workerCommand: String?
 
@@ -100,7 +104,8 @@ struct ClusterRun: ParsableCommand {
             let worker = try workerCommand.map(resolveCommand) ?? (executable: node, arguments: [])
             if !json {
                 note(
-                    "starting \(cluster.devices.count) nodes (\(planner.rawValue) plan, bundle \(formatBytes(bundle.count)))..."
+                    "starting \(cluster.devices.count) nodes "
+                        + "(\(planner.rawValue) plan, bundle \(formatBytes(bundle.count)))..."
                 )
             }
             let leaderName = cluster.devices[cluster.leader].name
@@ -125,10 +130,8 @@ struct ClusterRun: ParsableCommand {
                 children.add(w)
             }
             guard let requestEndpoint = leader.waitLine(prefix: "ready ", seconds: 300) else {
-                throw CommandFailure(
-                    description:
-                        "leader '\(leaderName)' did not become ready: \(leader.lastError.isEmpty ? "no reason given" : leader.lastError)"
-                )
+                let reason = leader.lastError.isEmpty ? "no reason given" : leader.lastError
+                throw CommandFailure(description: "leader '\(leaderName)' did not become ready: \(reason)")
             }
             let client = try RequestClient(leader: requestEndpoint)
             let reference = check ? try net.makeEngine(threads: threads) : nil
@@ -181,14 +184,20 @@ struct ClusterRun: ParsableCommand {
                 print(
                     String(
                         format:
-                            "%@ on %d local nodes, %@ plan: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms over %d requests (modelled: %.2f ms)",
+                            "%@ on %d local nodes, %@ plan: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms "
+                            + "over %d requests (modelled: %.2f ms)",
                         net.name, cluster.devices.count, planner.rawValue, percentile(latencies, 0.5),
                         percentile(latencies, 0.9),
                         percentile(latencies, 0.99), requests, plan.modeledLatencyMs))
                 for d in devices {
                     let planned = d["planned_peak_bytes"] as! Int, arena = d["arena_bytes"] as! Int
+                    let name = pad(d["name"] as! String, 12)
+                    let vsPlan = arena == planned ? "= plan" : "plan: " + formatBytes(planned)
+                    let sent = formatBytes(d["bytes_sent_per_inference"] as! Int)
+                    let messages = d["messages_per_inference"] as! Int
                     print(
-                        "  \(pad(d["name"] as! String, 12)) arena \(pad(formatBytes(arena), 11)) (\(arena == planned ? "= plan" : "plan: " + formatBytes(planned))) sends \(formatBytes(d["bytes_sent_per_inference"] as! Int)) in \(d["messages_per_inference"] as! Int) messages per inference"
+                        "  \(name) arena \(pad(formatBytes(arena), 11)) (\(vsPlan)) "
+                            + "sends \(sent) in \(messages) messages per inference"
                     )
                 }
                 if check {

@@ -38,7 +38,8 @@ struct Compile: ParsableCommand {
             try writeAtomically(
                 Data(try jsonString(manifest).utf8), to: (out as NSString).appendingPathComponent("manifest.json"))
             print(
-                "wrote \(out)/bundle.iop (\(formatBytes(bytes.count))) and manifest.json: \(net.name), \(planner.rawValue) plan, \(cluster.devices.count) boards"
+                "wrote \(out)/bundle.iop (\(formatBytes(bytes.count))) and manifest.json: "
+                    + "\(net.name), \(planner.rawValue) plan, \(cluster.devices.count) boards"
             )
         }
     }

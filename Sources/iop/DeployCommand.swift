@@ -13,10 +13,12 @@ import IOPWire
 struct Deploy: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract:
-            "Install the board package, settings and bundle on every board of a cluster over ssh, and (re)start the agents.",
+            "Install the board package, settings and bundle on every board of a cluster over ssh, "
+            + "and (re)start the agents.",
         discussion: """
             Each board is reached at the host of its cluster-file endpoint, with ssh and scp, and needs sudo there.
-            Files are staged locally first (--stage); --dry-run stages them and prints every command without running any.
+            Files are staged locally first (--stage); --dry-run stages them and prints every command \
+            without running any.
             """)
 
     @Option(name: .long, help: "Cluster file (JSON; see examples/clusters): board names, endpoints, budgets, threads.")
@@ -51,9 +53,13 @@ struct Deploy: ParsableCommand {
         let compiled = try loadBundle(bundlePath)
         let names = spec.devices.map(\.name), compiledNames = compiled.boards.map(\.name)
         guard names == compiledNames, compiled.leaderIndex == spec.leader else {
+            let compiledFor =
+                "\(compiledNames.joined(separator: ", ")) (leader \(compiledNames[compiled.leaderIndex]))"
+            let current = "\(names.joined(separator: ", ")) (leader \(names[spec.leader]))"
             throw CommandFailure(
                 description:
-                    "\(bundlePath) was compiled for boards \(compiledNames.joined(separator: ", ")) (leader \(compiledNames[compiled.leaderIndex])), but \(cluster) has \(names.joined(separator: ", ")) (leader \(names[spec.leader])); recompile it with `iop compile --cluster \(cluster)`"
+                    "\(bundlePath) was compiled for boards \(compiledFor), but \(cluster) has \(current); "
+                    + "recompile it with `iop compile --cluster \(cluster)`"
             )
         }
         guard package.hasSuffix(".deb"), FileManager.default.fileExists(atPath: package) else {
@@ -74,12 +80,14 @@ struct Deploy: ParsableCommand {
             guard status == 0 else {
                 throw CommandFailure(
                     description:
-                        "board '\(c.board)': \(c.argv[0]) exited with status \(status) while trying to \(c.what); boards before it are deployed, later ones untouched"
+                        "board '\(c.board)': \(c.argv[0]) exited with status \(status) while trying to \(c.what); "
+                        + "boards before it are deployed, later ones untouched"
                 )
             }
         }
         note(
-            "deployed \(spec.devices.count) boards; the leader takes requests on tcp://\(plan.host(spec.devices[spec.leader])):\(requestsPort)"
+            "deployed \(spec.devices.count) boards; "
+                + "the leader takes requests on tcp://\(plan.host(spec.devices[spec.leader])):\(requestsPort)"
         )
     }
 
@@ -143,7 +151,8 @@ struct DeployPlan {
     func environment(_ i: Int) -> String {
         let d = cluster.devices[i]
         var lines = [
-            "# iop-node@\(d.name): written by `iop deploy` from the cluster file; changes are overwritten on the next deploy."
+            "# iop-node@\(d.name): written by `iop deploy` from the cluster file; "
+                + "changes are overwritten on the next deploy."
         ]
         if i == cluster.leader {
             lines += [
@@ -200,11 +209,13 @@ struct DeployPlan {
             var install = [
                 "sudo apt-get install -y -q /tmp/iop-deploy/\(packageName)",
                 "sudo install -D -m 0644 /tmp/iop-deploy/\(d.name).env /etc/iop/\(d.name).env",
-                "sudo install -D -m 0644 /tmp/iop-deploy/\(d.name)-memory.conf /etc/systemd/system/\(unit).service.d/memory.conf",
+                "sudo install -D -m 0644 /tmp/iop-deploy/\(d.name)-memory.conf "
+                    + "/etc/systemd/system/\(unit).service.d/memory.conf",
             ]
             if isLeader {
                 install.append(
-                    "sudo install -D -m 0644 /tmp/iop-deploy/\((bundle as NSString).lastPathComponent) /etc/iop/bundle.iop"
+                    "sudo install -D -m 0644 /tmp/iop-deploy/\((bundle as NSString).lastPathComponent) "
+                        + "/etc/iop/bundle.iop"
                 )
             }
             install += [

@@ -158,7 +158,8 @@ struct Infer: ParsableCommand {
             }
             let ms = Double(nowNanoseconds() - t0) / 1e6
             print(
-                "model \(net.name), input \(net.inputShape), output \(net.outputShape), \(threads) thread(s), arena \(formatCount(engine.arenaBytes))B"
+                "model \(net.name), input \(net.inputShape), output \(net.outputShape), \(threads) thread(s), "
+                    + "arena \(formatCount(engine.arenaBytes))B"
             )
             print("top-5:")
             for (rank, (index, value)) in y.enumerated().sorted(by: { $0.element > $1.element }).prefix(5).map({

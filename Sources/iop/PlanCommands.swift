@@ -43,7 +43,9 @@ struct PlanCommand: ParsableCommand {
         commandName: "plan",
         abstract: "Choose how every operator is split across the cluster's boards, and show the modelled cost.",
         discussion:
-            "Planners: single (leader only), oc (all by output channels), coedge (convs by rows), iop (the paper's greedy pairing), optimal (exact search under the memory budgets). The cost model is described in docs/planner.md."
+            "Planners: single (leader only), oc (all by output channels), coedge (convs by rows), "
+            + "iop (the paper's greedy pairing), optimal (exact search under the memory budgets). "
+            + "The cost model is described in docs/planner.md."
     )
 
     @OptionGroup var model: ModelOptions
@@ -64,7 +66,8 @@ struct PlanCommand: ParsableCommand {
             if json { print(try jsonString(planJSON(plan))); return }
             let names = c.devices.map(\.name)
             print(
-                "\(net.name) on \(names.count) boards (\(names.joined(separator: ", ")); leader \(names[c.leader])), planner \(planner.rawValue)"
+                "\(net.name) on \(names.count) boards (\(names.joined(separator: ", ")); leader \(names[c.leader])), "
+                    + "planner \(planner.rawValue)"
             )
             print(
                 pad("seg", 5) + pad("operator", 16) + pad("dim", 6) + pad("extents / full", 26) + pad("compute ms", 12)
@@ -84,8 +87,10 @@ struct PlanCommand: ParsableCommand {
             print(String(format: "modelled latency %.2f ms", plan.modeledLatencyMs))
             for (i, d) in c.devices.enumerated() {
                 print(
-                    "  \(pad(d.name, 12)) arena \(pad(formatBytes(plan.peakMemoryBytes[i]), 11)) of \(pad(formatBytes(d.memoryBudgetBytes), 10))"
-                        + " sends \(formatBytes(plan.bytesSentPerInference[i])) in \(plan.messagesPerInference[i]) messages"
+                    "  \(pad(d.name, 12)) arena \(pad(formatBytes(plan.peakMemoryBytes[i]), 11))"
+                        + " of \(pad(formatBytes(d.memoryBudgetBytes), 10))"
+                        + " sends \(formatBytes(plan.bytesSentPerInference[i]))"
+                        + " in \(plan.messagesPerInference[i]) messages"
                 )
             }
         }
@@ -184,7 +189,8 @@ struct Simulate: ParsableCommand {
         for p in row["planners"] as! [[String: Any]] {
             if let ms = p["modeled_latency_ms"] as? Double {
                 print(
-                    "  \(pad(p["planner"] as! String, 9)) \(String(format: "%9.2f ms", ms))   peak \(formatBytes(p["peak_memory_bytes"] as! Int))"
+                    "  \(pad(p["planner"] as! String, 9)) \(String(format: "%9.2f ms", ms))   "
+                        + "peak \(formatBytes(p["peak_memory_bytes"] as! Int))"
                 )
             } else {
                 print("  \(pad(p["planner"] as! String, 9)) does not fit: \(p["error"] as! String)")
@@ -192,11 +198,14 @@ struct Simulate: ParsableCommand {
         }
         func pct(_ k: String) -> String { (row[k] as? Double).map { String(format: "%6.2f %%", $0) } ?? "   n/a" }
         print(
-            "  latency saved: iop vs oc \(pct("iop_latency_saved_vs_oc_pct")), vs coedge \(pct("iop_latency_saved_vs_coedge_pct"));"
-                + " optimal vs oc \(pct("optimal_latency_saved_vs_oc_pct")), vs coedge \(pct("optimal_latency_saved_vs_coedge_pct"))"
+            "  latency saved: iop vs oc \(pct("iop_latency_saved_vs_oc_pct")),"
+                + " vs coedge \(pct("iop_latency_saved_vs_coedge_pct"));"
+                + " optimal vs oc \(pct("optimal_latency_saved_vs_oc_pct")),"
+                + " vs coedge \(pct("optimal_latency_saved_vs_coedge_pct"))"
         )
         print(
-            "  peak memory saved vs coedge: iop \(pct("iop_peak_memory_saved_vs_coedge_pct")), optimal \(pct("optimal_peak_memory_saved_vs_coedge_pct"))"
+            "  peak memory saved vs coedge: iop \(pct("iop_peak_memory_saved_vs_coedge_pct")),"
+                + " optimal \(pct("optimal_peak_memory_saved_vs_coedge_pct"))"
         )
     }
 }

@@ -134,7 +134,8 @@ import Testing
         do { _ = try Cluster.parse(Data(json.utf8)); return nil } catch { return "\(error)" }
     }
     static let good =
-        #"{"name": "a", "endpoint": "tcp://127.0.0.1:5555", "gflops": 4, "memory": "512MiB", "bandwidth_mbps": 100, "setup_ms": 2, "threads": 4}"#
+        #"{"name": "a", "endpoint": "tcp://127.0.0.1:5555", "gflops": 4, "memory": "512MiB", "#
+        + #""bandwidth_mbps": 100, "setup_ms": 2, "threads": 4}"#
 
     @Test func readsSizesAndTheLeader() throws {
         let c = try Cluster.parse(Data(#"{"leader": "a", "devices": [\#(Self.good)]}"#.utf8))

@@ -237,7 +237,8 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
         try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
         for tool in ["ssh", "scp"] {
             let script =
-                "#!/bin/sh\nprintf '%s' \(tool) >> \(log)\nfor a in \"$@\"; do printf ' [%s]' \"$a\" >> \(log); done\necho >> \(log)\n"
+                "#!/bin/sh\nprintf '%s' \(tool) >> \(log)\n"
+                + "for a in \"$@\"; do printf ' [%s]' \"$a\" >> \(log); done\necho >> \(log)\n"
             try script.write(toFile: bin + "/" + tool, atomically: true, encoding: .utf8)
             chmod(bin + "/" + tool, 0o755)
         }
@@ -278,7 +279,8 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
             #expect(install.contains("/etc/iop/bundle.iop") == (board == "pi4-a"))
             #expect(
                 install.hasSuffix(
-                    "sudo systemctl enable iop-node@\(board) && sudo systemctl restart iop-node@\(board) && rm -rf /tmp/iop-deploy'"
+                    "sudo systemctl enable iop-node@\(board) && "
+                        + "sudo systemctl restart iop-node@\(board) && rm -rf /tmp/iop-deploy'"
                 ))
         }
         // The staged settings: a worker registers with the leader's endpoint under its 1 GiB budget.
