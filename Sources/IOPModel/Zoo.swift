@@ -4,9 +4,19 @@ import IOPCore
 /// Built-in models with the torchvision layouts and seeded, deterministic He
 /// initialisation, so every run (and every board) sees the same weights.
 public enum Zoo {
-    public static let names = ["lenet5", "alexnet", "vgg11", "vgg13", "vgg16", "vgg19"]
+    public static let names = ["lenet5", "alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "valve"]
 
-    public static func defaultInputSize(_ name: String) -> Int { name == "lenet5" ? 32 : 224 }
+    /// The spatial input size; for `valve`, the frames of a log-mel patch (its 64 mel bands are fixed).
+    public static func defaultInputSize(_ name: String) -> Int {
+        switch name {
+        case "lenet5": return 32
+        case "valve": return valveFrames
+        default: return 224
+        }
+    }
+
+    /// The valve-leak detector's input: 96 frames (0.96 s) of 64 log-mel bands (examples/valve-leak/frontend.py).
+    public static let valveFrames = 96, valveMelBands = 64
 
     static let vggConfigs: [String: [Int]] = [  // 0 = max pool
         "vgg11": [64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0],
@@ -23,8 +33,26 @@ public enum Zoo {
     {
         let size = inputSize ?? defaultInputSize(name)
         var b = Builder(
-            channels: name == "lenet5" ? 1 : 3, size: size, seed: seed, withWeights: withWeights, model: name)
+            channels: name == "lenet5" || name == "valve" ? 1 : 3, height: size,
+            width: name == "valve" ? valveMelBands : size, seed: seed, withWeights: withWeights, model: name)
         switch name {
+        case "valve":
+            // VGGish's layout (Hershey et al., 2017) on one log-mel patch: a seeded backbone, and a leak
+            // score trained on its 4096 features (examples/valve-leak/train.py writes ValveHead.swift).
+            for (i, width) in [64, 0, 128, 0, 256, 256, 0, 512, 512, 0].enumerated() {
+                if width == 0 {
+                    try b.maxPool(2, 2, name: "pool\(i)")
+                } else {
+                    try b.conv(width, k: 3, p: 1, name: "conv\(i)")
+                }
+            }
+            b.linear(4096, relu: true, name: "fc1"); b.linear(4096, relu: true, name: "fc2")
+            b.linear(1, relu: false, name: "score")
+            if withWeights && ValveHead.weights.count == 4096 && ValveHead.bias.count == 1 {
+                b.layers[b.layers.count - 1].weights = ValveHead.weights
+                b.layers[b.layers.count - 1].bias = ValveHead.bias
+            }
+            return Network(name: name, inputShape: [1, 1, size, valveMelBands], layers: b.layers)
         case "lenet5":
             try b.conv(6, k: 5, name: "conv1"); try b.maxPool(2, 2, name: "pool1")
             try b.conv(16, k: 5, name: "conv2"); try b.maxPool(2, 2, name: "pool2")
@@ -64,8 +92,8 @@ public enum Zoo {
         let model: String
         var layers: [Layer] = []
 
-        init(channels: Int, size: Int, seed: UInt64, withWeights: Bool, model: String) {
-            c = channels; h = size; w = size
+        init(channels: Int, height: Int, width: Int, seed: UInt64, withWeights: Bool, model: String) {
+            c = channels; h = height; w = width
             rng = SplitMix64(seed: seed ^ UInt64(model.utf8.reduce(5381) { ($0 &* 33) &+ Int($1) } & 0x7fffffff))
             self.withWeights = withWeights
             self.model = model
