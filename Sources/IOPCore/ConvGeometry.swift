@@ -1,0 +1,104 @@
+/// Geometry of one 2-D convolution on a CHW tensor (batch 1). Output sizes are
+/// resolved by the loader (auto_pad, explicit pads); the kernel only checks them.
+public struct ConvGeometry: Equatable, Sendable {
+    public var inChannels, inHeight, inWidth: Int
+    public var outChannels, outHeight, outWidth: Int
+    public var kernelH, kernelW: Int
+    public var strideH, strideW: Int
+    public var dilationH, dilationW: Int
+    public var padTop, padLeft, padBottom, padRight: Int
+    public var groups: Int
+
+    public init(
+        inChannels: Int, inHeight: Int, inWidth: Int, outChannels: Int,
+        kernelH: Int, kernelW: Int, strideH: Int = 1, strideW: Int = 1,
+        dilationH: Int = 1, dilationW: Int = 1,
+        padTop: Int = 0, padLeft: Int = 0, padBottom: Int = 0, padRight: Int = 0,
+        groups: Int = 1
+    ) {
+        self.inChannels = inChannels; self.inHeight = inHeight; self.inWidth = inWidth
+        self.outChannels = outChannels
+        self.kernelH = kernelH; self.kernelW = kernelW
+        self.strideH = strideH; self.strideW = strideW
+        self.dilationH = dilationH; self.dilationW = dilationW
+        self.padTop = padTop; self.padLeft = padLeft; self.padBottom = padBottom; self.padRight = padRight
+        self.groups = groups
+        let effH = (kernelH - 1) * dilationH + 1, effW = (kernelW - 1) * dilationW + 1
+        outHeight = windowCount(extent: inHeight + padTop + padBottom, kernel: effH, stride: strideH)
+        outWidth = windowCount(extent: inWidth + padLeft + padRight, kernel: effW, stride: strideW)
+    }
+
+    /// The same convolution over a slice of its tensors: the fields given change, every other one
+    /// (groups, strides, dilations, the other pads) is kept, and the output size follows. The one
+    /// way partitions reshape a conv, so no slice can drop a field.
+    public func sliced(
+        inChannels: Int? = nil, inHeight: Int? = nil, outChannels: Int? = nil, padTop: Int? = nil, padBottom: Int? = nil
+    ) -> ConvGeometry {
+        ConvGeometry(
+            inChannels: inChannels ?? self.inChannels, inHeight: inHeight ?? self.inHeight, inWidth: inWidth,
+            outChannels: outChannels ?? self.outChannels, kernelH: kernelH, kernelW: kernelW, strideH: strideH,
+            strideW: strideW, dilationH: dilationH, dilationW: dilationW, padTop: padTop ?? self.padTop,
+            padLeft: padLeft, padBottom: padBottom ?? self.padBottom, padRight: padRight, groups: groups)
+    }
+
+    public var paddedHeight: Int { inHeight + padTop + padBottom }
+    public var paddedWidth: Int { inWidth + padLeft + padRight }
+    public var inGroupChannels: Int { inChannels / groups }
+    public var outGroupChannels: Int { outChannels / groups }
+    public var isPadded: Bool { padTop | padLeft | padBottom | padRight != 0 }
+    /// One input channel per group: the depthwise kernel, not the blocked one.
+    public var isDepthwise: Bool { inGroupChannels == 1 && groups > 1 }
+    public var inputCount: Int { inChannels * inHeight * inWidth }
+    public var outputCount: Int { outChannels * outHeight * outWidth }
+    public var weightCount: Int { outChannels * inGroupChannels * kernelH * kernelW }
+    /// Multiply-adds times two.
+    public var flops: Int { 2 * outputCount * inGroupChannels * kernelH * kernelW }
+
+    public func validate() throws(CoreError) {
+        if inChannels <= 0 || inHeight <= 0 || inWidth <= 0 || outChannels <= 0 {
+            throw .invalidShape("conv sizes must be positive")
+        }
+        if kernelH <= 0 || kernelW <= 0 || strideH <= 0 || strideW <= 0 || dilationH <= 0 || dilationW <= 0 {
+            throw .invalidShape("conv kernel, strides and dilations must be positive")
+        }
+        if padTop < 0 || padLeft < 0 || padBottom < 0 || padRight < 0 { throw .invalidShape("conv pads must be >= 0") }
+        if groups <= 0 || inChannels % groups != 0 || outChannels % groups != 0 {
+            throw .invalidShape(
+                "conv group " + String(groups) + " must divide input channels "
+                    + String(inChannels) + " and output channels " + String(outChannels))
+        }
+        if outHeight <= 0 || outWidth <= 0 { throw .invalidShape("conv output would be empty") }
+    }
+
+    /// Stride-1 convs with a short reduction (the 3-channel first layer of an
+    /// image model) use the row kernel: with few multiply-adds per output, the
+    /// blocked kernel's per-pixel channel scatter would dominate.
+    public var usesRowKernel: Bool {
+        !isDepthwise && strideW == 1 && outWidth >= 2 * KVec.scalarCount && inGroupChannels * kernelH * kernelW <= 32
+    }
+    /// Output channels one packed weight block holds for the chosen kernel.
+    var packBlock: Int { usesRowKernel ? rowChannelBlock : channelBlock }
+
+    /// Floats of the packed weight buffer (channel blocks padded with zeros).
+    public var packedWeightCount: Int {
+        if isDepthwise { return weightCount }
+        return groups * roundUp(outGroupChannels, packBlock) * inGroupChannels * kernelH * kernelW
+    }
+    public var packedBiasCount: Int {
+        isDepthwise ? outChannels : groups * roundUp(outGroupChannels, packBlock)
+    }
+    /// Floats of scratch the kernel needs (the zero-padded input copy).
+    public var scratchCount: Int { isPadded ? inChannels * paddedHeight * paddedWidth : 0 }
+}
+
+/// Clamp applied when results are stored: none, ReLU (0, +inf) or Clip (lo, hi).
+public struct Activation: Equatable, Sendable {
+    public var low: Float, high: Float
+    public init(low: Float, high: Float) { self.low = low; self.high = high }
+    public static let none = Activation(low: -.infinity, high: .infinity)
+    public static let relu = Activation(low: 0, high: .infinity)
+    @inline(__always) func apply(_ v: KVec) -> KVec {
+        pointwiseMin(pointwiseMax(v, KVec(repeating: low)), KVec(repeating: high))
+    }
+    @inline(__always) func apply(_ v: Float) -> Float { Swift.min(Swift.max(v, low), high) }
+}

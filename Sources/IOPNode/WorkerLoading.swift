@@ -1,0 +1,109 @@
+import CIOPSystem
+import IOPCore
+import IOPNet
+import IOPProgram
+import IOPWire
+
+/// A worker's setup after its program arrives: the arena, or a refusal; then the weight shards.
+extension Worker {
+    /// Allocates the one arena (or refuses), packs the weight shards into it, then serves.
+    func load(_ program: BoardProgram, board: UInt64, wait: inout SlicedWait) throws(NodeError) {
+        let needed = program.arenaBytes
+        if needed > budgetBytes { return try refuse(.overBudget, needed: needed, board: board) }
+        // Activations are received into and sent from the arena: a header must fit before each step's input and output.
+        let inputAt = program.steps.first?.input ?? ArenaLayout.frameRoom
+        for s in program.steps
+        where s.input != inputAt || 4 * s.input < MessageHeader.size || 4 * s.output < MessageHeader.size + 4 {
+            throw .protocolViolation(
+                "worker '" + name + "': step " + String(s.segment) + " leaves no room for message headers")
+        }
+        let engine: Engine
+        do throws(CoreError) { engine = try Engine(arenaFloats: program.arenaFloats, threads: threads) } catch {
+            if case .outOfMemory = error { return try refuse(.cannotAllocate, needed: needed, board: board) }
+            throw .core(error)
+        }
+        arenaBytes = needed
+        // `ready` carries the arena size, so the leader can report every board's memory.
+        let ready = Ready(arenaBytes: UInt64(needed)).encode()
+        try outbox.sendFrame(.ready, requestID: board, payload: ready)
+
+        // Weight shards, each received into the activation region (free until serving) and packed from there.
+        // A board the plan gives no work has no activation region, but still hears `ready` and `shutdown`.
+        let control = UnsafeMutableRawBufferPointer.allocate(byteCount: MessageHeader.size, alignment: 16)
+        defer { control.deallocate() }
+        let staging =
+            program.activationFloats == 0
+            ? control
+            : UnsafeMutableRawBufferPointer(rebasing: engine.bytes[0..<(4 * program.activationFloats)])
+        var loaded = [Int](repeating: 0, count: program.ops.count)
+        wait.restart()
+        loading: while true {
+            var outcome: Result<MessageHeader, NodeError> = .failure(.protocolViolation(""))
+            do throws(NetError) {
+                let n = try inbox.receive(into: staging)
+                do throws(WireError) {
+                    outcome = .success(
+                        try Wire.decode(UnsafeRawBufferPointer(rebasing: staging[0..<n]), maxPayload: staging.count))
+                } catch { outcome = .failure(.wire(error)) }
+            } catch {
+                if !error.isTimeout { throw .net(error) }
+                switch wait.sliceElapsed(supervisor) {
+                case .again: continue loading
+                case .stop: return
+                case .expired: throw .timedOut(waitingFor: "the leader's weight shards")
+                }
+            }
+            let header: MessageHeader
+            switch outcome {
+            case .success(let h): header = h
+            case .failure(let e): throw e
+            }
+            wait.restart()
+            switch header.kind {
+            case .weightShard:
+                let payload = UnsafeRawBufferPointer(
+                    rebasing: staging[MessageHeader.size..<(MessageHeader.size + Int(header.payloadLength))])
+                let shard: ShardCodec.Header
+                do throws(WireError) { shard = try ShardCodec.read(payload, ops: program.ops, loaded: loaded) } catch {
+                    throw .wire(error)
+                }
+                let op = program.ops[shard.op]
+                let floats = (payload.baseAddress! + ShardCodec.headerSize).assumingMemoryBound(to: Float.self)
+                let weightCount = shard.count * op.kind.weightsPerChannel
+                engine.load(
+                    op, channels: shard.channels, weights: weightCount > 0 ? UnsafePointer(floats) : nil,
+                    bias: shard.hasBias ? UnsafePointer(floats + weightCount) : nil)
+                loaded[shard.op] += shard.count
+            case .ready:
+                if let missing = program.ops.indices.first(where: {
+                    loaded[$0] != program.ops[$0].kind.parameterChannels
+                }) {
+                    throw .protocolViolation(
+                        "worker '" + name + "': the leader sent " + String(loaded[missing]) + " of op "
+                            + String(missing)
+                            + "'s " + String(program.ops[missing].kind.parameterChannels) + " weight channels")
+                }
+                break loading
+            case .shutdown:
+                return
+            default:
+                throw .protocolViolation(
+                    "worker '" + name + "' got a message of kind " + String(header.kind.rawValue)
+                        + " while loading weights")
+            }
+        }
+        // Serving starts now (systemd hears READY=1 here), before the leader can count this board ready.
+        onServing()
+        try outbox.sendFrame(.ready, requestID: board, payload: ready)
+        try serve(program, engine: engine, board: board, control: control)
+    }
+
+    /// Declines the program: the leader hears why, and this board's run ends.
+    func refuse(_ reason: Refuse.Reason, needed: Int, board: UInt64) throws(NodeError) {
+        let refusal = Refuse(reason: reason, bytesNeeded: UInt64(needed), budgetBytes: UInt64(budgetBytes))
+        try outbox.sendFrame(.refuse, requestID: board, payload: refusal.encode())
+        // The refusal is this board's last word: give it time to arrive after the socket closes.
+        try? outbox.setLinger(2000)
+        refused = refusal
+    }
+}

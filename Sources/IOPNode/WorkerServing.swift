@@ -1,0 +1,90 @@
+import CIOPSystem
+import IOPCore
+import IOPNet
+import IOPProgram
+import IOPWire
+
+/// A serving worker: each activation in, its step run in the arena, the result out.
+extension Worker {
+    func serve(_ program: BoardProgram, engine: Engine, board: UInt64, control: UnsafeMutableRawBufferPointer)
+        throws(NodeError)
+    {
+        // Which step serves each segment, and the one place every step's input arrives.
+        var stepOf = [Int](repeating: -1, count: (program.steps.map { $0.segment }.max() ?? 0) + 1)
+        for (i, s) in program.steps.enumerated() { stepOf[s.segment] = i }
+        let largestInput = program.steps.reduce(0) { max($0, $1.inputCount) }
+        let inputAt = 4 * (program.steps.first?.input ?? 0)
+        let receive =
+            program.steps.isEmpty
+            ? control
+            : UnsafeMutableRawBufferPointer(
+                rebasing: engine.bytes[(inputAt - MessageHeader.size)..<(inputAt + 4 * largestInput)])
+        var idle = SlicedWait(supervisor, limitMs: idleTimeoutMs)
+        do throws(NetError) {
+            try inbox.setTimeouts(sendMs: timeoutMs, receiveMs: idle.sliceMs)
+            try outbox.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs)
+        } catch { throw .net(error) }
+
+        while true {
+            var outcome: Result<MessageHeader, NodeError> = .failure(.protocolViolation(""))
+            do throws(NetError) {
+                let n = try inbox.receive(into: receive)
+                do throws(WireError) {
+                    outcome = .success(
+                        try Wire.decode(UnsafeRawBufferPointer(rebasing: receive[0..<n]), maxPayload: 4 * largestInput))
+                } catch { outcome = .failure(.wire(error)) }
+            } catch {
+                outcome = .failure(error.isTimeout ? .timedOut(waitingFor: "work from the leader") : .net(error))
+            }
+            let header: MessageHeader
+            switch outcome {
+            case .success(let h): header = h; idle.restart()
+            case .failure(.timedOut(let what)):
+                // A quiet slice: the supervisor's turn; the idle limit counts whole slices.
+                switch idle.sliceElapsed(supervisor) {
+                case .again: continue
+                case .stop: return
+                case .expired: throw .timedOut(waitingFor: what)
+                }
+            case .failure(let e): throw e
+            }
+            let started = iop_monotonic_ns()
+            switch header.kind {
+            case .activation:
+                let segment = Int(header.step)
+                guard segment < stepOf.count, stepOf[segment] >= 0,
+                    Int(header.payloadLength) == 4 * program.steps[stepOf[segment]].inputCount
+                else {
+                    throw .protocolViolation(
+                        "activation for step " + String(segment) + " does not match this worker's program")
+                }
+                let step = program.steps[stepOf[segment]]
+                for i in step.ops { engine.run(program.ops[i]) }
+                // The reply frame is built in place: header, board index, then the output already in the arena.
+                let payloadAt = 4 * step.output - PartResult.headerSize
+                let frame = UnsafeMutableRawBufferPointer(
+                    rebasing: engine.bytes[(payloadAt - MessageHeader.size)..<(4 * (step.output + step.outputCount))])
+                do throws(WireError) {
+                    try PartResult.writeHeader(
+                        board: Int(board), into: UnsafeMutableRawBufferPointer(rebasing: frame[MessageHeader.size...]))
+                } catch { throw .wire(error) }
+                let n: Int
+                do throws(WireError) {
+                    n = try Wire.seal(
+                        kind: .activation, requestID: header.requestID, step: header.step,
+                        payloadLength: PartResult.headerSize + 4 * step.outputCount, in: frame)
+                } catch { throw .wire(error) }
+                do throws(NetError) { try outbox.send(UnsafeRawBufferPointer(rebasing: frame[0..<n])) } catch {
+                    throw .net(error)
+                }
+                inferencesServed += 1
+                lastStepNs = iop_monotonic_ns() &- started
+            case .shutdown:
+                return
+            default:
+                throw .protocolViolation("unexpected message kind " + String(header.kind.rawValue) + " while serving")
+            }
+            if !supervisor.check() { return }
+        }
+    }
+}
