@@ -54,6 +54,21 @@ public struct PlanError: Error, CustomStringConvertible, Equatable {
     }
 }
 
+/// No plan that fits the budgets meets a stream's deadline.
+public struct DeadlineError: Error, CustomStringConvertible, Equatable {
+    public var deadlineMs: Double
+    /// The fastest modelled latency of a plan that fits every budget.
+    public var fastestMs: Double
+    public init(deadlineMs: Double, fastestMs: Double) { self.deadlineMs = deadlineMs; self.fastestMs = fastestMs }
+    public var description: String {
+        "no plan meets the \(formatMs(deadlineMs)) deadline: the fastest plan that fits every budget is modelled at "
+            + "\(formatMs(fastestMs)) (iop plan --planner optimal shows it); "
+            + "add boards, faster links or a longer deadline"
+    }
+}
+
+func formatMs(_ ms: Double) -> String { ms >= 100 ? "\(Int(ms.rounded())) ms" : "\((ms * 10).rounded() / 10) ms" }
+
 public struct Planner: Sendable {
     public let model: CostModel
     public init(network: Network, cluster: Cluster) { model = CostModel(cluster: cluster, network: network) }
@@ -133,10 +148,12 @@ public struct Planner: Sendable {
         }
     }
 
-    func optimal() throws -> Plan {
-        let budgets = model.cluster.devices.map(\.memoryBudgetBytes)
-        let costs = stages.indices.map { i in options(i).map { ($0, model.cost($0)) } }
-        // Fastest completion from each stage boundary, memory ignored: a lower bound.
+    /// Every segment option at every stage, with its cost.
+    var optionCosts: [[(Segment, SegmentCost)]] { stages.indices.map { i in options(i).map { ($0, model.cost($0)) } } }
+
+    /// The fastest completion from each stage boundary, memory ignored (a lower bound for the
+    /// search), and the option that achieves it.
+    func fastestCompletion(_ costs: [[(Segment, SegmentCost)]]) -> (rest: [Double], choice: [Int]) {
         var rest = [Double](repeating: .infinity, count: stages.count + 1)
         var restChoice = [Int](repeating: 0, count: stages.count + 1)
         rest[stages.count] = 0
@@ -146,6 +163,34 @@ public struct Planner: Sendable {
                 rest[i] = cost.latencyMs + rest[i + segment.stages.count]; restChoice[i] = k
             }
         }
+        return (rest, restChoice)
+    }
+
+    /// For a stream with a deadline: among the plans that fit every budget and whose modelled
+    /// latency meets `deadlineMs`, the one with the most memory headroom on its fullest board
+    /// (the smallest largest arena-to-budget ratio), so a board that must also buffer audio, or a
+    /// model that grows, has room. Exact: the search keeps every plan no other beats in latency and
+    /// in every board's memory, and the best headroom is among those.
+    public func plan(deadlineMs: Double) throws -> Plan {
+        let budgets = model.cluster.devices.map(\.memoryBudgetBytes)
+        let costs = optionCosts
+        let (rest, _) = fastestCompletion(costs)
+        func fill(_ s: State) -> Double {
+            (0..<budgets.count).map { Double(s.weights[$0] + s.peak[$0]) / Double(budgets[$0]) }.max() ?? 0
+        }
+        let meeting = search(costs: costs, budgets: budgets, bound: rest, limit: deadlineMs.nextUp)
+        guard let best = meeting.min(by: { (fill($0), $0.latency) < (fill($1), $1.latency) }) else {
+            let fastest = try optimal()
+            throw DeadlineError(deadlineMs: deadlineMs, fastestMs: fastest.modeledLatencyMs)
+        }
+        return Plan(
+            planner: .optimal, segments: best.segments, costs: best.segments.map(model.cost), cluster: model.cluster)
+    }
+
+    func optimal() throws -> Plan {
+        let budgets = model.cluster.devices.map(\.memoryBudgetBytes)
+        let costs = optionCosts
+        let (rest, restChoice) = fastestCompletion(costs)
         func plan(_ segments: [Segment]) -> Plan {
             Plan(planner: .optimal, segments: segments, costs: segments.map(model.cost), cluster: model.cluster)
         }

@@ -20,8 +20,7 @@ struct ClusterRun: ParsableCommand {
 
     @OptionGroup var model: ModelOptions
     @OptionGroup var clusterOptions: ClusterOptions
-    @Option(name: .long, help: "single, oc, coedge, iop or optimal.")
-    var planner: PlannerKind = .optimal
+    @OptionGroup var plannerOptions: PlannerOptions
     @Option(name: .long, help: "Inference requests to time.")
     var requests: Int = 10
     @Option(name: .long, help: "Threads per node.")
@@ -89,7 +88,7 @@ struct ClusterRun: ParsableCommand {
         do {
             let net = try model.load()
             let cluster = try clusterOptions.loadCluster()
-            let plan = try Planner(network: net, cluster: cluster).plan(planner)
+            let plan = try plannerOptions.plan(net, on: cluster)
             let bundle = ProgramBundle.compile(plan, network: net)
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let bundlePath = dir + "/bundle.iop"
@@ -105,7 +104,7 @@ struct ClusterRun: ParsableCommand {
             if !json {
                 note(
                     "starting \(cluster.devices.count) nodes "
-                        + "(\(planner.rawValue) plan, bundle \(formatBytes(bundle.count)))..."
+                        + "(\(plannerOptions.label) plan, bundle \(formatBytes(bundle.count)))..."
                 )
             }
             let leaderName = cluster.devices[cluster.leader].name
@@ -172,7 +171,7 @@ struct ClusterRun: ParsableCommand {
                 ]
             }
             var result: [String: Any] = [
-                "model": net.name, "planner": planner.rawValue, "requests": requests, "threads": threads,
+                "model": net.name, "planner": plannerOptions.label, "requests": requests, "threads": threads,
                 "p50_ms": percentile(latencies, 0.5), "p90_ms": percentile(latencies, 0.9),
                 "p99_ms": percentile(latencies, 0.99),
                 "modeled_latency_ms": plan.modeledLatencyMs, "devices": devices,
@@ -186,7 +185,7 @@ struct ClusterRun: ParsableCommand {
                         format:
                             "%@ on %d local nodes, %@ plan: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms "
                             + "over %d requests (modelled: %.2f ms)",
-                        net.name, cluster.devices.count, planner.rawValue, percentile(latencies, 0.5),
+                        net.name, cluster.devices.count, plannerOptions.label, percentile(latencies, 0.5),
                         percentile(latencies, 0.9),
                         percentile(latencies, 0.99), requests, plan.modeledLatencyMs))
                 for d in devices {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import IOPModel
 import IOPPlan
 
 extension ClusterOptions {
@@ -20,4 +21,47 @@ struct ClusterOptions: ParsableArguments {
     var cluster: String?
     @Option(name: .long, help: "Instead of --cluster: N identical local boards.")
     var nodes: Int?
+}
+
+/// How a command chooses its plan: a planner, a deadline, or both.
+struct PlannerOptions: ParsableArguments {
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "single, oc, coedge, iop or optimal (default: optimal, or with --deadline-ms the plan with the most "
+                + "memory headroom that meets it)."))
+    var planner: PlannerKind?
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "A stream's deadline per window: only plans whose modelled latency meets it.",
+            discussion: "Without --planner: among the plans that meet it, the one with the most memory headroom on its "
+                + "fullest board. With --planner: that planner's plan, refused if it does not meet the deadline.",
+            valueName: "ms"))
+    var deadlineMs: Double?
+
+    func validate() throws {
+        if let d = deadlineMs, !(d > 0) { throw ValidationError("--deadline-ms must be positive, got \(d)") }
+    }
+
+    /// The name the plan is reported under.
+    var label: String {
+        if let planner { return planner.rawValue }
+        return deadlineMs == nil ? PlannerKind.optimal.rawValue : "deadline"
+    }
+
+    func plan(_ network: Network, on cluster: Cluster) throws -> Plan {
+        let planner = Planner(network: network, cluster: cluster)
+        guard let deadlineMs else { return try planner.plan(self.planner ?? .optimal) }
+        guard let kind = self.planner else { return try planner.plan(deadlineMs: deadlineMs) }
+        let plan = try planner.plan(kind)
+        if plan.modeledLatencyMs > deadlineMs {
+            throw CommandFailure(
+                description:
+                    "the \(kind.rawValue) plan is modelled at \(String(format: "%.1f", plan.modeledLatencyMs)) "
+                    + "ms, over the \(String(format: "%g", deadlineMs)) ms deadline; drop --planner to search every "
+                    + "plan that meets it")
+        }
+        return plan
+    }
 }

@@ -10,8 +10,7 @@ struct Compile: ParsableCommand {
             "Plan a model for a cluster and write the bundle the leader runs: every board's program and weight shards.")
     @OptionGroup var model: ModelOptions
     @OptionGroup var clusterOptions: ClusterOptions
-    @Option(name: .long, help: "single, oc, coedge, iop or optimal.")
-    var planner: PlannerKind = .optimal
+    @OptionGroup var plannerOptions: PlannerOptions
     @Option(name: .long, help: "Directory to write bundle.iop and manifest.json into (created if missing).")
     var out: String
 
@@ -19,13 +18,13 @@ struct Compile: ParsableCommand {
         try reportingErrors {
             let net = try model.load()
             let cluster = try clusterOptions.loadCluster()
-            let plan = try Planner(network: net, cluster: cluster).plan(planner)
+            let plan = try plannerOptions.plan(net, on: cluster)
             let bytes = ProgramBundle.compile(plan, network: net)
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             try writeAtomically(Data(bytes), to: (out as NSString).appendingPathComponent("bundle.iop"))
             let manifest: [String: Any] = [
                 "format": "iop-bundle", "version": Int(ProgramBundle.version), "model": net.name,
-                "planner": planner.rawValue,
+                "planner": plannerOptions.label,
                 "input_shape": net.inputShape, "output_shape": net.outputShape, "bundle_bytes": bytes.count,
                 "modeled_latency_ms": plan.modeledLatencyMs, "leader": cluster.devices[cluster.leader].name,
                 "boards": cluster.devices.enumerated().map { i, d in
@@ -39,7 +38,7 @@ struct Compile: ParsableCommand {
                 Data(try jsonString(manifest).utf8), to: (out as NSString).appendingPathComponent("manifest.json"))
             print(
                 "wrote \(out)/bundle.iop (\(formatBytes(bytes.count))) and manifest.json: "
-                    + "\(net.name), \(planner.rawValue) plan, \(cluster.devices.count) boards"
+                    + "\(net.name), \(plannerOptions.label) plan, \(cluster.devices.count) boards"
             )
         }
     }

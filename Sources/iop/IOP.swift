@@ -46,6 +46,9 @@ func reportingErrors(_ body: () throws -> Void) throws {
     } catch let e as PlanError {
         note("error: \(e.description)")
         throw ExitCode(1)
+    } catch let e as DeadlineError {
+        note("error: \(e.description)")
+        throw ExitCode(1)
     } catch let e as CommandFailure {
         note("error: \(e.description)")
         throw ExitCode(1)

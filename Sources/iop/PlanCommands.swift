@@ -17,7 +17,7 @@ func pad(_ s: String, _ n: Int) -> String {
     s.count >= n ? s + " " : s.padding(toLength: n, withPad: " ", startingAt: 0)
 }
 
-func planJSON(_ p: Plan) -> [String: Any] {
+func planJSON(_ p: Plan, label: String) -> [String: Any] {
     let devices = p.cluster.devices.enumerated().map { i, d -> [String: Any] in
         [
             "name": d.name, "peak_memory_bytes": p.peakMemoryBytes[i], "budget_bytes": d.memoryBudgetBytes,
@@ -33,7 +33,7 @@ func planJSON(_ p: Plan) -> [String: Any] {
         ]
     }
     return [
-        "planner": p.planner.rawValue, "modeled_latency_ms": p.modeledLatencyMs, "devices": devices,
+        "planner": label, "modeled_latency_ms": p.modeledLatencyMs, "devices": devices,
         "segments": segments,
     ]
 }
@@ -52,8 +52,7 @@ struct PlanCommand: ParsableCommand {
 
     @OptionGroup var clusterOptions: ClusterOptions
 
-    @Option(name: .long, help: "single, oc, coedge, iop or optimal.")
-    var planner: PlannerKind = .optimal
+    @OptionGroup var plannerOptions: PlannerOptions
 
     @Flag(name: .long, help: "Print one JSON object instead of a table.")
     var json = false
@@ -62,12 +61,12 @@ struct PlanCommand: ParsableCommand {
         try reportingErrors {
             let net = try loadForPlanning(model)
             let c = try clusterOptions.loadCluster()
-            let plan = try Planner(network: net, cluster: c).plan(planner)
-            if json { print(try jsonString(planJSON(plan))); return }
+            let plan = try plannerOptions.plan(net, on: c)
+            if json { print(try jsonString(planJSON(plan, label: plannerOptions.label))); return }
             let names = c.devices.map(\.name)
             print(
                 "\(net.name) on \(names.count) boards (\(names.joined(separator: ", ")); leader \(names[c.leader])), "
-                    + "planner \(planner.rawValue)"
+                    + "planner \(plannerOptions.label)"
             )
             print(
                 pad("seg", 5) + pad("operator", 16) + pad("dim", 6) + pad("extents / full", 26) + pad("compute ms", 12)

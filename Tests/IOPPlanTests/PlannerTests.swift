@@ -60,6 +60,35 @@ import Testing
         }
     }
 
+    /// A stream's deadline: the chosen plan meets it and has no less headroom on its fullest board than
+    /// any planner's plan that also meets it; below the fastest plan that fits, the error names that plan's latency.
+    @Test(arguments: ["four-pi4-wifi", "mixed-pi4-pi3", "compute-bound-gige"])
+    func deadlinePlansMeetTheDeadlineWithTheMostHeadroom(_ name: String) throws {
+        let net = try Zoo.make("valve", withWeights: false)
+        let cluster = try Examples.cluster(name)
+        let planner = Planner(network: net, cluster: cluster)
+        func fill(_ p: Plan) -> Double {
+            zip(p.peakMemoryBytes, cluster.devices).map { Double($0) / Double($1.memoryBudgetBytes) }.max()!
+        }
+        let fastest = try planner.plan(.optimal)
+        for deadline in [fastest.modeledLatencyMs * 1.05, fastest.modeledLatencyMs * 2, fastest.modeledLatencyMs * 10] {
+            let chosen = try planner.plan(deadlineMs: deadline)
+            #expect(chosen.modeledLatencyMs <= deadline)
+            #expect(
+                chosen.peakMemoryBytes.indices.allSatisfy {
+                    chosen.peakMemoryBytes[$0] <= cluster.devices[$0].memoryBudgetBytes
+                })
+            for kind in PlannerKind.allCases {
+                guard let other = try? planner.plan(kind), other.modeledLatencyMs <= deadline else { continue }
+                #expect(fill(chosen) <= fill(other) + 1e-12, "\(kind) has more headroom at \(deadline) ms")
+            }
+        }
+        #expect(throws: DeadlineError(deadlineMs: fastest.modeledLatencyMs * 0.9, fastestMs: fastest.modeledLatencyMs))
+        {
+            try planner.plan(deadlineMs: fastest.modeledLatencyMs * 0.9)
+        }
+    }
+
     /// Two boards, two linear layers (100→64, 64→10), figures worked out by hand:
     /// 1 GFLOP/s = 1e6 FLOP per ms; 8 Mbit/s = 1000 bytes per ms; 2 ms per message.
     @Test func handComputedTwoBoardCase() throws {

@@ -150,6 +150,29 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
         }
     }
 
+    /// `--deadline-ms`: a plan that meets it, or one line naming the fastest plan's modelled latency.
+    @Test func deadlinePlansMeetItOrNameTheFastest() throws {
+        let cluster = Self.clusters + "/four-pi4-wifi.json"
+        let (ok, out, okErr) = try run([
+            "plan", "--model", "valve", "--cluster", cluster, "--deadline-ms", "2000", "--json",
+        ])
+        #expect(ok == 0, "\(okErr)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any])
+        #expect(obj["planner"] as? String == "deadline")
+        #expect((obj["modeled_latency_ms"] as? Double ?? .infinity) <= 2000)
+        let (status, _, err) = try run(["plan", "--model", "valve", "--cluster", cluster, "--deadline-ms", "1"])
+        #expect(status != 0)
+        #expect(
+            err.contains("no plan meets the 1.0 ms deadline: the fastest plan that fits every budget is modelled at"))
+        #expect(err.split(separator: "\n").count == 1)
+        let (single, _, singleErr) = try run([
+            "plan", "--model", "valve", "--cluster", cluster, "--planner", "oc", "--deadline-ms", "1",
+        ])
+        #expect(single != 0 && singleErr.contains("the oc plan is modelled at"), "\(singleErr)")
+        let (bad, _, badErr) = try run(["plan", "--model", "valve", "--cluster", cluster, "--deadline-ms", "0"])
+        #expect(bad != 0 && badErr.contains("--deadline-ms must be positive"), "\(badErr)")
+    }
+
     @Test func overBudgetPlanFailsWithOneLine() throws {
         let (status, _, err) = try run([
             "plan", "--model", "vgg16", "--cluster", Self.clusters + "/small-memory.json", "--planner", "single",
