@@ -38,6 +38,7 @@ let package = Package(
             name: "IOPNode", dependencies: ["IOPProgram", "IOPCore", "IOPWire", "IOPNet", "CIOPSystem"],
             swiftSettings: nativeCPU),
         .target(name: "IOPService", dependencies: ["CIOPSystem"]),
+        .target(name: "IOPAudio"),
         .executableTarget(
             name: "iop-node",
             dependencies: ["IOPNode", "IOPProgram", "IOPService", "IOPNet", "IOPWire", "IOPCore", "CIOPSystem"],
@@ -72,6 +73,7 @@ let package = Package(
             ],
             swiftSettings: nativeCPU),
         .testTarget(name: "IOPWireTests", dependencies: ["IOPWire"]),
+        .testTarget(name: "IOPAudioTests", dependencies: ["IOPAudio", "CAllocCounter", "TestSupport"]),
         .testTarget(name: "IOPNetTests", dependencies: ["IOPNet", "IOPWire"]),
         .testTarget(
             name: "IOPProgramTests",
