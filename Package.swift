@@ -33,28 +33,30 @@ let package = Package(
         .target(name: "IOPWire"),
         .systemLibrary(name: "CZMQ", path: "Sources/CZMQ"),
         .target(name: "IOPNet", dependencies: ["CZMQ"]),
-        .target(name: "IOPProgram", dependencies: ["IOPCore", "IOPWire", "CIOPSystem"]),
+        .target(name: "IOPProgram", dependencies: ["IOPCore", "IOPWire", "IOPAudio", "CIOPSystem"]),
         .target(
-            name: "IOPNode", dependencies: ["IOPProgram", "IOPCore", "IOPWire", "IOPNet", "CIOPSystem"],
+            name: "IOPNode", dependencies: ["IOPProgram", "IOPAudio", "IOPCore", "IOPWire", "IOPNet", "CIOPSystem"],
             swiftSettings: nativeCPU),
         .target(name: "IOPService", dependencies: ["CIOPSystem"]),
         .target(name: "IOPAudio"),
         .executableTarget(
             name: "iop-node",
-            dependencies: ["IOPNode", "IOPProgram", "IOPService", "IOPNet", "IOPWire", "IOPCore", "CIOPSystem"],
+            dependencies: [
+                "IOPNode", "IOPProgram", "IOPAudio", "IOPService", "IOPNet", "IOPWire", "IOPCore", "CIOPSystem",
+            ],
             swiftSettings: nativeCPU),
 
         // Host tools.
         .target(
             name: "IOPModel",
-            dependencies: ["IOPCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["IOPCore", "IOPAudio", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["ONNX/onnx-subset.proto"],
             swiftSettings: nativeCPU),
         .target(name: "IOPPlan", dependencies: ["IOPModel", "IOPCore", "IOPProgram"], swiftSettings: nativeCPU),
         .executableTarget(
             name: "iop",
             dependencies: [
-                "IOPModel", "IOPCore", "IOPPlan", "IOPProgram", "IOPNode", "IOPNet", "IOPWire",
+                "IOPModel", "IOPCore", "IOPPlan", "IOPProgram", "IOPNode", "IOPNet", "IOPWire", "IOPAudio",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: nativeCPU),
@@ -62,7 +64,8 @@ let package = Package(
         // Tests: one target per module with logic, beside what it tests.
         .target(name: "CAllocCounter", path: "Tests/CAllocCounter"),
         .target(
-            name: "TestSupport", path: "Tests/TestSupport", exclude: ["Fixtures/make_fixtures.py"],
+            name: "TestSupport", path: "Tests/TestSupport",
+            exclude: ["Fixtures/make_fixtures.py", "Fixtures/make_audio_fixtures.py"],
             resources: [.copy("Fixtures")]),
         .target(name: "PlanTestSupport", dependencies: ["IOPPlan", "IOPModel"], path: "Tests/PlanTestSupport"),
         .testTarget(

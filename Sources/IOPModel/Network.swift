@@ -1,3 +1,4 @@
+import IOPAudio
 import IOPCore
 
 /// A whole model as iop runs it: a chain of layers (weights in interchange
@@ -8,9 +9,12 @@ public struct Network {
     /// `[1, C, H, W]` for image models or `[1, K]` / `[K, 1]` for vector models.
     public var inputShape: [Int]
     public var layers: [Layer]
+    /// For a model that listens (the zoo's `valve`): the audio front end it was trained with and its alert
+    /// rule. Its one output is a logit.
+    public var stream: StreamSpec?
 
-    public init(name: String, inputShape: [Int], layers: [Layer]) {
-        self.name = name; self.inputShape = inputShape; self.layers = layers
+    public init(name: String, inputShape: [Int], layers: [Layer], stream: StreamSpec? = nil) {
+        self.name = name; self.inputShape = inputShape; self.layers = layers; self.stream = stream
     }
 
     public var inputCount: Int { inputShape.reduce(1, *) }

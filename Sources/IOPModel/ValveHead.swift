@@ -3,4 +3,6 @@
 enum ValveHead {
     static let weights: [Float] = []
     static let bias: [Float] = []
+    static let threshold: Float = 0.5
+    static let consecutive = 2
 }

@@ -1,4 +1,5 @@
 import Foundation
+import IOPAudio
 import IOPCore
 
 /// Built-in models with the torchvision layouts and seeded, deterministic He
@@ -52,7 +53,11 @@ public enum Zoo {
                 b.layers[b.layers.count - 1].weights = ValveHead.weights
                 b.layers[b.layers.count - 1].bias = ValveHead.bias
             }
-            return Network(name: name, inputShape: [1, 1, size, valveMelBands], layers: b.layers)
+            let audio = AudioParameters(patchFrames: size, patchHop: min(size, AudioParameters().patchHop))
+            let rule = AlertRule(threshold: ValveHead.threshold, consecutive: ValveHead.consecutive)
+            return Network(
+                name: name, inputShape: [1, 1, size, valveMelBands], layers: b.layers,
+                stream: StreamSpec(audio: audio, alerts: rule))
         case "lenet5":
             try b.conv(6, k: 5, name: "conv1"); try b.maxPool(2, 2, name: "pool1")
             try b.conv(16, k: 5, name: "conv2"); try b.maxPool(2, 2, name: "pool2")

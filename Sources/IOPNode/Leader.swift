@@ -1,4 +1,5 @@
 import CIOPSystem
+import IOPAudio
 import IOPCore
 import IOPNet
 import IOPProgram
@@ -10,11 +11,13 @@ import IOPWire
 /// laid out by the bundle's schedule.
 public final class Leader {
     public let boards: [ProgramBundle.BoardEntry]
-    let leaderIndex: Int
+    public let leaderIndex: Int
     let schedule: [LeaderSegment]
     let programs: [BoardProgram]
     let programBytes: [Range<Int>]
     let shards: [[ProgramBundle.ShardRef]]
+    /// The stream this bundle's model listens to, if any (`stream(_:deadlineNs:onWindow:)`).
+    public let stream: StreamSpec?
     let inbox: Socket
     var outboxes: [Socket?]
     /// The leader's arena, allocated by `start`.
@@ -40,6 +43,7 @@ public final class Leader {
     public init(context: Context, listen: String, bundle: ProgramBundle, timeoutMs: Int32 = 30_000) throws(NodeError) {
         boards = bundle.boards; leaderIndex = bundle.leaderIndex; schedule = bundle.schedule
         programs = bundle.programs; programBytes = bundle.programBytes; shards = bundle.shards
+        stream = bundle.stream
         bytesSent = Array(repeating: 0, count: boards.count); messagesSent = bytesSent; arenaBytes = bytesSent
         answered = Array(repeating: false, count: boards.count)
         inputCount = schedule.first?.inputCount ?? 0

@@ -53,10 +53,15 @@ public struct CostModel: Sendable {
     let layers: [Layer]
     static let floatBytes = 4
 
+    /// Bytes per board outside every segment: the leader's stream region (`StreamSpec.leaderFloats`).
+    public let fixedBytes: [Int]
+
     public init(cluster: Cluster, network: Network) {
         self.cluster = cluster
         stages = Stage.split(network)
         layers = network.layers.map { Layer(name: $0.name, kind: $0.kind) }
+        let stream = 4 * (network.stream?.leaderFloats(outputCount: network.outputCount) ?? 0)
+        fixedBytes = cluster.devices.indices.map { $0 == cluster.leader ? stream : 0 }
     }
 
     var n: Int { cluster.devices.count }

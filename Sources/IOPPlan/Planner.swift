@@ -18,16 +18,22 @@ public struct Plan: Sendable {
     public var segments: [Segment]
     public var costs: [SegmentCost]
     public var cluster: Cluster
+    /// Bytes per board that no segment accounts for: a stream's region in the leader's arena.
+    public var fixedBytes: [Int]
 
-    public init(planner: PlannerKind, segments: [Segment], costs: [SegmentCost], cluster: Cluster) {
+    public init(
+        planner: PlannerKind, segments: [Segment], costs: [SegmentCost], cluster: Cluster, fixedBytes: [Int]? = nil
+    ) {
         self.planner = planner; self.segments = segments; self.costs = costs; self.cluster = cluster
+        self.fixedBytes = fixedBytes ?? Array(repeating: 0, count: cluster.devices.count)
     }
 
     public var modeledLatencyMs: Double { costs.reduce(0) { $0 + $1.latencyMs } }
-    /// Peak bytes per board: all its weight slices plus its largest segment's buffers.
+    /// Peak bytes per board, its arena: all its weight slices, its largest segment's buffers, and its fixed bytes.
     public var peakMemoryBytes: [Int] {
         (0..<cluster.devices.count).map { d in
-            costs.reduce(0) { $0 + $1.weightBytes[d] } + (costs.map { $0.activationBytes[d] }.max() ?? 0)
+            fixedBytes[d] + costs.reduce(0) { $0 + $1.weightBytes[d] }
+                + (costs.map { $0.activationBytes[d] }.max() ?? 0)
         }
     }
     public var bytesSentPerInference: [Int] {
@@ -113,7 +119,9 @@ public struct Planner: Sendable {
             return try optimal()
         }
         return try checked(
-            Plan(planner: kind, segments: segments, costs: segments.map(model.cost), cluster: model.cluster))
+            Plan(
+                planner: kind, segments: segments, costs: segments.map(model.cost), cluster: model.cluster,
+                fixedBytes: model.fixedBytes))
     }
 
     func checked(_ p: Plan) throws -> Plan {
@@ -184,7 +192,8 @@ public struct Planner: Sendable {
             throw DeadlineError(deadlineMs: deadlineMs, fastestMs: fastest.modeledLatencyMs)
         }
         return Plan(
-            planner: .optimal, segments: best.segments, costs: best.segments.map(model.cost), cluster: model.cluster)
+            planner: .optimal, segments: best.segments, costs: best.segments.map(model.cost), cluster: model.cluster,
+            fixedBytes: model.fixedBytes)
     }
 
     func optimal() throws -> Plan {
@@ -192,7 +201,9 @@ public struct Planner: Sendable {
         let costs = optionCosts
         let (rest, restChoice) = fastestCompletion(costs)
         func plan(_ segments: [Segment]) -> Plan {
-            Plan(planner: .optimal, segments: segments, costs: segments.map(model.cost), cluster: model.cluster)
+            Plan(
+                planner: .optimal, segments: segments, costs: segments.map(model.cost), cluster: model.cluster,
+                fixedBytes: model.fixedBytes)
         }
         var fastest: [Segment] = []
         var i = 0
@@ -213,7 +224,9 @@ public struct Planner: Sendable {
             return plan(best.segments)
         }
         if let incumbent {
-            return Plan(planner: .optimal, segments: incumbent.segments, costs: incumbent.costs, cluster: model.cluster)
+            return Plan(
+                planner: .optimal, segments: incumbent.segments, costs: incumbent.costs, cluster: model.cluster,
+                fixedBytes: model.fixedBytes)
         }
         // Nothing fits: report the plan that overshoots the budgets least.
         func overshoot(_ s: State) -> Int {
@@ -233,7 +246,9 @@ public struct Planner: Sendable {
         let budgets = model.cluster.devices.map(\.memoryBudgetBytes)
         var current = segments
         func excess(_ segs: [Segment]) -> Int {
-            let p = Plan(planner: .optimal, segments: segs, costs: segs.map(model.cost), cluster: model.cluster)
+            let p = Plan(
+                planner: .optimal, segments: segs, costs: segs.map(model.cost), cluster: model.cluster,
+                fixedBytes: model.fixedBytes)
             return zip(p.peakMemoryBytes, budgets).reduce(0) { $0 + max(0, $1.0 - $1.1) }
         }
         var over = excess(current)
@@ -272,7 +287,7 @@ public struct Planner: Sendable {
         let n = model.cluster.devices.count
         var frontier = [[State]](repeating: [], count: stages.count + 1)
         frontier[0] = [
-            State(latency: 0, weights: Array(repeating: 0, count: n), peak: Array(repeating: 0, count: n), segments: [])
+            State(latency: 0, weights: model.fixedBytes, peak: Array(repeating: 0, count: n), segments: [])
         ]
         for i in stages.indices {
             for state in frontier[i] {

@@ -228,6 +228,6 @@ extension ProgramBundle {
                 .init(name: $0.name, endpoint: $0.endpoint, budgetBytes: $0.memoryBudgetBytes)
             },
             leaderIndex: plan.cluster.leader,
-            segments: Slicer.programs(plan, network: network, stages: Stage.split(network)))
+            segments: Slicer.programs(plan, network: network, stages: Stage.split(network)), stream: network.stream)
     }
 }

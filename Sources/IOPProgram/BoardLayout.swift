@@ -99,7 +99,9 @@ public enum BoardLayout {
 
     /// Every board's program and the leader's schedule for a plan's segments,
     /// and for every board the layer each of its ops comes from (`sources[d][op]`).
-    public static func compile(_ segments: [SegmentProgram], boards: Int, leader: Int)
+    /// `leaderTailFloats` more floats end the leader's arena: a stream's front end, patch and output
+    /// (`StreamSpec.leaderFloats`), alive as long as the arena.
+    public static func compile(_ segments: [SegmentProgram], boards: Int, leader: Int, leaderTailFloats: Int = 0)
         -> (programs: [BoardProgram], schedule: [LeaderSegment], sources: [[Layer]])
     {
         var layouts = [ArenaLayout](repeating: ArenaLayout(), count: boards)
@@ -120,7 +122,8 @@ public enum BoardLayout {
             let (ops, floats) = layouts[d].finish()
             precondition(ops.count == sources[d].count, "one source layer per op")
             return BoardProgram(
-                arenaFloats: floats, activationFloats: layouts[d].activationFloats, ops: ops, steps: steps[d])
+                arenaFloats: floats + (d == leader ? leaderTailFloats : 0),
+                activationFloats: layouts[d].activationFloats, ops: ops, steps: steps[d])
         }
         return (programs, schedule, sources)
     }

@@ -1,4 +1,5 @@
 import CIOPSystem
+import IOPAudio
 import IOPCore
 import IOPWire
 
@@ -7,7 +8,9 @@ import IOPWire
 /// schedule, and every board's weight shards.
 ///
 ///     "IOPB", u16 version, u16 0, u32 Adler-32 of the body, u32 body length, body
-///     body: boards, leader, schedule, programs, padding to 4 bytes, shards
+///     body: boards, leader, stream, schedule, programs, padding to 4 bytes, shards
+///     stream: u8 0 (none) or 1, then u32 sample rate, frame length, frame hop, FFT size, mel bins,
+///             f64 fMin, fMax, log offset, u32 patch frames, patch hop, f32 alert threshold, u32 consecutive
 ///
 /// Shard floats sit 4-byte aligned, so a leader that maps the file reads them in place.
 public struct ProgramBundle {
@@ -29,14 +32,21 @@ public struct ProgramBundle {
     /// Where each board's encoded program lies in the bundle (the leader forwards it as is).
     public var programBytes: [Range<Int>]
     public var shards: [[ShardRef]]
+    /// For a stream service: the audio front end and alert rule; the leader's arena ends with its region.
+    public var stream: StreamSpec?
 
     static let magic: UInt32 = 0x4250_4F49  // "IOPB"
-    public static let version: UInt16 = 2
+    public static let version: UInt16 = 3
     static let headerSize = 16
 
     /// Lays out every board's arena for `segments` and writes the bundle.
-    public static func encode(boards: [BoardEntry], leaderIndex: Int, segments: [SegmentProgram]) -> [UInt8] {
-        let (programs, schedule, sources) = BoardLayout.compile(segments, boards: boards.count, leader: leaderIndex)
+    public static func encode(
+        boards: [BoardEntry], leaderIndex: Int, segments: [SegmentProgram], stream: StreamSpec? = nil
+    ) -> [UInt8] {
+        let outputCount = segments.last?.outputCount ?? 0
+        let (programs, schedule, sources) = BoardLayout.compile(
+            segments, boards: boards.count, leader: leaderIndex,
+            leaderTailFloats: stream?.leaderFloats(outputCount: outputCount) ?? 0)
         var body = ByteWriter()
         body.write(u32: boards.count)
         for b in boards {
@@ -44,6 +54,7 @@ public struct ProgramBundle {
             body.write(UInt64(b.budgetBytes))
         }
         body.write(u32: leaderIndex)
+        write(stream, to: &body)
         body.write(u32: schedule.count)
         for s in schedule {
             for v in [
@@ -123,6 +134,7 @@ public struct ProgramBundle {
         }
         let leader = try r.readInt()
         guard leader < boardCount else { throw .malformedPayload }
+        let stream = try readStream(&r)
         let segmentCount = try r.readInt()
         guard segmentCount > 0, segmentCount <= 4096 else { throw .malformedPayload }
         var schedule: [LeaderSegment] = []
@@ -181,9 +193,49 @@ public struct ProgramBundle {
         try r.expectEnd()
         let bundle = ProgramBundle(
             boards: boards, leaderIndex: leader, schedule: schedule, programs: programs, programBytes: programBytes,
-            shards: shards)
-        guard bundle.scheduleFitsLeader else { throw .malformedPayload }
+            shards: shards, stream: stream)
+        guard bundle.scheduleFitsLeader, bundle.streamFitsLeader else { throw .malformedPayload }
         return bundle
+    }
+
+    /// Whether the leader's arena holds its stream region after its program's own floats.
+    var streamFitsLeader: Bool {
+        guard let stream else { return true }
+        let p = programs[leaderIndex]
+        let own =
+            p.activationFloats + p.ops.reduce(0) { $0 + $1.kind.reservedWeightFloats + $1.kind.reservedBiasFloats }
+        let output = schedule.last?.outputCount ?? 0
+        return p.arenaFloats - own == stream.leaderFloats(outputCount: output)
+    }
+
+    static func write(_ stream: StreamSpec?, to w: inout ByteWriter<GrowingBytes>) {
+        guard let s = stream else { return w.write(UInt8(0)) }
+        let a = s.audio
+        w.write(UInt8(1))
+        for v in [a.sampleRate, a.frameLength, a.frameHop, a.fftSize, a.melBins] { w.write(u32: v) }
+        for v in [a.fMin, a.fMax, a.logOffset] { w.write(v.bitPattern) }
+        w.write(u32: a.patchFrames); w.write(u32: a.patchHop)
+        w.write(s.alerts.threshold.bitPattern); w.write(u32: s.alerts.consecutive)
+    }
+
+    static func readStream(_ r: inout ByteReader) throws(WireError) -> StreamSpec? {
+        switch try r.read(UInt8.self) {
+        case 0: return nil
+        case 1: break
+        default: throw .malformedPayload
+        }
+        var ints: [Int] = []
+        for _ in 0..<5 { ints.append(try r.readInt()) }
+        var reals: [Double] = []
+        for _ in 0..<3 { reals.append(Double(bitPattern: try r.read(UInt64.self))) }
+        let audio = AudioParameters(
+            sampleRate: ints[0], frameLength: ints[1], frameHop: ints[2], fftSize: ints[3], melBins: ints[4],
+            fMin: reals[0], fMax: reals[1], logOffset: reals[2], patchFrames: try r.readInt(), patchHop: try r.readInt()
+        )
+        let rule = AlertRule(threshold: Float(bitPattern: try r.read(UInt32.self)), consecutive: try r.readInt())
+        let spec = StreamSpec(audio: audio, alerts: rule)
+        do throws(AudioError) { try spec.validate() } catch { throw .malformedPayload }
+        return spec
     }
 
     /// Whether the leader's schedule stays inside its arena and its program, and each board part inside its tensors.

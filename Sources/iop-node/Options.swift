@@ -3,12 +3,20 @@ import CIOPSystem
 let usage = """
     usage: iop-node worker --name NAME --listen ENDPOINT --leader ENDPOINT --memory-budget SIZE [--threads N] [--rejoin]
            iop-node leader --bundle PATH --listen ENDPOINT --requests ENDPOINT [--threads N] [--timeout-ms MS]
+           iop-node leader --bundle PATH --listen ENDPOINT --audio FILE.wav|- [--realtime] [--deadline-ms MS]
+                           [--alerts ENDPOINT] [--threads N] [--timeout-ms MS]
     Every flag may come from the environment instead: --memory-budget from IOP_MEMORY_BUDGET, and so on
     (IOP_NAME, IOP_LISTEN, IOP_LEADER, IOP_THREADS, IOP_REJOIN=1, IOP_BUNDLE, IOP_REQUESTS, IOP_TIMEOUT_MS),
     as systemd's EnvironmentFile= provides. Flags win over the environment.
     PATH is the directory `iop compile --out` wrote, or the bundle.iop in it.
     Endpoints look like tcp://HOST:PORT (port * picks a free one). Sizes: 512MiB, 1.5GiB, 300MB, ...
     A worker with --rejoin registers again after its leader shuts down, as a board under systemd does.
+    With --audio the leader classifies a sound stream instead of serving requests (the bundle's model must
+    listen, like the zoo's valve): a 16 kHz mono 16-bit WAV file, or - for raw S16LE on standard input
+    (arecord -f S16_LE -r 16000 -c 1 -t raw). --realtime paces a file at its sample rate. One JSON line per
+    window on stdout: {"t", "score", "alert", "latency_ms", "met"}, and a {"summary": {...}} line at the end.
+    The deadline is the hop between windows unless --deadline-ms says otherwise; --alerts pushes each
+    alert as a JSON ZeroMQ message to ENDPOINT.
     Under systemd (NOTIFY_SOCKET set) the agent reports READY=1 once its arena is allocated and its
     weight shards are packed into it, a STATUS= line, and watchdog pings when WatchdogSec= is set; \
     SIGTERM stops it cleanly.

@@ -1,4 +1,5 @@
 import CIOPSystem
+import IOPAudio
 import IOPCore
 import IOPNet
 import IOPNode
@@ -101,7 +102,9 @@ func runLeader(_ options: Options, context: Context) {
 
 /// Runs the leader until it stops; the failure to report, if any.
 func leaderSession(_ options: Options, context: Context) -> String? {
-    options.checkKnown(["bundle", "listen", "requests", "threads", "timeout-ms"])
+    options.checkKnown([
+        "bundle", "listen", "requests", "threads", "timeout-ms", "audio", "realtime", "deadline-ms", "alerts",
+    ])
     // The directory `iop compile --out` wrote, or its bundle.iop.
     let given = options.required("bundle")
     let path = iop_is_directory(given) != 0 ? given + "/bundle.iop" : given
@@ -124,6 +127,14 @@ func leaderSession(_ options: Options, context: Context) -> String? {
     }
     let threads = options.positiveInt("threads", default: 1)
     let timeout = Int32(options.positiveInt("timeout-ms", default: 30_000))
+    // The sound is checked before any board is set up: a bad file costs one line, not a cluster.
+    var audio: (input: AudioInput, spec: StreamSpec)?
+    if let path = options.value("audio") {
+        guard let spec = bundle.stream else {
+            fail(path + ": the bundle's model takes no audio (compile a listening model, such as the zoo's valve)")
+        }
+        audio = (AudioInput.open(path, realtime: options.flag("realtime"), spec: spec), spec)
+    }
     var notifier = ServiceNotifier()
     do throws(NodeError) {
         notifier.send("STATUS=waiting for " + String(bundle.boards.count - 1) + " workers")
@@ -133,6 +144,13 @@ func leaderSession(_ options: Options, context: Context) -> String? {
         try leader.start(threads: threads, bundleBytes: bytes!, bundleIsMapped: true)
         iop_unmap_file(bytes!.baseAddress, bytes!.count)
         bytes = nil
+        if let audio {
+            defer { leader.shutdown() }
+            try streamAudio(
+                audio.input, spec: audio.spec, leader: leader, options: options, context: context,
+                notifier: notifier)
+            return nil
+        }
         let requests: Socket
         let endpoint: String
         do throws(NetError) {

@@ -41,8 +41,22 @@ struct ClusterRun: ParsableCommand {
                 + "The leader stays the host build.",
             valueName: "command"))
     var workerCommand: String?
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Stream this sound (a 16 kHz mono 16-bit WAV file) through the cluster instead of sending requests.",
+            discussion:
+                "The model must listen (the zoo's valve). One line per window: with --json the leader's JSON lines "
+                + "({\"t\", \"score\", \"alert\", \"latency_ms\", \"met\"}, then {\"summary\": ...}), "
+                + "without it alerts as they happen, a progress line and a summary.",
+            valueName: "file.wav"))
+    var audio: String?
+    @Flag(name: .long, help: "With --audio: pace the file at its sample rate, as a microphone would deliver it.")
+    var realtime = false
 
     func validate() throws {
+        if audio == nil && realtime { throw ValidationError("--realtime paces an --audio file; give --audio too") }
+        if audio != nil && check { throw ValidationError("--check compares requests; it does not apply to --audio") }
         guard requests >= 1 else { throw ValidationError("--requests must be at least 1, got \(requests)") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1, got \(threads)") }
         guard (clusterOptions.cluster == nil) != (clusterOptions.nodes == nil) else {
@@ -84,9 +98,17 @@ struct ClusterRun: ParsableCommand {
         try reportingErrors { try runClusterBody(children, dir: dir) }
     }
 
+    /// What the leader does: serve requests, or stream the audio.
+    var leaderRole: [String] {
+        guard let audio else { return ["--requests", "tcp://127.0.0.1:*"] }
+        return ["--audio", audio] + (realtime ? ["--realtime"] : [])
+            + (plannerOptions.deadlineMs.map { ["--deadline-ms", "\(Int($0.rounded(.up)))"] } ?? [])
+    }
+
     func runClusterBody(_ children: ChildGroup, dir: String) throws {
         do {
             let net = try model.load()
+            if let audio { try checkAudio(audio, for: net) }
             let cluster = try clusterOptions.loadCluster()
             let plan = try plannerOptions.plan(net, on: cluster)
             let bundle = ProgramBundle.compile(plan, network: net)
@@ -111,10 +133,9 @@ struct ClusterRun: ParsableCommand {
             let leader = try Child(
                 name: leaderName, executable: node,
                 arguments: [
-                    "leader", "--bundle", bundlePath, "--listen", "tcp://127.0.0.1:*", "--requests",
-                    "tcp://127.0.0.1:*",
+                    "leader", "--bundle", bundlePath, "--listen", "tcp://127.0.0.1:*",
                     "--threads", "\(threads)", "--timeout-ms", workerCommand == nil ? "10000" : "120000",
-                ])
+                ] + leaderRole)
             children.add(leader)
             guard let leaderEndpoint = leader.waitLine(prefix: "listening ", seconds: 30) else {
                 throw CommandFailure(description: "leader '\(leaderName)' did not start: \(leader.lastError)")
@@ -127,6 +148,9 @@ struct ClusterRun: ParsableCommand {
                         "--memory-budget", "\(d.memoryBudgetBytes)", "--threads", "\(threads)",
                     ])
                 children.add(w)
+            }
+            if let audio {
+                return try followStream(leader, audio: audio, plan: plan, children: children)
             }
             guard let requestEndpoint = leader.waitLine(prefix: "ready ", seconds: 300) else {
                 let reason = leader.lastError.isEmpty ? "no reason given" : leader.lastError

@@ -36,6 +36,13 @@ void iop_unmap_file(const void *bytes, size_t length);
 /// Drops the whole pages inside [start, start + length) of a read-only file
 /// mapping from memory (they would be read from the file again if touched).
 void iop_release_mapped(const void *start, size_t length);
+/// Reads up to `length` bytes from `fd` (standard input is 0). Returns the count, 0 at end of
+/// input, or -errno (-EINTR when a stop signal arrived first).
+long iop_read(int fd, void *bytes, size_t length);
+/// Whether `fd` has input waiting (or has reached its end) within `timeout_ms` (0: now).
+int iop_readable(int fd, int timeout_ms);
+/// Sleeps `ns` nanoseconds, or less when a stop signal arrives.
+void iop_sleep_ns(uint64_t ns);
 /// Whether `path` names a directory.
 int iop_is_directory(const char *path);
 /// strerror(errno), for messages that name why a system call failed.
