@@ -266,3 +266,85 @@ func aWorkerThatCannotAllocateItsArenaRefusesItsProgram() throws {
         leader.stderr.contains("board 'node1' refused its program: the system would not give it an arena of"),
         "\(leader.stderr)")
 }
+
+/// Writes int16 samples as a WAV file with the given format fields (for files iop must refuse).
+func writeWAV(
+    _ path: String, samples: [Int16], rate: Int = 16000, channels: Int = 1, bits: Int = 16, format: Int = 1,
+    truncateTo: Int? = nil
+) throws {
+    var d = Data()
+    func u32(_ v: Int) { withUnsafeBytes(of: UInt32(v).littleEndian) { d.append(contentsOf: $0) } }
+    func u16(_ v: Int) { withUnsafeBytes(of: UInt16(v).littleEndian) { d.append(contentsOf: $0) } }
+    let bytes = samples.count * 2
+    d.append(contentsOf: Array("RIFF".utf8)); u32(36 + bytes); d.append(contentsOf: Array("WAVEfmt ".utf8))
+    u32(16); u16(format); u16(channels); u32(rate); u32(rate * channels * bits / 8); u16(channels * bits / 8); u16(bits)
+    d.append(contentsOf: Array("data".utf8)); u32(bytes)
+    samples.withUnsafeBytes { d.append(contentsOf: $0) }
+    if let n = truncateTo { d = d.prefix(n) }
+    try d.write(to: URL(fileURLWithPath: path))
+}
+
+/// The valve-leak stream through `iop cluster --audio --json` (real iop-node processes): one JSON line
+/// per window with the documented fields, then the summary; and files the front end cannot take are
+/// refused in one line naming what was found, before any node starts.
+@Suite(.timeLimit(.minutes(4))) struct AudioStreamCLITests {
+    static func noise(seconds: Double, amplitude: Double = 1000) -> [Int16] {
+        var rng = SplitMix64(seed: 11)
+        return (0..<Int(seconds * 16000)).map { _ in Int16(clamping: Int(rng.nextGaussianPair().0 * amplitude)) }
+    }
+
+    @Test func aWAVFileStreamsThroughAProcessClusterAsJSONLines() throws {
+        let wav = temporaryPath("stream.wav")
+        try writeWAV(wav, samples: Self.noise(seconds: 3.5))
+        let r = try runIOP([
+            "cluster", "--model", "valve", "--nodes", "3", "--planner", "iop", "--audio", wav, "--json",
+        ])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        let windows = lines.filter { $0["summary"] == nil }
+        #expect(windows.count == 6, "\(r.stdout)")  // patches ending at 0.975, 1.475, ... 3.475 s
+        for (k, w) in windows.enumerated() {
+            #expect(abs((w["t"] as? Double ?? 0) - (0.975 + 0.5 * Double(k))) < 1e-9, "\(w)")
+            let score = w["score"] as? Double ?? -1
+            #expect(score >= 0 && score <= 1 && w["alert"] is Bool && w["met"] is Bool, "\(w)")
+            #expect((w["latency_ms"] as? Double ?? -1) >= 0, "\(w)")
+        }
+        let summary = try #require(lines.last?["summary"] as? [String: Any], "\(r.stdout)")
+        for key in ["windows", "met", "missed", "dropped", "p50_ms", "p99_ms", "alerts"] {
+            #expect(summary[key] != nil, "summary lacks \(key): \(summary)")
+        }
+        #expect(summary["windows"] as? Int == 6 && summary["dropped"] as? Int == 0)
+    }
+
+    @Test(arguments: [
+        ("rate", 44100, 1, 16, 1, "found 44100 Hz mono 16-bit PCM"),
+        ("stereo", 16000, 2, 16, 1, "found 16000 Hz stereo 16-bit PCM"),
+        ("8bit", 16000, 1, 8, 1, "8-bit"),
+        ("float", 16000, 1, 32, 3, "float"),
+    ])
+    func filesTheFrontEndCannotTakeAreRefused(_ c: (String, Int, Int, Int, Int, String)) throws {
+        let wav = temporaryPath("bad-\(c.0).wav")
+        try writeWAV(wav, samples: Self.noise(seconds: 1), rate: c.1, channels: c.2, bits: c.3, format: c.4)
+        let r = try runIOP(["cluster", "--model", "valve", "--nodes", "2", "--audio", wav])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("expected 16000 Hz mono 16-bit PCM") && r.stderr.contains(c.5), "\(r.stderr)")
+        #expect(!r.stderr.contains("starting"), "nodes were started: \(r.stderr)")
+    }
+
+    /// A truncated WAV file is streamed up to its end, and the stop says so.
+    @Test func aTruncatedFileIsStreamedToItsEndAndTheStopSaysSo() throws {
+        let wav = temporaryPath("truncated.wav")
+        try writeWAV(wav, samples: Self.noise(seconds: 3), truncateTo: 44 + 2 * 24000)  // 1.5 of 3 s
+        let dir = temporaryPath("truncated-bundle")
+        let compiled = try runIOP(["compile", "--model", "valve", "--nodes", "1", "--out", dir])
+        try #require(compiled.status == 0, "\(compiled.stderr)")
+        let leader = try NodeProcess(
+            ["leader", "--bundle", dir, "--listen", "tcp://127.0.0.1:*", "--audio", wav], environment: [:])
+        #expect(leader.exitStatus(within: 60) == 0, "\(leader.stderr)")
+        #expect(
+            leader.stderr.contains("is truncated: streamed the 24000 samples present of the 48000"), "\(leader.stderr)")
+        #expect(leader.stdout.contains("{\"summary\": {\"windows\": 2,"), "\(leader.stdout)")
+    }
+}
