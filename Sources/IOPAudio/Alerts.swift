@@ -45,21 +45,3 @@ public struct AlertDebouncer {
         return runStart
     }
 }
-
-/// The logistic function, without libm: the score of a window from the model's logit.
-public func sigmoid(_ x: Float) -> Float {
-    // e^-|x| by range reduction to 2^k * e^r, |r| <= ln2/2, and a degree-6 polynomial for e^r.
-    let a = min(abs(x), 80)
-    // a >= 0, so adding a half and truncating rounds to nearest without libm.
-    let k = Float(Int(a * 1.442_695_04 + 0.5))
-    let r = -(a - k * 0.693_147_18)
-    var p: Float = 1 / 720
-    p = p * r + 1 / 120
-    p = p * r + 1 / 24
-    p = p * r + 1 / 6
-    p = p * r + 0.5
-    p = p * r + 1
-    p = p * r + 1
-    let e = p * Float(sign: .plus, exponent: -Int(k), significand: 1)
-    return x >= 0 ? 1 / (1 + e) : e / (1 + e)
-}

@@ -30,6 +30,13 @@ public enum ElementwiseKernel {
         for i in 0..<count { output[i] *= inv }
     }
 
+    /// The logistic function: a stream's score from its model's logit. Written on e^-|x| so neither
+    /// tail overflows.
+    public static func sigmoid(_ x: Float) -> Float {
+        let e = exp(-abs(x))
+        return x >= 0 ? 1 / (1 + e) : e / (1 + e)
+    }
+
     /// exp without libm, so the board runtime needs nothing beyond the stdlib:
     /// range reduction to 2^k * e^r with |r| <= ln2/2 and a degree-7 polynomial
     /// (relative error ~1e-7 over the float range).

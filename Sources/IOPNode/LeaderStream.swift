@@ -178,7 +178,7 @@ struct StreamRun {
         let answered = iop_monotonic_ns()
         let latencyNs = answered > arrived ? answered - arrived : 0
         let t = spec.audio.patchEndSeconds(k)
-        let s = sigmoid(output[0])
+        let s = ElementwiseKernel.sigmoid(output[0])
         let alertStart = alerts.update(score: s, windowStart: t - patchSeconds)
         let met = latencyNs <= deadlineNs
         let latencyMs = Double(latencyNs) / 1e6

@@ -1,3 +1,4 @@
+import Foundation
 import IOPCore
 import Testing
 
@@ -46,5 +47,15 @@ import Testing
         // Parameters start where the activation region ends.
         #expect(ops[0].weights == layout.activationFloats)
         #expect(arena == layout.activationFloats + layout.parameterFloats)
+    }
+}
+
+/// The stream's score: the logistic function without libm, against Foundation's exp: relative 5e-6
+/// (exp's float range reduction); the far tails, below 1e-30, only to 1e-30 absolute (float denormals).
+@Test func sigmoidMatchesFoundation() {
+    for x in stride(from: Float(-100), through: 100, by: 0.37) {
+        let expected = 1 / (1 + Foundation.exp(-Double(x)))
+        let got = Double(ElementwiseKernel.sigmoid(x))
+        #expect(abs(got - expected) <= 5e-6 * expected + 1e-30, "sigmoid(\(x)) = \(got), not \(expected)")
     }
 }

@@ -61,6 +61,20 @@ func plantedStream(seconds: Double, events: [Range<Double>], seed: UInt64 = 3) -
     return bytes
 }
 
+/// The loudness detector on the mixed example cluster: a leader and a worker thread per other board.
+func listeningCluster(_ kind: PlannerKind) throws -> (Leader, stop: () -> Void) {
+    let net = loudnessDetector()
+    let cluster = try Examples.cluster("mixed-pi4-pi3")
+    let plan = try Planner(network: net, cluster: cluster).plan(kind)
+    let (leader, threads) = try startCluster(cluster, plan: plan, network: net, context: try Context())
+    return (
+        leader,
+        {
+            leader.shutdown(); for t in threads { t.join() }
+        }
+    )
+}
+
 @Suite(.serialized, .timeLimit(.minutes(3))) struct StreamTests {
     static let events: [Range<Double>] = [5..<9, 13..<16]
 
@@ -69,15 +83,8 @@ func plantedStream(seconds: Double, events: [Range<Double>], seed: UInt64 = 3) -
     /// while it lasts, each event raises exactly one, and every window is answered.
     @Test(arguments: [PlannerKind.oc, .coedge, .iop])
     func alertsLandInsidePlantedEvents(_ kind: PlannerKind) throws {
-        let net = loudnessDetector()
-        let cluster = try Examples.cluster("mixed-pi4-pi3")
-        let plan = try Planner(network: net, cluster: cluster).plan(kind)
-        let ctx = try Context()
-        let (leader, threads) = try startCluster(cluster, plan: plan, network: net, context: ctx)
-        defer {
-            leader.shutdown()
-            for t in threads { t.join() }
-        }
+        let (leader, stop) = try listeningCluster(kind)
+        defer { stop() }
         let audio = plantedStream(seconds: 20, events: Self.events)
         var alerts: [(start: Double, t: Double)] = []
         var windows: [WindowReport] = []
@@ -107,15 +114,8 @@ func plantedStream(seconds: Double, events: [Range<Double>], seed: UInt64 = 3) -
     /// Standard input: raw S16LE through a pipe; the writer closing it is a clean stop after the
     /// windows it delivered.
     @Test func closingTheInputIsACleanStop() throws {
-        let net = loudnessDetector()
-        let cluster = try Examples.cluster("mixed-pi4-pi3")
-        let plan = try Planner(network: net, cluster: cluster).plan(.oc)
-        let ctx = try Context()
-        let (leader, threads) = try startCluster(cluster, plan: plan, network: net, context: ctx)
-        defer {
-            leader.shutdown()
-            for t in threads { t.join() }
-        }
+        let (leader, stop) = try listeningCluster(.oc)
+        defer { stop() }
         var fds: [Int32] = [0, 0]
         try #require(pipe(&fds) == 0)
         let audio = plantedStream(seconds: 4, events: [])
@@ -143,15 +143,8 @@ func plantedStream(seconds: Double, events: [Range<Double>], seed: UInt64 = 3) -
     /// The leader's thread allocates nothing per window beyond libzmq's copy of each message it sends:
     /// a stream twice as long allocates no more than the extra messages (setup allocations cancel out).
     @Test func windowsAllocateOnlyLibzmqsMessageBuffers() throws {
-        let net = loudnessDetector()
-        let cluster = try Examples.cluster("mixed-pi4-pi3")
-        let plan = try Planner(network: net, cluster: cluster).plan(.oc)
-        let ctx = try Context()
-        let (leader, threads) = try startCluster(cluster, plan: plan, network: net, context: ctx)
-        defer {
-            leader.shutdown()
-            for t in threads { t.join() }
-        }
+        let (leader, stop) = try listeningCluster(.oc)
+        defer { stop() }
         func measure(seconds: Double) throws -> (allocations: Int, messages: Int, windows: Int) {
             let audio = plantedStream(seconds: seconds, events: [2..<3])
             let before = leader.messagesSent[leader.leaderIndex]
