@@ -4,8 +4,8 @@
 ///     {"summary": {"windows": 240, "met": 239, "missed": 1, "dropped": 0, "p50_ms": 181.0, "p99_ms": 512.0,
 ///                  "alerts": 3}}
 ///
-/// Built without Foundation (the board runtime prints no floats of its own), and without allocating
-/// beyond the line itself.
+/// Written into a fixed `ReportLine` without Foundation (the board runtime prints no floats of its
+/// own) and without allocating, so a stream of months costs no heap.
 public struct WindowReport: Equatable, Sendable {
     /// End of the window, in seconds of audio.
     public var t: Double
@@ -26,10 +26,15 @@ public struct WindowReport: Equatable, Sendable {
         self.latencyMs = latencyMs; self.met = met
     }
 
-    public var json: String {
-        "{\"t\": " + decimal(t, 3) + ", \"score\": " + decimal(Double(score), 4) + ", \"alert\": "
-            + (alert ? "true" : "false") + ", \"latency_ms\": " + decimal(latencyMs, 1) + ", \"met\": "
-            + (met ? "true" : "false") + "}"
+    /// The JSON line, without its newline.
+    public func write(to line: inout ReportLine) {
+        line.clear()
+        line.append("{\"t\": "); line.append(t, places: 3)
+        line.append(", \"score\": "); line.append(Double(score), places: 4)
+        line.append(", \"alert\": "); line.append(alert)
+        line.append(", \"latency_ms\": "); line.append(latencyMs, places: 1)
+        line.append(", \"met\": "); line.append(met)
+        line.append("}")
     }
 }
 
@@ -42,10 +47,17 @@ public struct StreamSummary: Equatable, Sendable {
     public var truncated = false
     public init() {}
 
-    public var json: String {
-        "{\"summary\": {\"windows\": " + String(windows) + ", \"met\": " + String(met) + ", \"missed\": "
-            + String(missed) + ", \"dropped\": " + String(dropped) + ", \"p50_ms\": " + decimal(p50Ms, 1)
-            + ", \"p99_ms\": " + decimal(p99Ms, 1) + ", \"alerts\": " + String(alerts) + "}}"
+    /// The summary line, without its newline.
+    public func write(to line: inout ReportLine) {
+        line.clear()
+        line.append("{\"summary\": {\"windows\": "); line.append(windows)
+        line.append(", \"met\": "); line.append(met)
+        line.append(", \"missed\": "); line.append(missed)
+        line.append(", \"dropped\": "); line.append(dropped)
+        line.append(", \"p50_ms\": "); line.append(p50Ms, places: 1)
+        line.append(", \"p99_ms\": "); line.append(p99Ms, places: 1)
+        line.append(", \"alerts\": "); line.append(alerts)
+        line.append("}}")
     }
 }
 
@@ -79,15 +91,54 @@ public struct LatencyHistogram {
     }
 }
 
-/// `x` with `places` decimals (half away from zero), as JSON and logs want it.
-func decimal(_ x: Double, _ places: Int) -> String {
-    guard x.isFinite else { return "0" }
-    var scale = 1.0
-    for _ in 0..<places { scale *= 10 }
-    guard abs(x) * scale < 9e15 else { return x < 0 ? "-9e15" : "9e15" }
-    let n = Int64(abs(x) * scale + 0.5)  // not rounded(): no libm on the board
-    let whole = n / Int64(scale), frac = n % Int64(scale)
-    var digits = String(frac)
-    while digits.count < places { digits = "0" + digits }
-    return (x < 0 && n != 0 ? "-" : "") + String(whole) + (places > 0 ? "." + digits : "")
+/// One report line in a buffer allocated once: text, integers and fixed-point decimals appended
+/// without String or Foundation. A line longer than the buffer is cut, never overrun.
+public struct ReportLine {
+    let buffer: UnsafeMutableRawBufferPointer
+    public private(set) var count = 0
+
+    /// Room for one line of `capacity` bytes (the caller deallocates with `deallocate`).
+    public init(capacity: Int = 256) { buffer = .allocate(byteCount: capacity, alignment: 8) }
+    public func deallocate() { buffer.deallocate() }
+
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: buffer[0..<count]) }
+    public mutating func clear() { count = 0 }
+
+    mutating func byte(_ b: UInt8) {
+        guard count < buffer.count else { return }
+        buffer[count] = b
+        count += 1
+    }
+
+    public mutating func append(_ s: StaticString) {
+        s.withUTF8Buffer { for b in $0 { byte(b) } }
+    }
+
+    public mutating func append(_ flag: Bool) { append(flag ? "true" : "false") }
+
+    public mutating func append(_ n: Int) {
+        if n < 0 { byte(0x2D) }
+        var v = n.magnitude, digits: (UInt64, Int) = (0, 0)
+        // Reverse the decimal digits into a number, then write them back in order.
+        repeat { digits.0 = digits.0 * 10 + UInt64(v % 10); digits.1 += 1; v /= 10 } while v > 0
+        for _ in 0..<digits.1 { byte(0x30 + UInt8(digits.0 % 10)); digits.0 /= 10 }
+    }
+
+    /// `x` with `places` decimals (half away from zero); beyond ±9e15 it writes the bound.
+    public mutating func append(_ x: Double, places: Int) {
+        var scale = 1.0
+        for _ in 0..<places { scale *= 10 }
+        guard x.isFinite, abs(x) * scale < 9e15 else { return append(x < 0 ? "-9e15" : (x.isNaN ? "0" : "9e15")) }
+        let n = Int(abs(x) * scale + 0.5)  // not rounded(): no libm on the board
+        if x < 0 && n != 0 { byte(0x2D) }
+        append(n / Int(scale))
+        guard places > 0 else { return }
+        byte(0x2E)
+        var frac = n % Int(scale), divisor = Int(scale) / 10
+        for _ in 0..<places {
+            byte(0x30 + UInt8(frac / divisor))
+            frac %= divisor
+            divisor = max(divisor / 10, 1)
+        }
+    }
 }

@@ -64,6 +64,9 @@ func streamAudio(
     notifier.ready(status: "streaming " + input.name)
     var last: WindowReport?
     var summary = StreamSummary()
+    // One line buffer for the whole stream: printing a window allocates nothing.
+    var line = ReportLine()
+    defer { line.deallocate() }
     leader.supervisor = Supervisor(checkIntervalMs: notifier.checkIntervalMs(ceilingMs: stopCheckMs)) {
         notifier.tick()
         if notifier.statusDue(), let w = last {
@@ -75,7 +78,8 @@ func streamAudio(
         return !stopRequested(notifier)
     }
     summary = try leader.stream(input.source, deadlineNs: UInt64(deadlineMs) * 1_000_000) { report, alertStart in
-        announce(report.json)
+        report.write(to: &line)
+        emit(&line)
         last = report
         summary.windows += 1
         if !report.met { summary.missed += 1 }
@@ -96,11 +100,19 @@ func streamAudio(
             input.name + " is truncated: streamed the " + String(wav.count) + " samples present of the "
                 + String(wav.declaredCount) + " its header declares")
     }
-    announce(summary.json)
+    summary.write(to: &line)
+    emit(&line)
     Log.info(
         "stream ended (" + (input.samples == nil ? "input closed" : "end of file") + "): " + String(summary.windows)
             + " windows, " + String(summary.missed) + " late, " + String(summary.dropped) + " dropped, "
             + String(summary.alerts) + " alerts")
+}
+
+/// Writes a report line and its newline to standard output, unbuffered, so a reader sees each window as
+/// it is answered.
+func emit(_ line: inout ReportLine) {
+    line.append("\n")
+    _ = CIOPSystem.write(1, line.bytes.baseAddress, line.count)
 }
 
 /// Seconds of audio with millisecond precision, as the JSON lines give them.

@@ -140,7 +140,8 @@ func listeningCluster(_ kind: PlannerKind) throws -> (Leader, stop: () -> Void) 
         #expect(summary.alerts == 0)
     }
 
-    /// The leader's thread allocates nothing per window beyond libzmq's copy of each message it sends:
+    /// The leader's thread allocates nothing per window, JSON line included, beyond libzmq's copy of each
+    /// message it sends:
     /// a stream twice as long allocates no more than the extra messages (setup allocations cancel out).
     @Test func windowsAllocateOnlyLibzmqsMessageBuffers() throws {
         let (leader, stop) = try listeningCluster(.oc)
@@ -152,9 +153,15 @@ func listeningCluster(_ kind: PlannerKind) throws -> (Leader, stop: () -> Void) 
             iop_alloc_counter_enroll(1)
             defer { iop_alloc_counter_leave() }
             var windows = 0
+            // Each window's JSON line is written too, as iop-node prints it.
+            var line = ReportLine()
+            defer { line.deallocate() }
             iop_alloc_counter_start()
             _ = try audio.withUnsafeBytes { b throws(NodeError) in
-                try leader.stream(.samples(b, realtime: false), deadlineNs: 500_000_000) { _, _ in windows += 1 }
+                try leader.stream(.samples(b, realtime: false), deadlineNs: 500_000_000) { report, _ in
+                    report.write(to: &line)
+                    windows += 1
+                }
             }
             let allocations = iop_alloc_counter_stop()
             return (allocations, leader.messagesSent[leader.leaderIndex] - before, windows)
@@ -166,4 +173,26 @@ func listeningCluster(_ kind: PlannerKind) throws -> (Leader, stop: () -> Void) 
             long.allocations - short.allocations <= long.messages - short.messages,
             "\(long.allocations - short.allocations) allocations for \(long.windows - short.windows) more windows")
     }
+}
+
+/// The JSON lines scripts read, written into a fixed buffer: fields, decimals and rounding by hand.
+@Test func reportLinesAreTheDocumentedJSON() {
+    var line = ReportLine()
+    defer { line.deallocate() }
+    func text() -> String { String(decoding: line.bytes, as: UTF8.self) }
+    WindowReport(t: 12.975, score: 0.97316, alert: true, alertStart: 11.5, latencyMs: 183.25, met: true)
+        .write(to: &line)
+    #expect(text() == #"{"t": 12.975, "score": 0.9732, "alert": true, "latency_ms": 183.3, "met": true}"#)
+    WindowReport(t: 0.975, score: 0, alert: false, alertStart: nil, latencyMs: 1204.04, met: false).write(to: &line)
+    #expect(text() == #"{"t": 0.975, "score": 0.0000, "alert": false, "latency_ms": 1204.0, "met": false}"#)
+    var s = StreamSummary()
+    s.windows = 240; s.met = 239; s.missed = 1; s.dropped = 0; s.alerts = 3; s.p50Ms = 181.04; s.p99Ms = 512
+    s.write(to: &line)
+    #expect(
+        text() == #"{"summary": {"windows": 240, "met": 239, "missed": 1, "dropped": 0, "p50_ms": 181.0, "#
+            + #""p99_ms": 512.0, "alerts": 3}}"#)
+    line.clear()
+    line.append(-0.05, places: 1); line.append(" "); line.append(-1234); line.append(" ");
+    line.append(0.0999, places: 2)
+    #expect(text() == "-0.1 -1234 0.10")
 }
