@@ -41,56 +41,29 @@ import re,sys; m=re.fullmatch(r'([0-9.]+)\s*(B|KB|MB|GB|KiB|MiB|GiB)?','$budget'
 if not m: sys.exit('emulated_boards: --budget must be a size like 512MiB, got $budget')
 u={'B':1,'KB':1e3,'MB':1e6,'GB':1e9,'KiB':1024,'MiB':1<<20,'GiB':1<<30}[m.group(2) or 'B']; print(int(float(m.group(1))*u))")
 
+# The namespaces, links and cgroups: Benchmarks/emulated_net.sh (shared with examples/valve-leak/emulated.sh).
+EMU_PREFIX=iop EMU_BOARDS=$boards
+. Benchmarks/emulated_net.sh
+emu_check || exit 2
+
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    for i in $(seq 0 $((boards - 1))); do
-        ip netns del "iop-b$i" 2>/dev/null || true
-        for c in cpu memory; do rmdir "/sys/fs/cgroup/$c/iop-b$i" 2>/dev/null || true; done
-    done
-    ip netns del iop-sw 2>/dev/null || true
+    emu_cleanup
 }
 trap cleanup EXIT
 trap "exit 130" INT TERM
 cleanup
 
-ip netns add iop-sw
-ip -n iop-sw link add br0 type bridge
-ip -n iop-sw link set br0 up
-for i in $(seq 0 $((boards - 1))); do
-    ns=iop-b$i
-    ip netns add "$ns"
-    ip link add "v$i" type veth peer name "s$i"
-    ip link set "v$i" netns "$ns"
-    ip link set "s$i" netns iop-sw
-    ip -n "$ns" addr add "198.18.0.$((i + 1))/24" dev "v$i"
-    ip -n "$ns" link set lo up
-    ip -n "$ns" link set "v$i" up
-    ip -n iop-sw link set "s$i" master br0
-    ip -n iop-sw link set "s$i" up
-    # The bucket holds 10 ms of traffic: a smaller one caps the rate below --rate-mbit (one refill per timer tick).
-    burst=$(( rate * 1250 > 65536 ? rate * 1250 : 65536 ))
-    tc -n "$ns" qdisc add dev "v$i" root tbf rate "${rate}mbit" burst "$burst" latency 500ms
-    tc -n iop-sw qdisc add dev "s$i" root tbf rate "${rate}mbit" burst "$burst" latency 500ms
-    mkdir -p "/sys/fs/cgroup/cpu/$ns" "/sys/fs/cgroup/memory/$ns"
-    # A 25 ms period: short enough that a step is slowed evenly, not run at full speed and then parked.
-    echo 25000 > "/sys/fs/cgroup/cpu/$ns/cpu.cfs_period_us"
-    echo $((cpu * 250)) > "/sys/fs/cgroup/cpu/$ns/cpu.cfs_quota_us"
-    echo $((budget_bytes + (64 << 20))) > "/sys/fs/cgroup/memory/$ns/memory.limit_in_bytes"
-done
+emu_setup "$rate" "$cpu" $((budget_bytes + (64 << 20)))
 
 # Runs a command on board $1: its namespace, its cpu and memory cgroups.
-on_board() {
-    local ns=iop-b$1; shift
-    # exec all the way down, so a background call's $! is the node's own pid.
-    exec sh -c 'echo $$ > /sys/fs/cgroup/cpu/'"$ns"'/cgroup.procs; echo $$ > /sys/fs/cgroup/memory/'"$ns"'/cgroup.procs; exec "$@"' \
-        _ ip netns exec "$ns" "$@"
-}
+on_board() { emu_on_board "$@"; }
 
 echo "measuring one emulated board ($cpu % of a core)..." >&2
 # Board 0's cpu quota only: the single-board engine holds the whole model, more than a board's budget.
-gflops=$(sh -c 'echo $$ > /sys/fs/cgroup/cpu/iop-b0/cgroup.procs; exec "$@"' _ "$bin/iop" bench --model "$model" "${sizeargs[@]}" --runs 3 --warmup 1 --json | python3 -c "import json,sys; print(json.load(sys.stdin)['gflops'])")
+gflops=$(emu_on_board_cpu 0 "$bin/iop" bench --model "$model" "${sizeargs[@]}" --runs 3 --warmup 1 --json | python3 -c "import json,sys; print(json.load(sys.stdin)['gflops'])")
 python3 - "$work/cluster.json" "$boards" "$gflops" "$budget" "$rate" <<'PY'
 import json, sys
 path, n, gflops, budget, rate = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4], float(sys.argv[5])
