@@ -18,7 +18,7 @@
 # its one line is that planner's result), then the leader streams the recording in real time in
 # board 0 (iop-node leader --audio X.wav --realtime), the workers in theirs, and report.py scores it.
 # Prints one table; writes the folder (--out) and the iop run's figure (--png) only at the end.
-# Needs root, `swift build -c release` and python3 with numpy and matplotlib.
+# Needs root, `swift build -c release` and scripts/install-deps (numpy, matplotlib).
 set -euo pipefail
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
@@ -62,9 +62,10 @@ if [ "$seed" -ge 100000 ] && [ "$seed" -lt 101000 ]; then die "seed $seed is amo
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces, tc, cgroups): sudo $0"
 bin=$root/.build/release
 [ -x "$bin/iop" ] && [ -x "$bin/iop-node" ] || die "build first: swift build -c release"
-python3 -c 'import numpy, matplotlib' 2>/dev/null ||
-    die "python3 needs numpy and matplotlib for the report: python3 -m pip install numpy matplotlib"
 cd "$root"
+# scripts/install-deps puts numpy and matplotlib in a virtualenv under .build when the system python takes no pip installs.
+if [ -x .build/pyenv/bin/python3 ]; then export PATH="$root/.build/pyenv/bin:$PATH"; fi
+python3 -c 'import numpy, matplotlib' 2>/dev/null || die "python3 has no numpy or matplotlib: run scripts/install-deps"
 heads=$(grep -c , Sources/IOPModel/ValveHead.swift || true)
 [ "$heads" -gt 1 ] || echo "emulated.sh: warning: ValveHead.swift holds no trained weights yet; scores are meaningless" >&2
 

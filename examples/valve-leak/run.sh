@@ -12,7 +12,7 @@
 # (the table), report.json, valve-leak.png (spectrogram, score, alerts, latency), stream.jsonl (the
 # leader's lines), events.json, recording.wav, cluster.log. Progress goes to stderr; the folder's
 # path is the last line on stdout. Exits non-zero when the stream or any step fails.
-# Needs python3 with numpy and matplotlib (pip install numpy matplotlib). No root needed.
+# scripts/install-deps installs what it needs (libzmq, numpy, matplotlib). No root needed beyond that.
 set -euo pipefail
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
@@ -52,8 +52,10 @@ trap 'exit 143' TERM
 
 say "dependencies (scripts/install-deps)"
 scripts/install-deps >&2
+# install-deps falls back to a virtualenv under .build when the system python takes no pip installs.
+if [ -x .build/pyenv/bin/python3 ]; then export PATH="$root/.build/pyenv/bin:$PATH"; fi
 python3 -c 'import numpy, matplotlib' 2>/dev/null ||
-    die "python3 needs numpy and matplotlib for the report: python3 -m pip install numpy matplotlib"
+    die "python3 has no numpy or matplotlib even after scripts/install-deps"
 
 if [ "$build" = 1 ]; then
     say "building (swift build -c release)"
