@@ -232,7 +232,7 @@ func aDepthwiseSeparableChainRunsExactlyOnAProcessCluster(_ planner: String) thr
 
 /// A board whose system will not give it the memory its arena needs (here an address-space limit
 /// below it, though its budget allows it) refuses its program by name instead of trapping.
-@Test(.timeLimit(.minutes(2)))
+@Test(.timeLimit(.minutes(5)))
 func aWorkerThatCannotAllocateItsArenaRefusesItsProgram() throws {
     let dir = temporaryPath("alloc-bundle")
     // VGG11 in two halves: the worker's arena is about 270 MiB.
