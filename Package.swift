@@ -32,7 +32,8 @@ let package = Package(
         .target(name: "IOPCore", dependencies: ["CIOPThreads"], swiftSettings: nativeCPU),
         .target(name: "IOPWire"),
         .systemLibrary(name: "CZMQ", path: "Sources/CZMQ"),
-        .target(name: "IOPNet", dependencies: ["CZMQ"]),
+        .target(name: "CIOPZap", dependencies: ["CZMQ"], linkerSettings: [.linkedLibrary("zmq")]),
+        .target(name: "IOPNet", dependencies: ["CZMQ", "CIOPZap"]),
         .target(name: "IOPProgram", dependencies: ["IOPCore", "IOPWire", "IOPAudio", "CIOPSystem"]),
         .target(
             name: "IOPNode", dependencies: ["IOPProgram", "IOPAudio", "IOPCore", "IOPWire", "IOPNet", "CIOPSystem"],
@@ -95,7 +96,8 @@ let package = Package(
         .testTarget(
             name: "IOPModelTests", dependencies: ["IOPModel", "IOPCore", "TestSupport"], swiftSettings: nativeCPU),
         .testTarget(
-            name: "iopTests", dependencies: ["iop", "iop-node", "IOPModel", "IOPCore", "TestSupport"],
+            name: "iopTests",
+            dependencies: ["iop", "iop-node", "IOPModel", "IOPCore", "IOPNet", "IOPNode", "IOPWire", "TestSupport"],
             swiftSettings: nativeCPU),
     ]
 )

@@ -1,3 +1,4 @@
+import CIOPZap
 import CZMQ
 
 /// A libzmq error: the call that failed and its errno.
@@ -9,6 +10,8 @@ public struct NetError: Error, Equatable, Sendable {
     public var truncatedLength: Int = 0
 
     public var isTimeout: Bool { errno == EAGAIN }
+    /// A bind to a port that is still held (by another process, or by sockets of this one still closing).
+    public var isAddressInUse: Bool { operation == .bind && errno == EADDRINUSE }
     public var message: String {
         if truncatedLength > 0 {
             return "received message of " + String(truncatedLength) + " bytes does not fit its buffer"
@@ -37,11 +40,27 @@ public final class Context {
         raw = c
     }
     var terminated = false
+    /// The ZAP handler, once `guarded` started it.
+    public private(set) var gatekeeper: Gatekeeper?
+
+    /// Starts this context's ZAP handler (once), before any CURVE server socket binds: without it libzmq would
+    /// admit any client that knows a server's public key.
+    public func guarded() throws(NetError) -> Gatekeeper {
+        if let gatekeeper { return gatekeeper }
+        let g = try Gatekeeper(self)
+        gatekeeper = g
+        return g
+    }
+
     /// Waits until every socket of the context is closed and their lingering
     /// messages are delivered (or their linger ran out), then releases libzmq.
     /// A process calls it before exiting so its last messages are not lost.
     public func terminate() {
-        if !terminated { zmq_ctx_term(raw) }
+        if !terminated {
+            zmq_ctx_term(raw)
+            // The handler's socket ended with the context: its thread is done.
+            if let gatekeeper { iop_zap_join(gatekeeper.raw) }
+        }
         terminated = true
     }
     deinit { terminate() }
@@ -77,10 +96,16 @@ public final class Socket {
         if zmq_setsockopt(raw, option, &v, MemoryLayout<Int64>.size) != 0 { throw .last(.option) }
     }
 
-    /// Largest message accepted (ZMQ_MAXMSGSIZE): a peer sending more is disconnected.
     /// How long closing (and the context's `terminate`) keeps trying to deliver queued messages.
     public func setLinger(_ ms: Int32) throws(NetError) { try set(ZMQ_LINGER, ms) }
-    public func setMaxMessageSize(_ bytes: Int) throws(NetError) { try set(ZMQ_MAXMSGSIZE, Int64(bytes)) }
+    /// Largest message accepted (ZMQ_MAXMSGSIZE): a peer sending more is disconnected.
+    /// libzmq checks the size on the wire, where CURVE adds its own framing to each message: `bytes` is what the
+    /// caller expects, plus room for that.
+    public func setMaxMessageSize(_ bytes: Int) throws(NetError) {
+        try set(ZMQ_MAXMSGSIZE, Int64(bytes + Socket.curveOverhead))
+    }
+    /// More than CURVE's MESSAGE command adds to a message (its name, nonce, flags and MAC: 33 bytes).
+    static let curveOverhead = 256
     /// Messages queued per direction before sends block (ZMQ_SNDHWM / ZMQ_RCVHWM).
     public func setHighWaterMark(_ messages: Int32) throws(NetError) {
         try set(ZMQ_SNDHWM, messages); try set(ZMQ_RCVHWM, messages)
@@ -132,6 +157,30 @@ public final class Socket {
             out.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: zmq_msg_data(&msg), byteCount: size) }
         }
         return out
+    }
+
+    /// Receives one message into `buffer` and who sent it: the user id the ZAP handler gave the peer's key
+    /// ("role:name"; empty without CURVE) into `peer`. Returns both lengths; allocates nothing here.
+    public func receive(into buffer: UnsafeMutableRawBufferPointer, peer: UnsafeMutableRawBufferPointer)
+        throws(NetError) -> (length: Int, peerLength: Int)
+    {
+        var msg = zmq_msg_t()
+        zmq_msg_init(&msg)
+        defer { zmq_msg_close(&msg) }
+        var n: Int32
+        repeat { n = zmq_msg_recv(&msg, raw, 0) } while n < 0 && zmq_errno() == EINTR
+        if n < 0 { throw .last(.receive) }
+        let size = zmq_msg_size(&msg)
+        if size > buffer.count { throw NetError(operation: .receive, errno: 0, truncatedLength: size) }
+        if size > 0 { buffer.baseAddress!.copyMemory(from: zmq_msg_data(&msg), byteCount: size) }
+        var peerLength = 0
+        if let id = zmq_msg_gets(&msg, "User-Id") {
+            while id[peerLength] != 0 && peerLength < peer.count {
+                peer[peerLength] = UInt8(bitPattern: id[peerLength])
+                peerLength += 1
+            }
+        }
+        return (size, peerLength)
     }
 
     /// Receives one message into `buffer`; returns its length. A message longer

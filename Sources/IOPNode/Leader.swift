@@ -34,22 +34,50 @@ public final class Leader {
     public internal(set) var lastRequestNs: UInt64 = 0
     /// Asked between requests whether to go on serving (see `serve`).
     public var supervisor = Supervisor()
+    /// Frames turned away: corrupted, stale, from an unknown board, or not a request.
+    public var rejected = RejectedFrames()
+    let timeoutMs: Int32
+    /// Nil: plain links (`--insecure`).
+    public let keys: Keyring?
+    /// Counts the handshakes refused on this leader's ports.
+    var gatekeeper: Gatekeeper?
     /// Each board's arena bytes as the board reported it once ready (the leader's: its own).
     public internal(set) var arenaBytes: [Int]
     public let inputCount: Int
     public let outputCount: Int
 
     /// Binds `listen` (port `*` picks one: see `endpoint`). `start` then registers the workers.
-    public init(context: Context, listen: String, bundle: ProgramBundle, timeoutMs: Int32 = 30_000) throws(NodeError) {
+    /// With `keys`, every link is CURVE: workers and clients need keys from the keyring (`iop keys`).
+    public init(
+        context: Context, listen: String, bundle: ProgramBundle, timeoutMs: Int32 = 30_000, keys: Keyring? = nil
+    )
+        throws(NodeError)
+    {
         boards = bundle.boards; leaderIndex = bundle.leaderIndex; schedule = bundle.schedule
         programs = bundle.programs; programBytes = bundle.programBytes; shards = bundle.shards
         stream = bundle.stream
         bytesSent = Array(repeating: 0, count: boards.count); messagesSent = bytesSent; arenaBytes = bytesSent
         answered = Array(repeating: false, count: boards.count)
+        self.timeoutMs = timeoutMs
+        self.keys = keys
         inputCount = schedule.first?.inputCount ?? 0
         outputCount = schedule.last?.outputCount ?? 0
+        var workerKeys: [[UInt8]?] = Array(repeating: nil, count: boards.count)
+        if let keys {
+            for i in boards.indices where i != leaderIndex {
+                guard let peer = keys.peer(named: boards[i].name, role: .worker) else {
+                    throw .keys("no public key for worker '" + boards[i].name + "' (make the keys for this cluster)")
+                }
+                workerKeys[i] = peer.publicKey
+            }
+            gatekeeper = try keys.admit([.worker], domain: Keyring.Domain.results, context: context)
+        }
         do throws(NetError) {
             inbox = try Socket(context, .pull)
+            if let keys { try inbox.makeCurveServer(keys.own, domain: Keyring.Domain.results) }
+            // Results, or setup answers: anything larger is no frame of this cluster's (libzmq drops the peer).
+            let largestResult = schedule.reduce(0) { max($0, 4 * $1.largestRemoteOutput) }
+            try inbox.setMaxMessageSize(MessageHeader.size + PartResult.headerSize + max(largestResult, 4096))
             try inbox.setHighWaterMark(64)
             try inbox.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs)
             try inbox.bind(listen)
@@ -57,6 +85,7 @@ public final class Leader {
             for i in boards.indices {
                 if i == leaderIndex { sockets.append(nil); continue }
                 let s = try Socket(context, .push)
+                if let keys { try s.makeCurveClient(keys.own, server: workerKeys[i]!) }
                 try s.setHighWaterMark(ShardCodec.queueLength)
                 try s.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs)
                 sockets.append(s)
@@ -85,7 +114,9 @@ public final class Leader {
 
     /// The counters since start, as a `stats` answer carries them.
     public var stats: ClusterStats {
-        var s = ClusterStats(inferences: UInt64(inferences), boards: [])
+        var s = ClusterStats(
+            inferences: UInt64(inferences), rejectedFrames: rejected.count,
+            rejectedHandshakes: gatekeeper?.refused ?? 0, boards: [])
         for k in boards.indices {
             s.boards.append(
                 ClusterStats.Board(

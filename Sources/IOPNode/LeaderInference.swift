@@ -70,43 +70,55 @@ extension Leader {
             count: MessageHeader.size + PartResult.headerSize + 4 * seg.largestRemoteOutput)
         let assembled = engine.floats(at: seg.assembled)
         for r in seg.remote { answered[r.board] = false }
-        for _ in 0..<seg.remote.count {
+        var pending = seg.remote.count
+        // Rejected frames do not extend the wait: the step has `timeoutMs` in all.
+        let deadline = iop_monotonic_ns() &+ UInt64(max(timeoutMs, 0)) &* 1_000_000
+        while pending > 0 {
             let length: Int
             do throws(NetError) { length = try inbox.receive(into: reply) } catch {
-                if error.isTimeout {
-                    var missing = ""
-                    for r in seg.remote where !answered[r.board] {
-                        missing += (missing.isEmpty ? "'" : ", '") + boards[r.board].name + "'"
-                    }
-                    throw .timedOut(
-                        waitingFor: "step " + String(k) + " results from " + missing + " (did the board stop?)")
+                if error.isTimeout { throw timedOut(seg, index: k) }
+                if error.truncatedLength > 0 {
+                    rejected.reject(
+                        "a result of " + String(error.truncatedLength) + " bytes, larger than any of step "
+                            + String(k))
+                    continue
                 }
                 throw .net(error)
             }
+            if timeoutMs >= 0 && iop_monotonic_ns() > deadline { throw timedOut(seg, index: k) }
             let header: MessageHeader
             do throws(WireError) {
                 header = try Wire.decode(UnsafeRawBufferPointer(rebasing: reply[0..<length]), maxPayload: reply.count)
-            } catch { throw .wire(error) }
-            guard header.kind == .activation, header.requestID == request, Int(header.step) == k,
-                header.payloadLength >= PartResult.headerSize
-            else {
-                throw .protocolViolation(
-                    "result for request " + String(header.requestID) + " step " + String(header.step)
-                        + " while waiting for request " + String(request) + " step " + String(k))
+            } catch {
+                rejected.reject("a bad result frame: " + error.message)
+                continue
             }
-            let board: Int
-            do throws(WireError) {
-                board = try PartResult.board(UnsafeRawBufferPointer(rebasing: reply[MessageHeader.size..<length]))
-            } catch { throw .wire(error) }
-            guard let remote = seg.remote.first(where: { $0.board == board }), !answered[board],
+            // A late answer to an earlier request, or a foreign frame: not this step's.
+            guard header.kind == .activation, header.requestID == request, Int(header.step) == k,
+                header.payloadLength >= PartResult.headerSize,
+                let board = try? PartResult.board(UnsafeRawBufferPointer(rebasing: reply[MessageHeader.size..<length])),
+                let remote = seg.remote.first(where: { $0.board == board }), !answered[board],
                 Int(header.payloadLength) == PartResult.headerSize + 4 * remote.outputCount
             else {
-                throw .protocolViolation("unexpected result from board " + String(board) + " for step " + String(k))
+                rejected.reject(
+                    "a frame of kind " + String(header.kind.rawValue) + " for request " + String(header.requestID)
+                        + " step " + String(header.step) + " while gathering request " + String(request) + " step "
+                        + String(k))
+                continue
             }
             remote.output.place(payload, count: remote.outputCount, into: assembled)
             answered[board] = true
+            pending -= 1
             bytesSent[board] += length; messagesSent[board] += 1
         }
+    }
+
+    func timedOut(_ seg: LeaderSegment, index k: Int) -> NodeError {
+        var missing = ""
+        for r in seg.remote where !answered[r.board] {
+            missing += (missing.isEmpty ? "'" : ", '") + boards[r.board].name + "'"
+        }
+        return .timedOut(waitingFor: "step " + String(k) + " results from " + missing + " (did the board stop?)")
     }
 }
 

@@ -5,12 +5,25 @@ import IOPProgram
 import IOPWire
 
 extension Leader {
+    /// Binds the port clients send requests to. With keys it admits the keyring's clients and admins only.
+    public func bindRequests(_ endpoint: String, context: Context) throws(NodeError) -> Socket {
+        if let keys { try keys.admit([.client, .admin], domain: Keyring.Domain.requests, context: context) }
+        do throws(NetError) {
+            let s = try Socket(context, .pull)
+            if let keys { try s.makeCurveServer(keys.own, domain: Keyring.Domain.requests) }
+            try s.setMaxMessageSize(MessageHeader.size + InferenceRequest.maxSize(inputCount: inputCount))
+            try s.bind(endpoint)
+            return s
+        } catch { throw .net(error) }
+    }
+
     /// Answers requests arriving on `requests` until a client sends `shutdown`
     /// or the supervisor says stop (the request in hand is answered first).
     /// An inference request is answered with a `result` frame at the endpoint
     /// it names; a failed inference with an `error` frame, then rethrown. A
     /// `stats` request is answered with the counters. Frames that are not
-    /// valid requests are dropped. Either way out, the workers are told to shut down.
+    /// valid requests are rejected (counted), and so is `shutdown` from a client
+    /// that is no admin. Either way out, the workers are told to shut down.
     public func serve(_ requests: Socket, context: Context) throws(NodeError) {
         do throws(NetError) {
             try requests.setTimeouts(sendMs: 5000, receiveMs: supervisor.checkIntervalMs)
@@ -21,32 +34,56 @@ extension Leader {
         let outgoing = UnsafeMutableRawBufferPointer.allocate(
             byteCount: MessageHeader.size + 4 * max(outputCount, 64), alignment: 64)
         let input = UnsafeMutablePointer<Float>.allocate(capacity: max(inputCount, 1))
-        defer { incoming.deallocate(); outgoing.deallocate(); input.deallocate() }
-        var replies = ReplySockets(context: context)
+        let peer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+        defer { incoming.deallocate(); outgoing.deallocate(); input.deallocate(); peer.deallocate() }
+        var replies = ReplySockets(context: context, keys: keys)
         while true {
-            let length: Int
-            do throws(NetError) { length = try requests.receive(into: incoming) } catch {
+            let length: Int, peerLength: Int
+            do throws(NetError) { (length, peerLength) = try requests.receive(into: incoming, peer: peer) } catch {
+                if error.truncatedLength > 0 {
+                    rejected.reject("a request of " + String(error.truncatedLength) + " bytes, larger than any")
+                    continue
+                }
                 if !error.isTimeout { throw .net(error) }
                 if !supervisor.check() { shutdown(); return }
                 continue
             }
             let started = iop_monotonic_ns()
             let frame = UnsafeRawBufferPointer(rebasing: incoming[0..<length])
-            guard let header = try? Wire.decode(frame, maxPayload: requestBytes) else { continue }
+            let header: MessageHeader
+            do throws(WireError) { header = try Wire.decode(frame, maxPayload: requestBytes) } catch {
+                rejected.reject("a bad request frame: " + error.message)
+                if !supervisor.check() { shutdown(); return }
+                continue
+            }
             let payload = UnsafeRawBufferPointer(rebasing: frame[MessageHeader.size...])
             switch header.kind {
             case .shutdown:
+                let sender = UnsafeRawBufferPointer(rebasing: peer[0..<peerLength])
+                guard keys == nil || keys!.peer(userID: sender)?.role == .admin else {
+                    rejected.reject("shutdown from '" + String(decoding: sender, as: UTF8.self) + "', who is no admin")
+                    break
+                }
                 shutdown()
                 return
             case .stats:
+                let sender = UnsafeRawBufferPointer(rebasing: peer[0..<peerLength])
                 guard let endpoint = try? StatsRequest.parse(payload),
-                    let reply = replies.socket(UnsafeRawBufferPointer(rebasing: payload[endpoint]))
-                else { continue }
+                    let reply = replies.socket(UnsafeRawBufferPointer(rebasing: payload[endpoint]), peer: sender)
+                else {
+                    rejected.reject("a stats request without a reachable reply endpoint")
+                    break
+                }
                 try? reply.sendFrame(.stats, requestID: header.requestID, payload: stats.encode())
             case .request:
+                let sender = UnsafeRawBufferPointer(rebasing: peer[0..<peerLength])
                 guard let parts = try? InferenceRequest.parse(payload, inputCount: inputCount),
-                    let reply = replies.socket(UnsafeRawBufferPointer(rebasing: payload[parts.replyEndpoint]))
-                else { continue }
+                    let reply = replies.socket(
+                        UnsafeRawBufferPointer(rebasing: payload[parts.replyEndpoint]), peer: sender)
+                else {
+                    rejected.reject("a request that does not parse, or without a reachable reply endpoint")
+                    break
+                }
                 UnsafeMutableRawPointer(input).copyMemory(
                     from: payload.baseAddress! + parts.input.lowerBound, byteCount: parts.input.count)
                 let out = (outgoing.baseAddress! + MessageHeader.size).assumingMemoryBound(to: Float.self)
@@ -67,7 +104,7 @@ extension Leader {
                     throw error
                 }
             default:
-                continue
+                rejected.reject("a frame of kind " + String(header.kind.rawValue) + " on the request port")
             }
             if !supervisor.check() { shutdown(); return }
         }
@@ -75,21 +112,31 @@ extension Leader {
 }
 
 /// The socket to the requester's reply endpoint, kept while the requester
-/// stays the same, so a steady client costs no allocation per request.
+/// stays the same, so a steady client costs no allocation per request. With
+/// keys, the reply goes only to the key that sent the request.
 struct ReplySockets {
     let context: Context
+    let keys: Keyring?
     var endpoint: [UInt8] = []
+    var peer: [UInt8] = []
     var current: Socket?
 
-    init(context: Context) { self.context = context }
+    init(context: Context, keys: Keyring?) { self.context = context; self.keys = keys }
 
     /// A connected socket to `endpoint`, or nil when it cannot be reached (the request is dropped).
-    mutating func socket(_ endpoint: UnsafeRawBufferPointer) -> Socket? {
-        if let current, endpoint.elementsEqual(self.endpoint) { return current }
+    mutating func socket(_ endpoint: UnsafeRawBufferPointer, peer: UnsafeRawBufferPointer) -> Socket? {
+        if let current, endpoint.elementsEqual(self.endpoint), peer.elementsEqual(self.peer) { return current }
         self.endpoint = Array(endpoint)
+        self.peer = Array(peer)
         current = nil
+        var serverKey: [UInt8]?
+        if let keys {
+            guard let p = keys.peer(userID: peer) else { return nil }
+            serverKey = p.publicKey
+        }
         do throws(NetError) {
             let s = try Socket(context, .push)
+            if let keys, let serverKey { try s.makeCurveClient(keys.own, server: serverKey) }
             try s.setTimeouts(sendMs: 5000, receiveMs: 5000)
             try s.connect(String(decoding: self.endpoint, as: UTF8.self))
             current = s

@@ -28,16 +28,17 @@ extension Leader {
         var budgets = [Int](repeating: 0, count: boards.count)
         var pending = Set(workers)
         while !pending.isEmpty {
-            let (h, payload) = try inbox.receiveFrame(waitingFor: "hello from " + names(pending), maxPayload: 1024)
-            guard h.kind == .hello else {
-                throw .protocolViolation("expected hello, got kind " + String(h.kind.rawValue))
-            }
+            guard let (h, payload) = try receiveFrame(waitingFor: "hello from " + names(pending)) else { continue }
             var decoded: Hello?
-            payload.withUnsafeBytes { decoded = try? Hello.decode($0) }
-            guard let hello = decoded else { throw .wire(.malformedPayload) }
+            if h.kind == .hello { payload.withUnsafeBytes { decoded = try? Hello.decode($0) } }
+            guard let hello = decoded else {
+                rejected.reject("a frame of kind " + String(h.kind.rawValue) + " that is no hello, while registering")
+                continue
+            }
             let name = String(decoding: hello.name, as: UTF8.self)
             guard let i = boards.firstIndex(where: { $0.name == name }), pending.remove(i) != nil else {
-                throw .protocolViolation("hello from unknown or repeated board '" + name + "'")
+                rejected.reject("a hello from unknown or repeated board '" + name + "'")
+                continue
             }
             // A worker that bound port `*` says where it listens; otherwise use the cluster file's endpoint.
             budgets[i] = Int(hello.budgetBytes)
@@ -102,6 +103,15 @@ extension Leader {
         try collectReadies()
     }
 
+    /// One setup frame, or nil for a frame rejected as corrupted (counted); a timeout or socket failure throws.
+    func receiveFrame(waitingFor what: String) throws(NodeError) -> (MessageHeader, [UInt8])? {
+        do throws(NodeError) { return try inbox.receiveFrame(waitingFor: what, maxPayload: 1024) } catch {
+            guard case .wire(let e) = error else { throw error }
+            rejected.reject("a bad frame while setting up: " + e.message)
+            return nil
+        }
+    }
+
     /// The biggest single-channel shard frame of a program: frames never split a channel.
     func largestChannel(_ p: BoardProgram) -> Int { p.ops.reduce(0) { max($0, ShardCodec.stagingFloats($1.kind)) } }
 
@@ -159,24 +169,19 @@ extension Leader {
         var waiting = Set(workers)
         var refusals: [(board: Int, refuse: Refuse)] = []
         while !waiting.isEmpty {
-            let (h, payload) = try inbox.receiveFrame(waitingFor: "ready from " + names(waiting), maxPayload: 1024)
+            guard let (h, payload) = try receiveFrame(waitingFor: "ready from " + names(waiting)) else { continue }
             let board = Int(h.requestID)
-            guard waiting.remove(board) != nil else {
-                throw .protocolViolation("unexpected answer from board " + String(board))
+            var ready: Ready?, refuse: Refuse?
+            if h.kind == .ready { payload.withUnsafeBytes { ready = try? Ready.decode($0) } }
+            if h.kind == .refuse { payload.withUnsafeBytes { refuse = try? Refuse.decode($0) } }
+            guard ready != nil || refuse != nil, waiting.remove(board) != nil else {
+                rejected.reject(
+                    "a frame of kind " + String(h.kind.rawValue) + " from board " + String(board)
+                        + " while waiting for ready or refuse")
+                continue
             }
-            switch h.kind {
-            case .ready:
-                var ready: Ready?
-                payload.withUnsafeBytes { ready = try? Ready.decode($0) }
-                guard let ready else { throw .wire(.malformedPayload) }
-                arenaBytes[board] = Int(ready.arenaBytes)
-            case .refuse:
-                var r: Refuse?
-                payload.withUnsafeBytes { r = try? Refuse.decode($0) }
-                guard let r else { throw .wire(.malformedPayload) }
-                refusals.append((board, r))
-            default: throw .protocolViolation("expected ready or refuse, got kind " + String(h.kind.rawValue))
-            }
+            if let ready { arenaBytes[board] = Int(ready.arenaBytes) }
+            if let refuse { refusals.append((board, refuse)) }
         }
         if let first = refusals.min(by: { $0.board < $1.board }) {
             throw .refused(

@@ -12,6 +12,8 @@ public enum NodeError: Error, Sendable {
     case protocolViolation(String)
     /// No answer within the timeout (a peer died or hangs).
     case timedOut(waitingFor: String)
+    /// The keyring lacks a key this node needs.
+    case keys(String)
 
     /// No answer in time, whether the socket or a protocol wait said so.
     public var isTimeout: Bool {
@@ -35,6 +37,7 @@ public enum NodeError: Error, Sendable {
                 + " bytes (its budget allows it; lower the budget or free memory)"
         case .protocolViolation(let m): return "protocol violation: " + m
         case .timedOut(let w): return "timed out waiting for " + w
+        case .keys(let m): return "keys: " + m
         }
     }
 }

@@ -25,6 +25,8 @@ public final class Worker {
     /// Told when the arena is allocated and serving begins, and asked between messages whether to go on.
     public var supervisor = Supervisor()
     public var onServing: () -> Void = {}
+    /// Frames turned away (this board goes on serving).
+    public var rejected = RejectedFrames()
 
     /// How long a serving worker waits for work before giving up (-1: for ever, as a board under systemd does).
     let idleTimeoutMs: Int32
@@ -33,12 +35,16 @@ public final class Worker {
 
     public init(
         context: Context, name: String, listen: String, leader: String, budgetBytes: Int, threads: Int,
-        timeoutMs: Int32 = 30_000, idleTimeoutMs: Int32 = -1
+        timeoutMs: Int32 = 30_000, idleTimeoutMs: Int32 = -1, keys: Keyring? = nil
     ) throws(NodeError) {
         self.name = name; self.budgetBytes = budgetBytes; self.threads = threads; self.idleTimeoutMs = idleTimeoutMs
         self.timeoutMs = timeoutMs
+        // With keys, only the leader's key gets through this board's inbox, and the leader knows this board's.
+        guard keys == nil || keys!.leader != nil else { throw .keys("the keyring names no leader") }
+        if let keys { try keys.admit([.leader], domain: Keyring.Domain.work, context: context) }
         do throws(NetError) {
             inbox = try Socket(context, .pull)
+            if let keys { try inbox.makeCurveServer(keys.own, domain: Keyring.Domain.work) }
             // Nothing larger than the whole budget can be a valid message for this board.
             try inbox.setMaxMessageSize(budgetBytes)
             // Serving, a board has one activation in flight. Loading, this bounds the weight
@@ -46,12 +52,26 @@ public final class Worker {
             // `ShardCodec.frameLimit`.
             try inbox.setHighWaterMark(ShardCodec.queueLength)
             try inbox.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs)
-            try inbox.bind(listen)
+            try Worker.bind(inbox, listen)
             endpoint = try inbox.boundEndpoint()
             outbox = try Socket(context, .push)
+            if let keys { try outbox.makeCurveClient(keys.own, server: keys.leader!.publicKey) }
             try outbox.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs)
             try outbox.connect(leader)
         } catch { throw .net(error) }
+    }
+
+    /// Binds, retrying for a few seconds while the port is still held: a rejoining worker's previous sockets
+    /// close asynchronously, and libzmq may not have released the port yet.
+    static func bind(_ socket: Socket, _ endpoint: String) throws(NetError) {
+        var tries = 0
+        while true {
+            do throws(NetError) { return try socket.bind(endpoint) } catch {
+                tries += 1
+                guard error.isAddressInUse, tries < 50 else { throw error }
+                iop_sleep_ns(100_000_000)
+            }
+        }
     }
 
     /// Registers, loads, serves; returns after `shutdown`, or once it has refused its program.
@@ -86,6 +106,10 @@ public final class Worker {
             do throws(NodeError) {
                 (h, payload) = try inbox.receiveFrame(waitingFor: "the leader's program", maxPayload: budgetBytes)
             } catch {
+                if case .wire(let e) = error {
+                    rejected.reject("a bad frame before the program: " + e.message)
+                    continue
+                }
                 if !error.isTimeout { throw error }
                 switch wait.sliceElapsed(supervisor) {
                 case .again: continue
@@ -103,15 +127,14 @@ public final class Worker {
                 }
                 switch decoded {
                 case .success(let p): program = p
-                case .failure(let e): throw .wire(e)
+                case .failure(let e): rejected.reject("a program that does not decode: " + e.message)
                 }
                 // The leader names this worker's board index here.
                 board = h.requestID
             case .shutdown:
                 return
             default:
-                throw .protocolViolation(
-                    "worker '" + name + "' got a message of kind " + String(h.kind.rawValue) + " before its program")
+                rejected.reject("a message of kind " + String(h.kind.rawValue) + " before the program")
             }
         }
         try load(program!, board: board, wait: &wait)

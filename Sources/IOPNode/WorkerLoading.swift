@@ -38,24 +38,18 @@ extension Worker {
         var loaded = [Int](repeating: 0, count: program.ops.count)
         wait.restart()
         loading: while true {
-            var outcome: Result<MessageHeader, NodeError> = .failure(.protocolViolation(""))
-            do throws(NetError) {
-                let n = try inbox.receive(into: staging)
-                do throws(WireError) {
-                    outcome = .success(
-                        try Wire.decode(UnsafeRawBufferPointer(rebasing: staging[0..<n]), maxPayload: staging.count))
-                } catch { outcome = .failure(.wire(error)) }
-            } catch {
-                if !error.isTimeout { throw .net(error) }
+            let header: MessageHeader
+            switch receive(into: staging, maxPayload: staging.count) {
+            case .success(let h): header = h
+            case .failure(.timedOut):
                 switch wait.sliceElapsed(supervisor) {
                 case .again: continue loading
                 case .stop: return
                 case .expired: throw .timedOut(waitingFor: "the leader's weight shards")
                 }
-            }
-            let header: MessageHeader
-            switch outcome {
-            case .success(let h): header = h
+            case .failure(.wire(let e)):
+                rejected.reject("a bad frame while loading weights: " + e.message)
+                continue loading
             case .failure(let e): throw e
             }
             wait.restart()
@@ -65,7 +59,8 @@ extension Worker {
                     rebasing: staging[MessageHeader.size..<(MessageHeader.size + Int(header.payloadLength))])
                 let shard: ShardCodec.Header
                 do throws(WireError) { shard = try ShardCodec.read(payload, ops: program.ops, loaded: loaded) } catch {
-                    throw .wire(error)
+                    rejected.reject("a weight shard that does not fit the program: " + error.message)
+                    continue loading
                 }
                 let op = program.ops[shard.op]
                 let floats = (payload.baseAddress! + ShardCodec.headerSize).assumingMemoryBound(to: Float.self)
@@ -78,18 +73,16 @@ extension Worker {
                 if let missing = program.ops.indices.first(where: {
                     loaded[$0] != program.ops[$0].kind.parameterChannels
                 }) {
-                    throw .protocolViolation(
-                        "worker '" + name + "': the leader sent " + String(loaded[missing]) + " of op "
-                            + String(missing)
-                            + "'s " + String(program.ops[missing].kind.parameterChannels) + " weight channels")
+                    rejected.reject(
+                        "ready after " + String(loaded[missing]) + " of op " + String(missing) + "'s "
+                            + String(program.ops[missing].kind.parameterChannels) + " weight channels")
+                    continue loading
                 }
                 break loading
             case .shutdown:
                 return
             default:
-                throw .protocolViolation(
-                    "worker '" + name + "' got a message of kind " + String(header.kind.rawValue)
-                        + " while loading weights")
+                rejected.reject("a message of kind " + String(header.kind.rawValue) + " while loading weights")
             }
         }
         // Serving starts now (systemd hears READY=1 here), before the leader can count this board ready.
@@ -105,5 +98,25 @@ extension Worker {
         // The refusal is this board's last word: give it time to arrive after the socket closes.
         try? outbox.setLinger(2000)
         refused = refusal
+    }
+}
+
+extension Worker {
+    /// One frame into `buffer`, checked: its header, a timeout, a frame to reject (`.wire`), or a socket failure.
+    func receive(into buffer: UnsafeMutableRawBufferPointer, maxPayload: Int) -> Result<MessageHeader, NodeError> {
+        do throws(NetError) {
+            let n = try inbox.receive(into: buffer)
+            do throws(WireError) {
+                return .success(
+                    try Wire.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<n]), maxPayload: maxPayload))
+            } catch { return .failure(.wire(error)) }
+        } catch {
+            if error.isTimeout { return .failure(.timedOut(waitingFor: "the leader")) }
+            // Longer than the buffer: no frame this board expects.
+            if error.truncatedLength > 0 {
+                return .failure(.wire(.oversized(length: error.truncatedLength, limit: buffer.count)))
+            }
+            return .failure(.net(error))
+        }
     }
 }

@@ -14,7 +14,7 @@ extension Worker {
         for (i, s) in program.steps.enumerated() { stepOf[s.segment] = i }
         let largestInput = program.steps.reduce(0) { max($0, $1.inputCount) }
         let inputAt = 4 * (program.steps.first?.input ?? 0)
-        let receive =
+        let inputFrame =
             program.steps.isEmpty
             ? control
             : UnsafeMutableRawBufferPointer(
@@ -26,26 +26,20 @@ extension Worker {
         } catch { throw .net(error) }
 
         while true {
-            var outcome: Result<MessageHeader, NodeError> = .failure(.protocolViolation(""))
-            do throws(NetError) {
-                let n = try inbox.receive(into: receive)
-                do throws(WireError) {
-                    outcome = .success(
-                        try Wire.decode(UnsafeRawBufferPointer(rebasing: receive[0..<n]), maxPayload: 4 * largestInput))
-                } catch { outcome = .failure(.wire(error)) }
-            } catch {
-                outcome = .failure(error.isTimeout ? .timedOut(waitingFor: "work from the leader") : .net(error))
-            }
             let header: MessageHeader
-            switch outcome {
+            switch receive(into: inputFrame, maxPayload: 4 * largestInput) {
             case .success(let h): header = h; idle.restart()
-            case .failure(.timedOut(let what)):
+            case .failure(.timedOut):
                 // A quiet slice: the supervisor's turn; the idle limit counts whole slices.
                 switch idle.sliceElapsed(supervisor) {
                 case .again: continue
                 case .stop: return
-                case .expired: throw .timedOut(waitingFor: what)
+                case .expired: throw .timedOut(waitingFor: "work from the leader")
                 }
+            case .failure(.wire(let e)):
+                rejected.reject("a bad frame while serving: " + e.message)
+                if !supervisor.check() { return }
+                continue
             case .failure(let e): throw e
             }
             let started = iop_monotonic_ns()
@@ -55,8 +49,9 @@ extension Worker {
                 guard segment < stepOf.count, stepOf[segment] >= 0,
                     Int(header.payloadLength) == 4 * program.steps[stepOf[segment]].inputCount
                 else {
-                    throw .protocolViolation(
-                        "activation for step " + String(segment) + " does not match this worker's program")
+                    rejected.reject("an activation for step " + String(segment) + " that this board's program lacks")
+                    if !supervisor.check() { return }
+                    continue
                 }
                 let step = program.steps[stepOf[segment]]
                 for i in step.ops { engine.run(program.ops[i]) }
@@ -82,7 +77,7 @@ extension Worker {
             case .shutdown:
                 return
             default:
-                throw .protocolViolation("unexpected message kind " + String(header.kind.rawValue) + " while serving")
+                rejected.reject("a message of kind " + String(header.kind.rawValue) + " while serving")
             }
             if !supervisor.check() { return }
         }

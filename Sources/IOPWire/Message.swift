@@ -1,18 +1,19 @@
-/// The iop wire format, version 3 (version 2 plus `stats`). Every ZeroMQ message is one frame: a fixed 28-byte
-/// little-endian header, then the payload (its layouts: Payloads.swift).
+/// The iop wire format, version 4 (version 3 with the checksum over the whole frame). Every ZeroMQ message is one
+/// frame: a fixed 28-byte little-endian header, then the payload (its layouts: Payloads.swift).
 ///
 ///     offset size field
 ///          0    4 magic "IOPW"
-///          4    2 version (2)
+///          4    2 version (4)
 ///          6    1 kind
 ///          7    1 flags (0)
 ///          8    8 request id
 ///         16    4 step (the plan segment an activation belongs to; 0 otherwise)
 ///         20    4 payload length in bytes
-///         24    4 Adler-32 of the payload
+///         24    4 Adler-32 of header bytes 0..<24, then the payload
 ///
-/// Decoding never traps: truncated, oversized, wrong-version, unknown-kind and
-/// corrupted frames are typed errors.
+/// The checksum covers the header too, so a flipped bit in the kind, request id or step cannot turn one valid
+/// frame into another. Decoding never traps: truncated, oversized, wrong-version, unknown-kind and corrupted
+/// frames are typed errors.
 /// Values 7 and 10 (v1's partial sums and heartbeats) are retired, never reused.
 public enum MessageKind: UInt8, Sendable {
     case hello = 1
@@ -33,7 +34,7 @@ public enum MessageKind: UInt8, Sendable {
 public struct MessageHeader: Equatable, Sendable {
     public static let size = 28
     public static let magic: UInt32 = 0x5750_4F49  // "IOPW" read little-endian
-    public static let currentVersion: UInt16 = 3
+    public static let currentVersion: UInt16 = 4
 
     public var kind: MessageKind
     public var requestID: UInt64
@@ -104,14 +105,10 @@ public enum Wire {
     ) throws(WireError) -> Int {
         let total = MessageHeader.size + payload.count
         guard total <= buffer.count else { throw .bufferTooSmall(needed: total, capacity: buffer.count) }
-        let header = MessageHeader(
-            kind: kind, requestID: requestID, step: step, payloadLength: UInt32(payload.count),
-            checksum: adler32(payload))
-        writeHeader(header, into: buffer)
         if payload.count > 0 {
             (buffer.baseAddress! + MessageHeader.size).copyMemory(from: payload.baseAddress!, byteCount: payload.count)
         }
-        return total
+        return try seal(kind: kind, requestID: requestID, step: step, payloadLength: payload.count, in: buffer)
     }
 
     /// Writes the header for a payload already in place after it; returns the frame length.
@@ -121,16 +118,22 @@ public enum Wire {
     ) throws(WireError) -> Int {
         let total = MessageHeader.size + payloadLength
         guard total <= buffer.count else { throw .bufferTooSmall(needed: total, capacity: buffer.count) }
-        let payload = UnsafeRawBufferPointer(rebasing: buffer[MessageHeader.size..<total])
-        writeHeader(
-            MessageHeader(
-                kind: kind, requestID: requestID, step: step, payloadLength: UInt32(payloadLength),
-                checksum: adler32(payload)),
-            into: buffer)
+        var header = MessageHeader(kind: kind, requestID: requestID, step: step, payloadLength: UInt32(payloadLength))
+        writeHeader(header, into: buffer)
+        header.checksum = checksum(UnsafeRawBufferPointer(rebasing: buffer[0..<total]))
+        writeHeader(header, into: buffer)
         return total
     }
 
-    public static func writeHeader(_ h: MessageHeader, into buffer: UnsafeMutableRawBufferPointer) {
+    /// The frame's checksum: header bytes before the checksum field, then the payload.
+    static func checksum(_ frame: UnsafeRawBufferPointer) -> UInt32 {
+        let sum = adler32(UnsafeRawBufferPointer(rebasing: frame[0..<checksumOffset]))
+        return adler32(UnsafeRawBufferPointer(rebasing: frame[MessageHeader.size...]), continuing: sum)
+    }
+
+    static let checksumOffset = 24
+
+    static func writeHeader(_ h: MessageHeader, into buffer: UnsafeMutableRawBufferPointer) {
         var w = ByteWriter(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<MessageHeader.size]))
         // Cannot fail: callers check the buffer holds the whole frame.
         try? w.write(MessageHeader.magic); try? w.write(MessageHeader.currentVersion)
@@ -157,7 +160,7 @@ public enum Wire {
         guard length <= actual else { throw .truncated(needed: MessageHeader.size + length, got: frame.count) }
         guard length == actual else { throw .lengthMismatch(declared: length, actual: actual) }
         let expected = try r.read(UInt32.self)
-        let sum = adler32(UnsafeRawBufferPointer(rebasing: frame[MessageHeader.size...]))
+        let sum = checksum(frame)
         guard sum == expected else { throw .checksumMismatch(expected: expected, actual: sum) }
         return MessageHeader(
             kind: kind, requestID: requestID, step: step, payloadLength: UInt32(length), checksum: expected)

@@ -137,7 +137,8 @@ public enum InferenceRequest {
 /// The leader's counters since it started, as a `stats` answer: what `iop
 /// cluster` reports per board.
 ///
-///     u64 inferences, u32 boards, per board: u16 n, name[n], u64 arena bytes, u64 bytes sent, u64 messages sent
+///     u64 inferences, u64 rejected frames, u64 rejected handshakes,
+///     u32 boards, per board: u16 n, name[n], u64 arena bytes, u64 bytes sent, u64 messages sent
 public struct ClusterStats: Equatable, Sendable {
     public struct Board: Equatable, Sendable {
         public var name: [UInt8]
@@ -151,12 +152,18 @@ public struct ClusterStats: Equatable, Sendable {
         }
     }
     public var inferences: UInt64
+    /// Frames the leader turned away (corrupted, stale, wrong kind), and peers its ZAP handler refused.
+    public var rejectedFrames: UInt64
+    public var rejectedHandshakes: UInt64
     public var boards: [Board]
-    public init(inferences: UInt64, boards: [Board]) { self.inferences = inferences; self.boards = boards }
+    public init(inferences: UInt64, rejectedFrames: UInt64 = 0, rejectedHandshakes: UInt64 = 0, boards: [Board]) {
+        self.inferences = inferences; self.rejectedFrames = rejectedFrames; self.rejectedHandshakes = rejectedHandshakes
+        self.boards = boards
+    }
 
     public func encode() -> [UInt8] {
         var w = ByteWriter()
-        w.write(inferences); w.write(u32: boards.count)
+        w.write(inferences); w.write(rejectedFrames); w.write(rejectedHandshakes); w.write(u32: boards.count)
         for b in boards {
             w.write(lengthPrefixed: b.name); w.write(b.arenaBytes); w.write(b.bytesSent); w.write(b.messagesSent)
         }
@@ -164,7 +171,9 @@ public struct ClusterStats: Equatable, Sendable {
     }
     public static func decode(_ payload: UnsafeRawBufferPointer) throws(WireError) -> ClusterStats {
         var r = ByteReader(payload)
-        var s = ClusterStats(inferences: try r.read(UInt64.self), boards: [])
+        var s = ClusterStats(
+            inferences: try r.read(UInt64.self), rejectedFrames: try r.read(UInt64.self),
+            rejectedHandshakes: try r.read(UInt64.self), boards: [])
         let n = try r.readInt(atMost: 256)
         for _ in 0..<n {
             s.boards.append(

@@ -23,6 +23,37 @@ func stopRequested(_ notifier: ServiceNotifier) -> Bool {
     return true
 }
 
+/// A rejected frame, at most one line per interval (RejectedFrames limits the rate).
+func logRejection(_ reason: String, _ unlogged: UInt64) {
+    Log.warning(
+        "rejected " + reason + (unlogged > 0 ? " (and " + String(unlogged) + " more since the last such line)" : ""))
+}
+
+/// The board's keyring: --keys DIR (or IOP_KEYS), else systemd's credentials directory, else none with --insecure.
+func nodeKeys(_ options: Options, board: String) -> Keyring? {
+    if options.flag("insecure") {
+        Log.warning(
+            "--insecure: links are neither authenticated nor encrypted; anyone who reaches this board's ports "
+                + "can feed it work or stop it. For debugging only.")
+        return nil
+    }
+    var directory = options.value("keys")
+    if directory == nil, let credentials = getenv("CREDENTIALS_DIRECTORY") {
+        directory = String(cString: credentials)
+    }
+    guard let directory else {
+        fail(
+            "no keys for board '" + board + "': give --keys DIR (IOP_KEYS; `iop keys --cluster FILE --out DIR` "
+                + "makes them), or --insecure for debugging")
+    }
+    let keys: Keyring
+    do { keys = try Keyring.load(directory: directory) } catch { fail("keys: " + error.message) }
+    guard keys.name == board else {
+        fail("keys: " + directory + " holds the keys of '" + keys.name + "', not of board '" + board + "'")
+    }
+    return keys
+}
+
 func runWorker(_ options: Options, context: Context) {
     let failure = workerSession(options, context: context)
     // Every socket is closed by now: let the last message (a refusal) reach the leader before exiting.
@@ -32,8 +63,9 @@ func runWorker(_ options: Options, context: Context) {
 
 /// Registers, serves, and with --rejoin registers again; the failure to report, if any.
 func workerSession(_ options: Options, context: Context) -> String? {
-    options.checkKnown(["name", "listen", "leader", "memory-budget", "threads", "rejoin"])
+    options.checkKnown(["name", "listen", "leader", "memory-budget", "threads", "rejoin", "keys", "insecure"])
     let name = options.required("name")
+    let keys = nodeKeys(options, board: name)
     let budgetText = options.required("memory-budget")
     guard let budget = parseByteSize(budgetText), budget > 0 else {
         fail("--memory-budget must be a size like 512MiB or 1.5GiB, got '" + budgetText + "'")
@@ -47,11 +79,12 @@ func workerSession(_ options: Options, context: Context) -> String? {
         do {
             worker = try Worker(
                 context: context, name: name, listen: options.required("listen"), leader: options.required("leader"),
-                budgetBytes: budget, threads: threads)
+                budgetBytes: budget, threads: threads, keys: keys)
         } catch { fail("worker " + name + ": " + error.message) }
         Log.info(
             "worker " + name + " listening on " + worker.endpoint + ", budget " + String(budget) + " bytes, "
                 + String(threads) + " threads")
+        worker.rejected.log = { reason, unlogged in logRejection(reason, unlogged) }
         // unowned(unsafe): the closures run only inside worker.run(), and a strong
         // capture would keep a rejoining worker's sockets (and port) alive.
         worker.onServing = { [unowned(unsafe) worker] in
@@ -103,7 +136,8 @@ func runLeader(_ options: Options, context: Context) {
 /// Runs the leader until it stops; the failure to report, if any.
 func leaderSession(_ options: Options, context: Context) -> String? {
     options.checkKnown([
-        "bundle", "listen", "requests", "threads", "timeout-ms", "audio", "realtime", "deadline-ms", "alerts",
+        "bundle", "listen", "requests", "threads", "timeout-ms", "audio", "realtime", "deadline-ms", "alerts", "keys",
+        "insecure",
     ])
     // The directory `iop compile --out` wrote, or its bundle.iop.
     let given = options.required("bundle")
@@ -127,6 +161,7 @@ func leaderSession(_ options: Options, context: Context) -> String? {
     }
     let threads = options.positiveInt("threads", default: 1)
     let timeout = Int32(options.positiveInt("timeout-ms", default: 30_000))
+    let keys = nodeKeys(options, board: bundle.boards[bundle.leaderIndex].name)
     // The sound is checked before any board is set up: a bad file costs one line, not a cluster.
     var audio: (input: AudioInput, spec: StreamSpec)?
     if let path = options.value("audio") {
@@ -139,7 +174,8 @@ func leaderSession(_ options: Options, context: Context) -> String? {
     do throws(NodeError) {
         notifier.send("STATUS=waiting for " + String(bundle.boards.count - 1) + " workers")
         let leader = try Leader(
-            context: context, listen: options.required("listen"), bundle: bundle, timeoutMs: timeout)
+            context: context, listen: options.required("listen"), bundle: bundle, timeoutMs: timeout, keys: keys)
+        leader.rejected.log = { reason, unlogged in logRejection(reason, unlogged) }
         announce("listening " + leader.endpoint)
         try leader.start(threads: threads, bundleBytes: bytes!, bundleIsMapped: true)
         iop_unmap_file(bytes!.baseAddress, bytes!.count)
@@ -153,11 +189,10 @@ func leaderSession(_ options: Options, context: Context) -> String? {
         }
         let requests: Socket
         let endpoint: String
-        do throws(NetError) {
-            requests = try Socket(context, .pull)
-            try requests.bind(options.required("requests"))
-            endpoint = try requests.boundEndpoint()
-        } catch { leader.shutdown(); throw .net(error) }
+        do throws(NodeError) {
+            requests = try leader.bindRequests(options.required("requests"), context: context)
+            do throws(NetError) { endpoint = try requests.boundEndpoint() } catch { throw .net(error) }
+        } catch { leader.shutdown(); throw error }
         announce("ready " + endpoint)
         Log.info(
             "leader ready: " + String(bundle.boards.count) + " boards, " + String(bundle.schedule.count)

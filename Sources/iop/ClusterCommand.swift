@@ -3,6 +3,7 @@ import Foundation
 import IOPCore
 import IOPModel
 import IOPNet
+import IOPNode
 import IOPPlan
 import IOPProgram
 import IOPWire
@@ -53,6 +54,10 @@ struct ClusterRun: ParsableCommand {
     var audio: String?
     @Flag(name: .long, help: "With --audio: pace the file at its sample rate, as a microphone would deliver it.")
     var realtime = false
+    @Flag(
+        name: .long,
+        help: "Plain links between the nodes, for debugging (by default each run makes throw-away CURVE keys).")
+    var insecure = false
 
     func validate() throws {
         if audio == nil && realtime { throw ValidationError("--realtime paces an --audio file; give --audio too") }
@@ -123,6 +128,12 @@ struct ClusterRun: ParsableCommand {
                     description: "iop-node not found next to iop (\(node)); build both with `swift build -c release`")
             }
             let worker = try workerCommand.map(resolveCommand) ?? (executable: node, arguments: [])
+            // Throw-away keys for this run: every node and this command (the admin that stops them) get their own.
+            let keyDir = dir + "/keys"
+            if !insecure { try makeKeys(for: cluster, clients: [], admins: ["operator"], in: keyDir) }
+            func keyArguments(_ name: String) -> [String] {
+                insecure ? ["--insecure"] : ["--keys", keyDir + "/" + name]
+            }
             if !json {
                 note(
                     "starting \(cluster.devices.count) nodes "
@@ -135,7 +146,7 @@ struct ClusterRun: ParsableCommand {
                 arguments: [
                     "leader", "--bundle", bundlePath, "--listen", "tcp://127.0.0.1:*",
                     "--threads", "\(threads)", "--timeout-ms", workerCommand == nil ? "10000" : "120000",
-                ] + leaderRole)
+                ] + leaderRole + keyArguments(leaderName))
             children.add(leader)
             guard let leaderEndpoint = leader.waitLine(prefix: "listening ", seconds: 30) else {
                 throw CommandFailure(description: "leader '\(leaderName)' did not start: \(leader.lastError)")
@@ -146,7 +157,7 @@ struct ClusterRun: ParsableCommand {
                     arguments: worker.arguments + [
                         "worker", "--name", d.name, "--listen", "tcp://127.0.0.1:*", "--leader", leaderEndpoint,
                         "--memory-budget", "\(d.memoryBudgetBytes)", "--threads", "\(threads)",
-                    ])
+                    ] + keyArguments(d.name))
                 children.add(w)
             }
             if let audio {
@@ -156,7 +167,8 @@ struct ClusterRun: ParsableCommand {
                 let reason = leader.lastError.isEmpty ? "no reason given" : leader.lastError
                 throw CommandFailure(description: "leader '\(leaderName)' did not become ready: \(reason)")
             }
-            let client = try RequestClient(leader: requestEndpoint)
+            let client = try RequestClient(
+                leader: requestEndpoint, keys: insecure ? nil : try Keyring.load(directory: keyDir + "/operator"))
             let reference = check ? try net.makeEngine(threads: threads) : nil
             var rng = SplitMix64(seed: 42)
             var latencies: [Double] = []

@@ -35,8 +35,19 @@ struct Deploy: ParsableCommand {
     var stage: String = "out/deploy"
     @Flag(name: .long, help: "Print every command instead of running it.")
     var dryRun = false
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The cluster's keys from `iop keys --cluster FILE --out DIR`: each board gets DIR/NAME.",
+            valueName: "dir"))
+    var keys: String?
+    @Flag(name: .long, help: "Deploy without keys: plain, unauthenticated links, for debugging only.")
+    var insecure = false
 
     func validate() throws {
+        if (keys == nil) == !insecure {
+            throw ValidationError("give --keys DIR (made by `iop keys`), or --insecure for plain links")
+        }
         guard (1...65535).contains(requestsPort) else {
             throw ValidationError("--requests-port must be 1...65535, got \(requestsPort)")
         }
@@ -65,8 +76,19 @@ struct Deploy: ParsableCommand {
         guard package.hasSuffix(".deb"), FileManager.default.fileExists(atPath: package) else {
             throw CommandFailure(description: "--package \(package): expected the .deb built by cross/package")
         }
+        if let keys {
+            for d in spec.devices {
+                for file in ["secret", "peers"]
+                where !FileManager.default.fileExists(atPath: "\(keys)/\(d.name)/\(file)") {
+                    throw CommandFailure(
+                        description:
+                            "--keys \(keys): no \(d.name)/\(file) (make them with `iop keys --cluster \(cluster)`)")
+                }
+            }
+        }
         let plan = try DeployPlan(
-            cluster: spec, user: user, requestsPort: requestsPort, package: package, bundle: bundlePath, stage: stage)
+            cluster: spec, user: user, requestsPort: requestsPort, package: package, bundle: bundlePath, stage: stage,
+            keys: keys)
         try plan.stageFiles()
         let commands = plan.commands
         if dryRun {
@@ -130,10 +152,15 @@ struct DeployPlan {
     let package: String
     let bundle: String
     let stage: String
+    /// The `iop keys` directory; nil deploys plain links (`--insecure`).
+    let keys: String?
 
-    init(cluster: Cluster, user: String?, requestsPort: Int, package: String, bundle: String, stage: String) throws {
+    init(
+        cluster: Cluster, user: String?, requestsPort: Int, package: String, bundle: String, stage: String,
+        keys: String?
+    ) throws {
         self.cluster = cluster; self.user = user; self.requestsPort = requestsPort
-        self.package = package; self.bundle = bundle; self.stage = stage
+        self.package = package; self.bundle = bundle; self.stage = stage; self.keys = keys
         for d in cluster.devices where port(d) == nil {
             throw CommandFailure(description: "board '\(d.name)': endpoint \(d.endpoint) has no port to listen on")
         }
@@ -166,6 +193,7 @@ struct DeployPlan {
             ]
         }
         lines.append("IOP_THREADS=\(d.threads)")
+        if keys == nil { lines.append("IOP_INSECURE=1") }
         return lines.joined(separator: "\n") + "\n"
     }
 
@@ -182,7 +210,7 @@ struct DeployPlan {
         [Service]
         MemoryMax=\(memoryMax(d))
 
-        """
+        """ + (keys == nil ? "# Deployed with --insecure: no keys to load.\nLoadCredential=\n" : "")
     }
 
     var packageName: String { (package as NSString).lastPathComponent }
@@ -206,6 +234,7 @@ struct DeployPlan {
             let unit = "iop-node@\(d.name)"
             var files = [package, stagedEnvironment(d), stagedDropIn(d)]
             if isLeader { files.append(bundle) }
+            if let keys { files += ["\(keys)/\(d.name)/secret", "\(keys)/\(d.name)/peers"] }
             var install = [
                 "sudo apt-get install -y -q /tmp/iop-deploy/\(packageName)",
                 "sudo install -D -m 0644 /tmp/iop-deploy/\(d.name).env /etc/iop/\(d.name).env",
@@ -218,6 +247,13 @@ struct DeployPlan {
                         + "/etc/iop/bundle.iop"
                 )
             }
+            if keys != nil {
+                // Read by systemd (LoadCredential=) and handed to the agent alone; the secret never leaves root.
+                install += [
+                    "sudo install -D -m 0600 /tmp/iop-deploy/secret /etc/iop/keys/\(d.name)/secret",
+                    "sudo install -D -m 0644 /tmp/iop-deploy/peers /etc/iop/keys/\(d.name)/peers",
+                ]
+            }
             install += [
                 "sudo systemctl daemon-reload", "sudo systemctl enable \(unit)", "sudo systemctl restart \(unit)",
                 "rm -rf /tmp/iop-deploy",
@@ -225,9 +261,11 @@ struct DeployPlan {
             return [
                 Command(
                     board: d.name, what: "create /tmp/iop-deploy",
-                    argv: ["ssh", destination(d), "mkdir -p /tmp/iop-deploy"]),
+                    argv: ["ssh", destination(d), "mkdir -p -m 0700 /tmp/iop-deploy"]),
                 Command(
-                    board: d.name, what: "copy the package, settings" + (isLeader ? " and bundle" : ""),
+                    board: d.name,
+                    what: "copy the package, settings" + (keys == nil ? "" : ", keys")
+                        + (isLeader ? " and bundle" : ""),
                     argv: ["scp", "-q"] + files + ["\(destination(d)):/tmp/iop-deploy/"]),
                 Command(
                     board: d.name, what: "install and restart \(unit)",

@@ -1,5 +1,6 @@
 import Foundation
 import IOPNet
+import IOPNode
 import IOPWire
 
 struct CommandFailure: Error, CustomStringConvertible { var description: String }
@@ -11,13 +12,21 @@ final class RequestClient {
     let replyEndpoint: [UInt8]
     var nextID: UInt64 = 1
 
-    init(leader: String, reply: String = "tcp://127.0.0.1:*", timeoutMs: Int32 = 60_000) throws {
+    /// With `keys` (a client's, from `iop keys`), requests go over CURVE to the keyring's leader and only that
+    /// leader's answers are let in; nil sends plain frames (a leader started with --insecure).
+    init(leader: String, reply: String = "tcp://127.0.0.1:*", timeoutMs: Int32 = 60_000, keys: Keyring?) throws {
         context = try Context()
+        if let keys, keys.leader == nil {
+            throw CommandFailure(description: "the client keys of '\(keys.name)' name no leader")
+        }
+        if let keys { try keys.admit([.leader], domain: Keyring.Domain.replies, context: context) }
         pull = try Socket(context, .pull)
+        if let keys { try pull.makeCurveServer(keys.own, domain: Keyring.Domain.replies) }
         try pull.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs)
         try pull.bind(reply)
         replyEndpoint = Array(try pull.boundEndpoint().utf8)
         push = try Socket(context, .push)
+        if let keys { try push.makeCurveClient(keys.own, server: keys.leader!.publicKey) }
         try push.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs)
         try push.connect(leader)
     }

@@ -22,6 +22,7 @@ struct Request: ParsableCommand {
     var output: String?
     @Option(name: .long, help: "Where the leader should send the answer (default: a free loopback port).")
     var reply: String = "tcp://127.0.0.1:*"
+    @OptionGroup var clientKeys: ClientKeyOptions
     @Option(name: .long, help: "Send the request this many times and report latency percentiles.")
     var `repeat`: Int = 1
     @Flag(name: .long, help: "Print one JSON object: requests, p50_ms, p90_ms, p99_ms, outputs.")
@@ -32,10 +33,10 @@ struct Request: ParsableCommand {
         if stats == (input != nil) { throw ValidationError("give exactly one of --input FILE or --stats") }
     }
 
-    /// Prints the leader's counters: a table, or JSON with `inferences` and `boards[{name, arena_bytes,
-    /// bytes_sent, messages_sent}]`.
+    /// Prints the leader's counters: a table, or JSON with `inferences`, `rejected_frames`, `rejected_handshakes`
+    /// and `boards[{name, arena_bytes, bytes_sent, messages_sent}]`.
     func printStats() throws {
-        let s = try RequestClient(leader: leader, reply: reply).stats()
+        let s = try RequestClient(leader: leader, reply: reply, keys: clientKeys.load()).stats()
         let boards = s.boards.map { b -> [String: Any] in
             [
                 "name": String(decoding: b.name, as: UTF8.self), "arena_bytes": Int(b.arenaBytes),
@@ -43,10 +44,16 @@ struct Request: ParsableCommand {
             ]
         }
         if json {
-            print(try jsonString(["inferences": Int(s.inferences), "boards": boards] as [String: Any]))
+            print(
+                try jsonString(
+                    [
+                        "inferences": Int(s.inferences), "rejected_frames": Int(s.rejectedFrames),
+                        "rejected_handshakes": Int(s.rejectedHandshakes), "boards": boards,
+                    ] as [String: Any]))
             return
         }
-        print("\(s.inferences) inferences")
+        print(
+            "\(s.inferences) inferences; rejected \(s.rejectedFrames) frames and \(s.rejectedHandshakes) handshakes")
         for b in boards {
             print(
                 "  \(pad(b["name"] as! String, 12)) arena \(pad(formatBytes(b["arena_bytes"] as! Int), 11)) "
@@ -61,7 +68,7 @@ struct Request: ParsableCommand {
             }
             let x = try NPY.read(path: input)
             do {
-                let client = try RequestClient(leader: leader, reply: reply)
+                let client = try RequestClient(leader: leader, reply: reply, keys: clientKeys.load())
                 var latencies: [Double] = []
                 var y: [Float] = []
                 for r in 0..<`repeat` {

@@ -45,12 +45,28 @@ let allKinds: [MessageKind] = [
     @Test func headerLayoutIsLittleEndianAsDocumented() throws {
         let f = try frame(kind: .activation, requestID: 0x0102_0304_0506_0708, step: 0x0A0B_0C0D, payload: [1, 2, 3])
         #expect(Array(f[0..<4]) == Array("IOPW".utf8))
-        #expect(f[4] == 3 && f[5] == 0 && f[6] == MessageKind.activation.rawValue)
+        #expect(f[4] == 4 && f[5] == 0 && f[6] == MessageKind.activation.rawValue)
         #expect(Array(f[8..<16]) == [8, 7, 6, 5, 4, 3, 2, 1])
         #expect(Array(f[16..<20]) == [0x0D, 0x0C, 0x0B, 0x0A])
         #expect(Array(f[20..<24]) == [3, 0, 0, 0])
-        // Adler-32 of [1, 2, 3]: a = 1+1+2+3 = 7, b = 2+4+7 = 13 -> 0x000D0007.
-        #expect(Array(f[24..<28]) == [0x07, 0x00, 0x0D, 0x00])
+        // Adler-32 (checked against RFC 1950 below) of the header's first 24 bytes, then the payload.
+        let sum = (Array(f[0..<24]) + [1, 2, 3]).withUnsafeBytes { adler32($0) }
+        #expect(Array(f[24..<28]) == [0, 8, 16, 24].map { UInt8(truncatingIfNeeded: sum >> $0) })
+    }
+
+    /// The checksum covers the header: no single flipped bit, anywhere in the frame, yields a valid frame.
+    @Test func everySingleBitFlipIsRejected() throws {
+        for kind in allKinds {
+            let good = try frame(
+                kind: kind, requestID: 0xDEAD_BEEF, step: 2, payload: (0..<40).map { UInt8($0 * 7 & 0xff) })
+            for bit in 0..<(8 * good.count) {
+                var bad = good
+                bad[bit / 8] ^= 1 << UInt8(bit % 8)
+                if case .success(let h) = decode(bad) {
+                    Issue.record("bit \(bit) of a \(kind) frame flipped, still decoded as \(h)")
+                }
+            }
+        }
     }
 
     @Test func adler32MatchesTheRFCExample() {
@@ -65,8 +81,8 @@ let allKinds: [MessageKind] = [
         #expect(decode(Array(good.dropLast())) == .failure(.truncated(needed: 32, got: 31)))
         var bad = good; bad[0] ^= 1
         guard case .failure(.badMagic) = decode(bad) else { Issue.record("magic"); return }
-        bad = good; bad[4] = 2
-        #expect(decode(bad) == .failure(.unsupportedVersion(2)))
+        bad = good; bad[4] = 3
+        #expect(decode(bad) == .failure(.unsupportedVersion(3)))
         bad = good; bad[6] = 200
         #expect(decode(bad) == .failure(.unknownKind(200)))
         #expect(decode(good, maxPayload: 3) == .failure(.oversized(length: 4, limit: 3)))
@@ -91,7 +107,7 @@ let allKinds: [MessageKind] = [
             try Ready(arenaBytes: 123_456).encode().withUnsafeBytes { try Ready.decode($0) }
                 == Ready(arenaBytes: 123_456))
         let stats = ClusterStats(
-            inferences: 5,
+            inferences: 5, rejectedFrames: 7, rejectedHandshakes: 9,
             boards: [
                 .init(name: Array("a".utf8), arenaBytes: 1 << 20, bytesSent: 400, messagesSent: 2),
                 .init(name: Array("bb".utf8), arenaBytes: 2 << 20, bytesSent: 40, messagesSent: 1),
@@ -187,13 +203,14 @@ let allKinds: [MessageKind] = [
                 // Two flips of the same bit give the original frame back: not a corruption.
                 if bytes == seed { continue }
                 flipped += 1
-            default:  // bit flips anywhere, or a corrupted length
+            default:  // one bit flipped anywhere, the header included
                 bytes = seeds.randomElement(using: &rng)!
                 bytes[Int.random(in: 0..<bytes.count, using: &rng)] ^= 1 << UInt8.random(in: 0...7, using: &rng)
             }
             if case .success = decode(bytes, maxPayload: 4096) {
                 accepted += 1
                 if i % 4 == 2 { flippedAccepted += 1 }
+                if i % 4 == 3 { Issue.record("a frame with one flipped bit was accepted") }
             }
         }
         // Adler-32 catches every 1- and 2-bit corruption of payloads this short, but

@@ -254,6 +254,8 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
             "compile", "--model", "lenet5", "--cluster", Self.cluster, "--planner", "iop", "--out", dir,
         ])
         try #require(r.status == 0, "\(r.stderr)")
+        let keys = try runIOP(["keys", "--cluster", Self.cluster, "--out", dir + "/keys"])
+        try #require(keys.status == 0, "\(keys.stderr)")
         let package = dir + "/iop-node_9.9.9_arm64.deb"
         try Data("not really a package".utf8).write(to: URL(fileURLWithPath: package))
         let bin = dir + "/bin", log = dir + "/calls.log"
@@ -278,7 +280,7 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
         let r = try deploy(
             [
                 "--cluster", Self.cluster, "--bundle", s.dir, "--package", s.package, "--user", "pi", "--stage", stage,
-                "--dry-run",
+                "--dry-run", "--keys", s.dir + "/keys",
             ], path: s.path)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: s.log), "a dry run ran ssh or scp")
@@ -288,10 +290,15 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
         let hosts = ["pi4-a": "198.18.0.1", "pi4-b": "198.18.0.2", "pi4-c": "198.18.0.3", "pi4-d": "198.18.0.4"]
         for (k, board) in ["pi4-a", "pi4-b", "pi4-c", "pi4-d"].enumerated() {
             let (mkdir, copy, install) = (lines[3 * k], lines[3 * k + 1], lines[3 * k + 2])
-            #expect(mkdir == "ssh pi@\(hosts[board]!) 'mkdir -p /tmp/iop-deploy'")
+            #expect(mkdir == "ssh pi@\(hosts[board]!) 'mkdir -p -m 0700 /tmp/iop-deploy'")
             #expect(
                 copy.hasPrefix("scp -q \(s.package) \(stage)/\(board).env \(stage)/\(board)-memory.conf"), "\(copy)")
+            // Each board gets its own keys, and no other board's.
+            #expect(copy.contains("\(s.dir)/keys/\(board)/secret \(s.dir)/keys/\(board)/peers"), "\(copy)")
+            #expect(copy.components(separatedBy: "/secret").count == 2, "\(copy)")
             #expect(copy.hasSuffix(" pi@\(hosts[board]!):/tmp/iop-deploy/"))
+            #expect(install.contains("sudo install -D -m 0600 /tmp/iop-deploy/secret /etc/iop/keys/\(board)/secret"))
+            #expect(install.contains("sudo install -D -m 0644 /tmp/iop-deploy/peers /etc/iop/keys/\(board)/peers"))
             #expect(copy.contains("bundle.iop") == (board == "pi4-a"))
             #expect(
                 install.hasPrefix(
@@ -330,7 +337,7 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
         let s = try setUp("real")
         let args = [
             "--cluster", Self.cluster, "--bundle", s.dir + "/bundle.iop", "--package", s.package, "--stage",
-            s.dir + "/stage",
+            s.dir + "/stage", "--insecure",
         ]
         let dry = try deploy(args + ["--dry-run"], path: s.path)
         let real = try deploy(args, path: s.path)
@@ -339,8 +346,13 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
         let printed = dry.stdout.split(separator: "\n")
         #expect(calls.count == printed.count && calls.count == 12)
         // Each recorded call, words in brackets, against the printed line for it (no --user: bare hosts).
-        #expect(calls[0] == "ssh [198.18.0.1] [mkdir -p /tmp/iop-deploy]")
-        #expect(printed[0] == "ssh 198.18.0.1 'mkdir -p /tmp/iop-deploy'")
+        #expect(calls[0] == "ssh [198.18.0.1] [mkdir -p -m 0700 /tmp/iop-deploy]")
+        #expect(printed[0] == "ssh 198.18.0.1 'mkdir -p -m 0700 /tmp/iop-deploy'")
+        // Plain links, said in the settings, and no keys for systemd to look for.
+        let env = try String(contentsOfFile: s.dir + "/stage/pi4-b.env", encoding: .utf8)
+        #expect(env.split(separator: "\n").contains("IOP_INSECURE=1"), "\(env)")
+        let dropIn = try String(contentsOfFile: s.dir + "/stage/pi4-b-memory.conf", encoding: .utf8)
+        #expect(dropIn.hasSuffix("\nLoadCredential=\n"), "\(dropIn)")
         #expect(calls[10].hasPrefix("scp [-q] [\(s.package)] [\(s.dir)/stage/pi4-d.env]"), "\(calls[10])")
         #expect(real.stderr.contains("[12/12] pi4-d: install and restart iop-node@pi4-d"), "\(real.stderr)")
     }
@@ -353,7 +365,7 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
         let d = try deploy(
             [
                 "--cluster", Self.cluster, "--bundle", other, "--package", s.package, "--dry-run", "--stage",
-                s.dir + "/stage",
+                s.dir + "/stage", "--insecure",
             ], path: s.path)
         #expect(d.status != 0)
         #expect(

@@ -132,9 +132,12 @@ func procStat(_ pid: Int32) -> [Substring]? {
 /// `iop request` against a running leader: the cluster's answer is single-board
 /// inference's (`iop infer` on the same input), and `--repeat --json` reports the latencies.
 @Test func requestsToARunningLeaderAnswerAsOneBoardWould() throws {
-    let dir = temporaryPath("request-bundle")
+    let dir = temporaryPath("request-bundle"), keys = temporaryPath("request-keys")
     let compiled = try runIOP(["compile", "--model", "lenet5", "--nodes", "2", "--planner", "oc", "--out", dir])
     try #require(compiled.status == 0, "\(compiled.stderr)")
+    try? FileManager.default.removeItem(atPath: keys)
+    let made = try runIOP(["keys", "--nodes", "2", "--out", keys])
+    try #require(made.status == 0, "\(made.stderr)")
     var rng = SplitMix64(seed: 9)
     let input = temporaryPath("request-x.npy")
     try NPY.write(
@@ -142,18 +145,22 @@ func procStat(_ pid: Int32) -> [Substring]? {
     let leader = try NodeProcess(
         [
             "leader", "--bundle", dir, "--listen", "tcp://127.0.0.1:*", "--requests", "tcp://127.0.0.1:*",
-            "--timeout-ms", "20000",
+            "--timeout-ms", "20000", "--keys", keys + "/node0",
         ], environment: [:])
     let endpoint = try #require(leader.waitLine(prefix: "listening ", seconds: 20), "\(leader.stderr)")
     let worker = try NodeProcess(
         [
             "worker", "--name", "node1", "--listen", "tcp://127.0.0.1:*", "--leader", endpoint,
-            "--memory-budget", "64MiB",
+            "--memory-budget", "64MiB", "--keys", keys + "/node1",
         ], environment: [:])
     let requests = try #require(leader.waitLine(prefix: "ready ", seconds: 20), "\(leader.stderr)")
 
     let out = temporaryPath("request-y.npy"), reference = temporaryPath("request-ref.npy")
-    let r = try runIOP(["request", "--leader", requests, "--input", input, "--output", out, "--repeat", "3", "--json"])
+    let r = try runIOP(
+        [
+            "request", "--leader", requests, "--input", input, "--output", out, "--repeat", "3", "--json", "--keys",
+            keys + "/operator",
+        ])
     #expect(r.status == 0, "\(r.stderr)")
     let obj = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any] ?? [:]
     #expect(obj["requests"] as? Int == 3 && obj["outputs"] as? Int == 10, "\(r.stdout)")
@@ -163,7 +170,7 @@ func procStat(_ pid: Int32) -> [Substring]? {
     let err = scaledError(try NPY.read(path: out).values, try NPY.read(path: reference).values)
     #expect(err <= 1e-4, "scaled error \(err)")
     #expect(
-        try runIOP(["request", "--leader", requests, "--input", input, "--repeat", "0"]).stderr.contains(
+        try runIOP(["request", "--leader", requests, "--input", input, "--repeat", "0", "--insecure"]).stderr.contains(
             "--repeat must be at least 1"))
 
     kill(leader.process.processIdentifier, SIGTERM)
@@ -208,7 +215,7 @@ func aDepthwiseSeparableChainRunsExactlyOnAProcessCluster(_ planner: String) thr
     let out = temporaryPath("mobilenet-\(planner)-y.npy")
     let r = try runIOP([
         "request", "--leader", requests, "--input", Fixtures.path("mobilenet_block.input.npy"),
-        "--output", out,
+        "--output", out, "--insecure",
     ])
     #expect(r.status == 0, "\(r.stderr)")
     let err = scaledError(
@@ -216,7 +223,7 @@ func aDepthwiseSeparableChainRunsExactlyOnAProcessCluster(_ planner: String) thr
     #expect(err <= 1e-4, "\(planner): scaled error \(err) against ONNX Runtime")
 
     // The leader's counters, as data: one inference, every board's arena.
-    let stats = try runIOP(["request", "--leader", requests, "--stats", "--json"])
+    let stats = try runIOP(["request", "--leader", requests, "--stats", "--json", "--insecure"])
     #expect(stats.status == 0, "\(stats.stderr)")
     let obj = try #require(try JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [String: Any])
     #expect(obj["inferences"] as? Int == 1)
@@ -251,7 +258,7 @@ func aWorkerThatCannotAllocateItsArenaRefusesItsProgram() throws {
     worker.executableURL = URL(fileURLWithPath: "/bin/sh")
     worker.arguments = [
         "-c", "ulimit -v 307200 && exec \"$0\" \"$@\"", node, "worker", "--name", "node1", "--listen",
-        "tcp://127.0.0.1:*", "--leader", endpoint, "--memory-budget", "4GiB",
+        "tcp://127.0.0.1:*", "--leader", endpoint, "--memory-budget", "4GiB", "--insecure",
     ]
     let err = Pipe()
     worker.standardError = err
