@@ -60,12 +60,17 @@ def main():
     size = ["--input-size", str(args.input_size)] if args.input_size else []
     subprocess.run([iop, "compile", "--model", args.model, *size, "--nodes", str(args.nodes), "--planner", args.planner, "--out", out],
                    check=True, stdout=subprocess.DEVNULL)
+    # CURVE on, as deployed: its per-message buffers are part of the memory measured.
+    subprocess.run([iop, "keys", "--nodes", str(args.nodes), "--out", f"{out}/keys"], check=True, stdout=subprocess.DEVNULL)
+    client = ["--keys", f"{out}/keys/operator"]
     pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     leader = subprocess.Popen([node, "leader", "--bundle", f"{out}/bundle.iop", "--listen", "tcp://127.0.0.1:*",
-                               "--requests", "tcp://127.0.0.1:*", "--timeout-ms", "60000"], **pipes)
+                               "--requests", "tcp://127.0.0.1:*", "--timeout-ms", "60000",
+                               "--keys", f"{out}/keys/node0"], **pipes)
     endpoint = wait_line(leader, "listening ", 60)
     workers = [subprocess.Popen([node, "worker", "--name", f"node{i}", "--listen", "tcp://127.0.0.1:*", "--leader", endpoint,
-                                 "--memory-budget", "4GiB"], **pipes) for i in range(1, args.nodes)]
+                                 "--memory-budget", "4GiB", "--keys", f"{out}/keys/node{i}"], **pipes)
+               for i in range(1, args.nodes)]
     requests = wait_line(leader, "ready ", 300)
     listing = subprocess.run([iop, "models"], check=True, capture_output=True, text=True).stdout
     shape = [int(v) for v in listing.split(f"\n{args.model} ")[1].split()[0].split("x")]
@@ -74,11 +79,12 @@ def main():
     x = np.random.default_rng(1).uniform(-1, 1, shape).astype(np.float32)
     np.save(f"{out}/x.npy", x)
     for _ in range(args.requests):
-        subprocess.run([iop, "request", "--leader", requests, "--input", f"{out}/x.npy"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([iop, "request", "--leader", requests, "--input", f"{out}/x.npy", *client], check=True,
+                       stdout=subprocess.DEVNULL)
     figures = {"node0": status(leader.pid)}
     for i, w in enumerate(workers, 1):
         figures[f"node{i}"] = status(w.pid)
-    stats = json.loads(subprocess.run([iop, "request", "--leader", requests, "--stats", "--json"], check=True,
+    stats = json.loads(subprocess.run([iop, "request", "--leader", requests, "--stats", "--json", *client], check=True,
                                       capture_output=True, text=True).stdout)
     arenas = {b["name"]: b["arena_bytes"] for b in stats["boards"]}
     leader.send_signal(signal.SIGTERM)

@@ -84,7 +84,23 @@ public final class Socket {
         if kind == .push { try set(ZMQ_IMMEDIATE, Int32(1)) }
     }
 
+    /// Wraps a socket libzmq made (a monitor's PAIR); LINGER 0.
+    init(adopting raw: UnsafeMutableRawPointer, context: Context) {
+        self.raw = raw
+        self.context = context
+        var zero: Int32 = 0
+        zmq_setsockopt(raw, ZMQ_LINGER, &zero, MemoryLayout<Int32>.size)
+    }
+
     deinit { zmq_close(raw) }
+
+    /// ZMTP heartbeats, sent and checked by libzmq's I/O thread (so a busy node still answers them): a PING every
+    /// `intervalMs`, and the connection dropped when no traffic arrives for `timeoutMs`. Call before connect or bind.
+    public func setHeartbeat(intervalMs: Int32, timeoutMs: Int32) throws(NetError) {
+        try set(ZMQ_HEARTBEAT_IVL, intervalMs)
+        try set(ZMQ_HEARTBEAT_TIMEOUT, timeoutMs)
+        try set(ZMQ_HEARTBEAT_TTL, timeoutMs)
+    }
 
     func set(_ option: Int32, _ value: Int32) throws(NetError) {
         var v = value
@@ -185,9 +201,13 @@ public final class Socket {
 
     /// Receives one message into `buffer`; returns its length. A message longer
     /// than the buffer is an error (zmq_recv would report the full length and truncate).
-    public func receive(into buffer: UnsafeMutableRawBufferPointer) throws(NetError) -> Int {
+    /// With `dontWait`, only a message already queued: none is a timeout.
+    public func receive(into buffer: UnsafeMutableRawBufferPointer, dontWait: Bool = false) throws(NetError) -> Int {
         var n: Int32
-        repeat { n = zmq_recv(raw, buffer.baseAddress, buffer.count, 0) } while n < 0 && zmq_errno() == EINTR
+        repeat {
+            n = zmq_recv(raw, buffer.baseAddress, buffer.count, dontWait ? ZMQ_DONTWAIT : 0)
+        } while n < 0
+            && zmq_errno() == EINTR
         if n < 0 { throw .last(.receive) }
         if Int(n) > buffer.count { throw NetError(operation: .receive, errno: 0, truncatedLength: Int(n)) }
         return Int(n)

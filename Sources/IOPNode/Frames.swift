@@ -7,16 +7,8 @@ extension Socket {
     func sendFrame(_ kind: MessageKind, requestID: UInt64 = 0, step: UInt32 = 0, payload: [UInt8] = [])
         throws(NodeError)
     {
-        var frame = [UInt8](repeating: 0, count: MessageHeader.size + payload.count)
+        let frame = try encodeFrame(kind, requestID: requestID, step: step, payload: payload)
         var failure: NodeError?
-        payload.withUnsafeBytes { p in
-            frame.withUnsafeMutableBytes { f in
-                do throws(WireError) {
-                    _ = try Wire.encode(kind: kind, requestID: requestID, step: step, payload: p, into: f)
-                } catch { failure = .wire(error) }
-            }
-        }
-        if let failure { throw failure }
         frame.withUnsafeBytes { b in
             do throws(NetError) { try send(b) } catch { failure = .net(error) }
         }
@@ -41,4 +33,21 @@ extension Socket {
         case .failure(let e): throw .wire(e)
         }
     }
+}
+
+/// A whole frame in an array (setup path: allocates).
+func encodeFrame(_ kind: MessageKind, requestID: UInt64 = 0, step: UInt32 = 0, payload: [UInt8] = [])
+    throws(NodeError) -> [UInt8]
+{
+    var frame = [UInt8](repeating: 0, count: MessageHeader.size + payload.count)
+    var failure: NodeError?
+    payload.withUnsafeBytes { p in
+        frame.withUnsafeMutableBytes { f in
+            do throws(WireError) {
+                _ = try Wire.encode(kind: kind, requestID: requestID, step: step, payload: p, into: f)
+            } catch { failure = .wire(error) }
+        }
+    }
+    if let failure { throw failure }
+    return frame
 }

@@ -8,21 +8,29 @@ import IOPWire
 /// The board that holds the input: sends every worker its program and weight
 /// shards, runs its own parts, scatters each segment's inputs, gathers or
 /// reduces the results. Its tensors and message frames live in its own arena,
-/// laid out by the bundle's schedule.
+/// laid out by the active plan's schedule. When a worker is lost it switches to
+/// the plan compiled for the survivors (`plans`), and back when the board returns.
 public final class Leader {
-    public let boards: [ProgramBundle.BoardEntry]
-    public let leaderIndex: Int
-    let schedule: [LeaderSegment]
-    let programs: [BoardProgram]
-    let programBytes: [Range<Int>]
-    let shards: [[ProgramBundle.ShardRef]]
+    /// The active plan's boards (the full plan's, or a fallback's survivors).
+    public internal(set) var boards: [ProgramBundle.BoardEntry]
+    public internal(set) var leaderIndex: Int
+    var schedule: [LeaderSegment]
+    var programs: [BoardProgram]
+    var programBytes: [Range<Int>]
+    var shards: [[ProgramBundle.ShardRef]]
     /// The stream this bundle's model listens to, if any (`stream(_:deadlineNs:onWindow:)`).
     public let stream: StreamSpec?
+    let context: Context
     let inbox: Socket
+    /// The active plan's link to each board (nil: the leader itself, or not registered yet).
     var outboxes: [Socket?]
+    /// Each worker's link by name, kept across plans while its endpoint stays the same.
+    var links: [String: Link] = [:]
+    var linksMade = 0
     /// The leader's arena, allocated by `start`.
     var engine: Engine?
     var releasesShards = false
+    var threads = 1
     var nextRequest: UInt64 = 1
     /// Which boards have answered the step being gathered (preallocated).
     var answered: [Bool]
@@ -36,7 +44,21 @@ public final class Leader {
     public var supervisor = Supervisor()
     /// Frames turned away: corrupted, stale, from an unknown board, or not a request.
     public var rejected = RejectedFrames()
+    /// Told when the leader switches plans (the lost board's name, or nil back on the full plan), and why not.
+    public var onPlanChange: (_ lost: String?, _ failure: NodeError?) -> Void = { _, _ in }
+    /// The plan to run: nil asks for the full plan, a name for the one compiled without that board.
+    public var plans: (_ lost: String?) -> LoadedBundle? = { _ in nil }
+    /// 0 on the full plan; k on the fallback for the loss of the full plan's board k - 1 (answers carry it).
+    public internal(set) var planID = 0
+    /// The full plan's boards, in its order (fallbacks are named after them).
+    public let fullBoards: [ProgramBundle.BoardEntry]
+    /// The last board lost, for errors while no plan runs.
+    var lostName: String?
+    /// A hello from a lost board that came back, until the leader returns to the full plan.
+    var rejoined: [(name: String, hello: Hello)] = []
     let timeoutMs: Int32
+    /// ZMTP heartbeat interval on every link; a peer silent for three is dropped, and a worker declared lost.
+    let heartbeatMs: Int32
     /// Nil: plain links (`--insecure`).
     public let keys: Keyring?
     /// Counts the handshakes refused on this leader's ports.
@@ -46,60 +68,109 @@ public final class Leader {
     public let inputCount: Int
     public let outputCount: Int
 
+    struct Link {
+        var endpoint: String
+        var socket: Socket
+        var monitor: Monitor
+    }
+
     /// Binds `listen` (port `*` picks one: see `endpoint`). `start` then registers the workers.
     /// With `keys`, every link is CURVE: workers and clients need keys from the keyring (`iop keys`).
     public init(
-        context: Context, listen: String, bundle: ProgramBundle, timeoutMs: Int32 = 30_000, keys: Keyring? = nil
-    )
-        throws(NodeError)
-    {
+        context: Context, listen: String, bundle: ProgramBundle, timeoutMs: Int32 = 30_000, keys: Keyring? = nil,
+        heartbeatMs: Int32 = 250
+    ) throws(NodeError) {
         boards = bundle.boards; leaderIndex = bundle.leaderIndex; schedule = bundle.schedule
         programs = bundle.programs; programBytes = bundle.programBytes; shards = bundle.shards
+        fullBoards = bundle.boards
         stream = bundle.stream
         bytesSent = Array(repeating: 0, count: boards.count); messagesSent = bytesSent; arenaBytes = bytesSent
         answered = Array(repeating: false, count: boards.count)
+        outboxes = Array(repeating: nil, count: boards.count)
+        self.context = context
         self.timeoutMs = timeoutMs
+        self.heartbeatMs = heartbeatMs
         self.keys = keys
         inputCount = schedule.first?.inputCount ?? 0
         outputCount = schedule.last?.outputCount ?? 0
-        var workerKeys: [[UInt8]?] = Array(repeating: nil, count: boards.count)
         if let keys {
-            for i in boards.indices where i != leaderIndex {
-                guard let peer = keys.peer(named: boards[i].name, role: .worker) else {
-                    throw .keys("no public key for worker '" + boards[i].name + "' (make the keys for this cluster)")
-                }
-                workerKeys[i] = peer.publicKey
+            for b in boards.indices where b != leaderIndex && keys.peer(named: boards[b].name, role: .worker) == nil {
+                throw .keys("no public key for worker '" + boards[b].name + "' (make the keys for this cluster)")
             }
             gatekeeper = try keys.admit([.worker], domain: Keyring.Domain.results, context: context)
         }
         do throws(NetError) {
             inbox = try Socket(context, .pull)
             if let keys { try inbox.makeCurveServer(keys.own, domain: Keyring.Domain.results) }
-            // Results, or setup answers: anything larger is no frame of this cluster's (libzmq drops the peer).
-            let largestResult = schedule.reduce(0) { max($0, 4 * $1.largestRemoteOutput) }
-            try inbox.setMaxMessageSize(MessageHeader.size + PartResult.headerSize + max(largestResult, 4096))
+            // Nothing larger than the leader's whole budget is a frame of this cluster's (libzmq drops the peer).
+            try inbox.setMaxMessageSize(max(boards[leaderIndex].budgetBytes, 1 << 20))
             try inbox.setHighWaterMark(64)
-            try inbox.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs)
+            try inbox.setHeartbeat(intervalMs: heartbeatMs, timeoutMs: 3 * heartbeatMs)
+            try inbox.setTimeouts(sendMs: timeoutMs, receiveMs: heartbeatMs)
             try inbox.bind(listen)
-            var sockets: [Socket?] = []
-            for i in boards.indices {
-                if i == leaderIndex { sockets.append(nil); continue }
-                let s = try Socket(context, .push)
-                if let keys { try s.makeCurveClient(keys.own, server: workerKeys[i]!) }
-                try s.setHighWaterMark(ShardCodec.queueLength)
-                try s.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs)
-                sockets.append(s)
-            }
-            outboxes = sockets
         } catch { throw .net(error) }
+    }
+
+    /// The link to worker `name` at `endpoint`: kept if it already goes there, made anew otherwise.
+    func link(_ name: String, _ endpoint: String) throws(NodeError) -> Socket {
+        if let l = links[name], l.endpoint == endpoint { return l.socket }
+        links[name] = nil
+        do throws(NetError) {
+            let s = try Socket(context, .push)
+            if let keys, let peer = keys.peer(named: name, role: .worker) {
+                try s.makeCurveClient(keys.own, server: peer.publicKey)
+            }
+            try s.setHighWaterMark(ShardCodec.queueLength)
+            // Sends wait in heartbeat slices (`send(_:to:)`), so a lost board is noticed within one.
+            try s.setTimeouts(sendMs: heartbeatMs, receiveMs: heartbeatMs)
+            try s.setHeartbeat(intervalMs: heartbeatMs, timeoutMs: 3 * heartbeatMs)
+            linksMade += 1
+            let monitor = try Monitor(s, name: "leader-" + String(linksMade))
+            try s.connect(endpoint)
+            links[name] = Link(endpoint: endpoint, socket: s, monitor: monitor)
+            return s
+        } catch { throw .net(error) }
+    }
+
+    /// Sends `frame` to worker `b`, waiting in heartbeat slices: a board whose link drops meanwhile, or that takes
+    /// no frame within `timeoutMs`, is lost.
+    func send(_ frame: UnsafeRawBufferPointer, to b: Int) throws(NodeError) {
+        let deadline = waitDeadline()
+        while true {
+            do throws(NetError) { return try outboxes[b]!.send(frame) } catch {
+                guard error.isTimeout else { throw .net(error) }
+                if lostWorker(among: [b]) != nil { throw .lost(board: boards[b].name, reason: "its link dropped") }
+                if iop_monotonic_ns() > deadline {
+                    throw .lost(board: boards[b].name, reason: "it took no frame for " + String(timeoutMs) + " ms")
+                }
+            }
+        }
+    }
+
+    func send(_ kind: MessageKind, requestID: UInt64 = 0, payload: [UInt8] = [], to b: Int) throws(NodeError) {
+        let frame = try encodeFrame(kind, requestID: requestID, payload: payload)
+        var failure: NodeError?
+        frame.withUnsafeBytes { f in
+            do throws(NodeError) { try send(f, to: b) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
+    /// The first active worker whose link dropped (it exited, or missed three heartbeats), if any.
+    func lostWorker(among candidates: [Int]? = nil) -> Int? {
+        for b in candidates ?? workers {
+            guard let link = links[boards[b].name] else { continue }
+            if link.monitor.takeDisconnections() > 0 { return b }
+        }
+        return nil
     }
 
     /// Tells every worker to stop; safe to call more than once.
     /// Each message gets up to 2 s to reach its board once the socket closes (see `Context.terminate`).
     public func shutdown() {
-        for out in outboxes where out != nil {
-            try? out!.sendFrame(.shutdown)
-            try? out!.setLinger(2000)
+        for (_, link) in links {
+            try? link.socket.sendFrame(.shutdown)
+            try? link.socket.setLinger(2000)
         }
     }
 
@@ -124,5 +195,17 @@ public final class Leader {
                     bytesSent: UInt64(bytesSent[k]), messagesSent: UInt64(messagesSent[k])))
         }
         return s
+    }
+}
+
+/// A plan's bundle and the bytes its shards are read from; `release` is called once the boards are loaded.
+public struct LoadedBundle {
+    public var bundle: ProgramBundle
+    public var bytes: UnsafeRawBufferPointer
+    public var isMapped: Bool
+    public var release: () -> Void
+
+    public init(bundle: ProgramBundle, bytes: UnsafeRawBufferPointer, isMapped: Bool, release: @escaping () -> Void) {
+        self.bundle = bundle; self.bytes = bytes; self.isMapped = isMapped; self.release = release
     }
 }

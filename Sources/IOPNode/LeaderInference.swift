@@ -12,6 +12,8 @@ extension Leader {
         let program = programs[leaderIndex]
         let request = nextRequest
         nextRequest += 1
+        // A board whose link dropped since the last request is lost before anything is sent.
+        if let lost = lostWorker() { throw .lost(board: boards[lost].name, reason: "its link dropped") }
         engine.floats(at: schedule[0].current).update(from: input, count: inputCount)
         for (k, seg) in schedule.enumerated() {
             let current = engine.floats(at: seg.current)
@@ -27,9 +29,7 @@ extension Leader {
                         length = try Wire.seal(
                             kind: .activation, requestID: request, step: UInt32(k), payloadLength: 4 * n, in: frame)
                     } catch { throw .wire(error) }
-                    do throws(NetError) {
-                        try outboxes[part.board]!.send(UnsafeRawBufferPointer(rebasing: frame[0..<length]))
-                    } catch { throw .net(error) }
+                    try send(UnsafeRawBufferPointer(rebasing: frame[0..<length]), to: part.board)
                     bytesSent[leaderIndex] += length; messagesSent[leaderIndex] += 1
                 }
             }
@@ -72,11 +72,19 @@ extension Leader {
         for r in seg.remote { answered[r.board] = false }
         var pending = seg.remote.count
         // Rejected frames do not extend the wait: the step has `timeoutMs` in all.
-        let deadline = iop_monotonic_ns() &+ UInt64(max(timeoutMs, 0)) &* 1_000_000
+        let deadline = waitDeadline()
         while pending > 0 {
             let length: Int
             do throws(NetError) { length = try inbox.receive(into: reply) } catch {
-                if error.isTimeout { throw timedOut(seg, index: k) }
+                if error.isTimeout {
+                    // A heartbeat's wait with nothing: has a board we wait for dropped its link?
+                    let waiting = seg.remote.map { $0.board }.filter { !answered[$0] }
+                    if let lost = lostWorker(among: waiting) {
+                        throw .lost(board: boards[lost].name, reason: "its link dropped during step " + String(k))
+                    }
+                    if iop_monotonic_ns() > deadline { throw timedOut(seg, index: k) }
+                    continue
+                }
                 if error.truncatedLength > 0 {
                     rejected.reject(
                         "a result of " + String(error.truncatedLength) + " bytes, larger than any of step "
@@ -85,12 +93,16 @@ extension Leader {
                 }
                 throw .net(error)
             }
-            if timeoutMs >= 0 && iop_monotonic_ns() > deadline { throw timedOut(seg, index: k) }
+            if iop_monotonic_ns() > deadline { throw timedOut(seg, index: k) }
             let header: MessageHeader
             do throws(WireError) {
                 header = try Wire.decode(UnsafeRawBufferPointer(rebasing: reply[0..<length]), maxPayload: reply.count)
             } catch {
                 rejected.reject("a bad result frame: " + error.message)
+                continue
+            }
+            if header.kind == .hello {
+                noteHello(UnsafeRawBufferPointer(rebasing: reply[MessageHeader.size..<length]))
                 continue
             }
             // A late answer to an earlier request, or a foreign frame: not this step's.
@@ -113,12 +125,10 @@ extension Leader {
         }
     }
 
+    /// A step that got no answer in time: its first silent board is declared lost.
     func timedOut(_ seg: LeaderSegment, index k: Int) -> NodeError {
-        var missing = ""
-        for r in seg.remote where !answered[r.board] {
-            missing += (missing.isEmpty ? "'" : ", '") + boards[r.board].name + "'"
-        }
-        return .timedOut(waitingFor: "step " + String(k) + " results from " + missing + " (did the board stop?)")
+        let silent = seg.remote.first { !answered[$0.board] }.map { boards[$0.board].name } ?? "?"
+        return .lost(board: silent, reason: "no answer to step " + String(k) + " within " + String(timeoutMs) + " ms")
     }
 }
 

@@ -45,6 +45,8 @@ extension Leader {
                     continue
                 }
                 if !error.isTimeout { throw .net(error) }
+                // A quiet interval: has a worker been lost, or has a lost one come back?
+                _ = checkBoards()
                 if !supervisor.check() { shutdown(); return }
                 continue
             }
@@ -88,11 +90,13 @@ extension Leader {
                     from: payload.baseAddress! + parts.input.lowerBound, byteCount: parts.input.count)
                 let out = (outgoing.baseAddress! + MessageHeader.size).assumingMemoryBound(to: Float.self)
                 do throws(NodeError) {
-                    try infer(input: input, output: out)
+                    try inferSurvivingLoss(input: input, output: out)
                     let n: Int
                     do throws(WireError) {
+                        // The answer's step field says which plan gave it (0: the full plan).
                         n = try Wire.seal(
-                            kind: .result, requestID: header.requestID, payloadLength: 4 * outputCount, in: outgoing)
+                            kind: .result, requestID: header.requestID, step: UInt32(planID),
+                            payloadLength: 4 * outputCount, in: outgoing)
                     } catch { throw .wire(error) }
                     do throws(NetError) {
                         try reply.send(UnsafeRawBufferPointer(rebasing: outgoing[0..<n]))
@@ -100,13 +104,33 @@ extension Leader {
                     lastRequestNs = iop_monotonic_ns() &- started
                 } catch {
                     try? reply.sendFrame(.error, requestID: header.requestID, payload: Array(error.message.utf8))
+                    // A lost board with no plan for the rest: answer errors until it comes back.
+                    if case .lost = error { break }
                     shutdown()
                     throw error
                 }
             default:
                 rejected.reject("a frame of kind " + String(header.kind.rawValue) + " on the request port")
             }
+            // Requests back to back leave no quiet interval: a board that came back is taken in here.
+            if !rejoined.isEmpty { _ = checkBoards() }
             if !supervisor.check() { shutdown(); return }
+        }
+    }
+}
+
+extension Leader {
+    /// One inference; when a worker is lost on the way, the leader moves to the survivors' plan and runs it
+    /// again there. Throws `.lost` when no plan is left to run.
+    func inferSurvivingLoss(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) throws(NodeError) {
+        if engine == nil && !checkBoards() {
+            throw .lost(board: lostName ?? "?", reason: "no plan was compiled for the boards that are left")
+        }
+        do throws(NodeError) { try infer(input: input, output: output) } catch {
+            guard case .lost(let board, _) = error else { throw error }
+            lostName = board
+            guard switchPlan(lost: board) else { throw error }
+            try infer(input: input, output: output)
         }
     }
 }

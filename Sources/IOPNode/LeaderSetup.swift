@@ -15,6 +15,7 @@ extension Leader {
     public func start(threads: Int, bundleBytes: UnsafeRawBufferPointer, bundleIsMapped: Bool = false) throws(NodeError)
     {
         releasesShards = bundleIsMapped
+        self.threads = threads
         do throws(NodeError) {
             try setUp(threads: threads, bytes: bundleBytes)
         } catch {
@@ -24,28 +25,38 @@ extension Leader {
     }
 
     func setUp(threads: Int, bytes: UnsafeRawBufferPointer) throws(NodeError) {
-        // Hellos, in any order.
+        // Hellos, in any order (a board that came back may have said hello already).
         var budgets = [Int](repeating: 0, count: boards.count)
         var pending = Set(workers)
+        var early = rejoined
+        rejoined = []
+        var deadline = waitDeadline()
         while !pending.isEmpty {
-            guard let (h, payload) = try receiveFrame(waitingFor: "hello from " + names(pending)) else { continue }
-            var decoded: Hello?
-            if h.kind == .hello { payload.withUnsafeBytes { decoded = try? Hello.decode($0) } }
-            guard let hello = decoded else {
-                rejected.reject("a frame of kind " + String(h.kind.rawValue) + " that is no hello, while registering")
-                continue
+            let hello: Hello
+            if let first = early.popLast() {
+                hello = first.hello
+            } else {
+                guard let (h, payload) = try receiveFrame(waitingFor: "hello from " + names(pending), until: deadline)
+                else { continue }
+                var decoded: Hello?
+                if h.kind == .hello { payload.withUnsafeBytes { decoded = try? Hello.decode($0) } }
+                guard let d = decoded else {
+                    rejected.reject(
+                        "a frame of kind " + String(h.kind.rawValue) + " that is no hello, while registering")
+                    continue
+                }
+                hello = d
             }
             let name = String(decoding: hello.name, as: UTF8.self)
             guard let i = boards.firstIndex(where: { $0.name == name }), pending.remove(i) != nil else {
                 rejected.reject("a hello from unknown or repeated board '" + name + "'")
                 continue
             }
+            deadline = waitDeadline()
             // A worker that bound port `*` says where it listens; otherwise use the cluster file's endpoint.
             budgets[i] = Int(hello.budgetBytes)
             let reported = String(decoding: hello.endpoint, as: UTF8.self)
-            do throws(NetError) { try outboxes[i]!.connect(reported.isEmpty ? boards[i].endpoint : reported) } catch {
-                throw .net(error)
-            }
+            outboxes[i] = try link(name, reported.isEmpty ? boards[i].endpoint : reported)
         }
         // A board whose arena cannot fit its budget is refused before anything is sent: its
         // socket would drop messages larger than the budget, and it could not say why.
@@ -57,7 +68,7 @@ extension Leader {
         }
         // Programs (no weights yet): each board sizes its arena and answers ready, or refuses.
         for d in workers {
-            try outboxes[d]!.sendFrame(.program, requestID: UInt64(d), payload: Array(bytes[programBytes[d]]))
+            try send(.program, requestID: UInt64(d), payload: Array(bytes[programBytes[d]]), to: d)
         }
         try collectReadies()
         // The leader's own arena, its parameters packed straight from the bundle.
@@ -98,17 +109,29 @@ extension Leader {
             for ref in shards[d] {
                 try sendShard(ref, to: d, program: programs[d], bytes: bytes, engine: engine, frameBytes: frameBytes)
             }
-            try outboxes[d]!.sendFrame(.ready, requestID: UInt64(d))
+            try send(.ready, requestID: UInt64(d), to: d)
         }
         try collectReadies()
     }
 
-    /// One setup frame, or nil for a frame rejected as corrupted (counted); a timeout or socket failure throws.
-    func receiveFrame(waitingFor what: String) throws(NodeError) -> (MessageHeader, [UInt8])? {
-        do throws(NodeError) { return try inbox.receiveFrame(waitingFor: what, maxPayload: 1024) } catch {
-            guard case .wire(let e) = error else { throw error }
-            rejected.reject("a bad frame while setting up: " + e.message)
-            return nil
+    /// When a wait that starts now gives up: `timeoutMs` from now, or never when it is negative.
+    func waitDeadline() -> UInt64 {
+        timeoutMs < 0 ? UInt64.max : iop_monotonic_ns() &+ UInt64(timeoutMs) &* 1_000_000
+    }
+
+    /// One setup frame, or nil for a frame rejected as corrupted (counted); a socket failure throws, and so does
+    /// silence until `deadline` (monotonic ns).
+    func receiveFrame(waitingFor what: String, until deadline: UInt64) throws(NodeError) -> (MessageHeader, [UInt8])? {
+        while true {
+            do throws(NodeError) { return try inbox.receiveFrame(waitingFor: what, maxPayload: 1024) } catch {
+                if error.isTimeout {
+                    if iop_monotonic_ns() < deadline { continue }
+                    throw error
+                }
+                guard case .wire(let e) = error else { throw error }
+                rejected.reject("a bad frame while setting up: " + e.message)
+                return nil
+            }
         }
     }
 
@@ -154,9 +177,7 @@ extension Leader {
             do throws(WireError) {
                 n = try Wire.seal(kind: .weightShard, requestID: UInt64(d), payloadLength: payloadLength, in: frame)
             } catch { throw .wire(error) }
-            do throws(NetError) { try outboxes[d]!.send(UnsafeRawBufferPointer(rebasing: frame[0..<n])) } catch {
-                throw .net(error)
-            }
+            try send(UnsafeRawBufferPointer(rebasing: frame[0..<n]), to: d)
             release(bytes, from: ref.weights + 4 * first * kind.weightsPerChannel, count: 4 * weights)
             first += count
         }
@@ -168,8 +189,10 @@ extension Leader {
     func collectReadies() throws(NodeError) {
         var waiting = Set(workers)
         var refusals: [(board: Int, refuse: Refuse)] = []
+        var deadline = waitDeadline()
         while !waiting.isEmpty {
-            guard let (h, payload) = try receiveFrame(waitingFor: "ready from " + names(waiting)) else { continue }
+            guard let (h, payload) = try receiveFrame(waitingFor: "ready from " + names(waiting), until: deadline)
+            else { continue }
             let board = Int(h.requestID)
             var ready: Ready?, refuse: Refuse?
             if h.kind == .ready { payload.withUnsafeBytes { ready = try? Ready.decode($0) } }
@@ -182,6 +205,7 @@ extension Leader {
             }
             if let ready { arenaBytes[board] = Int(ready.arenaBytes) }
             if let refuse { refusals.append((board, refuse)) }
+            deadline = waitDeadline()
         }
         if let first = refusals.min(by: { $0.board < $1.board }) {
             throw .refused(

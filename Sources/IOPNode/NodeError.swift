@@ -12,6 +12,8 @@ public enum NodeError: Error, Sendable {
     case protocolViolation(String)
     /// No answer within the timeout (a peer died or hangs).
     case timedOut(waitingFor: String)
+    /// A worker stopped answering: its link dropped (it exited, or missed three heartbeats), or a step timed out.
+    case lost(board: String, reason: String)
     /// The keyring lacks a key this node needs.
     case keys(String)
 
@@ -38,6 +40,7 @@ public enum NodeError: Error, Sendable {
         case .protocolViolation(let m): return "protocol violation: " + m
         case .timedOut(let w): return "timed out waiting for " + w
         case .keys(let m): return "keys: " + m
+        case .lost(let board, let reason): return "board '" + board + "' was lost: " + reason
         }
     }
 }

@@ -27,6 +27,16 @@ public final class Worker {
     public var onServing: () -> Void = {}
     /// Frames turned away (this board goes on serving).
     public var rejected = RejectedFrames()
+    /// Set when the leader asks this board to register again (it moves to another plan) or its link dropped.
+    var registerAgain = false
+    /// Whether a `shutdown` from the leader ends `run` (false) or the board registers again, keeping its
+    /// sockets and port, for the leader's next start (a board under systemd: `--rejoin`).
+    public var rejoins = false
+    /// Told each time the leader shuts down and the board (with `rejoins`) registers again.
+    public var onLeaderShutdown: () -> Void = {}
+    /// Watches the link to the leader.
+    let leaderLink: Monitor
+    nonisolated(unsafe) static var monitors = 0
 
     /// How long a serving worker waits for work before giving up (-1: for ever, as a board under systemd does).
     let idleTimeoutMs: Int32
@@ -35,7 +45,7 @@ public final class Worker {
 
     public init(
         context: Context, name: String, listen: String, leader: String, budgetBytes: Int, threads: Int,
-        timeoutMs: Int32 = 30_000, idleTimeoutMs: Int32 = -1, keys: Keyring? = nil
+        timeoutMs: Int32 = 30_000, idleTimeoutMs: Int32 = -1, keys: Keyring? = nil, heartbeatMs: Int32 = 250
     ) throws(NodeError) {
         self.name = name; self.budgetBytes = budgetBytes; self.threads = threads; self.idleTimeoutMs = idleTimeoutMs
         self.timeoutMs = timeoutMs
@@ -57,8 +67,17 @@ public final class Worker {
             outbox = try Socket(context, .push)
             if let keys { try outbox.makeCurveClient(keys.own, server: keys.leader!.publicKey) }
             try outbox.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs)
+            try outbox.setHeartbeat(intervalMs: heartbeatMs, timeoutMs: 3 * heartbeatMs)
+            Worker.monitors += 1
+            leaderLink = try Monitor(outbox, name: "worker-" + String(Worker.monitors))
             try outbox.connect(leader)
         } catch { throw .net(error) }
+    }
+
+    func leaderShutDown() {
+        guard rejoins else { return }
+        registerAgain = true
+        onLeaderShutdown()
     }
 
     /// Binds, retrying for a few seconds while the port is still held: a rejoining worker's previous sockets
@@ -74,14 +93,25 @@ public final class Worker {
         }
     }
 
-    /// Registers, loads, serves; returns after `shutdown`, or once it has refused its program.
+    /// Registers, loads, serves; returns after `shutdown`, or once it has refused its program. When the leader
+    /// moves to another plan (it says hello) or its link drops, the board frees its arena and registers again,
+    /// then waiting for the leader as long as it takes.
     public func run() throws(NodeError) {
+        var limitMs = timeoutMs
+        repeat {
+            registerAgain = false
+            try session(limitMs: limitMs)
+            limitMs = -1
+        } while registerAgain
+    }
+
+    func session(limitMs: Int32) throws(NodeError) {
         let helloFrame = Hello(
             name: Array(name.utf8), endpoint: Array(endpoint.utf8), budgetBytes: UInt64(budgetBytes),
             threads: UInt16(clamping: threads)
         ).encode()
         // Registration waits in supervisor-sized slices, so a stop request is heard within one.
-        var wait = SlicedWait(supervisor, limitMs: timeoutMs)
+        var wait = SlicedWait(supervisor, limitMs: limitMs)
         do throws(NetError) {
             try outbox.setTimeouts(sendMs: wait.sliceMs, receiveMs: wait.sliceMs)
             try inbox.setTimeouts(sendMs: wait.sliceMs, receiveMs: wait.sliceMs)
@@ -97,6 +127,7 @@ public final class Worker {
             }
         }
 
+        var helloSentNs = iop_monotonic_ns()
         // Setup: the program (no weights), so the arena is sized, or refused, before any weights travel.
         wait.restart()
         var program: BoardProgram?
@@ -112,7 +143,14 @@ public final class Worker {
                 }
                 if !error.isTimeout { throw error }
                 switch wait.sliceElapsed(supervisor) {
-                case .again: continue
+                case .again:
+                    // A hello can land in a leader that is going away (it just shut down, or moved plans):
+                    // say it again every second until a program comes.
+                    if iop_monotonic_ns() &- helloSentNs > 1_000_000_000 {
+                        try? outbox.sendFrame(.hello, payload: helloFrame)
+                        helloSentNs = iop_monotonic_ns()
+                    }
+                    continue
                 case .stop: return
                 case .expired: throw error
                 }
@@ -132,7 +170,10 @@ public final class Worker {
                 // The leader names this worker's board index here.
                 board = h.requestID
             case .shutdown:
+                leaderShutDown()
                 return
+            case .hello:
+                continue  // the leader moving plans again: this board's hello is on its way
             default:
                 rejected.reject("a message of kind " + String(h.kind.rawValue) + " before the program")
             }

@@ -80,6 +80,10 @@ extension Worker {
                 }
                 break loading
             case .shutdown:
+                leaderShutDown()
+                return
+            case .hello:
+                registerAgain = true
                 return
             default:
                 rejected.reject("a message of kind " + String(header.kind.rawValue) + " while loading weights")

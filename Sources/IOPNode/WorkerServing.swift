@@ -30,6 +30,11 @@ extension Worker {
             switch receive(into: inputFrame, maxPayload: 4 * largestInput) {
             case .success(let h): header = h; idle.restart()
             case .failure(.timedOut):
+                // The leader is gone (it exited, or missed three heartbeats): register again, and wait for it.
+                if leaderLink.takeDisconnections() > 0 {
+                    registerAgain = true
+                    return
+                }
                 // A quiet slice: the supervisor's turn; the idle limit counts whole slices.
                 switch idle.sliceElapsed(supervisor) {
                 case .again: continue
@@ -75,6 +80,11 @@ extension Worker {
                 inferencesServed += 1
                 lastStepNs = iop_monotonic_ns() &- started
             case .shutdown:
+                leaderShutDown()
+                return
+            case .hello:
+                // The leader moves to another plan: this arena goes, a new program comes.
+                registerAgain = true
                 return
             default:
                 rejected.reject("a message of kind " + String(header.kind.rawValue) + " while serving")

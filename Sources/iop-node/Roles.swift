@@ -23,6 +23,28 @@ func stopRequested(_ notifier: ServiceNotifier) -> Bool {
     return true
 }
 
+/// The full plan (`lost` nil) or the one `iop compile` made without board `lost` (fallback-NAME.iop beside the
+/// bundle), mapped; nil when there is none or it does not decode (logged).
+func mapPlan(_ bundlePath: String, lost: String?) -> LoadedBundle? {
+    var directory = bundlePath
+    while let last = directory.utf8.last, last != UInt8(ascii: "/") { directory.removeLast() }
+    let path = lost.map { directory + "fallback-" + $0 + ".iop" } ?? bundlePath
+    var length = 0
+    guard let mapped = iop_map_file(path, &length) else {
+        Log.error(path + ": cannot read the plan (" + String(cString: iop_last_error()) + ")")
+        return nil
+    }
+    let bytes = UnsafeRawBufferPointer(start: mapped, count: length)
+    do throws(WireError) {
+        let bundle = try ProgramBundle.decode(bytes, releasingPages: true)
+        return LoadedBundle(bundle: bundle, bytes: bytes, isMapped: true) { iop_unmap_file(mapped, length) }
+    } catch {
+        Log.error(path + ": not a valid iop bundle (" + error.message + ")")
+        iop_unmap_file(mapped, length)
+        return nil
+    }
+}
+
 /// A rejected frame, at most one line per interval (RejectedFrames limits the rate).
 func logRejection(_ reason: String, _ unlogged: UInt64) {
     Log.warning(
@@ -71,59 +93,63 @@ func workerSession(_ options: Options, context: Context) -> String? {
         fail("--memory-budget must be a size like 512MiB or 1.5GiB, got '" + budgetText + "'")
     }
     let threads = options.positiveInt("threads", default: 1)
-    let rejoin = options.flag("rejoin")
     var notifier = ServiceNotifier()
     notifier.send("STATUS=registering with " + options.required("leader"))
-    while true {
-        let worker: Worker
-        do {
-            worker = try Worker(
-                context: context, name: name, listen: options.required("listen"), leader: options.required("leader"),
-                budgetBytes: budget, threads: threads, keys: keys)
-        } catch { fail("worker " + name + ": " + error.message) }
-        Log.info(
-            "worker " + name + " listening on " + worker.endpoint + ", budget " + String(budget) + " bytes, "
-                + String(threads) + " threads")
-        worker.rejected.log = { reason, unlogged in logRejection(reason, unlogged) }
-        // unowned(unsafe): the closures run only inside worker.run(), and a strong
-        // capture would keep a rejoining worker's sockets (and port) alive.
-        worker.onServing = { [unowned(unsafe) worker] in
-            Log.info(
-                "worker " + name + " serving: arena " + String(worker.arenaBytes) + " bytes allocated, program loaded")
-            notifier.ready(status: "serving: arena " + String(worker.arenaBytes) + " bytes, 0 steps")
-        }
-        worker.supervisor = Supervisor(checkIntervalMs: notifier.checkIntervalMs(ceilingMs: stopCheckMs)) {
-            [unowned(unsafe) worker] in
-            notifier.tick()
-            if notifier.statusDue() {
-                notifier.send(
-                    "STATUS=serving: arena " + String(worker.arenaBytes) + " bytes, " + String(worker.inferencesServed)
-                        + " steps, last " + milliseconds(worker.lastStepNs))
-            }
-            return !stopRequested(notifier)
-        }
-        do { try worker.run() } catch {
-            notifier.send("STATUS=failed: " + error.message)
-            fail("worker " + name + ": " + error.message)
-        }
-        if let refusal = worker.refused {
-            // Registering again would be refused again: the bundle or the budget has to change.
-            let why = NodeError.refused(
-                board: name, reason: refusal.reason, bytesNeeded: Int(refusal.bytesNeeded), budgetBytes: budget
-            ).message
-            notifier.send("STATUS=" + why)
-            return "worker " + name + ": " + why
-        }
-        if iop_stop_signal() != 0 {
-            Log.info("worker " + name + " stopped after " + String(worker.inferencesServed) + " steps")
-            return nil
-        }
+    let worker: Worker
+    do {
+        worker = try Worker(
+            context: context, name: name, listen: options.required("listen"), leader: options.required("leader"),
+            budgetBytes: budget, threads: threads, keys: keys)
+    } catch {
+        if iop_stop_signal() != 0 { return nil }
+        fail("worker " + name + ": " + error.message)
+    }
+    Log.info(
+        "worker " + name + " listening on " + worker.endpoint + ", budget " + String(budget) + " bytes, "
+            + String(threads) + " threads")
+    worker.rejected.log = { reason, unlogged in logRejection(reason, unlogged) }
+    // With --rejoin a leader's shutdown frees the arena and the board registers again on the same sockets.
+    worker.rejoins = options.flag("rejoin")
+    // unowned(unsafe): the closures run only inside worker.run().
+    worker.onLeaderShutdown = { [unowned(unsafe) worker] in
         Log.info(
             "worker " + name + " released its arena after " + String(worker.inferencesServed)
-                + " steps (leader shut down)")
-        guard rejoin else { return nil }
+                + " steps (leader shut down); registering again")
         notifier.send("STATUS=registering again with " + options.required("leader"))
     }
+    worker.onServing = { [unowned(unsafe) worker] in
+        Log.info("worker " + name + " serving: arena " + String(worker.arenaBytes) + " bytes allocated, program loaded")
+        notifier.ready(status: "serving: arena " + String(worker.arenaBytes) + " bytes, 0 steps")
+    }
+    worker.supervisor = Supervisor(checkIntervalMs: notifier.checkIntervalMs(ceilingMs: stopCheckMs)) {
+        [unowned(unsafe) worker] in
+        notifier.tick()
+        if notifier.statusDue() {
+            notifier.send(
+                "STATUS=serving: arena " + String(worker.arenaBytes) + " bytes, " + String(worker.inferencesServed)
+                    + " steps, last " + milliseconds(worker.lastStepNs))
+        }
+        return !stopRequested(notifier)
+    }
+    do { try worker.run() } catch {
+        notifier.send("STATUS=failed: " + error.message)
+        fail("worker " + name + ": " + error.message)
+    }
+    if let refusal = worker.refused {
+        // Registering again would be refused again: the bundle or the budget has to change.
+        let why = NodeError.refused(
+            board: name, reason: refusal.reason, bytesNeeded: Int(refusal.bytesNeeded), budgetBytes: budget
+        ).message
+        notifier.send("STATUS=" + why)
+        return "worker " + name + ": " + why
+    }
+    if iop_stop_signal() != 0 {
+        Log.info("worker " + name + " stopped after " + String(worker.inferencesServed) + " steps")
+        return nil
+    }
+    Log.info(
+        "worker " + name + " released its arena after " + String(worker.inferencesServed) + " steps (leader shut down)")
+    return nil
 }
 
 func runLeader(_ options: Options, context: Context) {
@@ -176,6 +202,19 @@ func leaderSession(_ options: Options, context: Context) -> String? {
         let leader = try Leader(
             context: context, listen: options.required("listen"), bundle: bundle, timeoutMs: timeout, keys: keys)
         leader.rejected.log = { reason, unlogged in logRejection(reason, unlogged) }
+        leader.plans = { lost in mapPlan(path, lost: lost) }
+        leader.onPlanChange = { lost, failure in
+            if let failure {
+                Log.error("cannot move to another plan: " + failure.message)
+                notifier.send("STATUS=no plan runs: " + failure.message)
+            } else if let lost {
+                Log.warning("board '" + lost + "' lost: serving on the plan compiled without it")
+                notifier.send("STATUS=serving without '" + lost + "'")
+            } else {
+                Log.info("every board is back: serving on the full plan")
+                notifier.send("STATUS=serving on the full plan")
+            }
+        }
         announce("listening " + leader.endpoint)
         try leader.start(threads: threads, bundleBytes: bytes!, bundleIsMapped: true)
         iop_unmap_file(bytes!.baseAddress, bytes!.count)

@@ -58,8 +58,24 @@ struct ClusterRun: ParsableCommand {
         name: .long,
         help: "Plain links between the nodes, for debugging (by default each run makes throw-away CURVE keys).")
     var insecure = false
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Kill board NAME's process right after request K and, with :MS, start it again MS ms later.",
+            discussion:
+                "The leader moves to the plan compiled without it, and back once it returns (with :MS, requests "
+                + "go on past --requests until it is back, for 30 s at most). With --json the "
+                + "report adds answered, failed, failover_ms (kill to the first answer without it), rejoin_ms "
+                + "(restart to the first answer on the full plan again) and max_gap_ms.",
+            valueName: "NAME@K[:MS]"))
+    var fail: String?
+    @Option(name: .long, help: "Pause between requests, in ms (to watch a loss and a return at a steady rate).")
+    var intervalMs: Int = 0
 
     func validate() throws {
+        if let fail { _ = try FailureSpec(parsing: fail) }
+        if intervalMs < 0 { throw ValidationError("--interval-ms must be at least 0, got \(intervalMs)") }
+        if fail != nil && audio != nil { throw ValidationError("--fail applies to requests, not to an --audio stream") }
         if audio == nil && realtime { throw ValidationError("--realtime paces an --audio file; give --audio too") }
         if audio != nil && check { throw ValidationError("--check compares requests; it does not apply to --audio") }
         guard requests >= 1 else { throw ValidationError("--requests must be at least 1, got \(requests)") }
@@ -120,6 +136,14 @@ struct ClusterRun: ParsableCommand {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let bundlePath = dir + "/bundle.iop"
             try writeAtomically(Data(bundle), to: bundlePath)
+            let failure = try fail.map { try FailureSpec(parsing: $0) }
+            if let failure {
+                try failure.check(cluster, requests: requests)
+                let fallbacks = try writeFallbacks(net, cluster: cluster, planner: plannerOptions, into: dir)
+                if let why = fallbacks.first(where: { $0["lost"] as? String == failure.board })?["impossible"] {
+                    note("no plan without '\(failure.board)': \(why); requests will fail until it returns")
+                }
+            }
 
             let node = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
                 .deletingLastPathComponent().appendingPathComponent("iop-node").path
@@ -151,7 +175,7 @@ struct ClusterRun: ParsableCommand {
             guard let leaderEndpoint = leader.waitLine(prefix: "listening ", seconds: 30) else {
                 throw CommandFailure(description: "leader '\(leaderName)' did not start: \(leader.lastError)")
             }
-            for (i, d) in cluster.devices.enumerated() where i != cluster.leader {
+            func spawnWorker(_ d: DeviceSpec) throws -> Child {
                 let w = try Child(
                     name: d.name, executable: worker.executable,
                     arguments: worker.arguments + [
@@ -159,6 +183,11 @@ struct ClusterRun: ParsableCommand {
                         "--memory-budget", "\(d.memoryBudgetBytes)", "--threads", "\(threads)",
                     ] + keyArguments(d.name))
                 children.add(w)
+                return w
+            }
+            var workers: [String: Child] = [:]
+            for (i, d) in cluster.devices.enumerated() where i != cluster.leader {
+                workers[d.name] = try spawnWorker(d)
             }
             if let audio {
                 return try followStream(leader, audio: audio, plan: plan, children: children)
@@ -173,21 +202,54 @@ struct ClusterRun: ParsableCommand {
             var rng = SplitMix64(seed: 42)
             var latencies: [Double] = []
             var maxAbs: Float = 0, worst: Float = 0
-            for r in 0..<requests {
+            var record = failure.map { FailureRecord(spec: $0) }
+            // With a restart, requests go on past --requests until the board is back on the full plan (30 s at most).
+            var r = -1
+            var lastDeadline: UInt64?
+            while true {
+                r += 1
+                if r >= requests {
+                    guard let rec = record, rec.spec.restartMs != nil, rec.rejoinMs == nil else { break }
+                    if lastDeadline == nil { lastDeadline = nowNanoseconds() + 30_000_000_000 }
+                    if nowNanoseconds() > lastDeadline! { break }
+                }
+                if var rec = record, let restartMs = rec.spec.restartMs, let killed = rec.killedAt,
+                    rec.restartedAt == nil, nowNanoseconds() >= killed + UInt64(restartMs) * 1_000_000
+                {
+                    workers[rec.spec.board] = try spawnWorker(cluster.devices.first { $0.name == rec.spec.board }!)
+                    rec.restartedAt = nowNanoseconds()
+                    record = rec
+                }
                 let x = (0..<net.inputCount).map { _ in Float(rng.nextUnit() * 2 - 1) }
                 let t0 = nowNanoseconds()
                 let y: [Float]
-                do { y = try client.infer(x) } catch {
-                    throw CommandFailure(description: "request \(r + 1) failed: \(error)" + stoppedNodes(children))
+                do {
+                    let answer = try client.inferWithPlan(x)
+                    y = answer.output
+                    record?.answer(at: nowNanoseconds(), plan: answer.plan)
+                } catch {
+                    guard record != nil else {
+                        throw CommandFailure(
+                            description: "request \(r + 1) failed: \(error)" + stoppedNodes(children))
+                    }
+                    record!.failed += 1
+                    if !json { note("request \(r + 1) failed: \(error)") }
+                    continue
                 }
                 latencies.append(Double(nowNanoseconds() - t0) / 1e6)
+                if let rec = record, r + 1 == rec.spec.afterRequest, let victim = workers[rec.spec.board] {
+                    kill(victim.process.processIdentifier, SIGKILL)
+                    record!.killedAt = nowNanoseconds()
+                }
+                if intervalMs > 0 { usleep(useconds_t(intervalMs) * 1000) }
                 if let reference {
                     let e = reference.run(x)
                     var scale: Float = 1, diff: Float = 0
                     for k in e.indices { diff = max(diff, abs(y[k] - e[k])); scale = max(scale, abs(e[k])) }
                     maxAbs = max(maxAbs, diff); worst = max(worst, diff / scale)
                 }
-                if !json && requests >= 5 && ((r + 1) % max(1, requests / 20) == 0 || r + 1 == requests) {
+                if !json && requests >= 5 && r < requests && ((r + 1) % max(1, requests / 20) == 0 || r + 1 == requests)
+                {
                     FileHandle.standardError.write(Data("\rrequest \(r + 1)/\(requests)".utf8))
                 }
             }
@@ -213,6 +275,7 @@ struct ClusterRun: ParsableCommand {
                 "modeled_latency_ms": plan.modeledLatencyMs, "devices": devices,
             ]
             if check { result["max_abs_diff"] = Double(maxAbs); result["max_scaled_error"] = Double(worst) }
+            if let record { result.merge(record.json) { $1 } }
             if json {
                 print(try jsonString(result))
             } else {
@@ -235,6 +298,7 @@ struct ClusterRun: ParsableCommand {
                             + "sends \(sent) in \(messages) messages per inference"
                     )
                 }
+                if let record { print(record.summary) }
                 if check {
                     print(
                         String(

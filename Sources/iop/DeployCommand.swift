@@ -214,6 +214,14 @@ struct DeployPlan {
     }
 
     var packageName: String { (package as NSString).lastPathComponent }
+    /// `iop compile`'s plans for the loss of each worker, beside the bundle.
+    var fallbacks: [String] {
+        let dir = (bundle as NSString).deletingLastPathComponent
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.isEmpty ? "." : dir)) ?? []
+        return names.filter { $0.hasPrefix("fallback-") && $0.hasSuffix(".iop") }.sorted().map {
+            (dir as NSString).appendingPathComponent($0)
+        }
+    }
     func stagedEnvironment(_ d: DeviceSpec) -> String { (stage as NSString).appendingPathComponent("\(d.name).env") }
     func stagedDropIn(_ d: DeviceSpec) -> String { (stage as NSString).appendingPathComponent("\(d.name)-memory.conf") }
 
@@ -233,7 +241,7 @@ struct DeployPlan {
             let d = cluster.devices[i], isLeader = i == cluster.leader
             let unit = "iop-node@\(d.name)"
             var files = [package, stagedEnvironment(d), stagedDropIn(d)]
-            if isLeader { files.append(bundle) }
+            if isLeader { files += [bundle] + fallbacks }
             if let keys { files += ["\(keys)/\(d.name)/secret", "\(keys)/\(d.name)/peers"] }
             var install = [
                 "sudo apt-get install -y -q /tmp/iop-deploy/\(packageName)",
@@ -246,6 +254,13 @@ struct DeployPlan {
                     "sudo install -D -m 0644 /tmp/iop-deploy/\((bundle as NSString).lastPathComponent) "
                         + "/etc/iop/bundle.iop"
                 )
+            }
+            if isLeader {
+                // The plans for a lost worker go beside the bundle, where the leader looks for them.
+                for f in fallbacks {
+                    let name = (f as NSString).lastPathComponent
+                    install.append("sudo install -D -m 0644 /tmp/iop-deploy/\(name) /etc/iop/\(name)")
+                }
             }
             if keys != nil {
                 // Read by systemd (LoadCredential=) and handed to the agent alone; the secret never leaves root.

@@ -31,22 +31,26 @@ final class RequestClient {
         try push.connect(leader)
     }
 
-    func infer(_ input: [Float]) throws -> [Float] {
-        let payload = try ask(
+    func infer(_ input: [Float]) throws -> [Float] { try inferWithPlan(input).output }
+
+    /// The answer and which plan gave it (0: the full plan; k: the one without the full plan's board k - 1).
+    func inferWithPlan(_ input: [Float]) throws -> (output: [Float], plan: UInt32) {
+        let (header, payload) = try ask(
             .request, InferenceRequest.encode(replyEndpoint: replyEndpoint, input: input), answer: .result)
-        return payload.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        return (payload.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }, header.step)
     }
 
     /// The leader's counters since it started.
     func stats() throws -> ClusterStats {
-        let payload = try ask(.stats, StatsRequest.encode(replyEndpoint: replyEndpoint), answer: .stats)
+        let (_, payload) = try ask(.stats, StatsRequest.encode(replyEndpoint: replyEndpoint), answer: .stats)
         return try payload.withUnsafeBytes { try ClusterStats.decode($0) }
     }
 
     func shutdownLeader() throws { try send(.shutdown, payload: [], id: 0) }
 
     /// Sends one request and returns the payload of its answer (an `error` answer throws the leader's message).
-    func ask(_ kind: MessageKind, _ payload: [UInt8], answer: MessageKind) throws -> ArraySlice<UInt8> {
+    func ask(_ kind: MessageKind, _ payload: [UInt8], answer: MessageKind) throws -> (MessageHeader, ArraySlice<UInt8>)
+    {
         let id = nextID
         nextID += 1
         try send(kind, payload: payload, id: id)
@@ -65,7 +69,7 @@ final class RequestClient {
             guard header.kind == answer else {
                 throw CommandFailure(description: "unexpected answer kind \(header.kind.rawValue)")
             }
-            return payload
+            return (header, payload)
         }
     }
 

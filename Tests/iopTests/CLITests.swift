@@ -307,6 +307,11 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
             #expect(install.contains("/etc/iop/\(board).env"))
             #expect(install.contains("/etc/systemd/system/iop-node@\(board).service.d/memory.conf"))
             #expect(install.contains("/etc/iop/bundle.iop") == (board == "pi4-a"))
+            // The leader also gets the plan for the loss of each worker.
+            for lost in ["pi4-b", "pi4-c", "pi4-d"] {
+                #expect(copy.contains("fallback-\(lost).iop") == (board == "pi4-a"), "\(copy)")
+                #expect(install.contains("/etc/iop/fallback-\(lost).iop") == (board == "pi4-a"), "\(install)")
+            }
             #expect(
                 install.hasSuffix(
                     "sudo systemctl enable iop-node@\(board) && "

@@ -179,14 +179,19 @@ for planner in ${planners//,/ }; do
         continue
     fi
     say "$planner: streaming ${audio_s} s of audio in real time through the boards"
+    # Every link CURVE-encrypted, as deployed: fresh keys per run.
+    rm -rf "$work/keys-$planner"
+    "$bin/iop" keys --cluster "$work/result/cluster.json" --out "$work/keys-$planner" > /dev/null
     (emu_on_board "$leader" "$bin/iop-node" leader --bundle "$work/bundle-$planner" --listen "$leader_ep" \
-        --audio "$wav" --realtime "${deadline_args[@]}" --timeout-ms 600000 > "$r.stream.jsonl" 2> "$r.leader.log") &
+        --audio "$wav" --realtime "${deadline_args[@]}" --timeout-ms 600000 --keys "$work/keys-$planner/${names[leader]}" \
+        > "$r.stream.jsonl" 2> "$r.leader.log") &
     lpid=$!
     pids+=("$lpid")
     for i in $(seq 0 $((boards - 1))); do
         [ "$i" = "$leader" ] && continue
         (emu_on_board "$i" "$bin/iop-node" worker --name "${names[i]}" --listen "tcp://198.18.0.$((i + 1)):5555" \
-            --leader "$leader_ep" --memory-budget "${budgets[i]}" > "$r.${names[i]}.log" 2>&1) &
+            --leader "$leader_ep" --memory-budget "${budgets[i]}" --keys "$work/keys-$planner/${names[i]}" \
+            > "$r.${names[i]}.log" 2>&1) &
         pids+=("$!")
     done
     started=$SECONDS rc=0

@@ -1,0 +1,86 @@
+import Foundation
+import TestSupport
+import Testing
+
+/// A board lost and back: the leader moves to the plan compiled without it, and back to the full plan.
+@Suite(.timeLimit(.minutes(5))) struct ResilienceTests {
+    func run(_ args: [String]) throws -> [String: Any] {
+        let r = try runIOP(
+            ["cluster", "--model", "lenet5", "--nodes", "4", "--planner", "oc", "--check", "--json"] + args)
+        #expect(r.status == 0, "\(r.stderr)")
+        return try #require(
+            try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "\(r.stdout)")
+    }
+
+    /// Killed after request 10 and started again a second later: at most a few requests fail, the service goes on
+    /// within 2 s, the board comes back into the full plan, and every answer equals single-board inference.
+    @Test func aKilledWorkerIsSurvivedAndRejoins() throws {
+        let obj = try run(["--requests", "60", "--interval-ms", "50", "--fail", "node2@10:1000"])
+        let answered = obj["answered"] as? Int ?? -1, failed = obj["failed"] as? Int ?? -1
+        #expect(answered + failed >= 60 && failed <= 3, "\(obj)")
+        let failover = try #require(obj["failover_ms"] as? Double, "never answered without node2: \(obj)")
+        #expect(failover < 2000, "\(obj)")
+        let rejoin = try #require(obj["rejoin_ms"] as? Double, "never back on the full plan: \(obj)")
+        #expect(rejoin < 10_000, "\(obj)")
+        #expect((obj["max_gap_ms"] as? Double ?? .infinity) < 2000, "\(obj)")
+        #expect((obj["max_scaled_error"] as? Double ?? 1) <= 1e-4, "\(obj)")
+        // Back on the full plan, every board holds its arena again.
+        let devices = try #require(obj["devices"] as? [[String: Any]])
+        #expect(devices.allSatisfy { ($0["arena_bytes"] as? Int ?? 0) == ($0["planned_peak_bytes"] as? Int ?? -1) })
+    }
+
+    /// Lost for good: the survivors carry on, exactly, and no rejoin is reported.
+    @Test func aWorkerLostForGoodLeavesTheSurvivorsServing() throws {
+        let obj = try run(["--requests", "30", "--fail", "node1@5"])
+        #expect((obj["answered"] as? Int ?? 0) >= 28 && obj["failover_ms"] != nil && obj["rejoin_ms"] == nil, "\(obj)")
+        #expect((obj["max_scaled_error"] as? Double ?? 1) <= 1e-4, "\(obj)")
+    }
+
+    /// `iop compile` writes a plan for the loss of each worker and lists them in the manifest.
+    @Test func compileWritesAFallbackPerWorker() throws {
+        let dir = temporaryPath("fallbacks")
+        try? FileManager.default.removeItem(atPath: dir)
+        let r = try runIOP(["compile", "--model", "lenet5", "--nodes", "3", "--planner", "oc", "--out", dir])
+        #expect(r.status == 0, "\(r.stderr)")
+        let manifest = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/manifest.json")))
+                as? [String: Any])
+        let fallbacks = try #require(manifest["fallbacks"] as? [[String: Any]])
+        #expect(fallbacks.map { $0["lost"] as? String } == ["node1", "node2"])
+        for f in fallbacks {
+            let file = try #require(f["file"] as? String)
+            #expect(FileManager.default.fileExists(atPath: dir + "/" + file), "\(file)")
+        }
+    }
+
+    /// A worker with --rejoin whose leader stops registers again on the same port (it used to fail to bind it)
+    /// and serves the next leader.
+    @Test func aRejoiningWorkerServesTheNextLeader() throws {
+        let dir = temporaryPath("rejoin-bundle")
+        let compiled = try runIOP(["compile", "--model", "lenet5", "--nodes", "2", "--planner", "oc", "--out", dir])
+        try #require(compiled.status == 0, "\(compiled.stderr)")
+        let leaderEndpoint = "tcp://127.0.0.1:\(freeLoopbackPort())"
+        let worker = try NodeProcess(
+            [
+                "worker", "--name", "node1", "--listen", "tcp://127.0.0.1:\(freeLoopbackPort())", "--leader",
+                leaderEndpoint, "--memory-budget", "64MiB", "--rejoin",
+            ], environment: [:])
+        for round in 1...2 {
+            let leader = try NodeProcess(
+                [
+                    "leader", "--bundle", dir, "--listen", leaderEndpoint, "--requests", "tcp://127.0.0.1:*",
+                    "--timeout-ms", "20000",
+                ], environment: [:])
+            let requests = try #require(
+                leader.waitLine(prefix: "ready ", seconds: 30), "round \(round): \(leader.stderr)")
+            let stats = try runIOP(["request", "--leader", requests, "--stats", "--json", "--insecure"])
+            #expect(stats.status == 0 && stats.stdout.contains("\"node1\""), "round \(round): \(stats.stderr)")
+            kill(leader.process.processIdentifier, SIGTERM)
+            #expect(leader.exitStatus(within: 15) == 0, "\(leader.stderr)")
+        }
+        #expect(worker.process.isRunning, "\(worker.stderr)")
+        #expect(!worker.stderr.contains("Address already in use"), "\(worker.stderr)")
+        kill(worker.process.processIdentifier, SIGTERM)
+        #expect(worker.exitStatus(within: 10) == 0, "\(worker.stderr)")
+    }
+}
