@@ -62,8 +62,9 @@ func streamAudio(
         "leader streaming " + input.name + ": a window every " + String(hopMs) + " ms, deadline "
             + String(deadlineMs) + " ms")
     notifier.ready(status: "streaming " + input.name)
+    // The last window and the stream's counts so far (StreamRun keeps them), for the STATUS= line.
     var last: WindowReport?
-    var summary = StreamSummary()
+    var sofar = StreamSummary()
     // One line buffer for the whole stream: printing a window allocates nothing.
     var line = ReportLine()
     defer { line.deallocate() }
@@ -72,19 +73,18 @@ func streamAudio(
         if notifier.statusDue(), let w = last {
             notifier.send(
                 "STATUS=streaming: last score " + String(Int(w.score * 1000)) + "/1000 at " + String(Int(w.t))
-                    + " s, " + String(summary.alerts) + " alerts, " + String(summary.missed) + " of "
-                    + String(summary.windows) + " windows late")
+                    + " s, " + String(sofar.alerts) + " alerts, " + String(sofar.missed) + " of "
+                    + String(sofar.windows) + " windows late")
         }
         return !stopRequested(notifier)
     }
-    summary = try leader.stream(input.source, deadlineNs: UInt64(deadlineMs) * 1_000_000) { report, alertStart in
+    var summary = try leader.stream(input.source, deadlineNs: UInt64(deadlineMs) * 1_000_000) {
+        report, alertStart, counts in
         report.write(to: &line)
         emit(&line)
         last = report
-        summary.windows += 1
-        if !report.met { summary.missed += 1 }
+        sofar = counts
         guard let start = alertStart else { return }
-        summary.alerts += 1
         let message = "{\"alert\": true, \"start\": " + seconds(start) + ", \"t\": " + seconds(report.t) + "}"
         Log.warning("leak alert from " + seconds(start) + " s of audio (window ending " + seconds(report.t) + " s)")
         if let alarm {

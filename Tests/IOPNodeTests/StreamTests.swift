@@ -89,7 +89,7 @@ func listeningCluster(_ kind: PlannerKind) throws -> (Leader, stop: () -> Void) 
         var alerts: [(start: Double, t: Double)] = []
         var windows: [WindowReport] = []
         let summary = try audio.withUnsafeBytes { b throws(NodeError) in
-            try leader.stream(.samples(b, realtime: false), deadlineNs: 500_000_000) { report, start in
+            try leader.stream(.samples(b, realtime: false), deadlineNs: 500_000_000) { report, start, _ in
                 windows.append(report)
                 if let start { alerts.append((start, report.t)) }
             }
@@ -133,7 +133,7 @@ func listeningCluster(_ kind: PlannerKind) throws -> (Leader, stop: () -> Void) 
         }
         writer.start()
         var count = 0
-        let summary = try leader.stream(.rawS16LE(fd: fds[0]), deadlineNs: 500_000_000) { _, _ in count += 1 }
+        let summary = try leader.stream(.rawS16LE(fd: fds[0]), deadlineNs: 500_000_000) { _, _, _ in count += 1 }
         close(fds[0])
         #expect(summary.windows == count && count >= 1)
         #expect(summary.windows + summary.dropped == AudioParameters().patchCount(samples: audio.count / 2))
@@ -158,7 +158,7 @@ func listeningCluster(_ kind: PlannerKind) throws -> (Leader, stop: () -> Void) 
             defer { line.deallocate() }
             iop_alloc_counter_start()
             _ = try audio.withUnsafeBytes { b throws(NodeError) in
-                try leader.stream(.samples(b, realtime: false), deadlineNs: 500_000_000) { report, _ in
+                try leader.stream(.samples(b, realtime: false), deadlineNs: 500_000_000) { report, _, _ in
                     report.write(to: &line)
                     windows += 1
                 }
