@@ -67,7 +67,9 @@ let package = Package(
             name: "TestSupport", path: "Tests/TestSupport",
             exclude: ["Fixtures/make_fixtures.py", "Fixtures/make_audio_fixtures.py"],
             resources: [.copy("Fixtures")]),
-        .target(name: "PlanTestSupport", dependencies: ["IOPPlan", "IOPModel"], path: "Tests/PlanTestSupport"),
+        .target(
+            name: "PlanTestSupport", dependencies: ["IOPPlan", "IOPModel", "IOPCore", "IOPAudio"],
+            path: "Tests/PlanTestSupport"),
         .testTarget(
             name: "IOPCoreTests",
             dependencies: [
