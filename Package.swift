@@ -97,7 +97,10 @@ let package = Package(
         .testTarget(
             name: "IOPModelTests", dependencies: ["IOPModel", "IOPCore", "TestSupport"], swiftSettings: nativeCPU),
         .testTarget(
-            name: "iopTests", dependencies: ["iop", "iop-node", "IOPModel", "IOPCore", "TestSupport"],
+            name: "iopTests",
+            dependencies: [
+                "iop", "iop-node", "IOPModel", "IOPCore", "IOPPlan", "IOPNet", "TestSupport", "PlanTestSupport",
+            ],
             swiftSettings: nativeCPU),
     ]
 )
