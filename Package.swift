@@ -99,7 +99,8 @@ let package = Package(
         .testTarget(
             name: "iopTests",
             dependencies: [
-                "iop", "iop-node", "IOPModel", "IOPCore", "IOPPlan", "IOPNet", "TestSupport", "PlanTestSupport",
+                "iop", "iop-node", "IOPModel", "IOPCore", "IOPPlan", "IOPProgram", "IOPNet", "TestSupport",
+                "PlanTestSupport",
             ],
             swiftSettings: nativeCPU),
     ]

@@ -122,7 +122,7 @@ import Testing
         let notify = try NotifySocket("notify-stream.sock")
         let leader = try Self.stream(f, environment: ["NOTIFY_SOCKET": notify.path])
         let (windows, summary) = try Self.jsonLines(leader.stdout)
-        #expect(summary["windows"] as? Int == windows.count && summary["dropped"] as? Int == 0, "\(summary)")
+        #expect(summary["windows"] as? Int == windows.count, "\(summary)")
 
         let texts = notify.messages.map(\.text)
         let ready = try #require(texts.firstIndex { $0 == "READY=1\nSTATUS=streaming " + f.wav }, "\(texts)")
