@@ -68,7 +68,9 @@ let package = Package(
             name: "TestSupport", path: "Tests/TestSupport",
             exclude: ["Fixtures/make_fixtures.py", "Fixtures/make_audio_fixtures.py"],
             resources: [.copy("Fixtures")]),
-        .target(name: "PlanTestSupport", dependencies: ["IOPPlan", "IOPModel"], path: "Tests/PlanTestSupport"),
+        .target(
+            name: "PlanTestSupport", dependencies: ["IOPPlan", "IOPModel", "IOPCore", "IOPAudio"],
+            path: "Tests/PlanTestSupport"),
         .testTarget(
             name: "IOPCoreTests",
             dependencies: [
@@ -97,7 +99,10 @@ let package = Package(
             name: "IOPModelTests", dependencies: ["IOPModel", "IOPCore", "TestSupport"], swiftSettings: nativeCPU),
         .testTarget(
             name: "iopTests",
-            dependencies: ["iop", "iop-node", "IOPModel", "IOPCore", "IOPNet", "IOPNode", "IOPWire", "TestSupport"],
+            dependencies: [
+                "iop", "iop-node", "IOPModel", "IOPCore", "IOPPlan", "IOPProgram", "IOPNet", "IOPNode", "IOPWire",
+                "TestSupport", "PlanTestSupport",
+            ],
             swiftSettings: nativeCPU),
     ]
 )

@@ -22,8 +22,9 @@ public final class Leader {
     public let stream: StreamSpec?
     let context: Context
     let inbox: Socket
-    /// The active plan's link to each board (nil: the leader itself, or not registered yet).
+    /// The active plan's link to each board (nil: the leader itself, or not registered yet), and its monitor.
     var outboxes: [Socket?]
+    var monitors: [Monitor?]
     /// Each worker's link by name, kept across plans while its endpoint stays the same.
     var links: [String: Link] = [:]
     var linksMade = 0
@@ -87,6 +88,7 @@ public final class Leader {
         bytesSent = Array(repeating: 0, count: boards.count); messagesSent = bytesSent; arenaBytes = bytesSent
         answered = Array(repeating: false, count: boards.count)
         outboxes = Array(repeating: nil, count: boards.count)
+        monitors = Array(repeating: nil, count: boards.count)
         self.context = context
         self.timeoutMs = timeoutMs
         self.heartbeatMs = heartbeatMs
@@ -139,7 +141,7 @@ public final class Leader {
         while true {
             do throws(NetError) { return try outboxes[b]!.send(frame) } catch {
                 guard error.isTimeout else { throw .net(error) }
-                if lostWorker(among: [b]) != nil { throw .lost(board: boards[b].name, reason: "its link dropped") }
+                if lost(b) { throw .lost(board: boards[b].name, reason: "its link dropped") }
                 if iop_monotonic_ns() > deadline {
                     throw .lost(board: boards[b].name, reason: "it took no frame for " + String(timeoutMs) + " ms")
                 }
@@ -157,13 +159,14 @@ public final class Leader {
     }
 
     /// The first active worker whose link dropped (it exited, or missed three heartbeats), if any.
-    func lostWorker(among candidates: [Int]? = nil) -> Int? {
-        for b in candidates ?? workers {
-            guard let link = links[boards[b].name] else { continue }
-            if link.monitor.takeDisconnections() > 0 { return b }
-        }
+    /// Allocates nothing: it runs before every inference.
+    func lostWorker() -> Int? {
+        for b in boards.indices where b != leaderIndex && lost(b) { return b }
         return nil
     }
+
+    /// Whether worker `b`'s link dropped since the last look.
+    func lost(_ b: Int) -> Bool { (monitors[b]?.takeDisconnections() ?? 0) > 0 }
 
     /// Tells every worker to stop; safe to call more than once.
     /// Each message gets up to 2 s to reach its board once the socket closes (see `Context.terminate`).

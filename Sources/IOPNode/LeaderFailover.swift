@@ -96,5 +96,6 @@ extension Leader {
         bytesSent = Array(repeating: 0, count: boards.count); messagesSent = bytesSent; arenaBytes = bytesSent
         answered = Array(repeating: false, count: boards.count)
         outboxes = Array(repeating: nil, count: boards.count)
+        monitors = outboxes.map { _ in nil }
     }
 }

@@ -78,9 +78,8 @@ extension Leader {
             do throws(NetError) { length = try inbox.receive(into: reply) } catch {
                 if error.isTimeout {
                     // A heartbeat's wait with nothing: has a board we wait for dropped its link?
-                    let waiting = seg.remote.map { $0.board }.filter { !answered[$0] }
-                    if let lost = lostWorker(among: waiting) {
-                        throw .lost(board: boards[lost].name, reason: "its link dropped during step " + String(k))
+                    for r in seg.remote where !answered[r.board] && lost(r.board) {
+                        throw .lost(board: boards[r.board].name, reason: "its link dropped during step " + String(k))
                     }
                     if iop_monotonic_ns() > deadline { throw timedOut(seg, index: k) }
                     continue

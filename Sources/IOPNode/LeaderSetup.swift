@@ -57,6 +57,7 @@ extension Leader {
             budgets[i] = Int(hello.budgetBytes)
             let reported = String(decoding: hello.endpoint, as: UTF8.self)
             outboxes[i] = try link(name, reported.isEmpty ? boards[i].endpoint : reported)
+            monitors[i] = links[name]?.monitor
         }
         // A board whose arena cannot fit its budget is refused before anything is sent: its
         // socket would drop messages larger than the budget, and it could not say why.

@@ -13,8 +13,9 @@ public enum AudioSource {
     case rawS16LE(fd: Int32)
 }
 
-/// Per window: the report, and the alert's start when this window raised one.
-public typealias WindowHandler = (_ report: WindowReport, _ alertStart: Double?) -> Void
+/// Per window: the report, the alert's start when this window raised one, and the stream's counts so far
+/// (windows, met, missed, dropped, alerts; the latency percentiles are filled in only at the end).
+public typealias WindowHandler = (_ report: WindowReport, _ alertStart: Double?, _ sofar: StreamSummary) -> Void
 
 extension Leader {
     /// The stream region at the end of the leader's arena (`StreamSpec.leaderFloats`): front end, patch, output.
@@ -184,14 +185,14 @@ struct StreamRun {
         let latencyMs = Double(latencyNs) / 1e6
         summary.windows += 1
         if met { summary.met += 1 } else { summary.missed += 1 }
+        summary.alerts = alerts.raised
         latencies.record(latencyMs)
         onWindow(
             WindowReport(t: t, score: s, alert: alerts.active, alertStart: alertStart, latencyMs: latencyMs, met: met),
-            alertStart)
+            alertStart, summary)
     }
 
     mutating func finish() -> StreamSummary {
-        summary.alerts = alerts.raised
         summary.p50Ms = latencies.percentile(0.5)
         summary.p99Ms = latencies.percentile(0.99)
         return summary

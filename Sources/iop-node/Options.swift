@@ -6,14 +6,16 @@ let usage = """
            iop-node leader --bundle PATH --listen ENDPOINT --requests ENDPOINT [--threads N] [--timeout-ms MS]
                            (--keys DIR | --insecure)
            iop-node leader --bundle PATH --listen ENDPOINT --audio FILE.wav|- [--realtime] [--deadline-ms MS]
-                           [--alerts ENDPOINT] [--threads N] [--timeout-ms MS] (--keys DIR | --insecure)
+                           [--alerts ENDPOINT [--alerts-key CLIENT]] [--threads N] [--timeout-ms MS]
+                           (--keys DIR | --insecure)
     Every flag may come from the environment instead: --memory-budget from IOP_MEMORY_BUDGET, and so on
     (IOP_NAME, IOP_LISTEN, IOP_LEADER, IOP_THREADS, IOP_REJOIN=1, IOP_BUNDLE, IOP_REQUESTS, IOP_TIMEOUT_MS,
     IOP_KEYS), as systemd's EnvironmentFile= provides. Flags win over the environment.
     Every link is authenticated and encrypted (ZeroMQ CURVE): DIR holds this board's `secret` and `peers` files,
     as `iop keys --cluster FILE --out DIR` writes them; without --keys the agent reads them from systemd's
     $CREDENTIALS_DIRECTORY (LoadCredential=). A worker takes frames only from its leader, the leader takes
-    requests only from client keys, and only an admin key may stop it. --insecure turns this off, for debugging.
+    requests only from client keys, and only an admin key may stop it; alerts go to the client --alerts-key names
+    (default: the first admin). --insecure turns this off, for debugging.
     PATH is the directory `iop compile --out` wrote, or the bundle.iop in it.
     Endpoints look like tcp://HOST:PORT (port * picks a free one). Sizes: 512MiB, 1.5GiB, 300MB, ...
     A worker with --rejoin registers again after its leader shuts down, as a board under systemd does.

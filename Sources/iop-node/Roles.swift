@@ -162,7 +162,8 @@ func runLeader(_ options: Options, context: Context) {
 /// Runs the leader until it stops; the failure to report, if any.
 func leaderSession(_ options: Options, context: Context) -> String? {
     options.checkKnown([
-        "bundle", "listen", "requests", "threads", "timeout-ms", "audio", "realtime", "deadline-ms", "alerts", "keys",
+        "bundle", "listen", "requests", "threads", "timeout-ms", "audio", "realtime", "deadline-ms", "alerts",
+        "alerts-key", "keys",
         "insecure",
     ])
     // The directory `iop compile --out` wrote, or its bundle.iop.

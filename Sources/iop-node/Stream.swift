@@ -49,8 +49,21 @@ func streamAudio(
     let deadlineMs = options.positiveInt("deadline-ms", default: hopMs)
     var alarm: Socket?
     if let endpoint = options.value("alerts") {
+        // With keys, alerts go encrypted to the client named by --alerts-key (default: the first admin), whose
+        // listening socket is a CURVE server with that client's keys.
+        var serverKey: [UInt8]?
+        if let keys = leader.keys {
+            let wanted = options.value("alerts-key")
+            guard
+                let peer = keys.peers.first(where: { p in
+                    (p.role == .client || p.role == .admin) && (wanted == nil ? p.role == .admin : p.name == wanted!)
+                })
+            else { throw .keys("no client '" + (wanted ?? "(an admin)") + "' in the keyring to push alerts to") }
+            serverKey = peer.publicKey
+        }
         do throws(NetError) {
             let s = try Socket(context, .push)
+            if let keys = leader.keys, let serverKey { try s.makeCurveClient(keys.own, server: serverKey) }
             // An alarm system that is down must not stall the stream: a send waits at most 100 ms.
             try s.setTimeouts(sendMs: 100, receiveMs: 100)
             try s.setLinger(1000)
@@ -62,8 +75,9 @@ func streamAudio(
         "leader streaming " + input.name + ": a window every " + String(hopMs) + " ms, deadline "
             + String(deadlineMs) + " ms")
     notifier.ready(status: "streaming " + input.name)
+    // The last window and the stream's counts so far (StreamRun keeps them), for the STATUS= line.
     var last: WindowReport?
-    var summary = StreamSummary()
+    var sofar = StreamSummary()
     // One line buffer for the whole stream: printing a window allocates nothing.
     var line = ReportLine()
     defer { line.deallocate() }
@@ -72,19 +86,18 @@ func streamAudio(
         if notifier.statusDue(), let w = last {
             notifier.send(
                 "STATUS=streaming: last score " + String(Int(w.score * 1000)) + "/1000 at " + String(Int(w.t))
-                    + " s, " + String(summary.alerts) + " alerts, " + String(summary.missed) + " of "
-                    + String(summary.windows) + " windows late")
+                    + " s, " + String(sofar.alerts) + " alerts, " + String(sofar.missed) + " of "
+                    + String(sofar.windows) + " windows late")
         }
         return !stopRequested(notifier)
     }
-    summary = try leader.stream(input.source, deadlineNs: UInt64(deadlineMs) * 1_000_000) { report, alertStart in
+    var summary = try leader.stream(input.source, deadlineNs: UInt64(deadlineMs) * 1_000_000) {
+        report, alertStart, counts in
         report.write(to: &line)
         emit(&line)
         last = report
-        summary.windows += 1
-        if !report.met { summary.missed += 1 }
+        sofar = counts
         guard let start = alertStart else { return }
-        summary.alerts += 1
         let message = "{\"alert\": true, \"start\": " + seconds(start) + ", \"t\": " + seconds(report.t) + "}"
         Log.warning("leak alert from " + seconds(start) + " s of audio (window ending " + seconds(report.t) + " s)")
         if let alarm {

@@ -340,6 +340,69 @@ func writeWAV(
         #expect(!r.stderr.contains("starting"), "nodes were started: \(r.stderr)")
     }
 
+    /// The trained leak score end to end: synth.py synthesises 30 s of a valve never used to train, choose or
+    /// evaluate the model (seed 90003: one +6 dB leak, 10.2 to 18.3 s), two iop-node processes stream it, and
+    /// the alerts are scored against synth.py's event list by report.py's rule: an alert starting within 1 s
+    /// of the leak detects it; an alert overlapping no leak widened by 1 s is a false alarm.
+    @Test func theTrainedScoreFlagsASynthesisedLeakAndNothingElse() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let example = root.appendingPathComponent("examples/valve-leak")
+        let wav = temporaryPath("valve-90003.wav"), eventsPath = temporaryPath("valve-90003.json")
+        let synth = Process()
+        synth.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        synth.arguments = [
+            "python3", example.appendingPathComponent("synth.py").path, "stream", "--seed", "90003", "--minutes",
+            "0.5", "--snrs", "6", "--out", wav, "--events", eventsPath,
+        ]
+        synth.standardOutput = FileHandle.nullDevice
+        try synth.run()
+        synth.waitUntilExit()
+        try #require(synth.terminationStatus == 0, "python3 with numpy failed (the test command installs it)")
+        let info = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: eventsPath)))
+                as? [String: Any])
+        let events = try #require(info["events"] as? [[String: Any]]).map {
+            ($0["start"] as? Double ?? -1)..<($0["end"] as? Double ?? -1)
+        }
+        try #require(events.count == 1, "\(events)")
+        let model = try #require(
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: example.appendingPathComponent("model.json"))) as? [String: Any])
+        let threshold = try #require(model["threshold"] as? Double), k = try #require(model["consecutive"] as? Int)
+
+        let r = try runIOP(["cluster", "--model", "valve", "--nodes", "2", "--audio", wav, "--json"])
+        try #require(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+        let windows = lines.filter { $0["summary"] == nil }
+        #expect(windows.count == 59, "\(r.stdout)")  // (30 s - 0.975 s) / 0.5 s + 1
+        // Alerts from the JSON lines: runs of windows with "alert" true; each starts K - 1 hops and one
+        // window before the window that raised it.
+        var alerts: [(start: Double, end: Double)] = []
+        for (i, w) in windows.enumerated() where w["alert"] as? Bool == true {
+            let t = w["t"] as? Double ?? -1
+            #expect((w["score"] as? Double ?? -1) >= threshold - 1e-4, "alert on a score under the threshold: \(w)")
+            if i > 0 && windows[i - 1]["alert"] as? Bool == true {
+                alerts[alerts.count - 1].end = t
+            } else {
+                alerts.append((t - Double(k - 1) * 0.5 - 0.975, t))
+            }
+        }
+        for event in events {
+            #expect(
+                alerts.contains { $0.start >= event.lowerBound - 1 && $0.start <= event.upperBound + 1 },
+                "no alert for the leak at \(event): \(alerts)")
+        }
+        let falseAlarms = alerts.filter { a in
+            !events.contains { a.start <= $0.upperBound + 1 && a.end >= $0.lowerBound - 1 }
+        }
+        #expect(falseAlarms.isEmpty, "false alarms: \(falseAlarms)")
+        let summary = try #require(lines.last?["summary"] as? [String: Any], "\(r.stdout)")
+        #expect(summary["alerts"] as? Int == alerts.count, "\(summary)")
+    }
+
     /// A truncated WAV file is streamed up to its end, and the stop says so.
     @Test func aTruncatedFileIsStreamedToItsEndAndTheStopSaysSo() throws {
         let wav = temporaryPath("truncated.wav")

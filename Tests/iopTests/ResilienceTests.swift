@@ -56,24 +56,27 @@ import Testing
     /// A worker with --rejoin whose leader stops registers again on the same port (it used to fail to bind it)
     /// and serves the next leader.
     @Test func aRejoiningWorkerServesTheNextLeader() throws {
-        let dir = temporaryPath("rejoin-bundle")
+        let dir = temporaryPath("rejoin-bundle"), keys = temporaryPath("rejoin-keys")
         let compiled = try runIOP(["compile", "--model", "lenet5", "--nodes", "2", "--planner", "oc", "--out", dir])
         try #require(compiled.status == 0, "\(compiled.stderr)")
+        // Keys, so a leader of another test that happens to take the port cannot be registered with.
+        try? FileManager.default.removeItem(atPath: keys)
+        try #require(try runIOP(["keys", "--nodes", "2", "--out", keys]).status == 0)
         let leaderEndpoint = "tcp://127.0.0.1:\(freeLoopbackPort())"
         let worker = try NodeProcess(
             [
                 "worker", "--name", "node1", "--listen", "tcp://127.0.0.1:\(freeLoopbackPort())", "--leader",
-                leaderEndpoint, "--memory-budget", "64MiB", "--rejoin",
+                leaderEndpoint, "--memory-budget", "64MiB", "--rejoin", "--keys", keys + "/node1",
             ], environment: [:])
         for round in 1...2 {
             let leader = try NodeProcess(
                 [
                     "leader", "--bundle", dir, "--listen", leaderEndpoint, "--requests", "tcp://127.0.0.1:*",
-                    "--timeout-ms", "20000",
+                    "--timeout-ms", "20000", "--keys", keys + "/node0",
                 ], environment: [:])
             let requests = try #require(
                 leader.waitLine(prefix: "ready ", seconds: 30), "round \(round): \(leader.stderr)")
-            let stats = try runIOP(["request", "--leader", requests, "--stats", "--json", "--insecure"])
+            let stats = try runIOP(["request", "--leader", requests, "--stats", "--json", "--keys", keys + "/operator"])
             #expect(stats.status == 0 && stats.stdout.contains("\"node1\""), "round \(round): \(stats.stderr)")
             kill(leader.process.processIdentifier, SIGTERM)
             #expect(leader.exitStatus(within: 15) == 0, "\(leader.stderr)")

@@ -39,7 +39,8 @@ done
 [ -f "$cluster" ] || die "no cluster file at $cluster"
 # Seeds train.py and evaluate.py use (examples/valve-leak/model.json): a report on them would not be held out.
 if { [ "$seed" -ge 5001 ] && [ "$seed" -le 5020 ]; } || { [ "$seed" -ge 7001 ] && [ "$seed" -le 7010 ]; } ||
-    { [ "$seed" -ge 7101 ] && [ "$seed" -le 7115 ]; } || { [ "$seed" -ge 9001 ] && [ "$seed" -le 9012 ]; }; then
+    { [ "$seed" -ge 7101 ] && [ "$seed" -le 7115 ]; } || { [ "$seed" -ge 7201 ] && [ "$seed" -le 7238 ]; } ||
+    { [ "$seed" -ge 9001 ] && [ "$seed" -le 9012 ]; }; then
     die "seed $seed is a validation, development or held-out stream of train.py; pick another"
 fi
 if [ "$seed" -ge 100000 ] && [ "$seed" -le 101199 ]; then die "seed $seed is among train.py's training clips"; fi

@@ -25,7 +25,8 @@ normal sound's energy over the leak's interval: -6, 0 or +6 dB.
 Commands:
   clip    one labelled clip (normal, or leak throughout at a given SNR);
   stream  a long recording with leak events (3-20 s) at known times, and a
-          JSON of the event intervals.
+          JSON of the event intervals; with --no-leaks, normal sound only
+          (for measuring false alarms).
 
 Both write int16 16 kHz mono WAV with the standard library's `wave` module.
 """
@@ -313,7 +314,10 @@ def clip(seed, seconds, snr_db=None):
 
 def plan_events(rng, seconds, snrs):
     """Leak events of 3-20 s with 8-40 s of normal sound around each, their SNRs
-    cycling through `snrs` in a shuffled order (so each stream has all of them)."""
+    cycling through `snrs` in a shuffled order (so each stream has all of them);
+    none when `snrs` is empty."""
+    if not snrs:
+        return []
     events, t, order = [], rng.uniform(5, 20), []
     while True:
         length = rng.uniform(3, 20)
@@ -329,7 +333,9 @@ def stream(seed, minutes, snrs=SNRS_DB):
     """A long recording of one valve in one factory with leak events at known times.
 
     Each event has its own leak (resonance frequencies, ramps, intensity) and
-    its SNR is measured against the normal sound over the event's interval."""
+    its SNR is measured against the normal sound over the event's interval.
+    With `snrs=()` the recording has no leak: the same valve and factory,
+    sample for sample, as the normal sound under the seed's leaks."""
     rng = np.random.default_rng([seed, 2])
     s = draw_scene(rng)
     n = int(round(minutes * 60 * SR))
@@ -376,6 +382,7 @@ def main():
     s.add_argument("--seed", type=int, required=True)
     s.add_argument("--minutes", type=float, default=5.0)
     s.add_argument("--snrs", default="-6,0,6", help="comma-separated leak SNRs in dB, cycled through")
+    s.add_argument("--no-leaks", action="store_true", help="normal sound only (no leak events)")
     s.add_argument("--out", required=True, help="WAV path")
     s.add_argument("--events", required=True, help="JSON path for the event intervals")
     args = parser.parse_args()
@@ -386,7 +393,8 @@ def main():
             with open(args.info, "w") as f:
                 json.dump(info, f, indent=1)
     else:
-        samples, info = stream(args.seed, args.minutes, tuple(float(v) for v in args.snrs.split(",")))
+        snrs = () if args.no_leaks else tuple(float(v) for v in args.snrs.split(","))
+        samples, info = stream(args.seed, args.minutes, snrs)
         write_wav(args.out, samples)
         with open(args.events, "w") as f:
             json.dump(info, f, indent=1)

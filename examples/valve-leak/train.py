@@ -108,6 +108,8 @@ def synthesise(job):
     kind, seed, length, snr, stride = job
     if kind == "clip":
         samples, info = synth.clip(seed, length, snr)
+    elif kind == "normal":  # a stream without leaks (evaluate.py --normal-only)
+        samples, info = synth.stream(seed, length, snrs=())
     else:
         samples, info = synth.stream(seed, length)
     patches, ends = frontend.patches(samples)
