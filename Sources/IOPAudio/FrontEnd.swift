@@ -86,6 +86,18 @@ public struct FrontEnd {
 
     /// Builds every table in `memory`, which must hold `floatCount(parameters)` floats and outlive the front end
     /// (it is not retained, copied or freed). The memory need not be aligned.
+    /// Carries on where `other` was (its samples, frames and counts), in `memory`, which must already hold a copy of
+    /// `other`'s whole region: the leader moved to a new arena.
+    public init(continuing other: FrontEnd, memory: UnsafeMutablePointer<Float>) throws(AudioError) {
+        let saved = UnsafeMutablePointer<Float>.allocate(capacity: FrontEnd.floatCount(other.parameters))
+        defer { saved.deallocate() }
+        saved.update(from: memory, count: FrontEnd.floatCount(other.parameters))
+        try self.init(parameters: other.parameters, memory: memory)
+        memory.update(from: saved, count: FrontEnd.floatCount(other.parameters))
+        filled = other.filled; skip = other.skip
+        sampleCount = other.sampleCount; frameCount = other.frameCount; patchCount = other.patchCount
+    }
+
     public init(parameters: AudioParameters, memory: UnsafeMutablePointer<Float>) throws(AudioError) {
         try parameters.validate()
         self.parameters = parameters

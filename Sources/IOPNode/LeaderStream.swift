@@ -59,8 +59,8 @@ extension Leader {
 struct StreamRun {
     let leader: Leader
     let spec: StreamSpec
-    let patch: UnsafeMutablePointer<Float>
-    let output: UnsafeMutablePointer<Float>
+    var patch: UnsafeMutablePointer<Float>
+    var output: UnsafeMutablePointer<Float>
     let deadlineNs: UInt64
     let started = iop_monotonic_ns()
     var alerts: AlertDebouncer
@@ -125,7 +125,7 @@ struct StreamRun {
             }
             guard let k = ready else { continue }
             let arrived = realtime ? arrival(ofSample: endSample(ofPatch: k)) : iop_monotonic_ns()
-            try score(k, arrived: arrived, onWindow: onWindow)
+            try score(k, arrived: arrived, frontEnd: &frontEnd, onWindow: onWindow)
         }
     }
 
@@ -141,7 +141,7 @@ struct StreamRun {
         while true {
             if ready == nil || iop_readable(fd, 0) == 0 {
                 if let k = ready {
-                    try score(k, arrived: arrived, onWindow: onWindow)
+                    try score(k, arrived: arrived, frontEnd: &frontEnd, onWindow: onWindow)
                     ready = nil
                 }
                 if !leader.supervisor.check() { return }
@@ -170,12 +170,20 @@ struct StreamRun {
             held = bytes - at
             if held == 1 { buffer[0] = buffer[bytes - 1] }
         }
-        if let k = ready { try score(k, arrived: arrived, onWindow: onWindow) }
+        if let k = ready { try score(k, arrived: arrived, frontEnd: &frontEnd, onWindow: onWindow) }
     }
 
     /// Runs the model on the patch in hand and reports the window.
-    mutating func score(_ k: Int, arrived: UInt64, onWindow: WindowHandler) throws(NodeError) {
-        try leader.infer(input: UnsafePointer(patch), output: output)
+    mutating func score(_ k: Int, arrived: UInt64, frontEnd: inout FrontEnd, onWindow: WindowHandler)
+        throws(NodeError)
+    {
+        do throws(NodeError) { try leader.infer(input: UnsafePointer(patch), output: output) } catch {
+            guard case .lost(let board, _) = error else { throw error }
+            // A lost worker: carry the sound heard so far into the survivors' plan, and score this window there.
+            // The windows that arrive meanwhile are dropped (counted) by the freshest-window rule.
+            try carryOn(without: board, frontEnd: &frontEnd)
+            try leader.infer(input: UnsafePointer(patch), output: output)
+        }
         let answered = iop_monotonic_ns()
         let latencyNs = answered > arrived ? answered - arrived : 0
         let t = spec.audio.patchEndSeconds(k)
@@ -190,6 +198,26 @@ struct StreamRun {
         onWindow(
             WindowReport(t: t, score: s, alert: alerts.active, alertStart: alertStart, latencyMs: latencyMs, met: met),
             alertStart, summary)
+    }
+
+    /// Moves the leader to the plan without `board`, the stream region (front end, patch, output) copied from the
+    /// old arena into the new one; throws the loss when no plan is left.
+    mutating func carryOn(without board: String, frontEnd: inout FrontEnd) throws(NodeError) {
+        guard let engine = leader.engine else { throw .lost(board: board, reason: "no plan is running") }
+        let floats = spec.leaderFloats(outputCount: leader.outputCount)
+        let saved = UnsafeMutablePointer<Float>.allocate(capacity: floats)
+        defer { saved.deallocate() }
+        saved.update(from: engine.floats(at: leader.streamRegion(spec, engine: engine).frontEnd), count: floats)
+        guard leader.switchPlan(lost: board), let moved = leader.engine else {
+            throw .lost(board: board, reason: "no plan was compiled for the boards that are left")
+        }
+        let region = leader.streamRegion(spec, engine: moved)
+        moved.floats(at: region.frontEnd).update(from: saved, count: floats)
+        do throws(AudioError) {
+            frontEnd = try FrontEnd(continuing: frontEnd, memory: moved.floats(at: region.frontEnd))
+        } catch { throw .protocolViolation("the bundle's audio front end: " + error.message) }
+        patch = moved.floats(at: region.patch)
+        output = moved.floats(at: region.output)
     }
 
     mutating func finish() -> StreamSummary {

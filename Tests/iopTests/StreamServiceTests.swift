@@ -68,6 +68,54 @@ import Testing
         return (Array(objects.dropLast()), summary)
     }
 
+    /// A worker killed mid-stream: the leader carries the sound heard so far into the plan compiled without it
+    /// (fallback-node1.iop beside the bundle: the leader alone), the stream goes on to its end, the second burst
+    /// still raises its alert, and the windows lost meanwhile are counted, not silently absent.
+    @Test func aWorkerLostMidStreamIsSurvived() throws {
+        let f = try Self.fixture("failover")
+        let dir = temporaryPath("stream-failover")
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: f.bundle, toPath: dir + "/bundle.iop")
+        let alone = Cluster(
+            devices: [
+                DeviceSpec(
+                    name: "node0", endpoint: "tcp://127.0.0.1:0", gflops: 6, memoryBudgetBytes: 64 << 20,
+                    bandwidthMbps: 10_000, setupMs: 0.1, threads: 1)
+            ], leader: 0)
+        let net = loudnessDetector(consecutive: Self.consecutive)
+        try Data(ProgramBundle.compile(try Planner(network: net, cluster: alone).plan(.oc), network: net)).write(
+            to: URL(fileURLWithPath: dir + "/fallback-node1.iop"))
+        let listen = "tcp://127.0.0.1:\(freeLoopbackPort())"
+        let worker = try NodeProcess(
+            [
+                "worker", "--name", "node1", "--listen", "tcp://127.0.0.1:*", "--leader", listen,
+                "--memory-budget", "64MiB",
+            ], environment: [:])
+        let leader = try NodeProcess(
+            ["leader", "--bundle", dir, "--listen", listen, "--audio", f.wav, "--realtime"], environment: [:])
+        // Kill the worker between the bursts, once the stream is well under way.
+        let deadline = Date().addingTimeInterval(30)
+        while !leader.stdout.contains("\"t\": 4.") && Date() < deadline { usleep(20_000) }
+        kill(worker.process.processIdentifier, SIGKILL)
+        #expect(leader.exitStatus(within: 60) == 0, "\(leader.stderr)")
+        let (windows, summary) = try Self.jsonLines(leader.stdout)
+        let times = windows.compactMap { $0["t"] as? Double }
+        #expect((times.last ?? 0) >= Self.seconds - 1, "the stream stopped at \(times.last ?? 0) s")
+        // Both bursts alert, the second one after the loss.
+        let raised = zip(windows, [false] + windows.map { $0["alert"] as? Bool ?? false }).filter {
+            ($0.0["alert"] as? Bool ?? false) && !$0.1
+        }.compactMap { $0.0["t"] as? Double }
+        #expect(
+            raised.count == 2
+                && raised.allSatisfy { t in Self.events.contains { $0.contains(t - 1) || $0.contains(t) } },
+            "alerts raised at \(raised)")
+        // Every window of the recording is reported: scored, or counted as dropped.
+        let scored = summary["windows"] as? Int ?? 0, dropped = summary["dropped"] as? Int ?? 0
+        #expect(scored + dropped >= 18, "\(summary)")
+        #expect(leader.stderr.contains("board 'node1' lost"), "\(leader.stderr)")
+    }
+
     /// With `--alerts tcp://...`, each alert is one ZeroMQ message, a JSON object `{"alert": true, "start": S,
     /// "t": T}`: T is the window that raised it (the one whose JSON line turns "alert" true), S the start of the
     /// first of its K windows over the threshold, which overlaps the planted burst; no message otherwise.
