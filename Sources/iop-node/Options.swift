@@ -16,6 +16,9 @@ let usage = """
     $CREDENTIALS_DIRECTORY (LoadCredential=). A worker takes frames only from its leader, the leader takes
     requests only from client keys, and only an admin key may stop it; alerts go to the client --alerts-key names
     (default: the first admin). --insecure turns this off, for debugging.
+    --heartbeat-ms MS (default 250): libzmq pings every link that often, even while the board computes; a peer
+    silent for three intervals is dropped, and the leader moves to the plan compiled without a lost worker
+    (fallback-NAME.iop beside the bundle), and back when it returns.
     PATH is the directory `iop compile --out` wrote, or the bundle.iop in it.
     Endpoints look like tcp://HOST:PORT (port * picks a free one). Sizes: 512MiB, 1.5GiB, 300MB, ...
     A worker with --rejoin registers again after its leader shuts down, as a board under systemd does.

@@ -85,7 +85,9 @@ func runWorker(_ options: Options, context: Context) {
 
 /// Registers, serves, and with --rejoin registers again; the failure to report, if any.
 func workerSession(_ options: Options, context: Context) -> String? {
-    options.checkKnown(["name", "listen", "leader", "memory-budget", "threads", "rejoin", "keys", "insecure"])
+    options.checkKnown([
+        "name", "listen", "leader", "memory-budget", "threads", "rejoin", "keys", "insecure", "heartbeat-ms",
+    ])
     let name = options.required("name")
     let keys = nodeKeys(options, board: name)
     let budgetText = options.required("memory-budget")
@@ -99,7 +101,8 @@ func workerSession(_ options: Options, context: Context) -> String? {
     do {
         worker = try Worker(
             context: context, name: name, listen: options.required("listen"), leader: options.required("leader"),
-            budgetBytes: budget, threads: threads, keys: keys)
+            budgetBytes: budget, threads: threads, keys: keys,
+            heartbeatMs: Int32(options.positiveInt("heartbeat-ms", default: 250)))
     } catch {
         if iop_stop_signal() != 0 { return nil }
         fail("worker " + name + ": " + error.message)
@@ -201,7 +204,8 @@ func leaderSession(_ options: Options, context: Context) -> String? {
     do throws(NodeError) {
         notifier.send("STATUS=waiting for " + String(bundle.boards.count - 1) + " workers")
         let leader = try Leader(
-            context: context, listen: options.required("listen"), bundle: bundle, timeoutMs: timeout, keys: keys)
+            context: context, listen: options.required("listen"), bundle: bundle, timeoutMs: timeout, keys: keys,
+            heartbeatMs: Int32(options.positiveInt("heartbeat-ms", default: 250)))
         leader.rejected.log = { reason, unlogged in logRejection(reason, unlogged) }
         leader.plans = { lost in mapPlan(path, lost: lost) }
         leader.onPlanChange = { lost, failure in
