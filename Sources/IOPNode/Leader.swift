@@ -53,6 +53,8 @@ public final class Leader {
     public internal(set) var planID = 0
     /// The full plan's boards, in its order (fallbacks are named after them).
     public let fullBoards: [ProgramBundle.BoardEntry]
+    /// Workers that kept their arena and program from before this leader started (set up without reloading).
+    public internal(set) var resumedBoards = 0
     /// The last board lost, for errors while no plan runs.
     var lostName: String?
     /// A hello from a lost board that came back, until the leader returns to the full plan.

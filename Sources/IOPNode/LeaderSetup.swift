@@ -28,6 +28,8 @@ extension Leader {
         // Hellos, in any order (a board that came back may have said hello already).
         var budgets = [Int](repeating: 0, count: boards.count)
         var pending = Set(workers)
+        // Workers still loaded with exactly this program (this leader restarted with the same bundle).
+        var loaded = Set<Int>()
         var early = rejoined
         rejoined = []
         var deadline = waitDeadline()
@@ -55,6 +57,11 @@ extension Leader {
             deadline = waitDeadline()
             // A worker that bound port `*` says where it listens; otherwise use the cluster file's endpoint.
             budgets[i] = Int(hello.budgetBytes)
+            if hello.heldProgram != 0
+                && hello.heldProgram == adler32(UnsafeRawBufferPointer(rebasing: bytes[programBytes[i]]))
+            {
+                loaded.insert(i)
+            }
             let reported = String(decoding: hello.endpoint, as: UTF8.self)
             outboxes[i] = try link(name, reported.isEmpty ? boards[i].endpoint : reported)
             monitors[i] = links[name]?.monitor
@@ -69,9 +76,13 @@ extension Leader {
         }
         // Programs (no weights yet): each board sizes its arena and answers ready, or refuses.
         for d in workers {
-            try send(.program, requestID: UInt64(d), payload: Array(bytes[programBytes[d]]), to: d)
+            if loaded.contains(d) {
+                try send(.ready, requestID: UInt64(d), to: d)  // keep serving what you hold
+            } else {
+                try send(.program, requestID: UInt64(d), payload: Array(bytes[programBytes[d]]), to: d)
+            }
         }
-        try collectReadies()
+        try collectReadies(Set(workers))
         // The leader's own arena, its parameters packed straight from the bundle.
         let own = programs[leaderIndex]
         let engine: Engine
@@ -103,7 +114,7 @@ extension Leader {
         // Weight shards, whole channels per message, each frame built in the leader's
         // activation region (free until serving) and small enough for the board's.
         let stagingBytes = 4 * own.activationFloats
-        for d in workers {
+        for d in workers where !loaded.contains(d) {
             let frameBytes = min(
                 stagingBytes, 4 * programs[d].activationFloats,
                 max(ShardCodec.frameLimit, 4 * largestChannel(programs[d])))
@@ -112,7 +123,8 @@ extension Leader {
             }
             try send(.ready, requestID: UInt64(d), to: d)
         }
-        try collectReadies()
+        try collectReadies(Set(workers).subtracting(loaded))
+        resumedBoards = loaded.count
     }
 
     /// When a wait that starts now gives up: `timeoutMs` from now, or never when it is negative.
@@ -187,8 +199,8 @@ extension Leader {
 
     /// Every worker's answer, ready (with its arena bytes) or refuse; all are
     /// awaited before deciding, so a refusal is reported the same way every time.
-    func collectReadies() throws(NodeError) {
-        var waiting = Set(workers)
+    func collectReadies(_ expected: Set<Int>) throws(NodeError) {
+        var waiting = expected
         var refusals: [(board: Int, refuse: Refuse)] = []
         var deadline = waitDeadline()
         while !waiting.isEmpty {

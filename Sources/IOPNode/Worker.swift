@@ -29,9 +29,15 @@ public final class Worker {
     public var rejected = RejectedFrames()
     /// Set when the leader asks this board to register again (it moves to another plan) or its link dropped.
     var registerAgain = false
+    /// The program this board serves, its arena and the Adler-32 of the program's bytes. Kept when the leader's
+    /// link drops, so a leader coming back with the same bundle finds the board loaded (`Hello.heldProgram`).
+    var held: (program: BoardProgram, engine: Engine, board: UInt64, checksum: UInt32)?
+    var keepsArena = false
     /// Whether a `shutdown` from the leader ends `run` (false) or the board registers again, keeping its
     /// sockets and port, for the leader's next start (a board under systemd: `--rejoin`).
     public var rejoins = false
+    /// Told when a leader that came back finds this board's arena still loaded.
+    public var onResume: () -> Void = {}
     /// Told each time the leader shuts down and the board (with `rejoins`) registers again.
     public var onLeaderShutdown: () -> Void = {}
     /// Watches the link to the leader.
@@ -74,6 +80,15 @@ public final class Worker {
         } catch { throw .net(error) }
     }
 
+    /// Serves the program kept from before the leader went away, in the arena still loaded.
+    func resume(_ kept: (program: BoardProgram, engine: Engine, board: UInt64, checksum: UInt32)) throws(NodeError) {
+        try outbox.sendFrame(.ready, requestID: kept.board, payload: Ready(arenaBytes: UInt64(arenaBytes)).encode())
+        onResume()
+        let control = UnsafeMutableRawBufferPointer.allocate(byteCount: MessageHeader.size, alignment: 16)
+        defer { control.deallocate() }
+        try serve(kept.program, engine: kept.engine, board: kept.board, control: control)
+    }
+
     func leaderShutDown() {
         guard rejoins else { return }
         registerAgain = true
@@ -106,9 +121,12 @@ public final class Worker {
     }
 
     func session(limitMs: Int32) throws(NodeError) {
+        // Only a leader that went away finds the arena kept; a new plan or a shutdown frees it first.
+        if !keepsArena { held = nil }
+        keepsArena = false
         let helloFrame = Hello(
             name: Array(name.utf8), endpoint: Array(endpoint.utf8), budgetBytes: UInt64(budgetBytes),
-            threads: UInt16(clamping: threads)
+            threads: UInt16(clamping: threads), heldProgram: held?.checksum ?? 0
         ).encode()
         // Registration waits in supervisor-sized slices, so a stop request is heard within one.
         var wait = SlicedWait(supervisor, limitMs: limitMs)
@@ -132,6 +150,7 @@ public final class Worker {
         wait.restart()
         var program: BoardProgram?
         var board: UInt64 = 0
+        var checksum: UInt32 = 0
         while program == nil {
             let h: MessageHeader, payload: [UInt8]
             do throws(NodeError) {
@@ -156,7 +175,16 @@ public final class Worker {
                 }
             }
             switch h.kind {
+            case .ready:
+                // The leader came back with the program this board holds: serve it as loaded.
+                guard let kept = held, kept.board == h.requestID else {
+                    rejected.reject("ready before any program")
+                    continue
+                }
+                return try resume(kept)
             case .program:
+                held = nil  // the old arena goes before the new one is allocated
+                checksum = payload.withUnsafeBytes { adler32($0) }
                 var decoded: Result<BoardProgram, WireError> = .failure(.malformedPayload)
                 payload.withUnsafeBytes { p in
                     do throws(WireError) { decoded = .success(try ProgramCodec.decode(p)) } catch {
@@ -178,6 +206,6 @@ public final class Worker {
                 rejected.reject("a message of kind " + String(h.kind.rawValue) + " before the program")
             }
         }
-        try load(program!, board: board, wait: &wait)
+        try load(program!, checksum: checksum, board: board, wait: &wait)
     }
 }

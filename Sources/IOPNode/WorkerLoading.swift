@@ -7,7 +7,7 @@ import IOPWire
 /// A worker's setup after its program arrives: the arena, or a refusal; then the weight shards.
 extension Worker {
     /// Allocates the one arena (or refuses), packs the weight shards into it, then serves.
-    func load(_ program: BoardProgram, board: UInt64, wait: inout SlicedWait) throws(NodeError) {
+    func load(_ program: BoardProgram, checksum: UInt32, board: UInt64, wait: inout SlicedWait) throws(NodeError) {
         let needed = program.arenaBytes
         if needed > budgetBytes { return try refuse(.overBudget, needed: needed, board: board) }
         // Activations are received into and sent from the arena: a header must fit before each step's input and output.
@@ -90,6 +90,7 @@ extension Worker {
             }
         }
         // Serving starts now (systemd hears READY=1 here), before the leader can count this board ready.
+        held = (program, engine, board, checksum)
         onServing()
         try outbox.sendFrame(.ready, requestID: board, payload: ready)
         try serve(program, engine: engine, board: board, control: control)

@@ -30,9 +30,11 @@ extension Worker {
             switch receive(into: inputFrame, maxPayload: 4 * largestInput) {
             case .success(let h): header = h; idle.restart()
             case .failure(.timedOut):
-                // The leader is gone (it exited, or missed three heartbeats): register again, and wait for it.
+                // The leader is gone (it exited, or missed three heartbeats): register again and wait for it, the
+                // arena kept loaded for a leader that comes back with the same bundle.
                 if leaderLink.takeDisconnections() > 0 {
                     registerAgain = true
+                    keepsArena = true
                     return
                 }
                 // A quiet slice: the supervisor's turn; the idle limit counts whole slices.

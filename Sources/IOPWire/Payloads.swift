@@ -2,28 +2,33 @@
 /// Setup and tool payloads encode to arrays; the serving path (`PartResult`,
 /// `InferenceRequest` on the leader) reads and writes in place, allocating nothing.
 
-/// A worker introducing itself to the leader, with the endpoint it listens on.
+/// A worker introducing itself to the leader, with the endpoint it listens on, and the program it still holds
+/// (its arena loaded) after its leader went away: the Adler-32 of the program's bytes, 0 for none.
 ///
-///     u16 n, name[n], u16 m, endpoint[m], u64 budget bytes, u16 threads
+///     u16 n, name[n], u16 m, endpoint[m], u64 budget bytes, u16 threads, u32 held program checksum
 public struct Hello: Equatable, Sendable {
     public var name: [UInt8]
     public var endpoint: [UInt8]
     public var budgetBytes: UInt64
     public var threads: UInt16
-    public init(name: [UInt8], endpoint: [UInt8] = [], budgetBytes: UInt64, threads: UInt16) {
+    public var heldProgram: UInt32
+    public init(name: [UInt8], endpoint: [UInt8] = [], budgetBytes: UInt64, threads: UInt16, heldProgram: UInt32 = 0) {
         self.name = name; self.endpoint = endpoint; self.budgetBytes = budgetBytes; self.threads = threads
+        self.heldProgram = heldProgram
     }
 
     public func encode() -> [UInt8] {
         var w = ByteWriter()
         w.write(lengthPrefixed: name); w.write(lengthPrefixed: endpoint); w.write(budgetBytes); w.write(threads)
+        w.write(heldProgram)
         return w.bytes
     }
     public static func decode(_ payload: UnsafeRawBufferPointer) throws(WireError) -> Hello {
         var r = ByteReader(payload)
         let h = Hello(
             name: try r.readLengthPrefixed(), endpoint: try r.readLengthPrefixed(),
-            budgetBytes: try r.read(UInt64.self), threads: try r.read(UInt16.self))
+            budgetBytes: try r.read(UInt64.self), threads: try r.read(UInt16.self), heldProgram: try r.read(UInt32.self)
+        )
         try r.expectEnd()
         return h
     }

@@ -120,6 +120,9 @@ func workerSession(_ options: Options, context: Context) -> String? {
                 + " steps (leader shut down); registering again")
         notifier.send("STATUS=registering again with " + options.required("leader"))
     }
+    worker.onResume = {
+        Log.info("worker " + name + ": the leader came back with the same program; serving the arena as loaded")
+    }
     worker.onServing = { [unowned(unsafe) worker] in
         Log.info("worker " + name + " serving: arena " + String(worker.arenaBytes) + " bytes allocated, program loaded")
         notifier.ready(status: "serving: arena " + String(worker.arenaBytes) + " bytes, 0 steps")
@@ -222,6 +225,9 @@ func leaderSession(_ options: Options, context: Context) -> String? {
         }
         announce("listening " + leader.endpoint)
         try leader.start(threads: threads, bundleBytes: bytes!, bundleIsMapped: true)
+        if leader.resumedBoards > 0 {
+            Log.info(String(leader.resumedBoards) + " workers kept their arenas from before: not reloaded")
+        }
         iop_unmap_file(bytes!.baseAddress, bytes!.count)
         bytes = nil
         if let audio {

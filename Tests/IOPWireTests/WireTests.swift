@@ -121,6 +121,10 @@ let allKinds: [MessageKind] = [
 
     /// Byte layouts written out by hand, as the doc comments give them.
     @Test func payloadLayoutsAreAsDocumented() throws {
+        // Hello: u16 n, name, u16 m, endpoint, u64 budget, u16 threads, u32 held program checksum.
+        #expect(
+            Hello(name: Array("a".utf8), budgetBytes: 1, threads: 2, heldProgram: 0x0102_0304).encode()
+                == [1, 0, 0x61, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 4, 3, 2, 1])
         // Refuse: u8 reason, u64 needed, u64 budget.
         #expect(
             Refuse(reason: .overBudget, bytesNeeded: 0x0102, budgetBytes: 3).encode()

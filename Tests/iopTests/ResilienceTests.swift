@@ -1,4 +1,5 @@
 import Foundation
+import IOPModel
 import TestSupport
 import Testing
 
@@ -50,6 +51,56 @@ import Testing
         for f in fallbacks {
             let file = try #require(f["file"] as? String)
             #expect(FileManager.default.fileExists(atPath: dir + "/" + file), "\(file)")
+        }
+    }
+
+    /// A leader killed and started again with the same bundle finds its workers still loaded: they kept their
+    /// arenas when its link dropped, are not sent their weights again, and answer exactly as before.
+    @Test func aRestartedLeaderFindsItsWorkersLoaded() throws {
+        let dir = temporaryPath("restart-bundle"), keys = temporaryPath("restart-keys")
+        let compiled = try runIOP(["compile", "--model", "lenet5", "--nodes", "3", "--planner", "oc", "--out", dir])
+        try #require(compiled.status == 0, "\(compiled.stderr)")
+        try? FileManager.default.removeItem(atPath: keys)
+        try #require(try runIOP(["keys", "--nodes", "3", "--out", keys]).status == 0)
+        let input = temporaryPath("restart-x.npy")
+        try NPY.write(
+            NPY.Array(shape: [1, 1, 32, 32], values: (0..<1024).map { Float($0 % 17) / 17 - 0.5 }), path: input)
+        let leaderEndpoint = "tcp://127.0.0.1:\(freeLoopbackPort())"
+        let workers = try (1...2).map { i in
+            try NodeProcess(
+                [
+                    "worker", "--name", "node\(i)", "--listen", "tcp://127.0.0.1:*", "--leader", leaderEndpoint,
+                    "--memory-budget", "64MiB", "--keys", keys + "/node\(i)",
+                ], environment: [:])
+        }
+        var answers: [[Float]] = []
+        for round in 1...2 {
+            let leader = try NodeProcess(
+                [
+                    "leader", "--bundle", dir, "--listen", leaderEndpoint, "--requests", "tcp://127.0.0.1:*",
+                    "--timeout-ms", "20000", "--keys", keys + "/node0",
+                ], environment: [:])
+            let requests = try #require(
+                leader.waitLine(prefix: "ready ", seconds: 30), "round \(round): \(leader.stderr)")
+            let out = temporaryPath("restart-y\(round).npy")
+            let r = try runIOP([
+                "request", "--leader", requests, "--input", input, "--output", out, "--keys", keys + "/operator",
+            ])
+            #expect(r.status == 0, "round \(round): \(r.stderr)")
+            answers.append(try NPY.read(path: out).values)
+            if round == 2 {
+                #expect(leader.stderr.contains("2 workers kept their arenas from before"), "\(leader.stderr)")
+                kill(leader.process.processIdentifier, SIGTERM)
+                #expect(leader.exitStatus(within: 15) == 0, "\(leader.stderr)")
+            } else {
+                kill(leader.process.processIdentifier, SIGKILL)
+                _ = leader.exitStatus(within: 5)
+            }
+        }
+        #expect(answers[0] == answers[1] && answers[0].count == 10)
+        for w in workers {
+            #expect(w.stderr.contains("serving the arena as loaded"), "\(w.stderr)")
+            #expect(w.exitStatus(within: 15) == 0, "\(w.stderr)")
         }
     }
 
