@@ -26,6 +26,16 @@ extension Leader {
     /// Between requests: takes hellos waiting on the inbox, and switches plans when a worker's link dropped or a
     /// lost board came back. Returns whether the leader can serve (a plan is running).
     public func checkBoards() -> Bool {
+        takeHellos()
+        if engine != nil, let lost = lostWorker() {
+            return switchPlan(lost: boards[lost].name)
+        }
+        if fullPlanIsBack { return switchPlan(lost: nil) }
+        return engine != nil
+    }
+
+    /// Takes the hellos waiting on the results port (lost boards that came back), without waiting.
+    func takeHellos() {
         let frame = UnsafeMutableRawBufferPointer.allocate(byteCount: MessageHeader.size + 1024, alignment: 8)
         defer { frame.deallocate() }
         while let n = try? inbox.receive(into: frame, dontWait: true) {
@@ -39,18 +49,15 @@ extension Leader {
                 rejected.reject("a frame of kind " + String(h.kind.rawValue) + " on the results port while idle")
             }
         }
-        if engine != nil, let lost = lostWorker() {
-            return switchPlan(lost: boards[lost].name)
+    }
+
+    /// Whether every board of the full plan is there again (running, or said hello since it was lost).
+    var fullPlanIsBack: Bool {
+        guard !rejoined.isEmpty else { return false }
+        return fullBoards.indices.allSatisfy { b in
+            b == leaderIndexInFull || boards.contains { $0.name == fullBoards[b].name }
+                || rejoined.contains { $0.name == fullBoards[b].name }
         }
-        if !rejoined.isEmpty {
-            // Back to the full plan once every board of it is there again.
-            let missing = fullBoards.indices.filter { b in
-                b != leaderIndexInFull && !boards.contains { $0.name == fullBoards[b].name }
-                    && !rejoined.contains { $0.name == fullBoards[b].name }
-            }
-            if missing.isEmpty { return switchPlan(lost: nil) }
-        }
-        return engine != nil
     }
 
     var leaderIndexInFull: Int { fullBoards.firstIndex { $0.name == boards[leaderIndex].name } ?? 0 }

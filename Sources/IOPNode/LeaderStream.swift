@@ -177,11 +177,16 @@ struct StreamRun {
     mutating func score(_ k: Int, arrived: UInt64, frontEnd: inout FrontEnd, onWindow: WindowHandler)
         throws(NodeError)
     {
+        // On a fallback plan, a lost board that came back brings the stream back to the full plan.
+        if leader.planID != 0 {
+            leader.takeHellos()
+            if leader.fullPlanIsBack { try carryOn(lost: nil, frontEnd: &frontEnd) }
+        }
         do throws(NodeError) { try leader.infer(input: UnsafePointer(patch), output: output) } catch {
             guard case .lost(let board, _) = error else { throw error }
             // A lost worker: carry the sound heard so far into the survivors' plan, and score this window there.
             // The windows that arrive meanwhile are dropped (counted) by the freshest-window rule.
-            try carryOn(without: board, frontEnd: &frontEnd)
+            try carryOn(lost: board, frontEnd: &frontEnd)
             try leader.infer(input: UnsafePointer(patch), output: output)
         }
         let answered = iop_monotonic_ns()
@@ -200,16 +205,18 @@ struct StreamRun {
             alertStart, summary)
     }
 
-    /// Moves the leader to the plan without `board`, the stream region (front end, patch, output) copied from the
-    /// old arena into the new one; throws the loss when no plan is left.
-    mutating func carryOn(without board: String, frontEnd: inout FrontEnd) throws(NodeError) {
+    /// Moves the leader to the plan without board `lost` (nil: back to the full plan), the stream region (front
+    /// end, patch, output) copied from the old arena into the new one; throws the loss when no plan is left.
+    mutating func carryOn(lost: String?, frontEnd: inout FrontEnd) throws(NodeError) {
+        let board = lost ?? leader.lostName ?? "?"
         guard let engine = leader.engine else { throw .lost(board: board, reason: "no plan is running") }
         let floats = spec.leaderFloats(outputCount: leader.outputCount)
         let saved = UnsafeMutablePointer<Float>.allocate(capacity: floats)
         defer { saved.deallocate() }
         saved.update(from: engine.floats(at: leader.streamRegion(spec, engine: engine).frontEnd), count: floats)
-        guard leader.switchPlan(lost: board), let moved = leader.engine else {
-            throw .lost(board: board, reason: "no plan was compiled for the boards that are left")
+        if let lost { leader.lostName = lost }
+        guard leader.switchPlan(lost: lost), let moved = leader.engine else {
+            throw .lost(board: board, reason: "no plan runs for the boards that are there")
         }
         let region = leader.streamRegion(spec, engine: moved)
         moved.floats(at: region.frontEnd).update(from: saved, count: floats)

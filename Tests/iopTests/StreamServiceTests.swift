@@ -69,8 +69,9 @@ import Testing
     }
 
     /// A worker killed mid-stream: the leader carries the sound heard so far into the plan compiled without it
-    /// (fallback-node1.iop beside the bundle: the leader alone), the stream goes on to its end, the second burst
-    /// still raises its alert, and the windows lost meanwhile are counted, not silently absent.
+    /// (fallback-node1.iop beside the bundle: the leader alone), and back to the full plan when it is started
+    /// again; the stream goes on to its end, the second burst still raises its alert, and the windows lost
+    /// meanwhile are counted, not silently absent.
     @Test func aWorkerLostMidStreamIsSurvived() throws {
         let f = try Self.fixture("failover")
         let dir = temporaryPath("stream-failover")
@@ -98,7 +99,16 @@ import Testing
         let deadline = Date().addingTimeInterval(30)
         while !leader.stdout.contains("\"t\": 4.") && Date() < deadline { usleep(20_000) }
         kill(worker.process.processIdentifier, SIGKILL)
+        // It comes back a second and a half later (as systemd would restart it): the stream returns to the full plan.
+        usleep(1_500_000)
+        let again = try NodeProcess(
+            [
+                "worker", "--name", "node1", "--listen", "tcp://127.0.0.1:*", "--leader", listen,
+                "--memory-budget", "64MiB",
+            ], environment: [:])
         #expect(leader.exitStatus(within: 60) == 0, "\(leader.stderr)")
+        #expect(leader.stderr.contains("every board is back"), "\(leader.stderr)")
+        #expect(again.exitStatus(within: 10) == 0, "\(again.stderr)")
         let (windows, summary) = try Self.jsonLines(leader.stdout)
         let times = windows.compactMap { $0["t"] as? Double }
         #expect((times.last ?? 0) >= Self.seconds - 1, "the stream stopped at \(times.last ?? 0) s")
