@@ -158,16 +158,21 @@ public final class Socket {
         }
     }
 
+    /// One message into `msg` (zmq_msg_recv, retried on EINTR); its size.
+    func receive(_ msg: inout zmq_msg_t) throws(NetError) -> Int {
+        var n: Int32
+        repeat { n = zmq_msg_recv(&msg, raw, 0) } while n < 0 && zmq_errno() == EINTR
+        if n < 0 { throw .last(.receive) }
+        return zmq_msg_size(&msg)
+    }
+
     /// Receives one message of any size (zmq_msg_recv), for setup messages
     /// whose size is not known in advance; allocates, so not for the inference path.
     public func receiveMessage() throws(NetError) -> [UInt8] {
         var msg = zmq_msg_t()
         zmq_msg_init(&msg)
         defer { zmq_msg_close(&msg) }
-        var n: Int32
-        repeat { n = zmq_msg_recv(&msg, raw, 0) } while n < 0 && zmq_errno() == EINTR
-        if n < 0 { throw .last(.receive) }
-        let size = zmq_msg_size(&msg)
+        let size = try receive(&msg)
         var out = [UInt8](repeating: 0, count: size)
         if size > 0 {
             out.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: zmq_msg_data(&msg), byteCount: size) }
@@ -183,10 +188,7 @@ public final class Socket {
         var msg = zmq_msg_t()
         zmq_msg_init(&msg)
         defer { zmq_msg_close(&msg) }
-        var n: Int32
-        repeat { n = zmq_msg_recv(&msg, raw, 0) } while n < 0 && zmq_errno() == EINTR
-        if n < 0 { throw .last(.receive) }
-        let size = zmq_msg_size(&msg)
+        let size = try receive(&msg)
         if size > buffer.count { throw NetError(operation: .receive, errno: 0, truncatedLength: size) }
         if size > 0 { buffer.baseAddress!.copyMemory(from: zmq_msg_data(&msg), byteCount: size) }
         var peerLength = 0

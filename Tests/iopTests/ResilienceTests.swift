@@ -75,13 +75,7 @@ import Testing
         }
         var answers: [[Float]] = []
         for round in 1...2 {
-            let leader = try NodeProcess(
-                [
-                    "leader", "--bundle", dir, "--listen", leaderEndpoint, "--requests", "tcp://127.0.0.1:*",
-                    "--timeout-ms", "20000", "--keys", keys + "/node0",
-                ], environment: [:])
-            let requests = try #require(
-                leader.waitLine(prefix: "ready ", seconds: 30), "round \(round): \(leader.stderr)")
+            let (leader, requests) = try keyedLeader(dir, listen: leaderEndpoint, keys: keys, round: round)
             let out = temporaryPath("restart-y\(round).npy")
             let r = try runIOP([
                 "request", "--leader", requests, "--input", input, "--output", out, "--keys", keys + "/operator",
@@ -104,6 +98,17 @@ import Testing
         }
     }
 
+    /// A leader of `bundle` on `listen` with node0's keys, once it is ready; and its request endpoint.
+    func keyedLeader(_ bundle: String, listen: String, keys: String, round: Int) throws -> (NodeProcess, String) {
+        let leader = try NodeProcess(
+            [
+                "leader", "--bundle", bundle, "--listen", listen, "--requests", "tcp://127.0.0.1:*",
+                "--timeout-ms", "20000", "--keys", keys + "/node0",
+            ], environment: [:])
+        let requests = try #require(leader.waitLine(prefix: "ready ", seconds: 30), "round \(round): \(leader.stderr)")
+        return (leader, requests)
+    }
+
     /// A worker with --rejoin whose leader stops registers again on the same port (it used to fail to bind it)
     /// and serves the next leader.
     @Test func aRejoiningWorkerServesTheNextLeader() throws {
@@ -120,13 +125,7 @@ import Testing
                 leaderEndpoint, "--memory-budget", "64MiB", "--rejoin", "--keys", keys + "/node1",
             ], environment: [:])
         for round in 1...2 {
-            let leader = try NodeProcess(
-                [
-                    "leader", "--bundle", dir, "--listen", leaderEndpoint, "--requests", "tcp://127.0.0.1:*",
-                    "--timeout-ms", "20000", "--keys", keys + "/node0",
-                ], environment: [:])
-            let requests = try #require(
-                leader.waitLine(prefix: "ready ", seconds: 30), "round \(round): \(leader.stderr)")
+            let (leader, requests) = try keyedLeader(dir, listen: leaderEndpoint, keys: keys, round: round)
             let stats = try runIOP(["request", "--leader", requests, "--stats", "--json", "--keys", keys + "/operator"])
             #expect(stats.status == 0 && stats.stdout.contains("\"node1\""), "round \(round): \(stats.stderr)")
             kill(leader.process.processIdentifier, SIGTERM)

@@ -38,17 +38,22 @@ import Testing
         return (wav, bundle)
     }
 
+    /// The worker, node1, registering with the leader at `leader`.
+    static func worker(leader: String) throws -> NodeProcess {
+        try NodeProcess(
+            [
+                "worker", "--name", "node1", "--listen", "tcp://127.0.0.1:*", "--leader", leader,
+                "--memory-budget", "64MiB",
+            ], environment: [:])
+    }
+
     /// Streams `wav` in real time through a worker and a leader process; returns both once the leader has
     /// exited (its status checked) and printed its summary.
     static func stream(
         _ f: (wav: String, bundle: String), leaderArguments: [String] = [], environment: [String: String] = [:]
     ) throws -> NodeProcess {
         let listen = "tcp://127.0.0.1:\(freeLoopbackPort())"
-        let worker = try NodeProcess(
-            [
-                "worker", "--name", "node1", "--listen", "tcp://127.0.0.1:*", "--leader", listen,
-                "--memory-budget", "64MiB",
-            ], environment: [:])
+        let worker = try Self.worker(leader: listen)
         let leader = try NodeProcess(
             ["leader", "--bundle", f.bundle, "--listen", listen, "--audio", f.wav, "--realtime"] + leaderArguments,
             environment: environment)
@@ -88,11 +93,7 @@ import Testing
         try Data(ProgramBundle.compile(try Planner(network: net, cluster: alone).plan(.oc), network: net)).write(
             to: URL(fileURLWithPath: dir + "/fallback-node1.iop"))
         let listen = "tcp://127.0.0.1:\(freeLoopbackPort())"
-        let worker = try NodeProcess(
-            [
-                "worker", "--name", "node1", "--listen", "tcp://127.0.0.1:*", "--leader", listen,
-                "--memory-budget", "64MiB",
-            ], environment: [:])
+        let worker = try Self.worker(leader: listen)
         let leader = try NodeProcess(
             ["leader", "--bundle", dir, "--listen", listen, "--audio", f.wav, "--realtime"], environment: [:])
         // Kill the worker between the bursts, once the stream is well under way.
@@ -101,11 +102,7 @@ import Testing
         kill(worker.process.processIdentifier, SIGKILL)
         // It comes back a second and a half later (as systemd would restart it): the stream returns to the full plan.
         usleep(1_500_000)
-        let again = try NodeProcess(
-            [
-                "worker", "--name", "node1", "--listen", "tcp://127.0.0.1:*", "--leader", listen,
-                "--memory-budget", "64MiB",
-            ], environment: [:])
+        let again = try Self.worker(leader: listen)
         #expect(leader.exitStatus(within: 60) == 0, "\(leader.stderr)")
         #expect(leader.stderr.contains("every board is back"), "\(leader.stderr)")
         #expect(again.exitStatus(within: 10) == 0, "\(again.stderr)")
