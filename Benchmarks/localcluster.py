@@ -40,7 +40,8 @@ def wait_line(proc, prefix, seconds):
 class LocalCluster:
     """CURVE on, as deployed: its per-message buffers are part of what is measured."""
 
-    def __init__(self, bin_dir, model, nodes, planner, input_size=None):
+    def __init__(self, bin_dir, model, nodes, planner, input_size=None, audio=None):
+        """With `audio` (a WAV path) the leader streams it in real time instead of serving requests."""
         self.iop, node = os.path.join(bin_dir, "iop"), os.path.join(bin_dir, "iop-node")
         self.dir = tempfile.mkdtemp(prefix="iop-bench-")
         size = ["--input-size", str(input_size)] if input_size else []
@@ -50,21 +51,23 @@ class LocalCluster:
                        stdout=subprocess.DEVNULL)
         self.client = ["--keys", f"{self.dir}/keys/operator"]
         pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        role = ["--audio", audio, "--realtime"] if audio else ["--requests", "tcp://127.0.0.1:*"]
         self.leader = subprocess.Popen([node, "leader", "--bundle", f"{self.dir}/bundle.iop", "--listen",
-                                        "tcp://127.0.0.1:*", "--requests", "tcp://127.0.0.1:*", "--timeout-ms",
-                                        "60000", "--keys", f"{self.dir}/keys/node0"], **pipes)
+                                        "tcp://127.0.0.1:*", *role, "--timeout-ms", "60000",
+                                        "--keys", f"{self.dir}/keys/node0"], **pipes)
         endpoint = wait_line(self.leader, "listening ", 60)
         self.workers = [subprocess.Popen([node, "worker", "--name", f"node{i}", "--listen", "tcp://127.0.0.1:*",
                                           "--leader", endpoint, "--memory-budget", "4GiB",
                                           "--keys", f"{self.dir}/keys/node{i}"], **pipes)
                         for i in range(1, nodes)]
-        self.requests = wait_line(self.leader, "ready ", 300)
+        self.requests = None if audio else wait_line(self.leader, "ready ", 300)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *_):
-        self.leader.send_signal(signal.SIGTERM)
+        if self.leader.poll() is None:
+            self.leader.send_signal(signal.SIGTERM)
         self.leader.communicate(timeout=30)
         for w in self.workers:
             w.wait(timeout=30)

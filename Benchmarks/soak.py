@@ -2,14 +2,18 @@
 """Soak: many inferences on a local cluster, each node's resident memory sampled as they go; it must stay flat.
 
     python3 Benchmarks/soak.py [--model lenet5] [--nodes 4] [--planner oc] [--requests 100000] [--png soak.png]
+    python3 Benchmarks/soak.py --stream-minutes 60 [--nodes 4] [--planner iop] [--png stream-soak.png]
 
 Starts a keyed cluster of iop-node processes on loopback (Benchmarks/localcluster.py), sends the requests with
 `iop request --repeat` in batches, and samples every node's VmRSS (/proc/PID/status) after each batch. The first
 tenth is warm-up (libzmq's and the allocator's pools fill); after it, a node whose RSS grows by more than
---max-growth-kib fails the run (exit 1). Needs `swift build -c release` first; numpy, and matplotlib for --png.
+--max-growth-kib fails the run (exit 1). With --stream-minutes, the leader instead streams that much synthesised
+valve sound (examples/valve-leak/synth.py, leaks included) through the `valve` model in real time, and RSS is
+sampled every 10 s. Needs `swift build -c release` first; numpy, and matplotlib for --png.
 """
 import argparse
 import os
+import subprocess
 import sys
 import time
 
@@ -28,7 +32,10 @@ def main():
     ap.add_argument("--max-growth-kib", type=int, default=512)
     ap.add_argument("--bin", default=".build/release")
     ap.add_argument("--png")
+    ap.add_argument("--stream-minutes", type=float)
     args = ap.parse_args()
+    if args.stream_minutes:
+        return stream_soak(args)
     with LocalCluster(args.bin, args.model, args.nodes, args.planner) as cluster:
         shape = (1, 1, 32, 32) if args.model == "lenet5" else None
         if shape is None:
@@ -46,9 +53,44 @@ def main():
             print(f"\r{done}/{args.requests} requests, {time.time() - started:.0f} s", end="", file=sys.stderr)
         print(file=sys.stderr)
         inferences = cluster.stats()["inferences"]
-    warm = samples[max(0, len(samples) // 10 - 1)][2]
+    report(args, samples, f"{args.model}, {args.planner} plan, {args.nodes} nodes: {inferences} inferences "
+           f"in {samples[-1][1]:.0f} s", "requests")
+
+
+def stream_soak(args):
+    """The valve stream for --stream-minutes, in real time; RSS every 10 s."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    work = f"/tmp/iop-stream-soak-{os.getpid()}"
+    os.makedirs(work, exist_ok=True)
+    wav = f"{work}/valve.wav"
+    subprocess.run([sys.executable, os.path.join(here, "../examples/valve-leak/synth.py"), "stream", "--seed",
+                    "90050", "--minutes", str(args.stream_minutes), "--out", wav, "--events", f"{work}/events.json"],
+                   check=True)
+    samples = []
+    with LocalCluster(args.bin, "valve", args.nodes, args.planner, audio=wav) as cluster:
+        started = time.time()
+        while cluster.leader.poll() is None:
+            try:
+                samples.append((time.time() - started, time.time() - started,
+                                {name: status(pid)["VmRSS"] for name, pid in cluster.pids().items()}))
+            except FileNotFoundError:
+                break
+            print(f"\r{time.time() - started:.0f} s streamed", end="", file=sys.stderr)
+            time.sleep(10)
+        out = cluster.leader.stdout.read()
+    print(file=sys.stderr)
+    summary = [line for line in out.splitlines() if line.startswith('{"summary"')]
+    print(summary[-1] if summary else "no summary: the stream failed")
+    report(args, samples, f"valve stream, {args.planner} plan, {args.nodes} nodes: {samples[-1][1]:.0f} s",
+           "seconds streamed")
+
+
+def report(args, samples, title, unit):
+    # Warm-up: the first tenth, and for a stream at least its first minute (arenas fill as weights load).
+    after = max(samples[len(samples) // 10][1] if len(samples) >= 10 else 0, 60 if args.stream_minutes else 0)
+    warm = next((s[2] for s in samples if s[1] >= after), samples[-1][2])
     last = samples[-1][2]
-    print(f"{args.model}, {args.planner} plan, {args.nodes} nodes: {inferences} inferences in {samples[-1][1]:.0f} s")
+    print(title)
     print(f"{'node':8} {'RSS after warm-up':>18} {'RSS at the end':>15} {'growth':>10}")
     failed = []
     for name in last:
@@ -63,9 +105,9 @@ def main():
         fig, ax = plt.subplots(figsize=(8, 4))
         for name in last:
             ax.plot([s[0] for s in samples], [s[2][name] / 2**20 for s in samples], label=name)
-        ax.set_xlabel("requests")
+        ax.set_xlabel(unit)
         ax.set_ylabel("resident memory (MiB)")
-        ax.set_title(f"soak: {args.model}, {args.nodes} nodes, {args.planner} plan")
+        ax.set_title("soak: " + title)
         ax.legend()
         fig.tight_layout()
         fig.savefig(args.png, dpi=100)
