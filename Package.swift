@@ -39,10 +39,14 @@ let package = Package(
             swiftSettings: nativeCPU),
         .target(name: "IOPService", dependencies: ["CIOPSystem"]),
         .target(name: "IOPAudio"),
+        .target(
+            name: "IOPProfile", dependencies: ["IOPCore", "IOPProgram", "IOPNet", "CIOPSystem"],
+            swiftSettings: nativeCPU),
         .executableTarget(
             name: "iop-node",
             dependencies: [
                 "IOPNode", "IOPProgram", "IOPAudio", "IOPService", "IOPNet", "IOPWire", "IOPCore", "CIOPSystem",
+                "IOPProfile",
             ],
             swiftSettings: nativeCPU),
 
