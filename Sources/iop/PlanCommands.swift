@@ -34,6 +34,7 @@ func planJSON(_ p: Plan, label: String) -> [String: Any] {
     }
     return [
         "planner": label, "modeled_latency_ms": p.modeledLatencyMs, "devices": devices,
+        "cost_model": costModelName(p.cluster),
         "segments": segments,
     ]
 }
@@ -121,6 +122,7 @@ struct Simulate: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let base = try Cluster.load(path: cluster)
+            noteCostModel(base)
             var setups: [Double?] = [nil]
             if let setupMs {
                 setups = try setupMs.split(separator: ",").map { t in
