@@ -10,9 +10,30 @@ public struct BoardProfile: Equatable, Sendable {
     public var threads: Int
     public var kernels: [KernelClass: KernelFit]
     public var link: LinkProfile?
+    /// The share of a core the board gets while busy, and the full-speed milliseconds it gets after
+    /// idling before the share binds (a board under a CPU quota; 1 and 0 for one that is not).
+    public var cpuShare: Double
+    public var burstMs: Double
+    /// The quota's period: a wait this long gives the burst back.
+    public var periodMs: Double
 
-    public init(threads: Int, kernels: [KernelClass: KernelFit], link: LinkProfile?) {
+    public init(
+        threads: Int, kernels: [KernelClass: KernelFit], link: LinkProfile?, cpuShare: Double = 1, burstMs: Double = 0,
+        periodMs: Double = 0
+    ) {
         self.threads = threads; self.kernels = kernels; self.link = link
+        self.cpuShare = cpuShare; self.burstMs = burstMs; self.periodMs = periodMs
+    }
+
+    /// Expected wall milliseconds for `fullSpeedMs` of CPU work that starts after a wait of `idleMs`:
+    /// the wait spans a period boundary (the allowance is back) with probability idle / period, and
+    /// then the burst runs at full speed and the rest at the board's share; otherwise all of it runs
+    /// at the share.
+    public func wallMs(fullSpeedMs x: Double, idleMs: Double = .infinity) -> Double {
+        let steady = x / cpuShare
+        let fresh = x <= burstMs ? x : burstMs + (x - burstMs) / cpuShare
+        let p = periodMs > 0 ? min(1, max(0, idleMs) / periodMs) : 1
+        return p * fresh + (1 - p) * steady
     }
 
     /// Milliseconds for `work` units of a class; a class the board did not time is costed by the
@@ -25,7 +46,7 @@ public struct BoardProfile: Equatable, Sendable {
         return fit.microseconds(work: work) / 1e3
     }
 
-    static let fields: Set<String> = ["format", "threads", "seconds", "kernels", "link"]
+    static let fields: Set<String> = ["format", "threads", "seconds", "cpu", "kernels", "link"]
     static let kernelFields: Set<String> = ["unit", "overhead_us", "giga_per_s", "samples"]
 
     /// Reads a profile section: `iop-node profile`'s output as it is, plus an optional `link`.
@@ -62,7 +83,16 @@ public struct BoardProfile: Equatable, Sendable {
             kernels[kernel] = KernelFit(overheadUs: overhead, gigaPerSecond: rate)
         }
         let link = try root["link"].map { try LinkProfile.parse($0, fail: fail) }
-        return BoardProfile(threads: threads, kernels: kernels, link: link)
+        var share = 1.0, burst = 0.0, period = 0.0
+        if let cpu = root["cpu"] {
+            guard let o = cpu as? [String: Any], let s = (o["share"] as? NSNumber)?.doubleValue,
+                let b = (o["burst_ms"] as? NSNumber)?.doubleValue, let p = (o["period_ms"] as? NSNumber)?.doubleValue,
+                s > 0, s <= 1, b >= 0, b.isFinite, p >= 0, p.isFinite, o.count == 3
+            else { throw fail("'cpu' must be {\"share\": 0 < s <= 1, \"burst_ms\": >= 0, \"period_ms\": >= 0}") }
+            share = s; burst = b; period = p
+        }
+        return BoardProfile(
+            threads: threads, kernels: kernels, link: link, cpuShare: share, burstMs: burst, periodMs: period)
     }
 
     /// The section as it is written into a cluster file.
@@ -73,7 +103,10 @@ public struct BoardProfile: Equatable, Sendable {
                 "unit": k.workUnit.rawValue, "overhead_us": fit.overheadUs, "giga_per_s": fit.gigaPerSecond,
             ]
         }
-        var object: [String: Any] = ["format": "iop-profile/1", "threads": threads, "kernels": kernelObjects]
+        var object: [String: Any] = [
+            "format": "iop-profile/1", "threads": threads, "kernels": kernelObjects,
+            "cpu": ["share": cpuShare, "burst_ms": burstMs, "period_ms": periodMs],
+        ]
         if let link { object["link"] = link.jsonObject }
         return object
     }

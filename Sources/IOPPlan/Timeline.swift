@@ -6,11 +6,14 @@ import IOPProgram
 ///
 /// - the leader scatters in part order; each message costs its CPU (selecting the slice, handing
 ///   it to ZeroMQ) and then leaves on its link one after the other: the sends are serialised;
-/// - a worker starts when its input has arrived and been received, computes its part (each op by
-///   its kernel class and shape), and sends its result;
+/// - a worker starts when its input has arrived, receives it, computes its part (each op by its
+///   kernel class and shape), and sends its result;
 /// - meanwhile the leader computes its own part; results then come in over its link one after the
 ///   other, in the order they are ready, and each is received and placed (copied or added);
 /// - last the leader reduces (bias, activation, pools) and copies the result into place.
+///
+/// CPU work is counted at full speed and turned into wall time per board by `CPUClock`: a board
+/// under a CPU quota runs its burst at full speed after idling, then at its share.
 struct SegmentTimeline {
     let cluster: Cluster
 
@@ -18,17 +21,21 @@ struct SegmentTimeline {
 
     func profile(_ d: Int) -> BoardProfile { cluster.devices[d].profile! }
 
-    /// Milliseconds board `d` spends computing `layers`.
-    func computeMs(_ layers: [Layer], board d: Int) -> Double {
-        layers.reduce(0) { $0 + profile(d).milliseconds(KernelClass($1.kind), work: KernelClass.work($1.kind)) }
+    /// Full-speed milliseconds of `work` on a kernel class: the profile's steady time times the share.
+    func fullMs(_ kernel: KernelClass, _ work: Double, board d: Int) -> Double {
+        profile(d).milliseconds(kernel, work: work) * profile(d).cpuShare
     }
 
-    func copyMs(bytes: Int, board d: Int) -> Double { profile(d).milliseconds(.copy, work: Double(bytes)) }
+    func computeMs(_ layers: [Layer], board d: Int) -> Double {
+        layers.reduce(0) { $0 + fullMs(KernelClass($1.kind), KernelClass.work($1.kind), board: d) }
+    }
+
+    func copyMs(bytes: Int, board d: Int) -> Double { fullMs(.copy, Double(bytes), board: d) }
 
     /// Placing a result of `count` floats in the leader's tensor: an add for a partial sum, else a copy.
     func placeMs(_ output: BoardPart.Output, count: Int) -> Double {
         output == .partialSum
-            ? profile(leader).milliseconds(.reduction, work: Double(count)) : copyMs(bytes: 4 * count, board: leader)
+            ? fullMs(.reduction, Double(count), board: leader) : copyMs(bytes: 4 * count, board: leader)
     }
 
     /// One-way latency and milliseconds per byte on the link between the leader and `d`.
@@ -40,7 +47,7 @@ struct SegmentTimeline {
         return (latency, 8 / (mbps * 1e3))
     }
 
-    /// CPU milliseconds board `d` spends sending or receiving `bytes`.
+    /// CPU milliseconds (full speed, as probed) board `d` spends sending or receiving `bytes`.
     func sendCpuMs(_ bytes: Int, board d: Int) -> Double {
         Double(bytes) * (profile(d).link?.sendCpuNsPerByte ?? 0) / 1e6
     }
@@ -50,39 +57,42 @@ struct SegmentTimeline {
 
     /// The segment's latency and the longest any one board computes (the rest is moving data).
     func time(_ seg: SegmentProgram) -> (latencyMs: Double, computeMs: Double) {
-        var cpu = 0.0  // the leader's own clock
+        var cpu = CPUClock(profile(leader))
         var wire = 0.0  // when the leader's link is free to send
         var ready: [(at: Double, bytes: Int, output: BoardPart.Output, count: Int, board: Int)] = []
         var longest = 0.0
         for part in seg.parts where part.board != leader {
             let d = part.board
             let inBytes = 4 * part.input.count(ofWhole: seg.inputCount)
-            cpu += copyMs(bytes: inBytes, board: leader) + sendCpuMs(inBytes, board: leader)
+            cpu.run(copyMs(bytes: inBytes, board: leader) + sendCpuMs(inBytes, board: leader), from: 0)
             let (latency, msPerByte) = link(d)
-            wire = max(wire, cpu) + Double(inBytes) * msPerByte
+            wire = max(wire, cpu.now) + Double(inBytes) * msPerByte
             let compute = computeMs(part.layers, board: d)
-            longest = max(longest, compute)
+            longest = max(longest, profile(d).wallMs(fullSpeedMs: compute, idleMs: wire + latency))
             let outCount = outputCount(part, seg)
-            let done = wire + latency + receiveCpuMs(inBytes, board: d) + compute + sendCpuMs(4 * outCount, board: d)
-            ready.append((done, 4 * outCount, part.output, outCount, d))
+            var worker = CPUClock(profile(d))
+            worker.run(
+                receiveCpuMs(inBytes, board: d) + compute + sendCpuMs(4 * outCount, board: d), from: wire + latency)
+            ready.append((worker.now, 4 * outCount, part.output, outCount, d))
         }
-        if seg.partialCount > 0 { cpu += copyMs(bytes: 4 * seg.assembledCount, board: leader) }
+        if seg.partialCount > 0 { cpu.run(copyMs(bytes: 4 * seg.assembledCount, board: leader), from: 0) }
         if let own = seg.parts.first(where: { $0.board == leader }) {
-            if own.input != .all { cpu += copyMs(bytes: 4 * own.input.count(ofWhole: seg.inputCount), board: leader) }
+            let select =
+                own.input == .all ? 0 : copyMs(bytes: 4 * own.input.count(ofWhole: seg.inputCount), board: leader)
             let compute = computeMs(own.layers, board: leader)
-            longest = max(longest, compute)
-            cpu += compute + placeMs(own.output, count: outputCount(own, seg))
+            longest = max(longest, profile(leader).wallMs(fullSpeedMs: compute, idleMs: 0))
+            cpu.run(select + compute + placeMs(own.output, count: outputCount(own, seg)), from: 0)
         }
         var incoming = 0.0  // when the leader's link is free to receive
         for r in ready.sorted(by: { $0.at < $1.at }) {
             let (latency, msPerByte) = link(r.board)
             incoming = max(incoming, r.at) + Double(r.bytes) * msPerByte
-            cpu =
-                max(cpu, incoming + latency) + receiveCpuMs(r.bytes, board: leader) + placeMs(r.output, count: r.count)
+            cpu.run(
+                receiveCpuMs(r.bytes, board: leader) + placeMs(r.output, count: r.count), from: incoming + latency)
         }
         let reduce = computeMs(seg.reduceLayers, board: leader)
-        cpu += reduce + copyMs(bytes: 4 * seg.outputCount, board: leader)
-        return (cpu, longest + reduce)
+        cpu.run(reduce + copyMs(bytes: 4 * seg.outputCount, board: leader), from: cpu.now)
+        return (cpu.now, min(cpu.now, longest + profile(leader).wallMs(fullSpeedMs: reduce, idleMs: 0)))
     }
 
     func outputCount(_ part: BoardPart, _ seg: SegmentProgram) -> Int {
@@ -92,5 +102,24 @@ struct SegmentTimeline {
         case .elements(let r): return r.count
         case .rows(let r, let c, _, let w): return r.count * c * w
         }
+    }
+}
+
+/// One board's CPU over a segment: work that starts after the board has waited starts a new
+/// stretch, whose speed depends on how long it waited (`BoardProfile.wallMs`); work that follows
+/// work continues the stretch. The segment starts at 0 with the leader just busy (it reduced the
+/// segment before) and the workers idle since then: a worker's wait is counted from 0.
+struct CPUClock {
+    let profile: BoardProfile
+    /// When the work so far is done, when the current stretch started, its wait and its full-speed CPU.
+    var now = 0.0, start = 0.0, idle = 0.0, spent = 0.0
+    init(_ profile: BoardProfile) { self.profile = profile }
+
+    mutating func run(_ fullSpeedMs: Double, from t: Double) {
+        if t > now {
+            idle = t - now; start = t; spent = 0
+        }
+        spent += fullSpeedMs
+        now = start + profile.wallMs(fullSpeedMs: spent, idleMs: idle)
     }
 }

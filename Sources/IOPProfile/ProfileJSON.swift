@@ -19,17 +19,21 @@ public func decimal(_ x: Double, places: Int = 4) -> String {
 /// The profile `iop-node profile` prints, and `iop profile` reads into a cluster file:
 ///
 ///     {"format": "iop-profile/1", "threads": 1, "seconds": 9.8,
+///      "cpu": {"share": 0.1, "burst_ms": 2.5, "period_ms": 25},
 ///      "kernels": {"conv_3x3": {"unit": "flop", "overhead_us": 12.5, "giga_per_s": 3.1,
 ///                               "samples": [[14450688, 4674.2], [231211008, 74790.5]]}, ...}}
 ///
-/// A class's time for `work` units is `overhead_us + work / (giga_per_s * 1e3)` microseconds.
+/// A class's time for `work` units is `overhead_us + work / (giga_per_s * 1e3)` microseconds, at the
+/// board's steady speed; `cpu` says how much faster it runs right after idling (`CPUAllowance`).
 public enum ProfileJSON {
     public static let format = "iop-profile/1"
 
-    public static func kernels(threads: Int, seconds: Double, timings: [KernelTiming]) -> String {
+    public static func kernels(threads: Int, seconds: Double, cpu: CPUAllowance, timings: [KernelTiming]) -> String {
         var text =
             "{\"format\": \"" + format + "\", \"threads\": " + String(threads) + ", \"seconds\": "
-            + decimal(seconds, places: 1) + ",\n \"kernels\": {"
+            + decimal(seconds, places: 1) + ",\n \"cpu\": {\"share\": " + decimal(cpu.share) + ", \"burst_ms\": "
+            + decimal(cpu.burstMs, places: 3) + ", \"period_ms\": " + decimal(cpu.periodMs, places: 3)
+            + "},\n \"kernels\": {"
         var first = true
         for (kernel, fit) in KernelProfiler.fits(timings) {
             text +=

@@ -13,7 +13,8 @@ let boardToolsUsage = """
     conv_depthwise; linear layers, which stream their weights; pools; bias and activation; the leader's
     partial-sum add; the copy of a received activation), each at a small and a large size for at least
     --min-ms (default 250) of wall time, with --threads N (default 1, as the worker runs), and prints the
-    profile as JSON on stdout (progress on stderr). Run it the way the node runs: under the board's CPU share.
+    profile as JSON on stdout (progress on stderr), with the board's CPU share and how long it runs at full speed
+    after idling (a board under a CPU quota). Run it the way the node runs: under the board's CPU share.
     probe measures a link with real ZeroMQ messages: run --serve on one board (a worker), then --connect to it
     from the other (the leader), which prints JSON: one-way latency (half the median of 20 ping-pongs), the
     bandwidth of the slower direction, and the CPU nanoseconds per byte each end spends sending and
@@ -86,6 +87,10 @@ func runProfile(_ flags: ToolFlags) {
     flags.only(["threads", "min-ms"])
     let threads = flags.positive("threads", default: 1)
     let start = iop_monotonic_ns()
+    let cpu = CPUAllowance.measure()
+    progressLine(
+        "profile: CPU share " + decimal(cpu.share) + ", " + decimal(cpu.burstMs, places: 3)
+            + " ms at full speed after idling, period " + decimal(cpu.periodMs, places: 3) + " ms")
     do throws(CoreError) {
         let timings = try KernelProfiler.measure(threads: threads, minimumMs: flags.positive("min-ms", default: 250)) {
             progressLine(
@@ -93,7 +98,7 @@ func runProfile(_ flags: ToolFlags) {
                     + $0.kernel.workUnit.rawValue + "s: " + decimal($0.microseconds, places: 1) + " us")
         }
         let seconds = Double(iop_monotonic_ns() - start) / 1e9
-        print(ProfileJSON.kernels(threads: threads, seconds: seconds, timings: timings))
+        print(ProfileJSON.kernels(threads: threads, seconds: seconds, cpu: cpu, timings: timings))
     } catch {
         toolFail("profile: " + error.message)
     }
