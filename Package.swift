@@ -95,7 +95,9 @@ let package = Package(
             ]),
         .testTarget(
             name: "IOPPlanTests",
-            dependencies: ["IOPPlan", "IOPProgram", "IOPModel", "IOPCore", "TestSupport", "PlanTestSupport"]),
+            dependencies: [
+                "IOPPlan", "IOPProgram", "IOPModel", "IOPCore", "IOPProfile", "TestSupport", "PlanTestSupport",
+            ]),
         .testTarget(
             name: "IOPModelTests", dependencies: ["IOPModel", "IOPCore", "TestSupport"], swiftSettings: nativeCPU),
         .testTarget(
