@@ -119,13 +119,21 @@ public struct LinkProfile: Equatable, Sendable {
     public var bandwidthMbps: Double
     public var sendCpuNsPerByte: Double
     public var receiveCpuNsPerByte: Double
+    /// Bytes the link passes at once after a silence: a shaped link's token bucket (0 for a plain one).
+    public var burstBytes: Double
 
-    public init(latencyMs: Double, bandwidthMbps: Double, sendCpuNsPerByte: Double, receiveCpuNsPerByte: Double) {
+    public init(
+        latencyMs: Double, bandwidthMbps: Double, sendCpuNsPerByte: Double, receiveCpuNsPerByte: Double,
+        burstBytes: Double = 0
+    ) {
         self.latencyMs = latencyMs; self.bandwidthMbps = bandwidthMbps
         self.sendCpuNsPerByte = sendCpuNsPerByte; self.receiveCpuNsPerByte = receiveCpuNsPerByte
+        self.burstBytes = burstBytes
     }
 
-    static let fields = ["latency_ms", "bandwidth_mbps", "send_cpu_ns_per_byte", "receive_cpu_ns_per_byte"]
+    static let fields = [
+        "latency_ms", "bandwidth_mbps", "send_cpu_ns_per_byte", "receive_cpu_ns_per_byte", "burst_bytes",
+    ]
 
     static func parse(_ object: Any, fail: (String) -> ClusterError) throws -> LinkProfile {
         guard let o = object as? [String: Any] else { throw fail("'link' is not an object") }
@@ -133,20 +141,22 @@ public struct LinkProfile: Equatable, Sendable {
             throw fail("link: unknown field '\(key)' (expected \(fields.joined(separator: ", ")))")
         }
         var v: [Double] = []
-        for f in fields {
+        for f in fields where f != "burst_bytes" || o[f] != nil {
             guard let x = (o[f] as? NSNumber)?.doubleValue, x >= 0, x.isFinite else {
                 throw fail("link: field '\(f)' must be a number >= 0")
             }
             v.append(x)
         }
         guard v[1] > 0 else { throw fail("link: field 'bandwidth_mbps' must be positive") }
-        return LinkProfile(latencyMs: v[0], bandwidthMbps: v[1], sendCpuNsPerByte: v[2], receiveCpuNsPerByte: v[3])
+        return LinkProfile(
+            latencyMs: v[0], bandwidthMbps: v[1], sendCpuNsPerByte: v[2], receiveCpuNsPerByte: v[3],
+            burstBytes: v.count > 4 ? v[4] : 0)
     }
 
     public var jsonObject: [String: Any] {
         [
             "latency_ms": latencyMs, "bandwidth_mbps": bandwidthMbps, "send_cpu_ns_per_byte": sendCpuNsPerByte,
-            "receive_cpu_ns_per_byte": receiveCpuNsPerByte,
+            "receive_cpu_ns_per_byte": receiveCpuNsPerByte, "burst_bytes": burstBytes,
         ]
     }
 }

@@ -7,6 +7,8 @@ public struct ProbeReport: Equatable, Sendable {
     /// CPU ns per byte on the probing end (the leader) and on the served end (the worker).
     public var leaderSendNsPerByte: Double, leaderReceiveNsPerByte: Double
     public var workerSendNsPerByte: Double, workerReceiveNsPerByte: Double
+    /// Bytes the link passes at once after a silence (a token bucket; 0 for a plain link).
+    public var burstBytes: Double = 0
 
     public init(
         latencyMs: Double, bandwidthMbps: Double, leaderSendNsPerByte: Double, leaderReceiveNsPerByte: Double,
@@ -30,12 +32,14 @@ public struct ProbeReport: Equatable, Sendable {
             return v
         }
         let local = o["local"] as? [String: Any], peer = o["peer_cpu"] as? [String: Any]
-        let report = ProbeReport(
+        let measured = ProbeReport(
             latencyMs: try number(o, "latency_ms", ""), bandwidthMbps: try number(o, "bandwidth_mbps", ""),
             leaderSendNsPerByte: try number(local, "send_cpu_ns_per_byte", "local."),
             leaderReceiveNsPerByte: try number(local, "receive_cpu_ns_per_byte", "local."),
             workerSendNsPerByte: try number(peer, "send_cpu_ns_per_byte", "peer_cpu."),
             workerReceiveNsPerByte: try number(peer, "receive_cpu_ns_per_byte", "peer_cpu."))
+        var report = measured
+        if o["burst_bytes"] != nil { report.burstBytes = try number(o, "burst_bytes", "") }
         guard report.bandwidthMbps > 0 else { throw fail("field 'bandwidth_mbps' must be positive") }
         return report
     }
@@ -49,7 +53,7 @@ public struct ProbeReport: Equatable, Sendable {
         for (d, p) in probes where d != leader {
             links[d] = LinkProfile(
                 latencyMs: p.latencyMs, bandwidthMbps: p.bandwidthMbps, sendCpuNsPerByte: p.workerSendNsPerByte,
-                receiveCpuNsPerByte: p.workerReceiveNsPerByte)
+                receiveCpuNsPerByte: p.workerReceiveNsPerByte, burstBytes: p.burstBytes)
         }
         let all = probes.filter { $0.key != leader }.values.sorted { $0.latencyMs < $1.latencyMs }
         if !all.isEmpty {
@@ -57,7 +61,8 @@ public struct ProbeReport: Equatable, Sendable {
             links[leader] = LinkProfile(
                 latencyMs: all[all.count / 2].latencyMs, bandwidthMbps: all.map(\.bandwidthMbps).max()!,
                 sendCpuNsPerByte: all.reduce(0) { $0 + $1.leaderSendNsPerByte } / n,
-                receiveCpuNsPerByte: all.reduce(0) { $0 + $1.leaderReceiveNsPerByte } / n)
+                receiveCpuNsPerByte: all.reduce(0) { $0 + $1.leaderReceiveNsPerByte } / n,
+                burstBytes: all.map(\.burstBytes).sorted()[all.count / 2])
         }
         return links
     }

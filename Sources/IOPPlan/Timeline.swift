@@ -5,7 +5,8 @@ import IOPProgram
 /// boards' profiles, not summed. Formulas in docs/planner.md ("Calibrated model"):
 ///
 /// - the leader scatters in part order; each message costs its CPU (selecting the slice, handing
-///   it to ZeroMQ) and then leaves on its link one after the other: the sends are serialised;
+///   it to ZeroMQ) and then leaves on its link one after the other: the sends are serialised
+///   (through the token bucket of a shaped link, which lets its depth through at once);
 /// - a worker starts when its input has arrived, receives it, computes its part (each op by its
 ///   kernel class and shape), and sends its result;
 /// - meanwhile the leader computes its own part; results then come in over its link one after the
@@ -38,13 +39,16 @@ struct SegmentTimeline {
             ? fullMs(.reduction, Double(count), board: leader) : copyMs(bytes: 4 * count, board: leader)
     }
 
-    /// One-way latency and milliseconds per byte on the link between the leader and `d`.
-    func link(_ d: Int) -> (latencyMs: Double, msPerByte: Double) {
-        let l = cluster.devices[leader], b = cluster.devices[d]
-        let mbps = min(
-            l.profile?.link?.bandwidthMbps ?? l.bandwidthMbps, b.profile?.link?.bandwidthMbps ?? b.bandwidthMbps)
-        let latency = b.profile?.link?.latencyMs ?? max(l.setupMs, b.setupMs)
-        return (latency, 8 / (mbps * 1e3))
+    /// The link between the leader and `d`: one-way latency, and a token bucket at each end (the
+    /// leader's side shared by every message of the segment), full at the segment's start.
+    func latency(_ d: Int) -> Double {
+        cluster.devices[d].profile?.link?.latencyMs ?? max(cluster.devices[leader].setupMs, cluster.devices[d].setupMs)
+    }
+    func bucket(_ d: Int) -> TokenBucket {
+        let b = cluster.devices[d]
+        return TokenBucket(
+            depth: b.profile?.link?.burstBytes ?? 0,
+            bytesPerMs: (b.profile?.link?.bandwidthMbps ?? b.bandwidthMbps) * 1e3 / 8)
     }
 
     /// CPU milliseconds (full speed, as probed) board `d` spends sending or receiving `bytes`.
@@ -56,23 +60,25 @@ struct SegmentTimeline {
     }
 
     /// The segment's latency and the longest any one board computes (the rest is moving data).
-    func time(_ seg: SegmentProgram) -> (latencyMs: Double, computeMs: Double) {
-        var cpu = CPUClock(profile(leader))
-        var wire = 0.0  // when the leader's link is free to send
+    /// `requestStart`: the segment starts an inference, so the leader has been waiting for a request.
+    func time(_ seg: SegmentProgram, requestStart: Bool) -> (latencyMs: Double, computeMs: Double) {
+        var cpu = CPUClock(profile(leader), waitedBefore: requestStart ? .infinity : 0)
+        var leaderOut = bucket(leader), leaderIn = bucket(leader)
         var ready: [(at: Double, bytes: Int, output: BoardPart.Output, count: Int, board: Int)] = []
         var longest = 0.0
         for part in seg.parts where part.board != leader {
             let d = part.board
             let inBytes = 4 * part.input.count(ofWhole: seg.inputCount)
             cpu.run(copyMs(bytes: inBytes, board: leader) + sendCpuMs(inBytes, board: leader), from: 0)
-            let (latency, msPerByte) = link(d)
-            wire = max(wire, cpu.now) + Double(inBytes) * msPerByte
+            var workerIn = bucket(d)
+            let sent = max(
+                leaderOut.pass(Double(inBytes), offeredAt: cpu.now), workerIn.pass(Double(inBytes), offeredAt: cpu.now))
             let compute = computeMs(part.layers, board: d)
-            longest = max(longest, profile(d).wallMs(fullSpeedMs: compute, idleMs: wire + latency))
+            longest = max(longest, profile(d).wallMs(fullSpeedMs: compute, idleMs: sent + latency(d)))
             let outCount = outputCount(part, seg)
             var worker = CPUClock(profile(d))
             worker.run(
-                receiveCpuMs(inBytes, board: d) + compute + sendCpuMs(4 * outCount, board: d), from: wire + latency)
+                receiveCpuMs(inBytes, board: d) + compute + sendCpuMs(4 * outCount, board: d), from: sent + latency(d))
             ready.append((worker.now, 4 * outCount, part.output, outCount, d))
         }
         if seg.partialCount > 0 { cpu.run(copyMs(bytes: 4 * seg.assembledCount, board: leader), from: 0) }
@@ -83,12 +89,12 @@ struct SegmentTimeline {
             longest = max(longest, profile(leader).wallMs(fullSpeedMs: compute, idleMs: 0))
             cpu.run(select + compute + placeMs(own.output, count: outputCount(own, seg)), from: 0)
         }
-        var incoming = 0.0  // when the leader's link is free to receive
         for r in ready.sorted(by: { $0.at < $1.at }) {
-            let (latency, msPerByte) = link(r.board)
-            incoming = max(incoming, r.at) + Double(r.bytes) * msPerByte
+            var workerOut = bucket(r.board)
+            let got = max(
+                workerOut.pass(Double(r.bytes), offeredAt: r.at), leaderIn.pass(Double(r.bytes), offeredAt: r.at))
             cpu.run(
-                receiveCpuMs(r.bytes, board: leader) + placeMs(r.output, count: r.count), from: incoming + latency)
+                receiveCpuMs(r.bytes, board: leader) + placeMs(r.output, count: r.count), from: got + latency(r.board))
         }
         let reduce = computeMs(seg.reduceLayers, board: leader)
         cpu.run(reduce + copyMs(bytes: 4 * seg.outputCount, board: leader), from: cpu.now)
@@ -112,14 +118,45 @@ struct SegmentTimeline {
 struct CPUClock {
     let profile: BoardProfile
     /// When the work so far is done, when the current stretch started, its wait and its full-speed CPU.
-    var now = 0.0, start = 0.0, idle = 0.0, spent = 0.0
-    init(_ profile: BoardProfile) { self.profile = profile }
+    var now = 0.0, start = 0.0, idle: Double, spent = 0.0
+    var started = false
+    /// `waitedBefore`: how long the board had been waiting when the segment began.
+    init(_ profile: BoardProfile, waitedBefore: Double = 0) {
+        self.profile = profile
+        idle = waitedBefore
+    }
 
     mutating func run(_ fullSpeedMs: Double, from t: Double) {
-        if t > now {
+        if !started {
+            idle += max(0, t - now); start = max(t, now); spent = 0; started = true
+        } else if t > now {
             idle = t - now; start = t; spent = 0
         }
         spent += fullSpeedMs
         now = start + profile.wallMs(fullSpeedMs: spent, idleMs: idle)
+    }
+}
+
+/// A link's token bucket (a shaper's, as `tc tbf`): `depth` bytes pass at once, the rest at the
+/// link's rate; messages pass one after the other. Depth 0 is a plain link.
+struct TokenBucket {
+    let depth: Double, bytesPerMs: Double
+    /// Tokens at `at`, the time the last message finished passing.
+    var tokens: Double, at = 0.0
+    init(depth: Double, bytesPerMs: Double) {
+        self.depth = depth; self.bytesPerMs = bytesPerMs
+        tokens = depth
+    }
+
+    /// When `bytes` offered at `t` have passed.
+    mutating func pass(_ bytes: Double, offeredAt t: Double) -> Double {
+        let start = max(t, at)
+        tokens = min(depth, tokens + (start - at) * bytesPerMs)
+        if tokens >= bytes {
+            tokens -= bytes; at = start
+        } else {
+            at = start + (bytes - tokens) / bytesPerMs; tokens = 0
+        }
+        return at
     }
 }

@@ -134,6 +134,10 @@ public enum LinkProbe {
         public var pingNs: [UInt64]
         public var push: [ProbeBurst]
         public var pull: [ProbeBurst]
+        /// Single messages of the largest size, each pushed after 200 ms of silence: how long until
+        /// the acknowledgement. A shaped link (a token bucket) lets its bucket through at once.
+        public var loneBytes: Int = 0
+        public var loneNs: [UInt64] = []
     }
 
     /// Probes the server at `peer`, answering on `listen` (its bound endpoint is sent in hello):
@@ -202,6 +206,14 @@ public enum LinkProbe {
                     bytes: bytes, messages: count, wallNs: wall, senderCpuNs: try expect(.acknowledge).value,
                     receiverCpuNs: mine))
         }
+        result.loneBytes = max(largest, headerBytes)
+        for _ in 0..<3 {
+            iop_sleep_ns(200_000_000)
+            let start = iop_monotonic_ns()
+            try post(.push, count: 1, value: 0, bytes: result.loneBytes)
+            _ = try expect(.acknowledge)
+            result.loneNs.append(iop_monotonic_ns() - start)
+        }
         try post(.bye, count: 0, value: 0, bytes: headerBytes)
         return result
     }
@@ -228,6 +240,15 @@ extension LinkProbe.Result {
     public var bandwidthMbps: Double {
         let rates = [Self.largest(push), Self.largest(pull)].compactMap { $0 }.map(megabitsPerSecond)
         return rates.min() ?? 0
+    }
+
+    /// Bytes a link lets through at once after a silence (a token bucket's depth; 0 for a plain link):
+    /// what a lone message's time falls short of latency plus its bytes at the link's rate.
+    public var burstBytes: Double {
+        guard !loneNs.isEmpty, bandwidthMbps > 0 else { return 0 }
+        let ms = Double(loneNs.sorted()[loneNs.count / 2]) / 1e6 - 2 * latencyMs
+        let atRate = Double(loneBytes) * 8 / (bandwidthMbps * 1e3)
+        return min(Double(loneBytes), max(0, (atRate - ms) * bandwidthMbps * 1e3 / 8))
     }
 
     static func perByte(_ ns: UInt64, _ b: ProbeBurst) -> Double { Double(ns) / Double(b.bytes * b.messages) }

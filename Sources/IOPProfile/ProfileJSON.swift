@@ -63,6 +63,7 @@ extension ProfileJSON {
         var text =
             "{\"format\": \"" + probeFormat + "\", \"peer\": \"" + peer + "\", \"latency_ms\": "
             + decimal(r.latencyMs) + ", \"bandwidth_mbps\": " + decimal(r.bandwidthMbps, places: 2)
+            + ", \"burst_bytes\": " + decimal(r.burstBytes, places: 0)
             + ",\n \"local\": {\"send_cpu_ns_per_byte\": " + decimal(r.localSendNsPerByte)
             + ", \"receive_cpu_ns_per_byte\": " + decimal(r.localReceiveNsPerByte)
             + "},\n \"peer_cpu\": {\"send_cpu_ns_per_byte\": " + decimal(r.peerSendNsPerByte)

@@ -129,6 +129,36 @@ import Testing
         #expect(abs(c.computeMs - 0.042768) < 1e-9)
     }
 
+    /// The leader's sends are serialised on its link, whose shaper lets 512 bytes through at once;
+    /// three equal boards, 8 Mbit/s (1000 bytes per ms), 0.5 ms latency, fc1 (256 -> 128) by output
+    /// channels, worked out by hand.
+    @Test func theLeadersSendsQueueOnItsShapedLink() throws {
+        func link(_ burst: Double) -> LinkProfile {
+            LinkProfile(
+                latencyMs: 0.5, bandwidthMbps: 8, sendCpuNsPerByte: 0, receiveCpuNsPerByte: 0, burstBytes: burst)
+        }
+        let cluster = Cluster(
+            devices: [
+                Self.board("a", Self.profile(rate: 1, link: link(512))),
+                Self.board("b", Self.profile(rate: 1, link: link(0))),
+                Self.board("c", Self.profile(rate: 1, link: link(0))),
+            ], leader: 0)
+        let net = Network(
+            name: "fc", inputShape: [1, 256],
+            layers: [Layer(name: "fc1", kind: .linear(LinearGeometry(inFeatures: 256, outFeatures: 128), .relu))])
+        let c = Planner(network: net, cluster: cluster).model.cost(.single(stage: 0, .outputChannels))
+        // 16 units of 8 channels, 5.33 each: the leftover unit to the first board.
+        #expect(c.partitions[0].extents == [48, 40, 40])
+        // b's 1024-byte input, offered at 0.001024 ms (its copy): 512 bytes at once, 512 at the rate on the
+        // leader's side; b's side passes it all at the rate: 1.025024 ms. c's, offered at 0.002048 ms, waits
+        // for b's to leave the leader's side (0.513024 ms) and its bucket is empty: 1.537024 ms.
+        // Each worker then computes 256 x 40 x 4 = 40960 B (0.04096 ms) after 0.5 ms: b ready at
+        // 1.565984, c at 2.077984. Each 160-byte answer takes 0.16 ms on the worker's side; the
+        // leader's side lets it through at once. b arrives at 1.725984 + 0.5 and is placed (0.00016 ms):
+        // 2.226144; c at 2.237984 + 0.5, placed: 2.738144; the 512-byte result copied: 2.738656 ms.
+        #expect(abs(c.latencyMs - 2.738656) < 1e-9, "\(c.latencyMs)")
+    }
+
     /// Three boards whose nominal figures are equal: with fast links the big layer is spread over all
     /// three; when the third board's profile says its link does 1 Mbit/s (the 16 KiB input alone takes
     /// 131 ms) the plan keeps the layer on the leader. Without profiles nothing changes.
