@@ -31,7 +31,10 @@ public struct BoardProfile: Equatable, Sendable {
     /// at the share.
     public func wallMs(fullSpeedMs x: Double, idleMs: Double = .infinity) -> Double {
         let steady = x / cpuShare
-        let fresh = x <= burstMs ? x : burstMs + (x - burstMs) / cpuShare
+        // A period grants share x period of CPU; a measured burst beyond that ran across a period's
+        // end (the spin started late in a period), which a stretch of work cannot count on.
+        let burst = periodMs > 0 ? min(burstMs, cpuShare * periodMs) : burstMs
+        let fresh = x <= burst ? x : burst + (x - burst) / cpuShare
         let p = periodMs > 0 ? min(1, max(0, idleMs) / periodMs) : 1
         return p * fresh + (1 - p) * steady
     }

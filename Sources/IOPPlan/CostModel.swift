@@ -196,7 +196,7 @@ public struct CostModel: Sendable {
         c.computeMs = compute.max()! + leaderAfter
         let program = Slicer.program(segment, extents: c.partitions[0].extents, layers: layers, stages: stages)
         if cluster.isProfiled {
-            let t = SegmentTimeline(cluster: cluster).time(program, requestStart: segment.stages.contains(0))
+            let t = SegmentTimeline(cluster: cluster).time(program)
             c.computeMs = t.computeMs
             c.commMs = t.latencyMs - t.computeMs
         }

@@ -60,9 +60,9 @@ struct SegmentTimeline {
     }
 
     /// The segment's latency and the longest any one board computes (the rest is moving data).
-    /// `requestStart`: the segment starts an inference, so the leader has been waiting for a request.
-    func time(_ seg: SegmentProgram, requestStart: Bool) -> (latencyMs: Double, computeMs: Double) {
-        var cpu = CPUClock(profile(leader), waitedBefore: requestStart ? .infinity : 0)
+    /// The segment's latency and the longest any one board computes (the rest is moving data).
+    func time(_ seg: SegmentProgram) -> (latencyMs: Double, computeMs: Double) {
+        var cpu = CPUClock(profile(leader))
         var leaderOut = bucket(leader), leaderIn = bucket(leader)
         var ready: [(at: Double, bytes: Int, output: BoardPart.Output, count: Int, board: Int)] = []
         var longest = 0.0
@@ -114,22 +114,16 @@ struct SegmentTimeline {
 /// One board's CPU over a segment: work that starts after the board has waited starts a new
 /// stretch, whose speed depends on how long it waited (`BoardProfile.wallMs`); work that follows
 /// work continues the stretch. The segment starts at 0 with the leader just busy (it reduced the
-/// segment before) and the workers idle since then: a worker's wait is counted from 0.
+/// segment before, or answered the request before: requests come back to back) and the workers
+/// idle since then: a worker's wait is counted from 0.
 struct CPUClock {
     let profile: BoardProfile
     /// When the work so far is done, when the current stretch started, its wait and its full-speed CPU.
-    var now = 0.0, start = 0.0, idle: Double, spent = 0.0
-    var started = false
-    /// `waitedBefore`: how long the board had been waiting when the segment began.
-    init(_ profile: BoardProfile, waitedBefore: Double = 0) {
-        self.profile = profile
-        idle = waitedBefore
-    }
+    var now = 0.0, start = 0.0, idle = 0.0, spent = 0.0
+    init(_ profile: BoardProfile) { self.profile = profile }
 
     mutating func run(_ fullSpeedMs: Double, from t: Double) {
-        if !started {
-            idle += max(0, t - now); start = max(t, now); spent = 0; started = true
-        } else if t > now {
+        if t > now {
             idle = t - now; start = t; spent = 0
         }
         spent += fullSpeedMs
