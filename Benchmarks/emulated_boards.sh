@@ -67,7 +67,7 @@ done
 [ "$costmodel" = calibrated ] || [ "$costmodel" = nominal ] ||
     fail "--cost-model must be calibrated or nominal, got '$costmodel'"
 [ "$(id -u)" = 0 ] || fail "needs root (network namespaces, tc, cgroups)"
-bin=$PWD/.build/release
+bin=${IOP_BIN:-$PWD/.build/release}  # IOP_BIN=DIR: binaries copied aside, so a rebuild cannot swap them mid-run
 [ -x "$bin/iop" ] && [ -x "$bin/iop-node" ] || fail "build first: swift build -c release"
 sizeargs=(); [ -n "$size" ] && sizeargs=(--input-size "$size")
 work=${keep:-$(mktemp -d /tmp/iop-emulated-XXXXXX)}

@@ -46,7 +46,8 @@ struct PlanCommand: ParsableCommand {
         discussion:
             "Planners: single (leader only), oc (all by output channels), coedge (convs by rows), "
             + "iop (the paper's greedy pairing), optimal (exact search under the memory budgets). "
-            + "The cost model is described in docs/planner.md."
+            + "The cost model is described in docs/planner.md: nominal (the cluster file's gflops, bandwidth_mbps, "
+            + "setup_ms), or calibrated when every board has a measured profile (iop profile); the command says which."
     )
 
     @OptionGroup var model: ModelOptions
