@@ -57,12 +57,26 @@ public struct CostModel: Sendable {
     /// Bytes per board outside every segment: the leader's stream region (`StreamSpec.leaderFloats`).
     public let fixedBytes: [Int]
 
+    /// With profiles, what a request adds around the segments: the leader receives its input
+    /// (ZeroMQ's CPU per byte, then the copy into the arena) and sends the result, at its steady
+    /// speed (requests come back to back). A stream's input comes from the leader's own front end: 0.
+    public let requestMs: Double
+
     public init(cluster: Cluster, network: Network) {
         self.cluster = cluster
         stages = Stage.split(network)
         layers = network.layers.map { Layer(name: $0.name, kind: $0.kind) }
         let stream = 4 * (network.stream?.leaderFloats(outputCount: network.outputCount) ?? 0)
         fixedBytes = cluster.devices.indices.map { $0 == cluster.leader ? stream : 0 }
+        if cluster.isProfiled, network.stream == nil, let p = cluster.devices[cluster.leader].profile {
+            let input = Double(4 * network.inputCount), output = Double(4 * network.outputCount)
+            let full =
+                (input * (p.link?.receiveCpuNsPerByte ?? 0) + output * (p.link?.sendCpuNsPerByte ?? 0)) / 1e6
+                + p.milliseconds(.copy, work: input + output) * p.cpuShare
+            requestMs = p.wallMs(fullSpeedMs: full, idleMs: 0)
+        } else {
+            requestMs = 0
+        }
     }
 
     var n: Int { cluster.devices.count }

@@ -13,7 +13,7 @@ public struct KernelTiming: Sendable {
 }
 
 /// Times the kernels a board runs, with the board's thread count, in one arena: each class at a
-/// small and a large size, each size run until `minimumMs` of wall time has passed (wall time, not
+/// small and a large size, each size run for at least `minimumMs` of wall time (wall time, not
 /// CPU time: a board held to a share of a core is slowed as its inference will be).
 public enum KernelProfiler {
     /// The kinds timed, two per class: small and large, shaped like the zoo's layers.
@@ -84,21 +84,26 @@ public enum KernelProfiler {
         return timings
     }
 
-    /// Wall microseconds per run of `body`, over at least `minimumNs` and two runs, after warming up
-    /// for 60 ms: longer than a quota period, so a throttled board has spent its burst (`CPUAllowance`)
-    /// and the rate is the steady one.
+    /// Wall microseconds per run of `body`: the median of three windows of at least a third of
+    /// `minimumNs` and two runs each (a burst of another process's memory traffic spoils one window,
+    /// not the figure), after warming up for 60 ms: longer than a quota period, so a throttled board
+    /// has spent its burst (`CPUAllowance`) and the rate is the steady one.
     static func wallMicroseconds(_ minimumNs: UInt64, _ body: () -> Void) -> Double {
         let warm = iop_monotonic_ns()
         repeat { body() } while iop_monotonic_ns() - warm < 60_000_000
-        let start = iop_monotonic_ns()
-        var runs = 0
-        var elapsed: UInt64 = 0
-        while runs < 2 || elapsed < minimumNs {
-            body()
-            runs += 1
-            elapsed = iop_monotonic_ns() - start
+        var windows: [Double] = []
+        for _ in 0..<3 {
+            let start = iop_monotonic_ns()
+            var runs = 0
+            var elapsed: UInt64 = 0
+            while runs < 2 || elapsed < minimumNs / 3 {
+                body()
+                runs += 1
+                elapsed = iop_monotonic_ns() - start
+            }
+            windows.append(Double(elapsed) / 1e3 / Double(runs))
         }
-        return Double(elapsed) / 1e3 / Double(runs)
+        return windows.sorted()[1]
     }
 
     /// One fit per class measured, in `KernelClass.allCases` order.

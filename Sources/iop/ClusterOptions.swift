@@ -51,7 +51,13 @@ struct PlannerOptions: ParsableArguments {
     }
 
     func plan(_ network: Network, on cluster: Cluster) throws -> Plan {
+        let plan = try choose(network, on: cluster)
+        // After planning: a refusal stays one line.
         noteCostModel(cluster)
+        return plan
+    }
+
+    func choose(_ network: Network, on cluster: Cluster) throws -> Plan {
         let planner = Planner(network: network, cluster: cluster)
         guard let deadlineMs else { return try planner.plan(self.planner ?? .optimal) }
         guard let kind = self.planner else { return try planner.plan(deadlineMs: deadlineMs) }

@@ -123,7 +123,6 @@ struct Simulate: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let base = try Cluster.load(path: cluster)
-            noteCostModel(base)
             var setups: [Double?] = [nil]
             if let setupMs {
                 setups = try setupMs.split(separator: ",").map { t in
@@ -182,6 +181,7 @@ struct Simulate: ParsableCommand {
                     if !json { printRow(row, net: net.name, setup: setup) }
                 }
             }
+            noteCostModel(base)
             if json { print(try jsonString(rows)) }
         }
     }
