@@ -120,7 +120,7 @@ func runProbe(_ flags: ToolFlags) {
         return
     }
     flags.only(["connect", "listen", "sizes", "burst-bytes", "timeout-ms"])
-    let peer = flags.required("connect")
+    guard let peer = flags.value("connect") else { toolFail("probe needs --serve (on a worker) or --connect ENDPOINT") }
     var sizes: [Int] = []
     for part in (flags.value("sizes") ?? "1024,65536,1048576").split(separator: ",") {
         guard let n = Int(part), n >= 16, n <= 16 << 20 else {
