@@ -96,7 +96,8 @@ struct ProfileCommand: ParsableCommand {
     /// `iop-node profile` run here, once per thread count the named boards use.
     func measuredHere(_ c: Cluster) throws -> [[String: Any]?] {
         for name in board where !c.devices.contains(where: { $0.name == name }) {
-            throw ValidationError("--board '\(name)' is not a board of \(cluster)")
+            let names = c.devices.map(\.name).joined(separator: ", ")
+            throw ClusterError(path: cluster, message: "--board '\(name)' is not a board here (boards: \(names))")
         }
         let node = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
             .deletingLastPathComponent().appendingPathComponent("iop-node").path
