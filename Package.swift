@@ -40,10 +40,14 @@ let package = Package(
             swiftSettings: nativeCPU),
         .target(name: "IOPService", dependencies: ["CIOPSystem"]),
         .target(name: "IOPAudio"),
+        .target(
+            name: "IOPProfile", dependencies: ["IOPCore", "IOPProgram", "IOPNet", "CIOPSystem"],
+            swiftSettings: nativeCPU),
         .executableTarget(
             name: "iop-node",
             dependencies: [
                 "IOPNode", "IOPProgram", "IOPAudio", "IOPService", "IOPNet", "IOPWire", "IOPCore", "CIOPSystem",
+                "IOPProfile",
             ],
             swiftSettings: nativeCPU),
 
@@ -94,7 +98,9 @@ let package = Package(
             ]),
         .testTarget(
             name: "IOPPlanTests",
-            dependencies: ["IOPPlan", "IOPProgram", "IOPModel", "IOPCore", "TestSupport", "PlanTestSupport"]),
+            dependencies: [
+                "IOPPlan", "IOPProgram", "IOPModel", "IOPCore", "IOPProfile", "TestSupport", "PlanTestSupport",
+            ]),
         .testTarget(
             name: "IOPModelTests", dependencies: ["IOPModel", "IOPCore", "TestSupport"], swiftSettings: nativeCPU),
         .testTarget(

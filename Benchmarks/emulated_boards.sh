@@ -3,19 +3,29 @@
 # machine, beside the cost model's figure for each.
 #
 #   sudo Benchmarks/emulated_boards.sh [--model vgg11] [--input-size S] [--planners coedge,iop,optimal]
-#                                      [--requests 5] [--rate-mbit 100] [--cpu-percent 8] [--boards 4] [--budget 512MiB]
+#        [--requests 5] [--rate-mbit 100|R0,R1,...] [--cpu-percent 8|P0,P1,...] [--boards 4]
+#        [--budget 512MiB] [--cost-model calibrated|nominal] [--keep DIR] [--json]
 #
 # Each board is a network namespace (iop-b0 is the leader) with an address from
-# 198.18.0.0/15 on a bridge; every link is shaped to --rate-mbit with a token
-# bucket (tc tbf) at both ends. Each board's processes are held to
-# --cpu-percent of one core (cgroup v1 cpu quota, 25 ms period) and to its budget plus 64 MiB
-# (memory cgroup, as `iop deploy`'s MemoryMax=). The boards' speed is measured
-# (`iop bench` inside the quota) and written into the cluster file, so the plan
-# models the boards it runs on. Needs root and `swift build -c release`.
+# 198.18.0.0/15 on a bridge; each board's link is shaped to its --rate-mbit with
+# a token bucket (tc tbf) at both ends. Each board's processes are held to its
+# --cpu-percent of one core (cgroup v1 cpu quota, 25 ms period) and to the budget
+# plus 64 MiB (memory cgroup, as `iop deploy`'s MemoryMax=). --rate-mbit and
+# --cpu-percent take one value for every board or one per board (board 0 first).
+# With --cost-model calibrated (the default) every board is profiled inside its
+# own quota and namespace (`iop-node profile`), the leader probes each worker's
+# link (`iop-node probe`), and `iop profile --from` writes both into the cluster
+# file the plans are made for. With nominal the cluster file has no profile: each
+# board's GFLOP/s is `iop bench` of the whole model under its quota (as before
+# profiles existed). --keep DIR keeps the cluster file, profiles and bundles.
+# --json prints one object: {model, boards, cpu_percent, rate_mbit, cost_model,
+# planners: [{planner, modelled_ms, p50_ms, p90_ms, arena_bytes: [...]}]}.
+# Needs root and `swift build -c release`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 model=vgg11 size="" planners=coedge,iop,optimal requests=5 rate=100 cpu=8 boards=4 budget=512MiB
+costmodel=calibrated keep="" json=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --model) model=$2; shift 2 ;;
@@ -26,23 +36,49 @@ while [ $# -gt 0 ]; do
         --cpu-percent) cpu=$2; shift 2 ;;
         --boards) boards=$2; shift 2 ;;
         --budget) budget=$2; shift 2 ;;
-        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --cost-model) costmodel=$2; shift 2 ;;
+        --keep) keep=$2; shift 2 ;;
+        --json) json=1; shift ;;
+        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "emulated_boards: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
-[ "$cpu" -ge 4 ] && [ "$cpu" -le 100 ] || { echo "emulated_boards: --cpu-percent must be 4..100, got $cpu" >&2; exit 2; }
-[ "$(id -u)" = 0 ] || { echo "emulated_boards: needs root (network namespaces, tc, cgroups)" >&2; exit 2; }
-bin=$PWD/.build/release
-[ -x "$bin/iop" ] && [ -x "$bin/iop-node" ] || { echo "emulated_boards: build first: swift build -c release" >&2; exit 2; }
+fail() { echo "emulated_boards: $*" >&2; exit 2; }
+# One value per board from "V" or "V0,V1,...".
+per_board() {  # name value
+    local name=$1 values
+    IFS=, read -r -a values <<< "$2"
+    if [ "${#values[@]}" = 1 ]; then
+        for _ in $(seq 1 "$boards"); do printf '%s\n' "${values[0]}"; done
+    elif [ "${#values[@]}" = "$boards" ]; then
+        printf '%s\n' "${values[@]}"
+    else
+        fail "--$name takes one value or $boards (one per board), got '$2'"
+    fi
+}
+mapfile -t cpus < <(per_board cpu-percent "$cpu")
+mapfile -t rates < <(per_board rate-mbit "$rate")
+for c in "${cpus[@]}"; do
+    [[ "$c" =~ ^[0-9]+$ ]] && [ "$c" -ge 4 ] && [ "$c" -le 100 ] || fail "--cpu-percent values must be 4..100, got '$c'"
+done
+for r in "${rates[@]}"; do
+    [[ "$r" =~ ^[0-9]+$ ]] && [ "$r" -ge 1 ] || fail "--rate-mbit values must be whole Mbit/s >= 1, got '$r'"
+done
+[ "$costmodel" = calibrated ] || [ "$costmodel" = nominal ] ||
+    fail "--cost-model must be calibrated or nominal, got '$costmodel'"
+[ "$(id -u)" = 0 ] || fail "needs root (network namespaces, tc, cgroups)"
+bin=${IOP_BIN:-$PWD/.build/release}  # IOP_BIN=DIR: binaries copied aside, so a rebuild cannot swap them mid-run
+[ -x "$bin/iop" ] && [ -x "$bin/iop-node" ] || fail "build first: swift build -c release"
 sizeargs=(); [ -n "$size" ] && sizeargs=(--input-size "$size")
-work=$(mktemp -d /tmp/iop-emulated-XXXXXX)
+work=${keep:-$(mktemp -d /tmp/iop-emulated-XXXXXX)}
+mkdir -p "$work/profiles"
 budget_bytes=$(python3 -c "
 import re,sys; m=re.fullmatch(r'([0-9.]+)\s*(B|KB|MB|GB|KiB|MiB|GiB)?','$budget')
 if not m: sys.exit('emulated_boards: --budget must be a size like 512MiB, got $budget')
 u={'B':1,'KB':1e3,'MB':1e6,'GB':1e9,'KiB':1024,'MiB':1<<20,'GiB':1<<30}[m.group(2) or 'B']; print(int(float(m.group(1))*u))")
 
 # The namespaces, links and cgroups: Benchmarks/emulated_net.sh (shared with examples/valve-leak/emulated.sh).
-EMU_PREFIX=iop EMU_BOARDS=$boards
+EMU_PREFIX=${EMU_PREFIX:-iop} EMU_BOARDS=$boards  # EMU_PREFIX=x: namespaces x-b0..., beside another run
 . Benchmarks/emulated_net.sh
 emu_check || exit 2
 
@@ -56,21 +92,49 @@ trap cleanup EXIT
 trap "exit 130" INT TERM
 cleanup
 
-emu_setup "$rate" "$cpu" $((budget_bytes + (64 << 20)))
+emu_setup "${rates[0]}" "${cpus[0]}" $((budget_bytes + (64 << 20)))
+for i in $(seq 0 $((boards - 1))); do emu_set_cpu "$i" "${cpus[i]}"; emu_set_rate "$i" "${rates[i]}"; done
 
 # Runs a command on board $1: its namespace, its cpu and memory cgroups.
 on_board() { emu_on_board "$@"; }
 
-echo "measuring one emulated board ($cpu % of a core)..." >&2
-# Board 0's cpu quota only: the single-board engine holds the whole model, more than a board's budget.
-gflops=$(emu_on_board_cpu 0 "$bin/iop" bench --model "$model" "${sizeargs[@]}" --runs 3 --warmup 1 --json | python3 -c "import json,sys; print(json.load(sys.stdin)['gflops'])")
-python3 - "$work/cluster.json" "$boards" "$gflops" "$budget" "$rate" <<'PY'
+gflops=()
+if [ "$costmodel" = nominal ]; then
+    # Board i's cpu quota only: the single-board engine holds the whole model, more than a board's budget.
+    for i in $(seq 0 $((boards - 1))); do
+        echo "measuring board $i's speed (${cpus[i]} % of a core): iop bench..." >&2
+        gflops+=("$( (emu_on_board_cpu "$i" "$bin/iop" bench --model "$model" "${sizeargs[@]}" --runs 3 --warmup 1 \
+            --json) | python3 -c "import json,sys; print(json.load(sys.stdin)['gflops'])")")
+    done
+else
+    for i in $(seq 0 $((boards - 1))); do
+        echo "profiling board $i (${cpus[i]} % of a core): iop-node profile..." >&2
+        (on_board "$i" "$bin/iop-node" profile) > "$work/profiles/b$i.json" 2> "$work/profiles/b$i.err"
+        gflops+=("$(python3 -c "import json; print(json.load(open('$work/profiles/b$i.json'))['kernels']['conv_3x3']['giga_per_s'])")")
+    done
+    for i in $(seq 1 $((boards - 1))); do
+        echo "probing the link b0 - b$i (${rates[0]} / ${rates[i]} Mbit/s): iop-node probe..." >&2
+        on_board "$i" "$bin/iop-node" probe --serve --listen "tcp://198.18.0.$((i + 1)):5700" --once \
+            2> "$work/profiles/b$i.serve.err" &
+        pids+=($!); server=$!
+        sleep 0.3
+        (on_board 0 "$bin/iop-node" probe --connect "tcp://198.18.0.$((i + 1)):5700" --listen 'tcp://198.18.0.1:*' \
+            --sizes 1024,65536,1048576 --burst-bytes 2097152) > "$work/profiles/b$i.probe.json"
+        wait "$server" || true
+        pids=()
+    done
+fi
+python3 - "$work/cluster.json" "$budget" "${gflops[*]}" "${rates[*]}" <<'PY'
 import json, sys
-path, n, gflops, budget, rate = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4], float(sys.argv[5])
-devices = [{"name": f"b{i}", "endpoint": f"tcp://198.18.0.{i + 1}:5555", "gflops": round(gflops, 3), "memory": budget,
-            "bandwidth_mbps": rate, "setup_ms": 1, "threads": 1} for i in range(n)]
+path, budget = sys.argv[1], sys.argv[2]
+gflops, rates = [float(g) for g in sys.argv[3].split()], [float(r) for r in sys.argv[4].split()]
+devices = [{"name": f"b{i}", "endpoint": f"tcp://198.18.0.{i + 1}:5555", "gflops": round(g, 3), "memory": budget,
+            "bandwidth_mbps": r, "setup_ms": 1, "threads": 1} for i, (g, r) in enumerate(zip(gflops, rates))]
 json.dump({"leader": "b0", "devices": devices}, open(path, "w"), indent=2)
 PY
+if [ "$costmodel" = calibrated ]; then
+    "$bin/iop" profile --cluster "$work/cluster.json" --from "$work/profiles" >&2
+fi
 "$bin/iop" models --json | python3 -c "
 import json, sys
 import numpy as np
@@ -78,35 +142,55 @@ shape = [m for m in json.load(sys.stdin) if m['model'] == '$model'][0]['input_sh
 if '$size': shape[-2:] = [int('$size')] * 2
 np.save('$work/x.npy', np.random.default_rng(1).uniform(-1, 1, shape).astype(np.float32))"
 
-echo "boards: $boards x $gflops GFLOP/s ($cpu % of a core), ${rate} Mbit/s links, budget $budget" >&2
-printf "%-8s %12s %12s %12s  %s\n" planner modelled p50 p90 "arenas (MiB)"
+echo "boards: $boards, cpu ${cpus[*]} % of a core, links ${rates[*]} Mbit/s, budget $budget, $costmodel model" >&2
+[ "$json" = 1 ] || printf "%-8s %12s %12s %12s  %s\n" planner modelled p50 p90 "arenas (MiB)"
+: > "$work/results.jsonl"
 for planner in ${planners//,/ }; do
     out=$work/$planner
-    if ! "$bin/iop" compile --model "$model" "${sizeargs[@]}" --cluster "$work/cluster.json" --planner "$planner" --out "$out" >/dev/null 2>"$work/$planner.err"; then
-        printf "%-8s %s\n" "$planner" "does not fit: $(tail -1 "$work/$planner.err")"
+    if ! "$bin/iop" compile --model "$model" "${sizeargs[@]}" --cluster "$work/cluster.json" --planner "$planner" \
+        --out "$out" --no-fallbacks >/dev/null 2>"$work/$planner.err"; then
+        [ "$json" = 1 ] || printf "%-8s %s\n" "$planner" "does not fit: $(tail -1 "$work/$planner.err")"
+        echo "{\"planner\": \"$planner\", \"error\": $(tail -1 "$work/$planner.err" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read().strip()))')}" >> "$work/results.jsonl"
         continue
     fi
     modelled=$(python3 -c "import json; print(json.load(open('$out/manifest.json'))['modeled_latency_ms'])")
+    # Plain links: the probe measures plain ZeroMQ messages, and CURVE's CPU per byte is not in the profile yet.
     on_board 0 "$bin/iop-node" leader --bundle "$out" --listen tcp://198.18.0.1:5555 --requests tcp://198.18.0.1:5600 \
-        --timeout-ms 600000 > "$work/$planner.leader.out" 2> "$work/$planner.leader.err" &
+        --timeout-ms 600000 --insecure > "$work/$planner.leader.out" 2> "$work/$planner.leader.err" &
     pids+=($!); leader=$!
     for i in $(seq 1 $((boards - 1))); do
         on_board "$i" "$bin/iop-node" worker --name "b$i" --listen "tcp://198.18.0.$((i + 1)):5555" --leader tcp://198.18.0.1:5555 \
-            --memory-budget "$budget" 2> "$work/$planner.b$i.err" &
+            --memory-budget "$budget" --insecure 2> "$work/$planner.b$i.err" &
         pids+=($!)
     done
     for _ in $(seq 1 1200); do grep -q '^ready ' "$work/$planner.leader.out" && break; kill -0 "$leader" 2>/dev/null || break; sleep 0.5; done
     grep -q '^ready ' "$work/$planner.leader.out" || { echo "emulated_boards: $planner: the leader did not become ready: $(tail -2 "$work/$planner.leader.err")" >&2; exit 1; }
-    result=$(ip netns exec iop-b0 "$bin/iop" request --leader tcp://198.18.0.1:5600 --reply 'tcp://198.18.0.1:*' \
-        --input "$work/x.npy" --repeat "$requests" --json)
-    stats=$(ip netns exec iop-b0 "$bin/iop" request --leader tcp://198.18.0.1:5600 --reply 'tcp://198.18.0.1:*' --stats --json)
+    # One request first: its page faults and first connections are not what the plan costs.
+    ip netns exec "$EMU_PREFIX-b0" "$bin/iop" request --leader tcp://198.18.0.1:5600 --reply 'tcp://198.18.0.1:*' \
+        --insecure --input "$work/x.npy" --json > /dev/null
+    result=$(ip netns exec "$EMU_PREFIX-b0" "$bin/iop" request --leader tcp://198.18.0.1:5600 --reply 'tcp://198.18.0.1:*' \
+        --insecure --input "$work/x.npy" --repeat "$requests" --json)
+    stats=$(ip netns exec "$EMU_PREFIX-b0" "$bin/iop" request --leader tcp://198.18.0.1:5600 --reply 'tcp://198.18.0.1:*' --insecure \
+        --stats --json)
     kill -TERM "$leader"; wait "$leader" || true
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
     pids=()
-    arenas=$(python3 -c "
-import json; s=json.loads('''$stats''')
-print(' '.join(f'{b[\"arena_bytes\"]/(1<<20):.1f}' for b in s['boards']))")
     python3 -c "
-import json; r=json.loads('''$result''')
-print(f\"{'$planner':8} {float('$modelled'):9.1f} ms {r['p50_ms']:9.1f} ms {r['p90_ms']:9.1f} ms  $arenas\")"
+import json; r=json.loads('''$result'''); s=json.loads('''$stats''')
+print(json.dumps({'planner': '$planner', 'modelled_ms': round(float('$modelled'), 2), 'p50_ms': round(r['p50_ms'], 2),
+                  'p90_ms': round(r['p90_ms'], 2), 'arena_bytes': [b['arena_bytes'] for b in s['boards']]}))" \
+        >> "$work/results.jsonl"
+    [ "$json" = 1 ] || python3 -c "
+import json; r=json.loads(open('$work/results.jsonl').read().splitlines()[-1])
+arenas=' '.join(f'{b/(1<<20):.1f}' for b in r['arena_bytes'])
+print(f\"{r['planner']:8} {r['modelled_ms']:9.1f} ms {r['p50_ms']:9.1f} ms {r['p90_ms']:9.1f} ms  {arenas}\")"
 done
+if [ "$json" = 1 ]; then
+    cpu_list=$(IFS=,; echo "${cpus[*]}") rate_list=$(IFS=,; echo "${rates[*]}")
+    python3 -c "
+import json
+planners = [json.loads(l) for l in open('$work/results.jsonl')]
+print(json.dumps({'model': '$model', 'boards': $boards, 'cpu_percent': [$cpu_list],
+                  'rate_mbit': [$rate_list], 'cost_model': '$costmodel', 'requests': $requests,
+                  'planners': planners}))"
+fi

@@ -12,6 +12,7 @@
 #   emu_setup RATE_MBIT CPU_PERCENT MEMORY_LIMIT_BYTES
 #   emu_set_memory I BYTES           # one board's memory limit
 #   emu_set_cpu I PERCENT            # one board's share of a core (4..100, decimals allowed)
+#   emu_set_rate I RATE_MBIT         # one board's link rate (both ends of its veth pair)
 #   emu_on_board I CMD...            # exec CMD in board I (namespace, cpu and memory cgroups)
 #   emu_on_board_cpu I CMD...        # exec CMD under board I's cpu quota only, in this namespace
 # The two emu_on_board* functions exec: call them in the background (&) or in a subshell, so that
@@ -57,16 +58,21 @@ emu_setup() {
         ip -n "$ns" link set "${EMU_PREFIX}v$i" up
         ip -n "$EMU_PREFIX-sw" link set "${EMU_PREFIX}s$i" master br0
         ip -n "$EMU_PREFIX-sw" link set "${EMU_PREFIX}s$i" up
-        # The bucket holds 10 ms of traffic: a smaller one caps the rate below the link's (one refill per timer tick).
-        burst=$((rate * 1250 > 65536 ? rate * 1250 : 65536))
-        tc -n "$ns" qdisc add dev "${EMU_PREFIX}v$i" root tbf rate "${rate}mbit" burst "$burst" latency 500ms
-        tc -n "$EMU_PREFIX-sw" qdisc add dev "${EMU_PREFIX}s$i" root tbf rate "${rate}mbit" burst "$burst" latency 500ms
+        emu_set_rate "$i" "$rate" add
         mkdir -p "/sys/fs/cgroup/cpu/$ns" "/sys/fs/cgroup/memory/$ns"
         # A 25 ms period: short enough that a step is slowed evenly, not run at full speed and then parked.
         echo 25000 > "/sys/fs/cgroup/cpu/$ns/cpu.cfs_period_us"
         emu_set_cpu "$i" "$cpu"
         emu_set_memory "$i" "$memory"
     done
+}
+
+emu_set_rate() {
+    local i=$1 rate=$2 verb=${3:-change} burst
+    # The bucket holds 10 ms of traffic: a smaller one caps the rate below the link's (one refill per timer tick).
+    burst=$((rate * 1250 > 65536 ? rate * 1250 : 65536))
+    tc -n "$EMU_PREFIX-b$i" qdisc "$verb" dev "${EMU_PREFIX}v$i" root tbf rate "${rate}mbit" burst "$burst" latency 500ms
+    tc -n "$EMU_PREFIX-sw" qdisc "$verb" dev "${EMU_PREFIX}s$i" root tbf rate "${rate}mbit" burst "$burst" latency 500ms
 }
 
 emu_set_memory() {

@@ -51,6 +51,12 @@ uint64_t iop_monotonic_ns(void) {
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
+uint64_t iop_process_cpu_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
 int iop_datagram_send(const char *path, const void *bytes, size_t length) {
     struct sockaddr_un address;
     memset(&address, 0, sizeof address);

@@ -12,13 +12,16 @@ public struct DeviceSpec: Equatable, Sendable {
     /// Cost of one message on the link: connection setup plus latency, ms.
     public var setupMs: Double
     public var threads: Int
+    /// Measured on the board itself (`iop profile`): when present the cost model uses it instead of
+    /// `gflops`, `bandwidthMbps` and `setupMs`.
+    public var profile: BoardProfile?
 
     public init(
         name: String, endpoint: String, gflops: Double, memoryBudgetBytes: Int, bandwidthMbps: Double, setupMs: Double,
-        threads: Int
+        threads: Int, profile: BoardProfile? = nil
     ) {
         self.name = name; self.endpoint = endpoint; self.gflops = gflops; self.memoryBudgetBytes = memoryBudgetBytes
-        self.bandwidthMbps = bandwidthMbps; self.setupMs = setupMs; self.threads = threads
+        self.bandwidthMbps = bandwidthMbps; self.setupMs = setupMs; self.threads = threads; self.profile = profile
     }
 }
 
@@ -29,6 +32,9 @@ public struct Cluster: Equatable, Sendable {
 
     public init(devices: [DeviceSpec], leader: Int) { self.devices = devices; self.leader = leader }
 
+    /// Every board carries a measured profile: the plan uses the calibrated model.
+    public var isProfiled: Bool { devices.allSatisfy { $0.profile != nil } }
+
     public static func load(path: String) throws -> Cluster {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ClusterError(path: path, message: "cannot read file")
@@ -37,11 +43,11 @@ public struct Cluster: Equatable, Sendable {
     }
 
     static let deviceFields: Set<String> = [
-        "name", "endpoint", "gflops", "memory", "bandwidth_mbps", "setup_ms", "threads",
+        "name", "endpoint", "gflops", "memory", "bandwidth_mbps", "setup_ms", "threads", "profile",
     ]
 
     /// JSON: `{"leader": "pi-a", "devices": [{"name", "endpoint", "gflops", "memory": "1GiB",
-    /// "bandwidth_mbps", "setup_ms", "threads"}]}`.
+    /// "bandwidth_mbps", "setup_ms", "threads", "profile"}]}`; `profile` is optional (`BoardProfile`).
     public static func parse(_ data: Data) throws -> Cluster {
         func fail(_ m: String) -> ClusterError { ClusterError(path: nil, message: m) }
         guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
@@ -87,7 +93,7 @@ public struct Cluster: Equatable, Sendable {
                 DeviceSpec(
                     name: name, endpoint: endpoint, gflops: try positive("gflops"), memoryBudgetBytes: memory,
                     bandwidthMbps: try positive("bandwidth_mbps"), setupMs: try positive("setup_ms"),
-                    threads: Int(threads)))
+                    threads: Int(threads), profile: try d["profile"].map { try BoardProfile.parse($0, board: who) }))
         }
         var seen = Set<String>()
         for d in devices where !seen.insert(d.name).inserted { throw fail("board name '\(d.name)' appears twice") }
@@ -107,6 +113,7 @@ public struct Cluster: Equatable, Sendable {
 public struct ClusterError: Error, CustomStringConvertible, Equatable {
     public var path: String?
     public var message: String
+    public init(path: String?, message: String) { self.path = path; self.message = message }
     public var description: String { (path.map { "\($0): " } ?? "") + message }
 }
 

@@ -3,7 +3,8 @@ import IOPModel
 import IOPProgram
 
 /// The modelled cost of one segment: what each board computes, holds and
-/// sends. Formulas (docs/planner.md):
+/// sends. When every board has a measured profile, time comes from `SegmentTimeline` (the
+/// calibrated model); otherwise from the nominal figures. Nominal formulas (docs/planner.md):
 ///   compute_d   = FLOPs_d / capability_d
 ///   message     = setup + bytes / min(bandwidth_leader, bandwidth_d)
 ///   segment     = Σ scatter messages + max_d compute_d + Σ gather messages + leader's reduction
@@ -56,18 +57,41 @@ public struct CostModel: Sendable {
     /// Bytes per board outside every segment: the leader's stream region (`StreamSpec.leaderFloats`).
     public let fixedBytes: [Int]
 
+    /// With profiles, what a request adds around the segments: the leader receives its input
+    /// (ZeroMQ's CPU per byte, then the copy into the arena) and sends the result, at its steady
+    /// speed (requests come back to back). A stream's input comes from the leader's own front end: 0.
+    public let requestMs: Double
+
     public init(cluster: Cluster, network: Network) {
         self.cluster = cluster
         stages = Stage.split(network)
         layers = network.layers.map { Layer(name: $0.name, kind: $0.kind) }
         let stream = 4 * (network.stream?.leaderFloats(outputCount: network.outputCount) ?? 0)
         fixedBytes = cluster.devices.indices.map { $0 == cluster.leader ? stream : 0 }
+        if cluster.isProfiled, network.stream == nil, let p = cluster.devices[cluster.leader].profile {
+            let input = Double(4 * network.inputCount), output = Double(4 * network.outputCount)
+            let full =
+                (input * (p.link?.receiveCpuNsPerByte ?? 0) + output * (p.link?.sendCpuNsPerByte ?? 0)) / 1e6
+                + p.milliseconds(.copy, work: input + output) * p.cpuShare
+            requestMs = p.wallMs(fullSpeedMs: full, idleMs: 0)
+        } else {
+            requestMs = 0
+        }
     }
 
     var n: Int { cluster.devices.count }
     var leader: Int { cluster.leader }
 
     func computeMs(_ flops: Double, _ d: Int) -> Double { flops / (cluster.devices[d].gflops * 1e6) }
+
+    /// What work is split in proportion to: the measured rate of the blocked conv kernel when the
+    /// cluster is profiled (the kernel most of a CNN's FLOPs run on), else the nominal GFLOP/s.
+    public func capability(_ d: Int) -> Double {
+        guard cluster.isProfiled, let p = cluster.devices[d].profile,
+            let conv = p.kernels[.conv3x3] ?? p.kernels.values.first
+        else { return cluster.devices[d].gflops }
+        return conv.gigaPerSecond
+    }
 
     /// One message between the leader and board d.
     public func messageMs(bytes: Int, board d: Int) -> Double {
@@ -80,7 +104,7 @@ public struct CostModel: Sendable {
     /// counts round to multiples of 8 (SIMD-friendly) when every board still
     /// gets several; the remainder goes by largest fraction.
     public func proportionalSplit(_ full: Int, channels: Bool) -> [Int] {
-        let caps = cluster.devices.map(\.gflops)
+        let caps = cluster.devices.indices.map(capability)
         let total = caps.reduce(0, +)
         let unit = channels && full >= 32 * n ? 8 : 1
         let units = full / unit
@@ -185,6 +209,11 @@ public struct CostModel: Sendable {
         }
         c.computeMs = compute.max()! + leaderAfter
         let program = Slicer.program(segment, extents: c.partitions[0].extents, layers: layers, stages: stages)
+        if cluster.isProfiled {
+            let t = SegmentTimeline(cluster: cluster).time(program)
+            c.computeMs = t.computeMs
+            c.commMs = t.latencyMs - t.computeMs
+        }
         for d in 0..<n {
             (c.weightBytes[d], c.activationBytes[d]) = BoardLayout.footprint(program, board: d, leader: leader)
         }

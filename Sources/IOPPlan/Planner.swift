@@ -20,15 +20,19 @@ public struct Plan: Sendable {
     public var cluster: Cluster
     /// Bytes per board that no segment accounts for: a stream's region in the leader's arena.
     public var fixedBytes: [Int]
+    /// What serving a request adds to the segments (`CostModel.requestMs`).
+    public var requestMs: Double
 
     public init(
-        planner: PlannerKind, segments: [Segment], costs: [SegmentCost], cluster: Cluster, fixedBytes: [Int]? = nil
+        planner: PlannerKind, segments: [Segment], costs: [SegmentCost], cluster: Cluster, fixedBytes: [Int]? = nil,
+        requestMs: Double = 0
     ) {
         self.planner = planner; self.segments = segments; self.costs = costs; self.cluster = cluster
         self.fixedBytes = fixedBytes ?? Array(repeating: 0, count: cluster.devices.count)
+        self.requestMs = requestMs
     }
 
-    public var modeledLatencyMs: Double { costs.reduce(0) { $0 + $1.latencyMs } }
+    public var modeledLatencyMs: Double { requestMs + costs.reduce(0) { $0 + $1.latencyMs } }
     /// Peak bytes per board, its arena: all its weight slices, its largest segment's buffers, and its fixed bytes.
     public var peakMemoryBytes: [Int] {
         (0..<cluster.devices.count).map { d in
@@ -121,7 +125,7 @@ public struct Planner: Sendable {
         return try checked(
             Plan(
                 planner: kind, segments: segments, costs: segments.map(model.cost), cluster: model.cluster,
-                fixedBytes: model.fixedBytes))
+                fixedBytes: model.fixedBytes, requestMs: model.requestMs))
     }
 
     func checked(_ p: Plan) throws -> Plan {
@@ -186,14 +190,14 @@ public struct Planner: Sendable {
         func fill(_ s: State) -> Double {
             (0..<budgets.count).map { Double(s.weights[$0] + s.peak[$0]) / Double(budgets[$0]) }.max() ?? 0
         }
-        let meeting = search(costs: costs, budgets: budgets, bound: rest, limit: deadlineMs.nextUp)
+        let meeting = search(costs: costs, budgets: budgets, bound: rest, limit: (deadlineMs - model.requestMs).nextUp)
         guard let best = meeting.min(by: { (fill($0), $0.latency) < (fill($1), $1.latency) }) else {
             let fastest = try optimal()
             throw DeadlineError(deadlineMs: deadlineMs, fastestMs: fastest.modeledLatencyMs)
         }
         return Plan(
             planner: .optimal, segments: best.segments, costs: best.segments.map(model.cost), cluster: model.cluster,
-            fixedBytes: model.fixedBytes)
+            fixedBytes: model.fixedBytes, requestMs: model.requestMs)
     }
 
     func optimal() throws -> Plan {
@@ -203,7 +207,7 @@ public struct Planner: Sendable {
         func plan(_ segments: [Segment]) -> Plan {
             Plan(
                 planner: .optimal, segments: segments, costs: segments.map(model.cost), cluster: model.cluster,
-                fixedBytes: model.fixedBytes)
+                fixedBytes: model.fixedBytes, requestMs: model.requestMs)
         }
         var fastest: [Segment] = []
         var i = 0
@@ -226,7 +230,7 @@ public struct Planner: Sendable {
         if let incumbent {
             return Plan(
                 planner: .optimal, segments: incumbent.segments, costs: incumbent.costs, cluster: model.cluster,
-                fixedBytes: model.fixedBytes)
+                fixedBytes: model.fixedBytes, requestMs: model.requestMs)
         }
         // Nothing fits: report the plan that overshoots the budgets least.
         func overshoot(_ s: State) -> Int {
@@ -248,7 +252,7 @@ public struct Planner: Sendable {
         func excess(_ segs: [Segment]) -> Int {
             let p = Plan(
                 planner: .optimal, segments: segs, costs: segs.map(model.cost), cluster: model.cluster,
-                fixedBytes: model.fixedBytes)
+                fixedBytes: model.fixedBytes, requestMs: model.requestMs)
             return zip(p.peakMemoryBytes, budgets).reduce(0) { $0 + max(0, $1.0 - $1.1) }
         }
         var over = excess(current)

@@ -5,6 +5,8 @@ let usage = """
                            (--keys DIR | --insecure)
            iop-node leader --bundle PATH --listen ENDPOINT --requests ENDPOINT [--threads N] [--timeout-ms MS]
                            (--keys DIR | --insecure)
+           iop-node profile [--threads N] | iop-node probe (--serve --listen EP | --connect EP --listen EP)
+                           (this board's kernel and link measurements for `iop profile`; see their --help)
            iop-node leader --bundle PATH --listen ENDPOINT --audio FILE.wav|- [--realtime] [--deadline-ms MS]
                            [--alerts ENDPOINT [--alerts-key CLIENT]] [--threads N] [--timeout-ms MS]
                            (--keys DIR | --insecure)

@@ -13,6 +13,7 @@ if iop_argc() == 2 && String(cString: iop_argv()![1]!) == "--version" {
     print("iop-node " + iopVersion)
     exit(0)
 }
+if runBoardTool() { exit(0) }  // profile, probe: BoardTools.swift
 guard let options = Options.fromProcess() else {
     print(usage)
     exit(iop_argc() > 1 ? 0 : 2)

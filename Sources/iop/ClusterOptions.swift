@@ -51,6 +51,13 @@ struct PlannerOptions: ParsableArguments {
     }
 
     func plan(_ network: Network, on cluster: Cluster) throws -> Plan {
+        let plan = try choose(network, on: cluster)
+        // After planning: a refusal stays one line.
+        noteCostModel(cluster)
+        return plan
+    }
+
+    func choose(_ network: Network, on cluster: Cluster) throws -> Plan {
         let planner = Planner(network: network, cluster: cluster)
         guard let deadlineMs else { return try planner.plan(self.planner ?? .optimal) }
         guard let kind = self.planner else { return try planner.plan(deadlineMs: deadlineMs) }
@@ -65,3 +72,20 @@ struct PlannerOptions: ParsableArguments {
         return plan
     }
 }
+
+/// Says on stderr which cost model plans for `cluster` use, and why (docs/planner.md).
+func noteCostModel(_ cluster: Cluster) {
+    let names = cluster.devices.map(\.name)
+    let profiled = cluster.devices.filter { $0.profile != nil }.map(\.name)
+    if cluster.isProfiled {
+        note("cost model: calibrated, from the measured profiles of \(names.joined(separator: ", "))")
+    } else if profiled.isEmpty {
+        note("cost model: nominal (the cluster file's gflops, bandwidth_mbps, setup_ms; iop profile measures boards)")
+    } else {
+        let missing = names.filter { !profiled.contains($0) }
+        note("cost model: nominal: \(missing.joined(separator: ", ")) have no profile (iop profile measures boards)")
+    }
+}
+
+/// "calibrated" or "nominal", for JSON outputs and manifests.
+func costModelName(_ cluster: Cluster) -> String { cluster.isProfiled ? "calibrated" : "nominal" }

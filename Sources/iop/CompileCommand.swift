@@ -38,7 +38,8 @@ struct Compile: ParsableCommand {
                 "format": "iop-bundle", "version": Int(ProgramBundle.version), "model": net.name,
                 "planner": plannerOptions.label,
                 "input_shape": net.inputShape, "output_shape": net.outputShape, "bundle_bytes": bytes.count,
-                "modeled_latency_ms": plan.modeledLatencyMs, "leader": cluster.devices[cluster.leader].name,
+                "modeled_latency_ms": plan.modeledLatencyMs, "cost_model": costModelName(cluster),
+                "leader": cluster.devices[cluster.leader].name,
                 "boards": cluster.devices.enumerated().map { i, d in
                     [
                         "name": d.name, "endpoint": d.endpoint, "budget_bytes": d.memoryBudgetBytes,

@@ -14,7 +14,7 @@ struct IOP: ParsableCommand {
         version: iopVersion,
         subcommands: [
             Models.self, Infer.self, Bench.self, Export.self, PlanCommand.self, Simulate.self, Compile.self,
-            Request.self, ClusterRun.self, Deploy.self, Keys.self,
+            Request.self, ClusterRun.self, Deploy.self, Keys.self, ProfileCommand.self,
         ])
 }
 

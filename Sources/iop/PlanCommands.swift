@@ -34,6 +34,7 @@ func planJSON(_ p: Plan, label: String) -> [String: Any] {
     }
     return [
         "planner": label, "modeled_latency_ms": p.modeledLatencyMs, "devices": devices,
+        "cost_model": costModelName(p.cluster),
         "segments": segments,
     ]
 }
@@ -45,7 +46,8 @@ struct PlanCommand: ParsableCommand {
         discussion:
             "Planners: single (leader only), oc (all by output channels), coedge (convs by rows), "
             + "iop (the paper's greedy pairing), optimal (exact search under the memory budgets). "
-            + "The cost model is described in docs/planner.md."
+            + "The cost model is described in docs/planner.md: nominal (the cluster file's gflops, bandwidth_mbps, "
+            + "setup_ms), or calibrated when every board has a measured profile (iop profile); the command says which."
     )
 
     @OptionGroup var model: ModelOptions
@@ -179,6 +181,7 @@ struct Simulate: ParsableCommand {
                     if !json { printRow(row, net: net.name, setup: setup) }
                 }
             }
+            noteCostModel(base)
             if json { print(try jsonString(rows)) }
         }
     }

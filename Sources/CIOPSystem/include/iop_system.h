@@ -24,6 +24,8 @@ int iop_catch_stop_signals(void);
 int iop_stop_signal(void);
 
 uint64_t iop_monotonic_ns(void);
+/// CPU time of the whole process, every thread (libzmq's I/O thread included): what moving bytes costs a board.
+uint64_t iop_process_cpu_ns(void);
 
 /// Sends one datagram to the AF_UNIX socket at `path` (a leading '@' names the
 /// abstract namespace, as in NOTIFY_SOCKET). Returns 0, or the errno.

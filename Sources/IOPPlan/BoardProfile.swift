@@ -1,0 +1,165 @@
+import Foundation
+import IOPCore
+
+/// What a board measured about itself (`iop-node profile`, `iop-node probe`), as a cluster file's
+/// per-board `profile` section holds it. With a profile the cost model times each operator by its
+/// kernel class and shape, and each message by the probed link and the CPU both ends spend on it
+/// (docs/planner.md, "Calibrated model"); without one it uses the board's nominal `gflops`.
+public struct BoardProfile: Equatable, Sendable {
+    /// Threads the kernels were timed with.
+    public var threads: Int
+    public var kernels: [KernelClass: KernelFit]
+    public var link: LinkProfile?
+    /// The share of a core the board gets while busy, and the full-speed milliseconds it gets after
+    /// idling before the share binds (a board under a CPU quota; 1 and 0 for one that is not).
+    public var cpuShare: Double
+    public var burstMs: Double
+    /// The quota's period: a wait this long gives the burst back.
+    public var periodMs: Double
+
+    public init(
+        threads: Int, kernels: [KernelClass: KernelFit], link: LinkProfile?, cpuShare: Double = 1, burstMs: Double = 0,
+        periodMs: Double = 0
+    ) {
+        self.threads = threads; self.kernels = kernels; self.link = link
+        self.cpuShare = cpuShare; self.burstMs = burstMs; self.periodMs = periodMs
+    }
+
+    /// Expected wall milliseconds for `fullSpeedMs` of CPU work that starts after a wait of `idleMs`:
+    /// the wait spans a period boundary (the allowance is back) with probability idle / period, and
+    /// then the burst runs at full speed and the rest at the board's share; otherwise all of it runs
+    /// at the share.
+    public func wallMs(fullSpeedMs x: Double, idleMs: Double = .infinity) -> Double {
+        let steady = x / cpuShare
+        // A period grants share x period of CPU; a measured burst beyond that ran across a period's
+        // end (the spin started late in a period), which a stretch of work cannot count on.
+        let burst = periodMs > 0 ? min(burstMs, cpuShare * periodMs) : burstMs
+        let fresh = x <= burst ? x : burst + (x - burst) / cpuShare
+        let p = periodMs > 0 ? min(1, max(0, idleMs) / periodMs) : 1
+        return p * fresh + (1 - p) * steady
+    }
+
+    /// Milliseconds for `work` units of a class; a class the board did not time is costed by the
+    /// closest one that it did (a conv by another conv, anything else by `copy`'s memory speed).
+    public func milliseconds(_ kernel: KernelClass, work: Double) -> Double {
+        guard work > 0 else { return 0 }
+        let fallbacks: [KernelClass] =
+            kernel.workUnit == .flop ? [.conv3x3, .conv1x1, .convStrided, .convRow, .convDepthwise] : [.copy]
+        guard let fit = kernels[kernel] ?? fallbacks.lazy.compactMap({ kernels[$0] }).first else { return 0 }
+        return fit.microseconds(work: work) / 1e3
+    }
+
+    static let fields: Set<String> = ["format", "threads", "seconds", "cpu", "kernels", "link"]
+    static let kernelFields: Set<String> = ["unit", "overhead_us", "giga_per_s", "samples"]
+
+    /// Reads a profile section: `iop-node profile`'s output as it is, plus an optional `link`.
+    public static func parse(_ object: Any, board who: String) throws -> BoardProfile {
+        func fail(_ m: String) -> ClusterError { ClusterError(path: nil, message: "\(who): profile: \(m)") }
+        guard let root = object as? [String: Any] else { throw fail("not a JSON object") }
+        for key in root.keys where !fields.contains(key) {
+            throw fail("unknown field '\(key)' (expected \(fields.sorted().joined(separator: ", ")))")
+        }
+        if let format = root["format"], format as? String != "iop-profile/1" {
+            throw fail("format is '\(format)', expected 'iop-profile/1' (made by iop-node profile)")
+        }
+        guard let threads = (root["threads"] as? NSNumber)?.intValue, threads >= 1 else {
+            throw fail("missing or non-positive field 'threads'")
+        }
+        guard let list = root["kernels"] as? [String: Any], !list.isEmpty else {
+            throw fail("missing field 'kernels' (an object of kernel classes, as iop-node profile prints)")
+        }
+        var kernels: [KernelClass: KernelFit] = [:]
+        for (name, value) in list {
+            guard let kernel = KernelClass(rawValue: name) else {
+                let known = KernelClass.allCases.map(\.rawValue).joined(separator: ", ")
+                throw fail("unknown kernel class '\(name)' (expected one of \(known))")
+            }
+            guard let fit = value as? [String: Any] else { throw fail("kernel '\(name)' is not an object") }
+            for key in fit.keys where !kernelFields.contains(key) {
+                throw fail("kernel '\(name)': unknown field '\(key)'")
+            }
+            let overhead = (fit["overhead_us"] as? NSNumber)?.doubleValue ?? -1
+            let rate = (fit["giga_per_s"] as? NSNumber)?.doubleValue ?? 0
+            guard overhead >= 0, overhead.isFinite, rate > 0, rate.isFinite else {
+                throw fail("kernel '\(name)' needs overhead_us >= 0 and giga_per_s > 0")
+            }
+            kernels[kernel] = KernelFit(overheadUs: overhead, gigaPerSecond: rate)
+        }
+        let link = try root["link"].map { try LinkProfile.parse($0, fail: fail) }
+        var share = 1.0, burst = 0.0, period = 0.0
+        if let cpu = root["cpu"] {
+            guard let o = cpu as? [String: Any], let s = (o["share"] as? NSNumber)?.doubleValue,
+                let b = (o["burst_ms"] as? NSNumber)?.doubleValue, let p = (o["period_ms"] as? NSNumber)?.doubleValue,
+                s > 0, s <= 1, b >= 0, b.isFinite, p >= 0, p.isFinite, o.count == 3
+            else { throw fail("'cpu' must be {\"share\": 0 < s <= 1, \"burst_ms\": >= 0, \"period_ms\": >= 0}") }
+            share = s; burst = b; period = p
+        }
+        return BoardProfile(
+            threads: threads, kernels: kernels, link: link, cpuShare: share, burstMs: burst, periodMs: period)
+    }
+
+    /// The section as it is written into a cluster file.
+    public var jsonObject: [String: Any] {
+        var kernelObjects: [String: Any] = [:]
+        for (k, fit) in kernels {
+            kernelObjects[k.rawValue] = [
+                "unit": k.workUnit.rawValue, "overhead_us": fit.overheadUs, "giga_per_s": fit.gigaPerSecond,
+            ]
+        }
+        var object: [String: Any] = [
+            "format": "iop-profile/1", "threads": threads, "kernels": kernelObjects,
+            "cpu": ["share": cpuShare, "burst_ms": burstMs, "period_ms": periodMs],
+        ]
+        if let link { object["link"] = link.jsonObject }
+        return object
+    }
+}
+
+/// A board's link to the leader as probed (for the leader: its own end of every link): one-way
+/// latency per message, bandwidth, and the CPU time this board spends per byte it sends or receives.
+public struct LinkProfile: Equatable, Sendable {
+    public var latencyMs: Double
+    public var bandwidthMbps: Double
+    public var sendCpuNsPerByte: Double
+    public var receiveCpuNsPerByte: Double
+    /// Bytes the link passes at once after a silence: a shaped link's token bucket (0 for a plain one).
+    public var burstBytes: Double
+
+    public init(
+        latencyMs: Double, bandwidthMbps: Double, sendCpuNsPerByte: Double, receiveCpuNsPerByte: Double,
+        burstBytes: Double = 0
+    ) {
+        self.latencyMs = latencyMs; self.bandwidthMbps = bandwidthMbps
+        self.sendCpuNsPerByte = sendCpuNsPerByte; self.receiveCpuNsPerByte = receiveCpuNsPerByte
+        self.burstBytes = burstBytes
+    }
+
+    static let fields = [
+        "latency_ms", "bandwidth_mbps", "send_cpu_ns_per_byte", "receive_cpu_ns_per_byte", "burst_bytes",
+    ]
+
+    static func parse(_ object: Any, fail: (String) -> ClusterError) throws -> LinkProfile {
+        guard let o = object as? [String: Any] else { throw fail("'link' is not an object") }
+        for key in o.keys where !fields.contains(key) {
+            throw fail("link: unknown field '\(key)' (expected \(fields.joined(separator: ", ")))")
+        }
+        var v: [Double] = []
+        for f in fields where f != "burst_bytes" || o[f] != nil {
+            guard let x = (o[f] as? NSNumber)?.doubleValue, x >= 0, x.isFinite else {
+                throw fail("link: field '\(f)' must be a number >= 0")
+            }
+            v.append(x)
+        }
+        guard v[1] > 0 else { throw fail("link: field 'bandwidth_mbps' must be positive") }
+        return LinkProfile(
+            latencyMs: v[0], bandwidthMbps: v[1], sendCpuNsPerByte: v[2], receiveCpuNsPerByte: v[3],
+            burstBytes: v.count > 4 ? v[4] : 0)
+    }
+
+    public var jsonObject: [String: Any] {
+        [
+            "latency_ms": latencyMs, "bandwidth_mbps": bandwidthMbps, "send_cpu_ns_per_byte": sendCpuNsPerByte,
+            "receive_cpu_ns_per_byte": receiveCpuNsPerByte, "burst_bytes": burstBytes,
+        ]
+    }
+}

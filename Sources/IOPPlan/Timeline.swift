@@ -1,0 +1,156 @@
+import IOPCore
+import IOPProgram
+
+/// The calibrated model of one segment: the leader's schedule (`Leader.infer`) replayed on the
+/// boards' profiles, not summed. Formulas in docs/planner.md ("Calibrated model"):
+///
+/// - the leader scatters in part order; each message costs its CPU (selecting the slice, handing
+///   it to ZeroMQ) and then leaves on its link one after the other: the sends are serialised
+///   (through the token bucket of a shaped link, which lets its depth through at once);
+/// - a worker starts when its input has arrived, receives it, computes its part (each op by its
+///   kernel class and shape), and sends its result;
+/// - meanwhile the leader computes its own part; results then come in over its link one after the
+///   other, in the order they are ready, and each is received and placed (copied or added);
+/// - last the leader reduces (bias, activation, pools) and copies the result into place.
+///
+/// CPU work is counted at full speed and turned into wall time per board by `CPUClock`: a board
+/// under a CPU quota runs its burst at full speed after idling, then at its share.
+struct SegmentTimeline {
+    let cluster: Cluster
+
+    var leader: Int { cluster.leader }
+
+    func profile(_ d: Int) -> BoardProfile { cluster.devices[d].profile! }
+
+    /// Full-speed milliseconds of `work` on a kernel class: the profile's steady time times the share.
+    func fullMs(_ kernel: KernelClass, _ work: Double, board d: Int) -> Double {
+        profile(d).milliseconds(kernel, work: work) * profile(d).cpuShare
+    }
+
+    func computeMs(_ layers: [Layer], board d: Int) -> Double {
+        layers.reduce(0) { $0 + fullMs(KernelClass($1.kind), KernelClass.work($1.kind), board: d) }
+    }
+
+    func copyMs(bytes: Int, board d: Int) -> Double { fullMs(.copy, Double(bytes), board: d) }
+
+    /// Placing a result of `count` floats in the leader's tensor: an add for a partial sum, else a copy.
+    func placeMs(_ output: BoardPart.Output, count: Int) -> Double {
+        output == .partialSum
+            ? fullMs(.reduction, Double(count), board: leader) : copyMs(bytes: 4 * count, board: leader)
+    }
+
+    /// The link between the leader and `d`: one-way latency, and a token bucket at each end (the
+    /// leader's side shared by every message of the segment), full at the segment's start.
+    func latency(_ d: Int) -> Double {
+        cluster.devices[d].profile?.link?.latencyMs ?? max(cluster.devices[leader].setupMs, cluster.devices[d].setupMs)
+    }
+    func bucket(_ d: Int) -> TokenBucket {
+        let b = cluster.devices[d]
+        return TokenBucket(
+            depth: b.profile?.link?.burstBytes ?? 0,
+            bytesPerMs: (b.profile?.link?.bandwidthMbps ?? b.bandwidthMbps) * 1e3 / 8)
+    }
+
+    /// CPU milliseconds (full speed, as probed) board `d` spends sending or receiving `bytes`.
+    func sendCpuMs(_ bytes: Int, board d: Int) -> Double {
+        Double(bytes) * (profile(d).link?.sendCpuNsPerByte ?? 0) / 1e6
+    }
+    func receiveCpuMs(_ bytes: Int, board d: Int) -> Double {
+        Double(bytes) * (profile(d).link?.receiveCpuNsPerByte ?? 0) / 1e6
+    }
+
+    /// The segment's latency and the longest any one board computes (the rest is moving data).
+    /// The segment's latency and the longest any one board computes (the rest is moving data).
+    func time(_ seg: SegmentProgram) -> (latencyMs: Double, computeMs: Double) {
+        var cpu = CPUClock(profile(leader))
+        var leaderOut = bucket(leader), leaderIn = bucket(leader)
+        var ready: [(at: Double, bytes: Int, output: BoardPart.Output, count: Int, board: Int)] = []
+        var longest = 0.0
+        for part in seg.parts where part.board != leader {
+            let d = part.board
+            let inBytes = 4 * part.input.count(ofWhole: seg.inputCount)
+            cpu.run(copyMs(bytes: inBytes, board: leader) + sendCpuMs(inBytes, board: leader), from: 0)
+            var workerIn = bucket(d)
+            let sent = max(
+                leaderOut.pass(Double(inBytes), offeredAt: cpu.now), workerIn.pass(Double(inBytes), offeredAt: cpu.now))
+            let compute = computeMs(part.layers, board: d)
+            longest = max(longest, profile(d).wallMs(fullSpeedMs: compute, idleMs: sent + latency(d)))
+            let outCount = outputCount(part, seg)
+            var worker = CPUClock(profile(d))
+            worker.run(
+                receiveCpuMs(inBytes, board: d) + compute + sendCpuMs(4 * outCount, board: d), from: sent + latency(d))
+            ready.append((worker.now, 4 * outCount, part.output, outCount, d))
+        }
+        if seg.partialCount > 0 { cpu.run(copyMs(bytes: 4 * seg.assembledCount, board: leader), from: 0) }
+        if let own = seg.parts.first(where: { $0.board == leader }) {
+            let select =
+                own.input == .all ? 0 : copyMs(bytes: 4 * own.input.count(ofWhole: seg.inputCount), board: leader)
+            let compute = computeMs(own.layers, board: leader)
+            longest = max(longest, profile(leader).wallMs(fullSpeedMs: compute, idleMs: 0))
+            cpu.run(select + compute + placeMs(own.output, count: outputCount(own, seg)), from: 0)
+        }
+        for r in ready.sorted(by: { $0.at < $1.at }) {
+            var workerOut = bucket(r.board)
+            let got = max(
+                workerOut.pass(Double(r.bytes), offeredAt: r.at), leaderIn.pass(Double(r.bytes), offeredAt: r.at))
+            cpu.run(
+                receiveCpuMs(r.bytes, board: leader) + placeMs(r.output, count: r.count), from: got + latency(r.board))
+        }
+        let reduce = computeMs(seg.reduceLayers, board: leader)
+        cpu.run(reduce + copyMs(bytes: 4 * seg.outputCount, board: leader), from: cpu.now)
+        return (cpu.now, min(cpu.now, longest + profile(leader).wallMs(fullSpeedMs: reduce, idleMs: 0)))
+    }
+
+    func outputCount(_ part: BoardPart, _ seg: SegmentProgram) -> Int {
+        switch part.output {
+        case .all: return seg.outputCount
+        case .partialSum: return seg.partialCount
+        case .elements(let r): return r.count
+        case .rows(let r, let c, _, let w): return r.count * c * w
+        }
+    }
+}
+
+/// One board's CPU over a segment: work that starts after the board has waited starts a new
+/// stretch, whose speed depends on how long it waited (`BoardProfile.wallMs`); work that follows
+/// work continues the stretch. The segment starts at 0 with the leader just busy (it reduced the
+/// segment before, or answered the request before: requests come back to back) and the workers
+/// idle since then: a worker's wait is counted from 0.
+struct CPUClock {
+    let profile: BoardProfile
+    /// When the work so far is done, when the current stretch started, its wait and its full-speed CPU.
+    var now = 0.0, start = 0.0, idle = 0.0, spent = 0.0
+    init(_ profile: BoardProfile) { self.profile = profile }
+
+    mutating func run(_ fullSpeedMs: Double, from t: Double) {
+        if t > now {
+            idle = t - now; start = t; spent = 0
+        }
+        spent += fullSpeedMs
+        now = start + profile.wallMs(fullSpeedMs: spent, idleMs: idle)
+    }
+}
+
+/// A link's token bucket (a shaper's, as `tc tbf`): `depth` bytes pass at once, the rest at the
+/// link's rate; messages pass one after the other. Depth 0 is a plain link.
+struct TokenBucket {
+    let depth: Double, bytesPerMs: Double
+    /// Tokens at `at`, the time the last message finished passing.
+    var tokens: Double, at = 0.0
+    init(depth: Double, bytesPerMs: Double) {
+        self.depth = depth; self.bytesPerMs = bytesPerMs
+        tokens = depth
+    }
+
+    /// When `bytes` offered at `t` have passed.
+    mutating func pass(_ bytes: Double, offeredAt t: Double) -> Double {
+        let start = max(t, at)
+        tokens = min(depth, tokens + (start - at) * bytesPerMs)
+        if tokens >= bytes {
+            tokens -= bytes; at = start
+        } else {
+            at = start + (bytes - tokens) / bytesPerMs; tokens = 0
+        }
+        return at
+    }
+}

@@ -1,0 +1,122 @@
+import CIOPSystem
+import IOPCore
+import IOPProgram
+
+/// One kernel timed on this board: `work` in its class's unit, wall microseconds per run.
+public struct KernelTiming: Sendable {
+    public var kernel: KernelClass
+    public var work: Double
+    public var microseconds: Double
+    public init(kernel: KernelClass, work: Double, microseconds: Double) {
+        self.kernel = kernel; self.work = work; self.microseconds = microseconds
+    }
+}
+
+/// Times the kernels a board runs, with the board's thread count, in one arena: each class at a
+/// small and a large size, each size run for at least `minimumMs` of wall time (wall time, not
+/// CPU time: a board held to a share of a core is slowed as its inference will be).
+public enum KernelProfiler {
+    /// The kinds timed, two per class: small and large, shaped like the zoo's layers (the row
+    /// kernel's large one at a full 224x224 image: its 12 MiB output does not stay in cache).
+    public static let layerSamples: [LayerKind] = [
+        conv(3, 64, 32, k: 3, pad: 1), conv(3, 64, 224, k: 3, pad: 1),
+        conv(64, 64, 14, k: 3, pad: 1), conv(128, 128, 28, k: 3, pad: 1),
+        conv(64, 64, 14, k: 1, pad: 0), conv(256, 256, 28, k: 1, pad: 0),
+        conv(3, 64, 63, k: 11, pad: 2, stride: 4), conv(3, 64, 227, k: 11, pad: 2, stride: 4),
+        conv(64, 64, 28, k: 3, pad: 1, groups: 64), conv(256, 256, 56, k: 3, pad: 1, groups: 256),
+        .linear(LinearGeometry(inFeatures: 1024, outFeatures: 256), .relu),
+        .linear(LinearGeometry(inFeatures: 4096, outFeatures: 2048), .relu),
+        .maxPool(PoolGeometry(channels: 64, inHeight: 28, inWidth: 28, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2)),
+        .maxPool(
+            PoolGeometry(channels: 64, inHeight: 112, inWidth: 112, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2)),
+        .addBias(channels: 64, plane: 28 * 28, .relu), .addBias(channels: 64, plane: 112 * 112, .relu),
+    ]
+    /// Elements added (reduction) and bytes moved (copy), small and large.
+    public static let reductionSamples = [16 * 1024, 1024 * 1024]
+    public static let copySamples = [64 * 1024, 4 * 1024 * 1024]
+
+    static func conv(_ ci: Int, _ co: Int, _ size: Int, k: Int, pad: Int, stride: Int = 1, groups: Int = 1)
+        -> LayerKind
+    {
+        .conv(
+            ConvGeometry(
+                inChannels: ci, inHeight: size, inWidth: size, outChannels: co, kernelH: k, kernelW: k,
+                strideH: stride, strideW: stride, padTop: pad, padLeft: pad, padBottom: pad, padRight: pad,
+                groups: groups), .relu)
+    }
+
+    /// Every sample, in class order; `progress` hears each timing as it is taken.
+    public static func measure(threads: Int, minimumMs: Int, progress: (KernelTiming) -> Void) throws(CoreError)
+        -> [KernelTiming]
+    {
+        var layouts: [(op: Op, floats: Int)] = []
+        for kind in layerSamples {
+            var layout = ArenaLayout()
+            _ = layout.chain([kind])
+            let (ops, floats) = layout.finish()
+            layouts.append((ops[0], floats))
+        }
+        let streamFloats = 2 * max(reductionSamples.max()!, copySamples.max()! / 4)
+        let arenaFloats = max(layouts.reduce(0) { max($0, $1.floats) }, streamFloats)
+        let engine = try Engine(arenaFloats: arenaFloats, threads: threads)
+        let minimumNs = UInt64(max(1, minimumMs)) * 1_000_000
+        var timings: [KernelTiming] = []
+        func record(_ kernel: KernelClass, _ work: Double, _ body: () -> Void) {
+            let t = KernelTiming(kernel: kernel, work: work, microseconds: wallMicroseconds(minimumNs, body))
+            timings.append(t)
+            progress(t)
+        }
+        for (op, floats) in layouts {
+            // Written, not just mapped: untouched pages all read the one zero page, which would make
+            // a memory-bound kernel look as fast as its cache.
+            engine.floats(at: 0).update(repeating: 0.001, count: floats)
+            record(KernelClass(op.kind), KernelClass.work(op.kind)) { engine.run(op) }
+        }
+        let a = engine.floats(at: 0)
+        a.update(repeating: 0.001, count: streamFloats)
+        for n in reductionSamples {
+            let b = UnsafePointer(a + streamFloats / 2)
+            record(.reduction, Double(n)) { BoardPart.Output.partialSum.place(b, count: n, into: a) }
+        }
+        for bytes in copySamples {
+            let b = UnsafePointer(a + streamFloats / 2)
+            record(.copy, Double(bytes)) { BoardPart.Output.all.place(b, count: bytes / 4, into: a) }
+        }
+        return timings
+    }
+
+    /// Wall microseconds per run of `body`: the median of three windows of at least a third of
+    /// `minimumNs` and two runs each (a burst of another process's memory traffic spoils one window,
+    /// not the figure), after warming up for 60 ms: longer than a quota period, so a throttled board
+    /// has spent its burst (`CPUAllowance`) and the rate is the steady one.
+    static func wallMicroseconds(_ minimumNs: UInt64, _ body: () -> Void) -> Double {
+        let warm = iop_monotonic_ns()
+        repeat { body() } while iop_monotonic_ns() - warm < 60_000_000
+        var windows: [Double] = []
+        for _ in 0..<3 {
+            let start = iop_monotonic_ns()
+            var runs = 0
+            var elapsed: UInt64 = 0
+            while runs < 2 || elapsed < minimumNs / 3 {
+                body()
+                runs += 1
+                elapsed = iop_monotonic_ns() - start
+            }
+            windows.append(Double(elapsed) / 1e3 / Double(runs))
+        }
+        return windows.sorted()[1]
+    }
+
+    /// One fit per class measured, in `KernelClass.allCases` order.
+    public static func fits(_ timings: [KernelTiming]) -> [(KernelClass, KernelFit)] {
+        var result: [(KernelClass, KernelFit)] = []
+        for kernel in KernelClass.allCases {
+            let mine = timings.filter { $0.kernel == kernel }
+            if !mine.isEmpty {
+                result.append(
+                    (kernel, KernelFit.through(work: mine.map { $0.work }, microseconds: mine.map { $0.microseconds })))
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,186 @@
+import Foundation
+import IOPCore
+import IOPModel
+import IOPPlan
+import IOPProfile
+import Testing
+
+/// Profiles: the board's JSON read by the host, and the calibrated model worked out by hand.
+@Suite struct ProfileTests {
+    static func object(_ text: String) throws -> Any { try JSONSerialization.jsonObject(with: Data(text.utf8)) }
+
+    /// What `iop-node profile` prints is what a cluster file's `profile` section reads, and the section
+    /// written back reads the same. Fits by hand: conv_3x3 through (1e6 flop, 150 us) and (11e6, 650 us)
+    /// has a slope of 500 us / 1e7 flop, i.e. 20 GFLOP/s, and 100 us at zero work; linear through
+    /// (1e6 B, 40 us) and (3e6 B, 160 us) would cross zero work at -20 us, so its overhead is 0 and its
+    /// rate the pooled 4e6 B / 200 us = 20 GB/s.
+    @Test func profileJSONRoundTrip() throws {
+        let timings = [
+            KernelTiming(kernel: .conv3x3, work: 1e6, microseconds: 150),
+            KernelTiming(kernel: .conv3x3, work: 11e6, microseconds: 650),
+            KernelTiming(kernel: .linear, work: 1e6, microseconds: 40),
+            KernelTiming(kernel: .linear, work: 3e6, microseconds: 160),
+        ]
+        let text = ProfileJSON.kernels(
+            threads: 2, seconds: 3.25, cpu: CPUAllowance(share: 0.25, burstMs: 2.5, periodMs: 25), timings: timings)
+        let profile = try BoardProfile.parse(try Self.object(text), board: "board 'a'")
+        #expect(profile.threads == 2 && profile.link == nil)
+        #expect(profile.cpuShare == 0.25 && profile.burstMs == 2.5 && profile.periodMs == 25)
+        // After a long wait 2.5 ms of full-speed work fits the burst; 4.5 ms runs 2.5 ms, then 2 ms at a
+        // quarter: 8 ms more. After no wait all of it runs at a quarter (18 ms); after half a period,
+        // half the time one way and half the other: 14.25 ms.
+        #expect(profile.wallMs(fullSpeedMs: 2.5) == 2.5 && profile.wallMs(fullSpeedMs: 4.5) == 10.5)
+        #expect(profile.wallMs(fullSpeedMs: 4.5, idleMs: 0) == 18)
+        #expect(profile.wallMs(fullSpeedMs: 4.5, idleMs: 12.5) == 14.25)
+        #expect(profile.kernels[.conv3x3] == KernelFit(overheadUs: 100, gigaPerSecond: 20))
+        #expect(profile.kernels[.linear] == KernelFit(overheadUs: 0, gigaPerSecond: 20))
+        #expect(profile.kernels.count == 2)
+        // 5.5e6 flop on conv_3x3: 100 us + 275 us.
+        #expect(abs(profile.milliseconds(.conv3x3, work: 5.5e6) - 0.375) < 1e-12)
+        // A class not timed falls back to a timed conv (flops) or to copy, here untimed: 0.
+        #expect(abs(profile.milliseconds(.conv1x1, work: 5.5e6) - 0.375) < 1e-12)
+
+        var withLink = profile
+        withLink.link = LinkProfile(
+            latencyMs: 0.25, bandwidthMbps: 94.5, sendCpuNsPerByte: 1.5, receiveCpuNsPerByte: 2)
+        let written = try JSONSerialization.data(withJSONObject: withLink.jsonObject)
+        #expect(try BoardProfile.parse(try JSONSerialization.jsonObject(with: written), board: "b") == withLink)
+    }
+
+    @Test func profileErrorsNameTheBoardAndTheField() {
+        func error(_ text: String) -> String {
+            do {
+                _ = try BoardProfile.parse(try Self.object(text), board: "board 'pi-a'")
+                return "accepted"
+            } catch { return "\(error)" }
+        }
+        #expect(
+            error(#"{"threads": 1, "kernels": {"conv_9x9": {"overhead_us": 1, "giga_per_s": 2}}}"#)
+                .contains("board 'pi-a': profile: unknown kernel class 'conv_9x9'"))
+        #expect(
+            error(#"{"threads": 1, "kernels": {"linear": {"overhead_us": 1, "giga_per_s": 0}}}"#)
+                .contains("kernel 'linear' needs overhead_us >= 0 and giga_per_s > 0"))
+        #expect(
+            error(#"{"threads": 1, "kernels": {"linear": {"overhead_us": 1, "giga_per_s": 2}}, "link": {}}"#)
+                .contains("link: field 'latency_ms' must be a number >= 0"))
+        #expect(error(#"{"kernels": {}}"#).contains("missing or non-positive field 'threads'"))
+    }
+
+    /// The leader's link section from its probes: median latency, its fastest rate, mean CPU per byte.
+    @Test func probesBecomeLinkSections() {
+        func probe(_ latency: Double, _ mbps: Double, _ leaderSend: Double) -> ProbeReport {
+            ProbeReport(
+                latencyMs: latency, bandwidthMbps: mbps, leaderSendNsPerByte: leaderSend, leaderReceiveNsPerByte: 1,
+                workerSendNsPerByte: 3, workerReceiveNsPerByte: 4)
+        }
+        let links = ProbeReport.links(
+            [1: probe(0.2, 90, 1), 2: probe(0.4, 95, 2), 3: probe(0.3, 50, 3)], boards: 4, leader: 0)
+        #expect(links[0] == LinkProfile(latencyMs: 0.3, bandwidthMbps: 95, sendCpuNsPerByte: 2, receiveCpuNsPerByte: 1))
+        #expect(links[3] == LinkProfile(latencyMs: 0.3, bandwidthMbps: 50, sendCpuNsPerByte: 3, receiveCpuNsPerByte: 4))
+    }
+
+    static func profile(rate: Double, linearOverheadUs: Double = 0, link: LinkProfile) -> BoardProfile {
+        BoardProfile(
+            threads: 1,
+            kernels: [
+                .conv3x3: KernelFit(overheadUs: 0, gigaPerSecond: rate),
+                .linear: KernelFit(overheadUs: linearOverheadUs, gigaPerSecond: rate),
+                .copy: KernelFit(overheadUs: 0, gigaPerSecond: 1),
+                .reduction: KernelFit(overheadUs: 0, gigaPerSecond: 1),
+                .elementwise: KernelFit(overheadUs: 0, gigaPerSecond: 1),
+            ], link: link)
+    }
+
+    static func board(_ name: String, _ profile: BoardProfile?) -> DeviceSpec {
+        DeviceSpec(
+            name: name, endpoint: "tcp://127.0.0.1:1", gflops: 1, memoryBudgetBytes: 1 << 30, bandwidthMbps: 1000,
+            setupMs: 0.5, threads: 1, profile: profile)
+    }
+
+    /// Two boards, one measured three times as fast as the other (the nominal gflops say they are
+    /// equal), 8 Mbit/s links (1000 bytes per ms) with 0.5 ms latency; copies at 1 GB/s (1e6 B per ms).
+    /// fc1 (256 -> 128) by output channels, worked out by hand.
+    @Test func handComputedHeterogeneousProfile() throws {
+        let link = LinkProfile(latencyMs: 0.5, bandwidthMbps: 8, sendCpuNsPerByte: 0, receiveCpuNsPerByte: 0)
+        let cluster = Cluster(
+            devices: [
+                Self.board("slow", Self.profile(rate: 1, link: link)),
+                Self.board("fast", Self.profile(rate: 3, linearOverheadUs: 10, link: link)),
+            ], leader: 0)
+        let net = Network(
+            name: "fc", inputShape: [1, 256],
+            layers: [
+                Layer(name: "fc1", kind: .linear(LinearGeometry(inFeatures: 256, outFeatures: 128), .relu)),
+                Layer(name: "fc2", kind: .linear(LinearGeometry(inFeatures: 128, outFeatures: 10), .none)),
+            ])
+        let model = Planner(network: net, cluster: cluster).model
+        let c = model.cost(.single(stage: 0, .outputChannels))
+        // Split by the measured conv rates 1 : 3, in units of 8 channels: 16 units -> 4 and 12.
+        #expect(c.partitions[0].extents == [32, 96])
+        // Scatter: the leader copies the 1024-byte input into its frame (0.001024 ms), which is on the
+        // wire for 1.024 ms: sent at 1.025024 ms. The fast board hears it 0.5 ms later and computes
+        // 256 x 96 weights = 98304 B at 3 GB/s (0.032768 ms) plus 0.01 ms overhead: done at 1.567792 ms.
+        // Meanwhile the leader runs its 32 channels (32768 B at 1 GB/s: 0.032768 ms) and places them
+        // (128 B copy). The 384-byte answer takes 0.384 ms on the wire and 0.5 ms more to arrive:
+        // 2.451792 ms; placed (0.000384 ms), then the 512-byte result copied into place (0.000512 ms).
+        let expected = 1.567792 + 0.384 + 0.5 + 0.000384 + 0.000512
+        #expect(abs(c.latencyMs - expected) < 1e-9, "\(c.latencyMs)")
+        // The longest computation: the fast board's.
+        #expect(abs(c.computeMs - 0.042768) < 1e-9)
+    }
+
+    /// The leader's sends are serialised on its link, whose shaper lets 512 bytes through at once;
+    /// three equal boards, 8 Mbit/s (1000 bytes per ms), 0.5 ms latency, fc1 (256 -> 128) by output
+    /// channels, worked out by hand.
+    @Test func theLeadersSendsQueueOnItsShapedLink() throws {
+        func link(_ burst: Double) -> LinkProfile {
+            LinkProfile(
+                latencyMs: 0.5, bandwidthMbps: 8, sendCpuNsPerByte: 0, receiveCpuNsPerByte: 0, burstBytes: burst)
+        }
+        let cluster = Cluster(
+            devices: [
+                Self.board("a", Self.profile(rate: 1, link: link(512))),
+                Self.board("b", Self.profile(rate: 1, link: link(0))),
+                Self.board("c", Self.profile(rate: 1, link: link(0))),
+            ], leader: 0)
+        let net = Network(
+            name: "fc", inputShape: [1, 256],
+            layers: [Layer(name: "fc1", kind: .linear(LinearGeometry(inFeatures: 256, outFeatures: 128), .relu))])
+        let c = Planner(network: net, cluster: cluster).model.cost(.single(stage: 0, .outputChannels))
+        // 16 units of 8 channels, 5.33 each: the leftover unit to the first board.
+        #expect(c.partitions[0].extents == [48, 40, 40])
+        // b's 1024-byte input, offered at 0.001024 ms (its copy): 512 bytes at once, 512 at the rate on the
+        // leader's side; b's side passes it all at the rate: 1.025024 ms. c's, offered at 0.002048 ms, waits
+        // for b's to leave the leader's side (0.513024 ms) and its bucket is empty: 1.537024 ms.
+        // Each worker then computes 256 x 40 x 4 = 40960 B (0.04096 ms) after 0.5 ms: b ready at
+        // 1.565984, c at 2.077984. Each 160-byte answer takes 0.16 ms on the worker's side; the
+        // leader's side lets it through at once. b arrives at 1.725984 + 0.5 and is placed (0.00016 ms):
+        // 2.226144; c at 2.237984 + 0.5, placed: 2.738144; the 512-byte result copied: 2.738656 ms.
+        #expect(abs(c.latencyMs - 2.738656) < 1e-9, "\(c.latencyMs)")
+    }
+
+    /// Three boards whose nominal figures are equal: with fast links the big layer is spread over all
+    /// three; when the third board's profile says its link does 1 Mbit/s (the 16 KiB input alone takes
+    /// 131 ms) the plan keeps the layer on the leader. Without profiles nothing changes.
+    @Test func aSlowLinkInTheProfileChangesThePlan() throws {
+        let net = Network(
+            name: "wide", inputShape: [1, 4096],
+            layers: [Layer(name: "fc", kind: .linear(LinearGeometry(inFeatures: 4096, outFeatures: 4096), .relu))])
+        func fcExtents(thirdLinkMbps: Double?) throws -> [Int] {
+            func link(_ mbps: Double) -> LinkProfile {
+                LinkProfile(latencyMs: 0.1, bandwidthMbps: mbps, sendCpuNsPerByte: 1, receiveCpuNsPerByte: 1)
+            }
+            let profiles = [link(1000), link(1000), link(thirdLinkMbps ?? 1000)].map {
+                Self.profile(rate: 1, link: $0)
+            }
+            let boards = (0..<3).map { Self.board("b\($0)", thirdLinkMbps == nil ? nil : profiles[$0]) }
+            let plan = try Planner(network: net, cluster: Cluster(devices: boards, leader: 0)).plan(.optimal)
+            return plan.partitions[0].extents
+        }
+        // 64 MiB of weights at 1 GB/s: 67 ms on one board; a third each, after a 16 KiB message at
+        // 1000 Mbit/s (0.13 ms), is far faster.
+        #expect(try fcExtents(thirdLinkMbps: 1000).allSatisfy { $0 > 0 })
+        #expect(try fcExtents(thirdLinkMbps: 1) == [4096, 0, 0])
+        #expect(try fcExtents(thirdLinkMbps: nil).allSatisfy { $0 > 0 })
+    }
+}
