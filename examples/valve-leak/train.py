@@ -18,9 +18,10 @@ single-threaded, the optimiser is plain full-batch gradient descent):
 3. fit the logistic regression on standardised embeddings, then fold the
    standardisation into w and b (the board sees raw fc2 outputs);
 4. validation streams (other seeds, many factories) with leak events, and
-   leak-free validation streams of loud-factory scenes: choose the alert rule, a threshold on the score and a debounce K (an alert starts
-   when K consecutive windows are at or above the threshold and ends when one
-   is not), in the middle of the margin between false alarms and misses;
+   leak-free validation streams of loud-factory scenes: choose the alert
+   rule, a threshold on the score and a debounce K (an alert starts when K
+   consecutive windows are at or above the threshold and ends when one is
+   not), in the middle of the margin between false alarms and misses;
 5. held-out streams (seeds used nowhere else): events detected per SNR,
    detection delay, false alarms per hour of normal sound, window AUC;
 6. write ValveHead.swift and model.json, and print a summary.
@@ -530,8 +531,9 @@ def main():
 
     command = "python3 examples/valve-leak/train.py" + "".join(
         f" --{name.replace('_', '-')} {getattr(args, name)}" for name in
-        ("train_seed", "train_clips", "clip_seconds", "clip_stride", "hard_seed", "hard_clips", "hard_max_snr", "val_seeds",
-         "val_minutes", "val_normal_seed", "val_normal_streams", "test_seeds", "test_minutes", "l2", "max_k", "target") if getattr(args, name) != parser.get_default(name))
+        ("train_seed", "train_clips", "clip_seconds", "clip_stride", "hard_seed", "hard_clips", "hard_max_snr",
+         "val_seeds", "val_minutes", "val_normal_seed", "val_normal_streams", "test_seeds", "test_minutes", "l2",
+         "max_k", "target") if getattr(args, name) != parser.get_default(name))
     previous = json.load(open(args.previous)) if os.path.exists(args.previous) else {}
     if not any(key in previous for key in ("held_out_extra", "held_out_normal")):
         previous = previous.get("previous_model")  # an unevaluated model is simply replaced
@@ -555,7 +557,8 @@ def main():
                   "clips": len(train_jobs), "clip_seconds": args.clip_seconds, "clip_stride": args.clip_stride,
                   "hard_clip_seeds": [args.hard_seed, hard_last],
                   "hard_clips": {"scenes": f"factory mixed at <= {args.hard_max_snr:g} dB SNR to the valve",
-                                 "clips": len(hard_seeds), "normal": sum(1 for i in range(len(hard_seeds)) if i % 3 != 2)},
+                                 "clips": len(hard_seeds),
+                                 "normal": sum(1 for i in range(len(hard_seeds)) if i % 3 != 2)},
                   "normal_clips": sum(1 for _, _, i in train if i["label"] == "normal"),
                   "leak_clips_per_snr_db": {f"{s:+g}": int(sum(1 for _, _, i in train if i.get("snr_db") == s))
                                             for s in synth.SNRS_DB},
@@ -592,7 +595,8 @@ def print_summary(r):
     print(f"  train: {tr['clips']} clips x {tr['clip_seconds']:g} s (seeds {tr['clip_seeds'][0]}..{tr['clip_seeds'][1]}"
           f" and hard clips),"
           f" {tr['windows']} windows ({tr['leak_windows']} leak), training AUC {tr['window_auc']}")
-    print(f"  + {tr['hard_clips']['clips']} hard clips ({tr['hard_clips']['scenes']}, {tr['hard_clips']['normal']} normal),"
+    hard = tr['hard_clips']
+    print(f"  + {hard['clips']} hard clips ({hard['scenes']}, {hard['normal']} normal),"
           f" seeds {tr['hard_clip_seeds'][0]}..{tr['hard_clip_seeds'][1]}")
     v = r['validation']['stream_seeds']
     vn = r['validation']['normal_streams']
@@ -600,7 +604,8 @@ def print_summary(r):
           f" probability >= {r['threshold']:.6g} (logit {r['threshold_logit']:.3f}) in K = {r['consecutive']}"
           f" consecutive windows; {vn['false_alarms']} false alarms in the leak-free validation streams")
     for row in r['validation']['rule_search']:
-        print(f"    K = {row['k']}: no false alarm from logit {row['t_fa']}, detection target kept up to {row['t_det']}")
+        print(f"    K = {row['k']}: no false alarm from logit {row['t_fa']},"
+              f" detection target kept up to {row['t_det']}")
     for name in ("validation", "held_out"):
         m = r[name]["metrics"]
         print(f"  {name}: {m['audio_minutes']:g} min ({m['normal_minutes']:g} min normal), window AUC {m['window_auc']},"
