@@ -30,24 +30,39 @@ import verify  # noqa: E402
 
 
 RECORDS = {False: "held_out_extra", True: "held_out_normal"}  # model.json's key for each mode
-DEFAULTS = {False: (range(7101, 7116), 4.0), True: (range(7201, 7239), 5.0)}  # seeds, minutes per stream
+DEFAULTS = {False: (range(7501, 7516), 4.0), True: (range(7301, 7341), 5.0)}  # seeds, minutes per stream
 
 
 def used_seeds(model, rerun=None):
-    """Every stream and clip seed train.py used and every other evaluation's, so none of them is taken
-    for held-out data again (the record `rerun`'s own seeds may be run again: that reproduces it)."""
-    lo, hi = model["train"]["clip_seeds"]
-    used = set(range(lo, hi + 1)) | set(model["validation"]["stream_seeds"]) | set(model["held_out"]["stream_seeds"])
-    for key in RECORDS.values():
-        if key != rerun and key in model:
-            used |= set(model[key]["stream_seeds"])
+    """Every stream and clip seed train.py used and every evaluation's, this model's and the previous models'
+    (model.json keeps them under previous_model), so none of them is taken for held-out data again (the
+    record `rerun`'s own seeds may be run again: that reproduces it). Clip seeds are stored as [first, last]
+    ranges (every seed looked at, also those the scene filter skipped), stream seeds as lists."""
+    used = set()
+
+    def walk(node, top):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if top and key == rerun:
+                    continue
+                if key.endswith("clip_seeds") or key.endswith("seeds_looked_at"):
+                    used.update(range(value[0], value[1] + 1))
+                elif key.endswith("stream_seeds"):
+                    used.update(value)
+                else:
+                    walk(value, False)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value, False)
+
+    walk(model, True)
     return used
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", help="held-out stream seeds, none of train.py's (default 7101..7115,"
-                        " with --normal-only 7201..7238)")
+    parser.add_argument("--seeds", help="held-out stream seeds, none of train.py's (default 7501..7515,"
+                        " with --normal-only 7301..7340)")
     parser.add_argument("--minutes", type=float, help="minutes per stream (default 4, with --normal-only 5)")
     parser.add_argument("--normal-only", action="store_true",
                         help="streams without leaks: false alarms in hours of normal sound (held_out_normal)")
@@ -56,10 +71,18 @@ def main():
     parser.add_argument("--swift", default=os.path.join(train.ROOT, "Sources/IOPModel/ValveHead.swift"))
     parser.add_argument("--json", default=os.path.join(HERE, "model.json"))
     parser.add_argument("--record", action="store_true", help="store the metrics in model.json")
+    parser.add_argument("--check-fresh", type=int, metavar="SEED",
+                        help="only check that SEED is none of model.json's (exit status 1 if it is one); run.sh"
+                             " and emulated.sh use this")
     args = parser.parse_args()
     began = time.time()
 
     model = json.load(open(args.json))
+    if args.check_fresh is not None:
+        if args.check_fresh in used_seeds(model):
+            raise SystemExit(f"seed {args.check_fresh} was used by train.py or an evaluation"
+                             " (examples/valve-leak/model.json); pick another")
+        return
     default_seeds, default_minutes = DEFAULTS[args.normal_only]
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else list(default_seeds)
     minutes = args.minutes if args.minutes is not None else default_minutes
