@@ -197,25 +197,28 @@ func aDepthwiseSeparableChainRunsExactlyOnAProcessCluster(_ planner: String) thr
     }
     let compiled = try runIOP(["compile", "--model", model, "--nodes", "3", "--planner", planner, "--out", dir])
     try #require(compiled.status == 0, "\(compiled.stderr)")
+    // Keys: the four planners' clusters run at once, and a node of one must never register with another's.
+    let keys = dir + "-keys"
+    try? FileManager.default.removeItem(atPath: keys)
+    try #require(try runIOP(["keys", "--nodes", "3", "--out", keys]).status == 0)
     let leader = try NodeProcess(
         [
             "leader", "--bundle", dir, "--listen", "tcp://127.0.0.1:*", "--requests", "tcp://127.0.0.1:*",
-            "--timeout-ms", "20000",
+            "--timeout-ms", "20000", "--keys", keys + "/node0",
         ], environment: [:])
     let endpoint = try #require(leader.waitLine(prefix: "listening ", seconds: 20), "\(leader.stderr)")
     let workers = try (1...2).map { i in
         try NodeProcess(
             [
                 "worker", "--name", "node\(i)", "--listen", "tcp://127.0.0.1:*", "--leader", endpoint,
-                "--memory-budget",
-                "64MiB",
+                "--memory-budget", "64MiB", "--keys", keys + "/node\(i)",
             ], environment: [:])
     }
     let requests = try #require(leader.waitLine(prefix: "ready ", seconds: 20), "\(leader.stderr)")
     let out = temporaryPath("mobilenet-\(planner)-y.npy")
     let r = try runIOP([
         "request", "--leader", requests, "--input", Fixtures.path("mobilenet_block.input.npy"),
-        "--output", out, "--insecure",
+        "--output", out, "--keys", keys + "/operator",
     ])
     #expect(r.status == 0, "\(r.stderr)")
     let err = scaledError(
@@ -223,7 +226,7 @@ func aDepthwiseSeparableChainRunsExactlyOnAProcessCluster(_ planner: String) thr
     #expect(err <= 1e-4, "\(planner): scaled error \(err) against ONNX Runtime")
 
     // The leader's counters, as data: one inference, every board's arena.
-    let stats = try runIOP(["request", "--leader", requests, "--stats", "--json", "--insecure"])
+    let stats = try runIOP(["request", "--leader", requests, "--stats", "--json", "--keys", keys + "/operator"])
     #expect(stats.status == 0, "\(stats.stderr)")
     let obj = try #require(try JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [String: Any])
     #expect(obj["inferences"] as? Int == 1)
