@@ -1,6 +1,4 @@
-// The SIMD width the kernels are written against. The 6x4-vector micro-kernel
-// needs 32 vector registers (24 accumulators + 4 weights + 1 broadcast): NEON
-// has them, and so has x86 with AVX-512 (zmm0-31, or ymm0-31 through AVX-512VL).
+// The SIMD width the kernels are written against.
 #if arch(arm64) || arch(arm)
     public typealias KVec = SIMD4<Float>
 #elseif IOP_AVX512
@@ -13,8 +11,18 @@
 public let channelBlock = 4 * KVec.scalarCount
 /// Output channels one row-kernel tile covers (2 vectors of pixels each).
 public let rowChannelBlock = 8
-/// Output pixels one micro-kernel tile covers.
-public let pixelBlock = 6
+// Output pixels one micro-kernel tile covers, by 4 vectors of channels. A 6x4
+// tile needs 32 vector registers (24 accumulators + 4 weights + 1 broadcast):
+// AArch64 has them, and so has x86 with AVX-512 (zmm0-31). AVX2 and 32-bit NEON
+// have 16, where 6x4 spilled 16 accumulators on every reduction step (and 6x2
+// still spilled: LLVM keeps all six broadcasts live), so they take 3x4: 12
+// accumulators + 3 broadcasts + 1 weight. Chosen at compile time; the channel
+// block, and so the weight packing, is the same on every target.
+#if arch(arm64) || IOP_AVX512
+    public let pixelBlock = 6
+#else
+    public let pixelBlock = 3
+#endif
 
 @inline(__always) func loadVec(_ p: UnsafePointer<Float>) -> KVec {
     UnsafeRawPointer(p).loadUnaligned(as: KVec.self)
