@@ -80,8 +80,9 @@ public enum ConvKernel {
     }
 
     /// Direct convolution over the padded input: each task owns one channel block
-    /// of one group and a run of pixel tiles; the micro-kernel keeps a 6-pixel by
-    /// `channelBlock` tile of outputs in registers for the whole reduction.
+    /// of one group and a run of pixel tiles; the micro-kernel keeps a `pixelBlock` by
+    /// `channelBlock` tile of outputs in registers for the whole reduction
+    /// (6x4 vectors where the target has 32 vector registers, else 5x2).
     static func blocked(
         _ g: ConvGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
         weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, activation: Activation, pool: WorkerPool
@@ -157,52 +158,92 @@ public enum ConvKernel {
             return
         }
         let i0 = input + inputOffset(g, p0), i1 = input + inputOffset(g, p0 + 1), i2 = input + inputOffset(g, p0 + 2)
-        let i3 = input + inputOffset(g, p0 + 3), i4 = input + inputOffset(g, p0 + 4),
-            i5 = input + inputOffset(g, p0 + 5)
-        let n = KVec.scalarCount
-        let b0 = loadVec(bias), b1 = loadVec(bias + n), b2 = loadVec(bias + 2 * n), b3 = loadVec(bias + 3 * n)
-        var a00 = b0, a01 = b1, a02 = b2, a03 = b3
-        var a10 = b0, a11 = b1, a12 = b2, a13 = b3
-        var a20 = b0, a21 = b1, a22 = b2, a23 = b3
-        var a30 = b0, a31 = b1, a32 = b2, a33 = b3
-        var a40 = b0, a41 = b1, a42 = b2, a43 = b3
-        var a50 = b0, a51 = b1, a52 = b2, a53 = b3
-        let rowStep = g.dilationH * g.paddedWidth, colStep = g.dilationW
-        let kh = g.kernelH, kw = g.kernelW
-        var wp = weights
-        var channelOffset = 0
-        for _ in 0..<g.inGroupChannels {
-            var rowOffset = channelOffset
-            for _ in 0..<kh {
-                var o = rowOffset
-                for _ in 0..<kw {
-                    let w0 = loadVec(wp), w1 = loadVec(wp + n), w2 = loadVec(wp + 2 * n), w3 = loadVec(wp + 3 * n)
-                    wp += 4 * n
-                    var x = KVec(repeating: i0[o])
-                    a00.addProduct(w0, x); a01.addProduct(w1, x); a02.addProduct(w2, x); a03.addProduct(w3, x)
-                    x = KVec(repeating: i1[o])
-                    a10.addProduct(w0, x); a11.addProduct(w1, x); a12.addProduct(w2, x); a13.addProduct(w3, x)
-                    x = KVec(repeating: i2[o])
-                    a20.addProduct(w0, x); a21.addProduct(w1, x); a22.addProduct(w2, x); a23.addProduct(w3, x)
-                    x = KVec(repeating: i3[o])
-                    a30.addProduct(w0, x); a31.addProduct(w1, x); a32.addProduct(w2, x); a33.addProduct(w3, x)
-                    x = KVec(repeating: i4[o])
-                    a40.addProduct(w0, x); a41.addProduct(w1, x); a42.addProduct(w2, x); a43.addProduct(w3, x)
-                    x = KVec(repeating: i5[o])
-                    a50.addProduct(w0, x); a51.addProduct(w1, x); a52.addProduct(w2, x); a53.addProduct(w3, x)
-                    o += colStep
+        let i3 = input + inputOffset(g, p0 + 3), i4 = input + inputOffset(g, p0 + 4)
+        #if arch(arm64) || IOP_AVX512  // convVectors == 4: a 6x4-vector tile
+            let i5 = input + inputOffset(g, p0 + 5)
+            let n = KVec.scalarCount
+            let b0 = loadVec(bias), b1 = loadVec(bias + n), b2 = loadVec(bias + 2 * n), b3 = loadVec(bias + 3 * n)
+            var a00 = b0, a01 = b1, a02 = b2, a03 = b3
+            var a10 = b0, a11 = b1, a12 = b2, a13 = b3
+            var a20 = b0, a21 = b1, a22 = b2, a23 = b3
+            var a30 = b0, a31 = b1, a32 = b2, a33 = b3
+            var a40 = b0, a41 = b1, a42 = b2, a43 = b3
+            var a50 = b0, a51 = b1, a52 = b2, a53 = b3
+            let rowStep = g.dilationH * g.paddedWidth, colStep = g.dilationW
+            let kh = g.kernelH, kw = g.kernelW
+            var wp = weights
+            var channelOffset = 0
+            for _ in 0..<g.inGroupChannels {
+                var rowOffset = channelOffset
+                for _ in 0..<kh {
+                    var o = rowOffset
+                    for _ in 0..<kw {
+                        let w0 = loadVec(wp), w1 = loadVec(wp + n), w2 = loadVec(wp + 2 * n), w3 = loadVec(wp + 3 * n)
+                        wp += 4 * n
+                        var x = KVec(repeating: i0[o])
+                        a00.addProduct(w0, x); a01.addProduct(w1, x); a02.addProduct(w2, x); a03.addProduct(w3, x)
+                        x = KVec(repeating: i1[o])
+                        a10.addProduct(w0, x); a11.addProduct(w1, x); a12.addProduct(w2, x); a13.addProduct(w3, x)
+                        x = KVec(repeating: i2[o])
+                        a20.addProduct(w0, x); a21.addProduct(w1, x); a22.addProduct(w2, x); a23.addProduct(w3, x)
+                        x = KVec(repeating: i3[o])
+                        a30.addProduct(w0, x); a31.addProduct(w1, x); a32.addProduct(w2, x); a33.addProduct(w3, x)
+                        x = KVec(repeating: i4[o])
+                        a40.addProduct(w0, x); a41.addProduct(w1, x); a42.addProduct(w2, x); a43.addProduct(w3, x)
+                        x = KVec(repeating: i5[o])
+                        a50.addProduct(w0, x); a51.addProduct(w1, x); a52.addProduct(w2, x); a53.addProduct(w3, x)
+                        o += colStep
+                    }
+                    rowOffset += rowStep
                 }
-                rowOffset += rowStep
+                channelOffset += inPlane
             }
-            channelOffset += inPlane
-        }
-        let out = output + p0
-        store(a00, a01, a02, a03, out, outPlane, validChannels, activation)
-        store(a10, a11, a12, a13, out + 1, outPlane, validChannels, activation)
-        store(a20, a21, a22, a23, out + 2, outPlane, validChannels, activation)
-        store(a30, a31, a32, a33, out + 3, outPlane, validChannels, activation)
-        store(a40, a41, a42, a43, out + 4, outPlane, validChannels, activation)
-        store(a50, a51, a52, a53, out + 5, outPlane, validChannels, activation)
+            let out = output + p0
+            store(a00, a01, a02, a03, out, outPlane, validChannels, activation)
+            store(a10, a11, a12, a13, out + 1, outPlane, validChannels, activation)
+            store(a20, a21, a22, a23, out + 2, outPlane, validChannels, activation)
+            store(a30, a31, a32, a33, out + 3, outPlane, validChannels, activation)
+            store(a40, a41, a42, a43, out + 4, outPlane, validChannels, activation)
+            store(a50, a51, a52, a53, out + 5, outPlane, validChannels, activation)
+        #else  // convVectors == 2: a 5x2-vector tile
+            let n = KVec.scalarCount
+            let b0 = loadVec(bias), b1 = loadVec(bias + n)
+            var a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1
+            var a30 = b0, a31 = b1, a40 = b0, a41 = b1
+            let rowStep = g.dilationH * g.paddedWidth, colStep = g.dilationW
+            let kh = g.kernelH, kw = g.kernelW
+            var wp = weights
+            var channelOffset = 0
+            for _ in 0..<g.inGroupChannels {
+                var rowOffset = channelOffset
+                for _ in 0..<kh {
+                    var o = rowOffset
+                    for _ in 0..<kw {
+                        let w0 = loadVec(wp), w1 = loadVec(wp + n)
+                        wp += 2 * n
+                        var x = KVec(repeating: i0[o])
+                        a00.addProduct(w0, x); a01.addProduct(w1, x)
+                        x = KVec(repeating: i1[o])
+                        a10.addProduct(w0, x); a11.addProduct(w1, x)
+                        x = KVec(repeating: i2[o])
+                        a20.addProduct(w0, x); a21.addProduct(w1, x)
+                        x = KVec(repeating: i3[o])
+                        a30.addProduct(w0, x); a31.addProduct(w1, x)
+                        x = KVec(repeating: i4[o])
+                        a40.addProduct(w0, x); a41.addProduct(w1, x)
+                        o += colStep
+                    }
+                    rowOffset += rowStep
+                }
+                channelOffset += inPlane
+            }
+            let out = output + p0
+            store(a00, a01, out, outPlane, validChannels, activation)
+            store(a10, a11, out + 1, outPlane, validChannels, activation)
+            store(a20, a21, out + 2, outPlane, validChannels, activation)
+            store(a30, a31, out + 3, outPlane, validChannels, activation)
+            store(a40, a41, out + 4, outPlane, validChannels, activation)
+        #endif
     }
 
     /// Outputs smaller than one tile (late layers on tiny inputs): one pixel at a time.
@@ -211,24 +252,41 @@ public enum ConvKernel {
         weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
         validChannels: Int, activation: Activation
     ) {
-        let n = KVec.scalarCount
-        var a0 = loadVec(bias), a1 = loadVec(bias + n), a2 = loadVec(bias + 2 * n), a3 = loadVec(bias + 3 * n)
-        let ip = input + inputOffset(g, pixel)
-        var wp = weights
-        for ic in 0..<g.inGroupChannels {
-            for ky in 0..<g.kernelH {
-                for kx in 0..<g.kernelW {
-                    let x = KVec(repeating: ip[ic * inPlane + ky * g.dilationH * g.paddedWidth + kx * g.dilationW])
-                    a0.addProduct(loadVec(wp), x); a1.addProduct(loadVec(wp + n), x)
-                    a2.addProduct(loadVec(wp + 2 * n), x); a3.addProduct(loadVec(wp + 3 * n), x)
-                    wp += 4 * n
+        #if arch(arm64) || IOP_AVX512
+            let n = KVec.scalarCount
+            var a0 = loadVec(bias), a1 = loadVec(bias + n), a2 = loadVec(bias + 2 * n), a3 = loadVec(bias + 3 * n)
+            let ip = input + inputOffset(g, pixel)
+            var wp = weights
+            for ic in 0..<g.inGroupChannels {
+                for ky in 0..<g.kernelH {
+                    for kx in 0..<g.kernelW {
+                        let x = KVec(repeating: ip[ic * inPlane + ky * g.dilationH * g.paddedWidth + kx * g.dilationW])
+                        a0.addProduct(loadVec(wp), x); a1.addProduct(loadVec(wp + n), x)
+                        a2.addProduct(loadVec(wp + 2 * n), x); a3.addProduct(loadVec(wp + 3 * n), x)
+                        wp += 4 * n
+                    }
                 }
             }
-        }
-        store(a0, a1, a2, a3, output + pixel, outPlane, validChannels, activation)
+            store(a0, a1, a2, a3, output + pixel, outPlane, validChannels, activation)
+        #else
+            let n = KVec.scalarCount
+            var a0 = loadVec(bias), a1 = loadVec(bias + n)
+            let ip = input + inputOffset(g, pixel)
+            var wp = weights
+            for ic in 0..<g.inGroupChannels {
+                for ky in 0..<g.kernelH {
+                    for kx in 0..<g.kernelW {
+                        let x = KVec(repeating: ip[ic * inPlane + ky * g.dilationH * g.paddedWidth + kx * g.dilationW])
+                        a0.addProduct(loadVec(wp), x); a1.addProduct(loadVec(wp + n), x)
+                        wp += 2 * n
+                    }
+                }
+            }
+            store(a0, a1, output + pixel, outPlane, validChannels, activation)
+        #endif
     }
 
-    /// Scatters one pixel's `channelBlock` results into CHW planes.
+    /// Scatters one pixel's `channelBlock` results (4 vectors) into CHW planes.
     @inline(__always)
     static func store(
         _ v0: KVec, _ v1: KVec, _ v2: KVec, _ v3: KVec, _ out: UnsafeMutablePointer<Float>,
@@ -246,6 +304,20 @@ public enum ConvKernel {
                 let v = c < n ? r0 : c < 2 * n ? r1 : c < 3 * n ? r2 : r3
                 out[c * plane] = v[c % n]
             }
+        }
+    }
+
+    /// Scatters one pixel's `channelBlock` results (2 vectors) into CHW planes.
+    @inline(__always)
+    static func store(
+        _ v0: KVec, _ v1: KVec, _ out: UnsafeMutablePointer<Float>, _ plane: Int, _ valid: Int, _ act: Activation
+    ) {
+        let n = KVec.scalarCount
+        let r0 = act.apply(v0), r1 = act.apply(v1)
+        if valid == channelBlock {
+            for l in 0..<n { out[l * plane] = r0[l]; out[(n + l) * plane] = r1[l] }
+        } else {
+            for c in 0..<valid { out[c * plane] = c < n ? r0[c] : r1[c - n] }
         }
     }
 

@@ -97,8 +97,13 @@ public struct Activation: Equatable, Sendable {
     public init(low: Float, high: Float) { self.low = low; self.high = high }
     public static let none = Activation(low: -.infinity, high: .infinity)
     public static let relu = Activation(low: 0, high: .infinity)
+    /// Compare-and-select lowers to vmaxps/vminps (fmax/fmin on NEON) with no
+    /// branches; `pointwiseMax`/`pointwiseMin` go lane by lane through the NaN
+    /// rules of `Float.maximum`. NaN passes through, as in the scalar form.
     @inline(__always) func apply(_ v: KVec) -> KVec {
-        pointwiseMin(pointwiseMax(v, KVec(repeating: low)), KVec(repeating: high))
+        let lo = KVec(repeating: low), hi = KVec(repeating: high)
+        let m = v.replacing(with: lo, where: v .< lo)
+        return m.replacing(with: hi, where: m .> hi)
     }
     @inline(__always) func apply(_ v: Float) -> Float { Swift.min(Swift.max(v, low), high) }
 }

@@ -3,9 +3,9 @@
 public struct LinearGeometry: Equatable, Sendable {
     public var inFeatures: Int, outFeatures: Int
     public init(inFeatures: Int, outFeatures: Int) { self.inFeatures = inFeatures; self.outFeatures = outFeatures }
-    public var blocks: Int { roundUp(outFeatures, channelBlock) / channelBlock }
-    public var packedWeightCount: Int { blocks * channelBlock * inFeatures }
-    public var packedBiasCount: Int { blocks * channelBlock }
+    public var blocks: Int { roundUp(outFeatures, linearBlock) / linearBlock }
+    public var packedWeightCount: Int { blocks * linearBlock * inFeatures }
+    public var packedBiasCount: Int { blocks * linearBlock }
     public var flops: Int { 2 * inFeatures * outFeatures }
     public func validate() throws(CoreError) {
         if inFeatures <= 0 || outFeatures <= 0 { throw .invalidShape("linear sizes must be positive") }
@@ -14,7 +14,7 @@ public struct LinearGeometry: Equatable, Sendable {
 
 public enum LinearKernel {
     /// Packs rows `channels` of row-major W[out][in] (starting at `weights`) as
-    /// [block][in][channelBlock]; like `ConvKernel.pack`, in any number of
+    /// [block][in][linearBlock]; like `ConvKernel.pack`, in any number of
     /// calls, onto zeroed memory.
     public static func pack(
         _ g: LinearGeometry, channels: Range<Int>, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
@@ -22,9 +22,9 @@ public enum LinearKernel {
     ) {
         let k = g.inFeatures
         for (j, o) in channels.enumerated() {
-            let dst = packedWeights + (o / channelBlock) * k * channelBlock + o % channelBlock
+            let dst = packedWeights + (o / linearBlock) * k * linearBlock + o % linearBlock
             let src = weights + j * k
-            for i in 0..<k { dst[i * channelBlock] = src[i] }
+            for i in 0..<k { dst[i * linearBlock] = src[i] }
             packedBias[o] = bias?[j] ?? 0
         }
     }
@@ -47,8 +47,8 @@ public enum LinearKernel {
 
         func run(_ b: Int) {
             let k = g.inFeatures, n = KVec.scalarCount
-            var wp = packedWeights + b * k * channelBlock
-            let bs = packedBias + b * channelBlock
+            var wp = packedWeights + b * k * linearBlock
+            let bs = packedBias + b * linearBlock
             var a0 = loadVec(bs), a1 = loadVec(bs + n), a2 = loadVec(bs + 2 * n), a3 = loadVec(bs + 3 * n)
             // A second accumulator set halves the FMA dependency chains.
             var c0 = KVec(), c1 = KVec(), c2 = KVec(), c3 = KVec()
@@ -57,10 +57,10 @@ public enum LinearKernel {
                 let x = KVec(repeating: input[i]), y = KVec(repeating: input[i + 1])
                 a0.addProduct(loadVec(wp), x); a1.addProduct(loadVec(wp + n), x)
                 a2.addProduct(loadVec(wp + 2 * n), x); a3.addProduct(loadVec(wp + 3 * n), x)
-                wp += channelBlock
+                wp += linearBlock
                 c0.addProduct(loadVec(wp), y); c1.addProduct(loadVec(wp + n), y)
                 c2.addProduct(loadVec(wp + 2 * n), y); c3.addProduct(loadVec(wp + 3 * n), y)
-                wp += channelBlock
+                wp += linearBlock
                 i += 2
             }
             if i < k {
@@ -70,9 +70,9 @@ public enum LinearKernel {
             }
             let r0 = activation.apply(a0 + c0), r1 = activation.apply(a1 + c1)
             let r2 = activation.apply(a2 + c2), r3 = activation.apply(a3 + c3)
-            let out = output + b * channelBlock
-            let valid = min(channelBlock, g.outFeatures - b * channelBlock)
-            if valid == channelBlock {
+            let out = output + b * linearBlock
+            let valid = min(linearBlock, g.outFeatures - b * linearBlock)
+            if valid == linearBlock {
                 storeVec(r0, out); storeVec(r1, out + n); storeVec(r2, out + 2 * n); storeVec(r3, out + 3 * n)
             } else {
                 for c in 0..<valid {

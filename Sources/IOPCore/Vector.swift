@@ -1,6 +1,5 @@
-// The SIMD width the kernels are written against. The 6x4-vector micro-kernel
-// needs 32 vector registers (24 accumulators + 4 weights + 1 broadcast): NEON
-// has them, and so has x86 with AVX-512 (zmm0-31, or ymm0-31 through AVX-512VL).
+// The SIMD width the kernels are written against. The conv micro-kernel's
+// register tile is chosen per target below (`convVectors`).
 #if arch(arm64) || arch(arm)
     public typealias KVec = SIMD4<Float>
 #elseif IOP_AVX512
@@ -9,12 +8,28 @@
     public typealias KVec = SIMD8<Float>
 #endif
 
-/// Output channels one micro-kernel tile covers (4 vectors).
-public let channelBlock = 4 * KVec.scalarCount
+// The conv micro-kernel's register tile, `pixelBlock` pixels by `convVectors`
+// vectors of output channels, chosen at compile time. 6x4 needs 32 vector
+// registers (24 accumulators + 4 weights + 1 broadcast): AArch64 has them, and
+// so has x86 with AVX-512 (zmm0-31). AVX2 and 32-bit NEON have 16: there 6x4
+// spilled 16 accumulators per reduction step, and 6x2 still spills (LLVM keeps
+// all six broadcasts live across both weight vectors), so they take 5x2: 10
+// accumulators + 5 broadcasts + 1 weight. Fewer vectors per tile also means
+// fewer weights streamed per FMA than 3x4, which fits too.
+#if arch(arm64) || IOP_AVX512
+    public let convVectors = 4
+    public let pixelBlock = 6
+#else
+    public let convVectors = 2
+    public let pixelBlock = 5
+#endif
+
+/// Output channels one conv micro-kernel tile covers (`convVectors` vectors).
+public let channelBlock = convVectors * KVec.scalarCount
+/// Output features one linear-kernel block covers (4 vectors).
+public let linearBlock = 4 * KVec.scalarCount
 /// Output channels one row-kernel tile covers (2 vectors of pixels each).
 public let rowChannelBlock = 8
-/// Output pixels one micro-kernel tile covers.
-public let pixelBlock = 6
 
 @inline(__always) func loadVec(_ p: UnsafePointer<Float>) -> KVec {
     UnsafeRawPointer(p).loadUnaligned(as: KVec.self)
