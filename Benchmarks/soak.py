@@ -15,6 +15,7 @@ import argparse
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -68,6 +69,10 @@ def stream_soak(args):
                    check=True)
     samples = []
     with LocalCluster(args.bin, "valve", args.nodes, args.planner, audio=wav) as cluster:
+        # The leader's JSON lines are read as they come: a full pipe would stall the stream.
+        lines = []
+        reader = threading.Thread(target=lambda: lines.extend(cluster.leader.stdout), daemon=True)
+        reader.start()
         started = time.time()
         while cluster.leader.poll() is None:
             try:
@@ -77,9 +82,9 @@ def stream_soak(args):
                 break
             print(f"\r{time.time() - started:.0f} s streamed", end="", file=sys.stderr)
             time.sleep(10)
-        out = cluster.leader.stdout.read()
+        reader.join(timeout=10)
     print(file=sys.stderr)
-    summary = [line for line in out.splitlines() if line.startswith('{"summary"')]
+    summary = [line.strip() for line in lines if line.startswith('{"summary"')]
     print(summary[-1] if summary else "no summary: the stream failed")
     report(args, samples, f"valve stream, {args.planner} plan, {args.nodes} nodes: {samples[-1][1]:.0f} s",
            "seconds streamed")
