@@ -73,7 +73,11 @@ extension Leader {
         var pending = seg.remote.count
         // Rejected frames do not extend the wait: the step has `timeoutMs` in all.
         let deadline = waitDeadline()
+        var accepted = true
         while pending > 0 {
+            // Only rejected frames are cut short at the deadline: a valid result that arrives late still counts.
+            if !accepted && iop_monotonic_ns() > deadline { throw timedOut(seg, index: k) }
+            accepted = false
             let length: Int
             do throws(NetError) { length = try inbox.receive(into: reply) } catch {
                 if error.isTimeout {
@@ -92,7 +96,6 @@ extension Leader {
                 }
                 throw .net(error)
             }
-            if iop_monotonic_ns() > deadline { throw timedOut(seg, index: k) }
             let header: MessageHeader
             do throws(WireError) {
                 header = try Wire.decode(UnsafeRawBufferPointer(rebasing: reply[0..<length]), maxPayload: reply.count)
@@ -119,6 +122,7 @@ extension Leader {
             }
             remote.output.place(payload, count: remote.outputCount, into: assembled)
             answered[board] = true
+            accepted = true
             pending -= 1
             bytesSent[board] += length; messagesSent[board] += 1
         }
