@@ -124,24 +124,30 @@ public struct LinkProfile: Equatable, Sendable {
     public var receiveCpuNsPerByte: Double
     /// Bytes the link passes at once after a silence: a shaped link's token bucket (0 for a plain one).
     public var burstBytes: Double
+    /// Probed over CURVE, as the cluster's links run: encryption is in the CPU per byte.
+    public var curve: Bool
 
     public init(
         latencyMs: Double, bandwidthMbps: Double, sendCpuNsPerByte: Double, receiveCpuNsPerByte: Double,
-        burstBytes: Double = 0
+        burstBytes: Double = 0, curve: Bool = false
     ) {
         self.latencyMs = latencyMs; self.bandwidthMbps = bandwidthMbps
         self.sendCpuNsPerByte = sendCpuNsPerByte; self.receiveCpuNsPerByte = receiveCpuNsPerByte
-        self.burstBytes = burstBytes
+        self.burstBytes = burstBytes; self.curve = curve
     }
 
     static let fields = [
         "latency_ms", "bandwidth_mbps", "send_cpu_ns_per_byte", "receive_cpu_ns_per_byte", "burst_bytes",
     ]
+    static let flags = ["curve"]
 
     static func parse(_ object: Any, fail: (String) -> ClusterError) throws -> LinkProfile {
         guard let o = object as? [String: Any] else { throw fail("'link' is not an object") }
-        for key in o.keys where !fields.contains(key) {
-            throw fail("link: unknown field '\(key)' (expected \(fields.joined(separator: ", ")))")
+        for key in o.keys where !fields.contains(key) && !flags.contains(key) {
+            throw fail("link: unknown field '\(key)' (expected \((fields + flags).joined(separator: ", ")))")
+        }
+        guard o["curve"] == nil || o["curve"] as? Bool != nil else {
+            throw fail("link: field 'curve' must be true or false")
         }
         var v: [Double] = []
         for f in fields where f != "burst_bytes" || o[f] != nil {
@@ -153,13 +159,13 @@ public struct LinkProfile: Equatable, Sendable {
         guard v[1] > 0 else { throw fail("link: field 'bandwidth_mbps' must be positive") }
         return LinkProfile(
             latencyMs: v[0], bandwidthMbps: v[1], sendCpuNsPerByte: v[2], receiveCpuNsPerByte: v[3],
-            burstBytes: v.count > 4 ? v[4] : 0)
+            burstBytes: v.count > 4 ? v[4] : 0, curve: o["curve"] as? Bool ?? false)
     }
 
     public var jsonObject: [String: Any] {
         [
             "latency_ms": latencyMs, "bandwidth_mbps": bandwidthMbps, "send_cpu_ns_per_byte": sendCpuNsPerByte,
-            "receive_cpu_ns_per_byte": receiveCpuNsPerByte, "burst_bytes": burstBytes,
+            "receive_cpu_ns_per_byte": receiveCpuNsPerByte, "burst_bytes": burstBytes, "curve": curve,
         ]
     }
 }

@@ -9,6 +9,8 @@ public struct ProbeReport: Equatable, Sendable {
     public var workerSendNsPerByte: Double, workerReceiveNsPerByte: Double
     /// Bytes the link passes at once after a silence (a token bucket; 0 for a plain link).
     public var burstBytes: Double = 0
+    /// The probe ran over CURVE (`iop-node probe --keys`).
+    public var curve = false
 
     public init(
         latencyMs: Double, bandwidthMbps: Double, leaderSendNsPerByte: Double, leaderReceiveNsPerByte: Double,
@@ -40,6 +42,7 @@ public struct ProbeReport: Equatable, Sendable {
             workerReceiveNsPerByte: try number(peer, "receive_cpu_ns_per_byte", "peer_cpu."))
         var report = measured
         if o["burst_bytes"] != nil { report.burstBytes = try number(o, "burst_bytes", "") }
+        report.curve = o["curve"] as? Bool ?? false
         guard report.bandwidthMbps > 0 else { throw fail("field 'bandwidth_mbps' must be positive") }
         return report
     }
@@ -53,7 +56,7 @@ public struct ProbeReport: Equatable, Sendable {
         for (d, p) in probes where d != leader {
             links[d] = LinkProfile(
                 latencyMs: p.latencyMs, bandwidthMbps: p.bandwidthMbps, sendCpuNsPerByte: p.workerSendNsPerByte,
-                receiveCpuNsPerByte: p.workerReceiveNsPerByte, burstBytes: p.burstBytes)
+                receiveCpuNsPerByte: p.workerReceiveNsPerByte, burstBytes: p.burstBytes, curve: p.curve)
         }
         let all = probes.filter { $0.key != leader }.values.sorted { $0.latencyMs < $1.latencyMs }
         if !all.isEmpty {
@@ -62,7 +65,7 @@ public struct ProbeReport: Equatable, Sendable {
                 latencyMs: all[all.count / 2].latencyMs, bandwidthMbps: all.map(\.bandwidthMbps).max()!,
                 sendCpuNsPerByte: all.reduce(0) { $0 + $1.leaderSendNsPerByte } / n,
                 receiveCpuNsPerByte: all.reduce(0) { $0 + $1.leaderReceiveNsPerByte } / n,
-                burstBytes: all.map(\.burstBytes).sorted()[all.count / 2])
+                burstBytes: all.map(\.burstBytes).sorted()[all.count / 2], curve: all.allSatisfy(\.curve))
         }
         return links
     }

@@ -63,15 +63,50 @@ public enum LinkProbe {
         do throws(NetError) { return try body() } catch { throw .net(error) }
     }
 
-    /// Serves probes on `listen` until a client says bye (or forever with `once` false).
-    public static func serve(
-        context: Context, listen: String, largestBytes: Int, once: Bool, heard: (String) -> Void
-    ) throws(ProbeError) {
-        let inbox = try net { () throws(NetError) in try Socket(context, .pull) }
-        try net { () throws(NetError) in
-            try inbox.setMaxMessageSize(largestBytes + headerBytes)
-            try inbox.bind(listen)
+    /// The ZAP domain a probe's server sockets admit the peer on.
+    public static let domain = "iop-probe"
+
+    /// A probe over CURVE, as the cluster's links run: this end's keys and the one peer's public key,
+    /// which the context's gatekeeper admits on `domain`. Encryption is part of what a byte costs.
+    public struct Keys: Sendable {
+        public var own: CurveKeypair
+        public var peer: [UInt8]
+        public init(own: CurveKeypair, peer: [UInt8]) {
+            self.own = own; self.peer = peer
         }
+    }
+
+    /// A PULL socket bound to `listen`, a CURVE server when `keys` are given.
+    static func boundInbox(_ context: Context, _ listen: String, keys: Keys?, largestBytes: Int) throws(ProbeError)
+        -> Socket
+    {
+        try net { () throws(NetError) in
+            let inbox = try Socket(context, .pull)
+            try inbox.setMaxMessageSize(largestBytes + headerBytes)
+            if let keys { try inbox.makeCurveServer(keys.own, domain: domain) }
+            try inbox.bind(listen)
+            return inbox
+        }
+    }
+
+    /// A PUSH socket connected to `endpoint`, a CURVE client of the peer when `keys` are given.
+    static func connectedOutbox(_ context: Context, _ endpoint: String, keys: Keys?) throws(ProbeError) -> Socket {
+        try net { () throws(NetError) in
+            let outbox = try Socket(context, .push, lingerMs: 1000)
+            if let keys { try outbox.makeCurveClient(keys.own, server: keys.peer) }
+            try outbox.connect(endpoint)
+            return outbox
+        }
+    }
+
+    /// Serves probes on `listen` until a client says bye (or forever with `once` false). With `once`, a
+    /// silence of `timeoutMs` ends it too: a server started remotely must not outlive a client that failed.
+    public static func serve(
+        context: Context, listen: String, keys: Keys? = nil, largestBytes: Int, once: Bool, timeoutMs: Int32 = 30000,
+        heard: (String) -> Void
+    ) throws(ProbeError) {
+        let inbox = try boundInbox(context, listen, keys: keys, largestBytes: largestBytes)
+        if once { try net { () throws(NetError) in try inbox.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs) } }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: largestBytes + headerBytes, alignment: 64)
         defer { buffer.deallocate() }
         buffer.initializeMemory(as: UInt8.self, repeating: 0)
@@ -81,15 +116,17 @@ public enum LinkProbe {
         var pullMark = cpuMark
         var pushed = 0
         while true {
-            let length = try net { () throws(NetError) in try inbox.receive(into: buffer) }
+            let length: Int
+            do throws(NetError) { length = try inbox.receive(into: buffer) } catch {
+                if error.isTimeout { throw .protocolViolation("no client for " + String(timeoutMs) + " ms") }
+                throw .net(error)
+            }
             let (op, count, value) = try read(buffer, length: length)
             switch op {
             case .hello:
                 let endpoint = String(decoding: buffer[headerBytes..<length], as: UTF8.self)
                 heard(endpoint)
-                let socket = try net { () throws(NetError) in try Socket(context, .push, lingerMs: 1000) }
-                try net { () throws(NetError) in try socket.connect(endpoint) }
-                reply = socket
+                reply = try connectedOutbox(context, endpoint, keys: keys)
                 pushed = 0
             case .ping:
                 write(.pong, count: count, value: 0, into: buffer)
@@ -143,16 +180,15 @@ public enum LinkProbe {
     /// Probes the server at `peer`, answering on `listen` (its bound endpoint is sent in hello):
     /// `pings` ping-pongs, then each size pushed and pulled in bursts of about `burstBytes`.
     public static func measure(
-        context: Context, peer: String, listen: String, sizes: [Int], burstBytes: Int, pings: Int, timeoutMs: Int32
+        context: Context, peer: String, listen: String, keys: Keys? = nil, sizes: [Int], burstBytes: Int, pings: Int,
+        timeoutMs: Int32
     ) throws(ProbeError) -> Result {
         let largest = sizes.max() ?? headerBytes
-        let inbox = try net { () throws(NetError) in try Socket(context, .pull) }
-        let outbox = try net { () throws(NetError) in try Socket(context, .push, lingerMs: 1000) }
+        let inbox = try boundInbox(context, listen, keys: keys, largestBytes: largest)
+        let outbox = try connectedOutbox(context, peer, keys: keys)
         let endpoint = try net { () throws(NetError) in
             try inbox.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs)
             try outbox.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs)
-            try inbox.bind(listen)
-            try outbox.connect(peer)
             return try inbox.boundEndpoint()
         }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: largest + headerBytes, alignment: 64)

@@ -59,9 +59,10 @@ extension ProfileJSON {
 
     /// What `iop-node probe --connect` prints: the link's latency and rate, CPU per byte at each end
     /// ("local" is the probing board, the leader in a cluster), and every burst.
-    public static func link(peer: String, _ r: LinkProbe.Result) -> String {
+    public static func link(peer: String, curve: Bool, _ r: LinkProbe.Result) -> String {
         var text =
-            "{\"format\": \"" + probeFormat + "\", \"peer\": \"" + peer + "\", \"latency_ms\": "
+            "{\"format\": \"" + probeFormat + "\", \"peer\": \"" + peer + "\", \"curve\": " + (curve ? "true" : "false")
+            + ", \"latency_ms\": "
             + decimal(r.latencyMs) + ", \"bandwidth_mbps\": " + decimal(r.bandwidthMbps, places: 2)
             + ", \"burst_bytes\": " + decimal(r.burstBytes, places: 0)
             + ",\n \"local\": {\"send_cpu_ns_per_byte\": " + decimal(r.localSendNsPerByte)

@@ -3,12 +3,14 @@
 import CIOPSystem
 import IOPCore
 import IOPNet
+import IOPNode
 import IOPProfile
 
 let boardToolsUsage = """
     usage: iop-node profile [--threads N] [--min-ms MS]
-           iop-node probe --serve --listen ENDPOINT [--once]
-           iop-node probe --connect ENDPOINT --listen ENDPOINT [--sizes B,B,...] [--burst-bytes N] [--timeout-ms MS]
+           iop-node probe --serve --listen ENDPOINT [--once [--timeout-ms MS]] [--keys DIR]
+           iop-node probe --connect ENDPOINT --listen ENDPOINT [--keys DIR --peer NAME] [--sizes B,B,...]
+                          [--burst-bytes N] [--timeout-ms MS]
     profile times the kernels this board runs (convs by kind: conv_row, conv_3x3, conv_1x1, conv_strided,
     conv_depthwise; linear layers, which stream their weights; pools; bias and activation; the leader's
     partial-sum add; the copy of a received activation), each at a small and a large size for at least
@@ -19,8 +21,12 @@ let boardToolsUsage = """
     from the other (the leader), which prints JSON: one-way latency (half the median of 20 ping-pongs), the
     bandwidth of the slower direction, and the CPU nanoseconds per byte each end spends sending and
     receiving, from bursts of about --burst-bytes (default 4 MiB) at each of --sizes (default
-    1024,65536,1048576) pushed and pulled. --once makes the server exit after one client; a client gives
-    up after --timeout-ms (default 30000) of silence. `iop profile --cluster FILE --from DIR` reads both.
+    1024,65536,1048576) pushed and pulled. --once makes the server exit after one client, or after
+    --timeout-ms (default 30000) with none; a client gives up after --timeout-ms of silence. With --keys
+    DIR (the board's keys from `iop keys`) the probe runs over CURVE as the cluster's links do, so
+    encryption is in the CPU per byte: the server admits its leader only, the client names the worker it
+    probes with --peer. `iop profile --cluster FILE` reads both (--from DIR), or runs both on the boards
+    over ssh (--ssh).
     """
 
 /// Runs `profile` or `probe` when the first argument names one; false for the serving roles.
@@ -109,18 +115,32 @@ func runProbe(_ flags: ToolFlags) {
     do throws(NetError) { context = try Context() } catch { toolFail("probe: " + error.message) }
     defer { context.terminate() }
     if flags.has("serve") {
-        flags.only(["serve", "listen", "once", "largest-bytes"])
+        flags.only(["serve", "listen", "once", "largest-bytes", "keys", "timeout-ms"])
         let listen = flags.required("listen")
+        let keys = probeKeys(flags, context: context) { keyring in
+            guard let leader = keyring.leader else {
+                toolFail("probe --serve: " + flags.required("keys") + "/peers names no leader to admit")
+            }
+            return leader
+        }
         do throws(ProbeError) {
             try LinkProbe.serve(
-                context: context, listen: listen, largestBytes: flags.positive("largest-bytes", default: 16 << 20),
-                once: flags.has("once")
+                context: context, listen: listen, keys: keys,
+                largestBytes: flags.positive("largest-bytes", default: 16 << 20),
+                once: flags.has("once"), timeoutMs: Int32(flags.positive("timeout-ms", default: 30000))
             ) { progressLine("probe: serving " + $0) }
         } catch { toolFail("probe --serve " + listen + ": " + error.message) }
         return
     }
-    flags.only(["connect", "listen", "sizes", "burst-bytes", "timeout-ms"])
+    flags.only(["connect", "listen", "sizes", "burst-bytes", "timeout-ms", "keys", "peer"])
     guard let peer = flags.value("connect") else { toolFail("probe needs --serve (on a worker) or --connect ENDPOINT") }
+    let keys = probeKeys(flags, context: context) { keyring in
+        let name = flags.value("peer") ?? ""
+        guard let worker = keyring.peer(named: name, role: .worker) else {
+            toolFail("probe --connect --keys: --peer must name a worker in " + flags.required("keys") + "/peers")
+        }
+        return worker
+    }
     var sizes: [Int] = []
     for part in (flags.value("sizes") ?? "1024,65536,1048576").split(separator: ",") {
         guard let n = Int(part), n >= 16, n <= 16 << 20 else {
@@ -130,9 +150,24 @@ func runProbe(_ flags: ToolFlags) {
     }
     do throws(ProbeError) {
         let result = try LinkProbe.measure(
-            context: context, peer: peer, listen: flags.required("listen"), sizes: sizes,
+            context: context, peer: peer, listen: flags.required("listen"), keys: keys, sizes: sizes,
             burstBytes: flags.positive("burst-bytes", default: 4 << 20), pings: 20,
             timeoutMs: Int32(flags.positive("timeout-ms", default: 30000)))
-        print(ProfileJSON.link(peer: peer, result))
+        print(ProfileJSON.link(peer: peer, curve: keys != nil, result))
     } catch { toolFail("probe --connect " + peer + ": " + error.message) }
+}
+
+/// With --keys DIR: this board's keypair, and the context's gatekeeper admitting the one peer `choose` picks
+/// on the probe's domain. Nil without --keys: a plain probe.
+func probeKeys(_ flags: ToolFlags, context: Context, choose: (Keyring) -> Keyring.Peer) -> LinkProbe.Keys? {
+    guard let directory = flags.value("keys") else { return nil }
+    let keyring: Keyring
+    do throws(KeyringError) { keyring = try Keyring.load(directory: directory) } catch {
+        toolFail("probe --keys: " + error.message)
+    }
+    let peer = choose(keyring)
+    do throws(NetError) {
+        try context.guarded().allow(peer.publicKey, domain: LinkProbe.domain, as: peer.userID)
+    } catch { toolFail("probe: cannot start the key check: " + error.message) }
+    return LinkProbe.Keys(own: keyring.own, peer: peer.publicKey)
 }

@@ -109,7 +109,7 @@ struct Deploy: ParsableCommand {
         }
         note(
             "deployed \(spec.devices.count) boards; "
-                + "the leader takes requests on tcp://\(plan.host(spec.devices[spec.leader])):\(requestsPort)"
+                + "the leader takes requests on tcp://\(spec.devices[spec.leader].host):\(requestsPort)"
         )
     }
 
@@ -166,12 +166,8 @@ struct DeployPlan {
         }
     }
 
-    func host(_ d: DeviceSpec) -> String {
-        let rest = d.endpoint.dropFirst("tcp://".count)
-        return String(rest[..<(rest.lastIndex(of: ":") ?? rest.endIndex)])
-    }
     func port(_ d: DeviceSpec) -> Int? { d.endpoint.split(separator: ":").last.flatMap { Int($0) } }
-    func destination(_ d: DeviceSpec) -> String { user.map { "\($0)@\(host(d))" } ?? host(d) }
+    func destination(_ d: DeviceSpec) -> String { d.sshDestination(user) }
 
     /// The unit's environment (see systemd/iop-node.env.example): the board's own flags. Each board
     /// listens on its cluster-file endpoint itself, since a worker tells the leader the endpoint it bound.

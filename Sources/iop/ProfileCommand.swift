@@ -11,8 +11,11 @@ struct ProfileCommand: ParsableCommand {
             size, with its thread count) and, for its link to the leader, `iop-node probe` (latency, bandwidth, \
             CPU per byte at each end). With --from DIR, each board NAME takes DIR/NAME.json (iop-node profile's \
             output, run on that board under its own CPU share) and, when present, DIR/NAME.probe.json (iop-node \
-            probe --connect's output, run on the leader against NAME's `iop-node probe --serve`). Without \
-            --from, `iop-node profile` runs here, once, and its profile goes to the boards named by --board \
+            probe --connect's output, run on the leader against NAME's `iop-node probe --serve`). With --ssh, \
+            the boards of a deployed cluster (`iop deploy`) measure themselves: over ssh each board runs \
+            `iop-node profile`, then the leader probes each worker's link with the keys deploy installed (CURVE, \
+            as the cluster runs), and the outputs are kept in --stage. Without --from or --ssh, \
+            `iop-node profile` runs here, once, and its profile goes to the boards named by --board \
             (every board when none is named): for boards that are this machine, or emulated on it.
             The profiles land in each board's `profile` section of the cluster file (written in place unless \
             --out says where). `iop plan`, `simulate` and `compile` then say they use the calibrated model \
@@ -29,6 +32,29 @@ struct ProfileCommand: ParsableCommand {
     var threads: Int?
     @Option(name: .long, help: "Write the cluster file here instead of in place.")
     var out: String?
+    @Flag(name: .long, help: "Measure on the boards themselves over ssh, each at its cluster-file endpoint's host.")
+    var ssh = false
+    @Option(name: .long, help: "With --ssh: ssh user on the boards (default: ssh's own choice).")
+    var user: String?
+    @Option(name: .long, help: "With --ssh: the command that runs iop-node on a board (it reads the keys as root).")
+    var nodeCommand = "sudo -n iop-node"
+    @Option(name: .long, help: "With --ssh: the directory holding each board's keys, NAME/secret and NAME/peers.")
+    var remoteKeys = "/etc/iop/keys"
+    @Flag(name: .long, help: "With --ssh: probe plain links, for a cluster deployed with --insecure.")
+    var insecure = false
+    @Option(name: .long, help: "With --ssh: the port a worker serves its probe on, at its endpoint's host.")
+    var probePort = 5597
+    @Option(name: .long, help: "With --ssh: where the boards' raw profiles and probes are kept.")
+    var stage = "out/profile"
+
+    func validate() throws {
+        if ssh && (from != nil || !board.isEmpty) {
+            throw ValidationError("--ssh measures every board itself: give it without --from and --board")
+        }
+        guard (1...65535).contains(probePort) else {
+            throw ValidationError("--probe-port must be 1...65535, got \(probePort)")
+        }
+    }
 
     func run() throws {
         try reportingErrors {
@@ -43,7 +69,10 @@ struct ProfileCommand: ParsableCommand {
                 var devices = root["devices"] as? [[String: Any]]
             else { throw ClusterError(path: cluster, message: "not a cluster file") }
             let names = parsed.devices.map(\.name)
-            let profiles = try from.map { try gathered(from: $0, cluster: parsed) } ?? measuredHere(parsed)
+            let profiles =
+                try ssh
+                ? measuredOnBoards(parsed)
+                : from.map { try gathered(from: $0, cluster: parsed) } ?? measuredHere(parsed)
             for (i, name) in names.enumerated() {
                 guard let profile = profiles[i] else { continue }
                 devices[i]["profile"] = profile
@@ -134,8 +163,8 @@ struct ProfileCommand: ParsableCommand {
         if let l = p.link {
             parts.append(
                 String(
-                    format: "link %.2f ms, %.1f Mbit/s, %.2f/%.2f ns per byte sent/received", l.latencyMs,
-                    l.bandwidthMbps, l.sendCpuNsPerByte, l.receiveCpuNsPerByte))
+                    format: "link %.2f ms, %.1f Mbit/s, %.2f/%.2f ns per byte sent/received%@", l.latencyMs,
+                    l.bandwidthMbps, l.sendCpuNsPerByte, l.receiveCpuNsPerByte, l.curve ? " (CURVE)" : ""))
         }
         return parts.joined(separator: ", ")
     }

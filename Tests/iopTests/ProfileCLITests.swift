@@ -62,4 +62,63 @@ import Testing
         let missing = try runIOP(["profile", "--cluster", cluster, "--from", dir])
         #expect(missing.stderr.contains("pi4-d.json: cannot read board 'pi4-d''s profile"), "\(missing.stderr)")
     }
+
+    /// `--ssh` as on a deployed cluster, with an ssh that runs each board's command on this machine: every
+    /// board profiles itself, the leader probes each worker over CURVE with the cluster's keys, and a
+    /// board that cannot is named.
+    @Test func sshMeasuresEveryBoardAndProbesOverCurve() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("iop-ssh-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir + "/bin", withIntermediateDirectories: true)
+        let devices = ["lead", "w1", "w2"].map {
+            #"{"name": "\#($0)", "endpoint": "tcp://127.0.0.1:5555", "gflops": 5, "memory": "1GiB", "#
+                + #""bandwidth_mbps": 100, "setup_ms": 1, "threads": 1}"#
+        }
+        let cluster = dir + "/cluster.json"
+        try Data(#"{"leader": "lead", "devices": [\#(devices.joined(separator: ", "))]}"#.utf8)
+            .write(to: URL(fileURLWithPath: cluster))
+        #expect(try runIOP(["keys", "--cluster", cluster, "--out", dir + "/keys"]).status == 0)
+        // ssh HOST COMMAND runs COMMAND here; the board's iop-node keeps its profile and its waits short.
+        let node = URL(fileURLWithPath: CLITests.binary).deletingLastPathComponent().appendingPathComponent("iop-node")
+        let scripts = [
+            "ssh": "#!/bin/sh\nwhile [ \"${1#-}\" != \"$1\" ]; do shift 2; done\nshift\nexec sh -c \"$*\"\n",
+            "node": "#!/bin/sh\nif [ \"$1\" = profile ]; then exec \(node.path) \"$@\" --min-ms 5; fi\n"
+                + "if [ \"$2\" = --connect ]; then exec \(node.path) \"$@\" --timeout-ms 3000; fi\n"
+                + "exec \(node.path) \"$@\"\n",
+        ]
+        for (name, text) in scripts {
+            try Data(text.utf8).write(to: URL(fileURLWithPath: dir + "/bin/" + name))
+            try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir + "/bin/" + name)
+        }
+        let path = ["PATH": dir + "/bin:" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")]
+        let port = String(Int.random(in: 20000..<60000))
+        let common = [
+            "profile", "--cluster", cluster, "--ssh", "--node-command", dir + "/bin/node", "--probe-port", port,
+        ]
+        let r = try runIOP(common + ["--remote-keys", dir + "/keys", "--stage", dir + "/stage"], environment: path)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("3 board profiles; plans use the calibrated model"), "\(r.stdout)")
+        let root = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: cluster)))
+        let written = (root as! [String: Any])["devices"] as! [[String: Any]]
+        for d in written {
+            let profile = try #require(d["profile"] as? [String: Any])
+            let kernels = try #require(profile["kernels"] as? [String: Any])
+            #expect(kernels["conv_3x3"] != nil && kernels["linear"] != nil, "\(d["name"]!)")
+            let link = try #require(profile["link"] as? [String: Any], "\(d["name"]!) has no link")
+            #expect(link["curve"] as? Bool == true, "\(d["name"]!): \(link)")
+            #expect((link["bandwidth_mbps"] as? Double ?? 0) > 0)
+        }
+        #expect(FileManager.default.fileExists(atPath: dir + "/stage/w2.probe.json"))
+
+        // Keys that are not the cluster's: the probe is refused, and the failing board is named.
+        #expect(try runIOP(["keys", "--nodes", "3", "--out", dir + "/strangers"]).status == 0)
+        for (from, to) in [("node1", "w1"), ("node2", "w2")] {
+            try FileManager.default.moveItem(atPath: dir + "/strangers/" + from, toPath: dir + "/strangers/" + to)
+        }
+        try FileManager.default.copyItem(atPath: dir + "/keys/lead", toPath: dir + "/strangers/lead")
+        let refused = try runIOP(
+            common + ["--remote-keys", dir + "/strangers", "--stage", dir + "/stage2", "--threads", "1"],
+            environment: path)
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("board 'lead' (127.0.0.1): iop-node probe of w1 failed"), "\(refused.stderr)")
+    }
 }
