@@ -24,7 +24,7 @@ def status(pid):
     return fields
 
 
-def wait_line(proc, prefix, seconds):
+def wait_line(proc, prefix, seconds, log):
     deadline = time.time() + seconds
     while time.time() < deadline:
         ready, _, _ = select.select([proc.stdout], [], [], 0.2)
@@ -34,7 +34,9 @@ def wait_line(proc, prefix, seconds):
                 return line[len(prefix):].strip()
         if proc.poll() is not None:
             break
-    sys.exit(f"no '{prefix}' line from pid {proc.pid}: {proc.stderr.read() if proc.poll() is not None else 'timed out'}")
+    with open(log) as f:
+        said = f.read() if proc.poll() is not None else "timed out"
+    sys.exit(f"no '{prefix}' line from pid {proc.pid}: {said}")
 
 
 class LocalCluster:
@@ -50,17 +52,21 @@ class LocalCluster:
         subprocess.run([self.iop, "keys", "--nodes", str(nodes), "--out", f"{self.dir}/keys"], check=True,
                        stdout=subprocess.DEVNULL)
         self.client = ["--keys", f"{self.dir}/keys/operator"]
-        pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # Each node's log goes to a file: an unread stderr pipe would stall a node once it filled.
+        self.logs = {f"node{i}": f"{self.dir}/node{i}.log" for i in range(nodes)}
+
+        def pipes(name):
+            return dict(stdout=subprocess.PIPE, stderr=open(self.logs[name], "w"), text=True)
         role = ["--audio", audio, "--realtime"] if audio else ["--requests", "tcp://127.0.0.1:*"]
         self.leader = subprocess.Popen([node, "leader", "--bundle", f"{self.dir}/bundle.iop", "--listen",
                                         "tcp://127.0.0.1:*", *role, "--timeout-ms", "60000",
-                                        "--keys", f"{self.dir}/keys/node0"], **pipes)
-        endpoint = wait_line(self.leader, "listening ", 60)
+                                        "--keys", f"{self.dir}/keys/node0"], **pipes("node0"))
+        endpoint = wait_line(self.leader, "listening ", 60, self.logs["node0"])
         self.workers = [subprocess.Popen([node, "worker", "--name", f"node{i}", "--listen", "tcp://127.0.0.1:*",
                                           "--leader", endpoint, "--memory-budget", "4GiB",
-                                          "--keys", f"{self.dir}/keys/node{i}"], **pipes)
+                                          "--keys", f"{self.dir}/keys/node{i}"], **pipes(f"node{i}"))
                         for i in range(1, nodes)]
-        self.requests = None if audio else wait_line(self.leader, "ready ", 300)
+        self.requests = None if audio else wait_line(self.leader, "ready ", 300, self.logs["node0"])
 
     def __enter__(self):
         return self
