@@ -216,7 +216,8 @@ extension Leader {
                         + " while waiting for ready or refuse")
                 continue
             }
-            if let ready { arenaBytes[board] = Int(ready.arenaBytes) }
+            // Clamped: a 64-bit worker's arena may not fit a 32-bit leader's Int (the figure is only reported).
+            if let ready { arenaBytes[board] = Int(clamping: ready.arenaBytes) }
             if let refuse { refusals.append((board, refuse)) }
             deadline = waitDeadline()
         }
