@@ -322,7 +322,7 @@ public enum ConvKernel {
     }
 
     /// One output row of `rowChannelBlock` channels: 2 vectors of consecutive
-    /// pixels per channel stay in 16 registers; input rows are loaded as
+    /// pixels per channel (1 on 32-bit ARM) stay in registers; input rows are loaded as
     /// vectors, weights broadcast, results stored as whole vectors.
     struct RowTask: ParallelTask {
         let g: ConvGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
@@ -330,7 +330,7 @@ public enum ConvKernel {
         let blocks: Int
 
         func run(_ task: Int) {
-            let n = KVec.scalarCount, width = 2 * n
+            let n = KVec.scalarCount, width = rowPixelVectors * n
             let oy = task % g.outHeight, unit = task / g.outHeight
             let grp = unit / blocks, b = unit % blocks
             let icg = g.inGroupChannels, taps = g.kernelH * g.kernelW
@@ -352,7 +352,8 @@ public enum ConvKernel {
                         let row = inp + ic * inPlane + ky * g.dilationH * g.paddedWidth + x0
                         for kx in 0..<g.kernelW {
                             let r = row + kx * g.dilationW
-                            let u = loadVec(r), v = loadVec(r + n)
+                            // With one pixel vector the b accumulators are never stored: the compiler drops them.
+                            let u = loadVec(r), v = rowPixelVectors == 2 ? loadVec(r + n) : u
                             var w = KVec(repeating: wp[0]); a0.addProduct(u, w); b0.addProduct(v, w)
                             w = KVec(repeating: wp[1]); a1.addProduct(u, w); b1.addProduct(v, w)
                             w = KVec(repeating: wp[2]); a2.addProduct(u, w); b2.addProduct(v, w)
@@ -378,7 +379,7 @@ public enum ConvKernel {
                                     ? (a3, b3)
                                     : c == 4 ? (a4, b4) : c == 5 ? (a5, b5) : c == 6 ? (a6, b6) : (a7, b7)
                     storeVec(activation.apply(p), out + c * outPlane)
-                    storeVec(activation.apply(q), out + c * outPlane + n)
+                    if rowPixelVectors == 2 { storeVec(activation.apply(q), out + c * outPlane + n) }
                 }
                 ox = x0 + width
             }

@@ -28,8 +28,17 @@
 public let channelBlock = convVectors * KVec.scalarCount
 /// Output features one linear-kernel block covers (4 vectors).
 public let linearBlock = 4 * KVec.scalarCount
-/// Output channels one row-kernel tile covers (2 vectors of pixels each).
+/// Output channels one row-kernel tile covers (`rowPixelVectors` vectors of pixels each).
 public let rowChannelBlock = 8
+// Vectors of consecutive pixels per channel in the row kernel: 8 x 2 = 16 accumulators, plus two
+// input vectors and a broadcast, fit AArch64's 32 vector registers, but 32-bit NEON's 16 q
+// registers spilled accumulators to the stack on every tap (`cross/mca`). There one vector per
+// channel keeps the loop in registers.
+#if arch(arm)
+    let rowPixelVectors = 1
+#else
+    let rowPixelVectors = 2
+#endif
 
 @inline(__always) func loadVec(_ p: UnsafePointer<Float>) -> KVec {
     UnsafeRawPointer(p).loadUnaligned(as: KVec.self)

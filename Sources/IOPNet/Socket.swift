@@ -118,7 +118,8 @@ public final class Socket {
     /// libzmq checks the size on the wire, where CURVE adds its own framing to each message: `bytes` is what the
     /// caller expects, plus room for that.
     public func setMaxMessageSize(_ bytes: Int) throws(NetError) {
-        try set(ZMQ_MAXMSGSIZE, Int64(bytes + Socket.curveOverhead))
+        // In 64 bits: a 32-bit board's budget may be Int.max (parseByteSize clamps to it).
+        try set(ZMQ_MAXMSGSIZE, Int64(bytes) + Int64(Socket.curveOverhead))
     }
     /// More than CURVE's MESSAGE command adds to a message (its name, nonce, flags and MAC: 33 bytes).
     static let curveOverhead = 256

@@ -56,7 +56,7 @@ extension Leader {
             }
             deadline = waitDeadline()
             // A worker that bound port `*` says where it listens; otherwise use the cluster file's endpoint.
-            budgets[i] = Int(hello.budgetBytes)
+            budgets[i] = Int(clamping: hello.budgetBytes)  // a 64-bit board's, on a 32-bit leader
             if hello.heldProgram != 0
                 && hello.heldProgram == adler32(UnsafeRawBufferPointer(rebasing: bytes[programBytes[i]]))
             {
@@ -216,14 +216,16 @@ extension Leader {
                         + " while waiting for ready or refuse")
                 continue
             }
-            if let ready { arenaBytes[board] = Int(ready.arenaBytes) }
+            // Clamped: a 64-bit worker's arena may not fit a 32-bit leader's Int (the figure is only reported).
+            if let ready { arenaBytes[board] = Int(clamping: ready.arenaBytes) }
             if let refuse { refusals.append((board, refuse)) }
             deadline = waitDeadline()
         }
         if let first = refusals.min(by: { $0.board < $1.board }) {
             throw .refused(
                 board: boards[first.board].name, reason: first.refuse.reason,
-                bytesNeeded: Int(first.refuse.bytesNeeded), budgetBytes: Int(first.refuse.budgetBytes))
+                bytesNeeded: Int(clamping: first.refuse.bytesNeeded),
+                budgetBytes: Int(clamping: first.refuse.budgetBytes))
         }
     }
 }

@@ -55,7 +55,9 @@ public enum LinkProbe {
         guard length >= headerBytes,
             let op = Operation(rawValue: UInt32(littleEndian: buffer.loadUnaligned(fromByteOffset: 0, as: UInt32.self)))
         else { throw .protocolViolation("a message of " + String(length) + " bytes is not a probe message") }
-        let count = Int(UInt32(littleEndian: buffer.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
+        // A count above Int.max (a 32-bit board) is no count a peer of ours sends.
+        guard let count = Int(exactly: UInt32(littleEndian: buffer.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
+        else { throw .protocolViolation("a probe message with a count beyond this board's Int") }
         return (op, count, UInt64(littleEndian: buffer.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
     }
 

@@ -130,7 +130,9 @@ public struct ProgramBundle {
         for _ in 0..<boardCount {
             let name = String(decoding: try r.readLengthPrefixed(), as: UTF8.self)
             let endpoint = String(decoding: try r.readLengthPrefixed(), as: UTF8.self)
-            boards.append(BoardEntry(name: name, endpoint: endpoint, budgetBytes: Int(try r.read(UInt64.self))))
+            // Clamped on a 32-bit leader: a 64-bit board's budget may exceed its Int, and is then no limit.
+            let budget = Int(clamping: try r.read(UInt64.self))
+            boards.append(BoardEntry(name: name, endpoint: endpoint, budgetBytes: budget))
         }
         let leader = try r.readInt()
         guard leader < boardCount else { throw .malformedPayload }

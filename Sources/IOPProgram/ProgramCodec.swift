@@ -31,7 +31,9 @@ public enum ProgramCodec {
     /// Decodes and checks a program: every geometry valid, every region inside the arena.
     public static func decode(_ payload: UnsafeRawBufferPointer) throws(WireError) -> BoardProgram {
         var r = ByteReader(payload)
-        let arena = try r.readInt(), activation = try r.readInt(), opCount = try r.readInt(),
+        // The arena's byte count must fit an Int (a 32-bit board's too).
+        let arena = try r.readInt(atMost: Int.max / MemoryLayout<Float>.stride), activation = try r.readInt(),
+            opCount = try r.readInt(),
             stepCount = try r.readInt()
         guard opCount <= 1 << 16, stepCount <= 1 << 16 else { throw .malformedPayload }
         var ops: [Op] = []

@@ -104,8 +104,11 @@ public struct ByteReader {
         return T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
     }
 
-    /// A u32 count or offset.
-    public mutating func readInt() throws(WireError) -> Int { Int(try read(UInt32.self)) }
+    /// A u32 count or offset. On a 32-bit board a value above Int.max is malformed, not a trap.
+    public mutating func readInt() throws(WireError) -> Int {
+        guard let v = Int(exactly: try read(UInt32.self)) else { throw .malformedPayload }
+        return v
+    }
 
     /// A u32 that must not exceed `limit` (so arithmetic on it cannot overflow).
     public mutating func readInt(atMost limit: Int) throws(WireError) -> Int {

@@ -154,7 +154,8 @@ public enum Wire {
         guard let kind = MessageKind(rawValue: rawKind) else { throw .unknownKind(rawKind) }
         _ = try r.read(UInt8.self)
         let requestID = try r.read(UInt64.self), step = try r.read(UInt32.self)
-        let length = try r.readInt()
+        // Bounded so the frame's size (header + length) is an Int on a 32-bit board too.
+        let length = try r.readInt(atMost: Int.max - MessageHeader.size)
         guard length <= maxPayload else { throw .oversized(length: length, limit: maxPayload) }
         let actual = frame.count - MessageHeader.size
         guard length <= actual else { throw .truncated(needed: MessageHeader.size + length, got: frame.count) }
