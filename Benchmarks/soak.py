@@ -67,7 +67,7 @@ def stream_soak(args):
     subprocess.run([sys.executable, os.path.join(here, "../examples/valve-leak/synth.py"), "stream", "--seed",
                     "90050", "--minutes", str(args.stream_minutes), "--out", wav, "--events", f"{work}/events.json"],
                    check=True)
-    samples = []
+    samples, last = [], {}
     with LocalCluster(args.bin, "valve", args.nodes, args.planner, audio=wav) as cluster:
         # The leader's JSON lines are read as they come: a full pipe would stall the stream.
         lines = []
@@ -76,16 +76,21 @@ def stream_soak(args):
         started = time.time()
         while cluster.leader.poll() is None:
             try:
-                samples.append((time.time() - started, time.time() - started,
-                                {name: status(pid)["VmRSS"] for name, pid in cluster.pids().items()}))
+                now = {name: status(pid) for name, pid in cluster.pids().items()}
             except FileNotFoundError:
                 break
+            samples.append((time.time() - started, time.time() - started,
+                            {name: s["VmRSS"] for name, s in now.items()}))
+            last = now
             print(f"\r{time.time() - started:.0f} s streamed", end="", file=sys.stderr)
             time.sleep(10)
         reader.join(timeout=10)
     print(file=sys.stderr)
     summary = [line.strip() for line in lines if line.startswith('{"summary"')]
     print(summary[-1] if summary else "no summary: the stream failed")
+    # Anonymous memory (heap, arena) is what a leak grows; file-backed is the mapped bundle and sound.
+    print("at the end: " + ", ".join(f"{name} {s['RssAnon'] // 1024} KiB anonymous + {s['RssFile'] // 1024} KiB "
+                                    "file-backed" for name, s in last.items()))
     report(args, samples, f"valve stream, {args.planner} plan, {args.nodes} nodes: {samples[-1][1]:.0f} s",
            "seconds streamed")
 

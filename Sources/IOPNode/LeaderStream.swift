@@ -97,8 +97,15 @@ struct StreamRun {
     ) throws(NodeError) {
         let total = bytes.count / 2
         var at = 0
+        // Sound already framed is given back to the kernel as it goes: an hour-long file stays out of
+        // the resident set instead of filling it (the front end keeps its own copy of what it still needs).
+        var released = 0
         while at < total {
             if !leader.supervisor.check() { return }
+            if 2 * at - released >= 1 << 20 {
+                iop_release_mapped(bytes.baseAddress! + released, 2 * at - released)
+                released = 2 * at - (1 << 16)  // the partial page at the end goes with the next stretch
+            }
             var available = total
             if realtime {
                 let now = iop_monotonic_ns()

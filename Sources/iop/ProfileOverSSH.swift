@@ -81,8 +81,8 @@ extension ProfileCommand {
             let last = String(decoding: errors.wait(), as: UTF8.self).split(separator: "\n").first { !$0.isEmpty } ?? ""
             throw CommandFailure(
                 description:
-                    "board '\(d.name)' (\(d.sshDestination(user))): \(what) failed with exit status \(p.terminationStatus)"
-                    + (last.isEmpty ? "" : ": \(last)"))
+                    "board '\(d.name)' (\(d.sshDestination(user))): \(what) failed with exit status "
+                    + "\(p.terminationStatus)" + (last.isEmpty ? "" : ": \(last)"))
         }
         return output
     }
