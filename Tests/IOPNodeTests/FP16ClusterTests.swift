@@ -15,7 +15,8 @@ import Testing
 
     /// Every planner's fp16 plan answers within the tolerance, but not exactly as fp32 does (so the
     /// halves really crossed the wire), and sends exactly the bytes its plan models: 2 per element.
-    @Test(arguments: [PlannerKind.oc, .coedge, .iop, .optimal])
+    /// (`optimal` is left out: on these boards it keeps everything on the leader, sending nothing.)
+    @Test(arguments: [PlannerKind.oc, .coedge, .iop])
     func fp16OutputsAreCloseToSingleBoardButNotIdentical(_ kind: PlannerKind) throws {
         let net = try Zoo.make("alexnet", inputSize: 67)
         let cluster = try Examples.cluster("mixed-pi4-pi3")
