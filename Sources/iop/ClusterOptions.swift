@@ -44,7 +44,7 @@ struct PlannerOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "How activations cross the wire: fp32, fp16 or auto (default: fp32).",
+            "How activations cross the wire: fp32, fp16 or auto.",
             discussion: "fp16 sends every segment's activations as IEEE half precision (half the bytes; each "
                 + "receiver widens them, the leader's reduction stays fp32); auto chooses per segment, fp16 where "
                 + "the cost model says the link time saved beats the conversions (docs/planner.md). fp16 "
