@@ -4,7 +4,7 @@
 #
 #   sudo Benchmarks/emulated_boards.sh [--model vgg11] [--input-size S] [--planners coedge,iop,optimal]
 #        [--requests 5] [--rate-mbit 100|R0,R1,...] [--cpu-percent 8|P0,P1,...] [--boards 4]
-#        [--budget 512MiB] [--cost-model calibrated|nominal] [--keep DIR] [--json]
+#        [--budget 512MiB] [--cost-model calibrated|nominal] [--wire fp32|fp16|auto] [--keep DIR] [--json]
 #
 # Each board is a network namespace (iop-b0 is the leader) with an address from
 # 198.18.0.0/15 on a bridge; each board's link is shaped to its --rate-mbit with
@@ -18,14 +18,15 @@
 # file the plans are made for. With nominal the cluster file has no profile: each
 # board's GFLOP/s is `iop bench` of the whole model under its quota (as before
 # profiles existed). --keep DIR keeps the cluster file, profiles and bundles.
-# --json prints one object: {model, boards, cpu_percent, rate_mbit, cost_model,
-# planners: [{planner, modelled_ms, p50_ms, p90_ms, arena_bytes: [...]}]}.
+# --wire is passed to `iop compile` (fp32 by default: activations as fp16 on the wire, or auto).
+# --json prints one object: {model, boards, cpu_percent, rate_mbit, cost_model, wire,
+# planners: [{planner, modelled_ms, p50_ms, p90_ms, arena_bytes: [...], bytes_per_inference}]}.
 # Needs root and `swift build -c release`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 model=vgg11 size="" planners=coedge,iop,optimal requests=5 rate=100 cpu=8 boards=4 budget=512MiB
-costmodel=calibrated keep="" json=0
+costmodel=calibrated keep="" json=0 wire=fp32
 while [ $# -gt 0 ]; do
     case "$1" in
         --model) model=$2; shift 2 ;;
@@ -37,9 +38,10 @@ while [ $# -gt 0 ]; do
         --boards) boards=$2; shift 2 ;;
         --budget) budget=$2; shift 2 ;;
         --cost-model) costmodel=$2; shift 2 ;;
+        --wire) wire=$2; shift 2 ;;
         --keep) keep=$2; shift 2 ;;
         --json) json=1; shift ;;
-        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "emulated_boards: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -66,6 +68,7 @@ for r in "${rates[@]}"; do
 done
 [ "$costmodel" = calibrated ] || [ "$costmodel" = nominal ] ||
     fail "--cost-model must be calibrated or nominal, got '$costmodel'"
+[ "$wire" = fp32 ] || [ "$wire" = fp16 ] || [ "$wire" = auto ] || fail "--wire must be fp32, fp16 or auto, got '$wire'"
 [ "$(id -u)" = 0 ] || fail "needs root (network namespaces, tc, cgroups)"
 bin=${IOP_BIN:-$PWD/.build/release}  # IOP_BIN=DIR: binaries copied aside, so a rebuild cannot swap them mid-run
 [ -x "$bin/iop" ] && [ -x "$bin/iop-node" ] || fail "build first: swift build -c release"
@@ -142,13 +145,14 @@ shape = [m for m in json.load(sys.stdin) if m['model'] == '$model'][0]['input_sh
 if '$size': shape[-2:] = [int('$size')] * 2
 np.save('$work/x.npy', np.random.default_rng(1).uniform(-1, 1, shape).astype(np.float32))"
 
-echo "boards: $boards, cpu ${cpus[*]} % of a core, links ${rates[*]} Mbit/s, budget $budget, $costmodel model" >&2
+echo "boards: $boards, cpu ${cpus[*]} % of a core, links ${rates[*]} Mbit/s, budget $budget, $costmodel model," \
+    "$wire on the wire" >&2
 [ "$json" = 1 ] || printf "%-8s %12s %12s %12s  %s\n" planner modelled p50 p90 "arenas (MiB)"
 : > "$work/results.jsonl"
 for planner in ${planners//,/ }; do
     out=$work/$planner
     if ! "$bin/iop" compile --model "$model" "${sizeargs[@]}" --cluster "$work/cluster.json" --planner "$planner" \
-        --out "$out" --no-fallbacks >/dev/null 2>"$work/$planner.err"; then
+        --wire "$wire" --out "$out" --no-fallbacks >/dev/null 2>"$work/$planner.err"; then
         [ "$json" = 1 ] || printf "%-8s %s\n" "$planner" "does not fit: $(tail -1 "$work/$planner.err")"
         echo "{\"planner\": \"$planner\", \"error\": $(tail -1 "$work/$planner.err" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read().strip()))')}" >> "$work/results.jsonl"
         continue
@@ -178,7 +182,8 @@ for planner in ${planners//,/ }; do
     python3 -c "
 import json; r=json.loads('''$result'''); s=json.loads('''$stats''')
 print(json.dumps({'planner': '$planner', 'modelled_ms': round(float('$modelled'), 2), 'p50_ms': round(r['p50_ms'], 2),
-                  'p90_ms': round(r['p90_ms'], 2), 'arena_bytes': [b['arena_bytes'] for b in s['boards']]}))" \
+                  'p90_ms': round(r['p90_ms'], 2), 'arena_bytes': [b['arena_bytes'] for b in s['boards']],
+                  'bytes_per_inference': sum(b['bytes_sent'] for b in s['boards']) // max(1, s['inferences'])}))" \
         >> "$work/results.jsonl"
     [ "$json" = 1 ] || python3 -c "
 import json; r=json.loads(open('$work/results.jsonl').read().splitlines()[-1])
@@ -191,6 +196,6 @@ if [ "$json" = 1 ]; then
 import json
 planners = [json.loads(l) for l in open('$work/results.jsonl')]
 print(json.dumps({'model': '$model', 'boards': $boards, 'cpu_percent': [$cpu_list],
-                  'rate_mbit': [$rate_list], 'cost_model': '$costmodel', 'requests': $requests,
+                  'rate_mbit': [$rate_list], 'cost_model': '$costmodel', 'wire': '$wire', 'requests': $requests,
                   'planners': planners}))"
 fi

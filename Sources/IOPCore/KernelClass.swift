@@ -20,6 +20,8 @@ public enum KernelClass: String, CaseIterable, Sendable {
     case reduction = "reduction"
     /// Moving a received activation (or a worker's input slice) from one buffer to another.
     case copy = "copy"
+    /// Narrowing fp32 to fp16 for the wire, or widening it back (`Half`), per byte of fp32.
+    case fp16 = "fp16"
 
     public enum WorkUnit: String, Sendable {
         case flop, byte, element
@@ -28,7 +30,7 @@ public enum KernelClass: String, CaseIterable, Sendable {
     public var workUnit: WorkUnit {
         switch self {
         case .convRow, .conv3x3, .conv1x1, .convStrided, .convDepthwise: return .flop
-        case .linear, .copy: return .byte
+        case .linear, .copy, .fp16: return .byte
         case .pool, .elementwise, .reduction: return .element
         }
     }

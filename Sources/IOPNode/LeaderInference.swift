@@ -23,11 +23,16 @@ extension Leader {
                     start: UnsafeMutableRawPointer(payload) - MessageHeader.size,
                     count: MessageHeader.size + 4 * seg.largestRemoteInput)
                 for part in seg.remote {
-                    let n = part.input.select(from: current, count: seg.inputCount, into: payload)
+                    // fp16: narrowed while selected, into the same frame (sized for fp32, so the halves fit).
+                    let n =
+                        seg.wire == .fp16
+                        ? part.input.selectNarrowing(from: current, count: seg.inputCount, into: payload)
+                        : part.input.select(from: current, count: seg.inputCount, into: payload)
                     let length: Int
                     do throws(WireError) {
                         length = try Wire.seal(
-                            kind: .activation, requestID: request, step: UInt32(k), payloadLength: 4 * n, in: frame)
+                            kind: .activation, requestID: request, step: UInt32(k),
+                            payloadLength: seg.wire.bytesPerElement * n, in: frame)
                     } catch { throw .wire(error) }
                     try send(UnsafeRawBufferPointer(rebasing: frame[0..<length]), to: part.board)
                     bytesSent[leaderIndex] += length; messagesSent[leaderIndex] += 1
@@ -112,7 +117,7 @@ extension Leader {
                 header.payloadLength >= PartResult.headerSize,
                 let board = try? PartResult.board(UnsafeRawBufferPointer(rebasing: reply[MessageHeader.size..<length])),
                 let remote = seg.remote.first(where: { $0.board == board }), !answered[board],
-                Int(header.payloadLength) == PartResult.headerSize + 4 * remote.outputCount
+                Int(header.payloadLength) == PartResult.headerSize + seg.wire.bytesPerElement * remote.outputCount
             else {
                 rejected.reject(
                     "a frame of kind " + String(header.kind.rawValue) + " for request " + String(header.requestID)
@@ -120,7 +125,12 @@ extension Leader {
                         + String(k))
                 continue
             }
-            remote.output.place(payload, count: remote.outputCount, into: assembled)
+            if seg.wire == .fp16 {
+                // Widened straight into the assembled tensor; partial sums are added in fp32.
+                remote.output.placeWidening(UnsafeRawPointer(payload), count: remote.outputCount, into: assembled)
+            } else {
+                remote.output.place(payload, count: remote.outputCount, into: assembled)
+            }
             answered[board] = true
             accepted = true
             pending -= 1

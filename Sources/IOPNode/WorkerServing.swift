@@ -54,18 +54,32 @@ extension Worker {
             case .activation:
                 let segment = Int(header.step)
                 guard segment < stepOf.count, stepOf[segment] >= 0,
-                    Int(header.payloadLength) == 4 * program.steps[stepOf[segment]].inputCount
+                    Int(header.payloadLength)
+                        == program.steps[stepOf[segment]].wire.bytesPerElement
+                        * program.steps[stepOf[segment]].inputCount
                 else {
                     rejected.reject("an activation for step " + String(segment) + " that this board's program lacks")
                     if !supervisor.check() { return }
                     continue
                 }
                 let step = program.steps[stepOf[segment]]
+                let wireBytes = step.wire.bytesPerElement
+                // fp16 arrived where its floats belong: widened in place, from the end.
+                if step.wire == .fp16 {
+                    let input = engine.bytes.baseAddress! + 4 * step.input
+                    Half.widen(input, count: step.inputCount, into: input)
+                }
                 for i in step.ops { engine.run(program.ops[i]) }
-                // The reply frame is built in place: header, board index, then the output already in the arena.
+                // The reply frame is built in place: header, board index, then the output already in the arena
+                // (fp16: narrowed in place, from the start).
+                if step.wire == .fp16 {
+                    let output = engine.bytes.baseAddress! + 4 * step.output
+                    Half.narrow(output, count: step.outputCount, into: output)
+                }
                 let payloadAt = 4 * step.output - PartResult.headerSize
                 let frame = UnsafeMutableRawBufferPointer(
-                    rebasing: engine.bytes[(payloadAt - MessageHeader.size)..<(4 * (step.output + step.outputCount))])
+                    rebasing: engine.bytes[
+                        (payloadAt - MessageHeader.size)..<(4 * step.output + wireBytes * step.outputCount)])
                 do throws(WireError) {
                     try PartResult.writeHeader(
                         board: Int(board), into: UnsafeMutableRawBufferPointer(rebasing: frame[MessageHeader.size...]))
@@ -74,7 +88,7 @@ extension Worker {
                 do throws(WireError) {
                     n = try Wire.seal(
                         kind: .activation, requestID: header.requestID, step: header.step,
-                        payloadLength: PartResult.headerSize + 4 * step.outputCount, in: frame)
+                        payloadLength: PartResult.headerSize + wireBytes * step.outputCount, in: frame)
                 } catch { throw .wire(error) }
                 do throws(NetError) { try outbox.send(UnsafeRawBufferPointer(rebasing: frame[0..<n])) } catch {
                     throw .net(error)

@@ -9,6 +9,8 @@ import IOPProgram
 ///   message     = setup + bytes / min(bandwidth_leader, bandwidth_d)
 ///   segment     = Σ scatter messages + max_d compute_d + Σ gather messages + leader's reduction
 ///   memory_d    = Σ_segments parameters_d + max_segments activations_d
+/// An fp16 segment's messages carry 2 bytes per element, and each message adds its conversion
+/// (`halfMs`): the leader's to the segment's communication, the worker's to its compute.
 /// Every message crosses the leader's link, so messages are summed, not overlapped.
 /// Memory is not a formula: the segment is sliced (geometry only) and laid out
 /// exactly as the board's arena will be (`BoardLayout.footprint`), so a plan's
@@ -21,7 +23,15 @@ public struct SegmentCost: Sendable {
     public var bytesSent: [Int]
     public var messagesSent: [Int]
     public var partitions: [Partition]
+    /// How the segment's messages carry activations (fp32 when it sends none).
+    public var wire: WirePrecision = .fp32
     public var latencyMs: Double { computeMs + commMs }
+}
+
+/// What `--wire` asks of the planner: fp32 everywhere, fp16 in every segment that sends messages, or
+/// per segment whichever the cost model times faster (`auto`: the saved link time against the conversions).
+public enum WireChoice: String, CaseIterable, Sendable {
+    case fp32, fp16, auto
 }
 
 /// One stage's split: extents per board in cluster order.
@@ -62,8 +72,16 @@ public struct CostModel: Sendable {
     /// speed (requests come back to back). A stream's input comes from the leader's own front end: 0.
     public let requestMs: Double
 
-    public init(cluster: Cluster, network: Network) {
+    /// How segments may send activations.
+    public let wire: WireChoice
+
+    /// Bytes of fp32 a board narrows to fp16, or widens from it, per second when its profile has no
+    /// `fp16` class: a stated guess for a Pi-class core (docs/planner.md), not a measurement.
+    public static let nominalHalfBytesPerSecond = 1e9
+
+    public init(cluster: Cluster, network: Network, wire: WireChoice = .fp32) {
         self.cluster = cluster
+        self.wire = wire
         stages = Stage.split(network)
         layers = network.layers.map { Layer(name: $0.name, kind: $0.kind) }
         let stream = 4 * (network.stream?.leaderFloats(outputCount: network.outputCount) ?? 0)
@@ -131,19 +149,49 @@ public struct CostModel: Sendable {
         }
     }
 
+    /// Steady milliseconds board `d` spends converting `bytes` of fp32 to fp16 or back: its profile's
+    /// `fp16` class when it has one, else `nominalHalfBytesPerSecond`.
+    public func halfMs(fp32Bytes bytes: Int, board d: Int) -> Double {
+        if let p = cluster.devices[d].profile, p.kernels[.fp16] != nil {
+            return p.milliseconds(.fp16, work: Double(bytes))
+        }
+        return Double(bytes) / CostModel.nominalHalfBytesPerSecond * 1e3
+    }
+
+    /// The segment's cost with the wire precision `wire` asks for; with `auto`, the faster of the two
+    /// (fp32 on a tie, as when the segment sends nothing).
     public func cost(_ segment: Segment) -> SegmentCost {
+        switch wire {
+        case .fp32: return cost(segment, wire: .fp32)
+        case .fp16: return cost(segment, wire: .fp16)
+        case .auto:
+            let full = cost(segment, wire: .fp32), half = cost(segment, wire: .fp16)
+            return half.latencyMs < full.latencyMs ? half : full
+        }
+    }
+
+    public func cost(_ segment: Segment, wire precision: WirePrecision) -> SegmentCost {
         var c = SegmentCost(
             computeMs: 0, commMs: 0, weightBytes: Array(repeating: 0, count: n),
             activationBytes: Array(repeating: 0, count: n),
             bytesSent: Array(repeating: 0, count: n), messagesSent: Array(repeating: 0, count: n), partitions: [])
         var compute = [Double](repeating: 0, count: n)
         var leaderAfter = 0.0  // reduction and post-ops once the partial sums are in
-        let F = CostModel.floatBytes
+        // Elements cross the wire at the segment's precision; the compute and arenas stay fp32.
+        let F = precision.bytesPerElement
         func send(_ bytes: Int, from: Int, to: Int) {
             guard from != to, bytes > 0 else { return }
-            c.commMs += messageMs(bytes: bytes, board: from == leader ? to : from)
+            let worker = from == leader ? to : from
+            c.commMs += messageMs(bytes: bytes, board: worker)
             c.bytesSent[from] += bytes
             c.messagesSent[from] += 1
+            if precision == .fp16 {
+                // Both ends convert: the leader's conversions are serial with its messages, the worker's
+                // are part of its own work.
+                let fp32 = 2 * bytes
+                c.commMs += halfMs(fp32Bytes: fp32, board: leader)
+                compute[worker] += halfMs(fp32Bytes: fp32, board: worker)
+            }
         }
         func fraction(_ e: Int, _ full: Int) -> Double { full > 0 ? Double(e) / Double(full) : 0 }
 
@@ -208,7 +256,9 @@ public struct CostModel: Sendable {
             leaderAfter = computeMs(Double((participants - 1) * b.mainOutputCount + b.postFlops), leader)
         }
         c.computeMs = compute.max()! + leaderAfter
-        let program = Slicer.program(segment, extents: c.partitions[0].extents, layers: layers, stages: stages)
+        if c.messagesSent.reduce(0, +) > 0 { c.wire = precision }
+        var program = Slicer.program(segment, extents: c.partitions[0].extents, layers: layers, stages: stages)
+        program.wire = c.wire
         if cluster.isProfiled {
             let t = SegmentTimeline(cluster: cluster).time(program)
             c.computeMs = t.computeMs

@@ -81,7 +81,9 @@ func formatMs(_ ms: Double) -> String { ms >= 100 ? "\(Int(ms.rounded())) ms" : 
 
 public struct Planner: Sendable {
     public let model: CostModel
-    public init(network: Network, cluster: Cluster) { model = CostModel(cluster: cluster, network: network) }
+    public init(network: Network, cluster: Cluster, wire: WireChoice = .fp32) {
+        model = CostModel(cluster: cluster, network: network, wire: wire)
+    }
     var stages: [Stage] { model.stages }
 
     public func canPair(_ i: Int) -> Bool {

@@ -6,7 +6,10 @@ public enum Slicer {
     /// Per-segment programs for a plan over a network with weights.
     public static func programs(_ plan: Plan, network: Network, stages: [Stage]) -> [SegmentProgram] {
         plan.segments.enumerated().map { i, segment in
-            program(segment, extents: plan.costs[i].partitions[0].extents, layers: network.layers, stages: stages)
+            var p = program(
+                segment, extents: plan.costs[i].partitions[0].extents, layers: network.layers, stages: stages)
+            p.wire = plan.costs[i].wire
+            return p
         }
     }
 

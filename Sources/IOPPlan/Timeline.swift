@@ -13,6 +13,10 @@ import IOPProgram
 ///   other, in the order they are ready, and each is received and placed (copied or added);
 /// - last the leader reduces (bias, activation, pools) and copies the result into place.
 ///
+/// An fp16 segment's messages carry 2 bytes per element: the leader narrows each slice as it selects
+/// it and widens each result as it places it (adds it, for partial sums), the worker widens its input
+/// and narrows its result (`halfMs`).
+///
 /// CPU work is counted at full speed and turned into wall time per board by `CPUClock`: a board
 /// under a CPU quota runs its burst at full speed after idling, then at its share.
 struct SegmentTimeline {
@@ -59,27 +63,37 @@ struct SegmentTimeline {
         Double(bytes) * (profile(d).link?.receiveCpuNsPerByte ?? 0) / 1e6
     }
 
-    /// The segment's latency and the longest any one board computes (the rest is moving data).
+    /// Full-speed milliseconds board `d` spends converting `bytes` of fp32 to fp16 or back: its
+    /// profile's `fp16` class, else `CostModel.nominalHalfBytesPerSecond`.
+    func halfMs(_ bytes: Int, board d: Int) -> Double {
+        if profile(d).kernels[.fp16] != nil { return fullMs(.fp16, Double(bytes), board: d) }
+        return Double(bytes) / CostModel.nominalHalfBytesPerSecond * 1e3
+    }
+
     /// The segment's latency and the longest any one board computes (the rest is moving data).
     func time(_ seg: SegmentProgram) -> (latencyMs: Double, computeMs: Double) {
+        let half = seg.wire == .fp16, wireBytes = seg.wire.bytesPerElement
         var cpu = CPUClock(profile(leader))
         var leaderOut = bucket(leader), leaderIn = bucket(leader)
         var ready: [(at: Double, bytes: Int, output: BoardPart.Output, count: Int, board: Int)] = []
         var longest = 0.0
         for part in seg.parts where part.board != leader {
             let d = part.board
-            let inBytes = 4 * part.input.count(ofWhole: seg.inputCount)
-            cpu.run(copyMs(bytes: inBytes, board: leader) + sendCpuMs(inBytes, board: leader), from: 0)
+            let inCount = part.input.count(ofWhole: seg.inputCount), inBytes = wireBytes * inCount
+            let select = half ? halfMs(4 * inCount, board: leader) : copyMs(bytes: 4 * inCount, board: leader)
+            cpu.run(select + sendCpuMs(inBytes, board: leader), from: 0)
             var workerIn = bucket(d)
             let sent = max(
                 leaderOut.pass(Double(inBytes), offeredAt: cpu.now), workerIn.pass(Double(inBytes), offeredAt: cpu.now))
             let compute = computeMs(part.layers, board: d)
             longest = max(longest, profile(d).wallMs(fullSpeedMs: compute, idleMs: sent + latency(d)))
             let outCount = outputCount(part, seg)
+            let converts = half ? halfMs(4 * inCount, board: d) + halfMs(4 * outCount, board: d) : 0
             var worker = CPUClock(profile(d))
             worker.run(
-                receiveCpuMs(inBytes, board: d) + compute + sendCpuMs(4 * outCount, board: d), from: sent + latency(d))
-            ready.append((worker.now, 4 * outCount, part.output, outCount, d))
+                receiveCpuMs(inBytes, board: d) + converts + compute + sendCpuMs(wireBytes * outCount, board: d),
+                from: sent + latency(d))
+            ready.append((worker.now, wireBytes * outCount, part.output, outCount, d))
         }
         if seg.partialCount > 0 { cpu.run(copyMs(bytes: 4 * seg.assembledCount, board: leader), from: 0) }
         if let own = seg.parts.first(where: { $0.board == leader }) {
@@ -93,8 +107,12 @@ struct SegmentTimeline {
             var workerOut = bucket(r.board)
             let got = max(
                 workerOut.pass(Double(r.bytes), offeredAt: r.at), leaderIn.pass(Double(r.bytes), offeredAt: r.at))
-            cpu.run(
-                receiveCpuMs(r.bytes, board: leader) + placeMs(r.output, count: r.count), from: got + latency(r.board))
+            // fp16 results are widened into place, or widened and added: the conversion replaces the copy.
+            let place =
+                !half
+                ? placeMs(r.output, count: r.count)
+                : halfMs(4 * r.count, board: leader) + (r.output == .partialSum ? placeMs(r.output, count: r.count) : 0)
+            cpu.run(receiveCpuMs(r.bytes, board: leader) + place, from: got + latency(r.board))
         }
         let reduce = computeMs(seg.reduceLayers, board: leader)
         cpu.run(reduce + copyMs(bytes: 4 * seg.outputCount, board: leader), from: cpu.now)

@@ -82,6 +82,12 @@ public enum KernelProfiler {
             let b = UnsafePointer(a + streamFloats / 2)
             record(.copy, Double(bytes)) { BoardPart.Output.all.place(b, count: bytes / 4, into: a) }
         }
+        // Both directions of the wire's fp16 conversion, timed as one class: per byte of fp32.
+        for bytes in copySamples {
+            let b = UnsafeMutableRawPointer(a + streamFloats / 2)
+            record(.fp16, Double(bytes)) { Half.narrow(a, count: bytes / 4, into: b) }
+            record(.fp16, Double(bytes)) { Half.widen(b, count: bytes / 4, into: a) }
+        }
         return timings
     }
 

@@ -8,9 +8,10 @@ public enum BoardLayout {
     /// A worker's step: the part's chain with room for a message header before
     /// each buffer, so activations are received into and sent from the arena.
     /// `sources` gets the layer each placed op comes from (its weights become the op's shard).
-    static func placeWorker(_ part: BoardPart, segment: Int, into layout: inout ArenaLayout, sources: inout [Layer])
-        -> ProgramStep
-    {
+    static func placeWorker(
+        _ part: BoardPart, segment: Int, wire: WirePrecision = .fp32, into layout: inout ArenaLayout,
+        sources: inout [Layer]
+    ) -> ProgramStep {
         layout.beginStep()
         let kinds = part.layers.map { $0.kind }
         let placed = layout.chain(kinds, framed: true)
@@ -18,7 +19,7 @@ public enum BoardLayout {
         for k in kinds where k.parameterChannels > 0 { layout.require(ShardCodec.stagingFloats(k)) }
         return ProgramStep(
             segment: segment, ops: placed.ops, input: placed.input, inputCount: kinds[0].inputCount,
-            output: placed.output, outputCount: kinds[kinds.count - 1].outputCount)
+            output: placed.output, outputCount: kinds[kinds.count - 1].outputCount, wire: wire)
     }
 
     /// The phases of the leader's segment, the time its buffers live in.
@@ -50,7 +51,7 @@ public enum BoardLayout {
         var placed = LeaderSegment(
             inputCount: seg.inputCount, outputCount: seg.outputCount, assembledCount: seg.assembledCount,
             sumsPartials: seg.partialCount > 0, current: current, assembled: assembled,
-            sendPayload: 0, receivePayload: 0, remote: remote, own: nil, reduce: nil)
+            sendPayload: 0, receivePayload: 0, remote: remote, own: nil, reduce: nil, wire: seg.wire)
         if !remote.isEmpty {
             placed.sendPayload = layout.place(
                 placed.largestRemoteInput, room: ArenaLayout.frameRoom, phases: Phase.whole)
@@ -111,7 +112,8 @@ public enum BoardLayout {
         for (k, seg) in segments.enumerated() {
             for part in seg.parts where part.board != leader {
                 steps[part.board].append(
-                    placeWorker(part, segment: k, into: &layouts[part.board], sources: &sources[part.board]))
+                    placeWorker(
+                        part, segment: k, wire: seg.wire, into: &layouts[part.board], sources: &sources[part.board]))
             }
             schedule.append(
                 placeLeader(

@@ -41,6 +41,8 @@ public struct SegmentProgram {
     public var outputCount: Int
     /// Elements of each partial sum (IC and IOP segments).
     public var partialCount: Int
+    /// How the segment's activations cross the wire, both ways.
+    public var wire: WirePrecision = .fp32
     public init(parts: [BoardPart], reduceLayers: [Layer], inputCount: Int, outputCount: Int, partialCount: Int) {
         self.parts = parts; self.reduceLayers = reduceLayers; self.inputCount = inputCount
         self.outputCount = outputCount; self.partialCount = partialCount
@@ -76,6 +78,24 @@ extension BoardPart.Input {
             return channels * band
         }
     }
+
+    /// `select`, narrowed to fp16 on the way (one pass): the part's halves at `out`.
+    public func selectNarrowing(from x: UnsafePointer<Float>, count: Int, into out: UnsafeMutableRawPointer) -> Int {
+        switch self {
+        case .all:
+            Half.narrow(x, count: count, into: out)
+            return count
+        case .elements(let r):
+            Half.narrow(x + r.lowerBound, count: r.count, into: out)
+            return r.count
+        case .rows(let rows, let channels, let height, let width):
+            let band = rows.count * width
+            for c in 0..<channels {
+                Half.narrow(x + (c * height + rows.lowerBound) * width, count: band, into: out + 2 * c * band)
+            }
+            return channels * band
+        }
+    }
 }
 
 extension BoardPart.Output {
@@ -89,6 +109,20 @@ extension BoardPart.Output {
             let band = rows.count * width
             for c in 0..<channels {
                 (out + (c * height + rows.lowerBound) * width).update(from: y + c * band, count: band)
+            }
+        }
+    }
+
+    /// `place` for a result that came as fp16: widened straight into place, or added in fp32.
+    public func placeWidening(_ h: UnsafeRawPointer, count: Int, into out: UnsafeMutablePointer<Float>) {
+        switch self {
+        case .all: Half.widen(h, count: count, into: out)
+        case .elements(let r): Half.widen(h, count: r.count, into: out + r.lowerBound)
+        case .partialSum: Half.widenAdding(h, count: count, onto: out)
+        case .rows(let rows, let channels, let height, let width):
+            let band = rows.count * width
+            for c in 0..<channels {
+                Half.widen(h + 2 * c * band, count: band, into: out + (c * height + rows.lowerBound) * width)
             }
         }
     }

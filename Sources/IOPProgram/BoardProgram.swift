@@ -1,6 +1,18 @@
 import IOPCore
 import IOPWire
 
+/// How a segment's activations cross the wire: fp32 as computed, or IEEE half precision (`fp16`,
+/// rounded to nearest even: half the bytes), which the receiver widens into its fp32 arena. Either
+/// way every board computes, and the leader reduces, in fp32. The planner chooses per segment.
+public enum WirePrecision: UInt8, Equatable, Sendable {
+    case fp32 = 0
+    case fp16 = 1
+
+    /// Bytes one activation element takes in a message.
+    public var bytesPerElement: Int { self == .fp16 ? 2 : 4 }
+    public var name: String { self == .fp16 ? "fp16" : "fp32" }
+}
+
 /// One step of a board's program: a run of its ops, where the step's input
 /// arrives and where its result is left, all as arena offsets (floats).
 public struct ProgramStep: Equatable, Sendable {
@@ -9,9 +21,14 @@ public struct ProgramStep: Equatable, Sendable {
     public var ops: Range<Int>
     public var input: Int, inputCount: Int
     public var output: Int, outputCount: Int
-    public init(segment: Int, ops: Range<Int>, input: Int, inputCount: Int, output: Int, outputCount: Int) {
+    /// How the step's input arrives and its result leaves (a worker's step; the leader's steps send nothing).
+    public var wire: WirePrecision
+    public init(
+        segment: Int, ops: Range<Int>, input: Int, inputCount: Int, output: Int, outputCount: Int,
+        wire: WirePrecision = .fp32
+    ) {
         self.segment = segment; self.ops = ops; self.input = input; self.inputCount = inputCount
-        self.output = output; self.outputCount = outputCount
+        self.output = output; self.outputCount = outputCount; self.wire = wire
     }
 }
 

@@ -28,6 +28,9 @@ public struct LeaderSegment: Equatable, Sendable {
     public var own: OwnPart?
     /// The reduction's step in the leader's program (its output is `current` unless it only works in place).
     public var reduce: Int?
+    /// How the segment's scatter and gather messages carry their elements; the frames are sized for
+    /// fp32, so fp16 needs no bytes of its own.
+    public var wire: WirePrecision = .fp32
 
     /// Elements of the largest part the leader sends and receives.
     public var largestRemoteInput: Int { remote.reduce(0) { max($0, $1.inputCount) } }

@@ -9,6 +9,7 @@ import IOPWire
 ///
 ///     "IOPB", u16 version, u16 0, u32 Adler-32 of the body, u32 body length, body
 ///     body: boards, leader, stream, schedule, programs, padding to 4 bytes, shards
+///     schedule: per segment its counts, offsets, own part, reduction, remote parts, then u32 wire (0 fp32, 1 fp16)
 ///     stream: u8 0 (none) or 1, then u32 sample rate, frame length, frame hop, FFT size, mel bins,
 ///             f64 fMin, fMax, log offset, u32 patch frames, patch hop, f32 alert threshold, u32 consecutive
 ///
@@ -36,7 +37,8 @@ public struct ProgramBundle {
     public var stream: StreamSpec?
 
     static let magic: UInt32 = 0x4250_4F49  // "IOPB"
-    public static let version: UInt16 = 3
+    /// 4: a wire precision per segment (and per worker step). Version 3 bundles are refused: compile again.
+    public static let version: UInt16 = 4
     static let headerSize = 16
 
     /// Lays out every board's arena for `segments` and writes the bundle.
@@ -72,6 +74,7 @@ public struct ProgramBundle {
                 body.write(u32: r.board); r.input.write(to: &body); body.write(u32: r.inputCount)
                 r.output.write(to: &body); body.write(u32: r.outputCount)
             }
+            body.write(u32: Int(s.wire.rawValue))
         }
         for p in programs {
             let bytes = ProgramCodec.encode(p)
@@ -106,7 +109,9 @@ public struct ProgramBundle {
         let magic = try h.read(UInt32.self)
         guard magic == ProgramBundle.magic else { throw .badMagic(magic) }
         let version = try h.read(UInt16.self)
-        guard version == ProgramBundle.version else { throw .unsupportedVersion(version) }
+        guard version == ProgramBundle.version else {
+            throw .unsupportedBundleVersion(found: version, reads: ProgramBundle.version)
+        }
         _ = try h.read(UInt16.self)
         let sum = try h.read(UInt32.self), length = try h.readInt()
         guard bytes.count - headerSize == length else {
@@ -163,6 +168,8 @@ public struct ProgramBundle {
                         board: board, input: try BoardPart.Input.read(&r), inputCount: try r.readInt(),
                         output: try BoardPart.Output.read(&r), outputCount: try r.readInt()))
             }
+            guard let wire = WirePrecision(rawValue: UInt8(try r.readInt(atMost: 255))) else { throw .malformedPayload }
+            s.wire = wire
             schedule.append(s)
         }
         var programs: [BoardProgram] = [], programBytes: [Range<Int>] = []

@@ -8,7 +8,8 @@ import IOPWire
 ///     u32 arena floats, u32 activation floats, u32 op count, u32 step count
 ///     per op:   u8 kind, u8 n, u32 geometry[n], f32 activation low, f32 high,
 ///               u32 weights, bias, input, output, scratch (arena offsets in floats)
-///     per step: u32 segment, first op, op count, input, input count, output, output count
+///     per step: u32 segment, first op, op count, input, input count, output, output count, wire
+///               (0 fp32, 1 fp16: `WirePrecision`)
 public enum ProgramCodec {
     public static func encode(_ p: BoardProgram) -> [UInt8] {
         var w = ByteWriter()
@@ -21,9 +22,10 @@ public enum ProgramCodec {
             for v in [op.weights, op.bias, op.input, op.output, op.scratch] { w.write(u32: v) }
         }
         for s in p.steps {
-            for v in [s.segment, s.ops.lowerBound, s.ops.count, s.input, s.inputCount, s.output, s.outputCount] {
-                w.write(u32: v)
-            }
+            for v in [
+                s.segment, s.ops.lowerBound, s.ops.count, s.input, s.inputCount, s.output, s.outputCount,
+                Int(s.wire.rawValue),
+            ] { w.write(u32: v) }
         }
         return w.bytes
     }
@@ -56,10 +58,14 @@ public enum ProgramCodec {
         for _ in 0..<stepCount {
             let segment = try r.readInt(atMost: 1 << 16 - 1), first = try r.readInt(),
                 count = try r.readInt(atMost: opCount)
-            steps.append(
-                ProgramStep(
-                    segment: segment, ops: first..<(first + count), input: try r.readInt(),
-                    inputCount: try r.readInt(), output: try r.readInt(), outputCount: try r.readInt()))
+            var step = ProgramStep(
+                segment: segment, ops: first..<(first + count), input: try r.readInt(),
+                inputCount: try r.readInt(), output: try r.readInt(), outputCount: try r.readInt())
+            guard let wire = WirePrecision(rawValue: UInt8(try r.readInt(atMost: 255))) else {
+                throw .malformedPayload
+            }
+            step.wire = wire
+            steps.append(step)
         }
         try r.expectEnd()
         let program = BoardProgram(arenaFloats: arena, activationFloats: activation, ops: ops, steps: steps)

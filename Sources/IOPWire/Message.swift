@@ -60,6 +60,8 @@ public enum WireError: Error, Equatable, Sendable {
     case checksumMismatch(expected: UInt32, actual: UInt32)
     case malformedPayload
     case bufferTooSmall(needed: Int, capacity: Int)
+    /// A bundle written by another release of `iop compile`.
+    case unsupportedBundleVersion(found: UInt16, reads: UInt16)
 
     public var message: String {
         switch self {
@@ -76,6 +78,9 @@ public enum WireError: Error, Equatable, Sendable {
         case .malformedPayload: return "malformed payload"
         case .bufferTooSmall(let needed, let capacity):
             return "buffer too small: needs " + String(needed) + " bytes, has " + String(capacity)
+        case .unsupportedBundleVersion(let found, let reads):
+            return "bundle format version " + String(found) + ", but this iop reads version " + String(reads)
+                + (found < reads ? " (written by an older iop compile)" : " (written by a newer iop compile)")
         }
     }
 }

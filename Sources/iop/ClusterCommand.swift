@@ -28,7 +28,10 @@ struct ClusterRun: ParsableCommand {
     var threads: Int = 1
     @Flag(
         name: .long,
-        help: "Compare every output with single-board inference; exit non-zero on a mismatch (scaled error > 1e-4).")
+        help: ArgumentHelp(
+            "Compare every output with single-board inference; exit non-zero on a mismatch.",
+            discussion: "A mismatch is a scaled error max |y - y_ref| / max(1, max |y_ref|) above 1e-4, or above "
+                + "\(fp16CheckTolerance) when the plan sends any segment in fp16 (--wire)."))
     var check = false
     @Flag(name: .long, help: "Print one JSON object instead of a report.")
     var json = false
@@ -273,8 +276,13 @@ struct ClusterRun: ParsableCommand {
                 "p50_ms": percentile(latencies, 0.5), "p90_ms": percentile(latencies, 0.9),
                 "p99_ms": percentile(latencies, 0.99),
                 "modeled_latency_ms": plan.modeledLatencyMs, "devices": devices,
+                "wire": plannerOptions.wire.rawValue, "segment_wire": plan.costs.map(wireName),
             ]
-            if check { result["max_abs_diff"] = Double(maxAbs); result["max_scaled_error"] = Double(worst) }
+            let tolerance = checkTolerance(plan)
+            if check {
+                result["max_abs_diff"] = Double(maxAbs); result["max_scaled_error"] = Double(worst)
+                result["tolerance"] = tolerance
+            }
             if let record { result.merge(record.json) { $1 } }
             if json {
                 print(try jsonString(result))
@@ -302,13 +310,13 @@ struct ClusterRun: ParsableCommand {
                 if check {
                     print(
                         String(
-                            format: "check: max |cluster - single board| = %.3g (scaled %.3g, tolerance 1e-4)", maxAbs,
-                            worst))
+                            format: "check: max |cluster - single board| = %.3g (scaled %.3g, tolerance %g)", maxAbs,
+                            worst, tolerance))
                 }
             }
-            if check && worst > 1e-4 {
+            if check && !(Double(worst) <= tolerance) {
                 throw CommandFailure(
-                    description: "outputs differ from single-board inference: scaled error \(worst) > 1e-4")
+                    description: "outputs differ from single-board inference: scaled error \(worst) > \(tolerance)")
             }
         }
     }

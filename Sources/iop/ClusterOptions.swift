@@ -2,6 +2,8 @@ import ArgumentParser
 import IOPModel
 import IOPPlan
 
+extension WireChoice: ExpressibleByArgument {}
+
 extension ClusterOptions {
     func loadCluster() throws -> Cluster {
         if let cluster { return try Cluster.load(path: cluster) }
@@ -39,6 +41,16 @@ struct PlannerOptions: ParsableArguments {
                 + "fullest board. With --planner: that planner's plan, refused if it does not meet the deadline.",
             valueName: "ms"))
     var deadlineMs: Double?
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "How activations cross the wire: fp32, fp16 or auto.",
+            discussion: "fp16 sends every segment's activations as IEEE half precision (half the bytes; each "
+                + "receiver widens them, the leader's reduction stays fp32); auto chooses per segment, fp16 where "
+                + "the cost model says the link time saved beats the conversions (docs/planner.md). fp16 "
+                + "changes the outputs slightly: --check then allows a scaled error of "
+                + "\(fp16CheckTolerance) (README, \"fp16 on the wire\")."))
+    var wire: WireChoice = .fp32
 
     func validate() throws {
         if let d = deadlineMs, !(d > 0) { throw ValidationError("--deadline-ms must be positive, got \(d)") }
@@ -58,7 +70,7 @@ struct PlannerOptions: ParsableArguments {
     }
 
     func choose(_ network: Network, on cluster: Cluster) throws -> Plan {
-        let planner = Planner(network: network, cluster: cluster)
+        let planner = Planner(network: network, cluster: cluster, wire: wire)
         guard let deadlineMs else { return try planner.plan(self.planner ?? .optimal) }
         guard let kind = self.planner else { return try planner.plan(deadlineMs: deadlineMs) }
         let plan = try planner.plan(kind)
@@ -86,6 +98,17 @@ func noteCostModel(_ cluster: Cluster) {
         note("cost model: nominal: \(missing.joined(separator: ", ")) have no profile (iop profile measures boards)")
     }
 }
+
+/// The largest scaled error `--check` allows, `max |y − y_ref| / max(1, max |y_ref|)` against single-board
+/// fp32: 1e-4 when every activation crosses the wire in fp32 (only the summation order differs), and
+/// `fp16CheckTolerance` when any segment sends fp16 (measured on every zoo model: README, "fp16 on the wire").
+func checkTolerance(_ plan: Plan) -> Double {
+    plan.costs.contains { $0.wire == .fp16 } ? fp16CheckTolerance : 1e-4
+}
+let fp16CheckTolerance = 1e-2
+
+/// Each segment's wire precision as plans print it: "-" for a segment that sends nothing.
+func wireName(_ c: SegmentCost) -> String { c.bytesSent.reduce(0, +) == 0 ? "-" : c.wire.name }
 
 /// "calibrated" or "nominal", for JSON outputs and manifests.
 func costModelName(_ cluster: Cluster) -> String { cluster.isProfiled ? "calibrated" : "nominal" }

@@ -39,6 +39,7 @@ struct Compile: ParsableCommand {
                 "planner": plannerOptions.label,
                 "input_shape": net.inputShape, "output_shape": net.outputShape, "bundle_bytes": bytes.count,
                 "modeled_latency_ms": plan.modeledLatencyMs, "cost_model": costModelName(cluster),
+                "wire": plannerOptions.wire.rawValue, "segment_wire": plan.costs.map(wireName),
                 "leader": cluster.devices[cluster.leader].name,
                 "boards": cluster.devices.enumerated().map { i, d in
                     [

@@ -17,7 +17,7 @@ func pad(_ s: String, _ n: Int) -> String {
     s.count >= n ? s + " " : s.padding(toLength: n, withPad: " ", startingAt: 0)
 }
 
-func planJSON(_ p: Plan, label: String) -> [String: Any] {
+func planJSON(_ p: Plan, label: String, wire: WireChoice = .fp32) -> [String: Any] {
     let devices = p.cluster.devices.enumerated().map { i, d -> [String: Any] in
         [
             "name": d.name, "peak_memory_bytes": p.peakMemoryBytes[i], "budget_bytes": d.memoryBudgetBytes,
@@ -26,7 +26,7 @@ func planJSON(_ p: Plan, label: String) -> [String: Any] {
     }
     let segments = p.costs.map { c -> [String: Any] in
         [
-            "compute_ms": c.computeMs, "comm_ms": c.commMs, "bytes": c.bytesSent.reduce(0, +),
+            "compute_ms": c.computeMs, "comm_ms": c.commMs, "bytes": c.bytesSent.reduce(0, +), "wire": wireName(c),
             "partitions": c.partitions.map {
                 ["layer": $0.layer, "dim": $0.dimension.rawValue, "extents": $0.extents, "full_extent": $0.fullExtent]
             },
@@ -34,7 +34,7 @@ func planJSON(_ p: Plan, label: String) -> [String: Any] {
     }
     return [
         "planner": label, "modeled_latency_ms": p.modeledLatencyMs, "devices": devices,
-        "cost_model": costModelName(p.cluster),
+        "cost_model": costModelName(p.cluster), "wire": wire.rawValue,
         "segments": segments,
     ]
 }
@@ -64,7 +64,9 @@ struct PlanCommand: ParsableCommand {
             let net = try loadForPlanning(model)
             let c = try clusterOptions.loadCluster()
             let plan = try plannerOptions.plan(net, on: c)
-            if json { print(try jsonString(planJSON(plan, label: plannerOptions.label))); return }
+            if json {
+                print(try jsonString(planJSON(plan, label: plannerOptions.label, wire: plannerOptions.wire))); return
+            }
             let names = c.devices.map(\.name)
             print(
                 "\(net.name) on \(names.count) boards (\(names.joined(separator: ", ")); leader \(names[c.leader])), "
@@ -72,14 +74,14 @@ struct PlanCommand: ParsableCommand {
             )
             print(
                 pad("seg", 5) + pad("operator", 16) + pad("dim", 6) + pad("extents / full", 26) + pad("compute ms", 12)
-                    + pad("comm ms", 10) + "bytes")
+                    + pad("comm ms", 10) + pad("wire", 6) + "bytes")
             for (i, cost) in plan.costs.enumerated() {
                 for (k, part) in cost.partitions.enumerated() {
                     let ext = part.extents.map(String.init).joined(separator: ",") + " / \(part.fullExtent)"
                     let tail =
                         k == 0
                         ? pad(String(format: "%.2f", cost.computeMs), 12) + pad(String(format: "%.2f", cost.commMs), 10)
-                            + formatBytes(cost.bytesSent.reduce(0, +)) : ""
+                            + pad(wireName(cost), 6) + formatBytes(cost.bytesSent.reduce(0, +)) : ""
                     print(
                         pad(k == 0 ? "\(i + 1)" : "", 5) + pad(part.layer, 16) + pad(part.dimension.rawValue, 6)
                             + pad(ext, 26) + tail)
@@ -117,6 +119,9 @@ struct Simulate: ParsableCommand {
         help: "Comma-separated per-message setup times (ms) that replace the cluster file's, one comparison each.")
     var setupMs: String?
 
+    @Option(name: .long, help: "How activations cross the wire: fp32, fp16 or auto (as iop plan --wire).")
+    var wire: WireChoice = .fp32
+
     @Flag(name: .long, help: "Print one JSON array instead of tables.")
     var json = false
 
@@ -140,7 +145,7 @@ struct Simulate: ParsableCommand {
                 for setup in setups {
                     var c = base
                     if let setup { for i in c.devices.indices { c.devices[i].setupMs = setup } }
-                    let planner = Planner(network: net, cluster: c)
+                    let planner = Planner(network: net, cluster: c, wire: wire)
                     var results: [PlannerKind: Plan] = [:]
                     var failures: [PlannerKind: String] = [:]
                     for kind in PlannerKind.allCases {

@@ -17,10 +17,13 @@ import Testing
 /// (`zmq_send_const` would not copy, but libzmq then reads the arena later from
 /// its I/O thread, after a stop signal may already have freed it.)
 @Suite(.serialized) struct NodeAllocationTests {
-    @Test func steadyStateInferenceAllocatesOnlyLibzmqsMessageBuffers() throws {
+    /// With fp16 on the wire too: the conversions run in the arena's frames.
+    @Test(arguments: [WireChoice.fp32, .fp16])
+    func steadyStateInferenceAllocatesOnlyLibzmqsMessageBuffers(_ wire: WireChoice) throws {
         let net = try Zoo.make("alexnet", inputSize: 67)
         let cluster = try Examples.cluster("mixed-pi4-pi3")
-        let plan = try Planner(network: net, cluster: cluster).plan(.oc)
+        let plan = try Planner(network: net, cluster: cluster, wire: wire).plan(.oc)
+        #expect(plan.costs.contains { $0.wire == (wire == .fp16 ? .fp16 : .fp32) })
         let ctx = try Context()
         // Each serving thread enrols itself once its arena is allocated and loaded.
         let (leader, threads) = try startCluster(

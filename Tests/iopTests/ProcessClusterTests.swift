@@ -36,6 +36,35 @@ import Testing
         if c.planner == "oc" { for d in devices { #expect((d["messages_per_inference"] as? Int ?? 0) > 0, "\(d)") } }
     }
 
+    /// `--wire fp16`: the plan shows it per segment, the nodes send halves (half the bytes), and `--check`
+    /// holds the answers to the fp16 tolerance, which they meet without equalling fp32.
+    @Test func anFP16ClusterIsCheckedAgainstItsOwnTolerance() throws {
+        let common = ["--model", "alexnet", "--input-size", "67", "--nodes", "4", "--planner", "oc"]
+        let plan = try runIOP(["plan"] + common + ["--wire", "fp16", "--json"])
+        #expect(plan.status == 0, "\(plan.stderr)")
+        let planned = try #require(try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as? [String: Any])
+        let segments = try #require(planned["segments"] as? [[String: Any]])
+        #expect(planned["wire"] as? String == "fp16")
+        #expect(segments.allSatisfy { ["fp16", "-"].contains($0["wire"] as? String ?? "") } && segments.count > 1)
+        var sent: [String: Int] = [:]
+        for wire in ["fp32", "fp16"] {
+            let r = try runIOP(["cluster"] + common + ["--wire", wire, "--requests", "3", "--check", "--json"])
+            #expect(r.status == 0, "\(r.stderr)")
+            let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            let error = obj["max_scaled_error"] as? Double ?? 1
+            if wire == "fp16" {
+                #expect(obj["tolerance"] as? Double == 1e-2)
+                #expect(error > 1e-6 && error <= 1e-2, "scaled error \(error)")
+            } else {
+                #expect(obj["tolerance"] as? Double == 1e-4 && error <= 1e-4)
+            }
+            let devices = try #require(obj["devices"] as? [[String: Any]])
+            sent[wire] = devices.reduce(0) { $0 + ($1["bytes_sent_per_inference"] as? Int ?? 0) }
+        }
+        let full = Double(sent["fp32"] ?? 0), half = Double(sent["fp16"] ?? 0)
+        #expect(full > 0 && abs(half - full / 2) < 0.02 * full, "\(sent)")
+    }
+
     /// The planner's figure is each board's arena: a budget below it is caught before any node starts.
     @Test func aClusterTooSmallForThePlanIsRefusedByThePlanner() throws {
         let path = temporaryPath("tight-cluster.json")

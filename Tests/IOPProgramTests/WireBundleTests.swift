@@ -1,0 +1,40 @@
+import IOPModel
+import IOPPlan
+import IOPProgram
+import IOPWire
+import Testing
+
+@Suite struct WireBundleTests {
+    static func boards(mbps: Double) -> Cluster {
+        Cluster(
+            devices: (0..<4).map {
+                DeviceSpec(
+                    name: "b\($0)", endpoint: "tcp://127.0.0.1:0", gflops: 6, memoryBudgetBytes: 2 << 30,
+                    bandwidthMbps: mbps, setupMs: 0.5, threads: 1)
+            }, leader: 0)
+    }
+
+    /// The choice travels: a compiled bundle carries each segment's precision to the leader's schedule
+    /// and the workers' steps.
+    @Test func theBundleCarriesEachSegmentsPrecision() throws {
+        let net = try Zoo.make("alexnet", inputSize: 67)
+        let plan = try Planner(network: net, cluster: Self.boards(mbps: 100), wire: .auto).plan(.oc)
+        let bytes = ProgramBundle.compile(plan, network: net)
+        let bundle = try bytes.withUnsafeBytes { try ProgramBundle.decode($0) }
+        #expect(bundle.schedule.map(\.wire) == plan.costs.map(\.wire))
+        #expect(bundle.schedule.contains { $0.wire == .fp16 })
+        for (d, program) in bundle.programs.enumerated() where d != bundle.leaderIndex {
+            for step in program.steps { #expect(step.wire == plan.costs[step.segment].wire) }
+        }
+        // A bundle of the format before (version 3) is refused, saying why.
+        var old = bytes
+        old[4] = 3
+        old[5] = 0
+        #expect(throws: WireError.unsupportedBundleVersion(found: 3, reads: 4)) {
+            try old.withUnsafeBytes { try ProgramBundle.decode($0) }
+        }
+        #expect(
+            WireError.unsupportedBundleVersion(found: 3, reads: 4).message
+                == "bundle format version 3, but this iop reads version 4 (written by an older iop compile)")
+    }
+}
