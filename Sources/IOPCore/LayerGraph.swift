@@ -7,6 +7,8 @@ public struct LayerGraph {
     /// For each layer's output, and at index `count` for the list's input, the last layer reading it
     /// (-1 when none: the last layer's output is the list's output).
     let lastReader: [Int]
+    /// For each k in 0...count, the oldest tensor any layer from k on reads.
+    let oldestReadFrom: [Int]
 
     public init(_ layers: [Layer]) {
         producers = layers.indices.map { i in layers[i].inputs.isEmpty ? [i - 1] : layers[i].inputs }
@@ -15,6 +17,9 @@ public struct LayerGraph {
             for p in inputs { last[p < 0 ? layers.count : p] = i }
         }
         lastReader = last
+        var oldest = [Int](repeating: layers.count, count: layers.count + 1)
+        for i in layers.indices.reversed() { oldest[i] = min(oldest[i + 1], producers[i].min() ?? i) }
+        oldestReadFrom = oldest
     }
 
     public var count: Int { producers.count }
@@ -37,14 +42,7 @@ public struct LayerGraph {
 
     /// Whether the list can be cut before layer `k`: no layer from `k` on reads anything older than
     /// layer `k - 1`'s output, so that output is all that crosses the cut.
-    public func canCut(before k: Int) -> Bool {
-        var i = k
-        while i < count {
-            for p in producers[i] where p < k - 1 { return false }
-            i += 1
-        }
-        return true
-    }
+    public func canCut(before k: Int) -> Bool { oldestReadFrom[k] >= k - 1 }
 
     /// Checks the edges: each layer reads earlier layers only, as many as its kind takes, of the sizes
     /// it expects, and a layer that works in place is its input's only reader (it overwrites it).

@@ -65,7 +65,7 @@ public struct CostModel: Sendable {
     public init(cluster: Cluster, network: Network) {
         self.cluster = cluster
         stages = Stage.split(network)
-        layers = network.layers.map { Layer(name: $0.name, kind: $0.kind) }
+        layers = network.layers.map { Layer(name: $0.name, kind: $0.kind, inputs: $0.inputs) }
         let stream = 4 * (network.stream?.leaderFloats(outputCount: network.outputCount) ?? 0)
         fixedBytes = cluster.devices.indices.map { $0 == cluster.leader ? stream : 0 }
         if cluster.isProfiled, network.stream == nil, let p = cluster.devices[cluster.leader].profile {
