@@ -79,9 +79,11 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
 
     /// ONNX operator types the importer reads, with the restriction each has.
     public static let supportedOperators: [(type: String, restriction: String?)] = [
-        ("Conv", nil), ("Gemm", nil), ("MatMul", nil), ("Add", "after MatMul"), ("Relu", nil), ("Clip", nil),
+        ("Conv", nil), ("Gemm", nil), ("MatMul", nil), ("Add", "two tensors, or per-channel constants"),
+        ("Sum", nil), ("Mul", "by per-channel constants"), ("Concat", "along channels"), ("Relu", nil), ("Clip", nil),
         ("MaxPool", nil), ("AveragePool", nil), ("GlobalAveragePool", nil), ("Flatten", nil),
         ("Reshape", "flatten only"), ("Softmax", nil), ("BatchNormalization", nil), ("Dropout", nil), ("Identity", nil),
+        ("Constant", nil),
     ]
 
     public var description: String {
