@@ -20,6 +20,31 @@ public enum ElementwiseKernel {
         }
     }
 
+    /// out = act(a + b): a residual connection. `out` may be `a` or `b`.
+    public static func add(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, count: Int,
+        _ act: Activation
+    ) {
+        let n = KVec.scalarCount
+        var i = 0
+        while i + n <= count { storeVec(act.apply(loadVec(a + i) + loadVec(b + i)), out + i); i += n }
+        while i < count { out[i] = act.apply(a[i] + b[i]); i += 1 }
+    }
+
+    /// In place: x = act(x * scale[c] + shift[c]) over CHW planes.
+    public static func scale(
+        _ data: UnsafeMutablePointer<Float>, channels: Int, plane: Int, scale: UnsafePointer<Float>,
+        shift: UnsafePointer<Float>, _ act: Activation
+    ) {
+        let n = KVec.scalarCount
+        for c in 0..<channels {
+            let p = data + c * plane, s = scale[c], b = shift[c], sv = KVec(repeating: s), bv = KVec(repeating: b)
+            var i = 0
+            while i + n <= plane { storeVec(act.apply(loadVec(p + i) * sv + bv), p + i); i += n }
+            while i < plane { p[i] = act.apply(p[i] * s + b); i += 1 }
+        }
+    }
+
     /// Numerically stable softmax over one vector.
     public static func softmax(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, count: Int) {
         var m = -Float.infinity

@@ -12,9 +12,11 @@ public struct Op: Equatable, Sendable {
     public var input: Int, output: Int
     /// Kernel scratch (`kind.scratchCount` floats), when the kernel needs any.
     public var scratch: Int
-    public init(kind: LayerKind, weights: Int, bias: Int, input: Int, output: Int, scratch: Int) {
+    /// A binary op's second input (`kind.otherInputCount` floats), 0 for the others.
+    public var other: Int
+    public init(kind: LayerKind, weights: Int, bias: Int, input: Int, output: Int, scratch: Int, other: Int = 0) {
         self.kind = kind; self.weights = weights; self.bias = bias; self.input = input; self.output = output;
-        self.scratch = scratch
+        self.scratch = scratch; self.other = other
     }
 
     /// Whether every region the op touches lies inside an arena of `floats`.
@@ -23,7 +25,7 @@ public struct Op: Equatable, Sendable {
         return inside(input, kind.inputCount) && inside(output, kind.outputCount)
             && (!kind.isInPlace || input == output)
             && inside(weights, kind.reservedWeightFloats) && inside(bias, kind.reservedBiasFloats)
-            && inside(scratch, kind.scratchCount)
+            && inside(scratch, kind.scratchCount) && inside(other, kind.otherInputCount)
     }
 }
 
@@ -38,7 +40,7 @@ public final class Engine {
     let arena: UnsafeMutablePointer<Float>
     let mappedBytes: Int
 
-    /// For an engine built from a chain of layers: its ops and where the chain reads and writes.
+    /// For an engine built from a model's layers: its ops and where they read and write.
     let chain: [Op]
     public let inputCount: Int
     public let outputCount: Int
@@ -67,21 +69,14 @@ public final class Engine {
         self.inputCount = inputCount; self.outputCount = outputCount
     }
 
-    /// The single-board engine: the layers as one chain in an arena of their own, weights packed.
+    /// The single-board engine: the layers (a chain or a graph, `Layer.inputs`) in an arena of their
+    /// own, weights packed.
     public convenience init(layers: [Layer], threads: Int) throws(CoreError) {
         guard let first = layers.first, let last = layers.last else { throw .invalidShape("the model has no layers") }
-        var previousOut = first.inputCount
-        for layer in layers {
-            try layer.validate()
-            if layer.inputCount != previousOut {
-                throw .invalidShape(
-                    layer.name + " expects " + String(layer.inputCount) + " inputs, the layer before gives "
-                        + String(previousOut))
-            }
-            previousOut = layer.outputCount
-        }
+        for layer in layers { try layer.validate() }
+        try LayerGraph(layers).validate(layers, inputCount: first.inputCount)
         var layout = ArenaLayout()
-        let placed = layout.chain(layers.map { $0.kind })
+        let placed = layout.graph(layers)
         let (ops, floats) = layout.finish()
         try self.init(
             arenaFloats: floats, threads: threads, chain: ops, input: placed.input, output: placed.output,
@@ -121,6 +116,10 @@ public final class Engine {
                 packedBias: arena + op.bias)
         case .addBias:
             for (k, c) in channels.enumerated() { arena[op.bias + c] = bias?[k] ?? 0 }
+        case .scale:
+            for (k, c) in channels.enumerated() {
+                arena[op.weights + c] = weights?[k] ?? 1; arena[op.bias + c] = bias?[k] ?? 0
+            }
         default: break
         }
     }
@@ -145,6 +144,13 @@ public final class Engine {
         case .addBias(let c, let p, let act):
             ElementwiseKernel.addBias(output, channels: c, plane: p, bias: arena + op.bias, act)
         case .softmax(let n): ElementwiseKernel.softmax(input: input, output: output, count: n)
+        case .add(let n, let act): ElementwiseKernel.add(input, UnsafePointer(arena + op.other), output, count: n, act)
+        case .concat(let a, let b):
+            output.update(from: input, count: a)
+            (output + a).update(from: arena + op.other, count: b)
+        case .scale(let c, let p, let act):
+            ElementwiseKernel.scale(
+                output, channels: c, plane: p, scale: arena + op.weights, shift: arena + op.bias, act)
         }
     }
 

@@ -14,11 +14,12 @@ public enum KernelClass: String, CaseIterable, Sendable {
     case linear = "linear"
     /// Max and average pools, and global average pooling.
     case pool = "pool"
-    /// In-place clamps and bias-plus-activation (the end of a reduction), softmax.
+    /// In-place clamps and bias-plus-activation (the end of a reduction), softmax, residual adds and
+    /// per-channel scales.
     case elementwise = "elementwise"
     /// The leader adding a partial sum into the assembled tensor.
     case reduction = "reduction"
-    /// Moving a received activation (or a worker's input slice) from one buffer to another.
+    /// Moving a received activation (or a worker's input slice) from one buffer to another; concatenation.
     case copy = "copy"
     /// Narrowing fp32 to fp16 for the wire, or widening it back (`Half`), per byte of fp32.
     case fp16 = "fp16"
@@ -52,7 +53,8 @@ public enum KernelClass: String, CaseIterable, Sendable {
             }
         case .linear: self = .linear
         case .maxPool, .averagePool, .globalAveragePool: self = .pool
-        case .clamp, .addBias, .softmax: self = .elementwise
+        case .clamp, .addBias, .softmax, .add, .scale: self = .elementwise
+        case .concat: self = .copy
         }
     }
 
@@ -61,7 +63,8 @@ public enum KernelClass: String, CaseIterable, Sendable {
         switch kind {
         case .linear(let g, _): return Double(4 * g.inFeatures * g.outFeatures)
         case .maxPool, .averagePool, .globalAveragePool: return Double(kind.flops)
-        case .clamp, .addBias, .softmax: return Double(kind.outputCount)
+        case .clamp, .addBias, .softmax, .add, .scale: return Double(kind.outputCount)
+        case .concat: return Double(4 * kind.outputCount)
         case .conv: return Double(kind.flops)
         }
     }

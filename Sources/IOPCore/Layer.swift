@@ -11,6 +11,14 @@ public enum LayerKind: Equatable, Sendable {
     /// In place: x = act(x + bias[channel]); finishes a reduction of partial sums.
     case addBias(channels: Int, plane: Int, Activation)
     case softmax(count: Int)
+    /// Elementwise sum of the op's input and its `other` input (a residual connection), then the activation.
+    case add(count: Int, Activation)
+    /// The op's input (`first` floats) followed by its `other` input (`second`): for CHW tensors of one
+    /// image, concatenation along channels.
+    case concat(first: Int, second: Int)
+    /// In place: x = act(x * scale[channel] + shift[channel]), the scales as weights and the shifts as
+    /// bias: a batch norm with no conv before it, or a Mul or Add by per-channel constants.
+    case scale(channels: Int, plane: Int, Activation)
 }
 
 /// One layer with its weights in the interchange layout (OIHW for conv,
@@ -20,9 +28,13 @@ public struct Layer: Sendable {
     public var kind: LayerKind
     public var weights: [Float]
     public var bias: [Float]
+    /// The layers whose outputs this one reads, as indices into the list that holds it (-1: the list's
+    /// input); empty for the usual case, the layer just before (or the input, for the first layer).
+    /// A binary op (`add`, `concat`) names two.
+    public var inputs: [Int]
 
-    public init(name: String, kind: LayerKind, weights: [Float] = [], bias: [Float] = []) {
-        self.name = name; self.kind = kind; self.weights = weights; self.bias = bias
+    public init(name: String, kind: LayerKind, weights: [Float] = [], bias: [Float] = [], inputs: [Int] = []) {
+        self.name = name; self.kind = kind; self.weights = weights; self.bias = bias; self.inputs = inputs
     }
 
     public var inputCount: Int { kind.inputCount }
@@ -39,6 +51,9 @@ public struct Layer: Sendable {
         case .clamp: return "Clip"
         case .softmax: return "Softmax"
         case .addBias: return "AddBias"
+        case .add: return "Add"
+        case .concat: return "Concat"
+        case .scale: return "Scale"
         }
     }
 
@@ -77,8 +92,21 @@ extension LayerKind {
         case .maxPool(let g), .averagePool(let g): try g.validate()
         case .globalAveragePool(let c, let p), .addBias(let c, let p, _):
             if c <= 0 || p <= 0 { throw .invalidShape("empty tensor") }
-        case .clamp(let n, _), .softmax(let n):
+        case .clamp(let n, _), .softmax(let n), .add(let n, _):
             if n <= 0 { throw .invalidShape("empty tensor") }
+        case .concat(let a, let b):
+            if a <= 0 || b <= 0 { throw .invalidShape("empty tensor") }
+        case .scale(let c, let p, _):
+            if c <= 0 || p <= 0 { throw .invalidShape("empty tensor") }
+        }
+    }
+
+    /// Floats of the second input of a binary op (`add`, `concat`), 0 for the others.
+    public var otherInputCount: Int {
+        switch self {
+        case .add(let n, _): return n
+        case .concat(_, let b): return b
+        default: return 0
         }
     }
 
@@ -89,7 +117,9 @@ extension LayerKind {
         case .maxPool(let g), .averagePool(let g): return g.inputCount
         case .globalAveragePool(let c, let p): return c * p
         case .clamp(let n, _), .softmax(let n): return n
-        case .addBias(let c, let p, _): return c * p
+        case .addBias(let c, let p, _), .scale(let c, let p, _): return c * p
+        case .add(let n, _): return n
+        case .concat(let a, _): return a
         }
     }
 
@@ -100,7 +130,9 @@ extension LayerKind {
         case .maxPool(let g), .averagePool(let g): return g.outputCount
         case .globalAveragePool(let c, _): return c
         case .clamp(let n, _), .softmax(let n): return n
-        case .addBias(let c, let p, _): return c * p
+        case .addBias(let c, let p, _), .scale(let c, let p, _): return c * p
+        case .add(let n, _): return n
+        case .concat(let a, let b): return a + b
         }
     }
 
@@ -112,7 +144,9 @@ extension LayerKind {
         case .globalAveragePool(let c, let p): return c * p
         case .clamp(let n, _): return n
         case .softmax(let n): return 3 * n
-        case .addBias(let c, let p, _): return 2 * c * p
+        case .addBias(let c, let p, _), .scale(let c, let p, _): return 2 * c * p
+        case .add(let n, _): return n
+        case .concat: return 0
         }
     }
 
@@ -122,7 +156,7 @@ extension LayerKind {
         switch self {
         case .conv(let g, _): return g.outChannels
         case .linear(let g, _): return g.outFeatures
-        case .addBias(let c, _, _): return c
+        case .addBias(let c, _, _), .scale(let c, _, _): return c
         default: return 0
         }
     }
@@ -132,6 +166,7 @@ extension LayerKind {
         switch self {
         case .conv(let g, _): return g.inGroupChannels * g.kernelH * g.kernelW
         case .linear(let g, _): return g.inFeatures
+        case .scale: return 1
         default: return 0
         }
     }
@@ -147,6 +182,7 @@ extension LayerKind {
                     * g.kernelW, arenaAlignment)
         case .linear(let g, _):
             return roundUp(roundUp(g.outFeatures, portableChannelBlock) * g.inFeatures, arenaAlignment)
+        case .scale(let c, _, _): return roundUp(c, arenaAlignment)
         default: return 0
         }
     }
@@ -156,7 +192,7 @@ extension LayerKind {
             if g.isDepthwise { return roundUp(g.outChannels, arenaAlignment) }
             return roundUp(g.groups * roundUp(g.outGroupChannels, portableChannelBlock), arenaAlignment)
         case .linear(let g, _): return roundUp(roundUp(g.outFeatures, portableChannelBlock), arenaAlignment)
-        case .addBias(let c, _, _): return roundUp(c, arenaAlignment)
+        case .addBias(let c, _, _), .scale(let c, _, _): return roundUp(c, arenaAlignment)
         default: return 0
         }
     }
@@ -170,7 +206,7 @@ extension LayerKind {
     /// Works on its input buffer (the op's output is its input).
     public var isInPlace: Bool {
         switch self {
-        case .clamp, .addBias: return true
+        case .clamp, .addBias, .scale: return true
         default: return false
         }
     }

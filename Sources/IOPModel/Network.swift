@@ -1,9 +1,9 @@
 import IOPAudio
 import IOPCore
 
-/// A whole model as iop runs it: a chain of layers (weights in interchange
-/// layout) and its NCHW interface. Zoo models, ONNX imports and exports all go
-/// through this one type.
+/// A whole model as iop runs it: layers in execution order (weights in
+/// interchange layout), a chain or a graph (`Layer.inputs`), and its NCHW
+/// interface. Zoo models, ONNX imports and exports all go through this one type.
 public struct Network {
     public var name: String
     /// `[1, C, H, W]` for image models or `[1, K]` / `[K, 1]` for vector models.
@@ -27,6 +27,7 @@ public struct Network {
             switch l.kind {
             case .conv(let g, _): return total + g.weightCount + g.outChannels
             case .linear(let g, _): return total + g.inFeatures * g.outFeatures + g.outFeatures
+            case .scale(let c, _, _): return total + 2 * c
             default: return total
             }
         }
@@ -35,17 +36,28 @@ public struct Network {
 
     /// Shape of every layer's output, in NCHW (image) or `[1, N]` (vector) form.
     public var layerOutputShapes: [[Int]] {
-        var shape = inputShape
-        return layers.map { layer in
+        var shapes: [[Int]] = []
+        let producers = LayerGraph(layers).producers
+        for (i, layer) in layers.enumerated() {
+            let inputs = producers[i].map { $0 < 0 ? inputShape : shapes[$0] }
+            var shape = inputs[0]
             switch layer.kind {
             case .conv(let g, _): shape = [1, g.outChannels, g.outHeight, g.outWidth]
             case .maxPool(let g), .averagePool(let g): shape = [1, g.channels, g.outHeight, g.outWidth]
             case .globalAveragePool(let c, _): shape = [1, c, 1, 1]
             case .linear(let g, _): shape = [1, g.outFeatures]
-            case .clamp, .softmax, .addBias: break
+            case .concat:
+                // Along channels: the second input's channels follow the first's.
+                if shape.count == 4, inputs.count > 1, inputs[1].count == 4 {
+                    shape[1] += inputs[1][1]
+                } else {
+                    shape = [1, layer.outputCount]
+                }
+            case .clamp, .softmax, .addBias, .add, .scale: break
             }
-            return shape
+            shapes.append(shape)
         }
+        return shapes
     }
 
     public var outputShape: [Int] { layerOutputShapes.last ?? inputShape }
@@ -67,9 +79,11 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
 
     /// ONNX operator types the importer reads, with the restriction each has.
     public static let supportedOperators: [(type: String, restriction: String?)] = [
-        ("Conv", nil), ("Gemm", nil), ("MatMul", nil), ("Add", "after MatMul"), ("Relu", nil), ("Clip", nil),
+        ("Conv", nil), ("Gemm", nil), ("MatMul", nil), ("Add", "two tensors, or per-channel constants"),
+        ("Sum", nil), ("Mul", "by per-channel constants"), ("Concat", "along channels"), ("Relu", nil), ("Clip", nil),
         ("MaxPool", nil), ("AveragePool", nil), ("GlobalAveragePool", nil), ("Flatten", nil),
         ("Reshape", "flatten only"), ("Softmax", nil), ("BatchNormalization", nil), ("Dropout", nil), ("Identity", nil),
+        ("Constant", nil),
     ]
 
     public var description: String {

@@ -43,8 +43,16 @@ public enum ONNXExporter {
             }
         }
 
-        for layer in net.layers {
+        // Each layer's output tensor, by layer index; a layer reads its producers' (`Layer.inputs`).
+        var tensors: [String] = []
+        let producers = LayerGraph(net.layers).producers
+        let shapes = net.layerOutputShapes
+        for (index, layer) in net.layers.enumerated() {
             let name = layer.name
+            let inputs = producers[index].map { $0 < 0 ? "input" : tensors[$0] }
+            current = inputs[0]
+            shape = producers[index][0] < 0 ? net.inputShape : shapes[producers[index][0]]
+            defer { tensors.append(current) }
             switch layer.kind {
             case .conv(let g, let act):
                 let w = constant(
@@ -96,6 +104,17 @@ public enum ONNXExporter {
             case .softmax:
                 flattenIfNeeded(name)
                 current = node("Softmax", name, [current], [ints("axis", [-1]).withSingleInt()])
+            case .add(_, let act):
+                current = activation(act, name, node("Add", name, inputs))
+            case .concat:
+                current = node("Concat", name, inputs, [ints("axis", [1]).withSingleInt()])
+                shape = shapes[index]
+            case .scale(let c, _, let act):
+                // Per-channel constants broadcast over the plane: [C, 1, 1] for an image, [C] for a vector.
+                let dims = shape.count == 4 ? [c, 1, 1] : [c]
+                let scaled = node("Mul", name + "_mul", [current, constant(name + ".weight", dims, layer.weights)])
+                let shifted = node("Add", name, [scaled, constant(name + ".bias", dims, layer.bias)])
+                current = activation(act, name, shifted)
             }
         }
         // Name the final tensor "output".

@@ -2,10 +2,12 @@ import Foundation
 import IOPCore
 import SwiftProtobuf
 
-/// Reads an ONNX model (float32, batch 1, a chain of supported operators) into a
-/// `Network`, folding BatchNormalization into the conv before it, fusing
-/// Relu/Clip into the conv or linear layer before it, and dropping Dropout and
-/// Identity.
+/// Reads an ONNX model (float32, batch 1, a graph of supported operators, in
+/// the file's node order) into a `Network`, folding BatchNormalization and Mul
+/// or Add by per-channel constants into the conv or linear layer before them
+/// (a per-channel scale layer where there is none), fusing Relu/Clip into the
+/// layer before them, and dropping Dropout and Identity. A fold or fusion
+/// happens only where no other node reads the tensor in between.
 public enum ONNXImporter {
     public static func load(path: String) throws -> Network {
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -36,15 +38,30 @@ public enum ONNXImporter {
         var ints: [Int64]
     }
 
+    /// A tensor of the graph as iop holds it: the layer whose output it is (-1: the graph input), its
+    /// shape, and whether it is exactly that layer's output (not flattened), so a fold may change it.
+    struct Value {
+        var layer: Int
+        var shape: [Int]
+        var fresh: Bool
+    }
+
     struct Builder {
         let graph: Onnx_GraphProto
         let opset: Int64
         var initializers: [String: Tensor] = [:]
         var inputShape: [Int]
-        var current: String
+        /// Every tensor made so far, by name.
+        var values: [String: Value] = [:]
+        /// How many nodes (and graph outputs) read each tensor.
+        var readers: [String: Int] = [:]
+        /// The node being read: its first input, and that input's shape (the node's output shape after it).
+        var input = Value(layer: -1, shape: [], fresh: false)
+        var inputName = ""
         var shape: [Int]
         var layers: [Layer] = []
-        /// Set when the last layer's output may still absorb a BatchNormalization / Add / activation.
+        /// Set when the node's first input is the last layer's own output and nothing else reads it: the
+        /// layer may still absorb a BatchNormalization, a per-channel Mul or Add, or an activation.
         var lastOutputIsLayer = false
 
         init(graph: Onnx_GraphProto, opset: Int64) throws {
@@ -82,7 +99,29 @@ public enum ONNXImporter {
             }
             inputShape = dims
             shape = dims
-            current = input.name
+            values[input.name] = Value(layer: -1, shape: dims, fresh: false)
+            for node in graph.node { for i in node.input where !i.isEmpty { readers[i, default: 0] += 1 } }
+            for o in graph.output { readers[o.name, default: 0] += 1 }
+        }
+
+        /// Appends a layer reading the node's first input (or the tensors `inputs` names).
+        mutating func append(_ layer: Layer, inputs: [Int]? = nil) {
+            var layer = layer
+            let read = inputs ?? [input.layer]
+            if read != [layers.count - 1] { layer.inputs = read }
+            layers.append(layer)
+        }
+
+        /// The tensor a node reads as input `index`: made by an earlier node, or the graph input.
+        func value(_ node: Onnx_NodeProto, _ index: Int, _ nodeName: String) throws -> Value {
+            guard let v = values[node.input[index]] else {
+                if !ModelError.supportedOperators.contains(where: { $0.type == node.opType }) {
+                    throw ModelError.unsupportedOperator(type: node.opType, node: nodeName)
+                }
+                throw ModelError.invalidModel(
+                    "node '\(nodeName)' (\(node.opType)) reads '\(node.input[index])', which no earlier node makes")
+            }
+            return v
         }
 
         static func decode(_ t: Onnx_TensorProto) throws -> Tensor {
@@ -169,15 +208,22 @@ public enum ONNXImporter {
             guard node.domain.isEmpty || node.domain == "ai.onnx" else {
                 throw ModelError.unsupportedOperator(type: "\(node.domain).\(node.opType)", node: nodeName)
             }
-            guard let first = node.input.first, first == current else {
-                if !ModelError.supportedOperators.contains(where: { $0.type == node.opType }) {
-                    throw ModelError.unsupportedOperator(type: node.opType, node: nodeName)
-                }
-                throw ModelError.invalidModel(
-                    "node '\(nodeName)' (\(node.opType)) does not consume the previous node's output '\(current)'; "
-                        + "iop runs a chain of operators"
-                )
+            if node.opType == "Constant" {
+                try constant(node, name: nodeName)
+                return
             }
+            guard let first = node.input.first, !first.isEmpty else {
+                throw ModelError.invalidModel("node '\(nodeName)' (\(node.opType)) has no input")
+            }
+            if initializers[first] != nil && node.input.count > 1 && ["Add", "Mul"].contains(node.opType) {
+                // A constant first operand: the tensor is the second (`elementwise` takes it from there).
+                input = try value(node, 1, nodeName); inputName = node.input[1]
+            } else {
+                input = try value(node, 0, nodeName); inputName = first
+            }
+            shape = input.shape
+            lastOutputIsLayer = input.fresh && input.layer == layers.count - 1 && readers[inputName] == 1
+            let layerCount = layers.count
             let attrs = Builder.attributes(node)
             func int(_ k: String, _ d: Int) -> Int { attrs[k].map { Int($0.i) } ?? d }
             func float(_ k: String, _ d: Float) -> Float { attrs[k]?.f ?? d }
@@ -225,33 +271,22 @@ public enum ONNXImporter {
                     throw ModelError.invalidModel(
                         "Conv '\(nodeName)': bias has \(b.floats.count) values, expected \(w.dims[0])")
                 }
-                layers.append(Layer(name: nodeName, kind: .conv(g, .none), weights: w.floats, bias: b?.floats ?? []))
+                append(Layer(name: nodeName, kind: .conv(g, .none), weights: w.floats, bias: b?.floats ?? []))
                 shape = [1, g.outChannels, g.outHeight, g.outWidth]
                 absorbed = true
             case "BatchNormalization":
-                guard lastOutputIsLayer, var last = layers.last, case .conv(let g, let act) = last.kind, act == .none
-                else {
-                    throw ModelError.invalidModel(
-                        "BatchNormalization '\(nodeName)' must directly follow a Conv (iop folds it into the conv)")
-                }
                 let scale = try initializer(node, 1, "scale"), bias = try initializer(node, 2, "B")
                 let mean = try initializer(node, 3, "mean"), variance = try initializer(node, 4, "var")
-                let c = g.outChannels
-                guard [scale, bias, mean, variance].allSatisfy({ $0.floats.count == c }) else {
+                let c = shape.count > 1 ? shape[1] : 0
+                guard c > 0, [scale, bias, mean, variance].allSatisfy({ $0.floats.count == c }) else {
                     throw ModelError.invalidModel("BatchNormalization '\(nodeName)': parameters must have \(c) values")
                 }
                 let eps = float("epsilon", 1e-5)
-                let perChannel = last.weights.count / c
-                if last.bias.isEmpty { last.bias = [Float](repeating: 0, count: c) }
-                for o in 0..<c {
-                    let f = scale.floats[o] / (variance.floats[o] + eps).squareRoot()
-                    for i in 0..<perChannel { last.weights[o * perChannel + i] *= f }
-                    last.bias[o] = (last.bias[o] - mean.floats[o]) * f + bias.floats[o]
-                }
-                layers[layers.count - 1] = last
+                let f = (0..<c).map { scale.floats[$0] / (variance.floats[$0] + eps).squareRoot() }
+                try affine(scale: f, shift: (0..<c).map { bias.floats[$0] - mean.floats[$0] * f[$0] }, name: nodeName)
                 absorbed = true
             case "Relu":
-                appendActivation(.relu, name: nodeName)
+                try appendActivation(.relu, name: nodeName)
                 absorbed = lastOutputIsLayer
             case "Clip":
                 var lo = -Float.infinity, hi = Float.infinity
@@ -261,7 +296,7 @@ public enum ONNXImporter {
                     if let t = try optionalInitializer(node, 1, "min") { lo = t.floats.first ?? lo }
                     if let t = try optionalInitializer(node, 2, "max") { hi = t.floats.first ?? hi }
                 }
-                appendActivation(Activation(low: lo, high: hi), name: nodeName)
+                try appendActivation(Activation(low: lo, high: hi), name: nodeName)
                 absorbed = lastOutputIsLayer
             case "MaxPool", "AveragePool":
                 guard shape.count == 4 else {
@@ -290,15 +325,14 @@ public enum ONNXImporter {
                 do { try g.validate() } catch {
                     throw ModelError.invalidModel("\(node.opType) '\(nodeName)': \(error.message)")
                 }
-                layers.append(Layer(name: nodeName, kind: node.opType == "MaxPool" ? .maxPool(g) : .averagePool(g)))
+                append(Layer(name: nodeName, kind: node.opType == "MaxPool" ? .maxPool(g) : .averagePool(g)))
                 shape = [1, g.channels, g.outHeight, g.outWidth]
             case "GlobalAveragePool":
                 guard shape.count == 4 else {
                     throw ModelError.invalidModel(
                         "GlobalAveragePool '\(nodeName)' needs an NCHW input, got shape \(shape)")
                 }
-                layers.append(
-                    Layer(name: nodeName, kind: .globalAveragePool(channels: shape[1], plane: shape[2] * shape[3])))
+                append(Layer(name: nodeName, kind: .globalAveragePool(channels: shape[1], plane: shape[2] * shape[3])))
                 shape = [1, shape[1], 1, 1]
             case "Flatten":
                 let axis = int("axis", 1)
@@ -345,7 +379,7 @@ public enum ONNXImporter {
                 if let c = try optionalInitializer(node, 2, "C") {
                     bias = try broadcastBias(c, n: n, node: nodeName).map { $0 * beta }
                 }
-                layers.append(
+                append(
                     Layer(
                         name: nodeName, kind: .linear(LinearGeometry(inFeatures: k, outFeatures: n), .none), weights: w,
                         bias: bias))
@@ -363,23 +397,37 @@ public enum ONNXImporter {
                 let n = b.dims[1]
                 var w = [Float](repeating: 0, count: n * k)
                 for o in 0..<n { for i in 0..<k { w[o * k + i] = b.floats[i * n + o] } }
-                layers.append(
+                append(
                     Layer(
                         name: nodeName, kind: .linear(LinearGeometry(inFeatures: k, outFeatures: n), .none), weights: w)
                 )
                 shape = [1, n]
                 absorbed = true
-            case "Add":
-                guard lastOutputIsLayer, var last = layers.last, case .linear(let g, let act) = last.kind, act == .none
-                else {
-                    throw ModelError.unsupportedOperator(
-                        type: "Add (other than a bias right after MatMul)", node: nodeName)
+            case "Add", "Sum", "Mul":
+                absorbed = try elementwise(node, name: nodeName)
+            case "Concat":
+                let axis = int("axis", 1)
+                guard axis == 1 || axis == 1 - shape.count else {
+                    throw ModelError.invalidModel(
+                        "Concat '\(nodeName)': only along channels (axis 1) is supported, got axis \(axis)")
                 }
-                let c = try initializer(node, 1, "bias")
-                let add = try broadcastBias(c, n: g.outFeatures, node: nodeName)
-                last.bias = last.bias.isEmpty ? add : zip(last.bias, add).map(+)
-                layers[layers.count - 1] = last
-                absorbed = true
+                var joined = input
+                for k in 1..<node.input.count {
+                    let next = try value(node, k, nodeName)
+                    guard next.shape.count == joined.shape.count, next.shape.count >= 2,
+                        Array(next.shape[2...]) == Array(joined.shape[2...])
+                    else {
+                        throw ModelError.invalidModel(
+                            "Concat '\(nodeName)': shapes \(joined.shape) and \(next.shape) differ beyond channels")
+                    }
+                    let first = joined.shape.reduce(1, *), second = next.shape.reduce(1, *)
+                    append(
+                        Layer(name: nodeName, kind: .concat(first: first, second: second)),
+                        inputs: [joined.layer, next.layer])
+                    joined.shape[1] += next.shape[1]
+                    joined.layer = layers.count - 1
+                }
+                shape = joined.shape
             case "Softmax":
                 let axis = int("axis", opset >= 13 ? -1 : 1)
                 guard shape.count == 2, shape[0] == 1, axis == 1 || axis == -1 else {
@@ -388,7 +436,7 @@ public enum ONNXImporter {
                             + "got shape \(shape) axis \(axis)"
                     )
                 }
-                layers.append(Layer(name: nodeName, kind: .softmax(count: shape[1])))
+                append(Layer(name: nodeName, kind: .softmax(count: shape[1])))
             case "Dropout", "Identity":
                 if node.output.count > 1 && !node.output[1].isEmpty
                     && graph.node.contains(where: { $0.input.contains(node.output[1]) })
@@ -403,19 +451,119 @@ public enum ONNXImporter {
             guard let out = node.output.first, !out.isEmpty else {
                 throw ModelError.invalidModel("node '\(nodeName)' has no output")
             }
-            current = out
-            lastOutputIsLayer = absorbed
+            let made = layers.count > layerCount || (absorbed && lastOutputIsLayer)
+            values[out] = Value(layer: made ? layers.count - 1 : input.layer, shape: shape, fresh: absorbed)
         }
 
-        mutating func appendActivation(_ act: Activation, name: String) {
+        mutating func appendActivation(_ act: Activation, name: String) throws {
             if lastOutputIsLayer, var last = layers.last {
                 switch last.kind {
-                case .conv(let g, .none): last.kind = .conv(g, act); layers[layers.count - 1] = last; return
-                case .linear(let g, .none): last.kind = .linear(g, act); layers[layers.count - 1] = last; return
+                case .conv(let g, .none): last.kind = .conv(g, act)
+                case .linear(let g, .none): last.kind = .linear(g, act)
+                case .add(let n, .none): last.kind = .add(count: n, act)
+                case .scale(let c, let p, .none): last.kind = .scale(channels: c, plane: p, act)
                 default: break
                 }
+                if last.kind != layers[layers.count - 1].kind { layers[layers.count - 1] = last; return }
             }
-            layers.append(Layer(name: name, kind: .clamp(count: shape.reduce(1, *), act)))
+            try inPlace(name)
+            append(Layer(name: name, kind: .clamp(count: shape.reduce(1, *), act)))
+        }
+
+        /// A layer in place overwrites its input: only where no other node reads it.
+        func inPlace(_ name: String) throws {
+            guard readers[inputName, default: 0] <= 1 else {
+                throw ModelError.invalidModel(
+                    "node '\(name)' would overwrite '\(inputName)', which other nodes also read; iop runs it in place")
+            }
+        }
+
+        /// x * scale[c] + shift[c]: folded into the conv or linear layer (or scale) just before when it
+        /// may absorb it, else a scale layer of its own.
+        mutating func affine(scale: [Float]?, shift: [Float]?, name: String) throws {
+            let c = shape[1], plane = shape.count == 4 ? shape[2] * shape[3] : 1
+            if lastOutputIsLayer, var last = layers.last {
+                var foldable = true
+                switch last.kind {
+                case .conv(_, .none), .linear(_, .none), .scale(_, _, .none): break
+                default: foldable = false
+                }
+                if foldable {
+                    let perChannel = last.weights.count / c
+                    if last.bias.isEmpty { last.bias = [Float](repeating: 0, count: c) }
+                    for o in 0..<c {
+                        let f = scale?[o] ?? 1
+                        for i in 0..<perChannel { last.weights[o * perChannel + i] *= f }
+                        last.bias[o] = last.bias[o] * f + (shift?[o] ?? 0)
+                    }
+                    layers[layers.count - 1] = last
+                    return
+                }
+            }
+            try inPlace(name)
+            append(
+                Layer(
+                    name: name, kind: .scale(channels: c, plane: plane, .none),
+                    weights: scale ?? [Float](repeating: 1, count: c), bias: shift ?? [Float](repeating: 0, count: c)))
+        }
+
+        /// A constant that broadcasts over `shape` as one value per channel (or one value).
+        func perChannel(_ t: Tensor, node: String) throws -> [Float] {
+            let c = shape.count > 1 ? shape[1] : 0
+            if t.floats.count == 1 { return [Float](repeating: t.floats[0], count: c) }
+            let dims = Array(t.dims.drop { $0 == 1 })
+            let fits = shape.count == 4 ? (dims == [c, 1, 1]) : (shape.count == 2 && dims == [c])
+            guard fits, t.floats.count == c else {
+                throw ModelError.invalidModel(
+                    "node '\(node)': constant of shape \(t.dims) does not broadcast per channel over \(shape)")
+            }
+            return t.floats
+        }
+
+        /// Add, Sum and Mul: of two tensors of one shape (Add, Sum), or of a tensor and per-channel constants.
+        mutating func elementwise(_ node: Onnx_NodeProto, name: String) throws -> Bool {
+            let constants = node.input.map { initializers[$0] }
+            if node.opType != "Sum" && node.input.count != 2 {
+                throw ModelError.invalidModel("\(node.opType) '\(name)' needs two inputs")
+            }
+            if let k = constants.firstIndex(where: { $0 != nil }) {
+                guard node.input.count == 2, constants[1 - k] == nil, let t = constants[k] else {
+                    throw ModelError.unsupportedOperator(type: node.opType + " (of constants only)", node: name)
+                }
+                let v = try perChannel(t, node: name)
+                try affine(scale: node.opType == "Mul" ? v : nil, shift: node.opType == "Mul" ? nil : v, name: name)
+                return true
+            }
+            guard node.opType != "Mul" else {
+                throw ModelError.unsupportedOperator(type: "Mul (of two tensors)", node: name)
+            }
+            var sum = input
+            for k in 1..<node.input.count {
+                let next = try value(node, k, name)
+                guard next.shape == sum.shape else {
+                    throw ModelError.invalidModel(
+                        "\(node.opType) '\(name)': shapes \(sum.shape) and \(next.shape) differ (no broadcasting)")
+                }
+                append(
+                    Layer(name: name, kind: .add(count: shape.reduce(1, *), .none)), inputs: [sum.layer, next.layer])
+                sum.layer = layers.count - 1
+            }
+            return true
+        }
+
+        /// A Constant node: its value joins the initializers (a tensor attribute, or a float or ints).
+        mutating func constant(_ node: Onnx_NodeProto, name: String) throws {
+            guard let out = node.output.first, let a = node.attribute.first else {
+                throw ModelError.invalidModel("Constant '\(name)' has no value")
+            }
+            switch a.name {
+            case "value": initializers[out] = try Builder.decode(a.t)
+            case "value_float": initializers[out] = Tensor(dims: [], floats: [a.f], ints: [])
+            case "value_floats": initializers[out] = Tensor(dims: [a.floats.count], floats: a.floats, ints: [])
+            case "value_int": initializers[out] = Tensor(dims: [], floats: [], ints: [a.i])
+            case "value_ints": initializers[out] = Tensor(dims: [a.ints.count], floats: [], ints: a.ints)
+            default: throw ModelError.invalidModel("Constant '\(name)': attribute '\(a.name)' is not supported")
+            }
         }
 
         func broadcastBias(_ c: Tensor, n: Int, node: String) throws -> [Float] {
@@ -456,11 +604,14 @@ public enum ONNXImporter {
 
         func finish(name: String) throws -> Network {
             guard let out = graph.output.first else { throw ModelError.invalidModel("the graph has no output") }
-            guard graph.output.count == 1, out.name == current else {
-                throw ModelError.invalidModel(
-                    "the graph output '\(out.name)' is not the end of the operator chain ('\(current)')")
-            }
             guard !layers.isEmpty else { throw ModelError.invalidModel("the graph has no computing operators") }
+            guard graph.output.count == 1, values[out.name]?.layer == layers.count - 1 else {
+                throw ModelError.invalidModel(
+                    "the graph output '\(out.name)' is not the result of its last operator (\(layers.last!.name))")
+            }
+            do { try LayerGraph(layers).validate(layers, inputCount: inputShape.reduce(1, *)) } catch {
+                throw ModelError.invalidModel(error.message)
+            }
             return Network(name: name, inputShape: inputShape, layers: layers)
         }
     }

@@ -5,7 +5,10 @@ import IOPCore
 /// Built-in models with the torchvision layouts and seeded, deterministic He
 /// initialisation, so every run (and every board) sees the same weights.
 public enum Zoo {
-    public static let names = ["lenet5", "alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "valve"]
+    public static let names = [
+        "lenet5", "alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "valve", "resnet18", "mobilenet_v2",
+        "squeezenet1_1",
+    ]
 
     /// The spatial input size; for `valve`, the frames of a log-mel patch (its 64 mel bands are fixed).
     public static func defaultInputSize(_ name: String) -> Int {
@@ -63,6 +66,9 @@ public enum Zoo {
             try b.conv(16, k: 5, name: "conv2"); try b.maxPool(2, 2, name: "pool2")
             b.linear(120, relu: true, name: "fc1"); b.linear(84, relu: true, name: "fc2");
             b.linear(10, relu: false, name: "fc3")
+        case "resnet18": try b.resnet18()
+        case "mobilenet_v2": try b.mobilenetV2()
+        case "squeezenet1_1": try b.squeezenet11()
         case "alexnet":
             try b.conv(64, k: 11, s: 4, p: 2, name: "features.0"); try b.maxPool(3, 2, name: "features.2")
             try b.conv(192, k: 5, p: 2, name: "features.3"); try b.maxPool(3, 2, name: "features.5")
@@ -96,6 +102,8 @@ public enum Zoo {
         let withWeights: Bool
         let model: String
         var layers: [Layer] = []
+        /// The layer whose output the next layer reads (-1: the model's input), for graphs.
+        var at = -1
 
         init(channels: Int, height: Int, width: Int, seed: UInt64, withWeights: Bool, model: String) {
             c = channels; h = height; w = width
@@ -108,30 +116,43 @@ public enum Zoo {
             .invalidModel("input size too small for \(model): layer \(layer) would get an empty feature map")
         }
 
-        /// Conv followed by ReLU (fused).
-        mutating func conv(_ out: Int, k: Int, s: Int = 1, p: Int = 0, name: String) throws {
+        /// Appends a layer reading the current tensor (naming it when it is not the layer just before).
+        mutating func append(_ layer: Layer) {
+            var layer = layer
+            if at != layers.count - 1 && layer.inputs.isEmpty { layer.inputs = [at] }
+            layers.append(layer)
+            at = layers.count - 1
+        }
+
+        /// Conv followed by ReLU (fused) unless `act` says otherwise; a batch norm after it is folded
+        /// into its weights and bias (the seeded values stand for the folded ones).
+        mutating func conv(
+            _ out: Int, k: Int, s: Int = 1, p: Int = 0, groups: Int = 1, act: Activation = .relu, name: String
+        ) throws {
             let g = ConvGeometry(
                 inChannels: c, inHeight: h, inWidth: w, outChannels: out, kernelH: k, kernelW: k,
-                strideH: s, strideW: s, padTop: p, padLeft: p, padBottom: p, padRight: p)
+                strideH: s, strideW: s, padTop: p, padLeft: p, padBottom: p, padRight: p, groups: groups)
             guard g.outHeight > 0, g.outWidth > 0 else { throw tooSmall(name) }
-            let fanIn = c * k * k
-            layers.append(
+            let fanIn = c / groups * k * k
+            append(
                 Layer(
-                    name: name, kind: .conv(g, .relu), weights: weights(g.weightCount, fanIn: fanIn),
+                    name: name, kind: .conv(g, act), weights: weights(g.weightCount, fanIn: fanIn),
                     bias: biases(out, fanIn: fanIn)))
             c = out; h = g.outHeight; w = g.outWidth
         }
 
-        mutating func maxPool(_ k: Int, _ s: Int, name: String) throws {
-            let g = PoolGeometry(channels: c, inHeight: h, inWidth: w, kernelH: k, kernelW: k, strideH: s, strideW: s)
+        mutating func maxPool(_ k: Int, _ s: Int, p: Int = 0, ceil: Bool = false, name: String) throws {
+            let g = PoolGeometry(
+                channels: c, inHeight: h, inWidth: w, kernelH: k, kernelW: k, strideH: s, strideW: s, padTop: p,
+                padLeft: p, padBottom: p, padRight: p, ceilMode: ceil)
             guard g.outHeight > 0, g.outWidth > 0 else { throw tooSmall(name) }
-            layers.append(Layer(name: name, kind: .maxPool(g)))
+            append(Layer(name: name, kind: .maxPool(g)))
             h = g.outHeight; w = g.outWidth
         }
 
         mutating func linear(_ out: Int, relu: Bool, name: String) {
             let inFeatures = features > 0 ? features : c * h * w
-            layers.append(
+            append(
                 Layer(
                     name: name,
                     kind: .linear(LinearGeometry(inFeatures: inFeatures, outFeatures: out), relu ? .relu : .none),

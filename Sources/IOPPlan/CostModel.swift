@@ -83,7 +83,7 @@ public struct CostModel: Sendable {
         self.cluster = cluster
         self.wire = wire
         stages = Stage.split(network)
-        layers = network.layers.map { Layer(name: $0.name, kind: $0.kind) }
+        layers = network.layers.map { Layer(name: $0.name, kind: $0.kind, inputs: $0.inputs) }
         let stream = 4 * (network.stream?.leaderFloats(outputCount: network.outputCount) ?? 0)
         fixedBytes = cluster.devices.indices.map { $0 == cluster.leader ? stream : 0 }
         if cluster.isProfiled, network.stream == nil, let p = cluster.devices[cluster.leader].profile {

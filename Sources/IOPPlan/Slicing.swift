@@ -19,7 +19,7 @@ public enum Slicer {
         switch segment {
         case .single(let si, let dim):
             let s = stages[si]
-            let stageLayers = Array(layers[s.layers])
+            let stageLayers = Layer.region(layers, s.layers)
             let ext = extents
             var program = SegmentProgram(
                 parts: [], reduceLayers: [], inputCount: s.inputCount,
@@ -54,7 +54,7 @@ public enum Slicer {
             return program
         case .pair(let first):
             let a = stages[first], b = stages[first + 1]
-            let aLayers = Array(layers[a.layers]), bLayers = Array(layers[b.layers])
+            let aLayers = Layer.region(layers, a.layers), bLayers = Layer.region(layers, b.layers)
             var program = SegmentProgram(
                 parts: [], reduceLayers: reduction(bLayers), inputCount: a.inputCount,
                 outputCount: b.outputCount, partialCount: b.mainOutputCount)

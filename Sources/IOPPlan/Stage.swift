@@ -3,7 +3,9 @@ import IOPModel
 
 /// A partitionable operator: one conv or linear layer with the channel-local
 /// layers after it (activation, pooling), or a layer only the leader runs
-/// (global pooling, softmax, a pool with no conv before it).
+/// (global pooling, softmax, a pool with no conv before it). In a graph, a
+/// region between two cuts that only its entry tensor crosses (a residual
+/// block, a fire module) is one stage the leader runs whole.
 public struct Stage: Sendable {
     public enum Main: Sendable {
         case conv(ConvGeometry)
@@ -77,6 +79,7 @@ public struct Stage: Sendable {
         var i = 0
         let layers = net.layers
         let outShapes = net.layerOutputShapes
+        let graph = LayerGraph(layers)
         while i < layers.count {
             let start = i
             let l = layers[i]
@@ -85,19 +88,22 @@ public struct Stage: Sendable {
             var units = spatial ? shape[1] : inCount, unitSize = spatial ? shape[2] * shape[3] : 1
             var main = Main.leaderOnly
             var weights = 0, bias = 0
+            var region = i + 1
+            while !graph.canCut(before: region) { region += 1 }
             switch l.kind {
-            case .conv(let g, _): main = .conv(g); weights = g.weightCount; bias = g.outChannels
-            case .linear(let g, _): main = .linear(g); weights = g.inFeatures * g.outFeatures; bias = g.outFeatures
+            case .conv(let g, _) where region == i + 1: main = .conv(g); weights = g.weightCount; bias = g.outChannels
+            case .linear(let g, _) where region == i + 1:
+                main = .linear(g); weights = g.inFeatures * g.outFeatures; bias = g.outFeatures
             default: break
             }
-            i += 1
+            i = region
             var pools: [PoolGeometry] = []
             var post = 0
             if case .leaderOnly = main {
                 units = 1; unitSize = inCount
             } else {
-                // Channel-local layers ride along: the clamp, and pools after a conv.
-                while i < layers.count {
+                // Channel-local layers ride along: the clamp, and pools after a conv (where a cut after them is valid).
+                while i < layers.count && graph.canCut(before: i + 1) && graph.producers[i] == [i - 1] {
                     switch layers[i].kind {
                     case .clamp: post += layers[i].flops; i += 1; continue
                     case .maxPool(let p), .averagePool(let p):
@@ -115,11 +121,19 @@ public struct Stage: Sendable {
             case .linear(let g): outUnits = g.outFeatures; outUnitSize = 1
             case .leaderOnly: outUnits = 1; outUnitSize = outCount
             }
+            // A region is named by what its layers' names share (`layer1.0`, `features.3`).
+            var name = l.name
+            if region > start + 1 {
+                let common = zip(l.name, layers[region - 1].name).prefix { $0 == $1 }.map { $0.0 }
+                if let dot = common.lastIndex(of: "."), dot > 0 { name = String(common[..<dot]) }
+            }
             stages.append(
                 Stage(
-                    name: l.name, layers: start..<i, main: main, pools: pools, inputCount: inCount,
-                    mainOutputCount: l.outputCount, outputCount: outCount, inputUnits: units, inputUnitSize: unitSize,
-                    outputUnits: outUnits, outputUnitSize: outUnitSize, mainFlops: l.flops,
+                    name: name, layers: start..<i, main: main, pools: pools, inputCount: inCount,
+                    mainOutputCount: layers[region - 1].outputCount, outputCount: outCount, inputUnits: units,
+                    inputUnitSize: unitSize,
+                    outputUnits: outUnits, outputUnitSize: outUnitSize,
+                    mainFlops: layers[start..<(region)].reduce(0) { $0 + $1.flops },
                     postFlops: post, weightCount: weights, biasCount: bias))
         }
         return stages

@@ -5,7 +5,7 @@ import IOPWire
 /// comes from the same placement (`footprint`), so a board's arena is exactly
 /// the plan's figure for it.
 public enum BoardLayout {
-    /// A worker's step: the part's chain with room for a message header before
+    /// A worker's step: the part's layers (a chain, or a graph region) with room for a message header before
     /// each buffer, so activations are received into and sent from the arena.
     /// `sources` gets the layer each placed op comes from (its weights become the op's shard).
     static func placeWorker(
@@ -14,7 +14,7 @@ public enum BoardLayout {
     ) -> ProgramStep {
         layout.beginStep()
         let kinds = part.layers.map { $0.kind }
-        let placed = layout.chain(kinds, framed: true)
+        let placed = layout.graph(part.layers, framed: true)
         sources += part.layers
         for k in kinds where k.parameterChannels > 0 { layout.require(ShardCodec.stagingFloats(k)) }
         return ProgramStep(
@@ -60,7 +60,7 @@ public enum BoardLayout {
         }
         if let part = seg.parts.first(where: { $0.board == leader }) {
             let kinds = part.layers.map { $0.kind }
-            let chain = layout.chain(kinds, input: part.input == .all ? current : nil, phase: Phase.own)
+            let chain = layout.graph(part.layers, input: part.input == .all ? current : nil, phase: Phase.own)
             sources += part.layers
             steps.append(
                 ProgramStep(
@@ -69,8 +69,7 @@ public enum BoardLayout {
             placed.own = LeaderSegment.OwnPart(step: steps.count - 1, input: part.input, output: part.output)
         }
         if !seg.reduceLayers.isEmpty {
-            let chain = layout.chain(
-                seg.reduceLayers.map { $0.kind }, input: assembled, output: current, phase: Phase.reduce)
+            let chain = layout.graph(seg.reduceLayers, input: assembled, output: current, phase: Phase.reduce)
             sources += seg.reduceLayers
             steps.append(
                 ProgramStep(

@@ -7,7 +7,7 @@ import IOPWire
 ///
 ///     u32 arena floats, u32 activation floats, u32 op count, u32 step count
 ///     per op:   u8 kind, u8 n, u32 geometry[n], f32 activation low, f32 high,
-///               u32 weights, bias, input, output, scratch (arena offsets in floats)
+///               u32 weights, bias, input, output, scratch, other (arena offsets in floats)
 ///     per step: u32 segment, first op, op count, input, input count, output, output count, wire
 ///               (0 fp32, 1 fp16: `WirePrecision`)
 public enum ProgramCodec {
@@ -19,7 +19,7 @@ public enum ProgramCodec {
             w.write(tag); w.write(UInt8(fields.count))
             for f in fields { w.write(u32: f) }
             w.write(act.low.bitPattern); w.write(act.high.bitPattern)
-            for v in [op.weights, op.bias, op.input, op.output, op.scratch] { w.write(u32: v) }
+            for v in [op.weights, op.bias, op.input, op.output, op.scratch, op.other] { w.write(u32: v) }
         }
         for s in p.steps {
             for v in [
@@ -52,7 +52,7 @@ public enum ProgramCodec {
             ops.append(
                 Op(
                     kind: kind, weights: try r.readInt(), bias: try r.readInt(), input: try r.readInt(),
-                    output: try r.readInt(), scratch: try r.readInt()))
+                    output: try r.readInt(), scratch: try r.readInt(), other: try r.readInt()))
         }
         var steps: [ProgramStep] = []
         for _ in 0..<stepCount {
@@ -99,6 +99,9 @@ public enum ProgramCodec {
         case .clamp(let n, let a): return (6, [n], a)
         case .softmax(let n): return (7, [n], .none)
         case .addBias(let c, let plane, let a): return (8, [c, plane], a)
+        case .add(let n, let a): return (9, [n], a)
+        case .concat(let first, let second): return (10, [first, second], .none)
+        case .scale(let c, let plane, let a): return (11, [c, plane], a)
         }
     }
 
@@ -126,6 +129,9 @@ public enum ProgramCodec {
         case 6: try need(1); return .clamp(count: f[0], act)
         case 7: try need(1); return .softmax(count: f[0])
         case 8: try need(2); return .addBias(channels: f[0], plane: f[1], act)
+        case 9: try need(1); return .add(count: f[0], act)
+        case 10: try need(2); return .concat(first: f[0], second: f[1])
+        case 11: try need(2); return .scale(channels: f[0], plane: f[1], act)
         default: throw .malformedPayload
         }
     }

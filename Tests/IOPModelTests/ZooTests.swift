@@ -9,7 +9,11 @@ import Testing
     /// and LeNet-5 counted by hand: 156 + 2416 + 48120 + 10164 + 850.
     @Test(arguments: [
         ("lenet5", 61_706), ("alexnet", 61_100_840), ("vgg11", 132_863_336),
-        ("vgg13", 133_047_848), ("vgg16", 138_357_544), ("vgg19", 143_667_240),
+        ("vgg13", 133_047_848), ("vgg16", 138_357_544), ("vgg19", 143_667_240), ("squeezenet1_1", 1_235_496),
+        // Batch norms folded: a conv's bias (one per channel) replaces the norm's scale and shift (two), so
+        // torchvision's count less one per normalised channel, counted by hand: ResNet-18 has 4,800
+        // (64 + 4 x 64 + 5 x 128 + 5 x 256 + 5 x 512), MobileNetV2 17,056.
+        ("resnet18", 11_689_512 - 4_800), ("mobilenet_v2", 3_504_872 - 17_056),
     ])
     func parameterCountsMatchTorchvision(name: String, parameters: Int) throws {
         let net = try Zoo.make(name, withWeights: false)

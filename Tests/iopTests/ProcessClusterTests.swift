@@ -9,7 +9,11 @@ import Testing
         let model: String, size: String?, planner: String
         var description: String { "\(model) \(planner)" }
     }
-    static let cases = [("lenet5", nil as String?), ("alexnet", "67"), ("vgg11", "32")].flatMap { m, s in
+    /// The chains, and the graphs (residual blocks, inverted residuals, fire modules) at a small input.
+    static let cases = [
+        ("lenet5", nil as String?), ("alexnet", "67"), ("vgg11", "32"), ("resnet18", "32"), ("mobilenet_v2", "32"),
+        ("squeezenet1_1", "32"),
+    ].flatMap { m, s in
         ["single", "oc", "coedge", "iop", "optimal"].map { Case(model: m, size: s, planner: $0) }
     }
 

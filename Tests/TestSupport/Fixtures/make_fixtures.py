@@ -160,17 +160,11 @@ def main():
     errors = []
     c = Chain("error_unsupported_sigmoid", [1, 3, 6, 6]).conv(3, 4, 3).node("Sigmoid")
     c.save(); errors.append({"name": c.name, "message": "unsupported operator 'Sigmoid'"})
-    c = Chain("error_branching_add", [1, 3, 6, 6]).conv(3, 3, 3, pads=[1, 1, 1, 1])
+    c = Chain("error_mul_two_tensors", [1, 3, 6, 6]).conv(3, 3, 3, pads=[1, 1, 1, 1])
     first = c.current
-    c.node("Relu")
-    c.nodes.append(helper.make_node("Add", [first, c.current], ["sum"], name="residual_add"))
-    c.current = "sum"
-    c.save(); errors.append({"name": c.name, "message": "residual_add"})
-    c = Chain("error_bn_without_conv", [1, 3, 6, 6]).node("MaxPool", kernel_shape=[2, 2])
-    c.node("BatchNormalization", [c.const(np.ones(3)), c.const(np.zeros(3)), c.const(np.zeros(3)), c.const(np.ones(3))])
-    c.save(); errors.append({"name": c.name, "message": "must directly follow a Conv"})
-    with open(os.path.join(HERE, "errors.json"), "w") as f:
-        json.dump(errors, f, indent=1)
+    c.nodes.append(helper.make_node("Mul", [first, first], ["product"], name="gate_mul"))
+    c.current = "product"
+    c.save(); errors.append({"name": c.name, "message": "unsupported operator 'Mul (of two tensors)' (node 'gate_mul')"})
 
     # A MobileNet-style depthwise-separable chain (the cluster tests run it under every planner).
     # Drawn last, so adding it left every earlier case's weights and inputs as they were.
@@ -179,6 +173,60 @@ def main():
     c.conv(32, 32, 3, group=32, strides=[2, 2], pads=[1, 1, 1, 1]).node("Relu").conv(32, 64, 1).node("Relu")
     c.node("GlobalAveragePool").node("Flatten")
     case(c.node("Gemm", [c.const(c.weights(10, 64)), c.const(rng.uniform(-0.5, 0.5, 10))], transB=1))
+
+    # Graphs (issue 15), drawn after everything above so every earlier case keeps its weights and inputs.
+    def bn(c, n):
+        return c.node("BatchNormalization", [c.const(rng.uniform(0.5, 1.5, n)), c.const(rng.uniform(-0.5, 0.5, n)),
+                                             c.const(rng.uniform(-0.5, 0.5, n)), c.const(rng.uniform(0.5, 2.0, n))])
+
+    # A residual block as PyTorch exports one: conv-BN-relu, conv-BN, add the block's input, relu.
+    c = Chain("residual_block", [1, 8, 8, 8])
+    x = c.current
+    bn(c.conv(8, 8, 3, bias=False, pads=[1, 1, 1, 1]), 8).node("Relu")
+    bn(c.conv(8, 8, 3, bias=False, pads=[1, 1, 1, 1]), 8)
+    case(c.node("Add", [x]).node("Relu"))
+    # A downsampling block: the shortcut is a strided 1x1 conv, read after the main path (the input lives on).
+    c = Chain("residual_downsample", [1, 4, 9, 9])
+    x = c.current
+    c.conv(4, 8, 3, strides=[2, 2], pads=[1, 1, 1, 1]).node("Relu").conv(8, 8, 3, pads=[1, 1, 1, 1])
+    main = c.current
+    c.current = x
+    case(c.conv(4, 8, 1, strides=[2, 2]).node("Add", [main]).node("Relu"))
+    # A fire module: squeeze, then 1x1 and 3x3 expands concatenated along channels.
+    c = Chain("fire_concat", [1, 6, 7, 7]).conv(6, 4, 1).node("Relu")
+    squeeze = c.current
+    c.conv(4, 5, 1).node("Relu")
+    e1 = c.current
+    c.current = squeeze
+    c.conv(4, 3, 3, pads=[1, 1, 1, 1]).node("Relu")
+    e3 = c.current
+    c.current = e1
+    case(c.node("Concat", [e3], axis=1).node("GlobalAveragePool"))
+    # Mul and Add by per-channel constants (an Unsqueeze/Mul/Add batch norm, folded): after a pool they stay a
+    # layer of their own; after a conv they fold into it.
+    c = Chain("mul_add_per_channel", [1, 3, 8, 8]).node("MaxPool", kernel_shape=[2, 2], strides=[2, 2])
+    c.node("Mul", [c.const(rng.uniform(0.5, 1.5, (3, 1, 1)))]).node("Add", [c.const(rng.uniform(-0.5, 0.5, (3, 1, 1)))])
+    c.node("Relu").conv(3, 4, 3).node("Mul", [c.const(rng.uniform(0.5, 1.5, (4, 1, 1)))])
+    case(c.node("Add", [c.const(rng.uniform(-0.5, 0.5, (1, 4, 1, 1)))]))
+    # A batch norm with no conv before it: a per-channel scale.
+    c = Chain("bn_without_conv", [1, 3, 6, 6]).node("MaxPool", kernel_shape=[2, 2])
+    case(bn(c, 3).node("Relu"))
+    # Sum of three tensors, one of them the input.
+    c = Chain("sum_three_branches", [1, 4, 6, 6])
+    x = c.current
+    c.conv(4, 4, 3, pads=[1, 1, 1, 1])
+    a = c.current
+    c.current = x
+    c.conv(4, 4, 1)
+    case(c.node("Sum", [a, x]))
+
+    c = Chain("error_concat_along_height", [1, 2, 4, 4])
+    x = c.current
+    c.conv(2, 2, 1)
+    c.node("Concat", [x], axis=2)
+    c.save(); errors.append({"name": c.name, "message": "only along channels"})
+    with open(os.path.join(HERE, "errors.json"), "w") as f:
+        json.dump(errors, f, indent=1)
 
 
 if __name__ == "__main__":
