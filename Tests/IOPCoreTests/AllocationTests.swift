@@ -30,25 +30,29 @@ import Testing
                 weights: r.floats(400), bias: r.floats(10)),
             Layer(name: "softmax", kind: .softmax(count: 10)),
         ]
-        let engine = try Engine(layers: layers, threads: threads)
-        let x = UnsafeMutablePointer<Float>.allocate(capacity: engine.inputCount)
-        let y = UnsafeMutablePointer<Float>.allocate(capacity: engine.outputCount)
-        defer { x.deallocate(); y.deallocate() }
-        for i in 0..<engine.inputCount { x[i] = Float(i % 7) - 3 }
-        engine.run(input: x, output: y)  // warm-up
-        iop_alloc_counter_reset_rendezvous()
-        defer { iop_alloc_counter_leave() }
-        engine.pool.parallelFor(engine.pool.threads, Enroll(parties: Int32(engine.pool.threads)))
-        iop_alloc_counter_start()
-        for _ in 0..<5 { engine.run(input: x, output: y) }
-        let allocations = iop_alloc_counter_stop()
-        #expect(allocations == 0, "\(allocations) heap allocations in 5 inferences")
-        // The counter itself must see allocations, or a zero above proves nothing.
-        iop_alloc_counter_start()
-        let probe = [Float](repeating: 1, count: 1000 + threads)
-        let seen = iop_alloc_counter_stop()
-        #expect(seen >= 1 && probe.count > 0)
+        expectNoAllocationsAfterWarmUp(try Engine(layers: layers, threads: threads))
     }
+}
+
+/// Five inferences after a warm-up one, counted on every thread of the engine's pool: none may allocate.
+func expectNoAllocationsAfterWarmUp(_ engine: Engine) {
+    let x = UnsafeMutablePointer<Float>.allocate(capacity: engine.inputCount)
+    let y = UnsafeMutablePointer<Float>.allocate(capacity: engine.outputCount)
+    defer { x.deallocate(); y.deallocate() }
+    for i in 0..<engine.inputCount { x[i] = Float(i % 7) - 3 }
+    engine.run(input: x, output: y)  // warm-up
+    iop_alloc_counter_reset_rendezvous()
+    defer { iop_alloc_counter_leave() }
+    engine.pool.parallelFor(engine.pool.threads, Enroll(parties: Int32(engine.pool.threads)))
+    iop_alloc_counter_start()
+    for _ in 0..<5 { engine.run(input: x, output: y) }
+    let allocations = iop_alloc_counter_stop()
+    #expect(allocations == 0, "\(allocations) heap allocations in 5 inferences")
+    // The counter itself must see allocations, or a zero above proves nothing.
+    iop_alloc_counter_start()
+    let probe = [Float](repeating: 1, count: 1000 + engine.pool.threads)
+    let seen = iop_alloc_counter_stop()
+    #expect(seen >= 1 && probe.count > 0)
 }
 
 /// Run once per pool thread (the rendezvous stops one thread taking two).

@@ -8,16 +8,6 @@ import Testing
 /// `--wire`: fp16 halves each message's bytes and adds the conversions at both ends; `auto` takes it
 /// per segment where that pays.
 @Suite struct WirePrecisionTests {
-    /// Four identical boards with nominal figures on a link of `mbps`.
-    static func boards(mbps: Double) -> Cluster {
-        Cluster(
-            devices: (0..<4).map {
-                DeviceSpec(
-                    name: "b\($0)", endpoint: "tcp://127.0.0.1:0", gflops: 6, memoryBudgetBytes: 2 << 30,
-                    bandwidthMbps: mbps, setupMs: 0.5, threads: 1)
-            }, leader: 0)
-    }
-
     /// On one segment, by hand: every message carries half the bytes, so with B Mbit/s on every link the
     /// communication changes by Σ b32 · (1/R − 4/(B · 10^3)) ms (b32 the fp32 bytes of each message, R
     /// the nominal conversion rate in bytes per ms: the leader converts every message it sends or
@@ -25,7 +15,7 @@ import Testing
     @Test func anFP16SegmentSendsHalfTheBytesAndPaysItsConversions() throws {
         let net = try Zoo.make("alexnet", withWeights: false)
         let mbps = 100.0
-        let model = CostModel(cluster: Self.boards(mbps: mbps), network: net)
+        let model = CostModel(cluster: Examples.fourBoards(mbps: mbps), network: net)
         for segment in [Segment.single(stage: 2, .outputChannels), .single(stage: 1, .rows), .pair(first: 5)] {
             let full = model.cost(segment, wire: .fp32), half = model.cost(segment, wire: .fp16)
             #expect(full.wire == .fp32 && half.wire == .fp16)
@@ -54,17 +44,17 @@ import Testing
     @Test func autoTakesFP16OnASlowLinkAndFP32OnAVeryFastOne() throws {
         let net = try Zoo.make("alexnet", withWeights: false)
         for kind in [PlannerKind.oc, .coedge, .iop, .optimal] {
-            let slow = try Planner(network: net, cluster: Self.boards(mbps: 100), wire: .auto).plan(kind)
+            let slow = try Planner(network: net, cluster: Examples.fourBoards(mbps: 100), wire: .auto).plan(kind)
             let sending = slow.costs.filter { $0.messagesSent.reduce(0, +) > 0 }
             #expect(!sending.isEmpty, "\(kind)")
             #expect(sending.allSatisfy { $0.wire == .fp16 }, "\(kind)")
             // Every segment is at least as fast as in fp32, so a plan of fixed segments, and the best plan, are faster.
             if kind != .iop {
-                let fp32 = try Planner(network: net, cluster: Self.boards(mbps: 100)).plan(kind)
+                let fp32 = try Planner(network: net, cluster: Examples.fourBoards(mbps: 100)).plan(kind)
                 #expect(slow.modeledLatencyMs < fp32.modeledLatencyMs, "\(kind)")
             }
 
-            let fast = try Planner(network: net, cluster: Self.boards(mbps: 100_000), wire: .auto).plan(kind)
+            let fast = try Planner(network: net, cluster: Examples.fourBoards(mbps: 100_000), wire: .auto).plan(kind)
             if kind == .oc { #expect(fast.costs.contains { $0.messagesSent.reduce(0, +) > 0 }) }
             #expect(fast.costs.allSatisfy { $0.wire == .fp32 }, "\(kind)")
         }
@@ -75,7 +65,7 @@ import Testing
     @Test func theProfiledConversionRateDecides() throws {
         let net = try Zoo.make("alexnet", withWeights: false)
         func profiled(fp16GigaPerSecond: Double) -> Cluster {
-            var c = Self.boards(mbps: 100)
+            var c = Examples.fourBoards(mbps: 100)
             for i in c.devices.indices {
                 c.devices[i].profile = BoardProfile(
                     threads: 1,

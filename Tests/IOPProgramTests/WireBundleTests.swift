@@ -2,23 +2,15 @@ import IOPModel
 import IOPPlan
 import IOPProgram
 import IOPWire
+import PlanTestSupport
 import Testing
 
 @Suite struct WireBundleTests {
-    static func boards(mbps: Double) -> Cluster {
-        Cluster(
-            devices: (0..<4).map {
-                DeviceSpec(
-                    name: "b\($0)", endpoint: "tcp://127.0.0.1:0", gflops: 6, memoryBudgetBytes: 2 << 30,
-                    bandwidthMbps: mbps, setupMs: 0.5, threads: 1)
-            }, leader: 0)
-    }
-
     /// The choice travels: a compiled bundle carries each segment's precision to the leader's schedule
     /// and the workers' steps.
     @Test func theBundleCarriesEachSegmentsPrecision() throws {
         let net = try Zoo.make("alexnet", inputSize: 67)
-        let plan = try Planner(network: net, cluster: Self.boards(mbps: 100), wire: .auto).plan(.oc)
+        let plan = try Planner(network: net, cluster: Examples.fourBoards(mbps: 100), wire: .auto).plan(.oc)
         let bytes = ProgramBundle.compile(plan, network: net)
         let bundle = try bytes.withUnsafeBytes { try ProgramBundle.decode($0) }
         #expect(bundle.schedule.map(\.wire) == plan.costs.map(\.wire))

@@ -15,4 +15,14 @@ public enum Examples {
     public static func cluster(_ name: String) throws -> Cluster {
         try Cluster.load(path: directory.appendingPathComponent(name + ".json").path)
     }
+
+    /// Four identical boards with nominal figures, every link at `mbps`.
+    public static func fourBoards(mbps: Double) -> Cluster {
+        Cluster(
+            devices: (0..<4).map {
+                DeviceSpec(
+                    name: "b\($0)", endpoint: "tcp://127.0.0.1:0", gflops: 6, memoryBudgetBytes: 2 << 30,
+                    bandwidthMbps: mbps, setupMs: 0.5, threads: 1)
+            }, leader: 0)
+    }
 }
