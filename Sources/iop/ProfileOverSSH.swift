@@ -105,14 +105,3 @@ final class Drained: @unchecked Sendable {
         return data
     }
 }
-
-extension DeviceSpec {
-    /// The host part of the board's `tcp://host:port` endpoint: where ssh and the probes reach it.
-    var host: String {
-        let rest = endpoint.dropFirst("tcp://".count)
-        return String(rest[..<(rest.lastIndex(of: ":") ?? rest.endIndex)])
-    }
-
-    /// `user@host` for ssh and scp, or the host alone to let ssh choose the user.
-    func sshDestination(_ user: String?) -> String { user.map { "\($0)@\(host)" } ?? host }
-}
