@@ -20,7 +20,9 @@
 # profiles existed). --keep DIR keeps the cluster file, profiles and bundles.
 # --wire is passed to `iop compile` (fp32 by default: activations as fp16 on the wire, or auto).
 # --json prints one object: {model, boards, cpu_percent, rate_mbit, cost_model, wire,
-# planners: [{planner, modelled_ms, p50_ms, p90_ms, arena_bytes: [...], bytes_per_inference}]}.
+# planners: [{planner, modelled_ms, p50_ms, p90_ms, arena_bytes: [...], bytes_per_inference, request_ms,
+# segments: [{modelled_ms, measured_ms, scatter_ms, own_ms, gather_ms, reduce_ms}]}]}: each segment's modelled time
+# beside the leader's own clock of it (mean per request), to see where the model is off.
 # Needs root and `swift build -c release`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -172,6 +174,8 @@ for planner in ${planners//,/ }; do
     # One request first: its page faults and first connections are not what the plan costs.
     ip netns exec "$EMU_PREFIX-b0" "$bin/iop" request --leader tcp://198.18.0.1:5600 --reply 'tcp://198.18.0.1:*' \
         --insecure --input "$work/x.npy" --json > /dev/null
+    before=$(ip netns exec "$EMU_PREFIX-b0" "$bin/iop" request --leader tcp://198.18.0.1:5600 --reply 'tcp://198.18.0.1:*' \
+        --insecure --stats --json)
     result=$(ip netns exec "$EMU_PREFIX-b0" "$bin/iop" request --leader tcp://198.18.0.1:5600 --reply 'tcp://198.18.0.1:*' \
         --insecure --input "$work/x.npy" --repeat "$requests" --json)
     stats=$(ip netns exec "$EMU_PREFIX-b0" "$bin/iop" request --leader tcp://198.18.0.1:5600 --reply 'tcp://198.18.0.1:*' --insecure \
@@ -181,9 +185,17 @@ for planner in ${planners//,/ }; do
     pids=()
     python3 -c "
 import json; r=json.loads('''$result'''); s=json.loads('''$stats''')
+b=json.loads('''$before'''); m=json.load(open('$out/manifest.json'))
+# The requests' share of each segment: the counters after them minus those after the warm-up request.
+n=max(1, s['plan_inferences'] - b['plan_inferences'])
+def mean(k, key): return round((s['segments'][k][key] * s['plan_inferences'] - b['segments'][k][key] * b['plan_inferences']) / n, 3)
+segments=[{'modelled_ms': m['segment_ms'][k] if len(m['segment_ms']) == len(s['segments']) else None, 'measured_ms': mean(k, 'total_ms'),
+           **{key: mean(k, key) for key in ('scatter_ms', 'own_ms', 'gather_ms', 'reduce_ms')}}
+          for k in range(len(s['segments']))]
 print(json.dumps({'planner': '$planner', 'modelled_ms': round(float('$modelled'), 2), 'p50_ms': round(r['p50_ms'], 2),
                   'p90_ms': round(r['p90_ms'], 2), 'arena_bytes': [b['arena_bytes'] for b in s['boards']],
-                  'bytes_per_inference': sum(b['bytes_sent'] for b in s['boards']) // max(1, s['inferences'])}))" \
+                  'bytes_per_inference': sum(b['bytes_sent'] for b in s['boards']) // max(1, s['inferences']),
+                  'request_ms': m['request_ms'], 'segments': segments}))" \
         >> "$work/results.jsonl"
     [ "$json" = 1 ] || python3 -c "
 import json; r=json.loads(open('$work/results.jsonl').read().splitlines()[-1])

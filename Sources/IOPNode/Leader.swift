@@ -39,6 +39,9 @@ public final class Leader {
     public internal(set) var bytesSent: [Int]
     public internal(set) var messagesSent: [Int]
     public internal(set) var inferences = 0
+    /// Per segment of the active plan, where its inferences' time went (preallocated; reset with the plan).
+    var segmentTimes: [ClusterStats.SegmentTime]
+    var planInferences = 0
     /// The last served request, receive to reply.
     public internal(set) var lastRequestNs: UInt64 = 0
     /// Asked between requests whether to go on serving (see `serve`).
@@ -91,6 +94,7 @@ public final class Leader {
         answered = Array(repeating: false, count: boards.count)
         outboxes = Array(repeating: nil, count: boards.count)
         monitors = Array(repeating: nil, count: boards.count)
+        segmentTimes = Array(repeating: ClusterStats.SegmentTime(), count: schedule.count)
         self.context = context
         self.timeoutMs = timeoutMs
         self.heartbeatMs = heartbeatMs
@@ -192,7 +196,8 @@ public final class Leader {
     public var stats: ClusterStats {
         var s = ClusterStats(
             inferences: UInt64(inferences), rejectedFrames: rejected.count,
-            rejectedHandshakes: gatekeeper?.refused ?? 0, boards: [])
+            rejectedHandshakes: gatekeeper?.refused ?? 0, boards: [], planInferences: UInt64(planInferences),
+            segments: segmentTimes)
         for k in boards.indices {
             s.boards.append(
                 ClusterStats.Board(

@@ -104,5 +104,7 @@ extension Leader {
         answered = Array(repeating: false, count: boards.count)
         outboxes = Array(repeating: nil, count: boards.count)
         monitors = outboxes.map { _ in nil }
+        segmentTimes = Array(repeating: ClusterStats.SegmentTime(), count: schedule.count)
+        planInferences = 0
     }
 }

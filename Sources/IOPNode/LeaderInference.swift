@@ -16,6 +16,7 @@ extension Leader {
         if let lost = lostWorker() { throw .lost(board: boards[lost].name, reason: "its link dropped") }
         engine.floats(at: schedule[0].current).update(from: input, count: inputCount)
         for (k, seg) in schedule.enumerated() {
+            let began = iop_monotonic_ns()
             let current = engine.floats(at: seg.current)
             if !seg.remote.isEmpty {
                 let payload = engine.floats(at: seg.sendPayload)
@@ -38,6 +39,7 @@ extension Leader {
                     bytesSent[leaderIndex] += length; messagesSent[leaderIndex] += 1
                 }
             }
+            let scattered = iop_monotonic_ns()
             // The leader's own part, while the others compute.
             let assembled = engine.floats(at: seg.assembled)
             // Placed parts cover the whole tensor; only partial sums add onto it.
@@ -50,7 +52,9 @@ extension Leader {
                 for i in step.ops { engine.run(program.ops[i]) }
                 own.output.place(engine.floats(at: step.output), count: step.outputCount, into: assembled)
             }
+            let ownDone = iop_monotonic_ns()
             try gather(seg, engine: engine, request: request, index: k)
+            let gathered = iop_monotonic_ns()
             if let reduce = seg.reduce {
                 let step = program.steps[reduce]
                 for i in step.ops { engine.run(program.ops[i]) }
@@ -60,7 +64,12 @@ extension Leader {
             } else {
                 current.update(from: assembled, count: seg.outputCount)
             }
+            segmentTimes[k].scatterNs &+= scattered &- began
+            segmentTimes[k].ownNs &+= ownDone &- scattered
+            segmentTimes[k].gatherNs &+= gathered &- ownDone
+            segmentTimes[k].reduceNs &+= iop_monotonic_ns() &- gathered
         }
+        planInferences += 1
         output.update(from: engine.floats(at: schedule[schedule.count - 1].current), count: outputCount)
         inferences += 1
     }

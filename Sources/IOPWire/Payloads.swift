@@ -143,8 +143,20 @@ public enum InferenceRequest {
 /// cluster` reports per board.
 ///
 ///     u64 inferences, u64 rejected frames, u64 rejected handshakes,
-///     u32 boards, per board: u16 n, name[n], u64 arena bytes, u64 bytes sent, u64 messages sent
+///     u32 boards, per board: u16 n, name[n], u64 arena bytes, u64 bytes sent, u64 messages sent,
+///     then optionally: u64 inferences on the active plan, u32 segments, per segment: u64 scatter, own, gather, reduce ns
 public struct ClusterStats: Equatable, Sendable {
+    /// Where the leader's time went in one segment of the active plan, summed over its inferences on that plan:
+    /// what the cost model's per-segment figure is checked against.
+    public struct SegmentTime: Equatable, Sendable {
+        public var scatterNs: UInt64 = 0
+        public var ownNs: UInt64 = 0
+        public var gatherNs: UInt64 = 0
+        public var reduceNs: UInt64 = 0
+        public init(scatterNs: UInt64 = 0, ownNs: UInt64 = 0, gatherNs: UInt64 = 0, reduceNs: UInt64 = 0) {
+            self.scatterNs = scatterNs; self.ownNs = ownNs; self.gatherNs = gatherNs; self.reduceNs = reduceNs
+        }
+    }
     public struct Board: Equatable, Sendable {
         public var name: [UInt8]
         /// The board's arena as it reported it once ready (the leader's: its own).
@@ -161,9 +173,15 @@ public struct ClusterStats: Equatable, Sendable {
     public var rejectedFrames: UInt64
     public var rejectedHandshakes: UInt64
     public var boards: [Board]
-    public init(inferences: UInt64, rejectedFrames: UInt64 = 0, rejectedHandshakes: UInt64 = 0, boards: [Board]) {
+    /// Inferences on the active plan (the counters restart when the leader switches plans), and its segments' times.
+    public var planInferences: UInt64
+    public var segments: [SegmentTime]
+    public init(
+        inferences: UInt64, rejectedFrames: UInt64 = 0, rejectedHandshakes: UInt64 = 0, boards: [Board],
+        planInferences: UInt64 = 0, segments: [SegmentTime] = []
+    ) {
         self.inferences = inferences; self.rejectedFrames = rejectedFrames; self.rejectedHandshakes = rejectedHandshakes
-        self.boards = boards
+        self.boards = boards; self.planInferences = planInferences; self.segments = segments
     }
 
     public func encode() -> [UInt8] {
@@ -172,6 +190,8 @@ public struct ClusterStats: Equatable, Sendable {
         for b in boards {
             w.write(lengthPrefixed: b.name); w.write(b.arenaBytes); w.write(b.bytesSent); w.write(b.messagesSent)
         }
+        w.write(planInferences); w.write(u32: segments.count)
+        for t in segments { w.write(t.scatterNs); w.write(t.ownNs); w.write(t.gatherNs); w.write(t.reduceNs) }
         return w.bytes
     }
     public static func decode(_ payload: UnsafeRawBufferPointer) throws(WireError) -> ClusterStats {
@@ -185,6 +205,17 @@ public struct ClusterStats: Equatable, Sendable {
                 Board(
                     name: try r.readLengthPrefixed(), arenaBytes: try r.read(UInt64.self),
                     bytesSent: try r.read(UInt64.self), messagesSent: try r.read(UInt64.self)))
+        }
+        // Older leaders end here.
+        if r.remaining > 0 {
+            s.planInferences = try r.read(UInt64.self)
+            let segments = try r.readInt(atMost: 1 << 16)
+            for _ in 0..<segments {
+                s.segments.append(
+                    SegmentTime(
+                        scatterNs: try r.read(UInt64.self), ownNs: try r.read(UInt64.self),
+                        gatherNs: try r.read(UInt64.self), reduceNs: try r.read(UInt64.self)))
+            }
         }
         try r.expectEnd()
         return s

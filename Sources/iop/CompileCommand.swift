@@ -40,6 +40,7 @@ struct Compile: ParsableCommand {
                 "input_shape": net.inputShape, "output_shape": net.outputShape, "bundle_bytes": bytes.count,
                 "modeled_latency_ms": plan.modeledLatencyMs, "cost_model": costModelName(cluster),
                 "wire": plannerOptions.wire.rawValue, "segment_wire": plan.costs.map(wireName),
+                "request_ms": plan.requestMs, "segment_ms": plan.costs.map { ($0.latencyMs * 1000).rounded() / 1000 },
                 "leader": cluster.devices[cluster.leader].name,
                 "boards": cluster.devices.enumerated().map { i, d in
                     [

@@ -33,8 +33,9 @@ struct Request: ParsableCommand {
         if stats == (input != nil) { throw ValidationError("give exactly one of --input FILE or --stats") }
     }
 
-    /// Prints the leader's counters: a table, or JSON with `inferences`, `rejected_frames`, `rejected_handshakes`
-    /// and `boards[{name, arena_bytes, bytes_sent, messages_sent}]`.
+    /// Prints the leader's counters: a table, or JSON with `inferences`, `rejected_frames`, `rejected_handshakes`,
+    /// `boards[{name, arena_bytes, bytes_sent, messages_sent}]`, and the active plan's `plan_inferences` and
+    /// `segments[{scatter_ms, own_ms, gather_ms, reduce_ms, total_ms}]`, each the mean per inference on that plan.
     func printStats() throws {
         let s = try RequestClient(leader: leader, reply: reply, keys: clientKeys.load()).stats()
         let boards = s.boards.map { b -> [String: Any] in
@@ -43,12 +44,21 @@ struct Request: ParsableCommand {
                 "bytes_sent": Int(b.bytesSent), "messages_sent": Int(b.messagesSent),
             ]
         }
+        let runs = Double(max(1, s.planInferences))
+        let ms = { (ns: UInt64) in (Double(ns) / 1e6 / runs * 1000).rounded() / 1000 }
+        let segments = s.segments.map { t -> [String: Double] in
+            [
+                "scatter_ms": ms(t.scatterNs), "own_ms": ms(t.ownNs), "gather_ms": ms(t.gatherNs),
+                "reduce_ms": ms(t.reduceNs), "total_ms": ms(t.scatterNs + t.ownNs + t.gatherNs + t.reduceNs),
+            ]
+        }
         if json {
             print(
                 try jsonString(
                     [
                         "inferences": Int(s.inferences), "rejected_frames": Int(s.rejectedFrames),
                         "rejected_handshakes": Int(s.rejectedHandshakes), "boards": boards,
+                        "plan_inferences": Int(s.planInferences), "segments": segments,
                     ] as [String: Any]))
             return
         }
@@ -58,6 +68,15 @@ struct Request: ParsableCommand {
             print(
                 "  \(pad(b["name"] as! String, 12)) arena \(pad(formatBytes(b["arena_bytes"] as! Int), 11)) "
                     + "sent \(formatBytes(b["bytes_sent"] as! Int)) in \(b["messages_sent"] as! Int) messages")
+        }
+        if s.planInferences == 0 { return }
+        print("per segment, mean of \(s.planInferences) inferences on the active plan (ms at the leader):")
+        print("  segment   scatter       own    gather    reduce     total")
+        for (k, t) in segments.enumerated() {
+            let cells = ["scatter_ms", "own_ms", "gather_ms", "reduce_ms", "total_ms"].map {
+                String(format: "%9.2f", t[$0]!)
+            }
+            print(String(format: "  %7d ", k) + cells.joined(separator: " "))
         }
     }
 

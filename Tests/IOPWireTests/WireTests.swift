@@ -111,12 +111,18 @@ let allKinds: [MessageKind] = [
             boards: [
                 .init(name: Array("a".utf8), arenaBytes: 1 << 20, bytesSent: 400, messagesSent: 2),
                 .init(name: Array("bb".utf8), arenaBytes: 2 << 20, bytesSent: 40, messagesSent: 1),
-            ])
+            ], planInferences: 3,
+            segments: [.init(scatterNs: 1, ownNs: 2, gatherNs: 3, reduceNs: 4), .init(scatterNs: 5, ownNs: 6)])
         let encoded = stats.encode()
         #expect(try encoded.withUnsafeBytes { try ClusterStats.decode($0) } == stats)
         #expect(throws: WireError.malformedPayload) {
             try encoded.dropLast().withUnsafeBytes { try ClusterStats.decode($0) }
         }
+        // A leader from before segment times: its stats end after the boards, and still decode.
+        var older = stats
+        older.planInferences = 0; older.segments = []
+        let olderBytes = Array(older.encode().dropLast(8 + 4))
+        #expect(try olderBytes.withUnsafeBytes { try ClusterStats.decode($0) } == older)
     }
 
     /// Byte layouts written out by hand, as the doc comments give them.

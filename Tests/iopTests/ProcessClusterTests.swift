@@ -267,6 +267,18 @@ func aDepthwiseSeparableChainRunsExactlyOnAProcessCluster(_ planner: String) thr
     #expect(boards.map { $0["name"] as? String } == ["node0", "node1", "node2"])
     let figures = (planned["devices"] as? [[String: Any]] ?? []).map { $0["peak_memory_bytes"] as? Int }
     #expect(boards.map { $0["arena_bytes"] as? Int } == figures, "arenas \(boards), plan \(figures)")
+    // Where the leader's time went: one entry per segment the plan models, its parts adding up to its total.
+    #expect(obj["plan_inferences"] as? Int == 1)
+    let manifest = try #require(
+        try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/manifest.json")))
+            as? [String: Any])
+    let modelled = try #require(manifest["segment_ms"] as? [Double])
+    let segments = try #require(obj["segments"] as? [[String: Double]])
+    #expect(segments.count == modelled.count && !segments.isEmpty, "\(segments) against the plan's \(modelled)")
+    for t in segments {
+        let parts = ["scatter_ms", "own_ms", "gather_ms", "reduce_ms"].reduce(0) { $0 + (t[$1] ?? -1) }
+        #expect(abs(parts - (t["total_ms"] ?? 0)) < 0.01 && parts > 0, "\(t)")
+    }
 
     kill(leader.process.processIdentifier, SIGTERM)
     #expect(leader.exitStatus(within: 15) == 0, "\(leader.stderr)")
