@@ -144,7 +144,8 @@ public enum InferenceRequest {
 ///
 ///     u64 inferences, u64 rejected frames, u64 rejected handshakes,
 ///     u32 boards, per board: u16 n, name[n], u64 arena bytes, u64 bytes sent, u64 messages sent,
-///     then optionally: u64 inferences on the active plan, u32 segments, per segment: u64 scatter, own, gather, reduce ns
+///     then (leaders since segment times) u64 inferences on the active plan, u32 segments,
+///     per segment: u64 scatter, own, gather, reduce ns
 public struct ClusterStats: Equatable, Sendable {
     /// Where the leader's time went in one segment of the active plan, summed over its inferences on that plan:
     /// what the cost model's per-segment figure is checked against.
