@@ -11,20 +11,29 @@ public struct CPUAllowance: Sendable {
     public var share: Double
     /// Full-speed CPU milliseconds after an idle spell before the first stall (median of five).
     public var burstMs: Double
-    /// Wall milliseconds from the start of a burst to the end of its stall: the quota's period,
-    /// after which the allowance is back (median of five).
+    /// The quota's period, after which the allowance is back: the median spacing of the stalls' ends
+    /// while spinning without a break (they fall on the period's boundaries). Without stalls (no quota)
+    /// it is the median wall time from a burst's start to its stall's end, as first measured.
     public var periodMs: Double
     public init(share: Double, burstMs: Double, periodMs: Double) {
         self.share = share; self.burstMs = burstMs; self.periodMs = periodMs
     }
 
-    /// Spins for `spinMs` to measure the share, then five times: sleeps 100 ms (a fresh allowance:
-    /// longer than any quota period) and spins until the clock jumps by more than 2 ms.
+    /// Spins for `spinMs` to measure the share and the period, then five times: sleeps 100 ms (a fresh
+    /// allowance: longer than any quota period) and spins until the clock jumps by more than 2 ms.
     public static func measure(spinMs: Int = 300) -> CPUAllowance {
         let cpu0 = iop_process_cpu_ns(), wall0 = iop_monotonic_ns()
-        while iop_monotonic_ns() - wall0 < UInt64(spinMs) * 1_000_000 {}
+        // A burst starts anywhere in a period, so its start to its stall's end is not the period; the
+        // spacing of stalls' ends in a long spin is (a period refills the quota at its boundary).
+        var stallEnds: [UInt64] = [], last = wall0
+        while true {
+            let now = iop_monotonic_ns()
+            if now - wall0 >= UInt64(spinMs) * 1_000_000 { break }
+            if now - last > 2_000_000 { stallEnds.append(now) }
+            last = now
+        }
         let share = min(1, Double(iop_process_cpu_ns() - cpu0) / Double(iop_monotonic_ns() - wall0))
-        var bursts: [Double] = [], periods: [Double] = []
+        var bursts: [Double] = [], spells: [Double] = []
         for _ in 0..<5 {
             iop_sleep_ns(100_000_000)
             let start = iop_process_cpu_ns(), began = iop_monotonic_ns()
@@ -36,8 +45,13 @@ public struct CPUAllowance: Sendable {
                 last = now
             }
             bursts.append(Double(iop_process_cpu_ns() - start) / 1e6)
-            periods.append(Double(now - began) / 1e6)
+            spells.append(Double(now - began) / 1e6)
         }
-        return CPUAllowance(share: share, burstMs: bursts.sorted()[2], periodMs: periods.sorted()[2])
+        var spacings: [Double] = []
+        if stallEnds.count >= 4 {
+            for i in 1..<stallEnds.count { spacings.append(Double(stallEnds[i] - stallEnds[i - 1]) / 1e6) }
+        }
+        let period = spacings.isEmpty ? spells.sorted()[2] : spacings.sorted()[spacings.count / 2]
+        return CPUAllowance(share: share, burstMs: bursts.sorted()[2], periodMs: period)
     }
 }
