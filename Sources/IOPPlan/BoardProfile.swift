@@ -39,6 +39,20 @@ public struct BoardProfile: Equatable, Sendable {
         return p * fresh + (1 - p) * steady
     }
 
+    /// Expected wall milliseconds for `fullSpeedMs` of CPU work that arrives, after a wait of `idleMs`,
+    /// at a random moment of the quota's cycle (a worker handed its input). The wait spans a period
+    /// boundary with probability idle / period: the burst is there. Otherwise the work finds the
+    /// board able to run with probability `share`, and else first waits out the rest of a stall: with
+    /// `x = k·β + r` (β = share × period, 0 < r ≤ β), `x + (1 − share)·((P − β)/2 + k·P + r)`.
+    public func arrivingMs(fullSpeedMs x: Double, idleMs: Double) -> Double {
+        guard x > 0, cpuShare < 1, periodMs > 0 else { return wallMs(fullSpeedMs: x, idleMs: idleMs) }
+        let beta = cpuShare * periodMs
+        let k = (x / beta).rounded(.up) - 1, r = x - k * beta
+        let phased = x + (1 - cpuShare) * ((periodMs - beta) / 2 + k * periodMs + r)
+        let p = min(1, max(0, idleMs) / periodMs)
+        return p * wallMs(fullSpeedMs: x) + (1 - p) * phased
+    }
+
     /// Milliseconds for `work` units of a class; a class the board did not time is costed by the
     /// closest one that it did (a conv by another conv, anything else by `copy`'s memory speed).
     public func milliseconds(_ kernel: KernelClass, work: Double) -> Double {

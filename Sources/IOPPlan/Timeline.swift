@@ -8,7 +8,8 @@ import IOPProgram
 ///   it to ZeroMQ) and then leaves on its link one after the other: the sends are serialised
 ///   (through the token bucket of a shaped link, which lets its depth through at once);
 /// - a worker starts when its input has arrived, receives it, computes its part (each op by its
-///   kernel class and shape), and sends its result;
+///   kernel class and shape), and sends its result; its input arrives at a random moment of its
+///   quota's cycle (`BoardProfile.arrivingMs`);
 /// - meanwhile the leader computes its own part; results then come in over its link one after the
 ///   other, in the order they are ready, and each is received and placed (copied or added);
 /// - last the leader reduces (bias, activation, pools) and copies the result into place.
@@ -89,11 +90,10 @@ struct SegmentTimeline {
             longest = max(longest, profile(d).wallMs(fullSpeedMs: compute, idleMs: sent + latency(d)))
             let outCount = outputCount(part, seg)
             let converts = half ? halfMs(4 * inCount, board: d) + halfMs(4 * outCount, board: d) : 0
-            var worker = CPUClock(profile(d))
-            worker.run(
-                receiveCpuMs(inBytes, board: d) + converts + compute + sendCpuMs(wireBytes * outCount, board: d),
-                from: sent + latency(d))
-            ready.append((worker.now, wireBytes * outCount, part.output, outCount, d))
+            let work = receiveCpuMs(inBytes, board: d) + converts + compute + sendCpuMs(wireBytes * outCount, board: d)
+            // Its input lands at a moment of its quota's cycle the leader does not choose.
+            let start = sent + latency(d), done = start + profile(d).arrivingMs(fullSpeedMs: work, idleMs: start)
+            ready.append((done, wireBytes * outCount, part.output, outCount, d))
         }
         if seg.partialCount > 0 { cpu.run(copyMs(bytes: 4 * seg.assembledCount, board: leader), from: 0) }
         if let own = seg.parts.first(where: { $0.board == leader }) {

@@ -32,6 +32,14 @@ import Testing
         #expect(profile.wallMs(fullSpeedMs: 2.5) == 2.5 && profile.wallMs(fullSpeedMs: 4.5) == 10.5)
         #expect(profile.wallMs(fullSpeedMs: 4.5, idleMs: 0) == 18)
         #expect(profile.wallMs(fullSpeedMs: 4.5, idleMs: 12.5) == 14.25)
+        // Work handed to a board at a random moment of its quota's cycle (β = 0.25 x 25 = 6.25 ms, then an
+        // 18.75 ms stall): 4.5 ms waits out half a stall three times in four: 4.5 + 0.75 (9.375 + 4.5).
+        // 10 ms is one full cycle more: 10 + 0.75 (9.375 + 25 + 3.75), near the steady 40 ms. After
+        // half a period, half of it is the fresh 10.5 ms.
+        #expect(profile.arrivingMs(fullSpeedMs: 4.5, idleMs: 0) == 14.90625)
+        #expect(profile.arrivingMs(fullSpeedMs: 10, idleMs: 0) == 38.59375)
+        #expect(profile.arrivingMs(fullSpeedMs: 4.5, idleMs: 12.5) == 12.703125)
+        #expect(profile.arrivingMs(fullSpeedMs: 0, idleMs: 0) == 0)
         #expect(profile.kernels[.conv3x3] == KernelFit(overheadUs: 100, gigaPerSecond: 20))
         #expect(profile.kernels[.linear] == KernelFit(overheadUs: 0, gigaPerSecond: 20))
         #expect(profile.kernels.count == 2)
