@@ -14,7 +14,7 @@ import Testing
         ("lenet5", nil as String?), ("alexnet", "67"), ("vgg11", "32"), ("resnet18", "32"), ("mobilenet_v2", "32"),
         ("squeezenet1_1", "32"),
     ].flatMap { m, s in
-        ["single", "oc", "coedge", "iop", "optimal"].map { Case(model: m, size: s, planner: $0) }
+        ["single", "oc", "coedge", "iop", "optimal", "ftp"].map { Case(model: m, size: s, planner: $0) }
     }
 
     @Test(arguments: cases)
