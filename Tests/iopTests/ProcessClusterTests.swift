@@ -69,6 +69,47 @@ import Testing
         #expect(full > 0 && abs(half - full / 2) < 0.02 * full, "\(sent)")
     }
 
+    /// Boards slow next to their links, where splitting everything pays: `iop` and `optimal` split ResNet-18's
+    /// five identity blocks (the shortcut added at the leader) and MobileNetV2's inverted residuals and chains
+    /// through its depthwise convs, and the processes' answers equal one board's.
+    @Test(arguments: [
+        ("resnet18", "iop"), ("resnet18", "optimal"), ("mobilenet_v2", "iop"), ("mobilenet_v2", "optimal"),
+    ])
+    func residualBlocksAndChainsSplitAcrossProcesses(model: String, planner: String) throws {
+        let path = temporaryPath("split-cluster-\(model)-\(planner).json")
+        var file = try #require(
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: PlanCLITests.clusters + "/mixed-pi4-pi3.json")))
+                as? [String: Any])
+        file["devices"] = (file["devices"] as? [[String: Any]] ?? []).map {
+            $0.merging(["gflops": 0.05, "setup_ms": 0.05, "bandwidth_mbps": 10000]) { $1 }
+        }
+        try JSONSerialization.data(withJSONObject: file).write(to: URL(fileURLWithPath: path))
+        let common = ["--model", model, "--input-size", "32", "--cluster", path, "--planner", planner]
+        let plan = try runIOP(["plan"] + common + ["--json"])
+        #expect(plan.status == 0, "\(plan.stderr)")
+        let planned = try #require(try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as? [String: Any])
+        // A split residual block or chain: a segment of several partitions ending by input channels.
+        let splits = (planned["segments"] as? [[String: Any]] ?? []).filter {
+            let parts = $0["partitions"] as? [[String: Any]] ?? []
+            return parts.count > 1 && parts.last?["dim"] as? String == "ic"
+        }
+        let first = splits.map { ($0["partitions"] as? [[String: Any]])?.first?["layer"] as? String ?? "" }
+        if model == "resnet18" {
+            #expect(
+                first.count == 5 && first.allSatisfy { $0.hasPrefix("layer") && $0.hasSuffix(".conv1") }, "\(first)")
+        } else {
+            #expect(first.count >= 10, "\(first)")
+        }
+        let r = try runIOP(["cluster"] + common + ["--requests", "2", "--check", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect((obj["max_abs_diff"] as? Double ?? 1) <= 1e-3)
+        for d in obj["devices"] as? [[String: Any]] ?? [] {
+            #expect(d["arena_bytes"] as? Int == d["planned_peak_bytes"] as? Int, "\(d)")
+        }
+    }
+
     /// The planner's figure is each board's arena: a budget below it is caught before any node starts.
     @Test func aClusterTooSmallForThePlanIsRefusedByThePlanner() throws {
         let path = temporaryPath("tight-cluster.json")
