@@ -53,7 +53,8 @@ def main():
     nodes.append(helper.make_node("GlobalAveragePool", [x], ["avgpool"]))
     nodes.append(helper.make_node("Flatten", ["avgpool"], ["flat"], axis=1))
     w = (rng.standard_normal((1000, 2048)) * 0.01).astype(np.float32)
-    inits.extend([numpy_helper.from_array(w, "fc.weight"), numpy_helper.from_array(np.zeros(1000, np.float32), "fc.bias")])
+    b = np.zeros(1000, np.float32)
+    inits.extend([numpy_helper.from_array(w, "fc.weight"), numpy_helper.from_array(b, "fc.bias")])
     nodes.append(helper.make_node("Gemm", ["flat", "fc.weight", "fc.bias"], ["output"], transB=1))
     s = args.input_size
     graph = helper.make_graph(
