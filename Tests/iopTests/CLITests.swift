@@ -144,7 +144,7 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
             for p in try #require(s["partitions"] as? [[String: Any]]) {
                 let extents = try #require(p["extents"] as? [Int])
                 #expect(extents.count == 4 && extents.reduce(0, +) == p["full_extent"] as? Int)
-                #expect(["oc", "ic", "h", "none"].contains(p["dim"] as? String ?? ""))
+                #expect(["oc", "ic", "h", "ftp", "none"].contains(p["dim"] as? String ?? ""))
                 #expect(p["layer"] is String)
             }
         }
