@@ -170,6 +170,10 @@ public struct ArenaLayout {
         return (first..<ops.count, at[n], at[owner[n - 1]])
     }
 
+    /// Makes op `index` read its second input (`Op.other`) at `offset`, a tensor placed outside its list
+    /// (the leader's copy of a residual block's input).
+    public mutating func setOther(_ index: Int, _ offset: Int) { ops[index].other = offset }
+
     /// The ops with their final parameter offsets, and the arena's size in floats.
     public func finish() -> (ops: [Op], arenaFloats: Int) {
         let base = activationFloats

@@ -46,13 +46,25 @@ public struct Partition: Sendable, Equatable {
 /// A run of stages executed between two synchronisations at the leader.
 public enum Segment: Sendable, Equatable {
     case single(stage: Int, Dimension)
-    /// IOP: `first` by output channels, `first + 1` by input channels, one channel split.
-    case pair(first: Int)
+    /// IOP: `first` by output channels, the channel-local stages after it on each board's own channels,
+    /// `last` by input channels: one channel split, one reduction. With nothing in between, the paper's pair.
+    case chain(first: Int, last: Int)
+    /// A residual block (`Stage.branch`) whose branch runs as a chain; the leader, which holds the
+    /// block's input, adds the shortcut after the reduction.
+    case residual(stage: Int)
+
+    /// DeepThings' fused tile partitioning over stages `first...last` (convs): rows of the last one's output
+    /// per board, every layer of the run computed on the board from its input band, halos included.
+    case fusedTiles(first: Int, last: Int)
+
+    /// The paper's OC->IC pair.
+    public static func pair(first: Int) -> Segment { .chain(first: first, last: first + 1) }
 
     public var stages: [Int] {
         switch self {
         case .single(let s, _): return [s]
-        case .pair(let f): return [f, f + 1]
+        case .chain(let f, let l), .fusedTiles(let f, let l): return Array(f...l)
+        case .residual(let s): return [s]
         }
     }
 }
@@ -144,7 +156,7 @@ public struct CostModel: Sendable {
         let s = stages[stage]
         switch dim {
         case .none: return (0..<n).map { $0 == leader ? s.fullExtent(.none) : 0 }
-        case .rows: return proportionalSplit(s.outputRows, channels: false)
+        case .rows, .tiles: return proportionalSplit(s.outputRows, channels: false)
         case .outputChannels, .inputChannels: return proportionalSplit(s.fullExtent(dim), channels: true)
         }
     }
@@ -194,6 +206,26 @@ public struct CostModel: Sendable {
             }
         }
         func fraction(_ e: Int, _ full: Int) -> Double { full > 0 ? Double(e) / Double(full) : 0 }
+        /// A chain (its stages, and the indices its partitions name): every board gets the whole input and
+        /// sends one partial sum of the last stage's output, for one channel split of the first stage's
+        /// output that the middle stages keep. Returns the leader's reduction.
+        func chain(_ chain: [Stage], at indices: [Int]) -> Double {
+            let a = chain[0], b = chain[chain.count - 1]
+            let full = a.outputUnits
+            let ext = proportionalSplit(full, channels: true)
+            c.partitions = zip(chain, indices).enumerated().map { k, s in
+                let dim: Dimension = k == chain.count - 1 ? .inputChannels : .outputChannels
+                return Partition(stage: s.1, layer: s.0.name, dimension: dim, extents: ext, fullExtent: full)
+            }
+            let flops = chain.dropLast().reduce(b.mainFlops) { $0 + $1.mainFlops + $1.postFlops }
+            let participants = ext.filter { $0 > 0 }.count
+            for d in 0..<n where ext[d] > 0 {
+                compute[d] = computeMs(fraction(ext[d], full) * Double(flops), d)
+                send(a.inputCount * F, from: leader, to: d)
+                send(b.mainOutputCount * F, from: d, to: leader)
+            }
+            return computeMs(Double((participants - 1) * b.mainOutputCount + b.postFlops), leader)
+        }
 
         switch segment {
         case .single(let si, let dim):
@@ -222,7 +254,7 @@ public struct CostModel: Sendable {
                     send(s.mainOutputCount * F, from: d, to: leader)
                 }
                 leaderAfter = computeMs(Double((participants - 1) * s.mainOutputCount + s.postFlops), leader)
-            case .rows:
+            case .rows, .tiles:
                 guard case .conv(let g) = s.main else { preconditionFailure("h split of a non-conv stage") }
                 var r0 = 0
                 for d in 0..<n {
@@ -238,22 +270,39 @@ public struct CostModel: Sendable {
                     send(outBand * F, from: d, to: leader)
                 }
             }
-        case .pair(let first):
-            let a = stages[first], b = stages[first + 1]
-            let ext = extents(first, .outputChannels)
-            let full = a.outputUnits
-            c.partitions = [
-                Partition(stage: first, layer: a.name, dimension: .outputChannels, extents: ext, fullExtent: full),
-                Partition(stage: first + 1, layer: b.name, dimension: .inputChannels, extents: ext, fullExtent: full),
-            ]
-            let participants = ext.filter { $0 > 0 }.count
-            for d in 0..<n where ext[d] > 0 {
-                let f = fraction(ext[d], full)
-                compute[d] = computeMs(f * Double(a.mainFlops + a.postFlops + b.mainFlops), d)
-                send(a.inputCount * F, from: leader, to: d)
-                send(b.mainOutputCount * F, from: d, to: leader)
+        case .chain(let first, let last):
+            leaderAfter = chain(Array(stages[first...last]), at: Array(first...last))
+        case .fusedTiles(let first, let last):
+            let run = Array(stages[first...last]), end = run[run.count - 1]
+            let ext = proportionalSplit(end.outputRows, channels: false)
+            c.partitions = run.enumerated().map {
+                Partition(
+                    stage: first + $0, layer: $1.name, dimension: .tiles, extents: ext, fullExtent: end.outputRows)
             }
-            leaderAfter = computeMs(Double((participants - 1) * b.mainOutputCount + b.postFlops), leader)
+            var r0 = 0
+            for d in 0..<n {
+                let r1 = r0 + ext[d]
+                defer { r0 = r1 }
+                guard ext[d] > 0 else { continue }
+                // Each stage computes its band's rows of its conv (the halo included) and its pools' share.
+                var flops = 0.0, inBand = 0
+                for (k, (s, rows)) in zip(run, Stage.bands(run, outputRows: r0..<r1)).enumerated() {
+                    guard case .conv(let g) = s.main else { preconditionFailure("fused tiles over a non-conv stage") }
+                    let need = s.rowsNeeded(outputRows: rows.lowerBound, rows.upperBound)
+                    flops +=
+                        Double(need.main.count) / Double(g.outHeight) * Double(s.mainFlops)
+                        + fraction(rows.count, s.outputRows) * Double(s.postFlops)
+                    if k == 0 { inBand = g.inChannels * need.input.count * g.inWidth }
+                }
+                compute[d] = computeMs(flops, d)
+                send(inBand * F, from: leader, to: d)
+                send(ext[d] * end.outputCount / end.outputRows * F, from: d, to: leader)
+            }
+        case .residual(let si):
+            let branch = stages[si].branch!
+            leaderAfter = chain(branch, at: branch.map { _ in si })
+            // The shortcut never crosses a link: the leader keeps the block's input and adds it.
+            leaderAfter += computeMs(Double(stages[si].outputCount), leader)
         }
         c.computeMs = compute.max()! + leaderAfter
         if c.messagesSent.reduce(0, +) > 0 { c.wire = precision }
@@ -269,4 +318,5 @@ public struct CostModel: Sendable {
         }
         return c
     }
+
 }

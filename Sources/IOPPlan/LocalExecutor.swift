@@ -19,7 +19,10 @@ public final class LocalExecutor {
             Program(
                 spec: p,
                 parts: try p.parts.map { Part(spec: $0, engine: try Engine(layers: $0.layers, threads: threads)) },
-                reduce: p.reduceLayers.isEmpty ? nil : try Engine(layers: p.reduceLayers, threads: threads))
+                reduce: p.reduceLayers.isEmpty
+                    ? nil
+                    : try Engine(
+                        layers: p.addsShortcut ? Array(p.reduceLayers.dropLast()) : p.reduceLayers, threads: threads))
         }
         inputCount = network.inputCount
         outputCount = network.outputCount
@@ -45,6 +48,9 @@ public final class LocalExecutor {
                 }
             }
             if let reduce = p.reduce { out = reduce.run(out) }
+            if p.spec.addsShortcut, case .add(_, let act) = p.spec.reduceLayers.last?.kind {
+                out = zip(out, x).map { min(max($0 + $1, act.low), act.high) }
+            }
             x = out
         }
         return x

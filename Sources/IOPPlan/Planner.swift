@@ -7,10 +7,14 @@ public enum PlannerKind: String, CaseIterable, Sendable {
     case oc
     /// Every conv by rows in proportion to capability (CoEdge); fully connected layers stay whole on the leader.
     case coedge
-    /// The paper's greedy walk: pair i (oc) with i+1 (ic) when that beats CoEdge on the two.
+    /// The paper's greedy walk: pair i (oc) with i+1 (ic) when that beats CoEdge on the two; beyond the
+    /// paper, chains through channel-local stages and residual blocks' branches too.
     case iop
     /// Exact search over segments and dimensions under every board's memory budget.
     case optimal
+    /// DeepThings' fused tile partitioning: runs of convs by rows with their halos, no exchange between
+    /// their layers, each run's depth chosen on modelled latency; other stages on the leader.
+    case ftp
 }
 
 public struct Plan: Sendable {
@@ -86,11 +90,63 @@ public struct Planner: Sendable {
     }
     var stages: [Stage] { model.stages }
 
-    public func canPair(_ i: Int) -> Bool {
-        guard i + 1 < stages.count else { return false }
-        let a = stages[i], b = stages[i + 1]
-        return a.allowedDimensions.contains(.outputChannels) && b.allowedDimensions.contains(.inputChannels)
-            && a.outputUnits == b.inputUnits
+    public func canPair(_ i: Int) -> Bool { chainEnds(i).contains(i + 1) }
+
+    /// The last stages of every IOP chain that may start at stage i: an OC-splittable stage, any number
+    /// of channel-local stages on the same channels, then an IC-splittable stage that reads them.
+    public func chainEnds(_ i: Int) -> [Int] { Planner.chainEnds(stages, from: i) }
+
+    static func chainEnds(_ stages: [Stage], from i: Int) -> [Int] {
+        guard stages[i].allowedDimensions.contains(.outputChannels) else { return [] }
+        let channels = stages[i].outputUnits
+        var ends: [Int] = []
+        var j = i + 1
+        while j < stages.count {
+            let s = stages[j]
+            if s.allowedDimensions.contains(.inputChannels) && s.inputUnits == channels { ends.append(j) }
+            guard let width = s.channelLocalWidth, width == 0 || width == channels else { break }
+            j += 1
+        }
+        return ends
+    }
+
+    /// The longest run of convs one fused-tile segment covers: halos grow with depth, and the search's
+    /// options with it.
+    public static let maxFusedStages = 8
+
+    /// Every fused-tile segment that may start at stage i: two or more consecutive conv stages.
+    public func fusedRuns(_ i: Int) -> [Segment] {
+        var runs: [Segment] = []
+        var j = i
+        while j < stages.count, j - i < Planner.maxFusedStages, case .conv = stages[j].main {
+            if j > i { runs.append(.fusedTiles(first: i, last: j)) }
+            j += 1
+        }
+        return runs
+    }
+
+    /// The `ftp` plan: by dynamic programming on modelled latency, every stage either in a fused run of
+    /// convs, or alone by rows (a run of one), or on the leader when it is no conv.
+    func fusedTilePlan() -> [Segment] {
+        var best = [(Double, Segment?)](repeating: (.infinity, nil), count: stages.count + 1)
+        best[stages.count] = (0, nil)
+        for i in stages.indices.reversed() {
+            let own: Segment = .single(stage: i, stages[i].allowedDimensions.contains(.rows) ? .rows : .none)
+            for s in [own] + fusedRuns(i) {
+                let t = model.cost(s).latencyMs + best[i + s.stages.count].0
+                if t < best[i].0 { best[i] = (t, s) }
+            }
+        }
+        var segments: [Segment] = []
+        var i = 0
+        while i < stages.count { let s = best[i].1!; segments.append(s); i += s.stages.count }
+        return segments
+    }
+
+    /// Whether stage i is a residual block whose branch can run as a chain across the boards.
+    public func canSplitResidual(_ i: Int) -> Bool {
+        guard let branch = stages[i].branch else { return false }
+        return Planner.chainEnds(branch, from: 0).contains(branch.count - 1)
     }
 
     /// CoEdge's choice for one stage: rows for convs, the leader for the rest.
@@ -110,19 +166,24 @@ public struct Planner: Sendable {
         case .coedge:
             segments = stages.indices.map(baseline)
         case .iop:
+            // The paper's greedy walk, over chains as well as pairs and over residual blocks: at each stage, the
+            // IOP segment that saves the most against CoEdge on the stages it covers, if any saves.
             var i = 0
             while i < stages.count {
-                if canPair(i),
-                    model.cost(.pair(first: i)).latencyMs < model.cost(baseline(i)).latencyMs
-                        + model.cost(baseline(i + 1)).latencyMs
-                {
-                    segments.append(.pair(first: i)); i += 2
-                } else {
-                    segments.append(baseline(i)); i += 1
+                var best = (saving: 0.0, segment: baseline(i))
+                var candidates = chainEnds(i).map { Segment.chain(first: i, last: $0) }
+                if canSplitResidual(i) { candidates.append(.residual(stage: i)) }
+                for c in candidates {
+                    let saving =
+                        c.stages.reduce(0) { $0 + model.cost(baseline($1)).latencyMs } - model.cost(c).latencyMs
+                    if saving > best.saving { best = (saving, c) }
                 }
+                segments.append(best.segment); i += best.segment.stages.count
             }
         case .optimal:
             return try optimal()
+        case .ftp:
+            segments = fusedTilePlan()
         }
         return try checked(
             Plan(
@@ -144,7 +205,8 @@ public struct Planner: Sendable {
 
     /// Every segment that may start at stage i.
     func options(_ i: Int) -> [Segment] {
-        stages[i].allowedDimensions.map { .single(stage: i, $0) } + (canPair(i) ? [.pair(first: i)] : [])
+        stages[i].allowedDimensions.map { .single(stage: i, $0) } + chainEnds(i).map { .chain(first: i, last: $0) }
+            + (canSplitResidual(i) ? [.residual(stage: i)] : []) + fusedRuns(i)
     }
 
     /// A partial plan up to a stage boundary. Later segments only add latency
@@ -220,7 +282,7 @@ public struct Planner: Sendable {
         // Budgets bind: branch and bound, seeded with the best plan the other planners can offer.
         let incumbent =
             ([repaired(fastest, costs: costs)].compactMap { $0.map(plan) }
-            + [PlannerKind.single, .oc, .coedge, .iop].compactMap { try? self.plan($0) }).min {
+            + [PlannerKind.single, .oc, .coedge, .iop, .ftp].compactMap { try? self.plan($0) }).min {
                 $0.modeledLatencyMs < $1.modeledLatencyMs
             }
         if let best = search(
@@ -265,11 +327,10 @@ public struct Planner: Sendable {
                 let first = seg.stages[0]
                 // Alternatives covering exactly this segment's stages.
                 var alternatives: [[Segment]] = costs[first].map { [$0.0] }.filter { $0[0].stages == seg.stages }
-                if case .pair = seg {
-                    alternatives += stages[first].allowedDimensions.flatMap { a in
-                        stages[first + 1].allowedDimensions.map {
-                            [.single(stage: first, a), .single(stage: first + 1, $0)]
-                        }
+                if seg.stages.count > 1 {
+                    // Every stage of the chain or run on its own, in every dimension it allows.
+                    alternatives += seg.stages.reduce([[]] as [[Segment]]) { heads, si in
+                        heads.flatMap { h in stages[si].allowedDimensions.map { h + [.single(stage: si, $0)] } }
                     }
                 }
                 for alt in alternatives where alt != [seg] {

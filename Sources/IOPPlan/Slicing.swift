@@ -43,7 +43,7 @@ public enum Slicer {
                             layers: [inputSlice(stageLayers[0], start..<(start + e), unitSize: s.inputUnitSize)],
                             input: .elements((start * s.inputUnitSize)..<((start + e) * s.inputUnitSize)),
                             output: .partialSum))
-                case .rows:
+                case .rows, .tiles:
                     program.parts.append(rowBand(s, stageLayers, start..<(start + e), board: d))
                 }
             }
@@ -52,25 +52,66 @@ public enum Slicer {
                 program.partialCount = s.mainOutputCount
             }
             return program
-        case .pair(let first):
-            let a = stages[first], b = stages[first + 1]
-            let aLayers = Layer.region(layers, a.layers), bLayers = Layer.region(layers, b.layers)
+        case .chain(let first, let last):
+            return chain(Array(stages[first...last]), extents: extents, layers: layers)
+        case .fusedTiles(let first, let last):
+            let run = Array(stages[first...last])
             var program = SegmentProgram(
-                parts: [], reduceLayers: reduction(bLayers), inputCount: a.inputCount,
-                outputCount: b.outputCount, partialCount: b.mainOutputCount)
+                parts: [], reduceLayers: [], inputCount: run[0].inputCount, outputCount: run[run.count - 1].outputCount,
+                partialCount: 0)
             var start = 0
             for (d, e) in extents.enumerated() {
                 defer { start += e }
                 guard e > 0 else { continue }
-                // The OC slice's output is exactly the IC slice's input: no message in between.
-                let part =
-                    outputSlice(aLayers, start..<(start + e)) + [
-                        inputSlice(bLayers[0], start..<(start + e), unitSize: b.inputUnitSize)
-                    ]
-                program.parts.append(BoardPart(board: d, layers: part, input: .all, output: .partialSum))
+                // Each stage's band is exactly the rows the next one's band reads: no exchange in between.
+                let bands = zip(run, Stage.bands(run, outputRows: start..<(start + e))).map { s, rows in
+                    rowBand(s, Layer.region(layers, s.layers), rows, board: d)
+                }
+                program.parts.append(
+                    BoardPart(
+                        board: d, layers: bands.flatMap(\.layers), input: bands[0].input,
+                        output: bands[bands.count - 1].output))
             }
             return program
+        case .residual(let si):
+            let block = stages[si]
+            var program = chain(block.branch!, extents: extents, layers: layers)
+            var shortcut = layers[block.layers.upperBound - 1]
+            shortcut.inputs = []
+            program.reduceLayers.append(shortcut)
+            program.addsShortcut = true
+            return program
         }
+    }
+
+    /// A chain's parts: on each board, the first stage's output channels, the middle stages on those
+    /// channels, and the last stage's input channels, whose partial sum the leader reduces.
+    static func chain(_ chain: [Stage], extents: [Int], layers: [Layer]) -> SegmentProgram {
+        let regions = chain.map { s in
+            Layer.region(layers, s.layers).map { l -> Layer in
+                var l = l
+                l.inputs = []
+                return l
+            }
+        }
+        let a = chain[0], b = chain[chain.count - 1], total = a.outputUnits
+        var program = SegmentProgram(
+            parts: [], reduceLayers: reduction(regions[regions.count - 1]), inputCount: a.inputCount,
+            outputCount: b.outputCount, partialCount: b.mainOutputCount)
+        var start = 0
+        for (d, e) in extents.enumerated() {
+            defer { start += e }
+            guard e > 0 else { continue }
+            let channels = start..<(start + e)
+            // The OC slice's output is exactly what the middle stages and the IC slice read: no message between.
+            let middle = regions.dropFirst().dropLast().flatMap { $0.map { onChannels($0, channels, total: total) } }
+            let part =
+                outputSlice(regions[0], channels) + middle + [
+                    inputSlice(regions[regions.count - 1][0], channels, unitSize: b.inputUnitSize)
+                ]
+            program.parts.append(BoardPart(board: d, layers: part, input: .all, output: .partialSum))
+        }
+        return program
     }
 
     /// Output channels [c0, c1) of a stage: the main layer's weight rows and
@@ -96,7 +137,7 @@ public enum Slicer {
                     bias: slice(main.bias, channels)))
         default: preconditionFailure("only conv and linear stages split by channels")
         }
-        for l in stage.dropFirst() { out.append(onChannels(l, e, total: stageChannels(main))) }
+        for l in stage.dropFirst() { out.append(onChannels(l, channels, total: stageChannels(main))) }
         return out
     }
 
@@ -110,13 +151,27 @@ public enum Slicer {
         }
     }
 
-    /// A channel-local layer restricted to `e` of its `total` channels.
-    static func onChannels(_ l: Layer, _ e: Int, total: Int) -> Layer {
+    /// A channel-local layer restricted to channels `channels` of its `total`.
+    static func onChannels(_ l: Layer, _ channels: Range<Int>, total: Int) -> Layer {
         var l = l
+        let e = channels.count
         switch l.kind {
         case .clamp(let n, let act): l.kind = .clamp(count: n / total * e, act)
         case .maxPool(var p): p.channels = e; l.kind = .maxPool(p)
         case .averagePool(var p): p.channels = e; l.kind = .averagePool(p)
+        case .scale(_, let plane, let act):
+            l.kind = .scale(channels: e, plane: plane, act)
+            l.weights = slice(l.weights, channels); l.bias = slice(l.bias, channels)
+        case .conv(let g, let act) where g.isDepthwise && g.inChannels == total && g.outChannels == total:
+            let taps = g.kernelH * g.kernelW
+            l.kind = .conv(
+                ConvGeometry(
+                    inChannels: e, inHeight: g.inHeight, inWidth: g.inWidth, outChannels: e, kernelH: g.kernelH,
+                    kernelW: g.kernelW, strideH: g.strideH, strideW: g.strideW, dilationH: g.dilationH,
+                    dilationW: g.dilationW, padTop: g.padTop, padLeft: g.padLeft, padBottom: g.padBottom,
+                    padRight: g.padRight, groups: e), act)
+            l.weights = slice(l.weights, (channels.lowerBound * taps)..<(channels.upperBound * taps))
+            l.bias = slice(l.bias, channels)
         default: preconditionFailure("not a channel-local layer: \(l.opName)")
         }
         return l

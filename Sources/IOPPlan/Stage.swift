@@ -5,7 +5,9 @@ import IOPModel
 /// layers after it (activation, pooling), or a layer only the leader runs
 /// (global pooling, softmax, a pool with no conv before it). In a graph, a
 /// region between two cuts that only its entry tensor crosses (a residual
-/// block, a fire module) is one stage the leader runs whole.
+/// block, a fire module) is one stage the leader runs whole, unless it is a
+/// residual block whose branch is a chain of stages (`branch`), which a
+/// `Segment.residual` splits across the boards.
 public struct Stage: Sendable {
     public enum Main: Sendable {
         case conv(ConvGeometry)
@@ -35,6 +37,24 @@ public struct Stage: Sendable {
     public var postFlops: Int
     public var weightCount: Int
     public var biasCount: Int
+    /// In a residual block `x + f(x)` with an identity shortcut and a chain of layers as `f`: `f`'s stages
+    /// (network layer indices), the last one reading the block's input again as its shortcut.
+    public var branch: [Stage]? = nil
+
+    /// Whether every layer works on each channel alone (a depthwise conv, a per-channel scale, a clamp,
+    /// pools), so a board holding some channels of its input can compute the same channels of its output.
+    public var isChannelLocal: Bool { channelLocalWidth != nil }
+
+    /// The channels a channel-local stage keeps apart (0: any, a clamp alone), nil for other stages.
+    public var channelLocalWidth: Int? {
+        switch main {
+        case .conv(let g): return g.isDepthwise && g.inChannels == g.outChannels ? g.outChannels : nil
+        case .linear: return nil
+        case .leaderOnly: return perChannelWidth
+        }
+    }
+    /// Set by `split` for a leader-only stage made of scales and clamps only.
+    var perChannelWidth: Int? = nil
 
     public var outputRows: Int {
         if let p = pools.last { return p.outHeight }
@@ -54,7 +74,7 @@ public struct Stage: Sendable {
         switch d {
         case .none, .outputChannels: return outputUnits
         case .inputChannels: return inputUnits
-        case .rows: return outputRows
+        case .rows, .tiles: return outputRows
         }
     }
 
@@ -71,6 +91,16 @@ public struct Stage: Sendable {
         let inLo = max(0, lo * g.strideH - g.padTop)
         let inHi = min(g.inHeight, (hi - 1) * g.strideH - g.padTop + (g.kernelH - 1) * g.dilationH + 1)
         return (lo..<hi, inLo..<inHi)
+    }
+
+    /// For fused tiles over `run` (consecutive conv stages): the output rows of each stage that output rows
+    /// `rows` of the last one need, halos included; the first stage's input rows follow from its own band.
+    public static func bands(_ run: [Stage], outputRows rows: Range<Int>) -> [Range<Int>] {
+        var bands = [rows]
+        for s in run.dropFirst().reversed() {
+            bands.insert(s.rowsNeeded(outputRows: bands[0].lowerBound, bands[0].upperBound).input, at: 0)
+        }
+        return bands
     }
 
     public static func split(_ net: Network) -> [Stage] {
@@ -113,6 +143,12 @@ public struct Stage: Sendable {
                     break
                 }
             }
+            var branch: [Stage]? = nil
+            if region > start + 1 {
+                branch = residualBranch(net, layers: start..<region, graph: graph, inputShape: shape)
+            }
+            var perChannel: Int? = nil
+            if case .leaderOnly = main, region == start + 1 { perChannel = Stage.perChannelWidth(layers[start]) }
             shape = outShapes[i - 1]
             let outCount = layers[i - 1].outputCount
             let outUnits: Int, outUnitSize: Int
@@ -134,9 +170,41 @@ public struct Stage: Sendable {
                     inputUnitSize: unitSize,
                     outputUnits: outUnits, outputUnitSize: outUnitSize,
                     mainFlops: layers[start..<(region)].reduce(0) { $0 + $1.flops },
-                    postFlops: post, weightCount: weights, biasCount: bias))
+                    postFlops: post, weightCount: weights, biasCount: bias, branch: branch,
+                    perChannelWidth: perChannel))
         }
         return stages
+    }
+
+    /// Channels of a layer that works on each channel alone with no conv before it (0 for a clamp,
+    /// which works on any), nil for any other layer.
+    static func perChannelWidth(_ l: Layer) -> Int? {
+        switch l.kind {
+        case .scale(let c, _, _): return c
+        case .clamp: return 0
+        default: return nil
+        }
+    }
+
+    /// The stages of a residual block's branch: `layers` end with an `add` of the block's input and the
+    /// output of a chain that starts at the block's input and is itself stages (no inner region).
+    static func residualBranch(_ net: Network, layers range: Range<Int>, graph: LayerGraph, inputShape: [Int])
+        -> [Stage]?
+    {
+        let layers = net.layers, last = range.upperBound - 1, entry = range.lowerBound - 1
+        guard case .add = layers[last].kind, range.count >= 3,
+            Set(graph.producers[last]) == [last - 1, entry]
+        else { return nil }
+        for k in range.dropLast() where graph.producers[k] != [k - 1] { return nil }
+        var chain = Layer.region(layers, range.dropLast())
+        for k in chain.indices { chain[k].inputs = [] }
+        let sub = Stage.split(Network(name: net.name, inputShape: inputShape, layers: chain))
+        guard sub.count >= 2, sub.allSatisfy({ $0.branch == nil }) else { return nil }
+        return sub.map { s in
+            var s = s
+            s.layers = (s.layers.lowerBound + range.lowerBound)..<(s.layers.upperBound + range.lowerBound)
+            return s
+        }
     }
 }
 
@@ -150,4 +218,8 @@ public enum Dimension: String, Sendable, CaseIterable {
     case inputChannels = "ic"
     /// Output rows (CoEdge): each board computes a band, needs the input rows plus a halo and all weights.
     case rows = "h"
+    /// Fused tiles (DeepThings' FTP): a run of convs by rows of the last one's output, each board computing
+    /// its band through the whole run from the input rows it needs (the halos of every layer), with no
+    /// exchange between the layers (`Segment.fusedTiles`).
+    case tiles = "ftp"
 }

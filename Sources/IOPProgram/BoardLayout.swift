@@ -70,6 +70,8 @@ public enum BoardLayout {
         }
         if !seg.reduceLayers.isEmpty {
             let chain = layout.graph(seg.reduceLayers, input: assembled, output: current, phase: Phase.reduce)
+            // `current` holds the segment's input until the reduction writes its output there, element by element.
+            if seg.addsShortcut { layout.setOther(chain.ops.upperBound - 1, current) }
             sources += seg.reduceLayers
             steps.append(
                 ProgramStep(

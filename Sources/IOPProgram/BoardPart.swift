@@ -43,6 +43,9 @@ public struct SegmentProgram {
     public var partialCount: Int
     /// How the segment's activations cross the wire, both ways.
     public var wire: WirePrecision = .fp32
+    /// Whether the reduction's last layer is a residual's `add` whose second input is the segment's
+    /// input, which the leader still holds (a shortcut that crosses no link).
+    public var addsShortcut = false
     public init(parts: [BoardPart], reduceLayers: [Layer], inputCount: Int, outputCount: Int, partialCount: Int) {
         self.parts = parts; self.reduceLayers = reduceLayers; self.inputCount = inputCount
         self.outputCount = outputCount; self.partialCount = partialCount

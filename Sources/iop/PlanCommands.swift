@@ -45,7 +45,9 @@ struct PlanCommand: ParsableCommand {
         abstract: "Choose how every operator is split across the cluster's boards, and show the modelled cost.",
         discussion:
             "Planners: single (leader only), oc (all by output channels), coedge (convs by rows), "
-            + "iop (the paper's greedy pairing), optimal (exact search under the memory budgets). "
+            + "iop (the paper's greedy pairing, with chains through channel-local ops and residual branches), "
+            + "optimal (exact search under the memory budgets), ftp (DeepThings' fused tiles: runs of convs by rows "
+            + "with their halos). "
             + "The cost model is described in docs/planner.md: nominal (the cluster file's gflops, bandwidth_mbps, "
             + "setup_ms), or calibrated when every board has a measured profile (iop profile); the command says which."
     )

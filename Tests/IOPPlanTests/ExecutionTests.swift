@@ -11,11 +11,16 @@ import Testing
         let model: String, size: Int?, cluster: String, planner: PlannerKind
         var description: String { "\(model)@\(size.map(String.init) ?? "default") \(cluster) \(planner.rawValue)" }
     }
-    static let cases: [Case] = [("lenet5", nil), ("alexnet", 67), ("vgg11", 32)].flatMap { m, s in
-        ["four-pi4-wifi", "mixed-pi4-pi3", "compute-bound-gige"].flatMap { c in
-            PlannerKind.allCases.map { Case(model: m, size: s, cluster: c, planner: $0) }
+    static let cases: [Case] =
+        [
+            ("lenet5", nil), ("alexnet", 67), ("vgg11", 32), ("resnet18", 32), ("mobilenet_v2", 32),
+            ("squeezenet1_1", 32),
+        ]
+        .flatMap { m, s in
+            ["four-pi4-wifi", "mixed-pi4-pi3", "compute-bound-gige"].flatMap { c in
+                PlannerKind.allCases.map { Case(model: m, size: s, cluster: c, planner: $0) }
+            }
         }
-    }
 
     @Test(arguments: cases)
     func planExecutesExactly(_ c: Case) throws {

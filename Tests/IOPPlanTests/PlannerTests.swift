@@ -23,8 +23,10 @@ import Testing
             do {
                 let plan = try planner.plan(kind)
                 latency[kind] = plan.modeledLatencyMs
-                // Each stage exactly once, in order, with one dimension.
-                #expect(plan.partitions.map(\.stage) == Array(0..<stageCount), "\(kind)")
+                // Each stage exactly once, in order; a partition per stage, or per branch stage of a residual block.
+                #expect(plan.segments.flatMap(\.stages) == Array(0..<stageCount), "\(kind)")
+                #expect(Set(plan.partitions.map(\.stage)) == Set(0..<stageCount), "\(kind)")
+                #expect(zip(plan.partitions, plan.partitions.dropFirst()).allSatisfy { $0.stage <= $1.stage })
                 for p in plan.partitions {
                     #expect(p.extents.count == cluster.devices.count)
                     #expect(p.extents.allSatisfy { $0 >= 0 })

@@ -125,7 +125,7 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
         return (r.status, r.stdout, r.stderr)
     }
 
-    @Test(arguments: ["single", "oc", "coedge", "iop", "optimal"])
+    @Test(arguments: ["single", "oc", "coedge", "iop", "optimal", "ftp"])
     func planJSONHasTheDocumentedFields(planner: String) throws {
         let (status, out, err) = try run([
             "plan", "--model", "alexnet", "--cluster", Self.clusters + "/mixed-pi4-pi3.json", "--planner", planner,
@@ -144,7 +144,7 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
             for p in try #require(s["partitions"] as? [[String: Any]]) {
                 let extents = try #require(p["extents"] as? [Int])
                 #expect(extents.count == 4 && extents.reduce(0, +) == p["full_extent"] as? Int)
-                #expect(["oc", "ic", "h", "none"].contains(p["dim"] as? String ?? ""))
+                #expect(["oc", "ic", "h", "ftp", "none"].contains(p["dim"] as? String ?? ""))
                 #expect(p["layer"] is String)
             }
         }
@@ -200,7 +200,8 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
         #expect(rows.map { $0["setup_ms"] as? Double } == [1, 8, 1, 8])
         for r in rows {
             let planners = try #require(r["planners"] as? [[String: Any]])
-            #expect(planners.compactMap { $0["planner"] as? String } == ["single", "oc", "coedge", "iop", "optimal"])
+            #expect(
+                planners.compactMap { $0["planner"] as? String } == ["single", "oc", "coedge", "iop", "optimal", "ftp"])
             #expect((r["iop_latency_saved_vs_coedge_pct"] as? Double ?? -1) >= 0)
         }
     }

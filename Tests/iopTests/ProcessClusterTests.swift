@@ -9,12 +9,15 @@ import Testing
         let model: String, size: String?, planner: String
         var description: String { "\(model) \(planner)" }
     }
-    /// The chains, and the graphs (residual blocks, inverted residuals, fire modules) at a small input.
+    /// The chains, and the graphs (residual blocks, inverted residuals, fire modules) at a small input; `ftp`
+    /// on the graphs (on the chains it runs in-process, `ExecutionTests`: fewer processes at once here).
     static let cases = [
-        ("lenet5", nil as String?), ("alexnet", "67"), ("vgg11", "32"), ("resnet18", "32"), ("mobilenet_v2", "32"),
-        ("squeezenet1_1", "32"),
-    ].flatMap { m, s in
-        ["single", "oc", "coedge", "iop", "optimal"].map { Case(model: m, size: s, planner: $0) }
+        ("lenet5", nil as String?, false), ("alexnet", "67", false), ("vgg11", "32", false), ("resnet18", "32", true),
+        ("mobilenet_v2", "32", true), ("squeezenet1_1", "32", true),
+    ].flatMap { m, s, graph in
+        (["single", "oc", "coedge", "iop", "optimal"] + (graph ? ["ftp"] : [])).map {
+            Case(model: m, size: s, planner: $0)
+        }
     }
 
     @Test(arguments: cases)
@@ -67,6 +70,45 @@ import Testing
         }
         let full = Double(sent["fp32"] ?? 0), half = Double(sent["fp16"] ?? 0)
         #expect(full > 0 && abs(half - full / 2) < 0.02 * full, "\(sent)")
+    }
+
+    /// Boards slow next to their links, where splitting everything pays: `iop` and `optimal` split ResNet-18's
+    /// five identity blocks (the shortcut added at the leader) and MobileNetV2's inverted residuals and chains
+    /// through its depthwise convs, and the processes' answers equal one board's.
+    @Test(arguments: [("resnet18", "iop"), ("mobilenet_v2", "optimal")])
+    func residualBlocksAndChainsSplitAcrossProcesses(model: String, planner: String) throws {
+        let path = temporaryPath("split-cluster-\(model)-\(planner).json")
+        var file = try #require(
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: PlanCLITests.clusters + "/mixed-pi4-pi3.json")))
+                as? [String: Any])
+        file["devices"] = (file["devices"] as? [[String: Any]] ?? []).map {
+            $0.merging(["gflops": 0.05, "setup_ms": 0.05, "bandwidth_mbps": 10000]) { $1 }
+        }
+        try JSONSerialization.data(withJSONObject: file).write(to: URL(fileURLWithPath: path))
+        let common = ["--model", model, "--input-size", "32", "--cluster", path, "--planner", planner]
+        let plan = try runIOP(["plan"] + common + ["--json"])
+        #expect(plan.status == 0, "\(plan.stderr)")
+        let planned = try #require(try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as? [String: Any])
+        // A split residual block or chain: a segment of several partitions ending by input channels.
+        let splits = (planned["segments"] as? [[String: Any]] ?? []).filter {
+            let parts = $0["partitions"] as? [[String: Any]] ?? []
+            return parts.count > 1 && parts.last?["dim"] as? String == "ic"
+        }
+        let first = splits.map { ($0["partitions"] as? [[String: Any]])?.first?["layer"] as? String ?? "" }
+        if model == "resnet18" {
+            #expect(
+                first.count == 5 && first.allSatisfy { $0.hasPrefix("layer") && $0.hasSuffix(".conv1") }, "\(first)")
+        } else {
+            #expect(first.count >= 10, "\(first)")
+        }
+        let r = try runIOP(["cluster"] + common + ["--requests", "2", "--check", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect((obj["max_abs_diff"] as? Double ?? 1) <= 1e-3)
+        for d in obj["devices"] as? [[String: Any]] ?? [] {
+            #expect(d["arena_bytes"] as? Int == d["planned_peak_bytes"] as? Int, "\(d)")
+        }
     }
 
     /// The planner's figure is each board's arena: a budget below it is caught before any node starts.
