@@ -28,15 +28,25 @@ public enum WinogradKernel {
         return roundUp((tiles + chunks - 1) / chunks, chunkAlignment)
     }
 
+    /// Floats of one position's row of tiles: the chunk, plus room for the micro-kernel's last
+    /// group of `pixelBlock` tiles to run past it.
+    static func rowStride(_ chunk: Int) -> Int { chunk + 8 }
+    /// Floats from one channel's [position][tile] block to the next: one 64-byte line more than the
+    /// block, an odd number of lines, so walks down the channels spread over every L1 set.
+    static func channelStride(_ chunk: Int) -> Int { positions * rowStride(chunk) + arenaAlignment }
+
     /// Floats of the transformed weights on this target: [position][channel block][in][block lanes].
     static func packedWeightCount(_ g: ConvGeometry) -> Int {
         positions * roundUp(g.outChannels, channelBlock) * g.inChannels
     }
 
     /// Floats of scratch: a zero bias block for the products, then one chunk's transformed inputs
-    /// ([in][position][tile]) and products ([out][position][tile]).
+    /// ([in][position][tile]), the same as the micro-kernel's panels ([position][group of
+    /// `pixelBlock` tiles][in][tile]: it reads them in order), and the products ([out][position][tile]).
     static func scratchCount(_ g: ConvGeometry) -> Int {
-        portableChannelBlock + positions * chunkTiles(g) * (g.inChannels + g.outChannels)
+        let chunk = chunkTiles(g)
+        return portableChannelBlock + channelStride(chunk) * (g.inChannels + g.outChannels)
+            + positions * rowStride(chunk) * g.inChannels
     }
 
     /// Transforms output channels `channels` (OIHW rows from `weights`) to U = G w Gᵀ, in double
@@ -84,19 +94,22 @@ public enum WinogradKernel {
         let chunk = chunkTiles(g), tiles = tileRows(g) * tileColumns(g)
         scratch.update(repeating: 0, count: portableChannelBlock)
         let transformed = scratch + portableChannelBlock
-        let products = transformed + positions * chunk * g.inChannels
+        let panels = transformed + channelStride(chunk) * g.inChannels
+        let products = panels + positions * rowStride(chunk) * g.inChannels
         let blocks = roundUp(g.outChannels, channelBlock) / channelBlock
         var first = 0
         while first < tiles {
             let count = min(chunk, tiles - first)
             // Whole vectors, and at least one micro-kernel tile; tiles past `count` are zeros.
             let span = roundUp(max(count, pixelBlock), KVec.scalarCount)
-            let c = Chunk(g: g, first: first, count: count, span: span, stride: chunk)
-            pool.parallelFor(g.inChannels, InputTask(c: c, input: input, transformed: transformed))
+            let c = Chunk(
+                g: g, first: first, count: count, span: span, stride: rowStride(chunk), plane: channelStride(chunk))
+            pool.parallelFor(
+                g.inChannels, InputTask(c: c, input: input, transformed: transformed, panels: panels))
             pool.parallelFor(
                 positions * blocks,
                 ProductTask(
-                    c: c, transformed: UnsafePointer(transformed), weights: packedWeights,
+                    c: c, panels: UnsafePointer(panels), weights: packedWeights,
                     zeros: UnsafePointer(scratch), products: products, blocks: blocks))
             pool.parallelFor(
                 g.outChannels,
@@ -107,20 +120,24 @@ public enum WinogradKernel {
     }
 
     /// The tiles one pass covers: `count` tiles from tile `first` (row-major over the output),
-    /// computed over `span` of the `stride` slots each scratch row holds.
+    /// computed over `span` of the `stride` slots each scratch row holds; `plane` floats per channel.
     struct Chunk {
-        let g: ConvGeometry, first: Int, count: Int, span: Int, stride: Int
+        let g: ConvGeometry, first: Int, count: Int, span: Int, stride: Int, plane: Int
+        /// Micro-kernel groups of `pixelBlock` tiles covering the span.
+        var groups: Int { (span + pixelBlock - 1) / pixelBlock }
     }
 
     /// One input channel's patches for the chunk, gathered into [position][tile] (zeros where
-    /// they cover padding), then V = Bᵀ d B in place, a vector of tiles at a time.
+    /// they cover padding), then V = Bᵀ d B in place, a vector of tiles at a time, then copied
+    /// into the micro-kernel's panels.
     struct InputTask: ParallelTask {
         let c: Chunk, input: UnsafePointer<Float>, transformed: UnsafeMutablePointer<Float>
+        let panels: UnsafeMutablePointer<Float>
 
         func run(_ channel: Int) {
             let g = c.g, h = g.inHeight, w = g.inWidth, s = c.stride, columns = tileColumns(g)
             let plane = input + channel * h * w
-            let v = transformed + channel * positions * s
+            let v = transformed + channel * c.plane
             for t in 0..<c.span {
                 if t >= c.count {
                     for p in 0..<positions { v[p * s + t] = 0 }
@@ -150,6 +167,15 @@ public enum WinogradKernel {
                 for r in 0..<6 { inputTransform(p + r * 6 * s, stride: s) }
                 t += KVec.scalarCount
             }
+            let ic = g.inChannels, groups = c.groups
+            for position in 0..<positions {
+                let row = v + position * s
+                var dst = panels + (position * groups * ic + channel) * pixelBlock
+                for group in 0..<groups {
+                    dst.update(from: row + group * pixelBlock, count: pixelBlock)
+                    dst += ic * pixelBlock
+                }
+            }
         }
     }
 
@@ -170,27 +196,25 @@ public enum WinogradKernel {
     }
 
     /// For one position and one block of output channels: M = U V over the input channels, the
-    /// direct conv's micro-kernel run as a 1x1 conv whose pixels are the chunk's tiles.
+    /// direct conv's micro-kernel run as a 1x1 conv whose pixels are one panel's tiles, so both its
+    /// weights and its inputs stream in order.
     struct ProductTask: ParallelTask {
-        let c: Chunk, transformed: UnsafePointer<Float>, weights: UnsafePointer<Float>, zeros: UnsafePointer<Float>
+        let c: Chunk, panels: UnsafePointer<Float>, weights: UnsafePointer<Float>, zeros: UnsafePointer<Float>
         let products: UnsafeMutablePointer<Float>, blocks: Int
 
         func run(_ task: Int) {
-            let g = c.g, position = task / blocks, b = task % blocks, s = c.stride
+            let g = c.g, ic = g.inChannels, position = task / blocks, b = task % blocks, s = c.stride
             let gemm = ConvGeometry(
-                inChannels: g.inChannels, inHeight: 1, inWidth: c.span, outChannels: g.outChannels, kernelH: 1,
-                kernelW: 1)
-            let w = weights + (position * roundUp(g.outChannels, channelBlock) + b * channelBlock) * g.inChannels
-            let out = products + b * channelBlock * positions * s + position * s
+                inChannels: ic, inHeight: 1, inWidth: pixelBlock, outChannels: g.outChannels, kernelH: 1, kernelW: 1)
+            let w = weights + (position * roundUp(g.outChannels, channelBlock) + b * channelBlock) * ic
+            let out = products + b * channelBlock * c.plane + position * s
             let valid = min(channelBlock, g.outChannels - b * channelBlock)
-            var t = 0
-            while t < c.span {
-                // The last micro-kernel tile overlaps its neighbour rather than running short.
+            let groups = c.groups
+            for group in 0..<groups {
                 ConvKernel.tile(
-                    gemm, input: transformed + position * s, inPlane: positions * s,
-                    firstPixel: min(t, c.span - pixelBlock), outPlane: positions * s, weights: w, bias: zeros,
-                    output: out, validChannels: valid, activation: .none)
-                t += pixelBlock
+                    gemm, input: panels + (position * groups + group) * ic * pixelBlock, inPlane: pixelBlock,
+                    firstPixel: 0, outPlane: c.plane, weights: w, bias: zeros,
+                    output: out + group * pixelBlock, validChannels: valid, activation: .none)
             }
         }
     }
@@ -203,7 +227,7 @@ public enum WinogradKernel {
 
         func run(_ channel: Int) {
             let g = c.g, s = c.stride, columns = tileColumns(g)
-            let m = products + channel * positions * s
+            let m = products + channel * c.plane
             let b = KVec(repeating: bias[channel])
             var t = 0
             while t < c.count {
