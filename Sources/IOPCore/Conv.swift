@@ -9,6 +9,12 @@ public enum ConvKernel {
         _ g: ConvGeometry, channels: Range<Int>, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         packedWeights: UnsafeMutablePointer<Float>, packedBias: UnsafeMutablePointer<Float>
     ) {
+        if g.usesWinograd {
+            WinogradKernel.pack(
+                g, channels: channels, weights: weights, bias: bias, packedWeights: packedWeights,
+                packedBias: packedBias)
+            return
+        }
         let taps = g.kernelH * g.kernelW
         if g.isDepthwise {
             (packedWeights + channels.lowerBound * taps).update(from: weights, count: channels.count * taps)
@@ -34,6 +40,12 @@ public enum ConvKernel {
         packedWeights: UnsafePointer<Float>, packedBias: UnsafePointer<Float>,
         activation: Activation, scratch: UnsafeMutablePointer<Float>, pool: WorkerPool
     ) {
+        if g.usesWinograd {
+            WinogradKernel.run(
+                g, input: input, output: output, packedWeights: packedWeights, packedBias: packedBias,
+                activation: activation, scratch: scratch, pool: pool)
+            return
+        }
         var src = input
         if g.isPadded {
             padInput(g, input: input, into: scratch, pool: pool)

@@ -8,13 +8,16 @@ public struct ConvGeometry: Equatable, Sendable {
     public var dilationH, dilationW: Int
     public var padTop, padLeft, padBottom, padRight: Int
     public var groups: Int
+    /// The kernel that runs the conv: direct, or Winograd F(4x4, 3x3) (`WinogradKernel`, 3x3 stride-1
+    /// convs only). Part of the geometry so every slice of a layer and every program keeps the choice.
+    public var algorithm: ConvAlgorithm
 
     public init(
         inChannels: Int, inHeight: Int, inWidth: Int, outChannels: Int,
         kernelH: Int, kernelW: Int, strideH: Int = 1, strideW: Int = 1,
         dilationH: Int = 1, dilationW: Int = 1,
         padTop: Int = 0, padLeft: Int = 0, padBottom: Int = 0, padRight: Int = 0,
-        groups: Int = 1
+        groups: Int = 1, algorithm: ConvAlgorithm = .direct
     ) {
         self.inChannels = inChannels; self.inHeight = inHeight; self.inWidth = inWidth
         self.outChannels = outChannels
@@ -23,6 +26,7 @@ public struct ConvGeometry: Equatable, Sendable {
         self.dilationH = dilationH; self.dilationW = dilationW
         self.padTop = padTop; self.padLeft = padLeft; self.padBottom = padBottom; self.padRight = padRight
         self.groups = groups
+        self.algorithm = algorithm
         let effH = (kernelH - 1) * dilationH + 1, effW = (kernelW - 1) * dilationW + 1
         outHeight = windowCount(extent: inHeight + padTop + padBottom, kernel: effH, stride: strideH)
         outWidth = windowCount(extent: inWidth + padLeft + padRight, kernel: effW, stride: strideW)
@@ -38,8 +42,16 @@ public struct ConvGeometry: Equatable, Sendable {
             inChannels: inChannels ?? self.inChannels, inHeight: inHeight ?? self.inHeight, inWidth: inWidth,
             outChannels: outChannels ?? self.outChannels, kernelH: kernelH, kernelW: kernelW, strideH: strideH,
             strideW: strideW, dilationH: dilationH, dilationW: dilationW, padTop: padTop ?? self.padTop,
-            padLeft: padLeft, padBottom: padBottom ?? self.padBottom, padRight: padRight, groups: groups)
+            padLeft: padLeft, padBottom: padBottom ?? self.padBottom, padRight: padRight, groups: groups,
+            algorithm: algorithm)
     }
+
+    /// A 3x3, stride-1, undilated, ungrouped conv: the shape Winograd F(4x4, 3x3) computes.
+    public var isWinogradEligible: Bool {
+        kernelH == 3 && kernelW == 3 && strideH == 1 && strideW == 1 && dilationH == 1 && dilationW == 1
+            && groups == 1
+    }
+    public var usesWinograd: Bool { algorithm == .winograd }
 
     public var paddedHeight: Int { inHeight + padTop + padBottom }
     public var paddedWidth: Int { inWidth + padLeft + padRight }
@@ -68,19 +80,22 @@ public struct ConvGeometry: Equatable, Sendable {
                     + String(inChannels) + " and output channels " + String(outChannels))
         }
         if outHeight <= 0 || outWidth <= 0 { throw .invalidShape("conv output would be empty") }
+        if usesWinograd && !isWinogradEligible { throw .invalidShape("Winograd needs a 3x3 stride-1 ungrouped conv") }
     }
 
     /// Stride-1 convs with a short reduction (the 3-channel first layer of an
     /// image model) use the row kernel: with few multiply-adds per output, the
     /// blocked kernel's per-pixel channel scatter would dominate.
     public var usesRowKernel: Bool {
-        !isDepthwise && strideW == 1 && outWidth >= 2 * KVec.scalarCount && inGroupChannels * kernelH * kernelW <= 32
+        !usesWinograd && !isDepthwise && strideW == 1 && outWidth >= 2 * KVec.scalarCount
+            && inGroupChannels * kernelH * kernelW <= 32
     }
     /// Output channels one packed weight block holds for the chosen kernel.
     var packBlock: Int { usesRowKernel ? rowChannelBlock : channelBlock }
 
     /// Floats of the packed weight buffer (channel blocks padded with zeros).
     public var packedWeightCount: Int {
+        if usesWinograd { return WinogradKernel.packedWeightCount(self) }
         if isDepthwise { return weightCount }
         return groups * roundUp(outGroupChannels, packBlock) * inGroupChannels * kernelH * kernelW
     }
@@ -88,7 +103,17 @@ public struct ConvGeometry: Equatable, Sendable {
         isDepthwise ? outChannels : groups * roundUp(outGroupChannels, packBlock)
     }
     /// Floats of scratch the kernel needs (the zero-padded input copy).
-    public var scratchCount: Int { isPadded ? inChannels * paddedHeight * paddedWidth : 0 }
+    public var scratchCount: Int {
+        if usesWinograd { return WinogradKernel.scratchCount(self) }
+        return isPadded ? inChannels * paddedHeight * paddedWidth : 0
+    }
+}
+
+/// How a conv is computed. Winograd trades 4x the weight memory (transformed weights) and some
+/// rounding error for 4x fewer multiply-adds on 3x3 stride-1 convs.
+public enum ConvAlgorithm: UInt8, Equatable, Sendable {
+    case direct = 0
+    case winograd = 1
 }
 
 /// Clamp applied when results are stored: none, ReLU (0, +inf) or Clip (lo, hi).

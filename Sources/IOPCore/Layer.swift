@@ -177,6 +177,11 @@ extension LayerKind {
         switch self {
         case .conv(let g, _):
             if g.isDepthwise { return roundUp(g.weightCount, arenaAlignment) }
+            if g.usesWinograd {
+                return roundUp(
+                    WinogradKernel.positions * roundUp(g.outChannels, portableChannelBlock) * g.inChannels,
+                    arenaAlignment)
+            }
             return roundUp(
                 g.groups * roundUp(g.outGroupChannels, portableChannelBlock) * g.inGroupChannels * g.kernelH
                     * g.kernelW, arenaAlignment)

@@ -37,8 +37,9 @@ public struct ProgramBundle {
     public var stream: StreamSpec?
 
     static let magic: UInt32 = 0x4250_4F49  // "IOPB"
-    /// 4: a wire precision per segment (and per worker step). Version 3 bundles are refused: compile again.
-    public static let version: UInt16 = 4
+    /// 4: a wire precision per segment (and per worker step). 5: a conv's algorithm (direct or
+    /// Winograd) in its program geometry. Older bundles are refused: compile again.
+    public static let version: UInt16 = 5
     static let headerSize = 16
 
     /// Lays out every board's arena for `segments` and writes the bundle.

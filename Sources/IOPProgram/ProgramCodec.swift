@@ -6,7 +6,7 @@ import IOPWire
 /// Swift. No weights: they follow as `weightShard` messages.
 ///
 ///     u32 arena floats, u32 activation floats, u32 op count, u32 step count
-///     per op:   u8 kind, u8 n, u32 geometry[n], f32 activation low, f32 high,
+///     per op:   u8 kind, u8 n, u32 geometry[n] (a conv's ends with its algorithm), f32 activation low, f32 high,
 ///               u32 weights, bias, input, output, scratch, other (arena offsets in floats)
 ///     per step: u32 segment, first op, op count, input, input count, output, output count, wire
 ///               (0 fp32, 1 fp16: `WirePrecision`)
@@ -81,6 +81,7 @@ public enum ProgramCodec {
                 [
                     g.inChannels, g.inHeight, g.inWidth, g.outChannels, g.kernelH, g.kernelW, g.strideH, g.strideW,
                     g.dilationH, g.dilationW, g.padTop, g.padLeft, g.padBottom, g.padRight, g.groups,
+                    Int(g.algorithm.rawValue),
                 ], a
             )
         case .linear(let g, let a): return (2, [g.inFeatures, g.outFeatures], a)
@@ -109,12 +110,15 @@ public enum ProgramCodec {
         func need(_ k: Int) throws(WireError) { if f.count != k { throw .malformedPayload } }
         switch tag {
         case 1:
-            try need(15)
+            try need(16)
+            guard let algorithm = UInt8(exactly: f[15]).flatMap(ConvAlgorithm.init(rawValue:)) else {
+                throw .malformedPayload
+            }
             return .conv(
                 ConvGeometry(
                     inChannels: f[0], inHeight: f[1], inWidth: f[2], outChannels: f[3], kernelH: f[4], kernelW: f[5],
                     strideH: f[6], strideW: f[7], dilationH: f[8], dilationW: f[9], padTop: f[10], padLeft: f[11],
-                    padBottom: f[12], padRight: f[13], groups: f[14]), act)
+                    padBottom: f[12], padRight: f[13], groups: f[14], algorithm: algorithm), act)
         case 2: try need(2); return .linear(LinearGeometry(inFeatures: f[0], outFeatures: f[1]), act)
         case 3, 4:
             try need(14)

@@ -18,6 +18,8 @@ struct IOP: ParsableCommand {
         ])
 }
 
+extension ConvChoice: ExpressibleByArgument {}
+
 /// Options every command that loads a model shares.
 struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "A zoo model name (see `iop models`) or a path to an .onnx file.")
@@ -26,10 +28,17 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: "Spatial input size for zoo models (default: 32 for lenet5, 224 otherwise).")
     var inputSize: Int?
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "3x3 stride-1 convs: direct, winograd (F(4x4,3x3): 4x their weight memory) or auto.",
+            discussion: "auto: Winograd from 16 input channels; the first layer stays on the direct row kernel."))
+    var conv: ConvChoice = .direct
+
     func load() throws -> Network {
         if let s = inputSize, s <= 0 { throw ModelError.invalidModel("--input-size must be positive, got \(s)") }
         if Zoo.names.contains(model) { note("building \(model) with seeded weights...") }
-        return try Network.load(model, inputSize: inputSize)
+        return try Network.load(model, inputSize: inputSize).withConvs(conv)
     }
 }
 

@@ -14,6 +14,9 @@ import Testing
         let dw = ConvGeometry(
             inChannels: 40, inHeight: 20, inWidth: 20, outChannels: 40, kernelH: 3, kernelW: 3,
             strideH: 2, strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, groups: 40)
+        let wino = ConvGeometry(
+            inChannels: 40, inHeight: 10, inWidth: 10, outChannels: 40, kernelH: 3, kernelW: 3,
+            padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, algorithm: .winograd)
         let pool = PoolGeometry(channels: 40, inHeight: 10, inWidth: 10, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2)
         let avg = PoolGeometry(
             channels: 40, inHeight: 5, inWidth: 5, kernelH: 2, kernelW: 2, strideH: 1, strideW: 1, countIncludePad: true
@@ -21,6 +24,7 @@ import Testing
         let layers = [
             Layer(name: "conv", kind: .conv(c1, .relu), weights: r.floats(c1.weightCount), bias: r.floats(40)),
             Layer(name: "dw", kind: .conv(dw, Activation(low: 0, high: 6)), weights: r.floats(dw.weightCount)),
+            Layer(name: "wino", kind: .conv(wino, .relu), weights: r.floats(wino.weightCount), bias: r.floats(40)),
             Layer(name: "pool", kind: .maxPool(pool)),
             Layer(name: "avg", kind: .averagePool(avg)),
             Layer(name: "relu", kind: .clamp(count: 40 * 16, .relu)),

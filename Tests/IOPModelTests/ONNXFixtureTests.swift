@@ -28,6 +28,18 @@ import Testing
         }
     }
 
+    /// The same fixtures with every 3x3 stride-1 conv on Winograd F(4x4, 3x3), within the same tolerance.
+    @Test(arguments: Fixtures.cases)
+    func winogradMatchesONNXRuntime(_ name: String) throws {
+        let net = try ONNXImporter.load(path: Fixtures.path(name + ".onnx")).withConvs(.winograd)
+        let x = try NPY.read(path: Fixtures.path(name + ".input.npy"))
+        let y = try NPY.read(path: Fixtures.path(name + ".output.npy"))
+        let err = scaledError(try infer(net, x.values, threads: 2), y.values)
+        let convs = net.layers.filter { if case .conv(let g, _) = $0.kind { g.usesWinograd } else { false } }.count
+        print("winograd fixture \(name): \(convs) Winograd convs, scaled error \(err)")
+        #expect(err <= Self.tolerance, "\(name) on Winograd: scaled error \(err)")
+    }
+
     struct ErrorCase: Decodable, Sendable, CustomStringConvertible {
         let name: String
         let message: String

@@ -60,17 +60,18 @@ func startCluster(
 
 @Suite(.timeLimit(.minutes(3))) struct ClusterTests {
     struct Case: Sendable, CustomStringConvertible {
-        let model: String, size: Int?, planner: PlannerKind
-        var description: String { "\(model) \(planner.rawValue)" }
+        let model: String, size: Int?, planner: PlannerKind, conv: ConvChoice
+        var description: String { "\(model) \(planner.rawValue) \(conv.rawValue)" }
     }
-    static let cases = [("lenet5", nil), ("alexnet", 67), ("vgg11", 32)].flatMap { m, s in
-        PlannerKind.allCases.map { Case(model: m, size: s, planner: $0) }
-    }
+    static let cases =
+        [("lenet5", nil), ("alexnet", 67), ("vgg11", 32)].flatMap { m, s in
+            PlannerKind.allCases.map { Case(model: m, size: s, planner: $0, conv: .direct) }
+        } + PlannerKind.allCases.map { Case(model: "vgg11", size: 32, planner: $0, conv: .winograd) }
 
     /// A leader and three workers over ZeroMQ on loopback TCP run the plan; outputs equal single-board inference.
     @Test(arguments: cases)
     func loopbackClusterMatchesSingleBoard(_ c: Case) throws {
-        let net = try Zoo.make(c.model, inputSize: c.size)
+        let net = try Zoo.make(c.model, inputSize: c.size).withConvs(c.conv)
         let cluster = try Examples.cluster("mixed-pi4-pi3")
         let plan = try Planner(network: net, cluster: cluster).plan(c.planner)
         let ctx = try Context()

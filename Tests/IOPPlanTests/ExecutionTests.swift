@@ -33,10 +33,23 @@ import Testing
         #expect(err <= 1e-4, "scaled error \(err)")
     }
 
+    /// With Winograd convs, slices of transformed weights (oc, ic) and row bands with their halo
+    /// give single-board inference's output on every planner.
+    @Test(arguments: cases.filter { $0.model != "lenet5" })
+    func winogradPlanExecutesExactly(_ c: Case) throws {
+        let net = try Zoo.make(c.model, inputSize: c.size).withConvs(.winograd)
+        let plan = try Planner(network: net, cluster: try Examples.cluster(c.cluster)).plan(c.planner)
+        var rng = SplitMix64(seed: 19)
+        let x = (0..<net.inputCount).map { _ in Float(rng.nextUnit() * 2 - 1) }
+        let expected = try net.makeEngine(threads: 1).run(x)
+        let err = scaledError(try LocalExecutor(plan: plan, network: net, threads: 2).run(x), expected)
+        #expect(err <= 1e-4, "scaled error \(err)")
+    }
+
     /// Forced dimensions on every stage, so oc, ic, h and pairs all run on every layer type.
-    @Test(arguments: [Dimension.outputChannels, .inputChannels, .rows])
-    func everyDimensionExecutesExactly(_ dim: Dimension) throws {
-        let net = try Zoo.make("alexnet", inputSize: 67)
+    @Test(arguments: [Dimension.outputChannels, .inputChannels, .rows], ConvChoice.allCases)
+    func everyDimensionExecutesExactly(_ dim: Dimension, _ conv: ConvChoice) throws {
+        let net = try Zoo.make("alexnet", inputSize: 67).withConvs(conv)
         let cluster = try Examples.cluster("mixed-pi4-pi3")
         let planner = Planner(network: net, cluster: cluster)
         let stages = Stage.split(net)

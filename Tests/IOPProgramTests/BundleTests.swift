@@ -10,12 +10,12 @@ import Testing
 /// Bundles and board programs: what `iop compile` lays out is what the planner counted.
 @Suite struct BundleTests {
     struct Case: Sendable, CustomStringConvertible {
-        let model: String, size: Int?, cluster: String
-        var description: String { "\(model) \(cluster)" }
+        let model: String, size: Int?, cluster: String, conv: ConvChoice
+        var description: String { "\(model) \(cluster) \(conv.rawValue)" }
     }
     static let cases = [("lenet5", nil), ("alexnet", 67), ("vgg11", 32)].flatMap { m, s in
-        ["four-pi4-wifi", "mixed-pi4-pi3", "small-memory", "compute-bound-gige"].map {
-            Case(model: m, size: s, cluster: $0)
+        ["four-pi4-wifi", "mixed-pi4-pi3", "small-memory", "compute-bound-gige"].flatMap { c in
+            [ConvChoice.direct, .winograd].map { Case(model: m, size: s, cluster: c, conv: $0) }
         }
     }
 
@@ -24,7 +24,7 @@ import Testing
     /// schedule stay inside their arena.
     @Test(arguments: cases)
     func compiledArenasAreThePlannersFigures(_ c: Case) throws {
-        let net = try Zoo.make(c.model, inputSize: c.size)
+        let net = try Zoo.make(c.model, inputSize: c.size).withConvs(c.conv)
         let cluster = try Examples.cluster(c.cluster)
         for kind in PlannerKind.allCases {
             guard let plan = try? Planner(network: net, cluster: cluster).plan(kind) else { continue }

@@ -18,15 +18,15 @@ import Testing
         for (d, program) in bundle.programs.enumerated() where d != bundle.leaderIndex {
             for step in program.steps { #expect(step.wire == plan.costs[step.segment].wire) }
         }
-        // A bundle of the format before (version 3) is refused, saying why.
+        // A bundle of the format before (version 4) is refused, saying why.
         var old = bytes
-        old[4] = 3
+        old[4] = 4
         old[5] = 0
-        #expect(throws: WireError.unsupportedBundleVersion(found: 3, reads: 4)) {
+        #expect(throws: WireError.unsupportedBundleVersion(found: 4, reads: 5)) {
             try old.withUnsafeBytes { try ProgramBundle.decode($0) }
         }
         #expect(
-            WireError.unsupportedBundleVersion(found: 3, reads: 4).message
-                == "bundle format version 3, but this iop reads version 4 (written by an older iop compile)")
+            WireError.unsupportedBundleVersion(found: 4, reads: 5).message
+                == "bundle format version 4, but this iop reads version 5 (written by an older iop compile)")
     }
 }

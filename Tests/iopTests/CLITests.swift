@@ -49,6 +49,19 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
         #expect(scaledError(got.values, ort.values) <= 1e-4)
     }
 
+    /// `--conv winograd` reaches the engine (its 3x3 convs on Winograd, still ONNX Runtime's answer); an
+    /// unknown algorithm is refused.
+    @Test func inferOnWinogradMatchesONNXRuntime() throws {
+        let out = temporaryPath("cli-winograd.npy")
+        let r = try iop(
+            "infer", "--model", Fixtures.path("conv_pad1.onnx"), "--input", Fixtures.path("conv_pad1.input.npy"),
+            "--output", out, "--conv", "winograd")
+        #expect(r.status == 0, "\(r.stderr)")
+        let ort = try NPY.read(path: Fixtures.path("conv_pad1.output.npy"))
+        #expect(scaledError(try NPY.read(path: out).values, ort.values) <= 1e-4)
+        #expect(try iop("infer", "--model", "lenet5", "--conv", "fast").status != 0)
+    }
+
     @Test func benchPrintsTheDocumentedJSON() throws {
         let r = try iop("bench", "--model", "lenet5", "--runs", "3", "--warmup", "1", "--threads", "2", "--json")
         #expect(r.status == 0, "\(r.stderr)")
