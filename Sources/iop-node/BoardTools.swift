@@ -98,7 +98,9 @@ func runProfile(_ flags: ToolFlags) {
         "profile: CPU share " + decimal(cpu.share) + ", " + decimal(cpu.burstMs, places: 3)
             + " ms at full speed after idling, period " + decimal(cpu.periodMs, places: 3) + " ms")
     do throws(CoreError) {
-        let timings = try KernelProfiler.measure(threads: threads, minimumMs: flags.positive("min-ms", default: 250)) {
+        let timings = try KernelProfiler.measure(
+            threads: threads, minimumMs: flags.positive("min-ms", default: 250), share: cpu.share
+        ) {
             progressLine(
                 "profile: " + $0.kernel.rawValue + " " + decimal($0.work, places: 0) + " "
                     + $0.kernel.workUnit.rawValue + "s: " + decimal($0.microseconds, places: 1) + " us")
