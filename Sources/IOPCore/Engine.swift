@@ -120,6 +120,8 @@ public final class Engine {
             for (k, c) in channels.enumerated() {
                 arena[op.weights + c] = weights?[k] ?? 1; arena[op.bias + c] = bias?[k] ?? 0
             }
+        case .pointwise:
+            for (k, c) in channels.enumerated() { arena[op.weights + c] = weights?[k] ?? 0 }
         default: break
         }
     }
@@ -151,6 +153,8 @@ public final class Engine {
         case .scale(let c, let p, let act):
             ElementwiseKernel.scale(
                 output, channels: c, plane: p, scale: arena + op.weights, shift: arena + op.bias, act)
+        case .pointwise(let c, let p, let f):
+            PointwiseKernel.run(output, channels: c, plane: p, f, slopes: arena + op.weights)
         }
     }
 

@@ -53,7 +53,7 @@ public enum KernelClass: String, CaseIterable, Sendable {
             }
         case .linear: self = .linear
         case .maxPool, .averagePool, .globalAveragePool: self = .pool
-        case .clamp, .addBias, .softmax, .add, .scale: self = .elementwise
+        case .clamp, .addBias, .softmax, .add, .scale, .pointwise: self = .elementwise
         case .concat: self = .copy
         }
     }
@@ -64,6 +64,8 @@ public enum KernelClass: String, CaseIterable, Sendable {
         case .linear(let g, _): return Double(4 * g.inFeatures * g.outFeatures)
         case .maxPool, .averagePool, .globalAveragePool: return Double(kind.flops)
         case .clamp, .addBias, .softmax, .add, .scale: return Double(kind.outputCount)
+        // A clamp's unit per element; sigmoid and tanh cost their exp.
+        case .pointwise: return Double(kind.flops / 2)
         case .concat: return Double(4 * kind.outputCount)
         case .conv: return Double(kind.flops)
         }

@@ -19,6 +19,8 @@ public enum LayerKind: Equatable, Sendable {
     /// In place: x = act(x * scale[channel] + shift[channel]), the scales as weights and the shifts as
     /// bias: a batch norm with no conv before it, or a Mul or Add by per-channel constants.
     case scale(channels: Int, plane: Int, Activation)
+    /// In place: x = f(x) over CHW planes (a PRelu's slopes, one per channel, as weights).
+    case pointwise(channels: Int, plane: Int, PointwiseFunction)
 }
 
 /// One layer with its weights in the interchange layout (OIHW for conv,
@@ -54,6 +56,15 @@ public struct Layer: Sendable {
         case .add: return "Add"
         case .concat: return "Concat"
         case .scale: return "Scale"
+        case .pointwise(_, _, let f):
+            switch f {
+            case .leakyRelu: return "LeakyRelu"
+            case .prelu: return "PRelu"
+            case .sigmoid: return "Sigmoid"
+            case .hardSigmoid: return "HardSigmoid"
+            case .hardSwish: return "HardSwish"
+            case .tanh: return "Tanh"
+            }
         }
     }
 
@@ -96,7 +107,7 @@ extension LayerKind {
             if n <= 0 { throw .invalidShape("empty tensor") }
         case .concat(let a, let b):
             if a <= 0 || b <= 0 { throw .invalidShape("empty tensor") }
-        case .scale(let c, let p, _):
+        case .scale(let c, let p, _), .pointwise(let c, let p, _):
             if c <= 0 || p <= 0 { throw .invalidShape("empty tensor") }
         }
     }
@@ -117,7 +128,7 @@ extension LayerKind {
         case .maxPool(let g), .averagePool(let g): return g.inputCount
         case .globalAveragePool(let c, let p): return c * p
         case .clamp(let n, _), .softmax(let n): return n
-        case .addBias(let c, let p, _), .scale(let c, let p, _): return c * p
+        case .addBias(let c, let p, _), .scale(let c, let p, _), .pointwise(let c, let p, _): return c * p
         case .add(let n, _): return n
         case .concat(let a, _): return a
         }
@@ -130,7 +141,7 @@ extension LayerKind {
         case .maxPool(let g), .averagePool(let g): return g.outputCount
         case .globalAveragePool(let c, _): return c
         case .clamp(let n, _), .softmax(let n): return n
-        case .addBias(let c, let p, _), .scale(let c, let p, _): return c * p
+        case .addBias(let c, let p, _), .scale(let c, let p, _), .pointwise(let c, let p, _): return c * p
         case .add(let n, _): return n
         case .concat(let a, let b): return a + b
         }
@@ -147,6 +158,11 @@ extension LayerKind {
         case .addBias(let c, let p, _), .scale(let c, let p, _): return 2 * c * p
         case .add(let n, _): return n
         case .concat: return 0
+        case .pointwise(let c, let p, let f):
+            switch f {
+            case .sigmoid, .tanh: return 12 * c * p  // the exp polynomial and a division
+            default: return 2 * c * p
+            }
         }
     }
 
@@ -157,6 +173,7 @@ extension LayerKind {
         case .conv(let g, _): return g.outChannels
         case .linear(let g, _): return g.outFeatures
         case .addBias(let c, _, _), .scale(let c, _, _): return c
+        case .pointwise(let c, _, let f): return f.hasSlopes ? c : 0
         default: return 0
         }
     }
@@ -167,6 +184,7 @@ extension LayerKind {
         case .conv(let g, _): return g.inGroupChannels * g.kernelH * g.kernelW
         case .linear(let g, _): return g.inFeatures
         case .scale: return 1
+        case .pointwise(_, _, let f): return f.hasSlopes ? 1 : 0
         default: return 0
         }
     }
@@ -183,6 +201,7 @@ extension LayerKind {
         case .linear(let g, _):
             return roundUp(roundUp(g.outFeatures, portableChannelBlock) * g.inFeatures, arenaAlignment)
         case .scale(let c, _, _): return roundUp(c, arenaAlignment)
+        case .pointwise(let c, _, let f): return f.hasSlopes ? roundUp(c, arenaAlignment) : 0
         default: return 0
         }
     }
@@ -206,7 +225,7 @@ extension LayerKind {
     /// Works on its input buffer (the op's output is its input).
     public var isInPlace: Bool {
         switch self {
-        case .clamp, .addBias, .scale: return true
+        case .clamp, .addBias, .scale, .pointwise: return true
         default: return false
         }
     }

@@ -1,11 +1,15 @@
 // The SIMD width the kernels are written against. The conv micro-kernel's
 // register tile is chosen per target below (`convVectors`).
+// `KBits` is the same width as raw bits, for kernels that build floats from their exponent.
 #if arch(arm64) || arch(arm)
     public typealias KVec = SIMD4<Float>
+    typealias KBits = SIMD4<UInt32>
 #elseif IOP_AVX512
     public typealias KVec = SIMD16<Float>
+    typealias KBits = SIMD16<UInt32>
 #else
     public typealias KVec = SIMD8<Float>
+    typealias KBits = SIMD8<UInt32>
 #endif
 
 // The conv micro-kernel's register tile, `pixelBlock` pixels by `convVectors`

@@ -28,6 +28,7 @@ public struct Network {
             case .conv(let g, _): return total + g.weightCount + g.outChannels
             case .linear(let g, _): return total + g.inFeatures * g.outFeatures + g.outFeatures
             case .scale(let c, _, _): return total + 2 * c
+            case .pointwise(let c, _, let f): return total + (f.hasSlopes ? c : 0)
             default: return total
             }
         }
@@ -53,7 +54,7 @@ public struct Network {
                 } else {
                     shape = [1, layer.outputCount]
                 }
-            case .clamp, .softmax, .addBias, .add, .scale: break
+            case .clamp, .softmax, .addBias, .add, .scale, .pointwise: break
             }
             shapes.append(shape)
         }
@@ -81,6 +82,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     public static let supportedOperators: [(type: String, restriction: String?)] = [
         ("Conv", nil), ("Gemm", nil), ("MatMul", nil), ("Add", "two tensors, or per-channel constants"),
         ("Sum", nil), ("Mul", "by per-channel constants"), ("Concat", "along channels"), ("Relu", nil), ("Clip", nil),
+        ("LeakyRelu", nil), ("PRelu", "per-channel or single slope"), ("Sigmoid", nil), ("HardSigmoid", nil),
+        ("HardSwish", nil), ("Tanh", nil),
         ("MaxPool", nil), ("AveragePool", nil), ("GlobalAveragePool", nil), ("Flatten", nil),
         ("Reshape", "flatten only"), ("Softmax", nil), ("BatchNormalization", nil), ("Dropout", nil), ("Identity", nil),
         ("Constant", nil),

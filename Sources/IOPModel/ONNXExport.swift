@@ -2,10 +2,10 @@ import Foundation
 import IOPCore
 import SwiftProtobuf
 
-/// Writes a `Network` as a standard ONNX model (opset 13) so other engines
-/// (ONNX Runtime, for instance) can run exactly the same network.
+/// Writes a `Network` as a standard ONNX model (opset 14, the first with HardSwish) so other
+/// engines (ONNX Runtime, for instance) can run exactly the same network.
 public enum ONNXExporter {
-    public static let opset: Int64 = 13
+    public static let opset: Int64 = 14
 
     public static func serialize(_ net: Network) throws -> Data {
         var graph = Onnx_GraphProto()
@@ -115,6 +115,17 @@ public enum ONNXExporter {
                 let scaled = node("Mul", name + "_mul", [current, constant(name + ".weight", dims, layer.weights)])
                 let shifted = node("Add", name, [scaled, constant(name + ".bias", dims, layer.bias)])
                 current = activation(act, name, shifted)
+            case .pointwise(let c, _, let f):
+                switch f {
+                case .leakyRelu(let alpha): current = node("LeakyRelu", name, [current], [float("alpha", alpha)])
+                case .prelu:
+                    // One slope per channel, broadcast over the plane as the Mul of a scale layer is.
+                    let dims = shape.count == 4 ? [c, 1, 1] : [c]
+                    current = node("PRelu", name, [current, constant(name + ".slope", dims, layer.weights)])
+                case .hardSigmoid(let alpha, let beta):
+                    current = node("HardSigmoid", name, [current], [float("alpha", alpha), float("beta", beta)])
+                case .sigmoid, .hardSwish, .tanh: current = node(layer.opName, name, [current])
+                }
             }
         }
         // Name the final tensor "output".
@@ -149,6 +160,12 @@ public enum ONNXExporter {
         t.shape = s
         v.type.tensorType = t
         return v
+    }
+
+    static func float(_ name: String, _ value: Float) -> Onnx_AttributeProto {
+        var a = Onnx_AttributeProto()
+        a.name = name; a.type = .float; a.f = value
+        return a
     }
 
     static func ints(_ name: String, _ values: [Int]) -> Onnx_AttributeProto {

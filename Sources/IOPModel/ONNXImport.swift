@@ -298,6 +298,29 @@ public enum ONNXImporter {
                 }
                 try appendActivation(Activation(low: lo, high: hi), name: nodeName)
                 absorbed = lastOutputIsLayer
+            case "LeakyRelu":
+                try appendPointwise(.leakyRelu(alpha: float("alpha", 0.01)), name: nodeName)
+                absorbed = true
+            case "PRelu":
+                let slopes = try perChannel(try initializer(node, 1, "slope"), node: nodeName)
+                if slopes.allSatisfy({ $0 == slopes[0] }) {
+                    try appendPointwise(.leakyRelu(alpha: slopes[0]), name: nodeName)
+                } else {
+                    try appendPointwise(.prelu, name: nodeName, slopes: slopes)
+                }
+                absorbed = true
+            case "Sigmoid":
+                try appendPointwise(.sigmoid, name: nodeName)
+                absorbed = true
+            case "HardSigmoid":
+                try appendPointwise(.hardSigmoid(alpha: float("alpha", 0.2), beta: float("beta", 0.5)), name: nodeName)
+                absorbed = true
+            case "HardSwish":
+                try appendPointwise(.hardSwish, name: nodeName)
+                absorbed = true
+            case "Tanh":
+                try appendPointwise(.tanh, name: nodeName)
+                absorbed = true
             case "MaxPool", "AveragePool":
                 guard shape.count == 4 else {
                     throw ModelError.invalidModel(
@@ -468,6 +491,14 @@ public enum ONNXImporter {
             }
             try inPlace(name)
             append(Layer(name: name, kind: .clamp(count: shape.reduce(1, *), act)))
+        }
+
+        /// A pointwise function as a layer of its own, in place, over the channels of the node's input
+        /// (the features of a vector).
+        mutating func appendPointwise(_ f: PointwiseFunction, name: String, slopes: [Float] = []) throws {
+            try inPlace(name)
+            let n = shape.reduce(1, *), c = shape.count > 1 ? shape[1] : 1
+            append(Layer(name: name, kind: .pointwise(channels: c, plane: n / c, f), weights: slopes))
         }
 
         /// A layer in place overwrites its input: only where no other node reads it.

@@ -96,7 +96,7 @@ public enum Slicer {
                     bias: slice(main.bias, channels)))
         default: preconditionFailure("only conv and linear stages split by channels")
         }
-        for l in stage.dropFirst() { out.append(onChannels(l, e, total: stageChannels(main))) }
+        for l in stage.dropFirst() { out.append(onChannels(l, channels, total: stageChannels(main))) }
         return out
     }
 
@@ -110,13 +110,17 @@ public enum Slicer {
         }
     }
 
-    /// A channel-local layer restricted to `e` of its `total` channels.
-    static func onChannels(_ l: Layer, _ e: Int, total: Int) -> Layer {
+    /// A channel-local layer restricted to `channels` of its `total` channels.
+    static func onChannels(_ l: Layer, _ channels: Range<Int>, total: Int) -> Layer {
         var l = l
+        let e = channels.count
         switch l.kind {
         case .clamp(let n, let act): l.kind = .clamp(count: n / total * e, act)
         case .maxPool(var p): p.channels = e; l.kind = .maxPool(p)
         case .averagePool(var p): p.channels = e; l.kind = .averagePool(p)
+        case .pointwise(_, let plane, let f):
+            l.kind = .pointwise(channels: e, plane: plane, f)
+            l.weights = slice(l.weights, channels)
         default: preconditionFailure("not a channel-local layer: \(l.opName)")
         }
         return l
@@ -181,6 +185,11 @@ public enum Slicer {
             switch l.kind {
             case .clamp(let n, let a):
                 layers.append(Layer(name: l.name, kind: .clamp(count: n / height * bandRows.count, a)))
+            case .pointwise(let c, let plane, let f):
+                layers.append(
+                    Layer(
+                        name: l.name, kind: .pointwise(channels: c, plane: plane / height * bandRows.count, f),
+                        weights: l.weights))
             case .maxPool, .averagePool:
                 let p = pools[poolIndex]; poolIndex += 1
                 // This pool's output rows: those of the next stage down, or the stage output band.

@@ -8,6 +8,7 @@ import IOPWire
 ///     u32 arena floats, u32 activation floats, u32 op count, u32 step count
 ///     per op:   u8 kind, u8 n, u32 geometry[n], f32 activation low, f32 high,
 ///               u32 weights, bias, input, output, scratch, other (arena offsets in floats)
+///               (a pointwise op's two f32 parameters, alpha and beta, take the activation's place)
 ///     per step: u32 segment, first op, op count, input, input count, output, output count, wire
 ///               (0 fp32, 1 fp16: `WirePrecision`)
 public enum ProgramCodec {
@@ -102,6 +103,15 @@ public enum ProgramCodec {
         case .add(let n, let a): return (9, [n], a)
         case .concat(let first, let second): return (10, [first, second], .none)
         case .scale(let c, let plane, let a): return (11, [c, plane], a)
+        case .pointwise(let c, let plane, let f):
+            switch f {
+            case .leakyRelu(let alpha): return (12, [c, plane, 0], Activation(low: alpha, high: 0))
+            case .prelu: return (12, [c, plane, 1], .none)
+            case .sigmoid: return (12, [c, plane, 2], .none)
+            case .hardSigmoid(let alpha, let beta): return (12, [c, plane, 3], Activation(low: alpha, high: beta))
+            case .hardSwish: return (12, [c, plane, 4], .none)
+            case .tanh: return (12, [c, plane, 5], .none)
+            }
         }
     }
 
@@ -132,6 +142,14 @@ public enum ProgramCodec {
         case 9: try need(1); return .add(count: f[0], act)
         case 10: try need(2); return .concat(first: f[0], second: f[1])
         case 11: try need(2); return .scale(channels: f[0], plane: f[1], act)
+        case 12:
+            try need(3)
+            let functions: [PointwiseFunction] = [
+                .leakyRelu(alpha: act.low), .prelu, .sigmoid, .hardSigmoid(alpha: act.low, beta: act.high), .hardSwish,
+                .tanh,
+            ]
+            guard f[2] < functions.count else { throw .malformedPayload }
+            return .pointwise(channels: f[0], plane: f[1], functions[f[2]])
         default: throw .malformedPayload
         }
     }

@@ -18,6 +18,16 @@ import Testing
         #expect(try infer(back, x) == infer(net, x))
     }
 
+    /// The pointwise functions (a PRelu's slopes among them) export and re-import as they were.
+    @Test func pointwiseFunctionsRoundTrip() throws {
+        let net = try ONNXImporter.load(path: Fixtures.path("activations_net.onnx"))
+        let back = try ONNXImporter.load(data: try ONNXExporter.serialize(net), name: net.name)
+        #expect(back.layers.map(\.kind) == net.layers.map(\.kind))
+        #expect(back.layers.map(\.weights) == net.layers.map(\.weights))
+        let x = try NPY.read(path: Fixtures.path("activations_net.input.npy")).values
+        #expect(try infer(back, x) == infer(net, x))
+    }
+
     /// The independent check: ONNX Runtime runs the exported file and agrees with iop.
     /// The graphs (residual adds, concatenations, depthwise convs) at a small input, as the cluster tests run them.
     @Test(arguments: ["lenet5", "vgg11", "resnet18", "mobilenet_v2", "squeezenet1_1"])

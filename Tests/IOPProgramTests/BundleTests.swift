@@ -56,6 +56,26 @@ import Testing
             1]
     }
 
+    /// Pointwise ops (and a PRelu's sliced slopes) travel in programs and shards, for every planner.
+    @Test func pointwiseOpsRoundTripInEveryPlannersBundle() throws {
+        let net = try ONNXImporter.load(path: Fixtures.path("activations_net.onnx"))
+        let cluster = try Examples.cluster("mixed-pi4-pi3")
+        for kind in PlannerKind.allCases {
+            let plan = try Planner(network: net, cluster: cluster).plan(kind)
+            let bundle = try ProgramBundle.compile(plan, network: net).withUnsafeBytes { try ProgramBundle.decode($0) }
+            #expect(bundle.programs.map(\.arenaBytes) == plan.peakMemoryBytes, "\(kind)")
+            for program in bundle.programs {
+                let decoded = try ProgramCodec.encode(program).withUnsafeBytes { try ProgramCodec.decode($0) }
+                #expect(decoded == program)
+            }
+            let functions = bundle.programs.flatMap(\.ops).compactMap { op -> PointwiseFunction? in
+                if case .pointwise(_, _, let f) = op.kind { return f }
+                return nil
+            }
+            #expect(functions.contains(.prelu) && functions.contains(.hardSwish), "\(kind)")
+        }
+    }
+
     @Test func programsRoundTripAndOutOfArenaOffsetsAreRefused() throws {
         let program = try Self.workerProgram()
         #expect(!program.ops.isEmpty && !program.steps.isEmpty)

@@ -76,9 +76,9 @@ class Chain:
         return path
 
 
-def case(chain):
+def case(chain, spread=1.0):
     path = chain.save()
-    x = rng.uniform(-1, 1, chain.input_shape).astype(np.float32)
+    x = (rng.uniform(-1, 1, chain.input_shape) * spread).astype(np.float32)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -91,7 +91,8 @@ def case(chain):
 
 def main():
     for f in os.listdir(HERE):
-        if f.endswith((".onnx", ".npy")):
+        # The audio front end's fixtures come from make_audio_fixtures.py.
+        if f.endswith((".onnx", ".npy")) and not f.startswith("audio_"):
             os.remove(os.path.join(HERE, f))
 
     # Conv: pads, strides, dilations, auto_pad, groups, partial channel blocks.
@@ -158,8 +159,8 @@ def main():
 
     # Models iop must refuse, with a piece of the message each must contain.
     errors = []
-    c = Chain("error_unsupported_sigmoid", [1, 3, 6, 6]).conv(3, 4, 3).node("Sigmoid")
-    c.save(); errors.append({"name": c.name, "message": "unsupported operator 'Sigmoid'"})
+    c = Chain("error_unsupported_erf", [1, 3, 6, 6]).conv(3, 4, 3).node("Erf")
+    c.save(); errors.append({"name": c.name, "message": "unsupported operator 'Erf'"})
     c = Chain("error_mul_two_tensors", [1, 3, 6, 6]).conv(3, 3, 3, pads=[1, 1, 1, 1])
     first = c.current
     c.nodes.append(helper.make_node("Mul", [first, first], ["product"], name="gate_mul"))
@@ -225,6 +226,33 @@ def main():
     c.conv(2, 2, 1)
     c.node("Concat", [x], axis=2)
     c.save(); errors.append({"name": c.name, "message": "only along channels"})
+
+    # Pointwise functions (issue 15), drawn after everything above. Inputs spread to +-6 reach the tails
+    # of Sigmoid and Tanh and both sides of HardSigmoid's and HardSwish's clamps; opsets 9 to 18.
+    case(Chain("leakyrelu_default_opset9", [1, 3, 5, 7], opset=9).node("LeakyRelu"), spread=3)
+    case(Chain("leakyrelu_alpha_opset16", [1, 3, 5, 7], opset=16).node("LeakyRelu", alpha=0.3), spread=3)
+    c = Chain("conv_prelu_per_channel", [1, 3, 8, 8], opset=9).conv(3, 6, 3, pads=[1, 1, 1, 1])
+    case(c.node("PRelu", [c.const(rng.uniform(-0.5, 0.5, (6, 1, 1)))]))
+    c = Chain("prelu_scalar_slope_opset16", [1, 4, 5, 5], opset=16)
+    case(c.node("PRelu", [c.const(np.array([0.25]))]), spread=3)
+    c = Chain("gemm_prelu_features", [1, 12])
+    c.node("Gemm", [c.const(c.weights(9, 12)), c.const(rng.uniform(-0.5, 0.5, 9))], transB=1)
+    case(c.node("PRelu", [c.const(rng.uniform(-0.5, 0.5, 9))]))
+    case(Chain("sigmoid_opset9", [1, 3, 7, 9], opset=9).node("Sigmoid"), spread=40)
+    case(Chain("sigmoid_opset13", [1, 5, 4, 4]).node("Sigmoid"), spread=6)
+    case(Chain("hardsigmoid_default", [1, 3, 6, 6], opset=9).node("HardSigmoid"), spread=6)
+    case(Chain("hardsigmoid_alpha_beta", [1, 3, 6, 6], opset=18).node("HardSigmoid", alpha=0.5, beta=0.4), spread=6)
+    case(Chain("hardswish_opset14", [1, 3, 6, 6], opset=14).node("HardSwish"), spread=6)
+    case(Chain("hardswish_opset18", [1, 2, 5, 3], opset=18).node("HardSwish"), spread=6)
+    case(Chain("tanh_opset9", [1, 3, 7, 9], opset=9).node("Tanh"), spread=40)
+    case(Chain("tanh_opset13", [1, 5, 4, 4]).node("Tanh"), spread=3)
+    # A chain with every new function after a conv or linear layer (the planner tests run it split every way).
+    c = Chain("activations_net", [1, 3, 24, 24], opset=14).conv(3, 16, 3, pads=[1, 1, 1, 1])
+    c.node("PRelu", [c.const(rng.uniform(-0.5, 0.5, (16, 1, 1)))]).node("MaxPool", kernel_shape=[2, 2], strides=[2, 2])
+    c.conv(16, 24, 3, pads=[1, 1, 1, 1]).node("HardSwish").conv(24, 24, 3, group=24, pads=[1, 1, 1, 1])
+    c.node("LeakyRelu", alpha=0.1).conv(24, 32, 1).node("Sigmoid").conv(32, 16, 3, strides=[2, 2], pads=[1, 1, 1, 1])
+    c.node("HardSigmoid").node("GlobalAveragePool").node("Flatten")
+    case(c.node("Gemm", [c.const(c.weights(10, 16)), c.const(rng.uniform(-0.5, 0.5, 10))], transB=1).node("Tanh"))
     with open(os.path.join(HERE, "errors.json"), "w") as f:
         json.dump(errors, f, indent=1)
 
