@@ -145,7 +145,13 @@ public final class Engine {
         case .clamp(let n, let act): ElementwiseKernel.clamp(output, count: n, act)
         case .addBias(let c, let p, let act):
             ElementwiseKernel.addBias(output, channels: c, plane: p, bias: arena + op.bias, act)
-        case .softmax(let n): ElementwiseKernel.softmax(input: input, output: output, count: n)
+        case .globalMaxPool(let c, let p):
+            PoolKernel.globalMax(channels: c, plane: p, input: input, output: output, pool: pool)
+        case .softmax(let n, let outer, let inner):
+            ElementwiseKernel.softmax(input: input, output: output, count: n, outer: outer, inner: inner)
+        case .lrn(let c, let p, let size, let alpha, let beta, let bias):
+            LRNKernel.run(
+                input: input, output: output, channels: c, plane: p, size: size, alpha: alpha, beta: beta, bias: bias)
         case .add(let n, let act): ElementwiseKernel.add(input, UnsafePointer(arena + op.other), output, count: n, act)
         case .concat(let a, let b):
             output.update(from: input, count: a)

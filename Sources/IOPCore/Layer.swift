@@ -6,11 +6,17 @@ public enum LayerKind: Equatable, Sendable {
     case maxPool(PoolGeometry)
     case averagePool(PoolGeometry)
     case globalAveragePool(channels: Int, plane: Int)
+    case globalMaxPool(channels: Int, plane: Int)
     /// Stand-alone ReLU / Clip, in place.
     case clamp(count: Int, Activation)
     /// In place: x = act(x + bias[channel]); finishes a reduction of partial sums.
     case addBias(channels: Int, plane: Int, Activation)
-    case softmax(count: Int)
+    /// Over `count` values `inner` apart, for each of the `outer` x `inner` vectors (ONNX's axis: a vector's
+    /// features, a CHW tensor's channels, rows or columns).
+    case softmax(count: Int, outer: Int = 1, inner: Int = 1)
+    /// Local response normalization across channels: x / (bias + alpha / size * sum of x^2 over `size`
+    /// channels around) ^ beta.
+    case lrn(channels: Int, plane: Int, size: Int, alpha: Float, beta: Float, bias: Float)
     /// Elementwise sum of the op's input and its `other` input (a residual connection), then the activation.
     case add(count: Int, Activation)
     /// The op's input (`first` floats) followed by its `other` input (`second`): for CHW tensors of one
@@ -50,6 +56,8 @@ public struct Layer: Sendable {
         case .maxPool: return "MaxPool"
         case .averagePool: return "AveragePool"
         case .globalAveragePool: return "GlobalAveragePool"
+        case .globalMaxPool: return "GlobalMaxPool"
+        case .lrn: return "LRN"
         case .clamp: return "Clip"
         case .softmax: return "Softmax"
         case .addBias: return "AddBias"
@@ -101,10 +109,15 @@ extension LayerKind {
         case .conv(let g, _): try g.validate()
         case .linear(let g, _): try g.validate()
         case .maxPool(let g), .averagePool(let g): try g.validate()
-        case .globalAveragePool(let c, let p), .addBias(let c, let p, _):
+        case .globalAveragePool(let c, let p), .globalMaxPool(let c, let p), .addBias(let c, let p, _):
             if c <= 0 || p <= 0 { throw .invalidShape("empty tensor") }
-        case .clamp(let n, _), .softmax(let n), .add(let n, _):
+        case .clamp(let n, _), .add(let n, _):
             if n <= 0 { throw .invalidShape("empty tensor") }
+        case .softmax(let n, let outer, let inner):
+            if n <= 0 || outer <= 0 || inner <= 0 { throw .invalidShape("empty tensor") }
+        case .lrn(let c, let p, let size, _, _, _):
+            if c <= 0 || p <= 0 { throw .invalidShape("empty tensor") }
+            if size <= 0 { throw .invalidShape("LRN size must be positive") }
         case .concat(let a, let b):
             if a <= 0 || b <= 0 { throw .invalidShape("empty tensor") }
         case .scale(let c, let p, _), .pointwise(let c, let p, _):
@@ -126,8 +139,10 @@ extension LayerKind {
         case .conv(let g, _): return g.inputCount
         case .linear(let g, _): return g.inFeatures
         case .maxPool(let g), .averagePool(let g): return g.inputCount
-        case .globalAveragePool(let c, let p): return c * p
-        case .clamp(let n, _), .softmax(let n): return n
+        case .globalAveragePool(let c, let p), .globalMaxPool(let c, let p): return c * p
+        case .clamp(let n, _): return n
+        case .softmax(let n, let outer, let inner): return outer * n * inner
+        case .lrn(let c, let p, _, _, _, _): return c * p
         case .addBias(let c, let p, _), .scale(let c, let p, _), .pointwise(let c, let p, _): return c * p
         case .add(let n, _): return n
         case .concat(let a, _): return a
@@ -139,8 +154,10 @@ extension LayerKind {
         case .conv(let g, _): return g.outputCount
         case .linear(let g, _): return g.outFeatures
         case .maxPool(let g), .averagePool(let g): return g.outputCount
-        case .globalAveragePool(let c, _): return c
-        case .clamp(let n, _), .softmax(let n): return n
+        case .globalAveragePool(let c, _), .globalMaxPool(let c, _): return c
+        case .clamp(let n, _): return n
+        case .softmax(let n, let outer, let inner): return outer * n * inner
+        case .lrn(let c, let p, _, _, _, _): return c * p
         case .addBias(let c, let p, _), .scale(let c, let p, _), .pointwise(let c, let p, _): return c * p
         case .add(let n, _): return n
         case .concat(let a, let b): return a + b
@@ -152,9 +169,10 @@ extension LayerKind {
         case .conv(let g, _): return g.flops
         case .linear(let g, _): return g.flops
         case .maxPool(let g), .averagePool(let g): return g.outputCount * g.kernelH * g.kernelW
-        case .globalAveragePool(let c, let p): return c * p
+        case .globalAveragePool(let c, let p), .globalMaxPool(let c, let p): return c * p
         case .clamp(let n, _): return n
-        case .softmax(let n): return 3 * n
+        case .softmax(let n, let outer, let inner): return 12 * outer * n * inner  // exp and a division
+        case .lrn(let c, let p, let size, _, _, _): return (2 * size + 30) * c * p  // the window and the power
         case .addBias(let c, let p, _), .scale(let c, let p, _): return 2 * c * p
         case .add(let n, _): return n
         case .concat: return 0

@@ -49,12 +49,10 @@ public enum PointwiseKernel {
     @inline(__always) static func apply(_ p: UnsafeMutablePointer<Float>, count: Int, _ f: (KVec) -> KVec) {
         let n = KVec.scalarCount
         var i = 0
-        while i + n <= count { storeVec(f(loadVec(p + i)), p + i); i += n }
-        if i < count {
-            var v = KVec(repeating: 0)
-            for k in 0..<(count - i) { v[k] = p[i + k] }
-            let r = f(v)
-            for k in 0..<(count - i) { p[i + k] = r[k] }
+        while i < count {
+            let lanes = Swift.min(n, count - i)
+            storeVec(f(loadVec(p + i, lanes: lanes)), p + i, lanes: lanes)
+            i += n
         }
     }
 
@@ -64,37 +62,13 @@ public enum PointwiseKernel {
 
     /// Written on e^-|x| so neither tail overflows (as `ElementwiseKernel.sigmoid`).
     @inline(__always) static func sigmoid(_ v: KVec) -> KVec {
-        let e = expNegative(-magnitude(v)), s = 1 / (1 + e)
+        let e = VectorMath.exp(-magnitude(v)), s = 1 / (1 + e)
         return s.replacing(with: e * s, where: v .< 0)
     }
 
     /// sign(x) (1 - e^-2|x|) / (1 + e^-2|x|).
     @inline(__always) static func tanh(_ v: KVec) -> KVec {
-        let e = expNegative(-2 * magnitude(v)), t = (1 - e) / (1 + e)
+        let e = VectorMath.exp(-2 * magnitude(v)), t = (1 - e) / (1 + e)
         return t.replacing(with: -t, where: v .< 0)
-    }
-
-    /// e^x for x <= 0 without libm, lane by lane in registers: x = k ln2 + r with k rounded by the
-    /// 1.5 * 2^23 shifter (whose low mantissa bits are then k), e^r by the degree-7 polynomial of
-    /// `ElementwiseKernel.exp`, and 2^k built in the exponent field. Below -87.3 it gives e^-87.3
-    /// (~1e-38) instead of 0, which no caller can tell from 0.
-    @inline(__always) static func expNegative(_ x: KVec) -> KVec {
-        let x = Activation(low: -87.3, high: 0).apply(x)
-        let shifter = KVec(repeating: 12_582_912)
-        let t = x * KVec(repeating: 1.442_695_04) + shifter
-        let k = t - shifter
-        // ln2 in two parts, so k * ln2 is exact to float precision.
-        let r = x - k * KVec(repeating: 0.693_359_375) + k * KVec(repeating: 2.121_944_4e-4)
-        var p = KVec(repeating: 1.0 / 5040)
-        p = p * r + KVec(repeating: 1.0 / 720)
-        p = p * r + KVec(repeating: 1.0 / 120)
-        p = p * r + KVec(repeating: 1.0 / 24)
-        p = p * r + KVec(repeating: 1.0 / 6)
-        p = p * r + KVec(repeating: 0.5)
-        p = p * r + 1
-        p = p * r + 1
-        // t's bits are 0x4B40_0000 + k; 2^k's are (k + 127) << 23.
-        let bits = (unsafeBitCast(t, to: KBits.self) &- KBits(repeating: 0x4B40_0000 - 127)) &<< 23
-        return p * unsafeBitCast(bits, to: KVec.self)
     }
 }

@@ -52,6 +52,19 @@ public let rowChannelBlock = 8
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: KVec.self)
 }
 
+/// The first `lanes` floats at `p` and zeros after: a tail shorter than a vector.
+@inline(__always) func loadVec(_ p: UnsafePointer<Float>, lanes: Int) -> KVec {
+    if lanes == KVec.scalarCount { return loadVec(p) }
+    var v = KVec(repeating: 0)
+    for k in 0..<lanes { v[k] = p[k] }
+    return v
+}
+
+@inline(__always) func storeVec(_ v: KVec, _ p: UnsafeMutablePointer<Float>, lanes: Int) {
+    if lanes == KVec.scalarCount { return storeVec(v, p) }
+    for k in 0..<lanes { p[k] = v[k] }
+}
+
 @inline(__always) func roundUp(_ x: Int, _ m: Int) -> Int { (x + m - 1) / m * m }
 
 /// Positions of a window of `kernel` sliding by `stride` over `extent` (padding

@@ -45,7 +45,7 @@ public struct Network {
             switch layer.kind {
             case .conv(let g, _): shape = [1, g.outChannels, g.outHeight, g.outWidth]
             case .maxPool(let g), .averagePool(let g): shape = [1, g.channels, g.outHeight, g.outWidth]
-            case .globalAveragePool(let c, _): shape = [1, c, 1, 1]
+            case .globalAveragePool(let c, _), .globalMaxPool(let c, _): shape = [1, c, 1, 1]
             case .linear(let g, _): shape = [1, g.outFeatures]
             case .concat:
                 // Along channels: the second input's channels follow the first's.
@@ -54,7 +54,7 @@ public struct Network {
                 } else {
                     shape = [1, layer.outputCount]
                 }
-            case .clamp, .softmax, .addBias, .add, .scale, .pointwise: break
+            case .clamp, .softmax, .addBias, .add, .scale, .pointwise, .lrn: break
             }
             shapes.append(shape)
         }
@@ -84,8 +84,10 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
         ("Sum", nil), ("Mul", "by per-channel constants"), ("Concat", "along channels"), ("Relu", nil), ("Clip", nil),
         ("LeakyRelu", nil), ("PRelu", "per-channel or single slope"), ("Sigmoid", nil), ("HardSigmoid", nil),
         ("HardSwish", nil), ("Tanh", nil),
-        ("MaxPool", nil), ("AveragePool", nil), ("GlobalAveragePool", nil), ("Flatten", nil),
-        ("Reshape", "flatten only"), ("Softmax", nil), ("BatchNormalization", nil), ("Dropout", nil), ("Identity", nil),
+        ("MaxPool", nil), ("AveragePool", nil), ("GlobalAveragePool", nil), ("GlobalMaxPool", nil),
+        ("LRN", nil), ("Flatten", nil),
+        ("Reshape", "flatten only"), ("Softmax", "2-D or 4-D"), ("BatchNormalization", nil), ("Dropout", nil),
+        ("Identity", nil),
         ("Constant", nil),
     ]
 

@@ -83,7 +83,8 @@ public enum ONNXExporter {
                 let floorH = PoolGeometry(
                     channels: g.channels, inHeight: g.inHeight, inWidth: g.inWidth, kernelH: g.kernelH,
                     kernelW: g.kernelW, strideH: g.strideH, strideW: g.strideW, padTop: g.padTop,
-                    padLeft: g.padLeft, padBottom: g.padBottom, padRight: g.padRight)
+                    padLeft: g.padLeft, padBottom: g.padBottom, padRight: g.padRight, dilationH: g.dilationH,
+                    dilationW: g.dilationW)
                 let ceil = floorH.outHeight != g.outHeight || floorH.outWidth != g.outWidth
                 var attrs = [
                     ints("kernel_shape", [g.kernelH, g.kernelW]), ints("strides", [g.strideH, g.strideW]),
@@ -91,19 +92,39 @@ public enum ONNXExporter {
                     ints("ceil_mode", [ceil ? 1 : 0]).withSingleInt(),
                 ]
                 if !isMax { attrs.append(ints("count_include_pad", [g.countIncludePad ? 1 : 0]).withSingleInt()) }
+                if g.isDilated { attrs.append(ints("dilations", [g.dilationH, g.dilationW])) }
                 current = node(isMax ? "MaxPool" : "AveragePool", name, [current], attrs)
                 shape = [1, g.channels, g.outHeight, g.outWidth]
-            case .globalAveragePool(let c, _):
-                current = node("GlobalAveragePool", name, [current])
+            case .globalAveragePool(let c, _), .globalMaxPool(let c, _):
+                current = node(layer.opName, name, [current])
                 shape = [1, c, 1, 1]
+            case .lrn(_, _, let size, let alpha, let beta, let bias):
+                current = node(
+                    "LRN", name, [current],
+                    [
+                        float("alpha", alpha), float("beta", beta), float("bias", bias),
+                        ints("size", [size]).withSingleInt(),
+                    ])
             case .clamp(_, let act):
                 current = activation(act, name, current)
             case .addBias:
                 throw ModelError.invalidModel(
                     "layer '\(name)' (AddBias) is internal to partitioned plans and has no ONNX form here")
-            case .softmax:
+            case .softmax(_, 1, 1):
                 flattenIfNeeded(name)
                 current = node("Softmax", name, [current], [ints("axis", [-1]).withSingleInt()])
+            case .softmax(let n, let outer, let inner):
+                // One axis of the tensor: the one with `outer` values before it and `inner` after.
+                guard
+                    let axis = shape.indices.first(where: {
+                        shape[..<$0].reduce(1, *) == outer && shape[$0] == n && shape[($0 + 1)...].reduce(1, *) == inner
+                    })
+                else {
+                    throw ModelError.invalidModel(
+                        "layer '\(name)' (Softmax over \(n) values of \(shape)) spans several axes; opset \(opset) "
+                            + "normalizes along one")
+                }
+                current = node("Softmax", name, [current], [ints("axis", [axis]).withSingleInt()])
             case .add(_, let act):
                 current = activation(act, name, node("Add", name, inputs))
             case .concat:

@@ -332,30 +332,37 @@ public enum ONNXImporter {
                 guard let k = ints("kernel_shape"), k.count == 2 else {
                     throw ModelError.invalidModel("\(node.opType) '\(nodeName)': needs a 2-D kernel_shape")
                 }
-                let s = ints("strides") ?? [1, 1]
-                if let d = ints("dilations"), d.contains(where: { $0 != 1 }) {
+                let s = ints("strides") ?? [1, 1], d = ints("dilations") ?? [1, 1]
+                guard d.count == 2, node.opType == "MaxPool" || d == [1, 1] else {
                     throw ModelError.invalidModel(
-                        "\(node.opType) '\(nodeName)': dilations other than 1 are not supported")
+                        "\(node.opType) '\(nodeName)': dilations \(d) are not supported (MaxPool's are, 2-D)")
                 }
                 let ceil = int("ceil_mode", 0) != 0
                 let pads = try resolvePads(
                     node: nodeName, autoPad: string("auto_pad", "NOTSET"), pads: ints("pads"),
-                    input: [shape[2], shape[3]], kernel: k, strides: s, dilations: [1, 1], ceil: ceil)
+                    input: [shape[2], shape[3]], kernel: k, strides: s, dilations: d, ceil: ceil)
                 let g = PoolGeometry(
                     channels: shape[1], inHeight: shape[2], inWidth: shape[3], kernelH: k[0], kernelW: k[1],
                     strideH: s[0], strideW: s[1], padTop: pads[0], padLeft: pads[1], padBottom: pads[2],
-                    padRight: pads[3], ceilMode: ceil, countIncludePad: int("count_include_pad", 0) != 0)
+                    padRight: pads[3], dilationH: d[0], dilationW: d[1], ceilMode: ceil,
+                    countIncludePad: int("count_include_pad", 0) != 0)
                 do { try g.validate() } catch {
                     throw ModelError.invalidModel("\(node.opType) '\(nodeName)': \(error.message)")
                 }
                 append(Layer(name: nodeName, kind: node.opType == "MaxPool" ? .maxPool(g) : .averagePool(g)))
                 shape = [1, g.channels, g.outHeight, g.outWidth]
-            case "GlobalAveragePool":
+            case "GlobalAveragePool", "GlobalMaxPool":
                 guard shape.count == 4 else {
                     throw ModelError.invalidModel(
-                        "GlobalAveragePool '\(nodeName)' needs an NCHW input, got shape \(shape)")
+                        "\(node.opType) '\(nodeName)' needs an NCHW input, got shape \(shape)")
                 }
-                append(Layer(name: nodeName, kind: .globalAveragePool(channels: shape[1], plane: shape[2] * shape[3])))
+                let c = shape[1], plane = shape[2] * shape[3]
+                append(
+                    Layer(
+                        name: nodeName,
+                        kind: node.opType == "GlobalMaxPool"
+                            ? .globalMaxPool(channels: c, plane: plane) : .globalAveragePool(channels: c, plane: plane))
+                )
                 shape = [1, shape[1], 1, 1]
             case "Flatten":
                 let axis = int("axis", 1)
@@ -452,14 +459,30 @@ public enum ONNXImporter {
                 }
                 shape = joined.shape
             case "Softmax":
-                let axis = int("axis", opset >= 13 ? -1 : 1)
-                guard shape.count == 2, shape[0] == 1, axis == 1 || axis == -1 else {
+                // Opset 13 normalizes along one axis; before, over everything from the axis on.
+                let rank = shape.count, given = int("axis", opset >= 13 ? -1 : 1)
+                let axis = given < 0 ? given + rank : given
+                guard rank == 2 || rank == 4, axis >= 0, axis < rank else {
                     throw ModelError.invalidModel(
-                        "Softmax '\(nodeName)': supported over the features of a [1, N] tensor only, "
-                            + "got shape \(shape) axis \(axis)"
-                    )
+                        "Softmax '\(nodeName)': supported on 2-D and 4-D tensors, got shape \(shape) axis \(given)")
                 }
-                append(Layer(name: nodeName, kind: .softmax(count: shape[1])))
+                let outer = shape[..<axis].reduce(1, *)
+                let inner = opset >= 13 ? shape[(axis + 1)...].reduce(1, *) : 1
+                let count = shape.reduce(1, *) / (outer * inner)
+                append(Layer(name: nodeName, kind: .softmax(count: count, outer: outer, inner: inner)))
+            case "LRN":
+                let size = int("size", 0), bias = float("bias", 1)
+                guard shape.count == 4, size > 0, bias > 0 else {
+                    throw ModelError.invalidModel(
+                        "LRN '\(nodeName)': needs an NCHW input, a positive size and bias, "
+                            + "got shape \(shape) size \(size) bias \(bias)")
+                }
+                append(
+                    Layer(
+                        name: nodeName,
+                        kind: .lrn(
+                            channels: shape[1], plane: shape[2] * shape[3], size: size, alpha: float("alpha", 1e-4),
+                            beta: float("beta", 0.75), bias: bias)))
             case "Dropout", "Identity":
                 if node.output.count > 1 && !node.output[1].isEmpty
                     && graph.node.contains(where: { $0.input.contains(node.output[1]) })

@@ -108,7 +108,9 @@ public struct Stage: Sendable {
                     switch layers[i].kind {
                     case .clamp, .pointwise: post += layers[i].flops; i += 1; continue
                     case .maxPool(let p), .averagePool(let p):
-                        if case .conv = main { pools.append(p); post += layers[i].flops; i += 1; continue }
+                        if case .conv = main, !p.isDilated {
+                            pools.append(p); post += layers[i].flops; i += 1; continue
+                        }
                     default: break
                     }
                     break

@@ -18,13 +18,15 @@ import Testing
         #expect(try infer(back, x) == infer(net, x))
     }
 
-    /// The pointwise functions (a PRelu's slopes among them) export and re-import as they were.
-    @Test func pointwiseFunctionsRoundTrip() throws {
-        let net = try ONNXImporter.load(path: Fixtures.path("activations_net.onnx"))
+    /// The pointwise functions (a PRelu's slopes among them), LRN, dilated and global max pools and
+    /// Softmax along an axis export and re-import as they were.
+    @Test(arguments: ["activations_net", "lrn_pools_net", "softmax_rows_opset13"])
+    func newOperatorsRoundTrip(_ name: String) throws {
+        let net = try ONNXImporter.load(path: Fixtures.path(name + ".onnx"))
         let back = try ONNXImporter.load(data: try ONNXExporter.serialize(net), name: net.name)
         #expect(back.layers.map(\.kind) == net.layers.map(\.kind))
         #expect(back.layers.map(\.weights) == net.layers.map(\.weights))
-        let x = try NPY.read(path: Fixtures.path("activations_net.input.npy")).values
+        let x = try NPY.read(path: Fixtures.path(name + ".input.npy")).values
         #expect(try infer(back, x) == infer(net, x))
     }
 

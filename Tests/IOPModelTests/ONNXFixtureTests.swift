@@ -11,7 +11,7 @@ import Testing
 
     @Test func fixturesArePresent() {
         // Guards against the resource folder going missing and every case silently vanishing.
-        #expect(Fixtures.cases.count >= 54, "found \(Fixtures.cases.count) fixture cases")
+        #expect(Fixtures.cases.count >= 69, "found \(Fixtures.cases.count) fixture cases")
     }
 
     @Test(arguments: Fixtures.cases)

@@ -111,17 +111,23 @@ func rowBandsThroughPaddedPools(cluster name: String) throws {
     }
 }
 
-/// LeakyRelu, PRelu, Sigmoid, HardSigmoid, HardSwish and Tanh after convs and a linear layer, every stage
+/// activations_net: LeakyRelu, PRelu, Sigmoid, HardSigmoid, HardSwish and Tanh after convs and a linear
+/// layer; lrn_pools_net: LRN, a dilated max pool, Softmax over channels and GlobalMaxPool. Every stage
+/// inception_block: four branches concatenated. Every stage
 /// forced into each dimension (PRelu's slopes sliced by channel, the functions cut to row bands, run
-/// after a reduction) and the planners' own plans: ONNX Runtime's output every time.
-@Test func pointwiseFunctionsMatchONNXRuntimeInEveryDimensionAndPlan() throws {
-    let net = try ONNXImporter.load(path: Fixtures.path("activations_net.onnx"))
-    let x = try NPY.read(path: Fixtures.path("activations_net.input.npy")).values
-    let ort = try NPY.read(path: Fixtures.path("activations_net.output.npy")).values
+/// after a reduction, the others on the leader) and the planners' own plans: ONNX Runtime's output
+/// every time.
+@Test(arguments: ["activations_net", "lrn_pools_net", "inception_block"])
+func newOperatorsMatchONNXRuntimeInEveryDimensionAndPlan(_ name: String) throws {
+    let net = try ONNXImporter.load(path: Fixtures.path(name + ".onnx"))
+    let x = try NPY.read(path: Fixtures.path(name + ".input.npy")).values
+    let ort = try NPY.read(path: Fixtures.path(name + ".output.npy")).values
     let cluster = try Examples.cluster("mixed-pi4-pi3")
     let planner = Planner(network: net, cluster: cluster)
     let stages = Stage.split(net)
-    #expect(stages.filter { $0.layers.count > 1 }.count >= 5, "the functions ride along with their conv")
+    if name == "activations_net" {
+        #expect(stages.filter { $0.layers.count > 1 }.count >= 5, "the functions ride along with their conv")
+    }
     var plans: [Plan] = []
     for dim in [Dimension.outputChannels, .inputChannels, .rows] {
         var segments: [Segment] = []

@@ -76,6 +76,31 @@ import Testing
         }
     }
 
+    /// The ops issue 15 added (and the older forms they extend) decode to what was encoded.
+    @Test func newOpKindsRoundTrip() throws {
+        let dilated = PoolGeometry(
+            channels: 3, inHeight: 11, inWidth: 9, kernelH: 3, kernelW: 2, strideH: 2, strideW: 1, padTop: 2,
+            padLeft: 1, padBottom: 1, padRight: 0, dilationH: 2, dilationW: 3, ceilMode: true)
+        let kinds: [LayerKind] = [
+            .maxPool(dilated), .globalMaxPool(channels: 4, plane: 9), .softmax(count: 10),
+            .softmax(count: 5, outer: 3, inner: 4),
+            .lrn(channels: 6, plane: 4, size: 5, alpha: 1e-4, beta: 0.75, bias: 2),
+            .lrn(channels: 6, plane: 4, size: 4, alpha: 0.8, beta: 0.6, bias: 0.3),
+            .pointwise(channels: 3, plane: 5, .leakyRelu(alpha: 0.2)), .pointwise(channels: 3, plane: 5, .prelu),
+            .pointwise(channels: 3, plane: 5, .sigmoid),
+            .pointwise(channels: 3, plane: 5, .hardSigmoid(alpha: 0.3, beta: 0.6)),
+            .pointwise(channels: 3, plane: 5, .hardSwish), .pointwise(channels: 3, plane: 5, .tanh),
+        ]
+        for kind in kinds {
+            var layout = ArenaLayout()
+            _ = layout.chain([kind])
+            let (ops, floats) = layout.finish()
+            let program = BoardProgram(arenaFloats: floats, activationFloats: 0, ops: ops, steps: [])
+            let decoded = try ProgramCodec.encode(program).withUnsafeBytes { try ProgramCodec.decode($0) }
+            #expect(decoded == program, "\(kind)")
+        }
+    }
+
     @Test func programsRoundTripAndOutOfArenaOffsetsAreRefused() throws {
         let program = try Self.workerProgram()
         #expect(!program.ops.isEmpty && !program.steps.isEmpty)

@@ -253,6 +253,48 @@ def main():
     c.node("LeakyRelu", alpha=0.1).conv(24, 32, 1).node("Sigmoid").conv(32, 16, 3, strides=[2, 2], pads=[1, 1, 1, 1])
     c.node("HardSigmoid").node("GlobalAveragePool").node("Flatten")
     case(c.node("Gemm", [c.const(c.weights(10, 16)), c.const(rng.uniform(-0.5, 0.5, 10))], transB=1).node("Tanh"))
+
+    # Dilated and global max pools, Softmax along any axis (one axis from opset 13, flattened from the axis
+    # before), LRN, and a batch norm that cannot fold (its conv's activation is fused): drawn after the above.
+    case(Chain("maxpool_dilation2", [1, 3, 11, 11], opset=10).node(
+        "MaxPool", kernel_shape=[3, 3], dilations=[2, 2], pads=[2, 2, 2, 2]))
+    case(Chain("maxpool_dilation_stride2_ceil", [1, 2, 12, 10], opset=12).node(
+        "MaxPool", kernel_shape=[2, 3], strides=[2, 2], dilations=[2, 1], pads=[1, 1, 0, 1], ceil_mode=1))
+    case(Chain("globalmaxpool", [1, 5, 6, 7]).node("GlobalMaxPool"))
+    case(Chain("softmax_channels_opset13", [1, 6, 4, 5]).node("Softmax", axis=1), spread=4)
+    case(Chain("softmax_rows_opset13", [1, 3, 5, 4]).node("Softmax", axis=-2), spread=4)
+    case(Chain("softmax_default_axis_4d_opset13", [1, 3, 5, 4]).node("Softmax"), spread=4)
+    case(Chain("softmax_flatten_from_axis2_opset11", [1, 3, 5, 4], opset=11).node("Softmax", axis=2), spread=4)
+    case(Chain("softmax_default_axis_4d_opset9", [1, 3, 5, 4], opset=9).node("Softmax"), spread=4)
+    case(Chain("softmax_2d_axis0_opset11", [1, 7], opset=11).node("Softmax", axis=0), spread=4)
+    case(Chain("lrn_alexnet", [1, 8, 5, 5]).node("LRN", size=5, alpha=1e-4, beta=0.75, bias=2.0), spread=10)
+    case(Chain("lrn_strong_opset9", [1, 7, 4, 6], opset=9).node("LRN", size=3, alpha=0.8, beta=0.6, bias=0.5),
+         spread=2)
+    case(Chain("lrn_defaults_size3", [1, 4, 3, 3]).node("LRN", size=3), spread=3)
+    c = Chain("conv_relu_bn_opset15", [1, 3, 7, 7], opset=15).conv(3, 5, 3).node("Relu")
+    case(bn(c, 5))
+    # An AlexNet/GoogLeNet-style head with them (the planner tests run it under every planner).
+    c = Chain("lrn_pools_net", [1, 3, 20, 20]).conv(3, 12, 3, pads=[1, 1, 1, 1]).node("Relu")
+    c.node("LRN", size=5, alpha=0.05, beta=0.75, bias=1.0).node("MaxPool", kernel_shape=[3, 3], dilations=[2, 2], pads=[1, 1, 1, 1])
+    c.conv(12, 16, 3, pads=[1, 1, 1, 1]).node("Relu").node("MaxPool", kernel_shape=[2, 2], strides=[2, 2])
+    c.conv(16, 8, 1).node("Softmax", axis=1).node("GlobalMaxPool").node("Flatten")
+    case(c.node("Gemm", [c.const(c.weights(5, 8)), c.const(rng.uniform(-0.5, 0.5, 5))], transB=1).node("Softmax"))
+    # An Inception module: 1x1, 3x3 and 5x5 branches and a pooled 1x1 branch, concatenated along channels.
+    c = Chain("inception_block", [1, 8, 9, 9]).conv(8, 8, 1).node("Relu")
+    x = c.current
+    c.conv(8, 4, 1).node("Relu")
+    b1 = c.current
+    c.current = x
+    c.conv(8, 3, 1).node("Relu").conv(3, 6, 3, pads=[1, 1, 1, 1]).node("Relu")
+    b3 = c.current
+    c.current = x
+    c.conv(8, 2, 1).node("Relu").conv(2, 3, 5, pads=[2, 2, 2, 2]).node("Relu")
+    b5 = c.current
+    c.current = x
+    c.node("MaxPool", kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1]).conv(8, 2, 1).node("Relu")
+    bp = c.current
+    c.current = b1
+    case(c.node("Concat", [b3, b5, bp], axis=1).conv(15, 6, 1).node("GlobalAveragePool"))
     with open(os.path.join(HERE, "errors.json"), "w") as f:
         json.dump(errors, f, indent=1)
 
