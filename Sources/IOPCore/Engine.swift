@@ -145,6 +145,10 @@ public final class Engine {
         case .clamp(let n, let act): ElementwiseKernel.clamp(output, count: n, act)
         case .addBias(let c, let p, let act):
             ElementwiseKernel.addBias(output, channels: c, plane: p, bias: arena + op.bias, act)
+        case .pad(let g): PadKernel.run(g, input: input, output: output)
+        case .upsample(let c, let h, let w, let sh, let sw):
+            UpsampleKernel.run(
+                channels: c, inHeight: h, inWidth: w, scaleH: sh, scaleW: sw, input: input, output: output)
         case .globalMaxPool(let c, let p):
             PoolKernel.globalMax(channels: c, plane: p, input: input, output: output, pool: pool)
         case .softmax(let n, let outer, let inner):

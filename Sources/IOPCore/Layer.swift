@@ -25,6 +25,9 @@ public enum LayerKind: Equatable, Sendable {
     /// In place: x = act(x * scale[channel] + shift[channel]), the scales as weights and the shifts as
     /// bias: a batch norm with no conv before it, or a Mul or Add by per-channel constants.
     case scale(channels: Int, plane: Int, Activation)
+    case pad(PadGeometry)
+    /// Nearest-neighbour upsampling of CHW planes by whole factors.
+    case upsample(channels: Int, inHeight: Int, inWidth: Int, scaleH: Int, scaleW: Int)
     /// In place: x = f(x) over CHW planes (a PRelu's slopes, one per channel, as weights).
     case pointwise(channels: Int, plane: Int, PointwiseFunction)
 }
@@ -58,6 +61,8 @@ public struct Layer: Sendable {
         case .globalAveragePool: return "GlobalAveragePool"
         case .globalMaxPool: return "GlobalMaxPool"
         case .lrn: return "LRN"
+        case .pad: return "Pad"
+        case .upsample: return "Resize"
         case .clamp: return "Clip"
         case .softmax: return "Softmax"
         case .addBias: return "AddBias"
@@ -109,6 +114,10 @@ extension LayerKind {
         case .conv(let g, _): try g.validate()
         case .linear(let g, _): try g.validate()
         case .maxPool(let g), .averagePool(let g): try g.validate()
+        case .pad(let g): try g.validate()
+        case .upsample(let c, let h, let w, let sh, let sw):
+            if c <= 0 || h <= 0 || w <= 0 { throw .invalidShape("empty tensor") }
+            if sh <= 0 || sw <= 0 { throw .invalidShape("upsampling factors must be positive") }
         case .globalAveragePool(let c, let p), .globalMaxPool(let c, let p), .addBias(let c, let p, _):
             if c <= 0 || p <= 0 { throw .invalidShape("empty tensor") }
         case .clamp(let n, _), .add(let n, _):
@@ -139,6 +148,8 @@ extension LayerKind {
         case .conv(let g, _): return g.inputCount
         case .linear(let g, _): return g.inFeatures
         case .maxPool(let g), .averagePool(let g): return g.inputCount
+        case .pad(let g): return g.inputCount
+        case .upsample(let c, let h, let w, _, _): return c * h * w
         case .globalAveragePool(let c, let p), .globalMaxPool(let c, let p): return c * p
         case .clamp(let n, _): return n
         case .softmax(let n, let outer, let inner): return outer * n * inner
@@ -154,6 +165,8 @@ extension LayerKind {
         case .conv(let g, _): return g.outputCount
         case .linear(let g, _): return g.outFeatures
         case .maxPool(let g), .averagePool(let g): return g.outputCount
+        case .pad(let g): return g.outputCount
+        case .upsample(let c, let h, let w, let sh, let sw): return c * h * sh * w * sw
         case .globalAveragePool(let c, _), .globalMaxPool(let c, _): return c
         case .clamp(let n, _): return n
         case .softmax(let n, let outer, let inner): return outer * n * inner
@@ -175,7 +188,7 @@ extension LayerKind {
         case .lrn(let c, let p, let size, _, _, _): return (2 * size + 30) * c * p  // the window and the power
         case .addBias(let c, let p, _), .scale(let c, let p, _): return 2 * c * p
         case .add(let n, _): return n
-        case .concat: return 0
+        case .concat, .pad, .upsample: return 0
         case .pointwise(let c, let p, let f):
             switch f {
             case .sigmoid, .tanh: return 12 * c * p  // the exp polynomial and a division

@@ -47,6 +47,8 @@ public struct Network {
             case .maxPool(let g), .averagePool(let g): shape = [1, g.channels, g.outHeight, g.outWidth]
             case .globalAveragePool(let c, _), .globalMaxPool(let c, _): shape = [1, c, 1, 1]
             case .linear(let g, _): shape = [1, g.outFeatures]
+            case .pad(let g): shape = [1, g.channels, g.outHeight, g.outWidth]
+            case .upsample(let c, let h, let w, let sh, let sw): shape = [1, c, h * sh, w * sw]
             case .concat:
                 // Along channels: the second input's channels follow the first's.
                 if shape.count == 4, inputs.count > 1, inputs[1].count == 4 {
@@ -85,10 +87,13 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
         ("LeakyRelu", nil), ("PRelu", "per-channel or single slope"), ("Sigmoid", nil), ("HardSigmoid", nil),
         ("HardSwish", nil), ("Tanh", nil),
         ("MaxPool", nil), ("AveragePool", nil), ("GlobalAveragePool", nil), ("GlobalMaxPool", nil),
-        ("LRN", nil), ("Flatten", nil),
+        ("LRN", nil), ("Pad", "constant, reflect or edge, on H and W"),
+        ("Resize", "nearest, whole factors"), ("Upsample", "nearest, whole factors"), ("Flatten", nil),
         ("Reshape", "flatten only"), ("Softmax", "2-D or 4-D"), ("BatchNormalization", nil), ("Dropout", nil),
         ("Identity", nil),
-        ("Constant", nil),
+        ("Constant", nil), ("Shape", "folded"), ("Gather", "folded, of constants"), ("Unsqueeze", "folded"),
+        ("Squeeze", "folded"), ("Cast", "folded"), ("ConstantOfShape", "folded"), ("Sub", "folded, of constants"),
+        ("Div", "folded, of constants"),
     ]
 
     public var description: String {

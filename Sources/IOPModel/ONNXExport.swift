@@ -30,6 +30,13 @@ public enum ONNXExporter {
             graph.initializer.append(t)
             return name
         }
+        func int64s(_ name: String, _ values: [Int]) -> String {
+            var t = Onnx_TensorProto()
+            t.name = name; t.dims = [Int64(values.count)]; t.dataType = 7
+            t.int64Data = values.map { Int64($0) }
+            graph.initializer.append(t)
+            return name
+        }
         func activation(_ act: Activation, _ name: String, _ input: String) -> String {
             if act == .none { return input }
             if act == .relu { return node("Relu", name + "_relu", [input]) }
@@ -95,6 +102,28 @@ public enum ONNXExporter {
                 if g.isDilated { attrs.append(ints("dilations", [g.dilationH, g.dilationW])) }
                 current = node(isMax ? "MaxPool" : "AveragePool", name, [current], attrs)
                 shape = [1, g.channels, g.outHeight, g.outWidth]
+            case .pad(let g):
+                let modes: [PadMode: String] = [.constant: "constant", .reflect: "reflect", .edge: "edge"]
+                var mode = Onnx_AttributeProto()
+                mode.name = "mode"; mode.type = .string; mode.s = Data(modes[g.mode]!.utf8)
+                let pads = int64s(name + ".pads", [0, 0, g.top, g.left, 0, 0, g.bottom, g.right])
+                current = node("Pad", name, [current, pads, constant(name + ".value", [], [g.value])], [mode])
+                shape = [1, g.channels, g.outHeight, g.outWidth]
+            case .upsample(let c, let h, let w, let sh, let sw):
+                func text(_ key: String, _ value: String) -> Onnx_AttributeProto {
+                    var a = Onnx_AttributeProto()
+                    a.name = key; a.type = .string; a.s = Data(value.utf8)
+                    return a
+                }
+                // Asymmetric coordinates rounded down: output x reads input x / factor.
+                let scales = constant(name + ".scales", [4], [1, 1, Float(sh), Float(sw)])
+                current = node(
+                    "Resize", name, [current, "", scales],
+                    [
+                        text("mode", "nearest"), text("coordinate_transformation_mode", "asymmetric"),
+                        text("nearest_mode", "floor"),
+                    ])
+                shape = [1, c, h * sh, w * sw]
             case .globalAveragePool(let c, _), .globalMaxPool(let c, _):
                 current = node(layer.opName, name, [current])
                 shape = [1, c, 1, 1]

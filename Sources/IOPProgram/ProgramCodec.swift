@@ -8,7 +8,7 @@ import IOPWire
 ///     u32 arena floats, u32 activation floats, u32 op count, u32 step count
 ///     per op:   u8 kind, u8 n, u32 geometry[n], f32 activation low, f32 high,
 ///               u32 weights, bias, input, output, scratch, other (arena offsets in floats)
-///               (a pointwise op's two f32 parameters, alpha and beta, take the activation's place, and
+///               (a pad's fill, a pointwise op's two f32 parameters, alpha and beta, take the activation's place, and
 ///               LRN's alpha and beta too: its bias travels as two 16-bit halves among the fields)
 ///     per step: u32 segment, first op, op count, input, input count, output, output count, wire
 ///               (0 fp32, 1 fp16: `WirePrecision`)
@@ -102,6 +102,12 @@ public enum ProgramCodec {
         case .softmax(let n, let outer, let inner):
             return (7, outer == 1 && inner == 1 ? [n] : [n, outer, inner], .none)
         case .globalMaxPool(let c, let plane): return (13, [c, plane], .none)
+        case .pad(let g):
+            return (
+                15, [g.channels, g.inHeight, g.inWidth, g.top, g.left, g.bottom, g.right, g.mode.rawValue],
+                Activation(low: g.value, high: 0)
+            )
+        case .upsample(let c, let h, let w, let sh, let sw): return (16, [c, h, w, sh, sw], .none)
         case .lrn(let c, let plane, let size, let alpha, let beta, let bias):
             let b = Int(bias.bitPattern)
             return (14, [c, plane, size, b >> 16, b & 0xFFFF], Activation(low: alpha, high: beta))
@@ -148,6 +154,15 @@ public enum ProgramCodec {
             if f.count != 3 { try need(1) }
             return .softmax(count: f[0], outer: f.count == 3 ? f[1] : 1, inner: f.count == 3 ? f[2] : 1)
         case 13: try need(2); return .globalMaxPool(channels: f[0], plane: f[1])
+        case 15:
+            try need(8)
+            guard let mode = PadMode(rawValue: f[7]) else { throw .malformedPayload }
+            return .pad(
+                PadGeometry(
+                    channels: f[0], inHeight: f[1], inWidth: f[2], top: f[3], left: f[4], bottom: f[5], right: f[6],
+                    mode: mode, value: act.low))
+        case 16:
+            try need(5); return .upsample(channels: f[0], inHeight: f[1], inWidth: f[2], scaleH: f[3], scaleW: f[4])
         case 14:
             try need(5)
             guard f[3] <= 0xFFFF, f[4] <= 0xFFFF else { throw .malformedPayload }

@@ -18,9 +18,11 @@ import Testing
         #expect(try infer(back, x) == infer(net, x))
     }
 
-    /// The pointwise functions (a PRelu's slopes among them), LRN, dilated and global max pools and
-    /// Softmax along an axis export and re-import as they were.
-    @Test(arguments: ["activations_net", "lrn_pools_net", "softmax_rows_opset13"])
+    /// The pointwise functions (a PRelu's slopes among them), LRN, dilated and global max pools,
+    /// Softmax along an axis, Pad and Resize export and re-import as they were.
+    @Test(arguments: [
+        "activations_net", "lrn_pools_net", "softmax_rows_opset13", "pad_resize_net", "pad_constant_opset9",
+    ])
     func newOperatorsRoundTrip(_ name: String) throws {
         let net = try ONNXImporter.load(path: Fixtures.path(name + ".onnx"))
         let back = try ONNXImporter.load(data: try ONNXExporter.serialize(net), name: net.name)

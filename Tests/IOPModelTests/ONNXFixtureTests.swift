@@ -11,7 +11,7 @@ import Testing
 
     @Test func fixturesArePresent() {
         // Guards against the resource folder going missing and every case silently vanishing.
-        #expect(Fixtures.cases.count >= 69, "found \(Fixtures.cases.count) fixture cases")
+        #expect(Fixtures.cases.count >= 81, "found \(Fixtures.cases.count) fixture cases")
     }
 
     @Test(arguments: Fixtures.cases)
@@ -101,6 +101,13 @@ import Testing
         }
         let dropout = try ONNXImporter.load(path: Fixtures.path("conv_dropout_identity_relu.onnx"))
         #expect(dropout.layers.count == 1)
+    }
+
+    /// Shape arithmetic folds away: the conv, its fused Relu and the linear layer are all that is left.
+    @Test func shapeArithmeticFoldsAtLoad() throws {
+        let net = try ONNXImporter.load(path: Fixtures.path("flatten_by_shape_opset11.onnx"))
+        #expect(net.layers.map(\.opName) == ["Conv", "Linear"])
+        if case .conv(_, let act) = net.layers[0].kind { #expect(act == .relu) }
     }
 
     /// A PRelu with one slope is a LeakyRelu; with a slope per channel it keeps them as its weights.

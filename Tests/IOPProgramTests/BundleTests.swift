@@ -90,6 +90,15 @@ import Testing
             .pointwise(channels: 3, plane: 5, .sigmoid),
             .pointwise(channels: 3, plane: 5, .hardSigmoid(alpha: 0.3, beta: 0.6)),
             .pointwise(channels: 3, plane: 5, .hardSwish), .pointwise(channels: 3, plane: 5, .tanh),
+            .pad(
+                PadGeometry(
+                    channels: 2, inHeight: 5, inWidth: 4, top: 1, left: 0, bottom: 2, right: 3, mode: .reflect,
+                    value: 0)),
+            .pad(
+                PadGeometry(
+                    channels: 2, inHeight: 5, inWidth: 4, top: 1, left: 2, bottom: 0, right: 1, mode: .constant,
+                    value: -1.5)),
+            .upsample(channels: 3, inHeight: 4, inWidth: 5, scaleH: 2, scaleW: 3),
         ]
         for kind in kinds {
             var layout = ArenaLayout()

@@ -295,6 +295,75 @@ def main():
     bp = c.current
     c.current = b1
     case(c.node("Concat", [b3, b5, bp], axis=1).conv(15, 6, 1).node("GlobalAveragePool"))
+
+    # Pad (pads as an attribute before opset 11, an input after, axes from 18) and nearest Resize/Upsample
+    # by whole factors (scales or sizes, each coordinate rule that repeats pixels).
+    case(Chain("pad_constant_opset9", [1, 3, 5, 6], opset=9).node("Pad", pads=[0, 0, 1, 2, 0, 0, 3, 1], value=0.5))
+    c = Chain("pad_reflect_opset11", [1, 2, 5, 6], opset=11)
+    case(c.node("Pad", [c.const(np.array([0, 0, 2, 1, 0, 0, 1, 3]), dtype=np.int64)], mode="reflect"))
+    c = Chain("pad_edge_opset13", [1, 2, 4, 5])
+    case(c.node("Pad", [c.const(np.array([0, 0, 1, 2, 0, 0, 2, 0]), dtype=np.int64)], mode="edge"))
+    c = Chain("pad_constant_axes_opset18", [1, 3, 4, 4], opset=18)
+    axes = c.const(np.array([2, 3]), dtype=np.int64)
+    case(c.node("Pad", [c.const(np.array([1, 2, 0, 1]), dtype=np.int64), c.const(np.float32(-1.5)), axes]))
+    c = Chain("upsample_nearest_opset9", [1, 2, 3, 4], opset=9)
+    case(c.node("Upsample", [c.const(np.array([1, 1, 2, 3]))], mode="nearest"))
+    c = Chain("resize_nearest_opset10", [1, 2, 3, 4], opset=10)
+    case(c.node("Resize", [c.const(np.array([1, 1, 3, 2]))], mode="nearest"))
+    c = Chain("resize_asymmetric_floor_opset11", [1, 2, 3, 4], opset=11)
+    roi = c.const(np.array([], dtype=np.float32))
+    case(c.node("Resize", [roi, c.const(np.array([1, 1, 2, 2]))], mode="nearest",
+                coordinate_transformation_mode="asymmetric", nearest_mode="floor"))
+    c = Chain("resize_sizes_half_pixel_opset13", [1, 3, 4, 5])
+    case(c.node("Resize", ["", "", c.const(np.array([1, 3, 12, 10]), dtype=np.int64)], mode="nearest"))
+    c = Chain("resize_scales_default_opset18", [1, 2, 3, 3], opset=18)
+    case(c.node("Resize", ["", c.const(np.array([1, 1, 4, 2]))], mode="nearest"))
+    # A decoder-style net: a reflect pad before an unpadded conv, and an upsampling head.
+    c = Chain("pad_resize_net", [1, 3, 12, 12]).conv(3, 8, 3, strides=[2, 2], pads=[1, 1, 1, 1]).node("Relu")
+    c.node("Pad", [c.const(np.array([0, 0, 1, 1, 0, 0, 1, 1]), dtype=np.int64)], mode="reflect").conv(8, 8, 3)
+    c.node("Relu").node("Resize", ["", c.const(np.array([1, 1, 2, 2]))], mode="nearest").conv(8, 4, 3, pads=[1, 1, 1, 1])
+    case(c.node("Sigmoid"))
+    # The shape arithmetic converters emit around Reshape, folded at load: PyTorch's flatten before opset 13
+    # (Shape, Gather, Unsqueeze by attribute, Concat), and a longer one (Mul, Cast both ways, Unsqueeze by
+    # input, Squeeze, ConstantOfShape, Sub, Div).
+    c = Chain("flatten_by_shape_opset11", [1, 3, 6, 6], opset=11).conv(3, 4, 3).node("Relu")
+    x = c.current
+    c.nodes += [helper.make_node("Shape", [x], ["s"], name="shape"),
+                helper.make_node("Gather", ["s", c.const(np.array(0), dtype=np.int64)], ["n"], name="gather", axis=0),
+                helper.make_node("Unsqueeze", ["n"], ["n1"], name="unsqueeze", axes=[0]),
+                helper.make_node("Concat", ["n1", c.const(np.array([-1]), dtype=np.int64)], ["target"], name="cat", axis=0),
+                helper.make_node("Reshape", [x, "target"], ["flat"], name="reshape")]
+    c.current = "flat"
+    case(c.node("Gemm", [c.const(c.weights(5, 64)), c.const(rng.uniform(-0.5, 0.5, 5))], transB=1))
+    c = Chain("flatten_by_shape_arithmetic_opset13", [1, 2, 5, 4]).conv(2, 3, 3, pads=[1, 1, 1, 1])
+    x = c.current
+    g = lambda i: c.const(np.array(i), dtype=np.int64)
+    c.nodes += [helper.make_node("Shape", [x], ["s"], name="shape"),
+                helper.make_node("Gather", ["s", g(1)], ["ch"], name="gather_c"),
+                helper.make_node("Gather", ["s", g(2)], ["h"], name="gather_h"),
+                helper.make_node("Gather", ["s", g(3)], ["w"], name="gather_w"),
+                helper.make_node("Mul", ["h", "w"], ["hw"], name="mul_hw"),
+                helper.make_node("Mul", ["ch", "hw"], ["chw2"], name="mul_chw"),
+                helper.make_node("Cast", ["chw2"], ["chwf"], name="to_float", to=TensorProto.FLOAT),
+                helper.make_node("Mul", ["chwf", c.const(np.float32(2))], ["double"], name="twice"),
+                helper.make_node("Div", ["double", c.const(np.float32(2))], ["chwf2"], name="halve"),
+                helper.make_node("Cast", ["chwf2"], ["chw"], name="to_int", to=TensorProto.INT64),
+                helper.make_node("Unsqueeze", ["chw", g([0])], ["u"], name="unsqueeze"),
+                helper.make_node("Unsqueeze", ["u", g([0])], ["uu"], name="unsqueeze_more"),
+                helper.make_node("Squeeze", ["uu", g([0])], ["sq"], name="squeeze"),
+                helper.make_node("ConstantOfShape", [g([1])], ["ones"], name="ones",
+                                 value=numpy_helper.from_array(np.array([3], dtype=np.int64))),
+                helper.make_node("Sub", ["ones", g(2)], ["one"], name="sub"),
+                helper.make_node("Concat", ["one", "sq"], ["target"], name="cat", axis=0),
+                helper.make_node("Reshape", [x, "target"], ["flat"], name="reshape")]
+    c.current = "flat"
+    case(c.node("Relu").node("Softmax"))
+    c = Chain("error_resize_linear", [1, 2, 3, 3])
+    c.node("Resize", ["", c.const(np.array([1, 1, 2, 2]))], mode="linear")
+    c.save(); errors.append({"name": c.name, "message": "supported in nearest mode"})
+    c = Chain("error_resize_rounding", [1, 2, 3, 3], opset=13)
+    c.node("Resize", ["", c.const(np.array([1, 1, 3, 3]))], mode="nearest", coordinate_transformation_mode="asymmetric")
+    c.save(); errors.append({"name": c.name, "message": "does not repeat whole pixels"})
     with open(os.path.join(HERE, "errors.json"), "w") as f:
         json.dump(errors, f, indent=1)
 
