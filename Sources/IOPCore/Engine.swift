@@ -146,6 +146,8 @@ public final class Engine {
         case .addBias(let c, let p, let act):
             ElementwiseKernel.addBias(output, channels: c, plane: p, bias: arena + op.bias, act)
         case .pad(let g): PadKernel.run(g, input: input, output: output)
+        case .channelShuffle(let g, let c, let p):
+            ChannelShuffleKernel.run(groups: g, channels: c, plane: p, input: input, output: output)
         case .upsample(let c, let h, let w, let sh, let sw):
             UpsampleKernel.run(
                 channels: c, inHeight: h, inWidth: w, scaleH: sh, scaleW: sw, input: input, output: output)

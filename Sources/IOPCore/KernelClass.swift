@@ -54,7 +54,7 @@ public enum KernelClass: String, CaseIterable, Sendable {
         case .linear: self = .linear
         case .maxPool, .averagePool, .globalAveragePool, .globalMaxPool: self = .pool
         case .clamp, .addBias, .softmax, .add, .scale, .pointwise, .lrn: self = .elementwise
-        case .concat, .pad, .upsample: self = .copy
+        case .concat, .pad, .upsample, .channelShuffle: self = .copy
         }
     }
 
@@ -67,7 +67,7 @@ public enum KernelClass: String, CaseIterable, Sendable {
         // A clamp's unit per element; sigmoid, tanh, softmax and LRN cost their exp.
         case .softmax: return Double(kind.flops / 2)
         case .pointwise, .lrn: return Double(kind.flops / 2)
-        case .concat, .pad, .upsample: return Double(4 * kind.outputCount)
+        case .concat, .pad, .upsample, .channelShuffle: return Double(4 * kind.outputCount)
         case .conv: return Double(kind.flops)
         }
     }

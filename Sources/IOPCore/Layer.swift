@@ -26,6 +26,8 @@ public enum LayerKind: Equatable, Sendable {
     /// bias: a batch norm with no conv before it, or a Mul or Add by per-channel constants.
     case scale(channels: Int, plane: Int, Activation)
     case pad(PadGeometry)
+    /// ShuffleNet's channel shuffle of a CHW tensor: `groups` groups of channels interleaved.
+    case channelShuffle(groups: Int, channels: Int, plane: Int)
     /// Nearest-neighbour upsampling of CHW planes by whole factors.
     case upsample(channels: Int, inHeight: Int, inWidth: Int, scaleH: Int, scaleW: Int)
     /// In place: x = f(x) over CHW planes (a PRelu's slopes, one per channel, as weights).
@@ -62,6 +64,7 @@ public struct Layer: Sendable {
         case .globalMaxPool: return "GlobalMaxPool"
         case .lrn: return "LRN"
         case .pad: return "Pad"
+        case .channelShuffle: return "ChannelShuffle"
         case .upsample: return "Resize"
         case .clamp: return "Clip"
         case .softmax: return "Softmax"
@@ -115,6 +118,9 @@ extension LayerKind {
         case .linear(let g, _): try g.validate()
         case .maxPool(let g), .averagePool(let g): try g.validate()
         case .pad(let g): try g.validate()
+        case .channelShuffle(let g, let c, let p):
+            if c <= 0 || p <= 0 { throw .invalidShape("empty tensor") }
+            if g <= 0 || c % g != 0 { throw .invalidShape("channels must split into the groups") }
         case .upsample(let c, let h, let w, let sh, let sw):
             if c <= 0 || h <= 0 || w <= 0 { throw .invalidShape("empty tensor") }
             if sh <= 0 || sw <= 0 { throw .invalidShape("upsampling factors must be positive") }
@@ -149,6 +155,7 @@ extension LayerKind {
         case .linear(let g, _): return g.inFeatures
         case .maxPool(let g), .averagePool(let g): return g.inputCount
         case .pad(let g): return g.inputCount
+        case .channelShuffle(_, let c, let p): return c * p
         case .upsample(let c, let h, let w, _, _): return c * h * w
         case .globalAveragePool(let c, let p), .globalMaxPool(let c, let p): return c * p
         case .clamp(let n, _): return n
@@ -166,6 +173,7 @@ extension LayerKind {
         case .linear(let g, _): return g.outFeatures
         case .maxPool(let g), .averagePool(let g): return g.outputCount
         case .pad(let g): return g.outputCount
+        case .channelShuffle(_, let c, let p): return c * p
         case .upsample(let c, let h, let w, let sh, let sw): return c * h * sh * w * sw
         case .globalAveragePool(let c, _), .globalMaxPool(let c, _): return c
         case .clamp(let n, _): return n
@@ -188,7 +196,7 @@ extension LayerKind {
         case .lrn(let c, let p, let size, _, _, _): return (2 * size + 30) * c * p  // the window and the power
         case .addBias(let c, let p, _), .scale(let c, let p, _): return 2 * c * p
         case .add(let n, _): return n
-        case .concat, .pad, .upsample: return 0
+        case .concat, .pad, .upsample, .channelShuffle: return 0
         case .pointwise(let c, let p, let f):
             switch f {
             case .sigmoid, .tanh: return 12 * c * p  // the exp polynomial and a division

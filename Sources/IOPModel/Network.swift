@@ -56,7 +56,7 @@ public struct Network {
                 } else {
                     shape = [1, layer.outputCount]
                 }
-            case .clamp, .softmax, .addBias, .add, .scale, .pointwise, .lrn: break
+            case .clamp, .softmax, .addBias, .add, .scale, .pointwise, .lrn, .channelShuffle: break
             }
             shapes.append(shape)
         }
@@ -89,7 +89,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
         ("MaxPool", nil), ("AveragePool", nil), ("GlobalAveragePool", nil), ("GlobalMaxPool", nil),
         ("LRN", nil), ("Pad", "constant, reflect or edge, on H and W"),
         ("Resize", "nearest, whole factors"), ("Upsample", "nearest, whole factors"), ("Flatten", nil),
-        ("Reshape", "flatten only"), ("Softmax", "2-D or 4-D"), ("BatchNormalization", nil), ("Dropout", nil),
+        ("Reshape", "a flatten, or around a channel shuffle"),
+        ("Transpose", "a channel shuffle"), ("Softmax", "2-D or 4-D"), ("BatchNormalization", nil), ("Dropout", nil),
         ("Identity", nil),
         ("Constant", nil), ("Shape", "folded"), ("Gather", "folded, of constants"), ("Unsqueeze", "folded"),
         ("Squeeze", "folded"), ("Cast", "folded"), ("ConstantOfShape", "folded"), ("Sub", "folded, of constants"),

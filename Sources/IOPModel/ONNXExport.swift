@@ -109,6 +109,12 @@ public enum ONNXExporter {
                 let pads = int64s(name + ".pads", [0, 0, g.top, g.left, 0, 0, g.bottom, g.right])
                 current = node("Pad", name, [current, pads, constant(name + ".value", [], [g.value])], [mode])
                 shape = [1, g.channels, g.outHeight, g.outWidth]
+            case .channelShuffle(let g, let c, _):
+                let (h, w) = (shape[2], shape[3])
+                let split = int64s(name + ".split", [1, g, c / g, h, w])
+                current = node("Reshape", name + "_split", [current, split])
+                current = node("Transpose", name, [current], [ints("perm", [0, 2, 1, 3, 4])])
+                current = node("Reshape", name + "_merge", [current, int64s(name + ".merge", [1, c, h, w])])
             case .upsample(let c, let h, let w, let sh, let sw):
                 func text(_ key: String, _ value: String) -> Onnx_AttributeProto {
                     var a = Onnx_AttributeProto()

@@ -381,13 +381,30 @@ public enum ONNXImporter {
                 let n = shape.reduce(1, *)
                 let known = target.filter { $0 > 0 }.reduce(1, *)
                 let resolved = target.enumerated().map { i, v in v == -1 ? n / max(known, 1) : (v == 0 ? shape[i] : v) }
-                guard resolved.reduce(1, *) == n, resolved.count == 2, resolved[0] == 1 else {
+                // The data never moves: a flatten, or the channel split and merge around a shuffle.
+                let split = shape.count == 4 && resolved.count == 5 && Array(resolved[3...]) == Array(shape[2...])
+                let merge =
+                    shape.count == 5 && resolved.count == 4 && Array(resolved[2...]) == Array(shape[3...])
+                    && resolved[1] == shape[1] * shape[2]
+                guard resolved.reduce(1, *) == n, resolved[0] == 1, resolved.count == 2 || split || merge else {
                     throw ModelError.invalidModel(
-                        "Reshape '\(nodeName)': only a flatten to [1, N] is supported, "
-                            + "got target \(target) for input \(shape)"
+                        "Reshape '\(nodeName)': only a flatten to [1, N] or the channel split and merge of a shuffle "
+                            + "are supported, got target \(target) for input \(shape)"
                     )
                 }
                 shape = resolved
+            case "Transpose":
+                guard shape.count == 5, ints("perm") == [0, 2, 1, 3, 4] else {
+                    throw ModelError.invalidModel(
+                        "Transpose '\(nodeName)': only a channel shuffle (perm [0, 2, 1, 3, 4] of [1, g, C/g, H, W]) "
+                            + "is supported, got perm \(ints("perm") ?? []) for shape \(shape)")
+                }
+                append(
+                    Layer(
+                        name: nodeName,
+                        kind: .channelShuffle(
+                            groups: shape[1], channels: shape[1] * shape[2], plane: shape[3] * shape[4])))
+                shape = [1, shape[2], shape[1], shape[3], shape[4]]
             case "Gemm":
                 let transA = int("transA", 0) != 0, transB = int("transB", 0) != 0
                 let k = shape.reduce(1, *)

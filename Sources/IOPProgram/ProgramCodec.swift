@@ -108,6 +108,7 @@ public enum ProgramCodec {
                 Activation(low: g.value, high: 0)
             )
         case .upsample(let c, let h, let w, let sh, let sw): return (16, [c, h, w, sh, sw], .none)
+        case .channelShuffle(let g, let c, let plane): return (17, [g, c, plane], .none)
         case .lrn(let c, let plane, let size, let alpha, let beta, let bias):
             let b = Int(bias.bitPattern)
             return (14, [c, plane, size, b >> 16, b & 0xFFFF], Activation(low: alpha, high: beta))
@@ -161,6 +162,7 @@ public enum ProgramCodec {
                 PadGeometry(
                     channels: f[0], inHeight: f[1], inWidth: f[2], top: f[3], left: f[4], bottom: f[5], right: f[6],
                     mode: mode, value: act.low))
+        case 17: try need(3); return .channelShuffle(groups: f[0], channels: f[1], plane: f[2])
         case 16:
             try need(5); return .upsample(channels: f[0], inHeight: f[1], inWidth: f[2], scaleH: f[3], scaleW: f[4])
         case 14:

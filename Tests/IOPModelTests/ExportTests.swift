@@ -22,6 +22,7 @@ import Testing
     /// Softmax along an axis, Pad and Resize export and re-import as they were.
     @Test(arguments: [
         "activations_net", "lrn_pools_net", "softmax_rows_opset13", "pad_resize_net", "pad_constant_opset9",
+        "channel_shuffle_net",
     ])
     func newOperatorsRoundTrip(_ name: String) throws {
         let net = try ONNXImporter.load(path: Fixtures.path(name + ".onnx"))

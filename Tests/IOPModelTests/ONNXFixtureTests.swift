@@ -11,7 +11,7 @@ import Testing
 
     @Test func fixturesArePresent() {
         // Guards against the resource folder going missing and every case silently vanishing.
-        #expect(Fixtures.cases.count >= 81, "found \(Fixtures.cases.count) fixture cases")
+        #expect(Fixtures.cases.count >= 82, "found \(Fixtures.cases.count) fixture cases")
     }
 
     @Test(arguments: Fixtures.cases)
@@ -108,6 +108,13 @@ import Testing
         let net = try ONNXImporter.load(path: Fixtures.path("flatten_by_shape_opset11.onnx"))
         #expect(net.layers.map(\.opName) == ["Conv", "Linear"])
         if case .conv(_, let act) = net.layers[0].kind { #expect(act == .relu) }
+    }
+
+    /// Reshape-Transpose-Reshape is one channel shuffle layer between the convs.
+    @Test func channelShuffleIsOneLayer() throws {
+        let net = try ONNXImporter.load(path: Fixtures.path("channel_shuffle_net.onnx"))
+        #expect(net.layers.map(\.opName) == ["Conv", "ChannelShuffle", "Conv", "Conv", "GlobalAveragePool"])
+        #expect(net.layers[1].kind == .channelShuffle(groups: 3, channels: 12, plane: 49))
     }
 
     /// A PRelu with one slope is a LeakyRelu; with a slope per channel it keeps them as its weights.

@@ -99,6 +99,7 @@ import Testing
                     channels: 2, inHeight: 5, inWidth: 4, top: 1, left: 2, bottom: 0, right: 1, mode: .constant,
                     value: -1.5)),
             .upsample(channels: 3, inHeight: 4, inWidth: 5, scaleH: 2, scaleW: 3),
+            .channelShuffle(groups: 3, channels: 12, plane: 5),
         ]
         for kind in kinds {
             var layout = ArenaLayout()

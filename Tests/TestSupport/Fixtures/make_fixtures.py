@@ -358,6 +358,11 @@ def main():
                 helper.make_node("Reshape", [x, "target"], ["flat"], name="reshape")]
     c.current = "flat"
     case(c.node("Relu").node("Softmax"))
+    # ShuffleNet's channel shuffle: Reshape (with 0 and -1), Transpose, Reshape, between grouped convs.
+    c = Chain("channel_shuffle_net", [1, 6, 7, 7]).conv(6, 12, 1, group=3).node("Relu")
+    c.node("Reshape", [c.const(np.array([0, 3, -1, 7, 7]), dtype=np.int64)]).node("Transpose", perm=[0, 2, 1, 3, 4])
+    c.node("Reshape", [c.const(np.array([1, -1, 7, 7]), dtype=np.int64)]).conv(12, 12, 3, group=12, pads=[1, 1, 1, 1])
+    case(c.conv(12, 6, 1, group=3).node("GlobalAveragePool"))
     c = Chain("error_resize_linear", [1, 2, 3, 3])
     c.node("Resize", ["", c.const(np.array([1, 1, 2, 2]))], mode="linear")
     c.save(); errors.append({"name": c.name, "message": "supported in nearest mode"})
