@@ -1,3 +1,8 @@
+/// One function on a vector of lanes.
+protocol Lanewise {
+    func callAsFunction(_ v: KVec) -> KVec
+}
+
 /// An element-wise function that is not a clamp: LeakyRelu, PRelu, Sigmoid, HardSigmoid, HardSwish
 /// and Tanh as ONNX defines them. Clamps (ReLU, Clip) stay an `Activation`, fused into the conv's
 /// store; these run as a layer of their own, in place, channel-local like a clamp.
@@ -23,38 +28,50 @@ public enum PointwiseKernel {
         _ data: UnsafeMutablePointer<Float>, channels: Int, plane: Int, _ f: PointwiseFunction,
         slopes: UnsafePointer<Float>
     ) {
+        let count = channels * plane
         switch f {
         case .prelu:
-            for c in 0..<channels {
-                let a = KVec(repeating: slopes[c])
-                apply(data + c * plane, count: plane) { leaky($0, a) }
-            }
-        case .leakyRelu(let alpha):
-            let a = KVec(repeating: alpha)
-            apply(data, count: channels * plane) { leaky($0, a) }
-        case .sigmoid: apply(data, count: channels * plane) { sigmoid($0) }
+            for c in 0..<channels { apply(data + c * plane, count: plane, Leaky(a: KVec(repeating: slopes[c]))) }
+        case .leakyRelu(let alpha): apply(data, count: count, Leaky(a: KVec(repeating: alpha)))
+        case .sigmoid: apply(data, count: count, Sigmoid())
         case .hardSigmoid(let alpha, let beta):
-            let a = KVec(repeating: alpha), b = KVec(repeating: beta)
-            apply(data, count: channels * plane) { unit.apply($0 * a + b) }
-        case .hardSwish:
-            let a = KVec(repeating: 1.0 / 6), b = KVec(repeating: 0.5)
-            apply(data, count: channels * plane) { $0 * unit.apply($0 * a + b) }
-        case .tanh: apply(data, count: channels * plane) { tanh($0) }
+            apply(data, count: count, HardSigmoid(a: KVec(repeating: alpha), b: KVec(repeating: beta)))
+        case .hardSwish: apply(data, count: count, HardSwish())
+        case .tanh: apply(data, count: count, Tanh())
         }
     }
-
-    static let unit = Activation(low: 0, high: 1)
 
     /// Whole vectors, then the tail as one vector padded with zeros: one definition of each function.
-    @inline(__always) static func apply(_ p: UnsafeMutablePointer<Float>, count: Int, _ f: (KVec) -> KVec) {
+    /// Generic rather than a closure so each function is specialized into its own loop.
+    @inline(__always) static func apply<F: Lanewise>(_ p: UnsafeMutablePointer<Float>, count: Int, _ f: F) {
         let n = KVec.scalarCount
         var i = 0
-        while i < count {
-            let lanes = Swift.min(n, count - i)
-            storeVec(f(loadVec(p + i, lanes: lanes)), p + i, lanes: lanes)
-            i += n
+        while i + n <= count { storeVec(f(loadVec(p + i)), p + i); i += n }
+        if i < count { storeVec(f(loadVec(p + i, lanes: count - i)), p + i, lanes: count - i) }
+    }
+
+    struct Leaky: Lanewise {
+        let a: KVec
+        @inline(__always) func callAsFunction(_ v: KVec) -> KVec { leaky(v, a) }
+    }
+    struct Sigmoid: Lanewise {
+        @inline(__always) func callAsFunction(_ v: KVec) -> KVec { sigmoid(v) }
+    }
+    struct HardSigmoid: Lanewise {
+        let a: KVec, b: KVec
+        @inline(__always) func callAsFunction(_ v: KVec) -> KVec { unit(v * a + b) }
+    }
+    struct HardSwish: Lanewise {
+        @inline(__always) func callAsFunction(_ v: KVec) -> KVec {
+            v * unit(v * KVec(repeating: 1.0 / 6) + KVec(repeating: 0.5))
         }
     }
+    struct Tanh: Lanewise {
+        @inline(__always) func callAsFunction(_ v: KVec) -> KVec { tanh(v) }
+    }
+
+    /// max(0, min(1, v)).
+    @inline(__always) static func unit(_ v: KVec) -> KVec { Activation(low: 0, high: 1).apply(v) }
 
     @inline(__always) static func leaky(_ v: KVec, _ a: KVec) -> KVec { v.replacing(with: v * a, where: v .< 0) }
 
