@@ -45,14 +45,28 @@ public enum ElementwiseKernel {
         }
     }
 
-    /// Numerically stable softmax over one vector.
-    public static func softmax(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, count: Int) {
+    /// Numerically stable softmax over `count` values `stride` apart.
+    public static func softmax(
+        input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, count: Int, stride: Int = 1
+    ) {
         var m = -Float.infinity
-        for i in 0..<count { m = max(m, input[i]) }
+        for i in 0..<count { m = max(m, input[i * stride]) }
         var s: Float = 0
-        for i in 0..<count { let e = exp(input[i] - m); output[i] = e; s += e }
+        for i in 0..<count { let e = exp(input[i * stride] - m); output[i * stride] = e; s += e }
         let inv = 1 / s
-        for i in 0..<count { output[i] *= inv }
+        for i in 0..<count { output[i * stride] *= inv }
+    }
+
+    /// Softmax over the middle axis of an [outer, count, inner] tensor.
+    public static func softmax(
+        input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, count: Int, outer: Int, inner: Int
+    ) {
+        for o in 0..<outer {
+            for i in 0..<inner {
+                let at = o * count * inner + i
+                softmax(input: input + at, output: output + at, count: count, stride: inner)
+            }
+        }
     }
 
     /// The logistic function: a stream's score from its model's logit. Written on e^-|x| so neither

@@ -120,6 +120,8 @@ public final class Engine {
             for (k, c) in channels.enumerated() {
                 arena[op.weights + c] = weights?[k] ?? 1; arena[op.bias + c] = bias?[k] ?? 0
             }
+        case .pointwise:
+            for (k, c) in channels.enumerated() { arena[op.weights + c] = weights?[k] ?? 0 }
         default: break
         }
     }
@@ -143,7 +145,19 @@ public final class Engine {
         case .clamp(let n, let act): ElementwiseKernel.clamp(output, count: n, act)
         case .addBias(let c, let p, let act):
             ElementwiseKernel.addBias(output, channels: c, plane: p, bias: arena + op.bias, act)
-        case .softmax(let n): ElementwiseKernel.softmax(input: input, output: output, count: n)
+        case .pad(let g): PadKernel.run(g, input: input, output: output)
+        case .channelShuffle(let g, let c, let p):
+            ChannelShuffleKernel.run(groups: g, channels: c, plane: p, input: input, output: output)
+        case .upsample(let c, let h, let w, let sh, let sw):
+            UpsampleKernel.run(
+                channels: c, inHeight: h, inWidth: w, scaleH: sh, scaleW: sw, input: input, output: output)
+        case .globalMaxPool(let c, let p):
+            PoolKernel.globalMax(channels: c, plane: p, input: input, output: output, pool: pool)
+        case .softmax(let n, let outer, let inner):
+            ElementwiseKernel.softmax(input: input, output: output, count: n, outer: outer, inner: inner)
+        case .lrn(let c, let p, let size, let alpha, let beta, let bias):
+            LRNKernel.run(
+                input: input, output: output, channels: c, plane: p, size: size, alpha: alpha, beta: beta, bias: bias)
         case .add(let n, let act): ElementwiseKernel.add(input, UnsafePointer(arena + op.other), output, count: n, act)
         case .concat(let a, let b):
             output.update(from: input, count: a)
@@ -151,6 +165,8 @@ public final class Engine {
         case .scale(let c, let p, let act):
             ElementwiseKernel.scale(
                 output, channels: c, plane: p, scale: arena + op.weights, shift: arena + op.bias, act)
+        case .pointwise(let c, let p, let f):
+            PointwiseKernel.run(output, channels: c, plane: p, f, slopes: arena + op.weights)
         }
     }
 

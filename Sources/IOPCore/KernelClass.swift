@@ -52,9 +52,9 @@ public enum KernelClass: String, CaseIterable, Sendable {
                 self = .conv3x3
             }
         case .linear: self = .linear
-        case .maxPool, .averagePool, .globalAveragePool: self = .pool
-        case .clamp, .addBias, .softmax, .add, .scale: self = .elementwise
-        case .concat: self = .copy
+        case .maxPool, .averagePool, .globalAveragePool, .globalMaxPool: self = .pool
+        case .clamp, .addBias, .softmax, .add, .scale, .pointwise, .lrn: self = .elementwise
+        case .concat, .pad, .upsample, .channelShuffle: self = .copy
         }
     }
 
@@ -62,9 +62,12 @@ public enum KernelClass: String, CaseIterable, Sendable {
     public static func work(_ kind: LayerKind) -> Double {
         switch kind {
         case .linear(let g, _): return Double(4 * g.inFeatures * g.outFeatures)
-        case .maxPool, .averagePool, .globalAveragePool: return Double(kind.flops)
-        case .clamp, .addBias, .softmax, .add, .scale: return Double(kind.outputCount)
-        case .concat: return Double(4 * kind.outputCount)
+        case .maxPool, .averagePool, .globalAveragePool, .globalMaxPool: return Double(kind.flops)
+        case .clamp, .addBias, .add, .scale: return Double(kind.outputCount)
+        // A clamp's unit per element; sigmoid, tanh, softmax and LRN cost their exp.
+        case .softmax: return Double(kind.flops / 2)
+        case .pointwise, .lrn: return Double(kind.flops / 2)
+        case .concat, .pad, .upsample, .channelShuffle: return Double(4 * kind.outputCount)
         case .conv: return Double(kind.flops)
         }
     }

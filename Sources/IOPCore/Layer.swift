@@ -6,11 +6,17 @@ public enum LayerKind: Equatable, Sendable {
     case maxPool(PoolGeometry)
     case averagePool(PoolGeometry)
     case globalAveragePool(channels: Int, plane: Int)
+    case globalMaxPool(channels: Int, plane: Int)
     /// Stand-alone ReLU / Clip, in place.
     case clamp(count: Int, Activation)
     /// In place: x = act(x + bias[channel]); finishes a reduction of partial sums.
     case addBias(channels: Int, plane: Int, Activation)
-    case softmax(count: Int)
+    /// Over `count` values `inner` apart, for each of the `outer` x `inner` vectors (ONNX's axis: a vector's
+    /// features, a CHW tensor's channels, rows or columns).
+    case softmax(count: Int, outer: Int = 1, inner: Int = 1)
+    /// Local response normalization across channels: x / (bias + alpha / size * sum of x^2 over `size`
+    /// channels around) ^ beta.
+    case lrn(channels: Int, plane: Int, size: Int, alpha: Float, beta: Float, bias: Float)
     /// Elementwise sum of the op's input and its `other` input (a residual connection), then the activation.
     case add(count: Int, Activation)
     /// The op's input (`first` floats) followed by its `other` input (`second`): for CHW tensors of one
@@ -19,6 +25,13 @@ public enum LayerKind: Equatable, Sendable {
     /// In place: x = act(x * scale[channel] + shift[channel]), the scales as weights and the shifts as
     /// bias: a batch norm with no conv before it, or a Mul or Add by per-channel constants.
     case scale(channels: Int, plane: Int, Activation)
+    case pad(PadGeometry)
+    /// ShuffleNet's channel shuffle of a CHW tensor: `groups` groups of channels interleaved.
+    case channelShuffle(groups: Int, channels: Int, plane: Int)
+    /// Nearest-neighbour upsampling of CHW planes by whole factors.
+    case upsample(channels: Int, inHeight: Int, inWidth: Int, scaleH: Int, scaleW: Int)
+    /// In place: x = f(x) over CHW planes (a PRelu's slopes, one per channel, as weights).
+    case pointwise(channels: Int, plane: Int, PointwiseFunction)
 }
 
 /// One layer with its weights in the interchange layout (OIHW for conv,
@@ -48,12 +61,26 @@ public struct Layer: Sendable {
         case .maxPool: return "MaxPool"
         case .averagePool: return "AveragePool"
         case .globalAveragePool: return "GlobalAveragePool"
+        case .globalMaxPool: return "GlobalMaxPool"
+        case .lrn: return "LRN"
+        case .pad: return "Pad"
+        case .channelShuffle: return "ChannelShuffle"
+        case .upsample: return "Resize"
         case .clamp: return "Clip"
         case .softmax: return "Softmax"
         case .addBias: return "AddBias"
         case .add: return "Add"
         case .concat: return "Concat"
         case .scale: return "Scale"
+        case .pointwise(_, _, let f):
+            switch f {
+            case .leakyRelu: return "LeakyRelu"
+            case .prelu: return "PRelu"
+            case .sigmoid: return "Sigmoid"
+            case .hardSigmoid: return "HardSigmoid"
+            case .hardSwish: return "HardSwish"
+            case .tanh: return "Tanh"
+            }
         }
     }
 
@@ -90,13 +117,25 @@ extension LayerKind {
         case .conv(let g, _): try g.validate()
         case .linear(let g, _): try g.validate()
         case .maxPool(let g), .averagePool(let g): try g.validate()
-        case .globalAveragePool(let c, let p), .addBias(let c, let p, _):
+        case .pad(let g): try g.validate()
+        case .channelShuffle(let g, let c, let p):
             if c <= 0 || p <= 0 { throw .invalidShape("empty tensor") }
-        case .clamp(let n, _), .softmax(let n), .add(let n, _):
+            if g <= 0 || c % g != 0 { throw .invalidShape("channels must split into the groups") }
+        case .upsample(let c, let h, let w, let sh, let sw):
+            if c <= 0 || h <= 0 || w <= 0 { throw .invalidShape("empty tensor") }
+            if sh <= 0 || sw <= 0 { throw .invalidShape("upsampling factors must be positive") }
+        case .globalAveragePool(let c, let p), .globalMaxPool(let c, let p), .addBias(let c, let p, _):
+            if c <= 0 || p <= 0 { throw .invalidShape("empty tensor") }
+        case .clamp(let n, _), .add(let n, _):
             if n <= 0 { throw .invalidShape("empty tensor") }
+        case .softmax(let n, let outer, let inner):
+            if n <= 0 || outer <= 0 || inner <= 0 { throw .invalidShape("empty tensor") }
+        case .lrn(let c, let p, let size, _, _, _):
+            if c <= 0 || p <= 0 { throw .invalidShape("empty tensor") }
+            if size <= 0 { throw .invalidShape("LRN size must be positive") }
         case .concat(let a, let b):
             if a <= 0 || b <= 0 { throw .invalidShape("empty tensor") }
-        case .scale(let c, let p, _):
+        case .scale(let c, let p, _), .pointwise(let c, let p, _):
             if c <= 0 || p <= 0 { throw .invalidShape("empty tensor") }
         }
     }
@@ -115,9 +154,14 @@ extension LayerKind {
         case .conv(let g, _): return g.inputCount
         case .linear(let g, _): return g.inFeatures
         case .maxPool(let g), .averagePool(let g): return g.inputCount
-        case .globalAveragePool(let c, let p): return c * p
-        case .clamp(let n, _), .softmax(let n): return n
-        case .addBias(let c, let p, _), .scale(let c, let p, _): return c * p
+        case .pad(let g): return g.inputCount
+        case .channelShuffle(_, let c, let p): return c * p
+        case .upsample(let c, let h, let w, _, _): return c * h * w
+        case .globalAveragePool(let c, let p), .globalMaxPool(let c, let p): return c * p
+        case .clamp(let n, _): return n
+        case .softmax(let n, let outer, let inner): return outer * n * inner
+        case .lrn(let c, let p, _, _, _, _): return c * p
+        case .addBias(let c, let p, _), .scale(let c, let p, _), .pointwise(let c, let p, _): return c * p
         case .add(let n, _): return n
         case .concat(let a, _): return a
         }
@@ -128,9 +172,14 @@ extension LayerKind {
         case .conv(let g, _): return g.outputCount
         case .linear(let g, _): return g.outFeatures
         case .maxPool(let g), .averagePool(let g): return g.outputCount
-        case .globalAveragePool(let c, _): return c
-        case .clamp(let n, _), .softmax(let n): return n
-        case .addBias(let c, let p, _), .scale(let c, let p, _): return c * p
+        case .pad(let g): return g.outputCount
+        case .channelShuffle(_, let c, let p): return c * p
+        case .upsample(let c, let h, let w, let sh, let sw): return c * h * sh * w * sw
+        case .globalAveragePool(let c, _), .globalMaxPool(let c, _): return c
+        case .clamp(let n, _): return n
+        case .softmax(let n, let outer, let inner): return outer * n * inner
+        case .lrn(let c, let p, _, _, _, _): return c * p
+        case .addBias(let c, let p, _), .scale(let c, let p, _), .pointwise(let c, let p, _): return c * p
         case .add(let n, _): return n
         case .concat(let a, let b): return a + b
         }
@@ -141,12 +190,18 @@ extension LayerKind {
         case .conv(let g, _): return g.flops
         case .linear(let g, _): return g.flops
         case .maxPool(let g), .averagePool(let g): return g.outputCount * g.kernelH * g.kernelW
-        case .globalAveragePool(let c, let p): return c * p
+        case .globalAveragePool(let c, let p), .globalMaxPool(let c, let p): return c * p
         case .clamp(let n, _): return n
-        case .softmax(let n): return 3 * n
+        case .softmax(let n, let outer, let inner): return 12 * outer * n * inner  // exp and a division
+        case .lrn(let c, let p, let size, _, _, _): return (2 * size + 30) * c * p  // the window and the power
         case .addBias(let c, let p, _), .scale(let c, let p, _): return 2 * c * p
         case .add(let n, _): return n
-        case .concat: return 0
+        case .concat, .pad, .upsample, .channelShuffle: return 0
+        case .pointwise(let c, let p, let f):
+            switch f {
+            case .sigmoid, .tanh: return 12 * c * p  // the exp polynomial and a division
+            default: return 2 * c * p
+            }
         }
     }
 
@@ -157,6 +212,7 @@ extension LayerKind {
         case .conv(let g, _): return g.outChannels
         case .linear(let g, _): return g.outFeatures
         case .addBias(let c, _, _), .scale(let c, _, _): return c
+        case .pointwise(let c, _, let f): return f.hasSlopes ? c : 0
         default: return 0
         }
     }
@@ -167,6 +223,7 @@ extension LayerKind {
         case .conv(let g, _): return g.inGroupChannels * g.kernelH * g.kernelW
         case .linear(let g, _): return g.inFeatures
         case .scale: return 1
+        case .pointwise(_, _, let f): return f.hasSlopes ? 1 : 0
         default: return 0
         }
     }
@@ -188,6 +245,7 @@ extension LayerKind {
         case .linear(let g, _):
             return roundUp(roundUp(g.outFeatures, portableChannelBlock) * g.inFeatures, arenaAlignment)
         case .scale(let c, _, _): return roundUp(c, arenaAlignment)
+        case .pointwise(let c, _, let f): return f.hasSlopes ? roundUp(c, arenaAlignment) : 0
         default: return 0
         }
     }
@@ -211,7 +269,7 @@ extension LayerKind {
     /// Works on its input buffer (the op's output is its input).
     public var isInPlace: Bool {
         switch self {
-        case .clamp, .addBias, .scale: return true
+        case .clamp, .addBias, .scale, .pointwise: return true
         default: return false
         }
     }

@@ -3,37 +3,44 @@ public struct PoolGeometry: Equatable, Sendable {
     public var channels, inHeight, inWidth, outHeight, outWidth: Int
     public var kernelH, kernelW, strideH, strideW: Int
     public var padTop, padLeft, padBottom, padRight: Int
+    /// Max only: the window's taps this far apart (ONNX `dilations`).
+    public var dilationH, dilationW: Int
     /// Average only: divide by the full window (pads included) instead of the valid part.
     public var countIncludePad: Bool
 
     public init(
         channels: Int, inHeight: Int, inWidth: Int, kernelH: Int, kernelW: Int,
         strideH: Int, strideW: Int, padTop: Int = 0, padLeft: Int = 0, padBottom: Int = 0,
-        padRight: Int = 0, ceilMode: Bool = false, countIncludePad: Bool = false
+        padRight: Int = 0, dilationH: Int = 1, dilationW: Int = 1, ceilMode: Bool = false,
+        countIncludePad: Bool = false
     ) {
         self.channels = channels; self.inHeight = inHeight; self.inWidth = inWidth
         self.kernelH = kernelH; self.kernelW = kernelW; self.strideH = strideH; self.strideW = strideW
         self.padTop = padTop; self.padLeft = padLeft; self.padBottom = padBottom; self.padRight = padRight
         self.countIncludePad = countIncludePad
+        self.dilationH = dilationH; self.dilationW = dilationW
         outHeight = windowCount(
-            extent: inHeight + padTop + padBottom, kernel: kernelH, stride: strideH,
+            extent: inHeight + padTop + padBottom, kernel: (kernelH - 1) * dilationH + 1, stride: strideH,
             ceil: ceilMode, endPadding: padBottom)
         outWidth = windowCount(
-            extent: inWidth + padLeft + padRight, kernel: kernelW, stride: strideW,
+            extent: inWidth + padLeft + padRight, kernel: (kernelW - 1) * dilationW + 1, stride: strideW,
             ceil: ceilMode, endPadding: padRight)
     }
+
+    public var isDilated: Bool { dilationH != 1 || dilationW != 1 }
 
     public var inputCount: Int { channels * inHeight * inWidth }
     public var outputCount: Int { channels * outHeight * outWidth }
 
     public func validate() throws(CoreError) {
         if channels <= 0 || inHeight <= 0 || inWidth <= 0 || kernelH <= 0 || kernelW <= 0 || strideH <= 0
-            || strideW <= 0
+            || strideW <= 0 || dilationH <= 0 || dilationW <= 0
         {
             throw .invalidShape("pool sizes, kernel and strides must be positive")
         }
         if padTop < 0 || padLeft < 0 || padBottom < 0 || padRight < 0 { throw .invalidShape("pool pads must be >= 0") }
-        if padTop >= kernelH || padBottom >= kernelH || padLeft >= kernelW || padRight >= kernelW {
+        let spanH = (kernelH - 1) * dilationH + 1, spanW = (kernelW - 1) * dilationW + 1
+        if padTop >= spanH || padBottom >= spanH || padLeft >= spanW || padRight >= spanW {
             throw .invalidShape("pool pads must be smaller than the kernel")
         }
         if outHeight <= 0 || outWidth <= 0 { throw .invalidShape("pool output would be empty") }
@@ -52,6 +59,10 @@ public enum PoolKernel {
         func run(_ c: Int) {
             let src = input + c * g.inHeight * g.inWidth
             let dst = output + c * g.outHeight * g.outWidth
+            if g.isDilated {
+                dilated(src, dst)
+                return
+            }
             if g.kernelH == 2 && g.kernelW == 2 && g.strideH == 2 && g.strideW == 2 && g.padTop == 0 && g.padLeft == 0
                 && 2 * g.outHeight <= g.inHeight && 2 * g.outWidth <= g.inWidth
             {
@@ -66,6 +77,26 @@ public enum PoolKernel {
                     let xs = Swift.max(x0, 0), xe = Swift.min(x0 + g.kernelW, g.inWidth)
                     var m = -Float.infinity
                     for y in ys..<ye { for x in xs..<xe { m = Swift.max(m, src[y * g.inWidth + x]) } }
+                    dst[oy * g.outWidth + ox] = m
+                }
+            }
+        }
+
+        /// Taps `dilation` apart: each one checked against the input's bounds.
+        func dilated(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>) {
+            for oy in 0..<g.outHeight {
+                let y0 = oy * g.strideH - g.padTop
+                for ox in 0..<g.outWidth {
+                    let x0 = ox * g.strideW - g.padLeft
+                    var m = -Float.infinity
+                    for ky in 0..<g.kernelH {
+                        let y = y0 + ky * g.dilationH
+                        if y < 0 || y >= g.inHeight { continue }
+                        for kx in 0..<g.kernelW {
+                            let x = x0 + kx * g.dilationW
+                            if x >= 0 && x < g.inWidth { m = Swift.max(m, src[y * g.inWidth + x]) }
+                        }
+                    }
                     dst[oy * g.outWidth + ox] = m
                 }
             }
@@ -119,6 +150,23 @@ public enum PoolKernel {
         output: UnsafeMutablePointer<Float>, pool: WorkerPool
     ) {
         pool.parallelFor(channels, GlobalAverageTask(plane: plane, input: input, output: output))
+    }
+
+    public static func globalMax(
+        channels: Int, plane: Int, input: UnsafePointer<Float>,
+        output: UnsafeMutablePointer<Float>, pool: WorkerPool
+    ) {
+        pool.parallelFor(channels, GlobalMaxTask(plane: plane, input: input, output: output))
+    }
+
+    struct GlobalMaxTask: ParallelTask {
+        let plane: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
+        func run(_ c: Int) {
+            var m = -Float.infinity
+            let src = input + c * plane
+            for i in 0..<plane { m = Swift.max(m, src[i]) }
+            output[c] = m
+        }
     }
 
     struct GlobalAverageTask: ParallelTask {

@@ -1,11 +1,15 @@
 // The SIMD width the kernels are written against. The conv micro-kernel's
 // register tile is chosen per target below (`convVectors`).
+// `KBits` is the same width as raw bits, for kernels that build floats from their exponent.
 #if arch(arm64) || arch(arm)
     public typealias KVec = SIMD4<Float>
+    typealias KBits = SIMD4<UInt32>
 #elseif IOP_AVX512
     public typealias KVec = SIMD16<Float>
+    typealias KBits = SIMD16<UInt32>
 #else
     public typealias KVec = SIMD8<Float>
+    typealias KBits = SIMD8<UInt32>
 #endif
 
 // The conv micro-kernel's register tile, `pixelBlock` pixels by `convVectors`
@@ -46,6 +50,19 @@ public let rowChannelBlock = 8
 
 @inline(__always) func storeVec(_ v: KVec, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: KVec.self)
+}
+
+/// The first `lanes` floats at `p` and zeros after: a tail shorter than a vector.
+@inline(__always) func loadVec(_ p: UnsafePointer<Float>, lanes: Int) -> KVec {
+    if lanes == KVec.scalarCount { return loadVec(p) }
+    var v = KVec(repeating: 0)
+    for k in 0..<lanes { v[k] = p[k] }
+    return v
+}
+
+@inline(__always) func storeVec(_ v: KVec, _ p: UnsafeMutablePointer<Float>, lanes: Int) {
+    if lanes == KVec.scalarCount { return storeVec(v, p) }
+    for k in 0..<lanes { p[k] = v[k] }
 }
 
 @inline(__always) func roundUp(_ x: Int, _ m: Int) -> Int { (x + m - 1) / m * m }

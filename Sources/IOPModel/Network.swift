@@ -28,6 +28,7 @@ public struct Network {
             case .conv(let g, _): return total + g.weightCount + g.outChannels
             case .linear(let g, _): return total + g.inFeatures * g.outFeatures + g.outFeatures
             case .scale(let c, _, _): return total + 2 * c
+            case .pointwise(let c, _, let f): return total + (f.hasSlopes ? c : 0)
             default: return total
             }
         }
@@ -44,8 +45,10 @@ public struct Network {
             switch layer.kind {
             case .conv(let g, _): shape = [1, g.outChannels, g.outHeight, g.outWidth]
             case .maxPool(let g), .averagePool(let g): shape = [1, g.channels, g.outHeight, g.outWidth]
-            case .globalAveragePool(let c, _): shape = [1, c, 1, 1]
+            case .globalAveragePool(let c, _), .globalMaxPool(let c, _): shape = [1, c, 1, 1]
             case .linear(let g, _): shape = [1, g.outFeatures]
+            case .pad(let g): shape = [1, g.channels, g.outHeight, g.outWidth]
+            case .upsample(let c, let h, let w, let sh, let sw): shape = [1, c, h * sh, w * sw]
             case .concat:
                 // Along channels: the second input's channels follow the first's.
                 if shape.count == 4, inputs.count > 1, inputs[1].count == 4 {
@@ -53,7 +56,7 @@ public struct Network {
                 } else {
                     shape = [1, layer.outputCount]
                 }
-            case .clamp, .softmax, .addBias, .add, .scale: break
+            case .clamp, .softmax, .addBias, .add, .scale, .pointwise, .lrn, .channelShuffle: break
             }
             shapes.append(shape)
         }
@@ -81,9 +84,17 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     public static let supportedOperators: [(type: String, restriction: String?)] = [
         ("Conv", nil), ("Gemm", nil), ("MatMul", nil), ("Add", "two tensors, or per-channel constants"),
         ("Sum", nil), ("Mul", "by per-channel constants"), ("Concat", "along channels"), ("Relu", nil), ("Clip", nil),
-        ("MaxPool", nil), ("AveragePool", nil), ("GlobalAveragePool", nil), ("Flatten", nil),
-        ("Reshape", "flatten only"), ("Softmax", nil), ("BatchNormalization", nil), ("Dropout", nil), ("Identity", nil),
-        ("Constant", nil),
+        ("LeakyRelu", nil), ("PRelu", "per-channel or single slope"), ("Sigmoid", nil), ("HardSigmoid", nil),
+        ("HardSwish", nil), ("Tanh", nil),
+        ("MaxPool", nil), ("AveragePool", nil), ("GlobalAveragePool", nil), ("GlobalMaxPool", nil),
+        ("LRN", nil), ("Pad", "constant, reflect or edge, on H and W"),
+        ("Resize", "nearest, whole factors"), ("Upsample", "nearest, whole factors"), ("Flatten", nil),
+        ("Reshape", "a flatten, or around a channel shuffle"),
+        ("Transpose", "a channel shuffle"), ("Softmax", "2-D or 4-D"), ("BatchNormalization", nil), ("Dropout", nil),
+        ("Identity", nil),
+        ("Constant", nil), ("Shape", "folded"), ("Gather", "folded, of constants"), ("Unsqueeze", "folded"),
+        ("Squeeze", "folded"), ("Cast", "folded"), ("ConstantOfShape", "folded"), ("Sub", "folded, of constants"),
+        ("Div", "folded, of constants"),
     ]
 
     public var description: String {

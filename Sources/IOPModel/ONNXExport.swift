@@ -2,10 +2,10 @@ import Foundation
 import IOPCore
 import SwiftProtobuf
 
-/// Writes a `Network` as a standard ONNX model (opset 13) so other engines
-/// (ONNX Runtime, for instance) can run exactly the same network.
+/// Writes a `Network` as a standard ONNX model (opset 14, the first with HardSwish) so other
+/// engines (ONNX Runtime, for instance) can run exactly the same network.
 public enum ONNXExporter {
-    public static let opset: Int64 = 13
+    public static let opset: Int64 = 14
 
     public static func serialize(_ net: Network) throws -> Data {
         var graph = Onnx_GraphProto()
@@ -27,6 +27,13 @@ public enum ONNXExporter {
             var t = Onnx_TensorProto()
             t.name = name; t.dims = dims.map { Int64($0) }; t.dataType = 1
             t.rawData = values.withUnsafeBytes { Data($0) }
+            graph.initializer.append(t)
+            return name
+        }
+        func int64s(_ name: String, _ values: [Int]) -> String {
+            var t = Onnx_TensorProto()
+            t.name = name; t.dims = [Int64(values.count)]; t.dataType = 7
+            t.int64Data = values.map { Int64($0) }
             graph.initializer.append(t)
             return name
         }
@@ -83,7 +90,8 @@ public enum ONNXExporter {
                 let floorH = PoolGeometry(
                     channels: g.channels, inHeight: g.inHeight, inWidth: g.inWidth, kernelH: g.kernelH,
                     kernelW: g.kernelW, strideH: g.strideH, strideW: g.strideW, padTop: g.padTop,
-                    padLeft: g.padLeft, padBottom: g.padBottom, padRight: g.padRight)
+                    padLeft: g.padLeft, padBottom: g.padBottom, padRight: g.padRight, dilationH: g.dilationH,
+                    dilationW: g.dilationW)
                 let ceil = floorH.outHeight != g.outHeight || floorH.outWidth != g.outWidth
                 var attrs = [
                     ints("kernel_shape", [g.kernelH, g.kernelW]), ints("strides", [g.strideH, g.strideW]),
@@ -91,19 +99,67 @@ public enum ONNXExporter {
                     ints("ceil_mode", [ceil ? 1 : 0]).withSingleInt(),
                 ]
                 if !isMax { attrs.append(ints("count_include_pad", [g.countIncludePad ? 1 : 0]).withSingleInt()) }
+                if g.isDilated { attrs.append(ints("dilations", [g.dilationH, g.dilationW])) }
                 current = node(isMax ? "MaxPool" : "AveragePool", name, [current], attrs)
                 shape = [1, g.channels, g.outHeight, g.outWidth]
-            case .globalAveragePool(let c, _):
-                current = node("GlobalAveragePool", name, [current])
+            case .pad(let g):
+                let modes: [PadMode: String] = [.constant: "constant", .reflect: "reflect", .edge: "edge"]
+                var mode = Onnx_AttributeProto()
+                mode.name = "mode"; mode.type = .string; mode.s = Data(modes[g.mode]!.utf8)
+                let pads = int64s(name + ".pads", [0, 0, g.top, g.left, 0, 0, g.bottom, g.right])
+                current = node("Pad", name, [current, pads, constant(name + ".value", [], [g.value])], [mode])
+                shape = [1, g.channels, g.outHeight, g.outWidth]
+            case .channelShuffle(let g, let c, _):
+                let (h, w) = (shape[2], shape[3])
+                let split = int64s(name + ".split", [1, g, c / g, h, w])
+                current = node("Reshape", name + "_split", [current, split])
+                current = node("Transpose", name, [current], [ints("perm", [0, 2, 1, 3, 4])])
+                current = node("Reshape", name + "_merge", [current, int64s(name + ".merge", [1, c, h, w])])
+            case .upsample(let c, let h, let w, let sh, let sw):
+                func text(_ key: String, _ value: String) -> Onnx_AttributeProto {
+                    var a = Onnx_AttributeProto()
+                    a.name = key; a.type = .string; a.s = Data(value.utf8)
+                    return a
+                }
+                // Asymmetric coordinates rounded down: output x reads input x / factor.
+                let scales = constant(name + ".scales", [4], [1, 1, Float(sh), Float(sw)])
+                current = node(
+                    "Resize", name, [current, "", scales],
+                    [
+                        text("mode", "nearest"), text("coordinate_transformation_mode", "asymmetric"),
+                        text("nearest_mode", "floor"),
+                    ])
+                shape = [1, c, h * sh, w * sw]
+            case .globalAveragePool(let c, _), .globalMaxPool(let c, _):
+                current = node(layer.opName, name, [current])
                 shape = [1, c, 1, 1]
+            case .lrn(_, _, let size, let alpha, let beta, let bias):
+                current = node(
+                    "LRN", name, [current],
+                    [
+                        float("alpha", alpha), float("beta", beta), float("bias", bias),
+                        ints("size", [size]).withSingleInt(),
+                    ])
             case .clamp(_, let act):
                 current = activation(act, name, current)
             case .addBias:
                 throw ModelError.invalidModel(
                     "layer '\(name)' (AddBias) is internal to partitioned plans and has no ONNX form here")
-            case .softmax:
+            case .softmax(_, 1, 1):
                 flattenIfNeeded(name)
                 current = node("Softmax", name, [current], [ints("axis", [-1]).withSingleInt()])
+            case .softmax(let n, let outer, let inner):
+                // One axis of the tensor: the one with `outer` values before it and `inner` after.
+                guard
+                    let axis = shape.indices.first(where: {
+                        shape[..<$0].reduce(1, *) == outer && shape[$0] == n && shape[($0 + 1)...].reduce(1, *) == inner
+                    })
+                else {
+                    throw ModelError.invalidModel(
+                        "layer '\(name)' (Softmax over \(n) values of \(shape)) spans several axes; opset \(opset) "
+                            + "normalizes along one")
+                }
+                current = node("Softmax", name, [current], [ints("axis", [axis]).withSingleInt()])
             case .add(_, let act):
                 current = activation(act, name, node("Add", name, inputs))
             case .concat:
@@ -115,6 +171,17 @@ public enum ONNXExporter {
                 let scaled = node("Mul", name + "_mul", [current, constant(name + ".weight", dims, layer.weights)])
                 let shifted = node("Add", name, [scaled, constant(name + ".bias", dims, layer.bias)])
                 current = activation(act, name, shifted)
+            case .pointwise(let c, _, let f):
+                switch f {
+                case .leakyRelu(let alpha): current = node("LeakyRelu", name, [current], [float("alpha", alpha)])
+                case .prelu:
+                    // One slope per channel, broadcast over the plane as the Mul of a scale layer is.
+                    let dims = shape.count == 4 ? [c, 1, 1] : [c]
+                    current = node("PRelu", name, [current, constant(name + ".slope", dims, layer.weights)])
+                case .hardSigmoid(let alpha, let beta):
+                    current = node("HardSigmoid", name, [current], [float("alpha", alpha), float("beta", beta)])
+                case .sigmoid, .hardSwish, .tanh: current = node(layer.opName, name, [current])
+                }
             }
         }
         // Name the final tensor "output".
@@ -149,6 +216,12 @@ public enum ONNXExporter {
         t.shape = s
         v.type.tensorType = t
         return v
+    }
+
+    static func float(_ name: String, _ value: Float) -> Onnx_AttributeProto {
+        var a = Onnx_AttributeProto()
+        a.name = name; a.type = .float; a.f = value
+        return a
     }
 
     static func ints(_ name: String, _ values: [Int]) -> Onnx_AttributeProto {

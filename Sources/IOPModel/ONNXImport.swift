@@ -7,7 +7,8 @@ import SwiftProtobuf
 /// or Add by per-channel constants into the conv or linear layer before them
 /// (a per-channel scale layer where there is none), fusing Relu/Clip into the
 /// layer before them, and dropping Dropout and Identity. A fold or fusion
-/// happens only where no other node reads the tensor in between.
+/// happens only where no other node reads the tensor in between. Shape arithmetic on constants is
+/// folded at load (`ONNXConstantFolding.swift`).
 public enum ONNXImporter {
     public static func load(path: String) throws -> Network {
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -100,7 +101,10 @@ public enum ONNXImporter {
             inputShape = dims
             shape = dims
             values[input.name] = Value(layer: -1, shape: dims, fresh: false)
-            for node in graph.node { for i in node.input where !i.isEmpty { readers[i, default: 0] += 1 } }
+            // Shape only reads a tensor's shape, which is known at load (it folds): the data's readers are the others.
+            for node in graph.node where node.opType != "Shape" {
+                for i in node.input where !i.isEmpty { readers[i, default: 0] += 1 }
+            }
             for o in graph.output { readers[o.name, default: 0] += 1 }
         }
 
@@ -212,6 +216,7 @@ public enum ONNXImporter {
                 try constant(node, name: nodeName)
                 return
             }
+            if try fold(node, name: nodeName) { return }
             guard let first = node.input.first, !first.isEmpty else {
                 throw ModelError.invalidModel("node '\(nodeName)' (\(node.opType)) has no input")
             }
@@ -298,6 +303,29 @@ public enum ONNXImporter {
                 }
                 try appendActivation(Activation(low: lo, high: hi), name: nodeName)
                 absorbed = lastOutputIsLayer
+            case "LeakyRelu":
+                try appendPointwise(.leakyRelu(alpha: float("alpha", 0.01)), name: nodeName)
+                absorbed = true
+            case "PRelu":
+                let slopes = try perChannel(try initializer(node, 1, "slope"), node: nodeName)
+                if slopes.allSatisfy({ $0 == slopes[0] }) {
+                    try appendPointwise(.leakyRelu(alpha: slopes[0]), name: nodeName)
+                } else {
+                    try appendPointwise(.prelu, name: nodeName, slopes: slopes)
+                }
+                absorbed = true
+            case "Sigmoid":
+                try appendPointwise(.sigmoid, name: nodeName)
+                absorbed = true
+            case "HardSigmoid":
+                try appendPointwise(.hardSigmoid(alpha: float("alpha", 0.2), beta: float("beta", 0.5)), name: nodeName)
+                absorbed = true
+            case "HardSwish":
+                try appendPointwise(.hardSwish, name: nodeName)
+                absorbed = true
+            case "Tanh":
+                try appendPointwise(.tanh, name: nodeName)
+                absorbed = true
             case "MaxPool", "AveragePool":
                 guard shape.count == 4 else {
                     throw ModelError.invalidModel(
@@ -309,30 +337,37 @@ public enum ONNXImporter {
                 guard let k = ints("kernel_shape"), k.count == 2 else {
                     throw ModelError.invalidModel("\(node.opType) '\(nodeName)': needs a 2-D kernel_shape")
                 }
-                let s = ints("strides") ?? [1, 1]
-                if let d = ints("dilations"), d.contains(where: { $0 != 1 }) {
+                let s = ints("strides") ?? [1, 1], d = ints("dilations") ?? [1, 1]
+                guard d.count == 2, node.opType == "MaxPool" || d == [1, 1] else {
                     throw ModelError.invalidModel(
-                        "\(node.opType) '\(nodeName)': dilations other than 1 are not supported")
+                        "\(node.opType) '\(nodeName)': dilations \(d) are not supported (MaxPool's are, 2-D)")
                 }
                 let ceil = int("ceil_mode", 0) != 0
                 let pads = try resolvePads(
                     node: nodeName, autoPad: string("auto_pad", "NOTSET"), pads: ints("pads"),
-                    input: [shape[2], shape[3]], kernel: k, strides: s, dilations: [1, 1], ceil: ceil)
+                    input: [shape[2], shape[3]], kernel: k, strides: s, dilations: d, ceil: ceil)
                 let g = PoolGeometry(
                     channels: shape[1], inHeight: shape[2], inWidth: shape[3], kernelH: k[0], kernelW: k[1],
                     strideH: s[0], strideW: s[1], padTop: pads[0], padLeft: pads[1], padBottom: pads[2],
-                    padRight: pads[3], ceilMode: ceil, countIncludePad: int("count_include_pad", 0) != 0)
+                    padRight: pads[3], dilationH: d[0], dilationW: d[1], ceilMode: ceil,
+                    countIncludePad: int("count_include_pad", 0) != 0)
                 do { try g.validate() } catch {
                     throw ModelError.invalidModel("\(node.opType) '\(nodeName)': \(error.message)")
                 }
                 append(Layer(name: nodeName, kind: node.opType == "MaxPool" ? .maxPool(g) : .averagePool(g)))
                 shape = [1, g.channels, g.outHeight, g.outWidth]
-            case "GlobalAveragePool":
+            case "GlobalAveragePool", "GlobalMaxPool":
                 guard shape.count == 4 else {
                     throw ModelError.invalidModel(
-                        "GlobalAveragePool '\(nodeName)' needs an NCHW input, got shape \(shape)")
+                        "\(node.opType) '\(nodeName)' needs an NCHW input, got shape \(shape)")
                 }
-                append(Layer(name: nodeName, kind: .globalAveragePool(channels: shape[1], plane: shape[2] * shape[3])))
+                let c = shape[1], plane = shape[2] * shape[3]
+                append(
+                    Layer(
+                        name: nodeName,
+                        kind: node.opType == "GlobalMaxPool"
+                            ? .globalMaxPool(channels: c, plane: plane) : .globalAveragePool(channels: c, plane: plane))
+                )
                 shape = [1, shape[1], 1, 1]
             case "Flatten":
                 let axis = int("axis", 1)
@@ -346,13 +381,30 @@ public enum ONNXImporter {
                 let n = shape.reduce(1, *)
                 let known = target.filter { $0 > 0 }.reduce(1, *)
                 let resolved = target.enumerated().map { i, v in v == -1 ? n / max(known, 1) : (v == 0 ? shape[i] : v) }
-                guard resolved.reduce(1, *) == n, resolved.count == 2, resolved[0] == 1 else {
+                // The data never moves: a flatten, or the channel split and merge around a shuffle.
+                let split = shape.count == 4 && resolved.count == 5 && Array(resolved[3...]) == Array(shape[2...])
+                let merge =
+                    shape.count == 5 && resolved.count == 4 && Array(resolved[2...]) == Array(shape[3...])
+                    && resolved[1] == shape[1] * shape[2]
+                guard resolved.reduce(1, *) == n, resolved[0] == 1, resolved.count == 2 || split || merge else {
                     throw ModelError.invalidModel(
-                        "Reshape '\(nodeName)': only a flatten to [1, N] is supported, "
-                            + "got target \(target) for input \(shape)"
+                        "Reshape '\(nodeName)': only a flatten to [1, N] or the channel split and merge of a shuffle "
+                            + "are supported, got target \(target) for input \(shape)"
                     )
                 }
                 shape = resolved
+            case "Transpose":
+                guard shape.count == 5, ints("perm") == [0, 2, 1, 3, 4] else {
+                    throw ModelError.invalidModel(
+                        "Transpose '\(nodeName)': only a channel shuffle (perm [0, 2, 1, 3, 4] of [1, g, C/g, H, W]) "
+                            + "is supported, got perm \(ints("perm") ?? []) for shape \(shape)")
+                }
+                append(
+                    Layer(
+                        name: nodeName,
+                        kind: .channelShuffle(
+                            groups: shape[1], channels: shape[1] * shape[2], plane: shape[3] * shape[4])))
+                shape = [1, shape[2], shape[1], shape[3], shape[4]]
             case "Gemm":
                 let transA = int("transA", 0) != 0, transB = int("transB", 0) != 0
                 let k = shape.reduce(1, *)
@@ -429,14 +481,42 @@ public enum ONNXImporter {
                 }
                 shape = joined.shape
             case "Softmax":
-                let axis = int("axis", opset >= 13 ? -1 : 1)
-                guard shape.count == 2, shape[0] == 1, axis == 1 || axis == -1 else {
+                // Opset 13 normalizes along one axis; before, over everything from the axis on.
+                let rank = shape.count, given = int("axis", opset >= 13 ? -1 : 1)
+                let axis = given < 0 ? given + rank : given
+                guard rank == 2 || rank == 4, axis >= 0, axis < rank else {
                     throw ModelError.invalidModel(
-                        "Softmax '\(nodeName)': supported over the features of a [1, N] tensor only, "
-                            + "got shape \(shape) axis \(axis)"
-                    )
+                        "Softmax '\(nodeName)': supported on 2-D and 4-D tensors, got shape \(shape) axis \(given)")
                 }
-                append(Layer(name: nodeName, kind: .softmax(count: shape[1])))
+                let outer = shape[..<axis].reduce(1, *)
+                let inner = opset >= 13 ? shape[(axis + 1)...].reduce(1, *) : 1
+                let count = shape.reduce(1, *) / (outer * inner)
+                append(Layer(name: nodeName, kind: .softmax(count: count, outer: outer, inner: inner)))
+            case "LRN":
+                let size = int("size", 0), bias = float("bias", 1)
+                guard shape.count == 4, size > 0, bias > 0 else {
+                    throw ModelError.invalidModel(
+                        "LRN '\(nodeName)': needs an NCHW input, a positive size and bias, "
+                            + "got shape \(shape) size \(size) bias \(bias)")
+                }
+                append(
+                    Layer(
+                        name: nodeName,
+                        kind: .lrn(
+                            channels: shape[1], plane: shape[2] * shape[3], size: size, alpha: float("alpha", 1e-4),
+                            beta: float("beta", 0.75), bias: bias)))
+            case "Pad":
+                let g = try padGeometry(node, name: nodeName)
+                append(Layer(name: nodeName, kind: .pad(g)))
+                shape = [1, g.channels, g.outHeight, g.outWidth]
+            case "Resize", "Upsample":
+                let s = try upsampleFactors(node, name: nodeName)
+                append(
+                    Layer(
+                        name: nodeName,
+                        kind: .upsample(
+                            channels: shape[1], inHeight: shape[2], inWidth: shape[3], scaleH: s[0], scaleW: s[1])))
+                shape = [1, shape[1], shape[2] * s[0], shape[3] * s[1]]
             case "Dropout", "Identity":
                 if node.output.count > 1 && !node.output[1].isEmpty
                     && graph.node.contains(where: { $0.input.contains(node.output[1]) })
@@ -468,6 +548,14 @@ public enum ONNXImporter {
             }
             try inPlace(name)
             append(Layer(name: name, kind: .clamp(count: shape.reduce(1, *), act)))
+        }
+
+        /// A pointwise function as a layer of its own, in place, over the channels of the node's input
+        /// (the features of a vector).
+        mutating func appendPointwise(_ f: PointwiseFunction, name: String, slopes: [Float] = []) throws {
+            try inPlace(name)
+            let n = shape.reduce(1, *), c = shape.count > 1 ? shape[1] : 1
+            append(Layer(name: name, kind: .pointwise(channels: c, plane: n / c, f), weights: slopes))
         }
 
         /// A layer in place overwrites its input: only where no other node reads it.
@@ -564,6 +652,131 @@ public enum ONNXImporter {
             case "value_ints": initializers[out] = Tensor(dims: [a.ints.count], floats: [], ints: a.ints)
             default: throw ModelError.invalidModel("Constant '\(name)': attribute '\(a.name)' is not supported")
             }
+        }
+
+        /// Pad's amounts (an attribute before opset 11, an initializer with optional axes after), on H and W.
+        func padGeometry(_ node: Onnx_NodeProto, name: String) throws -> PadGeometry {
+            let attrs = Builder.attributes(node)
+            let modeName = attrs["mode"].map { String(decoding: $0.s, as: UTF8.self) } ?? "constant"
+            let modes: [String: PadMode] = ["constant": .constant, "reflect": .reflect, "edge": .edge]
+            guard shape.count == 4, let mode = modes[modeName] else {
+                throw ModelError.invalidModel(
+                    "Pad '\(name)': supported on NCHW tensors in constant, reflect or edge mode, "
+                        + "got shape \(shape) mode '\(modeName)'")
+            }
+            var pads: [Int], value: Float = 0
+            if opset < 11 {
+                pads = attrs["pads"]?.ints.map { Int($0) } ?? []
+                value = attrs["value"]?.f ?? 0
+            } else {
+                pads = try initializer(node, 1, "pads").ints.map { Int($0) }
+                if let v = try optionalInitializer(node, 2, "constant_value") { value = v.floats.first ?? 0 }
+                if let a = try optionalInitializer(node, 3, "axes") {
+                    // Pads for the named axes only: spread them over all four.
+                    let axes = a.ints.map { Int($0) < 0 ? Int($0) + 4 : Int($0) }
+                    guard pads.count == 2 * axes.count else {
+                        throw ModelError.invalidModel("Pad '\(name)': \(pads.count) pads for axes \(axes)")
+                    }
+                    var all = [Int](repeating: 0, count: 8)
+                    for (k, axis) in axes.enumerated() where axis >= 0 && axis < 4 {
+                        all[axis] = pads[k]; all[axis + 4] = pads[k + axes.count]
+                    }
+                    pads = all
+                }
+            }
+            guard pads.count == 8, pads[0] == 0, pads[1] == 0, pads[4] == 0, pads[5] == 0 else {
+                throw ModelError.invalidModel("Pad '\(name)': only H and W may be padded, got pads \(pads)")
+            }
+            let g = PadGeometry(
+                channels: shape[1], inHeight: shape[2], inWidth: shape[3], top: pads[2], left: pads[3],
+                bottom: pads[6], right: pads[7], mode: mode, value: value)
+            do { try g.validate() } catch { throw ModelError.invalidModel("Pad '\(name)': \(error.message)") }
+            return g
+        }
+
+        /// Whole upsampling factors of a nearest Resize or Upsample on H and W (from scales, or sizes, and
+        /// only where the node's coordinate rules read input pixel floor(x / factor) for output x, as
+        /// repeating each pixel does).
+        func upsampleFactors(_ node: Onnx_NodeProto, name: String) throws -> [Int] {
+            let attrs = Builder.attributes(node)
+            func text(_ k: String, _ d: String) -> String {
+                attrs[k].map { String(decoding: $0.s, as: UTF8.self) } ?? d
+            }
+            let mode = text("mode", "nearest")
+            guard shape.count == 4, mode == "nearest" else {
+                throw ModelError.invalidModel(
+                    "\(node.opType) '\(name)': supported in nearest mode on NCHW tensors, got mode '\(mode)' "
+                        + "shape \(shape)")
+            }
+            // Before opset 11 (and for Upsample) coordinates are x / scale, rounded down.
+            let modern = node.opType == "Resize" && opset >= 11
+            var scales: [Float] = []
+            if node.opType == "Upsample" && opset < 9 {
+                scales = attrs["scales"]?.floats ?? []
+            } else if let t = try optionalInitializer(node, modern ? 2 : 1, "scales"), !t.floats.isEmpty {
+                scales = t.floats
+            } else if modern, let t = try optionalInitializer(node, 3, "sizes") {
+                scales = zip(t.ints, shape).map { Float($0) / Float($1) }
+            }
+            if modern, let axes = attrs["axes"]?.ints, axes.map({ $0 < 0 ? $0 + 4 : $0 }) != [0, 1, 2, 3] {
+                guard scales.count == axes.count else {
+                    throw ModelError.invalidModel("Resize '\(name)': \(scales.count) scales for axes \(axes)")
+                }
+                var all: [Float] = [1, 1, 1, 1]
+                for (k, a) in axes.enumerated() { all[Int(a < 0 ? a + 4 : a)] = scales[k] }
+                scales = all
+            }
+            let factors = scales.map { Int($0) }
+            guard scales.count == 4, scales[0] == 1, scales[1] == 1, factors[2] >= 1, factors[3] >= 1,
+                scales[2] == Float(factors[2]), scales[3] == Float(factors[3])
+            else {
+                throw ModelError.invalidModel(
+                    "\(node.opType) '\(name)': only whole upsampling factors on H and W are supported, "
+                        + "got scales \(scales)")
+            }
+            if modern {
+                let transform = text("coordinate_transformation_mode", "half_pixel")
+                let rounding = text("nearest_mode", "round_prefer_floor")
+                for (axis, s) in [(2, factors[2]), (3, factors[3])] {
+                    for x in 0..<(shape[axis] * s) {
+                        guard
+                            let source = nearestSource(
+                                x, scale: Double(s), input: shape[axis], transform: transform, rounding: rounding),
+                            source == x / s
+                        else {
+                            throw ModelError.invalidModel(
+                                "Resize '\(name)': coordinate_transformation_mode '\(transform)' with nearest_mode "
+                                    + "'\(rounding)' does not repeat whole pixels; iop supports the modes that do")
+                        }
+                    }
+                }
+            }
+            return [factors[2], factors[3]]
+        }
+
+        /// The input index ONNX Resize (opset 11 on) reads for output index `x` in nearest mode, or nil for
+        /// a rule iop does not know.
+        func nearestSource(_ x: Int, scale: Double, input: Int, transform: String, rounding: String) -> Int? {
+            let out = Double(input) * scale, xd = Double(x)
+            let original: Double
+            switch transform {
+            case "half_pixel": original = (xd + 0.5) / scale - 0.5
+            case "pytorch_half_pixel": original = out > 1 ? (xd + 0.5) / scale - 0.5 : 0
+            case "asymmetric": original = xd / scale
+            case "tf_half_pixel_for_nn": original = (xd + 0.5) / scale
+            case "align_corners": original = out > 1 ? xd * Double(input - 1) / (out - 1) : 0
+            default: return nil
+            }
+            let r: Double
+            switch rounding {
+            case "round_prefer_floor":
+                r = original - original.rounded(.down) == 0.5 ? original.rounded(.down) : original.rounded()
+            case "round_prefer_ceil": r = original.rounded()
+            case "floor": r = original.rounded(.down)
+            case "ceil": r = original.rounded(.up)
+            default: return nil
+            }
+            return min(max(Int(r), 0), input - 1)
         }
 
         func broadcastBias(_ c: Tensor, n: Int, node: String) throws -> [Float] {

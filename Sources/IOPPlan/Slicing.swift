@@ -172,6 +172,9 @@ public enum Slicer {
                     padRight: g.padRight, groups: e), act)
             l.weights = slice(l.weights, (channels.lowerBound * taps)..<(channels.upperBound * taps))
             l.bias = slice(l.bias, channels)
+        case .pointwise(_, let plane, let f):
+            l.kind = .pointwise(channels: e, plane: plane, f)
+            l.weights = slice(l.weights, channels)
         default: preconditionFailure("not a channel-local layer: \(l.opName)")
         }
         return l
@@ -236,6 +239,11 @@ public enum Slicer {
             switch l.kind {
             case .clamp(let n, let a):
                 layers.append(Layer(name: l.name, kind: .clamp(count: n / height * bandRows.count, a)))
+            case .pointwise(let c, let plane, let f):
+                layers.append(
+                    Layer(
+                        name: l.name, kind: .pointwise(channels: c, plane: plane / height * bandRows.count, f),
+                        weights: l.weights))
             case .maxPool, .averagePool:
                 let p = pools[poolIndex]; poolIndex += 1
                 // This pool's output rows: those of the next stage down, or the stage output band.

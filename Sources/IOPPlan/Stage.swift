@@ -132,12 +132,15 @@ public struct Stage: Sendable {
             if case .leaderOnly = main {
                 units = 1; unitSize = inCount
             } else {
-                // Channel-local layers ride along: the clamp, and pools after a conv (where a cut after them is valid).
+                // Channel-local layers ride along: clamps and other pointwise functions, and pools after a conv
+                // (where a cut after them is valid).
                 while i < layers.count && graph.canCut(before: i + 1) && graph.producers[i] == [i - 1] {
                     switch layers[i].kind {
-                    case .clamp: post += layers[i].flops; i += 1; continue
+                    case .clamp, .pointwise: post += layers[i].flops; i += 1; continue
                     case .maxPool(let p), .averagePool(let p):
-                        if case .conv = main { pools.append(p); post += layers[i].flops; i += 1; continue }
+                        if case .conv = main, !p.isDilated {
+                            pools.append(p); post += layers[i].flops; i += 1; continue
+                        }
                     default: break
                     }
                     break

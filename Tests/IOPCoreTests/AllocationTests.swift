@@ -28,6 +28,10 @@ import Testing
             Layer(name: "pool", kind: .maxPool(pool)),
             Layer(name: "avg", kind: .averagePool(avg)),
             Layer(name: "relu", kind: .clamp(count: 40 * 16, .relu)),
+            Layer(name: "prelu", kind: .pointwise(channels: 40, plane: 16, .prelu), weights: r.floats(40)),
+            Layer(name: "sigmoid", kind: .pointwise(channels: 40, plane: 16, .sigmoid)),
+            Layer(name: "tanh", kind: .pointwise(channels: 40, plane: 16, .tanh)),
+            Layer(name: "hardswish", kind: .pointwise(channels: 40, plane: 16, .hardSwish)),
             Layer(name: "gap", kind: .globalAveragePool(channels: 40, plane: 16)),
             Layer(
                 name: "fc", kind: .linear(LinearGeometry(inFeatures: 40, outFeatures: 10), .none),

@@ -18,6 +18,21 @@ import Testing
         #expect(try infer(back, x) == infer(net, x))
     }
 
+    /// The pointwise functions (a PRelu's slopes among them), LRN, dilated and global max pools,
+    /// Softmax along an axis, Pad and Resize export and re-import as they were.
+    @Test(arguments: [
+        "activations_net", "lrn_pools_net", "softmax_rows_opset13", "pad_resize_net", "pad_constant_opset9",
+        "channel_shuffle_net",
+    ])
+    func newOperatorsRoundTrip(_ name: String) throws {
+        let net = try ONNXImporter.load(path: Fixtures.path(name + ".onnx"))
+        let back = try ONNXImporter.load(data: try ONNXExporter.serialize(net), name: net.name)
+        #expect(back.layers.map(\.kind) == net.layers.map(\.kind))
+        #expect(back.layers.map(\.weights) == net.layers.map(\.weights))
+        let x = try NPY.read(path: Fixtures.path(name + ".input.npy")).values
+        #expect(try infer(back, x) == infer(net, x))
+    }
+
     /// The independent check: ONNX Runtime runs the exported file and agrees with iop.
     /// The graphs (residual adds, concatenations, depthwise convs) at a small input, as the cluster tests run them.
     @Test(arguments: ["lenet5", "vgg11", "resnet18", "mobilenet_v2", "squeezenet1_1"])

@@ -11,7 +11,7 @@ import Testing
 
     @Test func fixturesArePresent() {
         // Guards against the resource folder going missing and every case silently vanishing.
-        #expect(Fixtures.cases.count >= 39, "found \(Fixtures.cases.count) fixture cases")
+        #expect(Fixtures.cases.count >= 82, "found \(Fixtures.cases.count) fixture cases")
     }
 
     @Test(arguments: Fixtures.cases)
@@ -66,11 +66,11 @@ import Testing
 
     @Test func unsupportedOperatorNamesTypeNodeAndSupportedList() throws {
         do {
-            _ = try ONNXImporter.load(path: Fixtures.path("error_unsupported_sigmoid.onnx"))
+            _ = try ONNXImporter.load(path: Fixtures.path("error_unsupported_erf.onnx"))
             Issue.record("accepted")
         } catch let e as ModelError {
-            #expect(e.description.contains("'Sigmoid'"))
-            #expect(e.description.contains("node 'sigmoid_"))
+            #expect(e.description.contains("'Erf'"))
+            #expect(e.description.contains("node 'erf_"))
             #expect(e.description.contains("supported: Conv, Gemm"))
         }
     }
@@ -113,5 +113,31 @@ import Testing
         }
         let dropout = try ONNXImporter.load(path: Fixtures.path("conv_dropout_identity_relu.onnx"))
         #expect(dropout.layers.count == 1)
+    }
+
+    /// Shape arithmetic folds away: the conv, its fused Relu and the linear layer are all that is left.
+    @Test func shapeArithmeticFoldsAtLoad() throws {
+        let net = try ONNXImporter.load(path: Fixtures.path("flatten_by_shape_opset11.onnx"))
+        #expect(net.layers.map(\.opName) == ["Conv", "Linear"])
+        if case .conv(_, let act) = net.layers[0].kind { #expect(act == .relu) }
+    }
+
+    /// Reshape-Transpose-Reshape is one channel shuffle layer between the convs.
+    @Test func channelShuffleIsOneLayer() throws {
+        let net = try ONNXImporter.load(path: Fixtures.path("channel_shuffle_net.onnx"))
+        #expect(net.layers.map(\.opName) == ["Conv", "ChannelShuffle", "Conv", "Conv", "GlobalAveragePool"])
+        #expect(net.layers[1].kind == .channelShuffle(groups: 3, channels: 12, plane: 49))
+    }
+
+    /// A PRelu with one slope is a LeakyRelu; with a slope per channel it keeps them as its weights.
+    @Test func preluSlopesBecomeWeightsOrALeakyRelu() throws {
+        let scalar = try ONNXImporter.load(path: Fixtures.path("prelu_scalar_slope_opset16.onnx"))
+        #expect(scalar.layers.map(\.kind) == [.pointwise(channels: 4, plane: 25, .leakyRelu(alpha: 0.25))])
+        let perChannel = try ONNXImporter.load(path: Fixtures.path("conv_prelu_per_channel.onnx"))
+        #expect(perChannel.layers.count == 2)
+        #expect(perChannel.layers[1].kind == .pointwise(channels: 6, plane: 64, .prelu))
+        #expect(perChannel.layers[1].weights.count == 6)
+        let features = try ONNXImporter.load(path: Fixtures.path("gemm_prelu_features.onnx"))
+        #expect(features.layers[1].kind == .pointwise(channels: 9, plane: 1, .prelu))
     }
 }

@@ -128,3 +128,39 @@ func rowBandsThroughPaddedPools(cluster name: String) throws {
         #expect(err <= 1e-4, "\(plan.planner): scaled error \(err) against ONNX Runtime")
     }
 }
+
+/// activations_net: LeakyRelu, PRelu, Sigmoid, HardSigmoid, HardSwish and Tanh after convs and a linear
+/// layer; lrn_pools_net: LRN, a dilated max pool, Softmax over channels and GlobalMaxPool. Every stage
+/// inception_block: four branches concatenated; pad_resize_net: a reflect Pad and a nearest Resize;
+/// channel_shuffle_net: ShuffleNet's Reshape-Transpose-Reshape. Every stage
+/// forced into each dimension (PRelu's slopes sliced by channel, the functions cut to row bands, run
+/// after a reduction, the others on the leader) and the planners' own plans: ONNX Runtime's output
+/// every time.
+@Test(arguments: ["activations_net", "lrn_pools_net", "inception_block", "pad_resize_net", "channel_shuffle_net"])
+func newOperatorsMatchONNXRuntimeInEveryDimensionAndPlan(_ name: String) throws {
+    let net = try ONNXImporter.load(path: Fixtures.path(name + ".onnx"))
+    let x = try NPY.read(path: Fixtures.path(name + ".input.npy")).values
+    let ort = try NPY.read(path: Fixtures.path(name + ".output.npy")).values
+    let cluster = try Examples.cluster("mixed-pi4-pi3")
+    let planner = Planner(network: net, cluster: cluster)
+    let stages = Stage.split(net)
+    if name == "activations_net" {
+        #expect(stages.filter { $0.layers.count > 1 }.count >= 5, "the functions ride along with their conv")
+    }
+    var plans: [Plan] = []
+    for dim in [Dimension.outputChannels, .inputChannels, .rows] {
+        var segments: [Segment] = []
+        var i = 0
+        while i < stages.count {
+            if dim == .inputChannels, planner.canPair(i) { segments.append(.pair(first: i)); i += 2; continue }
+            segments.append(.single(stage: i, stages[i].allowedDimensions.contains(dim) ? dim : .none)); i += 1
+        }
+        plans.append(
+            Plan(planner: .optimal, segments: segments, costs: segments.map(planner.model.cost), cluster: cluster))
+    }
+    for kind in PlannerKind.allCases { plans.append(try planner.plan(kind)) }
+    for plan in plans {
+        let err = scaledError(try LocalExecutor(plan: plan, network: net, threads: 2).run(x), ort)
+        #expect(err <= 1e-4, "\(plan.segments): scaled error \(err) against ONNX Runtime")
+    }
+}

@@ -58,6 +58,61 @@ import Testing
             1]
     }
 
+    /// Pointwise ops (and a PRelu's sliced slopes) travel in programs and shards, for every planner.
+    @Test func pointwiseOpsRoundTripInEveryPlannersBundle() throws {
+        let net = try ONNXImporter.load(path: Fixtures.path("activations_net.onnx"))
+        let cluster = try Examples.cluster("mixed-pi4-pi3")
+        for kind in PlannerKind.allCases {
+            let plan = try Planner(network: net, cluster: cluster).plan(kind)
+            let bundle = try ProgramBundle.compile(plan, network: net).withUnsafeBytes { try ProgramBundle.decode($0) }
+            #expect(bundle.programs.map(\.arenaBytes) == plan.peakMemoryBytes, "\(kind)")
+            for program in bundle.programs {
+                let decoded = try ProgramCodec.encode(program).withUnsafeBytes { try ProgramCodec.decode($0) }
+                #expect(decoded == program)
+            }
+            let functions = bundle.programs.flatMap(\.ops).compactMap { op -> PointwiseFunction? in
+                if case .pointwise(_, _, let f) = op.kind { return f }
+                return nil
+            }
+            #expect(functions.contains(.prelu) && functions.contains(.hardSwish), "\(kind)")
+        }
+    }
+
+    /// The ops issue 15 added (and the older forms they extend) decode to what was encoded.
+    @Test func newOpKindsRoundTrip() throws {
+        let dilated = PoolGeometry(
+            channels: 3, inHeight: 11, inWidth: 9, kernelH: 3, kernelW: 2, strideH: 2, strideW: 1, padTop: 2,
+            padLeft: 1, padBottom: 1, padRight: 0, dilationH: 2, dilationW: 3, ceilMode: true)
+        let kinds: [LayerKind] = [
+            .maxPool(dilated), .globalMaxPool(channels: 4, plane: 9), .softmax(count: 10),
+            .softmax(count: 5, outer: 3, inner: 4),
+            .lrn(channels: 6, plane: 4, size: 5, alpha: 1e-4, beta: 0.75, bias: 2),
+            .lrn(channels: 6, plane: 4, size: 4, alpha: 0.8, beta: 0.6, bias: 0.3),
+            .pointwise(channels: 3, plane: 5, .leakyRelu(alpha: 0.2)), .pointwise(channels: 3, plane: 5, .prelu),
+            .pointwise(channels: 3, plane: 5, .sigmoid),
+            .pointwise(channels: 3, plane: 5, .hardSigmoid(alpha: 0.3, beta: 0.6)),
+            .pointwise(channels: 3, plane: 5, .hardSwish), .pointwise(channels: 3, plane: 5, .tanh),
+            .pad(
+                PadGeometry(
+                    channels: 2, inHeight: 5, inWidth: 4, top: 1, left: 0, bottom: 2, right: 3, mode: .reflect,
+                    value: 0)),
+            .pad(
+                PadGeometry(
+                    channels: 2, inHeight: 5, inWidth: 4, top: 1, left: 2, bottom: 0, right: 1, mode: .constant,
+                    value: -1.5)),
+            .upsample(channels: 3, inHeight: 4, inWidth: 5, scaleH: 2, scaleW: 3),
+            .channelShuffle(groups: 3, channels: 12, plane: 5),
+        ]
+        for kind in kinds {
+            var layout = ArenaLayout()
+            _ = layout.chain([kind])
+            let (ops, floats) = layout.finish()
+            let program = BoardProgram(arenaFloats: floats, activationFloats: 0, ops: ops, steps: [])
+            let decoded = try ProgramCodec.encode(program).withUnsafeBytes { try ProgramCodec.decode($0) }
+            #expect(decoded == program, "\(kind)")
+        }
+    }
+
     @Test func programsRoundTripAndOutOfArenaOffsetsAreRefused() throws {
         let program = try Self.workerProgram()
         #expect(!program.ops.isEmpty && !program.steps.isEmpty)

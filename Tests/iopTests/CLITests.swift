@@ -98,7 +98,7 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
             "does not match the model's input shape"
         ),
         (["infer", "--model", "lenet5", "--input", "FIXTURE:conv_pad1.onnx"], "not a float32 .npy file"),
-        (["infer", "--model", "FIXTURE:error_unsupported_sigmoid.onnx"], "unsupported operator 'Sigmoid'"),
+        (["infer", "--model", "FIXTURE:error_unsupported_erf.onnx"], "unsupported operator 'Erf'"),
         (["infer", "--model", "FIXTURE:conv_pad1.input.npy"], "not a readable ONNX protobuf"),
         (["bench", "--model", "lenet5", "--runs", "0"], "--runs must be at least 1"),
         (["infer", "--model", "lenet5", "--threads", "0"], "--threads must be at least 1"),

@@ -76,9 +76,9 @@ class Chain:
         return path
 
 
-def case(chain):
+def case(chain, spread=1.0):
     path = chain.save()
-    x = rng.uniform(-1, 1, chain.input_shape).astype(np.float32)
+    x = (rng.uniform(-1, 1, chain.input_shape) * spread).astype(np.float32)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
@@ -91,7 +91,8 @@ def case(chain):
 
 def main():
     for f in os.listdir(HERE):
-        if f.endswith((".onnx", ".npy")):
+        # The audio front end's fixtures come from make_audio_fixtures.py.
+        if f.endswith((".onnx", ".npy")) and not f.startswith("audio_"):
             os.remove(os.path.join(HERE, f))
 
     # Conv: pads, strides, dilations, auto_pad, groups, partial channel blocks.
@@ -158,8 +159,8 @@ def main():
 
     # Models iop must refuse, with a piece of the message each must contain.
     errors = []
-    c = Chain("error_unsupported_sigmoid", [1, 3, 6, 6]).conv(3, 4, 3).node("Sigmoid")
-    c.save(); errors.append({"name": c.name, "message": "unsupported operator 'Sigmoid'"})
+    c = Chain("error_unsupported_erf", [1, 3, 6, 6]).conv(3, 4, 3).node("Erf")
+    c.save(); errors.append({"name": c.name, "message": "unsupported operator 'Erf'"})
     c = Chain("error_mul_two_tensors", [1, 3, 6, 6]).conv(3, 3, 3, pads=[1, 1, 1, 1])
     first = c.current
     c.nodes.append(helper.make_node("Mul", [first, first], ["product"], name="gate_mul"))
@@ -225,6 +226,149 @@ def main():
     c.conv(2, 2, 1)
     c.node("Concat", [x], axis=2)
     c.save(); errors.append({"name": c.name, "message": "only along channels"})
+
+    # Pointwise functions (issue 15), drawn after everything above. Inputs spread to +-6 reach the tails
+    # of Sigmoid and Tanh and both sides of HardSigmoid's and HardSwish's clamps; opsets 9 to 18.
+    case(Chain("leakyrelu_default_opset9", [1, 3, 5, 7], opset=9).node("LeakyRelu"), spread=3)
+    case(Chain("leakyrelu_alpha_opset16", [1, 3, 5, 7], opset=16).node("LeakyRelu", alpha=0.3), spread=3)
+    c = Chain("conv_prelu_per_channel", [1, 3, 8, 8], opset=9).conv(3, 6, 3, pads=[1, 1, 1, 1])
+    case(c.node("PRelu", [c.const(rng.uniform(-0.5, 0.5, (6, 1, 1)))]))
+    c = Chain("prelu_scalar_slope_opset16", [1, 4, 5, 5], opset=16)
+    case(c.node("PRelu", [c.const(np.array([0.25]))]), spread=3)
+    c = Chain("gemm_prelu_features", [1, 12])
+    c.node("Gemm", [c.const(c.weights(9, 12)), c.const(rng.uniform(-0.5, 0.5, 9))], transB=1)
+    case(c.node("PRelu", [c.const(rng.uniform(-0.5, 0.5, 9))]))
+    case(Chain("sigmoid_opset9", [1, 3, 7, 9], opset=9).node("Sigmoid"), spread=40)
+    case(Chain("sigmoid_opset13", [1, 5, 4, 4]).node("Sigmoid"), spread=6)
+    case(Chain("hardsigmoid_default", [1, 3, 6, 6], opset=9).node("HardSigmoid"), spread=6)
+    case(Chain("hardsigmoid_alpha_beta", [1, 3, 6, 6], opset=18).node("HardSigmoid", alpha=0.5, beta=0.4), spread=6)
+    case(Chain("hardswish_opset14", [1, 3, 6, 6], opset=14).node("HardSwish"), spread=6)
+    case(Chain("hardswish_opset18", [1, 2, 5, 3], opset=18).node("HardSwish"), spread=6)
+    case(Chain("tanh_opset9", [1, 3, 7, 9], opset=9).node("Tanh"), spread=40)
+    case(Chain("tanh_opset13", [1, 5, 4, 4]).node("Tanh"), spread=3)
+    # A chain with every new function after a conv or linear layer (the planner tests run it split every way).
+    c = Chain("activations_net", [1, 3, 24, 24], opset=14).conv(3, 16, 3, pads=[1, 1, 1, 1])
+    c.node("PRelu", [c.const(rng.uniform(-0.5, 0.5, (16, 1, 1)))]).node("MaxPool", kernel_shape=[2, 2], strides=[2, 2])
+    c.conv(16, 24, 3, pads=[1, 1, 1, 1]).node("HardSwish").conv(24, 24, 3, group=24, pads=[1, 1, 1, 1])
+    c.node("LeakyRelu", alpha=0.1).conv(24, 32, 1).node("Sigmoid").conv(32, 16, 3, strides=[2, 2], pads=[1, 1, 1, 1])
+    c.node("HardSigmoid").node("GlobalAveragePool").node("Flatten")
+    case(c.node("Gemm", [c.const(c.weights(10, 16)), c.const(rng.uniform(-0.5, 0.5, 10))], transB=1).node("Tanh"))
+
+    # Dilated and global max pools, Softmax along any axis (one axis from opset 13, flattened from the axis
+    # before), LRN, and a batch norm that cannot fold (its conv's activation is fused): drawn after the above.
+    case(Chain("maxpool_dilation2", [1, 3, 11, 11], opset=10).node(
+        "MaxPool", kernel_shape=[3, 3], dilations=[2, 2], pads=[2, 2, 2, 2]))
+    case(Chain("maxpool_dilation_stride2_ceil", [1, 2, 12, 10], opset=12).node(
+        "MaxPool", kernel_shape=[2, 3], strides=[2, 2], dilations=[2, 1], pads=[1, 1, 0, 1], ceil_mode=1))
+    case(Chain("globalmaxpool", [1, 5, 6, 7]).node("GlobalMaxPool"))
+    case(Chain("softmax_channels_opset13", [1, 6, 4, 5]).node("Softmax", axis=1), spread=4)
+    case(Chain("softmax_rows_opset13", [1, 3, 5, 4]).node("Softmax", axis=-2), spread=4)
+    case(Chain("softmax_default_axis_4d_opset13", [1, 3, 5, 4]).node("Softmax"), spread=4)
+    case(Chain("softmax_flatten_from_axis2_opset11", [1, 3, 5, 4], opset=11).node("Softmax", axis=2), spread=4)
+    case(Chain("softmax_default_axis_4d_opset9", [1, 3, 5, 4], opset=9).node("Softmax"), spread=4)
+    case(Chain("softmax_2d_axis0_opset11", [1, 7], opset=11).node("Softmax", axis=0), spread=4)
+    case(Chain("lrn_alexnet", [1, 8, 5, 5]).node("LRN", size=5, alpha=1e-4, beta=0.75, bias=2.0), spread=10)
+    case(Chain("lrn_strong_opset9", [1, 7, 4, 6], opset=9).node("LRN", size=3, alpha=0.8, beta=0.6, bias=0.5),
+         spread=2)
+    case(Chain("lrn_defaults_size3", [1, 4, 3, 3]).node("LRN", size=3), spread=3)
+    c = Chain("conv_relu_bn_opset15", [1, 3, 7, 7], opset=15).conv(3, 5, 3).node("Relu")
+    case(bn(c, 5))
+    # An AlexNet/GoogLeNet-style head with them (the planner tests run it under every planner).
+    c = Chain("lrn_pools_net", [1, 3, 20, 20]).conv(3, 12, 3, pads=[1, 1, 1, 1]).node("Relu")
+    c.node("LRN", size=5, alpha=0.05, beta=0.75, bias=1.0).node("MaxPool", kernel_shape=[3, 3], dilations=[2, 2], pads=[1, 1, 1, 1])
+    c.conv(12, 16, 3, pads=[1, 1, 1, 1]).node("Relu").node("MaxPool", kernel_shape=[2, 2], strides=[2, 2])
+    c.conv(16, 8, 1).node("Softmax", axis=1).node("GlobalMaxPool").node("Flatten")
+    case(c.node("Gemm", [c.const(c.weights(5, 8)), c.const(rng.uniform(-0.5, 0.5, 5))], transB=1).node("Softmax"))
+    # An Inception module: 1x1, 3x3 and 5x5 branches and a pooled 1x1 branch, concatenated along channels.
+    c = Chain("inception_block", [1, 8, 9, 9]).conv(8, 8, 1).node("Relu")
+    x = c.current
+    c.conv(8, 4, 1).node("Relu")
+    b1 = c.current
+    c.current = x
+    c.conv(8, 3, 1).node("Relu").conv(3, 6, 3, pads=[1, 1, 1, 1]).node("Relu")
+    b3 = c.current
+    c.current = x
+    c.conv(8, 2, 1).node("Relu").conv(2, 3, 5, pads=[2, 2, 2, 2]).node("Relu")
+    b5 = c.current
+    c.current = x
+    c.node("MaxPool", kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1]).conv(8, 2, 1).node("Relu")
+    bp = c.current
+    c.current = b1
+    case(c.node("Concat", [b3, b5, bp], axis=1).conv(15, 6, 1).node("GlobalAveragePool"))
+
+    # Pad (pads as an attribute before opset 11, an input after, axes from 18) and nearest Resize/Upsample
+    # by whole factors (scales or sizes, each coordinate rule that repeats pixels).
+    case(Chain("pad_constant_opset9", [1, 3, 5, 6], opset=9).node("Pad", pads=[0, 0, 1, 2, 0, 0, 3, 1], value=0.5))
+    c = Chain("pad_reflect_opset11", [1, 2, 5, 6], opset=11)
+    case(c.node("Pad", [c.const(np.array([0, 0, 2, 1, 0, 0, 1, 3]), dtype=np.int64)], mode="reflect"))
+    c = Chain("pad_edge_opset13", [1, 2, 4, 5])
+    case(c.node("Pad", [c.const(np.array([0, 0, 1, 2, 0, 0, 2, 0]), dtype=np.int64)], mode="edge"))
+    c = Chain("pad_constant_axes_opset18", [1, 3, 4, 4], opset=18)
+    axes = c.const(np.array([2, 3]), dtype=np.int64)
+    case(c.node("Pad", [c.const(np.array([1, 2, 0, 1]), dtype=np.int64), c.const(np.float32(-1.5)), axes]))
+    c = Chain("upsample_nearest_opset9", [1, 2, 3, 4], opset=9)
+    case(c.node("Upsample", [c.const(np.array([1, 1, 2, 3]))], mode="nearest"))
+    c = Chain("resize_nearest_opset10", [1, 2, 3, 4], opset=10)
+    case(c.node("Resize", [c.const(np.array([1, 1, 3, 2]))], mode="nearest"))
+    c = Chain("resize_asymmetric_floor_opset11", [1, 2, 3, 4], opset=11)
+    roi = c.const(np.array([], dtype=np.float32))
+    case(c.node("Resize", [roi, c.const(np.array([1, 1, 2, 2]))], mode="nearest",
+                coordinate_transformation_mode="asymmetric", nearest_mode="floor"))
+    c = Chain("resize_sizes_half_pixel_opset13", [1, 3, 4, 5])
+    case(c.node("Resize", ["", "", c.const(np.array([1, 3, 12, 10]), dtype=np.int64)], mode="nearest"))
+    c = Chain("resize_scales_default_opset18", [1, 2, 3, 3], opset=18)
+    case(c.node("Resize", ["", c.const(np.array([1, 1, 4, 2]))], mode="nearest"))
+    # A decoder-style net: a reflect pad before an unpadded conv, and an upsampling head.
+    c = Chain("pad_resize_net", [1, 3, 12, 12]).conv(3, 8, 3, strides=[2, 2], pads=[1, 1, 1, 1]).node("Relu")
+    c.node("Pad", [c.const(np.array([0, 0, 1, 1, 0, 0, 1, 1]), dtype=np.int64)], mode="reflect").conv(8, 8, 3)
+    c.node("Relu").node("Resize", ["", c.const(np.array([1, 1, 2, 2]))], mode="nearest").conv(8, 4, 3, pads=[1, 1, 1, 1])
+    case(c.node("Sigmoid"))
+    # The shape arithmetic converters emit around Reshape, folded at load: PyTorch's flatten before opset 13
+    # (Shape, Gather, Unsqueeze by attribute, Concat), and a longer one (Mul, Cast both ways, Unsqueeze by
+    # input, Squeeze, ConstantOfShape, Sub, Div).
+    c = Chain("flatten_by_shape_opset11", [1, 3, 6, 6], opset=11).conv(3, 4, 3).node("Relu")
+    x = c.current
+    c.nodes += [helper.make_node("Shape", [x], ["s"], name="shape"),
+                helper.make_node("Gather", ["s", c.const(np.array(0), dtype=np.int64)], ["n"], name="gather", axis=0),
+                helper.make_node("Unsqueeze", ["n"], ["n1"], name="unsqueeze", axes=[0]),
+                helper.make_node("Concat", ["n1", c.const(np.array([-1]), dtype=np.int64)], ["target"], name="cat", axis=0),
+                helper.make_node("Reshape", [x, "target"], ["flat"], name="reshape")]
+    c.current = "flat"
+    case(c.node("Gemm", [c.const(c.weights(5, 64)), c.const(rng.uniform(-0.5, 0.5, 5))], transB=1))
+    c = Chain("flatten_by_shape_arithmetic_opset13", [1, 2, 5, 4]).conv(2, 3, 3, pads=[1, 1, 1, 1])
+    x = c.current
+    g = lambda i: c.const(np.array(i), dtype=np.int64)
+    c.nodes += [helper.make_node("Shape", [x], ["s"], name="shape"),
+                helper.make_node("Gather", ["s", g(1)], ["ch"], name="gather_c"),
+                helper.make_node("Gather", ["s", g(2)], ["h"], name="gather_h"),
+                helper.make_node("Gather", ["s", g(3)], ["w"], name="gather_w"),
+                helper.make_node("Mul", ["h", "w"], ["hw"], name="mul_hw"),
+                helper.make_node("Mul", ["ch", "hw"], ["chw2"], name="mul_chw"),
+                helper.make_node("Cast", ["chw2"], ["chwf"], name="to_float", to=TensorProto.FLOAT),
+                helper.make_node("Mul", ["chwf", c.const(np.float32(2))], ["double"], name="twice"),
+                helper.make_node("Div", ["double", c.const(np.float32(2))], ["chwf2"], name="halve"),
+                helper.make_node("Cast", ["chwf2"], ["chw"], name="to_int", to=TensorProto.INT64),
+                helper.make_node("Unsqueeze", ["chw", g([0])], ["u"], name="unsqueeze"),
+                helper.make_node("Unsqueeze", ["u", g([0])], ["uu"], name="unsqueeze_more"),
+                helper.make_node("Squeeze", ["uu", g([0])], ["sq"], name="squeeze"),
+                helper.make_node("ConstantOfShape", [g([1])], ["ones"], name="ones",
+                                 value=numpy_helper.from_array(np.array([3], dtype=np.int64))),
+                helper.make_node("Sub", ["ones", g(2)], ["one"], name="sub"),
+                helper.make_node("Concat", ["one", "sq"], ["target"], name="cat", axis=0),
+                helper.make_node("Reshape", [x, "target"], ["flat"], name="reshape")]
+    c.current = "flat"
+    case(c.node("Relu").node("Softmax"))
+    # ShuffleNet's channel shuffle: Reshape (with 0 and -1), Transpose, Reshape, between grouped convs.
+    c = Chain("channel_shuffle_net", [1, 6, 7, 7]).conv(6, 12, 1, group=3).node("Relu")
+    c.node("Reshape", [c.const(np.array([0, 3, -1, 7, 7]), dtype=np.int64)]).node("Transpose", perm=[0, 2, 1, 3, 4])
+    c.node("Reshape", [c.const(np.array([1, -1, 7, 7]), dtype=np.int64)]).conv(12, 12, 3, group=12, pads=[1, 1, 1, 1])
+    case(c.conv(12, 6, 1, group=3).node("GlobalAveragePool"))
+    c = Chain("error_resize_linear", [1, 2, 3, 3])
+    c.node("Resize", ["", c.const(np.array([1, 1, 2, 2]))], mode="linear")
+    c.save(); errors.append({"name": c.name, "message": "supported in nearest mode"})
+    c = Chain("error_resize_rounding", [1, 2, 3, 3], opset=13)
+    c.node("Resize", ["", c.const(np.array([1, 1, 3, 3]))], mode="nearest", coordinate_transformation_mode="asymmetric")
+    c.save(); errors.append({"name": c.name, "message": "does not repeat whole pixels"})
     with open(os.path.join(HERE, "errors.json"), "w") as f:
         json.dump(errors, f, indent=1)
 
