@@ -41,7 +41,8 @@ def conv_model(cin, cout, size, path):
     onnx.save(model, path)
 
 
-def time_ort(path, shape, runs, warmup, threads=1):
+def warm_session(path, shape, warmup, threads):
+    """An ONNX Runtime session on `threads` threads, run `warmup` times on a seeded input, and that input."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -50,6 +51,11 @@ def time_ort(path, shape, runs, warmup, threads=1):
     x = np.random.default_rng(1).uniform(-1, 1, shape).astype(np.float32)
     for _ in range(warmup):
         sess.run(None, {"input": x})
+    return sess, x
+
+
+def time_ort(path, shape, runs, warmup, threads=1):
+    sess, x = warm_session(path, shape, warmup, threads)
     times = []
     for _ in range(runs):
         t = time.perf_counter()
@@ -66,14 +72,7 @@ def cpu_seconds(who):
 def cpu_ort(path, shape, runs, warmup, threads=1):
     """CPU milliseconds per inference this process spent in ONNX Runtime: on a machine shared with other
     jobs, time descheduled does not count, so engines timed in turn compare more fairly than by wall time."""
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(1).uniform(-1, 1, shape).astype(np.float32)
-    for _ in range(warmup):
-        sess.run(None, {"input": x})
+    sess, x = warm_session(path, shape, warmup, threads)
     t = cpu_seconds(resource.RUSAGE_SELF)
     for _ in range(runs):
         sess.run(None, {"input": x})

@@ -22,16 +22,7 @@ import Testing
                 padTop: r.int(0...2), padLeft: r.int(0...2), padBottom: r.int(0...2), padRight: r.int(0...2),
                 groups: depthwise ? max(groups, 2) : groups)
             guard g.outHeight > 0, g.outWidth > 0 else { return }
-            let x = r.floats(g.inputCount), w = r.floats(g.weightCount)
-            let b = r.int(0...1) == 0 ? [] : r.floats(g.outChannels)
-            let relu = r.int(0...1) == 0
-            let layer = Layer(name: "conv", kind: .conv(g, relu ? .relu : .none), weights: w, bias: b)
-            let expected = referenceConv(g, input: x, weights: w, bias: b, low: relu ? 0 : -.infinity)
-            for threads in [1, 3] {
-                let got = try runEngine([layer], input: x, threads: threads)
-                let err = scaledError(got, expected)
-                #expect(err <= Self.tolerance, "conv \(g) threads \(threads): error \(err)")
-            }
+            try expectConvMatchesReference(g, &r, tolerance: Self.tolerance, label: "conv")
         }
     }
 

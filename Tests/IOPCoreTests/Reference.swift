@@ -1,5 +1,6 @@
 import IOPCore
 import TestSupport
+import Testing
 
 // Naive kernels written straight from the ONNX operator definitions, with
 // none of the packing, blocking or padding tricks of the real ones.
@@ -78,4 +79,18 @@ struct TestRNG {
 
 func runEngine(_ layers: [Layer], input: [Float], threads: Int) throws -> [Float] {
     try Engine(layers: layers, threads: threads).run(input)
+}
+
+/// One conv of geometry `g` on random input, weights, bias (or none) and ReLU (or none), against
+/// `referenceConv` at 1 and 3 threads.
+func expectConvMatchesReference(_ g: ConvGeometry, _ r: inout TestRNG, tolerance: Float, label: String) throws {
+    let x = r.floats(g.inputCount), w = r.floats(g.weightCount)
+    let b = r.int(0...1) == 0 ? [] : r.floats(g.outChannels)
+    let relu = r.int(0...1) == 0
+    let layer = Layer(name: "conv", kind: .conv(g, relu ? .relu : .none), weights: w, bias: b)
+    let expected = referenceConv(g, input: x, weights: w, bias: b, low: relu ? 0 : -.infinity)
+    for threads in [1, 3] {
+        let err = scaledError(try runEngine([layer], input: x, threads: threads), expected)
+        #expect(err <= tolerance, "\(label) \(g) threads \(threads): error \(err)")
+    }
 }

@@ -22,15 +22,7 @@ import Testing
             var r = TestRNG(state: seed)
             let g = Self.randomGeometry(&r)
             guard g.outHeight > 0, g.outWidth > 0 else { return }
-            let x = r.floats(g.inputCount), w = r.floats(g.weightCount)
-            let b = r.int(0...1) == 0 ? [] : r.floats(g.outChannels)
-            let relu = r.int(0...1) == 0
-            let layer = Layer(name: "conv", kind: .conv(g, relu ? .relu : .none), weights: w, bias: b)
-            let expected = referenceConv(g, input: x, weights: w, bias: b, low: relu ? 0 : -.infinity)
-            for threads in [1, 3] {
-                let err = scaledError(try runEngine([layer], input: x, threads: threads), expected)
-                #expect(err <= Self.tolerance, "winograd \(g) threads \(threads): error \(err)")
-            }
+            try expectConvMatchesReference(g, &r, tolerance: Self.tolerance, label: "winograd")
         }
     }
 
