@@ -369,6 +369,15 @@ def main():
     c = Chain("error_resize_rounding", [1, 2, 3, 3], opset=13)
     c.node("Resize", ["", c.const(np.array([1, 1, 3, 3]))], mode="nearest", coordinate_transformation_mode="asymmetric")
     c.save(); errors.append({"name": c.name, "message": "does not repeat whole pixels"})
+    # A MobileNetV2 inverted residual as torchvision exports it: 1x1 expand, BN, ReLU6 (Clip 0..6), 3x3
+    # depthwise, BN, ReLU6, 1x1 project, BN, then the block's input added. Drawn last: earlier cases keep theirs.
+    c = Chain("mobilenet_v2_block", [1, 8, 8, 8])
+    x = c.current
+    bn(c.conv(8, 24, 1, bias=False), 24).node("Clip", [c.const(np.float32(0)), c.const(np.float32(6))])
+    bn(c.conv(24, 24, 3, bias=False, group=24, pads=[1, 1, 1, 1]), 24)
+    c.node("Clip", [c.const(np.float32(0)), c.const(np.float32(6))])
+    bn(c.conv(24, 8, 1, bias=False), 8)
+    case(c.node("Add", [x]), spread=4.0)
     with open(os.path.join(HERE, "errors.json"), "w") as f:
         json.dump(errors, f, indent=1)
 
