@@ -255,8 +255,9 @@ func procStat(_ pid: Int32) -> [Substring]? {
 
 /// A MobileNet-style depthwise-separable chain from ONNX on real iop-node processes, under every
 /// planner that splits: the answers are ONNX Runtime's (the fixture's). Row bands of a depthwise
-/// conv once lost its groups, and the leader then refused its own bundle.
-@Test(.timeLimit(.minutes(2)), arguments: ["oc", "coedge", "iop", "optimal"])
+/// conv once lost its groups, and the leader then refused its own bundle. Alone it takes seconds; the
+/// limit is the suites' 5 minutes, since beside the other process clusters on 2 cores it waited past 2.
+@Test(.timeLimit(.minutes(5)), arguments: ["oc", "coedge", "iop", "optimal"])
 func aDepthwiseSeparableChainRunsExactlyOnAProcessCluster(_ planner: String) throws {
     let model = Fixtures.path("mobilenet_block.onnx")
     let dir = temporaryPath("mobilenet-\(planner)")
