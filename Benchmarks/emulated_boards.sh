@@ -189,8 +189,10 @@ b=json.loads('''$before'''); m=json.load(open('$out/manifest.json'))
 # The requests' share of each segment: the counters after them minus those after the warm-up request.
 n=max(1, s['plan_inferences'] - b['plan_inferences'])
 def mean(k, key): return round((s['segments'][k][key] * s['plan_inferences'] - b['segments'][k][key] * b['plan_inferences']) / n, 3)
-segments=[{'modelled_ms': m['segment_ms'][k] if len(m['segment_ms']) == len(s['segments']) else None, 'measured_ms': mean(k, 'total_ms'),
-           **{key: mean(k, key) for key in ('scatter_ms', 'own_ms', 'gather_ms', 'reduce_ms')}}
+same=len(m['segment_ms']) == len(s['segments']); phases=m.get('segment_phases_ms', [])
+segments=[{'modelled_ms': m['segment_ms'][k] if same else None, 'measured_ms': mean(k, 'total_ms'),
+           **{key: mean(k, key) for key in ('scatter_ms', 'own_ms', 'gather_ms', 'reduce_ms')},
+           'modelled': phases[k] if same and len(phases) == len(s['segments']) else None}
           for k in range(len(s['segments']))]
 print(json.dumps({'planner': '$planner', 'modelled_ms': round(float('$modelled'), 2), 'p50_ms': round(r['p50_ms'], 2),
                   'p90_ms': round(r['p90_ms'], 2), 'arena_bytes': [b['arena_bytes'] for b in s['boards']],

@@ -44,6 +44,25 @@ public struct BoardProfile: Equatable, Sendable {
     /// boundary with probability idle / period: the burst is there. Otherwise the work finds the
     /// board able to run with probability `share`, and else first waits out the rest of a stall: with
     /// `x = k·β + r` (β = share × period, 0 < r ≤ β), `x + (1 − share)·((P − β)/2 + k·P + r)`.
+    /// The same for work that lands at `phase` (0 ..< 1) of the cycle, counted from the start of a
+    /// period's run: the board runs to share x period, stalls to the period's end, runs again. Its mean
+    /// over evenly spread phases is `arrivingMs(fullSpeedMs:idleMs:)`.
+    public func arrivingMs(fullSpeedMs x: Double, idleMs: Double, phase: Double) -> Double {
+        guard x > 0, cpuShare < 1, periodMs > 0 else { return wallMs(fullSpeedMs: x, idleMs: idleMs) }
+        let beta = cpuShare * periodMs
+        var t = 0.0, left = x, at = phase * periodMs
+        while true {
+            if at < beta {
+                let run = min(beta - at, left)
+                t += run; left -= run; at += run
+                if left <= 0 { break }
+            }
+            t += periodMs - at; at = 0
+        }
+        let p = min(1, max(0, idleMs) / periodMs)
+        return p * wallMs(fullSpeedMs: x) + (1 - p) * t
+    }
+
     public func arrivingMs(fullSpeedMs x: Double, idleMs: Double) -> Double {
         guard x > 0, cpuShare < 1, periodMs > 0 else { return wallMs(fullSpeedMs: x, idleMs: idleMs) }
         let beta = cpuShare * periodMs

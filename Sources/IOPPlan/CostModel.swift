@@ -25,6 +25,8 @@ public struct SegmentCost: Sendable {
     public var partitions: [Partition]
     /// How the segment's messages carry activations (fp32 when it sends none).
     public var wire: WirePrecision = .fp32
+    /// The calibrated model's split of the segment's time as the leader clocks it (nil: nominal model).
+    public var phases: SegmentPhases?
     public var latencyMs: Double { computeMs + commMs }
 }
 
@@ -312,6 +314,7 @@ public struct CostModel: Sendable {
             let t = SegmentTimeline(cluster: cluster).time(program)
             c.computeMs = t.computeMs
             c.commMs = t.latencyMs - t.computeMs
+            c.phases = t.phases
         }
         for d in 0..<n {
             (c.weightBytes[d], c.activationBytes[d]) = BoardLayout.footprint(program, board: d, leader: leader)

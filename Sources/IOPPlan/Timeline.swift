@@ -71,12 +71,19 @@ struct SegmentTimeline {
         return Double(bytes) / CostModel.nominalHalfBytesPerSecond * 1e3
     }
 
-    /// The segment's latency and the longest any one board computes (the rest is moving data).
-    func time(_ seg: SegmentProgram) -> (latencyMs: Double, computeMs: Double) {
+    /// The segment's latency, the longest any one board computes (the rest is moving data), and the
+    /// leader's four phases as it clocks them (`ClusterStats` segments), to hold beside the measured ones.
+    ///
+    /// Each worker's input lands at a moment of its quota's cycle the leader does not choose, and the
+    /// leader waits for the last result: the expected segment is the mean over `phaseSamples` draws of
+    /// every worker's phase at once (a rank-1 lattice, one coordinate per board), not the schedule of
+    /// each worker's mean, which would miss that the slowest of several workers sets the pace.
+    func time(_ seg: SegmentProgram) -> (latencyMs: Double, computeMs: Double, phases: SegmentPhases) {
         let half = seg.wire == .fp16, wireBytes = seg.wire.bytesPerElement
         var cpu = CPUClock(profile(leader))
-        var leaderOut = bucket(leader), leaderIn = bucket(leader)
-        var ready: [(at: Double, bytes: Int, output: BoardPart.Output, count: Int, board: Int)] = []
+        var leaderOut = bucket(leader)
+        var work: [(start: Double, fullSpeedMs: Double, bytes: Int, output: BoardPart.Output, count: Int, board: Int)] =
+            []
         var longest = 0.0
         for part in seg.parts where part.board != leader {
             let d = part.board
@@ -90,11 +97,10 @@ struct SegmentTimeline {
             longest = max(longest, profile(d).wallMs(fullSpeedMs: compute, idleMs: sent + latency(d)))
             let outCount = outputCount(part, seg)
             let converts = half ? halfMs(4 * inCount, board: d) + halfMs(4 * outCount, board: d) : 0
-            let work = receiveCpuMs(inBytes, board: d) + converts + compute + sendCpuMs(wireBytes * outCount, board: d)
-            // Its input lands at a moment of its quota's cycle the leader does not choose.
-            let start = sent + latency(d), done = start + profile(d).arrivingMs(fullSpeedMs: work, idleMs: start)
-            ready.append((done, wireBytes * outCount, part.output, outCount, d))
+            let x = receiveCpuMs(inBytes, board: d) + converts + compute + sendCpuMs(wireBytes * outCount, board: d)
+            work.append((sent + latency(d), x, wireBytes * outCount, part.output, outCount, d))
         }
+        let scattered = cpu.now
         if seg.partialCount > 0 { cpu.run(copyMs(bytes: 4 * seg.assembledCount, board: leader), from: 0) }
         if let own = seg.parts.first(where: { $0.board == leader }) {
             let select =
@@ -103,20 +109,49 @@ struct SegmentTimeline {
             longest = max(longest, profile(leader).wallMs(fullSpeedMs: compute, idleMs: 0))
             cpu.run(select + compute + placeMs(own.output, count: outputCount(own, seg)), from: 0)
         }
-        for r in ready.sorted(by: { $0.at < $1.at }) {
-            var workerOut = bucket(r.board)
-            let got = max(
-                workerOut.pass(Double(r.bytes), offeredAt: r.at), leaderIn.pass(Double(r.bytes), offeredAt: r.at))
-            // fp16 results are widened into place, or widened and added: the conversion replaces the copy.
-            let place =
-                !half
-                ? placeMs(r.output, count: r.count)
-                : halfMs(4 * r.count, board: leader) + (r.output == .partialSum ? placeMs(r.output, count: r.count) : 0)
-            cpu.run(receiveCpuMs(r.bytes, board: leader) + place, from: got + latency(r.board))
-        }
+        let ownDone = cpu.now
         let reduce = computeMs(seg.reduceLayers, board: leader)
-        cpu.run(reduce + copyMs(bytes: 4 * seg.outputCount, board: leader), from: cpu.now)
-        return (cpu.now, min(cpu.now, longest + profile(leader).wallMs(fullSpeedMs: reduce, idleMs: 0)))
+        let samples = work.isEmpty ? 1 : Self.phaseSamples
+        var gathered = 0.0, end = 0.0
+        for k in 0..<samples {
+            var clock = cpu, leaderIn = bucket(leader)
+            let ready = work.map { w in
+                (
+                    at: w.start
+                        + profile(w.board).arrivingMs(
+                            fullSpeedMs: w.fullSpeedMs, idleMs: w.start, phase: Self.phase(sample: k, board: w.board)),
+                    w: w
+                )
+            }
+            for (at, r) in ready.sorted(by: { $0.at < $1.at }) {
+                var workerOut = bucket(r.board)
+                let got = max(
+                    workerOut.pass(Double(r.bytes), offeredAt: at), leaderIn.pass(Double(r.bytes), offeredAt: at))
+                // fp16 results are widened into place, or widened and added: the conversion replaces the copy.
+                let place =
+                    !half
+                    ? placeMs(r.output, count: r.count)
+                    : halfMs(4 * r.count, board: leader)
+                        + (r.output == .partialSum ? placeMs(r.output, count: r.count) : 0)
+                clock.run(receiveCpuMs(r.bytes, board: leader) + place, from: got + latency(r.board))
+            }
+            gathered += clock.now
+            clock.run(reduce + copyMs(bytes: 4 * seg.outputCount, board: leader), from: clock.now)
+            end += clock.now
+        }
+        gathered /= Double(samples); end /= Double(samples)
+        let phases = SegmentPhases(
+            scatterMs: scattered, ownMs: ownDone - scattered, gatherMs: gathered - ownDone, reduceMs: end - gathered)
+        return (end, min(end, longest + profile(leader).wallMs(fullSpeedMs: reduce, idleMs: 0)), phases)
+    }
+
+    static let phaseSamples = 64
+    /// Sample `k`'s phase for board `d`: the Korobov lattice k * (1, 19, 27, 45, ...) / 64 shifted to
+    /// the middle of its cell, so each board's phases alone are evenly spread and boards differ.
+    static func phase(sample k: Int, board d: Int) -> Double {
+        let generators = [1, 19, 27, 45, 13, 53, 7, 37]
+        let g = d < generators.count ? generators[d] : 2 * d + 1
+        return (Double((k * g) % phaseSamples) + 0.5) / Double(phaseSamples)
     }
 
     func outputCount(_ part: BoardPart, _ seg: SegmentProgram) -> Int {
@@ -127,6 +162,12 @@ struct SegmentTimeline {
         case .rows(let r, let c, _, let w): return r.count * c * w
         }
     }
+}
+
+/// A segment's modelled time split as the leader clocks it: sending every worker its input, its own
+/// part, waiting for and placing the results, reducing.
+public struct SegmentPhases: Sendable, Equatable {
+    public var scatterMs, ownMs, gatherMs, reduceMs: Double
 }
 
 /// One board's CPU over a segment: work that starts after the board has waited starts a new

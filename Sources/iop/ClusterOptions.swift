@@ -112,3 +112,11 @@ func wireName(_ c: SegmentCost) -> String { c.bytesSent.reduce(0, +) == 0 ? "-" 
 
 /// "calibrated" or "nominal", for JSON outputs and manifests.
 func costModelName(_ cluster: Cluster) -> String { cluster.isProfiled ? "calibrated" : "nominal" }
+
+/// A segment's modelled phases with the names `iop request --stats --json` gives the measured ones.
+func phasesObject(_ p: SegmentPhases) -> [String: Double] {
+    func ms(_ x: Double) -> Double { (x * 1000).rounded() / 1000 }
+    return [
+        "scatter_ms": ms(p.scatterMs), "own_ms": ms(p.ownMs), "gather_ms": ms(p.gatherMs), "reduce_ms": ms(p.reduceMs),
+    ]
+}

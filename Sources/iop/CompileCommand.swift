@@ -41,6 +41,7 @@ struct Compile: ParsableCommand {
                 "modeled_latency_ms": plan.modeledLatencyMs, "cost_model": costModelName(cluster),
                 "wire": plannerOptions.wire.rawValue, "segment_wire": plan.costs.map(wireName),
                 "request_ms": plan.requestMs, "segment_ms": plan.costs.map { ($0.latencyMs * 1000).rounded() / 1000 },
+                "segment_phases_ms": plan.costs.compactMap(\.phases).map(phasesObject),
                 "leader": cluster.devices[cluster.leader].name,
                 "boards": cluster.devices.enumerated().map { i, d in
                     [

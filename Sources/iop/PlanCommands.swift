@@ -25,12 +25,14 @@ func planJSON(_ p: Plan, label: String, wire: WireChoice = .fp32) -> [String: An
         ]
     }
     let segments = p.costs.map { c -> [String: Any] in
-        [
+        var s: [String: Any] = [
             "compute_ms": c.computeMs, "comm_ms": c.commMs, "bytes": c.bytesSent.reduce(0, +), "wire": wireName(c),
             "partitions": c.partitions.map {
                 ["layer": $0.layer, "dim": $0.dimension.rawValue, "extents": $0.extents, "full_extent": $0.fullExtent]
             },
         ]
+        if let phases = c.phases { s["phases"] = phasesObject(phases) }
+        return s
     }
     return [
         "planner": label, "modeled_latency_ms": p.modeledLatencyMs, "devices": devices,
