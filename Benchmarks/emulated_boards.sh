@@ -21,8 +21,9 @@
 # --wire is passed to `iop compile` (fp32 by default: activations as fp16 on the wire, or auto).
 # --json prints one object: {model, boards, cpu_percent, rate_mbit, cost_model, wire,
 # planners: [{planner, modelled_ms, p50_ms, p90_ms, arena_bytes: [...], bytes_per_inference, request_ms,
-# segments: [{modelled_ms, measured_ms, scatter_ms, own_ms, gather_ms, reduce_ms}]}]}: each segment's modelled time
-# beside the leader's own clock of it (mean per request), to see where the model is off.
+# segments: [{modelled_ms, measured_ms, scatter_ms, own_ms, gather_ms, reduce_ms, modelled: {scatter_ms, own_ms,
+# gather_ms, reduce_ms}}]}]}: each segment's modelled time and phases beside the leader's own clock of them (mean
+# per request), to see where the model is off.
 # Needs root and `swift build -c release`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
