@@ -1,0 +1,129 @@
+/// ConvTranspose in gather form: each output pixel sums the input pixels whose footprint covers it, so
+/// every output is written once (no scatter races between threads, no accumulation buffer). Output row
+/// `oy` reads input row `iy` through tap `ky` when `oy + padTop - ky * dilation` is `iy * stride`.
+public enum ConvTransposeKernel {
+    /// Reorders output channels `channels` (their [out][in / group][kh][kw] rows start at `weights`, their
+    /// bias at `bias`) into [group][channel block][kh][kw][in channel][block lanes] (`packLanes` lanes): a
+    /// tap's weights for one input channel are one load per vector of output channels. Channels may come
+    /// in any number of calls; lanes no call writes must already be zero, as a fresh arena is.
+    public static func pack(
+        _ g: ConvTransposeGeometry, channels: Range<Int>, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        packedWeights: UnsafeMutablePointer<Float>, packedBias: UnsafeMutablePointer<Float>
+    ) {
+        let icg = g.inGroupChannels, ocg = g.outGroupChannels, taps = g.kernelH * g.kernelW
+        let lanes = g.packLanes, blocks = g.blocksPerGroup
+        for (k, oc) in channels.enumerated() {
+            let group = oc / ocg, local = oc % ocg
+            let unit = group * blocks + local / lanes, lane = local % lanes
+            let dst = packedWeights + unit * taps * icg * lanes + lane
+            let src = weights + k * icg * taps
+            for ic in 0..<icg {
+                for t in 0..<taps { dst[(t * icg + ic) * lanes] = src[ic * taps + t] }
+            }
+            packedBias[unit * lanes + lane] = bias?[k] ?? 0
+        }
+    }
+
+    /// out = act(convTranspose(input) + bias).
+    public static func run(
+        _ g: ConvTransposeGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+        packedWeights: UnsafePointer<Float>, packedBias: UnsafePointer<Float>, activation: Activation,
+        pool: WorkerPool
+    ) {
+        if g.packLanes == 1 {
+            pool.parallelFor(
+                g.outChannels,
+                ChannelTask(
+                    g: g, input: input, output: output, weights: packedWeights, bias: packedBias, act: activation))
+        } else {
+            pool.parallelFor(
+                g.groups * g.blocksPerGroup * g.outHeight,
+                BlockTask(g: g, input: input, output: output, weights: packedWeights, bias: packedBias, act: activation)
+            )
+        }
+    }
+
+    /// The input row (or column) tap `k` of output row `o` reads, or -1 when the tap falls between input
+    /// pixels or outside them.
+    @inline(__always)
+    static func source(_ o: Int, pad: Int, tap k: Int, dilation: Int, stride: Int, extent: Int) -> Int {
+        let t = o + pad - k * dilation
+        if t < 0 || t % stride != 0 { return -1 }
+        let i = t / stride
+        return i < extent ? i : -1
+    }
+
+    /// One output row of one block of `2 x KVec` output channels: each pixel's channels stay in two
+    /// vectors while the taps that reach it stream their input channels.
+    struct BlockTask: ParallelTask {
+        let g: ConvTransposeGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
+        let weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, act: Activation
+
+        func run(_ task: Int) {
+            let n = KVec.scalarCount, lanes = g.packLanes, blocks = g.blocksPerGroup
+            let oy = task % g.outHeight, unit = task / g.outHeight
+            let group = unit / blocks, b = unit % blocks
+            let icg = g.inGroupChannels, inPlane = g.inHeight * g.inWidth, outPlane = g.outHeight * g.outWidth
+            let valid = min(lanes, g.outGroupChannels - b * lanes)
+            let inp = input + group * icg * inPlane
+            let w = weights + unit * g.kernelH * g.kernelW * icg * lanes
+            let bs = bias + unit * lanes
+            let out = output + (group * g.outGroupChannels + b * lanes) * outPlane + oy * g.outWidth
+            for ox in 0..<g.outWidth {
+                var a0 = loadVec(bs), a1 = loadVec(bs + n)
+                for ky in 0..<g.kernelH {
+                    let iy = source(
+                        oy, pad: g.padTop, tap: ky, dilation: g.dilationH, stride: g.strideH, extent: g.inHeight)
+                    if iy < 0 { continue }
+                    for kx in 0..<g.kernelW {
+                        let ix = source(
+                            ox, pad: g.padLeft, tap: kx, dilation: g.dilationW, stride: g.strideW, extent: g.inWidth)
+                        if ix < 0 { continue }
+                        var x = inp + iy * g.inWidth + ix
+                        var wp = w + (ky * g.kernelW + kx) * icg * lanes
+                        for _ in 0..<icg {
+                            let v = KVec(repeating: x[0])
+                            a0.addProduct(loadVec(wp), v); a1.addProduct(loadVec(wp + n), v)
+                            x += inPlane; wp += lanes
+                        }
+                    }
+                }
+                let r0 = act.apply(a0), r1 = act.apply(a1)
+                for c in 0..<valid { out[c * outPlane + ox] = c < n ? r0[c] : r1[c - n] }
+            }
+        }
+    }
+
+    /// One output channel, scalar: for groups of few output channels (depthwise upsampling), where a
+    /// vector of channels would be mostly empty lanes.
+    struct ChannelTask: ParallelTask {
+        let g: ConvTransposeGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
+        let weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, act: Activation
+
+        func run(_ oc: Int) {
+            let icg = g.inGroupChannels, inPlane = g.inHeight * g.inWidth
+            let inp = input + oc / g.outGroupChannels * icg * inPlane
+            let w = weights + oc * g.kernelH * g.kernelW * icg
+            let out = output + oc * g.outHeight * g.outWidth
+            for oy in 0..<g.outHeight {
+                for ox in 0..<g.outWidth {
+                    var acc = bias[oc]
+                    for ky in 0..<g.kernelH {
+                        let iy = source(
+                            oy, pad: g.padTop, tap: ky, dilation: g.dilationH, stride: g.strideH, extent: g.inHeight)
+                        if iy < 0 { continue }
+                        for kx in 0..<g.kernelW {
+                            let ix = source(
+                                ox, pad: g.padLeft, tap: kx, dilation: g.dilationW, stride: g.strideW,
+                                extent: g.inWidth)
+                            if ix < 0 { continue }
+                            let x = inp + iy * g.inWidth + ix, wp = w + (ky * g.kernelW + kx) * icg
+                            for ic in 0..<icg { acc += x[ic * inPlane] * wp[ic] }
+                        }
+                    }
+                    out[oy * g.outWidth + ox] = act.apply(acc)
+                }
+            }
+        }
+    }
+}
