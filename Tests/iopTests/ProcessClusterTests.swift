@@ -43,12 +43,15 @@ import Testing
         if c.planner == "oc" { for d in devices { #expect((d["messages_per_inference"] as? Int ?? 0) > 0, "\(d)") } }
     }
 
-    /// A decoder graph (conv down, ConvTranspose up, concatenated with the skip) as iop-node processes: the
-    /// answers equal one board's and every board's arena is the planner's figure.
-    @Test(arguments: ["single", "iop"])
-    func convTransposeDecoderClusterEqualsSingleBoard(_ planner: String) throws {
+    /// A decoder graph (conv down, ConvTranspose up, concatenated with the skip) and a chain whose ConvTranspose
+    /// `oc` splits by output channels, as iop-node processes: the answers equal one board's and every board's
+    /// arena is the planner's figure.
+    @Test(arguments: [
+        ("convtranspose_decoder", "single"), ("convtranspose_decoder", "iop"), ("convtranspose_chain", "oc"),
+    ])
+    func convTransposeClusterEqualsSingleBoard(model: String, planner: String) throws {
         let r = try runIOP([
-            "cluster", "--model", Fixtures.path("convtranspose_decoder.onnx"), "--cluster",
+            "cluster", "--model", Fixtures.path(model + ".onnx"), "--cluster",
             PlanCLITests.clusters + "/mixed-pi4-pi3.json", "--planner", planner, "--requests", "3", "--check", "--json",
         ])
         #expect(r.status == 0, "\(r.stderr)")
