@@ -95,34 +95,37 @@ public enum ConvTransposeKernel {
     }
 
     /// One output channel, scalar: for groups of few output channels (depthwise upsampling), where a
-    /// vector of channels would be mostly empty lanes.
+    /// vector of channels would be mostly empty lanes. Row by row in scatter form, which needs no test per
+    /// pixel: input column `ix` of tap `kx` lands on output column `ix * stride + kx * dilation - padLeft`,
+    /// so each tap adds a run of input columns into the row, which this task alone writes.
     struct ChannelTask: ParallelTask {
         let g: ConvTransposeGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
         let weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, act: Activation
 
         func run(_ oc: Int) {
-            let icg = g.inGroupChannels, inPlane = g.inHeight * g.inWidth
+            let icg = g.inGroupChannels, inPlane = g.inHeight * g.inWidth, ow = g.outWidth, sw = g.strideW
             let inp = input + oc / g.outGroupChannels * icg * inPlane
             let w = weights + oc * g.kernelH * g.kernelW * icg
-            let out = output + oc * g.outHeight * g.outWidth
             for oy in 0..<g.outHeight {
-                for ox in 0..<g.outWidth {
-                    var acc = bias[oc]
-                    for ky in 0..<g.kernelH {
-                        let iy = source(
-                            oy, pad: g.padTop, tap: ky, dilation: g.dilationH, stride: g.strideH, extent: g.inHeight)
-                        if iy < 0 { continue }
-                        for kx in 0..<g.kernelW {
-                            let ix = source(
-                                ox, pad: g.padLeft, tap: kx, dilation: g.dilationW, stride: g.strideW,
-                                extent: g.inWidth)
-                            if ix < 0 { continue }
-                            let x = inp + iy * g.inWidth + ix, wp = w + (ky * g.kernelW + kx) * icg
-                            for ic in 0..<icg { acc += x[ic * inPlane] * wp[ic] }
+                let row = output + (oc * g.outHeight + oy) * ow
+                row.update(repeating: bias[oc], count: ow)
+                for ky in 0..<g.kernelH {
+                    let iy = source(
+                        oy, pad: g.padTop, tap: ky, dilation: g.dilationH, stride: g.strideH, extent: g.inHeight)
+                    if iy < 0 { continue }
+                    for kx in 0..<g.kernelW {
+                        let shift = kx * g.dilationW - g.padLeft
+                        let first = shift >= 0 ? 0 : (sw - 1 - shift) / sw
+                        let end = min(g.inWidth, (ow - shift + sw - 1) / sw)
+                        if first >= end { continue }
+                        let wp = w + (ky * g.kernelW + kx) * icg
+                        for ic in 0..<icg {
+                            let x = inp + ic * inPlane + iy * g.inWidth, weight = wp[ic]
+                            for ix in first..<end { row[ix * sw + shift] += x[ix] * weight }
                         }
                     }
-                    out[oy * g.outWidth + ox] = act.apply(acc)
                 }
+                for ox in 0..<ow { row[ox] = act.apply(row[ox]) }
             }
         }
     }
