@@ -48,7 +48,7 @@ func referenceConvTranspose(
             let icg = depthwise ? 1 : r.int(1...9), ocg = depthwise ? r.int(1...2) : r.int(1...40)
             let sh = r.int(1...3), sw = r.int(1...3), dh = r.int(1...2), dw = r.int(1...2)
             let g = ConvTransposeGeometry(
-                inChannels: icg * groups, inHeight: r.int(1...9), inWidth: r.int(1...9), outChannels: ocg * groups,
+                inChannels: icg * groups, inHeight: r.int(1...9), inWidth: r.int(1...15), outChannels: ocg * groups,
                 kernelH: r.int(1...4), kernelW: r.int(1...4), strideH: sh, strideW: sw, dilationH: dh,
                 dilationW: dw, padTop: r.int(0...2), padLeft: r.int(0...2), padBottom: r.int(0...2),
                 padRight: r.int(0...2), outputPaddingH: r.int(0...(max(sh, dh) - 1)),
