@@ -110,6 +110,10 @@ public final class Engine {
             ConvKernel.pack(
                 g, channels: channels, weights: weights!, bias: bias, packedWeights: arena + op.weights,
                 packedBias: arena + op.bias)
+        case .convTranspose(let g, _):
+            ConvTransposeKernel.pack(
+                g, channels: channels, weights: weights!, bias: bias, packedWeights: arena + op.weights,
+                packedBias: arena + op.bias)
         case .linear(let g, _):
             LinearKernel.pack(
                 g, channels: channels, weights: weights!, bias: bias, packedWeights: arena + op.weights,
@@ -134,6 +138,10 @@ public final class Engine {
             ConvKernel.run(
                 g, input: input, output: output, packedWeights: arena + op.weights, packedBias: arena + op.bias,
                 activation: act, scratch: arena + op.scratch, pool: pool)
+        case .convTranspose(let g, let act):
+            ConvTransposeKernel.run(
+                g, input: input, output: output, packedWeights: arena + op.weights, packedBias: arena + op.bias,
+                activation: act, pool: pool)
         case .linear(let g, let act):
             LinearKernel.run(
                 g, input: input, output: output, packedWeights: arena + op.weights, packedBias: arena + op.bias,

@@ -8,7 +8,8 @@ public enum KernelClass: String, CaseIterable, Sendable {
     /// Stride-1 conv with a kernel larger than 1x1 (3x3, 5x5): the blocked kernel.
     case conv3x3 = "conv_3x3"
     case conv1x1 = "conv_1x1"
-    /// A conv with stride > 1 (not the row kernel): the blocked kernel reading a strided window.
+    /// A conv with stride > 1 (not the row kernel): the blocked kernel reading a strided window. A ConvTranspose
+    /// too: it gathers through strided taps.
     case convStrided = "conv_strided"
     case convDepthwise = "conv_depthwise"
     case linear = "linear"
@@ -51,6 +52,7 @@ public enum KernelClass: String, CaseIterable, Sendable {
             } else {
                 self = .conv3x3
             }
+        case .convTranspose: self = .convStrided
         case .linear: self = .linear
         case .maxPool, .averagePool, .globalAveragePool, .globalMaxPool: self = .pool
         case .clamp, .addBias, .softmax, .add, .scale, .pointwise, .lrn: self = .elementwise
@@ -68,7 +70,7 @@ public enum KernelClass: String, CaseIterable, Sendable {
         case .softmax: return Double(kind.flops / 2)
         case .pointwise, .lrn: return Double(kind.flops / 2)
         case .concat, .pad, .upsample, .channelShuffle: return Double(4 * kind.outputCount)
-        case .conv: return Double(kind.flops)
+        case .conv, .convTranspose: return Double(kind.flops)
         }
     }
 }

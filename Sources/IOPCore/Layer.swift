@@ -2,6 +2,8 @@
 /// into the conv or linear layer before it when the loader can.
 public enum LayerKind: Equatable, Sendable {
     case conv(ConvGeometry, Activation)
+    /// ONNX ConvTranspose (a decoder's learned upsampling), its activation fused as a conv's.
+    case convTranspose(ConvTransposeGeometry, Activation)
     case linear(LinearGeometry, Activation)
     case maxPool(PoolGeometry)
     case averagePool(PoolGeometry)
@@ -57,6 +59,7 @@ public struct Layer: Sendable {
     public var opName: String {
         switch kind {
         case .conv: return "Conv"
+        case .convTranspose: return "ConvTranspose"
         case .linear: return "Linear"
         case .maxPool: return "MaxPool"
         case .averagePool: return "AveragePool"
@@ -115,6 +118,7 @@ extension LayerKind {
     public func validate() throws(CoreError) {
         switch self {
         case .conv(let g, _): try g.validate()
+        case .convTranspose(let g, _): try g.validate()
         case .linear(let g, _): try g.validate()
         case .maxPool(let g), .averagePool(let g): try g.validate()
         case .pad(let g): try g.validate()
@@ -152,6 +156,7 @@ extension LayerKind {
     public var inputCount: Int {
         switch self {
         case .conv(let g, _): return g.inputCount
+        case .convTranspose(let g, _): return g.inputCount
         case .linear(let g, _): return g.inFeatures
         case .maxPool(let g), .averagePool(let g): return g.inputCount
         case .pad(let g): return g.inputCount
@@ -170,6 +175,7 @@ extension LayerKind {
     public var outputCount: Int {
         switch self {
         case .conv(let g, _): return g.outputCount
+        case .convTranspose(let g, _): return g.outputCount
         case .linear(let g, _): return g.outFeatures
         case .maxPool(let g), .averagePool(let g): return g.outputCount
         case .pad(let g): return g.outputCount
@@ -188,6 +194,7 @@ extension LayerKind {
     public var flops: Int {
         switch self {
         case .conv(let g, _): return g.flops
+        case .convTranspose(let g, _): return g.flops
         case .linear(let g, _): return g.flops
         case .maxPool(let g), .averagePool(let g): return g.outputCount * g.kernelH * g.kernelW
         case .globalAveragePool(let c, let p), .globalMaxPool(let c, let p): return c * p
@@ -210,6 +217,7 @@ extension LayerKind {
     public var parameterChannels: Int {
         switch self {
         case .conv(let g, _): return g.outChannels
+        case .convTranspose(let g, _): return g.outChannels
         case .linear(let g, _): return g.outFeatures
         case .addBias(let c, _, _), .scale(let c, _, _): return c
         case .pointwise(let c, _, let f): return f.hasSlopes ? c : 0
@@ -221,6 +229,9 @@ extension LayerKind {
     public var weightsPerChannel: Int {
         switch self {
         case .conv(let g, _): return g.inGroupChannels * g.kernelH * g.kernelW
+        // [out][in / group][kh][kw]: the loader transposes ONNX's [in][out / group][kh][kw] so a channel's
+        // weights travel together.
+        case .convTranspose(let g, _): return g.inGroupChannels * g.kernelH * g.kernelW
         case .linear(let g, _): return g.inFeatures
         case .scale: return 1
         case .pointwise(_, _, let f): return f.hasSlopes ? 1 : 0
@@ -242,6 +253,11 @@ extension LayerKind {
             return roundUp(
                 g.groups * roundUp(g.outGroupChannels, portableChannelBlock) * g.inGroupChannels * g.kernelH
                     * g.kernelW, arenaAlignment)
+        case .convTranspose(let g, _):
+            if g.packLanes == 1 { return roundUp(g.weightCount, arenaAlignment) }
+            return roundUp(
+                g.groups * roundUp(g.outGroupChannels, portableChannelBlock) * g.inGroupChannels * g.kernelH
+                    * g.kernelW, arenaAlignment)
         case .linear(let g, _):
             return roundUp(roundUp(g.outFeatures, portableChannelBlock) * g.inFeatures, arenaAlignment)
         case .scale(let c, _, _): return roundUp(c, arenaAlignment)
@@ -253,6 +269,9 @@ extension LayerKind {
         switch self {
         case .conv(let g, _):
             if g.isDepthwise { return roundUp(g.outChannels, arenaAlignment) }
+            return roundUp(g.groups * roundUp(g.outGroupChannels, portableChannelBlock), arenaAlignment)
+        case .convTranspose(let g, _):
+            if g.packLanes == 1 { return roundUp(g.outChannels, arenaAlignment) }
             return roundUp(g.groups * roundUp(g.outGroupChannels, portableChannelBlock), arenaAlignment)
         case .linear(let g, _): return roundUp(roundUp(g.outFeatures, portableChannelBlock), arenaAlignment)
         case .addBias(let c, _, _), .scale(let c, _, _): return roundUp(c, arenaAlignment)

@@ -26,6 +26,7 @@ public struct Network {
         layers.reduce(0) { total, l in
             switch l.kind {
             case .conv(let g, _): return total + g.weightCount + g.outChannels
+            case .convTranspose(let g, _): return total + g.weightCount + g.outChannels
             case .linear(let g, _): return total + g.inFeatures * g.outFeatures + g.outFeatures
             case .scale(let c, _, _): return total + 2 * c
             case .pointwise(let c, _, let f): return total + (f.hasSlopes ? c : 0)
@@ -44,6 +45,7 @@ public struct Network {
             var shape = inputs[0]
             switch layer.kind {
             case .conv(let g, _): shape = [1, g.outChannels, g.outHeight, g.outWidth]
+            case .convTranspose(let g, _): shape = [1, g.outChannels, g.outHeight, g.outWidth]
             case .maxPool(let g), .averagePool(let g): shape = [1, g.channels, g.outHeight, g.outWidth]
             case .globalAveragePool(let c, _), .globalMaxPool(let c, _): shape = [1, c, 1, 1]
             case .linear(let g, _): shape = [1, g.outFeatures]
@@ -82,7 +84,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
 
     /// ONNX operator types the importer reads, with the restriction each has.
     public static let supportedOperators: [(type: String, restriction: String?)] = [
-        ("Conv", nil), ("Gemm", nil), ("MatMul", nil), ("Add", "two tensors, or per-channel constants"),
+        ("Conv", nil), ("ConvTranspose", "2-D"), ("Gemm", nil), ("MatMul", nil),
+        ("Add", "two tensors, or per-channel constants"),
         ("Sum", nil), ("Mul", "by per-channel constants"), ("Concat", "along channels"), ("Relu", nil), ("Clip", nil),
         ("LeakyRelu", nil), ("PRelu", "per-channel or single slope"), ("Sigmoid", nil), ("HardSigmoid", nil),
         ("HardSwish", nil), ("Tanh", nil),

@@ -76,6 +76,23 @@ public enum ONNXExporter {
                     ])
                 current = activation(act, name, current)
                 shape = [1, g.outChannels, g.outHeight, g.outWidth]
+            case .convTranspose(let g, let act):
+                let w = constant(
+                    name + ".weight", [g.inChannels, g.outGroupChannels, g.kernelH, g.kernelW],
+                    ONNXConvTranspose.reorder(layer.weights, g, toONNX: true))
+                var inputs = [current, w]
+                if !layer.bias.isEmpty { inputs.append(constant(name + ".bias", [g.outChannels], layer.bias)) }
+                current = node(
+                    "ConvTranspose", name, inputs,
+                    [
+                        ints("kernel_shape", [g.kernelH, g.kernelW]), ints("strides", [g.strideH, g.strideW]),
+                        ints("dilations", [g.dilationH, g.dilationW]),
+                        ints("pads", [g.padTop, g.padLeft, g.padBottom, g.padRight]),
+                        ints("output_padding", [g.outputPaddingH, g.outputPaddingW]),
+                        ints("group", [g.groups]).withSingleInt(),
+                    ])
+                current = activation(act, name, current)
+                shape = [1, g.outChannels, g.outHeight, g.outWidth]
             case .linear(let g, let act):
                 flattenIfNeeded(name)
                 let w = constant(name + ".weight", [g.outFeatures, g.inFeatures], layer.weights)

@@ -279,6 +279,22 @@ public enum ONNXImporter {
                 append(Layer(name: nodeName, kind: .conv(g, .none), weights: w.floats, bias: b?.floats ?? []))
                 shape = [1, g.outChannels, g.outHeight, g.outWidth]
                 absorbed = true
+            case "ConvTranspose":
+                let w = try initializer(node, 1, "weight")
+                let g = try ONNXConvTranspose.geometry(
+                    node: nodeName, shape: shape, weightDims: w.dims, ints: ints,
+                    autoPad: string("auto_pad", "NOTSET"), group: int("group", 1))
+                let b = try optionalInitializer(node, 2, "bias")
+                if let b, b.floats.count != g.outChannels {
+                    throw ModelError.invalidModel(
+                        "ConvTranspose '\(nodeName)': bias has \(b.floats.count) values, expected \(g.outChannels)")
+                }
+                append(
+                    Layer(
+                        name: nodeName, kind: .convTranspose(g, .none),
+                        weights: ONNXConvTranspose.reorder(w.floats, g, toONNX: false), bias: b?.floats ?? []))
+                shape = [1, g.outChannels, g.outHeight, g.outWidth]
+                absorbed = true
             case "BatchNormalization":
                 let scale = try initializer(node, 1, "scale"), bias = try initializer(node, 2, "B")
                 let mean = try initializer(node, 3, "mean"), variance = try initializer(node, 4, "var")
@@ -539,6 +555,7 @@ public enum ONNXImporter {
             if lastOutputIsLayer, var last = layers.last {
                 switch last.kind {
                 case .conv(let g, .none): last.kind = .conv(g, act)
+                case .convTranspose(let g, .none): last.kind = .convTranspose(g, act)
                 case .linear(let g, .none): last.kind = .linear(g, act)
                 case .add(let n, .none): last.kind = .add(count: n, act)
                 case .scale(let c, let p, .none): last.kind = .scale(channels: c, plane: p, act)
@@ -573,7 +590,7 @@ public enum ONNXImporter {
             if lastOutputIsLayer, var last = layers.last {
                 var foldable = true
                 switch last.kind {
-                case .conv(_, .none), .linear(_, .none), .scale(_, _, .none): break
+                case .conv(_, .none), .convTranspose(_, .none), .linear(_, .none), .scale(_, _, .none): break
                 default: foldable = false
                 }
                 if foldable {

@@ -128,6 +128,14 @@ public enum Slicer {
                     name: main.name, kind: .conv(g.sliced(outChannels: e), act),
                     weights: slice(main.weights, (channels.lowerBound * per)..<(channels.upperBound * per)),
                     bias: slice(main.bias, channels)))
+        case .convTranspose(let g, let act):
+            precondition(g.groups == 1, "grouped ConvTransposes are not split by channels (Stage.allowedDimensions)")
+            let per = g.weightCount / g.outChannels
+            out.append(
+                Layer(
+                    name: main.name, kind: .convTranspose(g.sliced(outChannels: e), act),
+                    weights: slice(main.weights, (channels.lowerBound * per)..<(channels.upperBound * per)),
+                    bias: slice(main.bias, channels)))
         case .linear(let g, let act):
             let k = g.inFeatures
             out.append(
@@ -135,7 +143,7 @@ public enum Slicer {
                     name: main.name, kind: .linear(LinearGeometry(inFeatures: k, outFeatures: e), act),
                     weights: slice(main.weights, (channels.lowerBound * k)..<(channels.upperBound * k)),
                     bias: slice(main.bias, channels)))
-        default: preconditionFailure("only conv and linear stages split by channels")
+        default: preconditionFailure("only conv, ConvTranspose and linear stages split by output channels")
         }
         for l in stage.dropFirst() { out.append(onChannels(l, channels, total: stageChannels(main))) }
         return out
@@ -146,6 +154,7 @@ public enum Slicer {
     static func stageChannels(_ main: Layer) -> Int {
         switch main.kind {
         case .conv(let g, _): return g.outChannels
+        case .convTranspose(let g, _): return g.outChannels
         case .linear(let g, _): return g.outFeatures
         default: return 1
         }

@@ -11,6 +11,8 @@ import IOPModel
 public struct Stage: Sendable {
     public enum Main: Sendable {
         case conv(ConvGeometry)
+        /// Split by output channels only: a slice of output channels needs every input channel, as a conv's.
+        case convTranspose(ConvTransposeGeometry)
         case linear(LinearGeometry)
         case leaderOnly
     }
@@ -49,7 +51,7 @@ public struct Stage: Sendable {
     public var channelLocalWidth: Int? {
         switch main {
         case .conv(let g): return g.isDepthwise && g.inChannels == g.outChannels ? g.outChannels : nil
-        case .linear: return nil
+        case .linear, .convTranspose: return nil
         case .leaderOnly: return perChannelWidth
         }
     }
@@ -67,6 +69,7 @@ public struct Stage: Sendable {
         case .leaderOnly: return [.none]
         case .linear: return [.none, .outputChannels, .inputChannels]
         case .conv(let g): return g.groups == 1 ? [.none, .outputChannels, .inputChannels, .rows] : [.none, .rows]
+        case .convTranspose(let g): return g.groups == 1 ? [.none, .outputChannels] : [.none]
         }
     }
 
@@ -122,6 +125,8 @@ public struct Stage: Sendable {
             while !graph.canCut(before: region) { region += 1 }
             switch l.kind {
             case .conv(let g, _) where region == i + 1: main = .conv(g); weights = g.weightCount; bias = g.outChannels
+            case .convTranspose(let g, _) where region == i + 1:
+                main = .convTranspose(g); weights = g.weightCount; bias = g.outChannels
             case .linear(let g, _) where region == i + 1:
                 main = .linear(g); weights = g.inFeatures * g.outFeatures; bias = g.outFeatures
             default: break
@@ -157,6 +162,7 @@ public struct Stage: Sendable {
             let outUnits: Int, outUnitSize: Int
             switch main {
             case .conv(let g): outUnits = g.outChannels; outUnitSize = outCount / g.outChannels
+            case .convTranspose(let g): outUnits = g.outChannels; outUnitSize = outCount / g.outChannels
             case .linear(let g): outUnits = g.outFeatures; outUnitSize = 1
             case .leaderOnly: outUnits = 1; outUnitSize = outCount
             }

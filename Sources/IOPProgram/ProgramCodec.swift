@@ -86,6 +86,15 @@ public enum ProgramCodec {
                     Int(g.algorithm.rawValue),
                 ], a
             )
+        case .convTranspose(let g, let a):
+            return (
+                18,
+                [
+                    g.inChannels, g.inHeight, g.inWidth, g.outChannels, g.kernelH, g.kernelW, g.strideH, g.strideW,
+                    g.dilationH, g.dilationW, g.padTop, g.padLeft, g.padBottom, g.padRight, g.outputPaddingH,
+                    g.outputPaddingW, g.groups,
+                ], a
+            )
         case .linear(let g, let a): return (2, [g.inFeatures, g.outFeatures], a)
         case .maxPool(let g), .averagePool(let g):
             var tag: UInt8 = 4
@@ -142,6 +151,14 @@ public enum ProgramCodec {
                     inChannels: f[0], inHeight: f[1], inWidth: f[2], outChannels: f[3], kernelH: f[4], kernelW: f[5],
                     strideH: f[6], strideW: f[7], dilationH: f[8], dilationW: f[9], padTop: f[10], padLeft: f[11],
                     padBottom: f[12], padRight: f[13], groups: f[14], algorithm: algorithm), act)
+        case 18:
+            try need(17)
+            return .convTranspose(
+                ConvTransposeGeometry(
+                    inChannels: f[0], inHeight: f[1], inWidth: f[2], outChannels: f[3], kernelH: f[4], kernelW: f[5],
+                    strideH: f[6], strideW: f[7], dilationH: f[8], dilationW: f[9], padTop: f[10], padLeft: f[11],
+                    padBottom: f[12], padRight: f[13], outputPaddingH: f[14], outputPaddingW: f[15], groups: f[16]),
+                act)
         case 2: try need(2); return .linear(LinearGeometry(inFeatures: f[0], outFeatures: f[1]), act)
         case 3, 4:
             if f.count != 16 { try need(14) }

@@ -40,6 +40,24 @@ import Testing
         ]
         expectNoAllocationsAfterWarmUp(try Engine(layers: layers, threads: threads))
     }
+
+    /// A decoder's upsampling: ConvTranspose on blocks of output channels, then depthwise (one at a time).
+    @Test(arguments: [1, 2])
+    func convTransposeAllocatesNothing(threads: Int) throws {
+        var r = TestRNG(state: 12)
+        let up = ConvTransposeGeometry(
+            inChannels: 24, inHeight: 6, inWidth: 6, outChannels: 20, kernelH: 4, kernelW: 4, strideH: 2, strideW: 2,
+            padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)
+        let dw = ConvTransposeGeometry(
+            inChannels: 20, inHeight: 12, inWidth: 12, outChannels: 20, kernelH: 3, kernelW: 3, strideH: 2,
+            strideW: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, outputPaddingH: 1, outputPaddingW: 1,
+            groups: 20)
+        let layers = [
+            Layer(name: "up", kind: .convTranspose(up, .relu), weights: r.floats(up.weightCount), bias: r.floats(20)),
+            Layer(name: "dw", kind: .convTranspose(dw, .none), weights: r.floats(dw.weightCount)),
+        ]
+        expectNoAllocationsAfterWarmUp(try Engine(layers: layers, threads: threads))
+    }
 }
 
 /// Five inferences after a warm-up one, counted on every thread of the engine's pool: none may allocate.

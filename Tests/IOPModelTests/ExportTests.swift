@@ -19,10 +19,11 @@ import Testing
     }
 
     /// The pointwise functions (a PRelu's slopes among them), LRN, dilated and global max pools,
-    /// Softmax along an axis, Pad and Resize export and re-import as they were.
+    /// Softmax along an axis, Pad, Resize and ConvTranspose export and re-import as they were.
     @Test(arguments: [
         "activations_net", "lrn_pools_net", "softmax_rows_opset13", "pad_resize_net", "pad_constant_opset9",
-        "channel_shuffle_net",
+        "channel_shuffle_net", "convtranspose_decoder", "convtranspose_stride3_dilation2_outpad_opset11",
+        "convtranspose_group2_same_upper_opset9", "convtranspose_depthwise_relu",
     ])
     func newOperatorsRoundTrip(_ name: String) throws {
         let net = try ONNXImporter.load(path: Fixtures.path(name + ".onnx"))

@@ -11,7 +11,7 @@ import Testing
 
     @Test func fixturesArePresent() {
         // Guards against the resource folder going missing and every case silently vanishing.
-        #expect(Fixtures.cases.count >= 82, "found \(Fixtures.cases.count) fixture cases")
+        #expect(Fixtures.cases.count >= 92, "found \(Fixtures.cases.count) fixture cases")
     }
 
     @Test(arguments: Fixtures.cases)
@@ -71,7 +71,7 @@ import Testing
         } catch let e as ModelError {
             #expect(e.description.contains("'Erf'"))
             #expect(e.description.contains("node 'erf_"))
-            #expect(e.description.contains("supported: Conv, Gemm"))
+            #expect(e.description.contains("supported: Conv, ConvTranspose (2-D), Gemm"))
         }
     }
 

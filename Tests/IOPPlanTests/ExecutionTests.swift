@@ -132,11 +132,15 @@ func rowBandsThroughPaddedPools(cluster name: String) throws {
 /// activations_net: LeakyRelu, PRelu, Sigmoid, HardSigmoid, HardSwish and Tanh after convs and a linear
 /// layer; lrn_pools_net: LRN, a dilated max pool, Softmax over channels and GlobalMaxPool. Every stage
 /// inception_block: four branches concatenated; pad_resize_net: a reflect Pad and a nearest Resize;
-/// channel_shuffle_net: ShuffleNet's Reshape-Transpose-Reshape. Every stage
+/// channel_shuffle_net: ShuffleNet's Reshape-Transpose-Reshape; convtranspose_decoder: a ConvTranspose up to a
+/// skip it is concatenated with; convtranspose_chain: a ConvTranspose split by output channels. Every stage
 /// forced into each dimension (PRelu's slopes sliced by channel, the functions cut to row bands, run
 /// after a reduction, the others on the leader) and the planners' own plans: ONNX Runtime's output
 /// every time.
-@Test(arguments: ["activations_net", "lrn_pools_net", "inception_block", "pad_resize_net", "channel_shuffle_net"])
+@Test(arguments: [
+    "activations_net", "lrn_pools_net", "inception_block", "pad_resize_net", "channel_shuffle_net",
+    "convtranspose_decoder", "convtranspose_chain",
+])
 func newOperatorsMatchONNXRuntimeInEveryDimensionAndPlan(_ name: String) throws {
     let net = try ONNXImporter.load(path: Fixtures.path(name + ".onnx"))
     let x = try NPY.read(path: Fixtures.path(name + ".input.npy")).values

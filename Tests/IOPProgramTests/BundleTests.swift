@@ -58,6 +58,21 @@ import Testing
             1]
     }
 
+    /// A decoder (a ConvTranspose up to a concatenated skip): every planner's compiled arenas are its figures,
+    /// and the ConvTranspose travels in a program and its shards whole.
+    @Test func convTransposeDecoderArenasAreThePlannersFigures() throws {
+        let net = try ONNXImporter.load(path: Fixtures.path("convtranspose_decoder.onnx"))
+        let cluster = try Examples.cluster("mixed-pi4-pi3")
+        for kind in PlannerKind.allCases {
+            let plan = try Planner(network: net, cluster: cluster).plan(kind)
+            let bundle = try ProgramBundle.compile(plan, network: net).withUnsafeBytes { try ProgramBundle.decode($0) }
+            #expect(bundle.programs.map(\.arenaBytes) == plan.peakMemoryBytes, "\(kind)")
+            #expect(bundle.programs.allSatisfy { $0.isWithinArena })
+            let ops = bundle.programs.flatMap(\.ops).filter { if case .convTranspose = $0.kind { true } else { false } }
+            #expect(ops.count == 1, "\(kind)")
+        }
+    }
+
     /// Pointwise ops (and a PRelu's sliced slopes) travel in programs and shards, for every planner.
     @Test func pointwiseOpsRoundTripInEveryPlannersBundle() throws {
         let net = try ONNXImporter.load(path: Fixtures.path("activations_net.onnx"))
@@ -102,6 +117,11 @@ import Testing
                     value: -1.5)),
             .upsample(channels: 3, inHeight: 4, inWidth: 5, scaleH: 2, scaleW: 3),
             .channelShuffle(groups: 3, channels: 12, plane: 5),
+            .convTranspose(
+                ConvTransposeGeometry(
+                    inChannels: 4, inHeight: 5, inWidth: 6, outChannels: 6, kernelH: 3, kernelW: 2, strideH: 3,
+                    strideW: 2, dilationH: 2, dilationW: 1, padTop: 1, padLeft: 0, padBottom: 2, padRight: 1,
+                    outputPaddingH: 1, outputPaddingW: 1, groups: 2), Activation(low: 0, high: 6)),
         ]
         for kind in kinds {
             var layout = ArenaLayout()

@@ -43,6 +43,25 @@ import Testing
         if c.planner == "oc" { for d in devices { #expect((d["messages_per_inference"] as? Int ?? 0) > 0, "\(d)") } }
     }
 
+    /// A decoder graph (conv down, ConvTranspose up, concatenated with the skip) and a chain whose ConvTranspose
+    /// `oc` splits by output channels, as iop-node processes: the answers equal one board's and every board's
+    /// arena is the planner's figure.
+    @Test(arguments: [
+        ("convtranspose_decoder", "single"), ("convtranspose_decoder", "iop"), ("convtranspose_chain", "oc"),
+    ])
+    func convTransposeClusterEqualsSingleBoard(model: String, planner: String) throws {
+        let r = try runIOP([
+            "cluster", "--model", Fixtures.path(model + ".onnx"), "--cluster",
+            PlanCLITests.clusters + "/mixed-pi4-pi3.json", "--planner", planner, "--requests", "3", "--check", "--json",
+        ])
+        #expect(r.status == 0, "\(r.stderr)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect((obj["max_abs_diff"] as? Double ?? 1) <= 1e-3)
+        for d in obj["devices"] as? [[String: Any]] ?? [] {
+            #expect(d["arena_bytes"] as? Int == d["planned_peak_bytes"] as? Int, "\(d)")
+        }
+    }
+
     /// `--wire fp16`: the plan shows it per segment, the nodes send halves (half the bytes), and `--check`
     /// holds the answers to the fp16 tolerance, which they meet without equalling fp32.
     @Test func anFP16ClusterIsCheckedAgainstItsOwnTolerance() throws {

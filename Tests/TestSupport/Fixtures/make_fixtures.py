@@ -60,6 +60,13 @@ class Chain:
             ins.append(self.const(rng.uniform(-0.5, 0.5, c_out)))
         return self.node("Conv", ins, group=group, **attrs)
 
+    def conv_transpose(self, c_in, c_out, k, bias=True, group=1, **attrs):
+        kh, kw = (k, k) if isinstance(k, int) else k
+        ins = [self.const(self.weights(c_in, c_out // group, kh, kw))]
+        if bias:
+            ins.append(self.const(rng.uniform(-0.5, 0.5, c_out)))
+        return self.node("ConvTranspose", ins, group=group, **attrs)
+
     def save(self):
         graph = helper.make_graph(
             self.nodes, self.name,
@@ -378,6 +385,36 @@ def main():
     c.node("Clip", [c.const(np.float32(0)), c.const(np.float32(6))])
     bn(c.conv(24, 8, 1, bias=False), 8)
     case(c.node("Add", [x]), spread=4.0)
+
+    # ConvTranspose (a decoder's learned upsampling), opsets 9 to 18: strides, dilations, pads, output_padding,
+    # auto_pad, output_shape, groups (depthwise too), a batch norm and ReLU folded in. Drawn after all the above.
+    case(Chain("convtranspose_k4s2p1", [1, 6, 5, 5]).conv_transpose(6, 10, 4, strides=[2, 2], pads=[1, 1, 1, 1]))
+    case(Chain("convtranspose_stride3_dilation2_outpad_opset11", [1, 4, 4, 5], opset=11).conv_transpose(
+        4, 9, 3, bias=False, strides=[3, 2], dilations=[2, 1], pads=[1, 0, 2, 1], output_padding=[1, 1]))
+    case(Chain("convtranspose_group2_same_upper_opset9", [1, 8, 4, 4], opset=9).conv_transpose(
+        8, 6, 3, group=2, strides=[2, 2], auto_pad="SAME_UPPER"))
+    case(Chain("convtranspose_same_lower_opset17", [1, 3, 5, 6], opset=17).conv_transpose(
+        3, 5, 3, strides=[2, 2], auto_pad="SAME_LOWER"))
+    case(Chain("convtranspose_output_shape_opset18", [1, 4, 5, 5], opset=18).conv_transpose(
+        4, 12, 3, strides=[2, 2], output_shape=[10, 9], pads=[3, 3, 3, 3]))
+    case(Chain("convtranspose_depthwise_relu", [1, 6, 5, 5]).conv_transpose(
+        6, 6, 3, group=6, strides=[2, 2], pads=[1, 1, 1, 1], output_padding=[1, 1]).node("Relu"))
+    c = Chain("convtranspose_bn_relu_opset15", [1, 8, 5, 5], opset=15).conv_transpose(8, 16, 2, strides=[2, 2])
+    case(bn(c, 16).node("Relu"))
+    # A U-Net-style decoder: conv down, conv, ConvTranspose up, concatenated with the skip, conv, head.
+    c = Chain("convtranspose_decoder", [1, 3, 16, 16]).conv(3, 16, 3, pads=[1, 1, 1, 1]).node("Relu")
+    skip = c.current
+    c.conv(16, 32, 3, strides=[2, 2], pads=[1, 1, 1, 1]).node("Relu").conv(32, 32, 3, pads=[1, 1, 1, 1]).node("Relu")
+    c.conv_transpose(32, 16, 2, strides=[2, 2]).node("Relu")
+    c.node("Concat", [skip], axis=1).conv(32, 8, 3, pads=[1, 1, 1, 1]).node("Relu")
+    case(c.conv(8, 2, 1).node("Sigmoid"))
+    # A chain through a ConvTranspose (the planners split it by output channels, and pair it with the conv after).
+    c = Chain("convtranspose_chain", [1, 3, 12, 12]).conv(3, 16, 3, strides=[2, 2], pads=[1, 1, 1, 1]).node("Relu")
+    c.conv_transpose(16, 12, 4, strides=[2, 2], pads=[1, 1, 1, 1]).node("Relu")
+    case(c.conv(12, 4, 3, pads=[1, 1, 1, 1]))
+    c = Chain("error_convtranspose_output_padding", [1, 2, 3, 3]).conv_transpose(
+        2, 2, 3, strides=[2, 2], output_padding=[2, 0])
+    c.save(); errors.append({"name": c.name, "message": "output_padding [2, 0] must be"})
     with open(os.path.join(HERE, "errors.json"), "w") as f:
         json.dump(errors, f, indent=1)
 
