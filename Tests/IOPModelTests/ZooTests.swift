@@ -71,12 +71,14 @@ import Testing
         var rng = SplitMix64(seed: 5)
         let x = (0..<net.inputCount).map { _ in Float(rng.nextUnit() * 20 - 10) }  // log-mel-like range
         let features = try infer(backbone, x), out = try infer(net, x)
-        var logit = Double(score.bias[0])
+        var logit = Double(score.bias[0]), active = 0
         for j in 0..<g.outFeatures {
             var a = Double(hidden.bias[j])
             for i in 0..<4096 { a += Double(hidden.weights[j * 4096 + i]) * Double(features[i]) }
             logit += Double(score.weights[j]) * max(a, 0)
+            active += a > 0 ? 1 : 0
         }
+        #expect(active > 0 && active < g.outFeatures, "\(active) hidden units active: the ReLU goes untested")
         #expect(out.count == 1 && abs(Double(out[0]) - logit) <= 1e-4 * max(1, abs(logit)), "\(out) vs \(logit)")
     }
 
