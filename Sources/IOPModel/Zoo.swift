@@ -51,8 +51,16 @@ public enum Zoo {
                 }
             }
             b.linear(4096, relu: true, name: "fc1"); b.linear(4096, relu: true, name: "fc2")
+            // The trained head: a hidden ReLU layer when train.py fitted one (an MLP), then the score.
+            let hidden = ValveHead.hiddenBias.count
+            if hidden > 0 { b.linear(hidden, relu: true, name: "hidden") }
             b.linear(1, relu: false, name: "score")
-            if withWeights && ValveHead.weights.count == 4096 && ValveHead.bias.count == 1 {
+            let trained = ValveHead.weights.count == (hidden > 0 ? hidden : 4096) && ValveHead.bias.count == 1
+            if withWeights && trained {
+                if hidden > 0 {
+                    b.layers[b.layers.count - 2].weights = ValveHead.hiddenWeights
+                    b.layers[b.layers.count - 2].bias = ValveHead.hiddenBias
+                }
                 b.layers[b.layers.count - 1].weights = ValveHead.weights
                 b.layers[b.layers.count - 1].bias = ValveHead.bias
             }

@@ -50,6 +50,38 @@ import Testing
         #expect(throws: ModelError.self) { try Zoo.make("resnet50") }
     }
 
+    /// The valve model's trained head (train.py's MLP: fc2's 4096 ReLU outputs -> hidden ReLU -> score) is
+    /// the chain's last layers, and the engine computes it as a naive double-precision loop over those
+    /// layers' weights ([out][in] row-major) does on the engine's own fc2 output.
+    @Test func theValveHeadIsTheChainsLastLayersAndRunsAsANaiveMLP() throws {
+        let net = try Zoo.make("valve", inputSize: 16)
+        let names = net.layers.suffix(3).map(\.name)
+        try #require(names == ["fc2", "hidden", "score"], "\(names)")
+        let hidden = net.layers[net.layers.count - 2], score = net.layers[net.layers.count - 1]
+        guard case .linear(let g, .relu) = hidden.kind, case .linear(let s, .none) = score.kind else {
+            Issue.record("head kinds: \(hidden.kind), \(score.kind)")
+            return
+        }
+        #expect(g.inFeatures == 4096 && s.inFeatures == g.outFeatures && s.outFeatures == 1)
+        #expect(hidden.weights.count == 4096 * g.outFeatures && score.weights.count == g.outFeatures)
+        #expect(hidden.weights.contains { $0 != 0 })  // trained, not empty
+
+        let backbone = Network(
+            name: "valve-backbone", inputShape: net.inputShape, layers: Array(net.layers.dropLast(2)))
+        var rng = SplitMix64(seed: 5)
+        let x = (0..<net.inputCount).map { _ in Float(rng.nextUnit() * 20 - 10) }  // log-mel-like range
+        let features = try infer(backbone, x), out = try infer(net, x)
+        var logit = Double(score.bias[0]), active = 0
+        for j in 0..<g.outFeatures {
+            var a = Double(hidden.bias[j])
+            for i in 0..<4096 { a += Double(hidden.weights[j * 4096 + i]) * Double(features[i]) }
+            logit += Double(score.weights[j]) * max(a, 0)
+            active += a > 0 ? 1 : 0
+        }
+        #expect(active > 0 && active < g.outFeatures, "\(active) hidden units active: the ReLU goes untested")
+        #expect(out.count == 1 && abs(Double(out[0]) - logit) <= 1e-4 * max(1, abs(logit)), "\(out) vs \(logit)")
+    }
+
     @Test func smallVGGRunsAndIsDeterministic() throws {
         let net = try Zoo.make("vgg11", inputSize: 32)
         var rng = SplitMix64(seed: 3)

@@ -90,7 +90,7 @@ def main():
     if clash:
         raise SystemExit(f"evaluate: seeds {clash} were used by train.py or another evaluation;"
                          " held-out data needs fresh ones")
-    w, b, threshold, k = verify.read_head(args.swift)
+    head, threshold, k = verify.read_head(args.swift)
     if threshold != np.float32(model["threshold"]) or k != model["consecutive"]:
         raise SystemExit("evaluate: ValveHead.swift and model.json disagree; rerun train.py")
     threshold_logit = float(np.log(threshold / (1 - threshold)))
@@ -111,9 +111,9 @@ def main():
                + " --record" + ("" if args.seeds is None else f" --seeds {args.seeds}")
                + ("" if args.minutes is None else f" --minutes {args.minutes:g}"))
     if args.normal_only:
-        record_normal(args, model, streams, seeds, minutes, w, b[0], threshold_logit, k, command, began)
+        record_normal(args, model, streams, seeds, minutes, head, threshold_logit, k, command, began)
         return
-    extra = train.evaluate(streams, w, b[0], threshold_logit, k)
+    extra = train.evaluate(streams, head, threshold_logit, k)
     print(f"extra held-out: {len(seeds)} streams x {minutes:g} min (seeds {seeds[0]}..{seeds[-1]}),"
           f" {time.time() - began:.0f} s")
     print(f"  {extra['audio_minutes']:g} min ({extra['normal_minutes']:g} min normal),"
@@ -137,7 +137,7 @@ def write_model(path, model):
         f.write("\n")
 
 
-def normal_metrics(streams, w, b, threshold_logit, k):
+def normal_metrics(streams, head, threshold_logit, k):
     """False alarms on leak-free streams: every alert is one. Also how close the quietest miss came:
     the highest score any run of K windows held throughout (an alert needs it at the threshold)."""
     alarms, windows, above, closest = [], 0, 0, -np.inf
@@ -145,7 +145,7 @@ def normal_metrics(streams, w, b, threshold_logit, k):
     for emb, ends, info in streams:
         if info["events"]:
             raise SystemExit(f"evaluate: stream {info['seed']} has leak events; --normal-only needs none")
-        logit = train.scores(emb, w, b)
+        logit = train.scores(emb, head)
         for start, raised, end in train.alerts(logit, ends, threshold_logit, k):
             run = (ends - train.WINDOW_S >= start - 1e-9) & (ends <= end + 1e-9)
             alarms.append({"stream_seed": info["seed"], "start_s": round(float(start), 3),
@@ -166,10 +166,10 @@ def normal_metrics(streams, w, b, threshold_logit, k):
             "highest_k_window_logit": round(closest, 3), "alarms": alarms}
 
 
-def record_normal(args, model, streams, seeds, minutes, w, b, threshold_logit, k, command, began):
+def record_normal(args, model, streams, seeds, minutes, head, threshold_logit, k, command, began):
     """--normal-only: prints the false alarms and, with --record, stores them as held_out_normal, pooled
     with the normal sound of the earlier held-out streams."""
-    m = normal_metrics(streams, w, b, threshold_logit, k)
+    m = normal_metrics(streams, head, threshold_logit, k)
     elapsed = time.time() - began
     print(f"normal-only held-out: {len(seeds)} streams x {minutes:g} min (seeds {seeds[0]}..{seeds[-1]}),"
           f" {elapsed:.0f} s")

@@ -2,12 +2,13 @@
 """Trains the valve model's leak score and writes Sources/IOPModel/ValveHead.swift.
 
 The zoo's `valve` model is a VGGish-layout CNN whose backbone (conv0..fc2) is
-seeded, not trained; only its last layer, `score` (4096 -> 1), is learnt here:
-a logistic regression on the 4096 fc2 ReLU outputs, so the board's
-sigmoid(w.x + b) is the leak probability of one 0.975 s log-mel patch.
+seeded, not trained; only its head is learnt here, on the 4096 fc2 ReLU
+outputs: with --hidden H, a small MLP (`hidden`, 4096 -> H with ReLU, then
+`score`, H -> 1), otherwise a logistic regression (`score` alone). The board's
+sigmoid(score) is the leak probability of one 0.975 s log-mel patch.
 
 Pipeline (deterministic: every sound comes from a seed, ONNX Runtime runs
-single-threaded, the optimiser is plain full-batch gradient descent):
+single-threaded, the optimisers are seeded):
 1. export the valve model with the iop binary and run it in ONNX Runtime
    with fc2's ReLU output added as a graph output (the 4096-d embedding);
 2. training set: synthesised 3 s clips (synth.py), each its own valve and
@@ -15,8 +16,8 @@ single-threaded, the optimiser is plain full-batch gradient descent):
    of them (frontend.py) embedded; plus hard clips: scenes whose factory is
    mixed louder than the valve (the factories that raised false alarms on
    held-out normal sound), two thirds of them normal;
-3. fit the logistic regression on standardised embeddings, then fold the
-   standardisation into w and b (the board sees raw fc2 outputs);
+3. fit the head on standardised embeddings, then fold the standardisation
+   into its first layer (the board sees raw fc2 outputs);
 4. validation streams (other seeds, many factories) with leak events, and
    leak-free validation streams of loud-factory scenes: choose the alert
    rule, a threshold on the score and a debounce K (an alert starts when K
@@ -30,12 +31,14 @@ After it: swift build -c release --product iop, then verify.py checks that
 the rebuilt binary's exported model scores patches exactly as trained.
 """
 import argparse
+import base64
 import hashlib
 import json
 import multiprocessing
 import os
 import subprocess
 import sys
+import textwrap
 import time
 
 import numpy as np
@@ -63,13 +66,13 @@ def export_model(iop, out):
 
 
 def backbone_digest(onnx_path):
-    """A hash of every weight but the score's: embeddings depend on nothing else,
-    so cached embeddings stay valid when only the trained head changes."""
+    """A hash of every weight but the trained head's (`hidden`, `score`): embeddings depend on nothing
+    else, so cached embeddings stay valid when only the trained head changes."""
     import onnx
     model = onnx.load(onnx_path)
     h = hashlib.sha256()
     for t in sorted(model.graph.initializer, key=lambda t: t.name):
-        if not t.name.startswith("score."):
+        if not t.name.startswith(("score.", "hidden.")):
             h.update(t.name.encode())
             h.update(t.raw_data)
     return h.hexdigest()[:16]
@@ -174,22 +177,36 @@ def embed_jobs(jobs, embedder, cache_dir, digest, pool, batch=32):
 
 
 # ---------------------------------------------------------------------------
-# The score: logistic regression.
+# The score: the trained head (a logistic regression, or a small MLP).
 
-def fit_logistic(x, y, l2, iterations=1500):
-    """L2-regularised, class-balanced logistic regression by Nesterov-accelerated
-    full-batch gradient descent on standardised features; returns (w, b) for the
-    RAW features, the standardisation folded in, as float32 (what the board holds).
-
-    Plain gradient descent rather than a library solver: deterministic, no
-    dependency beyond NumPy, and 4096 x a few thousand is small."""
+def standardise(x):
+    """Per-feature mean and std of the training embeddings, and which features are live (dead ReLUs carry
+    nothing; their weights stay 0)."""
     mean = x.mean(0, dtype=np.float64)
     std = x.std(0, dtype=np.float64)
-    live = std > 1e-6  # dead ReLUs carry nothing; their weight stays 0
+    live = std > 1e-6
     std[~live] = 1.0
     z = ((x - mean) / std).astype(np.float32)  # single precision halves the memory traffic of each step
     z[:, ~live] = 0.0
-    n = len(y)
+    return z, mean, std, live
+
+
+def fold(weight, bias, mean, std, live):
+    """A first layer fitted on standardised features as one on RAW features ([out, in] float32, [out])."""
+    w_raw = weight / std
+    w_raw[:, ~live] = 0.0
+    return w_raw.astype(np.float32), (bias - w_raw @ mean).astype(np.float32)
+
+
+def fit_logistic(x, y, l2, iterations=1500):
+    """L2-regularised, class-balanced logistic regression by Nesterov-accelerated
+    full-batch gradient descent on standardised features; returns the head (one
+    layer, see `scores`) for the RAW features, the standardisation folded in, as
+    float32 (what the board holds).
+
+    Plain gradient descent rather than a library solver: deterministic, no
+    dependency beyond NumPy, and 4096 x a few thousand is small."""
+    z, mean, std, live = standardise(x)
     sample_w = np.where(y > 0, 0.5 / max(y.sum(), 1), 0.5 / max((1 - y).sum(), 1))
     # Step 1/L, L bounding the Hessian: power iteration on z^T diag(sample_w) z / 4.
     v = np.ones(z.shape[1]) / np.sqrt(z.shape[1])
@@ -209,15 +226,59 @@ def fit_logistic(x, y, l2, iterations=1500):
         w_prev, b_prev = w, b
         w = wl - step * ((z.T @ g.astype(np.float32)) + l2 * wl)
         b = bl - step * g.sum()
-    w_raw = w / std
-    w_raw[~live] = 0.0
-    b_raw = b - float(np.dot(w_raw, mean))
-    return w_raw.astype(np.float32), np.float32(b_raw)
+    return [fold(w[None, :], np.array([b]), mean, std, live)]
 
 
-def scores(emb, w, b):
-    """The board's score: w.x + b (float32 weights, raw fc2 outputs), as a logit."""
-    return emb.astype(np.float64) @ w.astype(np.float64) + float(b)
+def fit_mlp(x, y, hidden, l2, dropout, epochs, seed=0, batch=256, lr=1e-3):
+    """A one-hidden-layer ReLU network (4096 -> hidden -> 1) on standardised features, class-balanced
+    cross-entropy with an L2 penalty on the weights and dropout on the inputs, by Adam on mini-batches
+    (seeded: deterministic on one machine). Returns the head for the RAW features (see `scores`).
+
+    Why dropout on the 4096 inputs: the training windows are separable, so without it the net grows its
+    logits without bound and ranks held-out quiet leaks no better than the logistic regression; dropout
+    makes it spread the evidence over many features, which is what carries to new scenes."""
+    rng = np.random.default_rng(seed)
+    z, mean, std, live = standardise(x)
+    n, d = z.shape
+    pos = y > 0
+    sample_w = np.where(pos, 0.5 / pos.sum(), 0.5 / (~pos).sum()).astype(np.float32) * n
+    params = [(rng.standard_normal((d, hidden)) * np.sqrt(2.0 / d)).astype(np.float32),
+              np.zeros(hidden, np.float32),
+              (rng.standard_normal(hidden) * np.sqrt(1.0 / hidden)).astype(np.float32),
+              np.zeros(1, np.float32)]
+    moment = [np.zeros_like(p) for p in params]
+    square = [np.zeros_like(p) for p in params]
+    step = 0
+    for _ in range(epochs):
+        order = rng.permutation(n)
+        for i in range(0, n, batch):
+            idx = order[i:i + batch]
+            zb = z[idx] * ((rng.random((len(idx), d)) >= dropout).astype(np.float32) / (1 - dropout))
+            a = zb @ params[0] + params[1]
+            h = np.maximum(a, 0)
+            p = 1 / (1 + np.exp(-(h @ params[2] + params[3][0])))
+            g = (p - y[idx]).astype(np.float32) * sample_w[idx] / len(idx)
+            gh = np.outer(g, params[2]) * (a > 0)
+            grads = [zb.T @ gh + l2 * params[0], gh.sum(0), h.T @ g + l2 * params[2], np.array([g.sum()], np.float32)]
+            step += 1
+            for j, gr in enumerate(grads):
+                moment[j] = 0.9 * moment[j] + 0.1 * gr
+                square[j] = 0.999 * square[j] + 0.001 * gr * gr
+                params[j] -= (lr * (moment[j] / (1 - 0.9 ** step))
+                              / (np.sqrt(square[j] / (1 - 0.999 ** step)) + 1e-8)).astype(np.float32)
+    first = fold(params[0].T.astype(np.float64), params[1].astype(np.float64), mean, std, live)
+    return [first, (params[2][None, :].astype(np.float32), params[3].astype(np.float32))]
+
+
+def scores(emb, head):
+    """The board's score as a logit: the head's layers ([out, in] float32 weights and biases, ReLU between
+    them) on the raw fc2 outputs; one layer is the logistic regression's w.x + b."""
+    h = emb.astype(np.float64)
+    for i, (weight, bias) in enumerate(head):
+        if i:
+            h = np.maximum(h, 0)
+        h = h @ weight.astype(np.float64).T + bias.astype(np.float64)
+    return h[:, 0]
 
 
 def sigmoid(z):
@@ -288,13 +349,13 @@ def match(alert_list, events):
     return delays, false_alarms
 
 
-def evaluate(streams, w, b, threshold, k):
+def evaluate(streams, head, threshold, k):
     """Event and window metrics of the alert rule on embedded streams."""
     per_snr = {}
     false_alarms, normal_s, total_s = 0, 0.0, 0.0
     all_logits, all_labels = [], []
     for emb, ends, info in streams:
-        logit = scores(emb, w, b)
+        logit = scores(emb, head)
         events = info["events"]
         delays, fa = match(alerts(logit, ends, threshold, k), events)
         false_alarms += fa
@@ -322,7 +383,7 @@ def evaluate(streams, w, b, threshold, k):
     return result
 
 
-def choose_rule(streams, w, b, max_k, target):
+def choose_rule(streams, head, max_k, target):
     """Threshold and K from validation streams, with the widest safety margin.
 
     For each K up to `max_k`: the lowest logit threshold with no false alarm on validation (t_fa) and
@@ -338,7 +399,7 @@ def choose_rule(streams, w, b, max_k, target):
     Cross-validated over 28 development streams (scenes held out in turn), this choice gave the
     fewest false alarms for the same detection."""
     grid = np.linspace(-20, 20, 801)  # logits, 0.05 apart
-    logits = [(scores(emb, w, b), ends, info["events"]) for emb, ends, info in streams]
+    logits = [(scores(emb, head), ends, info["events"]) for emb, ends, info in streams]
     table = []
     for k in range(1, max_k + 1):
         fa_ok, det_ok = [], []
@@ -383,33 +444,65 @@ def swift_float(v):
     return s
 
 
-def write_swift(path, w, b, threshold_prob, k, command):
-    """ValveHead.swift: the trained weights as compact, exactly round-tripping literals."""
-    lines = [
-        "// GENERATED by examples/valve-leak/train.py; do not edit. Regenerate with:",
-        f"//   {command}",
-        "// The valve model's leak score: score = w.x + b on the 4096 fc2 ReLU outputs, leak probability",
-        "// sigmoid(score). An alert starts when `consecutive` windows in a row have a probability at or above",
-        "// `threshold`, and ends at the first window below it (Sources/IOPAudio/Alerts.swift). How it was trained",
-        "// and what it does on held-out streams: examples/valve-leak/model.json.",
-        "enum ValveHead {",
-        "    static let weights: [Float] = [",
-    ]
-    line = "       "
-    for v in w:
+def swift_floats(name, values):
+    """`static let name: [Float] = [...]` as exactly round-tripping literals, wrapped at 120 columns."""
+    if len(values) <= 1:
+        return [f"    static let {name}: [Float] = [{', '.join(swift_float(v) for v in values)}]"]
+    lines, line = [f"    static let {name}: [Float] = ["], "       "
+    for v in values:
         item = " " + swift_float(v) + ","
         if len(line) + len(item) > 120:
             lines.append(line)
             line = "       "
         line += item
-    lines.append(line)
-    lines += [
-        "    ]",
-        f"    static let bias: [Float] = [{swift_float(b)}]",
-        f"    static let threshold: Float = {swift_float(threshold_prob)}",
-        f"    static let consecutive: Int = {k}",
-        "}",
+    return lines + [line, "    ]"]
+
+
+def write_swift(path, head, threshold_prob, k, command):
+    """ValveHead.swift: the trained weights, the threshold and K. The score layer's few weights as decimal
+    literals; a hidden layer's 4096 x H weights as base64 of their little-endian float32 bytes (exact too),
+    because that many array literals take the Swift compiler minutes."""
+    hidden = head[:-1]
+    (w, b), = head[-1:]
+    lines = [
+        "// GENERATED by examples/valve-leak/train.py; do not edit. Regenerate with:",
+        *textwrap.wrap(command, 120, initial_indent="//   ", subsequent_indent="//     ", break_on_hyphens=False),
+        "// The valve model's leak score on the 4096 fc2 ReLU outputs x: score = w.x + b, or with a hidden layer",
+        "// score = w.relu(W x + c) + b; leak probability sigmoid(score). An alert starts when `consecutive`",
+        "// windows in a row have a probability at or above `threshold`, and ends at the first window below it",
+        "// (Sources/IOPAudio/Alerts.swift). How it was trained and what it does on held-out streams:",
+        "// examples/valve-leak/model.json.",
     ]
+    if hidden:
+        (hw, hb), = hidden
+        text = base64.b64encode(np.ascontiguousarray(hw, dtype="<f4").tobytes()).decode()
+        lines += ["import Foundation", "", "enum ValveHead {",
+                  f"    /// The hidden layer's weights W, [{hw.shape[0]}][{hw.shape[1]}] row-major.",
+                  "    static let hiddenWeights: [Float] = floats(", '        base64: """']
+        lines += ["            " + text[i:i + 108] for i in range(0, len(text), 108)]
+        lines += ['            """)']
+        lines += swift_floats("hiddenBias", hb)
+    else:
+        lines += ["enum ValveHead {", "    static let hiddenWeights: [Float] = []"]
+        lines += swift_floats("hiddenBias", [])
+    lines += swift_floats("weights", w.reshape(-1))
+    lines += swift_floats("bias", b.reshape(-1))
+    lines += [f"    static let threshold: Float = {swift_float(threshold_prob)}",
+              f"    static let consecutive: Int = {k}"]
+    if hidden:
+        lines += ["",
+                  "    /// Little-endian float32s from base64 (line breaks ignored).",
+                  "    static func floats(base64: String) -> [Float] {",
+                  "        let data = Data(base64Encoded: base64, options: .ignoreUnknownCharacters) ?? Data()",
+                  "        return data.withUnsafeBytes { raw in",
+                  "            (0..<raw.count / 4).map {",
+                  "                Float(",
+                  "                    bitPattern: UInt32(",
+                  "                        littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)))",
+                  "            }",
+                  "        }",
+                  "    }"]
+    lines.append("}")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -432,6 +525,9 @@ def main():
     parser.add_argument("--val-seeds", default=",".join(str(s) for s in range(5001, 5021)),
                         help="validation stream seeds (many scenes: the threshold must hold across factories)")
     parser.add_argument("--val-minutes", type=float, default=2.5)
+    parser.add_argument("--val-more-seeds", default="",
+                        help="further validation stream seeds, --val-more-minutes long (more quiet leaks to choose on)")
+    parser.add_argument("--val-more-minutes", type=float, default=4.0)
     parser.add_argument("--val-normal-seed", type=int, default=6001,
                         help="first seed looked at for leak-free validation streams of loud-factory scenes")
     parser.add_argument("--val-normal-streams", type=int, default=16)
@@ -441,6 +537,10 @@ def main():
     parser.add_argument("--l2", type=float, default=0.1,
                         help="L2 penalty on standardised weights (0.1: of 0.01, 0.03, 0.1, 0.3 and 1, the widest"
                              " validation margin between false alarms and misses with the hard clips)")
+    parser.add_argument("--hidden", type=int, default=0,
+                        help="hidden ReLU units of an MLP head (0: the logistic regression)")
+    parser.add_argument("--dropout", type=float, default=0.5, help="the MLP's dropout on its 4096 inputs")
+    parser.add_argument("--epochs", type=int, default=40, help="the MLP's passes over the training windows")
     parser.add_argument("--max-k", type=int, default=3,
                         help="largest debounce considered (3 outlasts an impact, which spans two windows)")
     parser.add_argument("--target", type=float, default=0.9,
@@ -475,15 +575,17 @@ def main():
         snr = None if i % 3 != 2 else float(synth.SNRS_DB[(i // 3) % 3])
         train_jobs.append(("clip", seed, args.clip_seconds, snr, args.clip_stride))
     val_seeds = [int(s) for s in args.val_seeds.split(",")]
+    val_more_seeds = [int(s) for s in args.val_more_seeds.split(",") if s]
     val_normal_seeds, val_normal_last = loud_factory_seeds(args.val_normal_seed, args.val_normal_streams, 2,
                                                            args.hard_max_snr)
     test_seeds = [int(s) for s in args.test_seeds.split(",")]
     train_seeds = set(range(args.train_seed, args.train_seed + args.train_clips)) | set(range(args.hard_seed,
                                                                                              hard_last + 1))
-    val_all = set(val_seeds) | set(range(args.val_normal_seed, val_normal_last + 1))
+    val_all = set(val_seeds) | set(val_more_seeds) | set(range(args.val_normal_seed, val_normal_last + 1))
     if train_seeds & val_all or train_seeds & set(test_seeds) or val_all & set(test_seeds):
         raise SystemExit("training, validation and held-out seeds must differ")
     val_jobs = [("stream", s, args.val_minutes, None, 1) for s in val_seeds]
+    val_jobs += [("stream", s, args.val_more_minutes, None, 1) for s in val_more_seeds]
     val_normal_jobs = [("normal", s, args.val_minutes, None, 1) for s in val_normal_seeds]
     test_jobs = [("stream", s, args.test_minutes, None, 1) for s in test_seeds]
 
@@ -504,23 +606,26 @@ def main():
     y = np.concatenate([np.full(len(e), float(info["label"] == "leak")) for e, _, info in train])
     snr_of = np.concatenate([np.full(len(e), info.get("snr_db", np.nan)) for e, _, info in train])
     t0 = time.time()
-    w, b = fit_logistic(x, y, args.l2)
+    if args.hidden:
+        head = fit_mlp(x, y, args.hidden, args.l2, args.dropout, args.epochs)
+    else:
+        head = fit_logistic(x, y, args.l2)
     t_fit = time.time() - t0
-    train_logit = scores(x, w, b)
+    train_logit = scores(x, head)
 
-    threshold_logit, k, table = choose_rule(val + val_normal, w, b, args.max_k, args.target)
+    threshold_logit, k, table = choose_rule(val + val_normal, head, args.max_k, args.target)
     threshold = float(np.float32(sigmoid(threshold_logit)))
     threshold_logit = float(np.log(threshold / (1 - threshold)))  # what the board's float32 threshold means
-    val_metrics = evaluate(val, w, b, threshold_logit, k)
-    val_normal_fa = sum(len(alerts(scores(e, w, b), ends, threshold_logit, k)) for e, ends, _ in val_normal)
+    val_metrics = evaluate(val, head, threshold_logit, k)
+    val_normal_fa = sum(len(alerts(scores(e, head), ends, threshold_logit, k)) for e, ends, _ in val_normal)
     val_normal_minutes = sum(i["seconds"] for _, _, i in val_normal) / 60
-    test_metrics = evaluate(test, w, b, threshold_logit, k)
+    test_metrics = evaluate(test, head, threshold_logit, k)
 
     # A few held-out patches and their scores, for verify.py to recompute through the rebuilt binary: the
     # first and last windows, the highest-scoring one, the middle of the first leak, and the two closest to
     # the threshold (where a small error would flip the decision).
     emb0, ends0, info0 = test[0]
-    logit0 = scores(emb0, w, b)
+    logit0 = scores(emb0, head)
     e0 = info0["events"][0]
     inside = np.flatnonzero((ends0 - WINDOW_S >= e0["start"]) & (ends0 <= e0["end"]))
     near = np.argsort(np.abs(logit0 - threshold_logit))[:2]
@@ -532,16 +637,19 @@ def main():
     command = "python3 examples/valve-leak/train.py" + "".join(
         f" --{name.replace('_', '-')} {getattr(args, name)}" for name in
         ("train_seed", "train_clips", "clip_seconds", "clip_stride", "hard_seed", "hard_clips", "hard_max_snr",
-         "val_seeds", "val_minutes", "val_normal_seed", "val_normal_streams", "test_seeds", "test_minutes", "l2",
-         "max_k", "target") if getattr(args, name) != parser.get_default(name))
+         "val_seeds", "val_minutes", "val_more_seeds", "val_more_minutes", "val_normal_seed", "val_normal_streams",
+         "test_seeds", "test_minutes", "l2", "hidden", "dropout", "epochs", "max_k", "target")
+        if getattr(args, name) != parser.get_default(name))
     previous = json.load(open(args.previous)) if os.path.exists(args.previous) else {}
     if not any(key in previous for key in ("held_out_extra", "held_out_normal")):
         previous = previous.get("previous_model")  # an unevaluated model is simply replaced
-    write_swift(args.swift, w, b, threshold, k, command)
+    write_swift(args.swift, head, threshold, k, command)
     elapsed = time.time() - began
     report = {
-        "design": "score = logistic regression on the seeded valve backbone's 4096 fc2 ReLU outputs "
-                  "(conv0..fc2 untrained, He-initialised from the zoo seed); standardisation folded into w, b",
+        "design": (f"score = an MLP 4096 -> {args.hidden} (ReLU) -> 1" if args.hidden else
+                   "score = logistic regression") + " on the seeded valve backbone's 4096 fc2 ReLU outputs "
+                  "(conv0..fc2 untrained, He-initialised from the zoo seed); standardisation folded into the first"
+                  " layer",
         "command": command,
         "threshold": threshold,
         "threshold_logit": round(threshold_logit, 6),
@@ -553,6 +661,8 @@ def main():
                       f"{GRACE_S:g} s is a false alarm (as report.py scores a stream)",
         "window": {"seconds": WINDOW_S, "hop_seconds": 0.5},
         "l2": args.l2,
+        "head": {"hidden": args.hidden, "dropout": args.dropout, "epochs": args.epochs} if args.hidden else
+                {"hidden": 0},
         "train": {"clip_seeds": [args.train_seed, args.train_seed + args.train_clips - 1],
                   "clips": len(train_jobs), "clip_seconds": args.clip_seconds, "clip_stride": args.clip_stride,
                   "hard_clip_seeds": [args.hard_seed, hard_last],
@@ -565,6 +675,7 @@ def main():
                   "windows": int(len(y)), "leak_windows": int(y.sum()),
                   "window_auc": round(auc(train_logit, y), 5)},
         "validation": {"stream_seeds": val_seeds, "minutes_each": args.val_minutes,
+                       "more_stream_seeds": val_more_seeds, "more_minutes_each": args.val_more_minutes,
                        "events": sum(len(i["events"]) for _, _, i in val), "metrics": val_metrics,
                        "normal_stream_seeds": val_normal_seeds,
                        "normal_seeds_looked_at": [args.val_normal_seed, val_normal_last],
@@ -590,7 +701,7 @@ def main():
 
 def print_summary(r):
     """The numbers that matter, readably."""
-    print(f"\nvalve leak score: logistic regression on fc2 (4096) of the seeded backbone")
+    print(f"\nvalve leak {r['design'].split(' on the')[0]} on fc2 (4096) of the seeded backbone")
     tr = r["train"]
     print(f"  train: {tr['clips']} clips x {tr['clip_seconds']:g} s (seeds {tr['clip_seeds'][0]}..{tr['clip_seeds'][1]}"
           f" and hard clips),"

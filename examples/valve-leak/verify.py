@@ -12,6 +12,7 @@ Run after train.py and `swift build -c release --product iop`. It
    sigmoid(output)s must equal the probability train.py computed.
 """
 import argparse
+import base64
 import json
 import os
 import re
@@ -29,16 +30,24 @@ import synth  # noqa: E402
 
 
 def read_head(path):
-    """ValveHead.swift's literals as float32 arrays and numbers (parsed, not trusted)."""
+    """ValveHead.swift's weights as train.scores's head (a list of ([out, in] float32, [out] float32)
+    layers), its threshold and K (parsed, not trusted)."""
     text = open(path).read()
 
     def array(name):
         m = re.search(r"static let " + name + r": \[Float\] = \[(.*?)\]", text, re.S)
+        if m is None and name == "hiddenBias":  # a head written before the MLP: the logistic regression
+            return np.zeros(0, np.float32)
         return np.array([np.float32(v) for v in re.findall(r"[-+0-9.eE]+", m.group(1))], dtype=np.float32)
 
     threshold = np.float32(re.search(r"static let threshold: Float = ([-+0-9.eE]+)", text).group(1))
     k = int(re.search(r"static let consecutive: Int = (\d+)", text).group(1))
-    return array("weights"), array("bias"), threshold, k
+    w, b, hidden_bias = array("weights"), array("bias"), array("hiddenBias")
+    if not len(hidden_bias):
+        return [(w[None, :], b)], threshold, k
+    coded = re.search(r'static let hiddenWeights: \[Float\] = floats\(\s*base64: """(.*?)"""', text, re.S).group(1)
+    hidden = np.frombuffer(base64.b64decode("".join(coded.split())), dtype="<f4").astype(np.float32)
+    return [(hidden.reshape(len(hidden_bias), -1), hidden_bias), (w[None, :], b)], threshold, k
 
 
 def main():
@@ -55,19 +64,22 @@ def main():
     import onnxruntime as ort
 
     model = json.load(open(args.json))
-    w, b, threshold, k = read_head(args.swift)
-    assert w.shape == (4096,) and b.shape == (1,), (w.shape, b.shape)
+    head, threshold, k = read_head(args.swift)
+    assert head[0][0].shape[1] == 4096 and head[-1][1].shape == (1,), [w.shape for w, _ in head]
     assert threshold == np.float32(model["threshold"]) and k == model["consecutive"], "model.json and Swift differ"
-    print(f"ValveHead.swift: 4096 weights, bias {b[0]:.6g}, threshold {threshold:.6g}, K {k}")
+    print(f"ValveHead.swift: layers {' -> '.join(str(w.shape[1]) for w, _ in head)} -> 1,"
+          f" threshold {threshold:.6g}, K {k}")
 
     os.makedirs(args.workdir, exist_ok=True)
     onnx_path = os.path.join(args.workdir, "verify-valve.onnx")
     subprocess.run([args.iop, "export", "--model", "valve", "--out", onnx_path], check=True, stdout=subprocess.DEVNULL)
     graph = onnx.load(onnx_path)
-    init = {t.name: onnx.numpy_helper.to_array(t) for t in graph.graph.initializer if t.name.startswith("score.")}
-    assert np.array_equal(init["score.weight"].reshape(-1), w), "exported score.weight differs from ValveHead.swift"
-    assert np.array_equal(init["score.bias"].reshape(-1), b), "exported score.bias differs from ValveHead.swift"
-    print("exported model: score.weight and score.bias equal the Swift literals bit for bit")
+    init = {t.name: onnx.numpy_helper.to_array(t) for t in graph.graph.initializer}
+    names = ["hidden", "score"][-len(head):]
+    for name, (w, b) in zip(names, head):
+        assert np.array_equal(init[name + ".weight"].reshape(w.shape), w), f"exported {name}.weight differs"
+        assert np.array_equal(init[name + ".bias"].reshape(-1), b), f"exported {name}.bias differs"
+    print(f"exported model: {' and '.join(names)} weights and biases equal ValveHead.swift's bit for bit")
 
     session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     worst = worst_logit = 0.0
