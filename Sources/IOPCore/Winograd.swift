@@ -2,8 +2,8 @@
 /// "tile") comes from its 6x6 input patch with 36 multiply-adds per input-output channel pair
 /// instead of 144. Per tile: V = Bᵀ d B (input transform), M = Σ over input channels of U ⊙ V
 /// (U = G w Gᵀ, transformed once at load), Y = Aᵀ M A (output transform, with the bias and the
-/// activation). The sum over channels is 36 independent matrix products, one per patch position,
-/// which run on the direct conv's register-tiled micro-kernel as 1x1 convs: tiles are its pixels.
+/// activation). The sum over channels is 36 independent matrix products, one per patch position
+/// (`WinogradKernel.ProductTask`), with the chunk's tiles in the vector lanes.
 ///
 /// Tiles are processed in chunks so the scratch stays small: per chunk the input transform runs per
 /// input channel, the products per (position, channel block), the output transform per output
@@ -28,25 +28,26 @@ public enum WinogradKernel {
         return roundUp((tiles + chunks - 1) / chunks, chunkAlignment)
     }
 
-    /// Floats of one position's row of tiles: the chunk, plus room for the micro-kernel's last
-    /// group of `pixelBlock` tiles to run past it.
-    static func rowStride(_ chunk: Int) -> Int { chunk + 8 }
-    /// Floats from one channel's [position][tile] block to the next: one 64-byte line more than the
-    /// block, an odd number of lines, so walks down the channels spread over every L1 set.
-    static func channelStride(_ chunk: Int) -> Int { positions * rowStride(chunk) + arenaAlignment }
+    /// Floats from one channel's row of tiles to the next: the chunk, plus one 64-byte line when the
+    /// chunk is an even number of lines, so walks down the channels spread over every L1 set.
+    static func rowStride(_ chunk: Int) -> Int { chunk / 16 % 2 == 0 ? chunk + 16 : chunk }
 
     /// Floats of the transformed weights on this target: [position][channel block][in][block lanes].
     static func packedWeightCount(_ g: ConvGeometry) -> Int {
         positions * roundUp(g.outChannels, channelBlock) * g.inChannels
     }
 
-    /// Floats of scratch: a zero bias block for the products, then one chunk's transformed inputs
-    /// ([in][position][tile]), the same as the micro-kernel's panels ([position][group of
-    /// `pixelBlock` tiles][in][tile]: it reads them in order), and the products ([out][position][tile]).
+    /// Floats from one position's rows (one per channel) to the next. One line more than the rows:
+    /// whole pages apart (64 channels of 64 tiles are 16 KB), the 6 positions a transform reads would
+    /// share one L1 set and alias each other's stores.
+    static func positionStride(_ channels: Int, _ chunk: Int) -> Int { channels * rowStride(chunk) + 16 }
+
+    /// Floats of scratch: one chunk's transformed inputs ([position][in][tile]) and products
+    /// ([position][out][tile]). Position-major, so each of the 36 products reads and writes one
+    /// contiguous block.
     static func scratchCount(_ g: ConvGeometry) -> Int {
         let chunk = chunkTiles(g)
-        return portableChannelBlock + channelStride(chunk) * (g.inChannels + g.outChannels)
-            + positions * rowStride(chunk) * g.inChannels
+        return positions * (positionStride(g.inChannels, chunk) + positionStride(g.outChannels, chunk))
     }
 
     /// Transforms output channels `channels` (OIHW rows from `weights`) to U = G w Gᵀ, in double
@@ -91,26 +92,23 @@ public enum WinogradKernel {
         packedWeights: UnsafePointer<Float>, packedBias: UnsafePointer<Float>,
         activation: Activation, scratch: UnsafeMutablePointer<Float>, pool: WorkerPool
     ) {
-        let chunk = chunkTiles(g), tiles = tileRows(g) * tileColumns(g)
-        scratch.update(repeating: 0, count: portableChannelBlock)
-        let transformed = scratch + portableChannelBlock
-        let panels = transformed + channelStride(chunk) * g.inChannels
-        let products = panels + positions * rowStride(chunk) * g.inChannels
+        let chunk = chunkTiles(g), tiles = tileRows(g) * tileColumns(g), stride = rowStride(chunk)
+        let transformed = scratch
+        let products = scratch + positions * positionStride(g.inChannels, chunk)
         let blocks = roundUp(g.outChannels, channelBlock) / channelBlock
         var first = 0
         while first < tiles {
             let count = min(chunk, tiles - first)
-            // Whole vectors, and at least one micro-kernel tile; tiles past `count` are zeros.
-            let span = roundUp(max(count, pixelBlock), KVec.scalarCount)
+            // Whole vectors; tiles past `count` are zeros.
             let c = Chunk(
-                g: g, first: first, count: count, span: span, stride: rowStride(chunk), plane: channelStride(chunk))
-            pool.parallelFor(
-                g.inChannels, InputTask(c: c, input: input, transformed: transformed, panels: panels))
+                g: g, first: first, count: count, span: roundUp(count, KVec.scalarCount), stride: stride,
+                inPosition: positionStride(g.inChannels, chunk), outPosition: positionStride(g.outChannels, chunk))
+            pool.parallelFor(g.inChannels, InputTask(c: c, input: input, transformed: transformed))
             pool.parallelFor(
                 positions * blocks,
                 ProductTask(
-                    c: c, panels: UnsafePointer(panels), weights: packedWeights,
-                    zeros: UnsafePointer(scratch), products: products, blocks: blocks))
+                    c: c, transformed: UnsafePointer(transformed), weights: packedWeights, products: products,
+                    blocks: blocks))
             pool.parallelFor(
                 g.outChannels,
                 OutputTask(
@@ -120,24 +118,21 @@ public enum WinogradKernel {
     }
 
     /// The tiles one pass covers: `count` tiles from tile `first` (row-major over the output),
-    /// computed over `span` of the `stride` slots each scratch row holds; `plane` floats per channel.
+    /// computed over `span` of the `stride` slots each scratch row holds; `inPosition` and
+    /// `outPosition` floats from one position's rows (one per channel) to the next.
     struct Chunk {
-        let g: ConvGeometry, first: Int, count: Int, span: Int, stride: Int, plane: Int
-        /// Micro-kernel groups of `pixelBlock` tiles covering the span.
-        var groups: Int { (span + pixelBlock - 1) / pixelBlock }
+        let g: ConvGeometry, first: Int, count: Int, span: Int, stride: Int, inPosition: Int, outPosition: Int
     }
 
-    /// One input channel's patches for the chunk, gathered into [position][tile] (zeros where
-    /// they cover padding), then V = Bᵀ d B in place, a vector of tiles at a time, then copied
-    /// into the micro-kernel's panels.
+    /// One input channel's patches for the chunk, gathered into its row of every position (zeros
+    /// where they cover padding), then V = Bᵀ d B in place, a vector of tiles at a time.
     struct InputTask: ParallelTask {
         let c: Chunk, input: UnsafePointer<Float>, transformed: UnsafeMutablePointer<Float>
-        let panels: UnsafeMutablePointer<Float>
 
         func run(_ channel: Int) {
-            let g = c.g, h = g.inHeight, w = g.inWidth, s = c.stride, columns = tileColumns(g)
+            let g = c.g, h = g.inHeight, w = g.inWidth, s = c.inPosition, columns = tileColumns(g)
             let plane = input + channel * h * w
-            let v = transformed + channel * c.plane
+            let v = transformed + channel * c.stride
             for t in 0..<c.span {
                 if t >= c.count {
                     for p in 0..<positions { v[p * s + t] = 0 }
@@ -167,15 +162,6 @@ public enum WinogradKernel {
                 for r in 0..<6 { inputTransform(p + r * 6 * s, stride: s) }
                 t += KVec.scalarCount
             }
-            let ic = g.inChannels, groups = c.groups
-            for position in 0..<positions {
-                let row = v + position * s
-                var dst = panels + (position * groups * ic + channel) * pixelBlock
-                for group in 0..<groups {
-                    dst.update(from: row + group * pixelBlock, count: pixelBlock)
-                    dst += ic * pixelBlock
-                }
-            }
         }
     }
 
@@ -195,30 +181,6 @@ public enum WinogradKernel {
         storeVec(four * x1 - five * x3 + x5, p + 5 * s)
     }
 
-    /// For one position and one block of output channels: M = U V over the input channels, the
-    /// direct conv's micro-kernel run as a 1x1 conv whose pixels are one panel's tiles, so both its
-    /// weights and its inputs stream in order.
-    struct ProductTask: ParallelTask {
-        let c: Chunk, panels: UnsafePointer<Float>, weights: UnsafePointer<Float>, zeros: UnsafePointer<Float>
-        let products: UnsafeMutablePointer<Float>, blocks: Int
-
-        func run(_ task: Int) {
-            let g = c.g, ic = g.inChannels, position = task / blocks, b = task % blocks, s = c.stride
-            let gemm = ConvGeometry(
-                inChannels: ic, inHeight: 1, inWidth: pixelBlock, outChannels: g.outChannels, kernelH: 1, kernelW: 1)
-            let w = weights + (position * roundUp(g.outChannels, channelBlock) + b * channelBlock) * ic
-            let out = products + b * channelBlock * c.plane + position * s
-            let valid = min(channelBlock, g.outChannels - b * channelBlock)
-            let groups = c.groups
-            for group in 0..<groups {
-                ConvKernel.tile(
-                    gemm, input: panels + (position * groups + group) * ic * pixelBlock, inPlane: pixelBlock,
-                    firstPixel: 0, outPlane: c.plane, weights: w, bias: zeros,
-                    output: out + group * pixelBlock, validChannels: valid, activation: .none)
-            }
-        }
-    }
-
     /// One output channel: Y = Aᵀ M A plus the bias, through the activation, a vector of tiles at a
     /// time, then each tile's 4x4 (clipped at the output's edge) scattered into its plane.
     struct OutputTask: ParallelTask {
@@ -226,8 +188,8 @@ public enum WinogradKernel {
         let output: UnsafeMutablePointer<Float>, activation: Activation
 
         func run(_ channel: Int) {
-            let g = c.g, s = c.stride, columns = tileColumns(g)
-            let m = products + channel * c.plane
+            let g = c.g, s = c.outPosition, columns = tileColumns(g)
+            let m = products + channel * c.stride
             let b = KVec(repeating: bias[channel])
             var t = 0
             while t < c.count {

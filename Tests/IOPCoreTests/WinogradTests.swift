@@ -80,10 +80,11 @@ import Testing
         }
     }
 
-    /// The VGG layer shapes at reduced size: many chunks, and channel counts past one block.
+    /// The VGG layer shapes at reduced size: many chunks, channel counts past one block, and input
+    /// channels past one and two of the products' passes (`productDepth`).
     @Test func vggShapedLayersMatchNaive() throws {
         var r = TestRNG(state: 14)
-        for (ic, oc, size) in [(64, 70, 19), (130, 20, 9), (3, 64, 30)] {
+        for (ic, oc, size) in [(64, 70, 19), (130, 20, 9), (3, 64, 30), (300, 6, 35)] {
             let g = ConvGeometry(
                 inChannels: ic, inHeight: size, inWidth: size, outChannels: oc, kernelH: 3, kernelW: 3, padTop: 1,
                 padLeft: 1, padBottom: 1, padRight: 1, algorithm: .winograd)
