@@ -25,7 +25,10 @@ import Testing
         let plan = try Planner(network: net, cluster: cluster, wire: wire).plan(.oc)
         #expect(plan.costs.contains { $0.wire == (wire == .fp16 ? .fp16 : .fp32) })
         let ctx = try Context()
-        // Each serving thread enrols itself once its arena is allocated and loaded.
+        // The session spans the cluster's life: each serving thread enrols in it once its arena is allocated
+        // and loaded, and the session ends after the cluster has shut down.
+        iop_alloc_counter_reset_rendezvous()
+        defer { iop_alloc_counter_leave() }
         let (leader, threads) = try startCluster(
             cluster, plan: plan, network: net, context: ctx, onServing: { iop_alloc_counter_enroll(1) })
         defer {
@@ -36,9 +39,7 @@ import Testing
         let y = UnsafeMutablePointer<Float>.allocate(capacity: leader.outputCount)
         defer { x.deallocate(); y.deallocate() }
         for i in 0..<leader.inputCount { x[i] = Float(i % 13) / 13 - 0.5 }
-        iop_alloc_counter_reset_rendezvous()
         iop_alloc_counter_enroll(1)
-        defer { iop_alloc_counter_leave() }
         for _ in 0..<2 { try leader.infer(input: x, output: y) }  // warm-up: every worker has served and enrolled
         let messagesBefore = leader.messagesSent.reduce(0, +)
         iop_alloc_counter_start()
