@@ -182,6 +182,9 @@ for planner in ${planners//,/ }; do
     stats=$(ip netns exec "$EMU_PREFIX-b0" "$bin/iop" request --leader tcp://198.18.0.1:5600 --reply 'tcp://198.18.0.1:*' --insecure \
         --stats --json)
     kill -TERM "$leader"; wait "$leader" || true
+    # A worker whose leader has gone keeps waiting for it to come back (boards reboot), and the leader's
+    # goodbye can miss a worker: give them a moment, then stop them.
+    for p in "${pids[@]}"; do timeout 10 tail --pid="$p" -f /dev/null 2>/dev/null || kill -TERM "$p" 2>/dev/null; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
     pids=()
     python3 -c "
