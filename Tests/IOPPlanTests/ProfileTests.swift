@@ -121,6 +121,14 @@ import Testing
             setupMs: 0.5, threads: 1, profile: profile)
     }
 
+    /// fc1 (256 -> 128) split by output channels on `cluster`, as the calibrated model costs it.
+    static func fc1ByOutputChannels(on cluster: Cluster) -> SegmentCost {
+        let net = Network(
+            name: "fc", inputShape: [1, 256],
+            layers: [Layer(name: "fc1", kind: .linear(LinearGeometry(inFeatures: 256, outFeatures: 128), .relu))])
+        return Planner(network: net, cluster: cluster).model.cost(.single(stage: 0, .outputChannels))
+    }
+
     /// Two boards, one measured three times as fast as the other (the nominal gflops say they are
     /// equal), 8 Mbit/s links (1000 bytes per ms) with 0.5 ms latency; copies at 1 GB/s (1e6 B per ms).
     /// fc1 (256 -> 128) by output channels, worked out by hand.
@@ -185,10 +193,7 @@ import Testing
                 Self.board("b", profile(linearGBps: 0.004096, share: 0.5)),
                 Self.board("c", profile(linearGBps: 0.004096, share: 0.5)),
             ], leader: 0)
-        let net = Network(
-            name: "fc", inputShape: [1, 256],
-            layers: [Layer(name: "fc1", kind: .linear(LinearGeometry(inFeatures: 256, outFeatures: 128), .relu))])
-        let c = Planner(network: net, cluster: cluster).model.cost(.single(stage: 0, .outputChannels))
+        let c = Self.fc1ByOutputChannels(on: cluster)
         #expect(c.partitions[0].extents == [48, 40, 40])
         // 64 lattice samples of the two phases estimate 9.583 to within 0.01; the leader's copies add 0.003.
         #expect(abs(c.latencyMs - 9.583) < 0.02, "\(c.latencyMs)")
@@ -208,10 +213,7 @@ import Testing
                 Self.board("b", Self.profile(rate: 1, link: link(0))),
                 Self.board("c", Self.profile(rate: 1, link: link(0))),
             ], leader: 0)
-        let net = Network(
-            name: "fc", inputShape: [1, 256],
-            layers: [Layer(name: "fc1", kind: .linear(LinearGeometry(inFeatures: 256, outFeatures: 128), .relu))])
-        let c = Planner(network: net, cluster: cluster).model.cost(.single(stage: 0, .outputChannels))
+        let c = Self.fc1ByOutputChannels(on: cluster)
         // 16 units of 8 channels, 5.33 each: the leftover unit to the first board.
         #expect(c.partitions[0].extents == [48, 40, 40])
         // b's 1024-byte input, offered at 0.001024 ms (its copy): 512 bytes at once, 512 at the rate on the
