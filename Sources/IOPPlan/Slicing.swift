@@ -119,23 +119,20 @@ public enum Slicer {
     static func outputSlice(_ stage: [Layer], _ channels: Range<Int>) -> [Layer] {
         let main = stage[0], e = channels.count
         var out: [Layer] = []
+        // Both kinds keep each output channel's weights together: the slice is a run of `per`-sized rows.
+        func rows(_ kind: LayerKind, per: Int) -> Layer {
+            Layer(
+                name: main.name, kind: kind,
+                weights: slice(main.weights, (channels.lowerBound * per)..<(channels.upperBound * per)),
+                bias: slice(main.bias, channels))
+        }
         switch main.kind {
         case .conv(let g, let act):
             precondition(g.groups == 1, "grouped convs are not split by channels (Stage.allowedDimensions)")
-            let per = g.weightCount / g.outChannels
-            out.append(
-                Layer(
-                    name: main.name, kind: .conv(g.sliced(outChannels: e), act),
-                    weights: slice(main.weights, (channels.lowerBound * per)..<(channels.upperBound * per)),
-                    bias: slice(main.bias, channels)))
+            out.append(rows(.conv(g.sliced(outChannels: e), act), per: g.weightCount / g.outChannels))
         case .convTranspose(let g, let act):
             precondition(g.groups == 1, "grouped ConvTransposes are not split by channels (Stage.allowedDimensions)")
-            let per = g.weightCount / g.outChannels
-            out.append(
-                Layer(
-                    name: main.name, kind: .convTranspose(g.sliced(outChannels: e), act),
-                    weights: slice(main.weights, (channels.lowerBound * per)..<(channels.upperBound * per)),
-                    bias: slice(main.bias, channels)))
+            out.append(rows(.convTranspose(g.sliced(outChannels: e), act), per: g.weightCount / g.outChannels))
         case .linear(let g, let act):
             let k = g.inFeatures
             out.append(
