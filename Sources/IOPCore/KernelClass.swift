@@ -7,6 +7,10 @@ public enum KernelClass: String, CaseIterable, Sendable {
     case convRow = "conv_row"
     /// Stride-1 conv with a kernel larger than 1x1 (3x3, 5x5): the blocked kernel.
     case conv3x3 = "conv_3x3"
+    /// A 3x3 stride-1 conv by Winograd F(4x4, 3x3) (`--conv winograd|auto`). Its work is counted as the direct
+    /// conv's multiply-adds, so its rate is the direct-equivalent one: 2-4 times the blocked kernel's on VGG's
+    /// layers, and not a multiple of it (the transforms' cost grows with the tiles, not the channels).
+    case convWinograd = "conv_winograd"
     case conv1x1 = "conv_1x1"
     /// A conv with stride > 1 (not the row kernel): the blocked kernel reading a strided window. A ConvTranspose
     /// too: it gathers through strided taps.
@@ -31,7 +35,7 @@ public enum KernelClass: String, CaseIterable, Sendable {
 
     public var workUnit: WorkUnit {
         switch self {
-        case .convRow, .conv3x3, .conv1x1, .convStrided, .convDepthwise: return .flop
+        case .convRow, .conv3x3, .convWinograd, .conv1x1, .convStrided, .convDepthwise: return .flop
         case .linear, .copy, .fp16: return .byte
         case .pool, .elementwise, .reduction: return .element
         }
@@ -41,7 +45,9 @@ public enum KernelClass: String, CaseIterable, Sendable {
     public init(_ kind: LayerKind) {
         switch kind {
         case .conv(let g, _):
-            if g.isDepthwise {
+            if g.usesWinograd {
+                self = .convWinograd
+            } else if g.isDepthwise {
                 self = .convDepthwise
             } else if g.usesRowKernel {
                 self = .convRow

@@ -21,13 +21,15 @@ public struct KernelTiming: Sendable {
 public enum KernelProfiler {
     /// The kinds timed, two per class: small and large, shaped like the zoo's layers (the row
     /// kernel's large one at a full 224x224 image: its 12 MiB output does not stay in cache). The
-    /// blocked 3x3 kernel and linear layers have a third, at the size of VGG's: VGG11's 256- and
+    /// 3x3 kernels (blocked and Winograd) and linear layers have a third, at the size of VGG's: VGG11's 256- and
     /// 512-channel convs ran at 0.6-0.7 of the 128-channel sample's rate (`iop bench`, 2-core EPYC),
     /// and a linear layer's 64 MiB of weights stream from memory where 32 MiB may still sit in a
     /// large last-level cache (VGG11's first FC layer, 411 MB, ran at 0.67 of the 32 MiB sample's rate).
     public static let layerSamples: [LayerKind] = [
         conv(3, 64, 32, k: 3, pad: 1), conv(3, 64, 224, k: 3, pad: 1),
         conv(64, 64, 14, k: 3, pad: 1), conv(128, 128, 28, k: 3, pad: 1), conv(256, 256, 28, k: 3, pad: 1),
+        conv(64, 64, 14, k: 3, pad: 1, algorithm: .winograd), conv(128, 128, 28, k: 3, pad: 1, algorithm: .winograd),
+        conv(256, 256, 28, k: 3, pad: 1, algorithm: .winograd),
         conv(64, 64, 14, k: 1, pad: 0), conv(256, 256, 28, k: 1, pad: 0),
         conv(3, 64, 63, k: 11, pad: 2, stride: 4), conv(3, 64, 227, k: 11, pad: 2, stride: 4),
         conv(64, 64, 28, k: 3, pad: 1, groups: 64), conv(256, 256, 56, k: 3, pad: 1, groups: 256),
@@ -43,14 +45,15 @@ public enum KernelProfiler {
     public static let reductionSamples = [16 * 1024, 1024 * 1024]
     public static let copySamples = [64 * 1024, 4 * 1024 * 1024]
 
-    static func conv(_ ci: Int, _ co: Int, _ size: Int, k: Int, pad: Int, stride: Int = 1, groups: Int = 1)
-        -> LayerKind
-    {
+    static func conv(
+        _ ci: Int, _ co: Int, _ size: Int, k: Int, pad: Int, stride: Int = 1, groups: Int = 1,
+        algorithm: ConvAlgorithm = .direct
+    ) -> LayerKind {
         .conv(
             ConvGeometry(
                 inChannels: ci, inHeight: size, inWidth: size, outChannels: co, kernelH: k, kernelW: k,
                 strideH: stride, strideW: stride, padTop: pad, padLeft: pad, padBottom: pad, padRight: pad,
-                groups: groups), .relu)
+                groups: groups, algorithm: algorithm), .relu)
     }
 
     /// Every sample, in class order; `progress` hears each timing as it is taken.

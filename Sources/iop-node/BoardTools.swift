@@ -11,8 +11,8 @@ let boardToolsUsage = """
            iop-node probe --serve --listen ENDPOINT [--once [--timeout-ms MS]] [--keys DIR]
            iop-node probe --connect ENDPOINT --listen ENDPOINT [--keys DIR --peer NAME] [--sizes B,B,...]
                           [--burst-bytes N] [--timeout-ms MS]
-    profile times the kernels this board runs (convs by kind: conv_row, conv_3x3, conv_1x1, conv_strided,
-    conv_depthwise; linear layers, which stream their weights; pools; bias and activation; the leader's
+    profile times the kernels this board runs (convs by kind: conv_row, conv_3x3, conv_winograd, conv_1x1,
+    conv_strided, conv_depthwise; linear layers, which stream their weights; pools; bias and activation; the leader's
     partial-sum add; the copy of a received activation), each at a small and a large size for at least
     --min-ms (default 250) of wall time, with --threads N (default 1, as the worker runs), and prints the
     profile as JSON on stdout (progress on stderr), with the board's CPU share and how long it runs at full speed

@@ -159,6 +159,9 @@ struct ProfileCommand: ParsableCommand {
         guard let p = try? BoardProfile.parse(section, board: "") else { return "profile" }
         var parts: [String] = []
         if let conv = p.kernels[.conv3x3] { parts.append(String(format: "conv_3x3 %.2f GFLOP/s", conv.gigaPerSecond)) }
+        if let wino = p.kernels[.convWinograd] {
+            parts.append(String(format: "conv_winograd %.2f GFLOP/s", wino.gigaPerSecond))
+        }
         if let fc = p.kernels[.linear] { parts.append(String(format: "linear %.2f GB/s", fc.gigaPerSecond)) }
         if let l = p.link {
             parts.append(

@@ -169,6 +169,26 @@ import Testing
         #expect(abs(phases.reduceMs - 0.000512) < 1e-9, "\(phases)")
     }
 
+    /// A Winograd conv is costed at the board's `conv_winograd` rate; a profile taken before that class
+    /// existed costs it as the blocked 3x3 kernel. 16 -> 16 channels, 3x3, 8x8 output: 16 x 16 x 9 x 64 = 147456
+    /// multiply-adds, 294912 FLOPs: at 1 GFLOP/s 0.294912 ms, at 4 GFLOP/s 0.073728 ms.
+    @Test func aWinogradConvIsCostedAtItsOwnRate() throws {
+        let link = LinkProfile(latencyMs: 0.5, bandwidthMbps: 8, sendCpuNsPerByte: 0, receiveCpuNsPerByte: 0)
+        let g = ConvGeometry(
+            inChannels: 16, inHeight: 8, inWidth: 8, outChannels: 16, kernelH: 3, kernelW: 3, strideH: 1, strideW: 1,
+            padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, algorithm: .winograd)
+        #expect(KernelClass(.conv(g, .none)) == .convWinograd)
+        let net = Network(name: "w", inputShape: [1, 16, 8, 8], layers: [Layer(name: "c", kind: .conv(g, .none))])
+        func computeMs(_ profile: BoardProfile) -> Double {
+            let cluster = Cluster(devices: [Self.board("one", profile)], leader: 0)
+            return Planner(network: net, cluster: cluster).model.cost(.single(stage: 0, .none)).computeMs
+        }
+        var old = Self.profile(rate: 1, link: link)
+        #expect(abs(computeMs(old) - 0.294912) < 1e-9, "\(computeMs(old))")
+        old.kernels[.convWinograd] = KernelFit(overheadUs: 0, gigaPerSecond: 4)
+        #expect(abs(computeMs(old) - 0.073728) < 1e-9, "\(computeMs(old))")
+    }
+
     /// Two workers under a quota (half a core: 5 ms runs, then 5 ms stalls), each handed 5 ms of full-speed
     /// work at a random moment of its own cycle, and a leader that is done at once: the leader waits for
     /// the later of the two. One worker's time T is 10 ms when its input lands while it runs (it runs out
