@@ -36,10 +36,16 @@ public struct ConvTransposeGeometry: Equatable, Sendable {
         (inWidth - 1) * strideW + (kernelW - 1) * dilationW + 1 + outputPaddingW - padLeft - padRight
     }
 
-    /// The same transposed convolution for output channels of a slice: the one way partitions reshape it.
+    /// The same transposed convolution for a slice of its output channels, or of its input channels (whose
+    /// partial sums add up to the whole): the ways partitions reshape it.
     public func sliced(outChannels: Int) -> ConvTransposeGeometry {
         var g = self
         g.outChannels = outChannels
+        return g
+    }
+    public func sliced(inChannels: Int) -> ConvTransposeGeometry {
+        var g = self
+        g.inChannels = inChannels
         return g
     }
 

@@ -186,19 +186,28 @@ public enum Slicer {
         return l
     }
 
-    /// Input channels [c0, c1) of a conv or linear layer: its weight columns,
+    /// Input channels [c0, c1) of a conv, ConvTranspose or linear layer: its weight columns,
     /// no bias and no activation (they follow the reduction).
     static func inputSlice(_ main: Layer, _ channels: Range<Int>, unitSize: Int) -> Layer {
         let e = channels.count
+        // Both kinds of conv hold their weights as [out][in][kh][kw] (ungrouped): `taps`-sized runs per input.
+        func columns(outChannels: Int, inChannels: Int, taps: Int) -> [Float] {
+            var w = [Float](); w.reserveCapacity(outChannels * e * taps)
+            for o in 0..<outChannels where !main.weights.isEmpty {
+                let row = o * inChannels
+                w += main.weights[((row + channels.lowerBound) * taps)..<((row + channels.upperBound) * taps)]
+            }
+            return w
+        }
         switch main.kind {
         case .conv(let g, _):
             precondition(g.groups == 1, "grouped convs are not split by channels (Stage.allowedDimensions)")
-            let taps = g.kernelH * g.kernelW, icg = g.inChannels
-            var w = [Float](); w.reserveCapacity(g.outChannels * e * taps)
-            for o in 0..<g.outChannels where !main.weights.isEmpty {
-                w += main.weights[((o * icg + channels.lowerBound) * taps)..<((o * icg + channels.upperBound) * taps)]
-            }
+            let w = columns(outChannels: g.outChannels, inChannels: g.inChannels, taps: g.kernelH * g.kernelW)
             return Layer(name: main.name, kind: .conv(g.sliced(inChannels: e), .none), weights: w)
+        case .convTranspose(let g, _):
+            precondition(g.groups == 1, "grouped ConvTransposes are not split by channels (Stage.allowedDimensions)")
+            let w = columns(outChannels: g.outChannels, inChannels: g.inChannels, taps: g.kernelH * g.kernelW)
+            return Layer(name: main.name, kind: .convTranspose(g.sliced(inChannels: e), .none), weights: w)
         case .linear(let g, _):
             let k = g.inFeatures, c0 = channels.lowerBound * unitSize, c1 = channels.upperBound * unitSize
             var w = [Float](); w.reserveCapacity(g.outFeatures * (c1 - c0))
@@ -206,7 +215,7 @@ public enum Slicer {
             return Layer(
                 name: main.name,
                 kind: .linear(LinearGeometry(inFeatures: e * unitSize, outFeatures: g.outFeatures), .none), weights: w)
-        default: preconditionFailure("only conv and linear stages split by input channels")
+        default: preconditionFailure("only conv, ConvTranspose and linear stages split by input channels")
         }
     }
 
@@ -216,8 +225,9 @@ public enum Slicer {
         let channels: Int, plane: Int, act: Activation
         switch main.kind {
         case .conv(let g, let a): channels = g.outChannels; plane = g.outHeight * g.outWidth; act = a
+        case .convTranspose(let g, let a): channels = g.outChannels; plane = g.outHeight * g.outWidth; act = a
         case .linear(let g, let a): channels = g.outFeatures; plane = 1; act = a
-        default: preconditionFailure("only conv and linear stages reduce")
+        default: preconditionFailure("only conv, ConvTranspose and linear stages reduce")
         }
         let bias = main.bias.isEmpty ? [Float](repeating: 0, count: channels) : main.bias
         return [Layer(name: main.name + ".reduce", kind: .addBias(channels: channels, plane: plane, act), bias: bias)]

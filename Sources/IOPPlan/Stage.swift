@@ -69,7 +69,9 @@ public struct Stage: Sendable {
         case .leaderOnly: return [.none]
         case .linear: return [.none, .outputChannels, .inputChannels]
         case .conv(let g): return g.groups == 1 ? [.none, .outputChannels, .inputChannels, .rows] : [.none, .rows]
-        case .convTranspose(let g): return g.groups == 1 ? [.none, .outputChannels] : [.none]
+        // Not by rows: a band of a ConvTranspose's output crops its input's footprints at both ends, which
+        // needs pads the kernel does not take (negative ones) for most bands.
+        case .convTranspose(let g): return g.groups == 1 ? [.none, .outputChannels, .inputChannels] : [.none]
         }
     }
 

@@ -133,7 +133,8 @@ func rowBandsThroughPaddedPools(cluster name: String) throws {
 /// layer; lrn_pools_net: LRN, a dilated max pool, Softmax over channels and GlobalMaxPool. Every stage
 /// inception_block: four branches concatenated; pad_resize_net: a reflect Pad and a nearest Resize;
 /// channel_shuffle_net: ShuffleNet's Reshape-Transpose-Reshape; convtranspose_decoder: a ConvTranspose up to a
-/// skip it is concatenated with; convtranspose_chain: a ConvTranspose split by output channels. Every stage
+/// skip it is concatenated with; convtranspose_chain: a ConvTranspose split by output channels, and by input
+/// channels when it ends a pair (the pair's partial sums reduced at the leader). Every stage
 /// forced into each dimension (PRelu's slopes sliced by channel, the functions cut to row bands, run
 /// after a reduction, the others on the leader) and the planners' own plans: ONNX Runtime's output
 /// every time.
@@ -158,6 +159,13 @@ func newOperatorsMatchONNXRuntimeInEveryDimensionAndPlan(_ name: String) throws 
         while i < stages.count {
             if dim == .inputChannels, planner.canPair(i) { segments.append(.pair(first: i)); i += 2; continue }
             segments.append(.single(stage: i, stages[i].allowedDimensions.contains(dim) ? dim : .none)); i += 1
+        }
+        if name == "convtranspose_chain", dim == .inputChannels {
+            let reducedTransposes = segments.filter { seg in
+                guard case .chain(_, let last) = seg, case .convTranspose = stages[last].main else { return false }
+                return true
+            }
+            #expect(reducedTransposes.count == 1, "the ConvTranspose ends an OC->IC pair: \(segments)")
         }
         plans.append(
             Plan(planner: .optimal, segments: segments, costs: segments.map(planner.model.cost), cluster: cluster))

@@ -44,16 +44,26 @@ import Testing
     }
 
     /// A decoder graph (conv down, ConvTranspose up, concatenated with the skip) and a chain whose ConvTranspose
-    /// `oc` splits by output channels, as iop-node processes: the answers equal one board's and every board's
-    /// arena is the planner's figure.
+    /// `oc` splits by output channels and `iop` by input channels (the end of an OC->IC pair), as iop-node
+    /// processes (on four equal local boards, where `iop` pairs the conv with the ConvTranspose): the answers
+    /// equal one board's and every board's arena is the planner's figure.
     @Test(arguments: [
         ("convtranspose_decoder", "single"), ("convtranspose_decoder", "iop"), ("convtranspose_chain", "oc"),
+        ("convtranspose_chain", "iop"),
     ])
     func convTransposeClusterEqualsSingleBoard(model: String, planner: String) throws {
-        let r = try runIOP([
-            "cluster", "--model", Fixtures.path(model + ".onnx"), "--cluster",
-            PlanCLITests.clusters + "/mixed-pi4-pi3.json", "--planner", planner, "--requests", "3", "--check", "--json",
-        ])
+        let equalBoards = model == "convtranspose_chain" && planner == "iop"
+        let boards = equalBoards ? ["--nodes", "4"] : ["--cluster", PlanCLITests.clusters + "/mixed-pi4-pi3.json"]
+        let common = ["--model", Fixtures.path(model + ".onnx")] + boards + ["--planner", planner, "--json"]
+        if equalBoards {
+            let p = try runIOP(["plan"] + common)
+            let plan = try #require(try JSONSerialization.jsonObject(with: Data(p.stdout.utf8)) as? [String: Any])
+            let dims = (plan["segments"] as? [[String: Any]] ?? []).flatMap { seg in
+                (seg["partitions"] as? [[String: Any]] ?? []).map { "\($0["layer"] ?? "")/\($0["dim"] ?? "")" }
+            }
+            #expect(dims.contains("convtranspose_7/ic"), "\(dims)")
+        }
+        let r = try runIOP(["cluster"] + common + ["--requests", "3", "--check"])
         #expect(r.status == 0, "\(r.stderr)")
         let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
         #expect((obj["max_abs_diff"] as? Double ?? 1) <= 1e-3)
