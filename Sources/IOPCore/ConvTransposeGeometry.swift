@@ -49,6 +49,30 @@ public struct ConvTransposeGeometry: Equatable, Sendable {
         return g
     }
 
+    /// The input rows whose footprints reach output rows `rows`: from one whose footprint starts at or
+    /// above the band's first row (so the band's own geometry needs no negative pad) to the last one
+    /// whose footprint reaches the band's last row.
+    public func inputRows(forOutputRows rows: Range<Int>) -> Range<Int> {
+        func floorDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? a / b : -((b - 1 - a) / b) }
+        let hi = min(inHeight, (rows.upperBound - 1 + padTop) / strideH + 1)
+        let lo = min(max(0, floorDiv(rows.lowerBound + padTop - (kernelH - 1) * dilationH, strideH)), hi - 1)
+        return lo..<hi
+    }
+
+    /// The transposed convolution that computes output rows `rows` of this one from its input rows
+    /// `inputRows(forOutputRows: rows)`: the footprints cropped above the band by the top pad, and below
+    /// it by the bottom pad, or extended by output padding where the band ends past the last footprint.
+    public func band(outputRows rows: Range<Int>) -> ConvTransposeGeometry {
+        let input = inputRows(forOutputRows: rows)
+        var g = self
+        g.inHeight = input.count
+        g.padTop = padTop + rows.lowerBound - input.lowerBound * strideH
+        let uncropped = (input.count - 1) * strideH + (kernelH - 1) * dilationH + 1 - g.padTop
+        g.padBottom = max(0, uncropped - rows.count)
+        g.outputPaddingH = max(0, rows.count - uncropped)
+        return g
+    }
+
     public var inGroupChannels: Int { inChannels / groups }
     public var outGroupChannels: Int { outChannels / groups }
     public var inputCount: Int { inChannels * inHeight * inWidth }

@@ -257,7 +257,7 @@ public struct CostModel: Sendable {
                 }
                 leaderAfter = computeMs(Double((participants - 1) * s.mainOutputCount + s.postFlops), leader)
             case .rows, .tiles:
-                guard case .conv(let g) = s.main else { preconditionFailure("h split of a non-conv stage") }
+                guard let g = s.spatial else { preconditionFailure("h split of a stage that is not a conv") }
                 var r0 = 0
                 for d in 0..<n {
                     let r1 = r0 + ext[d]

@@ -237,16 +237,25 @@ public enum Slicer {
     /// Output rows [r0, r1) of a conv stage: the input band with its halo, and
     /// the conv and pools re-padded so they see exactly the rows they would in the whole.
     static func rowBand(_ s: Stage, _ stage: [Layer], _ rows: Range<Int>, board: Int) -> BoardPart {
-        guard case .conv(let g, let act) = stage[0].kind else { preconditionFailure("h split of a non-conv stage") }
+        guard let g = s.spatial else { preconditionFailure("h split of a stage that is not a conv") }
         let need = s.rowsNeeded(outputRows: rows.lowerBound, rows.upperBound)
-        // Conv: output rows need.main from input rows need.input, padding where the band meets the edge.
-        let top = need.main.lowerBound * g.strideH - g.padTop
-        let bottom = (need.main.upperBound - 1) * g.strideH - g.padTop + (g.kernelH - 1) * g.dilationH + 1
-        let conv = g.sliced(inHeight: need.input.count, padTop: max(0, -top), padBottom: max(0, bottom - g.inHeight))
-        precondition(conv.outHeight == need.main.count, "row band geometry")
-        var layers = [
-            Layer(name: stage[0].name, kind: .conv(conv, act), weights: stage[0].weights, bias: stage[0].bias)
-        ]
+        // Output rows need.main from input rows need.input, padding where the band meets the edge.
+        let kind: LayerKind
+        switch stage[0].kind {
+        case .conv(let c, let act):
+            let top = need.main.lowerBound * c.strideH - c.padTop
+            let bottom = (need.main.upperBound - 1) * c.strideH - c.padTop + (c.kernelH - 1) * c.dilationH + 1
+            let conv = c.sliced(
+                inHeight: need.input.count, padTop: max(0, -top), padBottom: max(0, bottom - c.inHeight))
+            precondition(conv.outHeight == need.main.count, "row band geometry")
+            kind = .conv(conv, act)
+        case .convTranspose(let c, let act):
+            let band = c.band(outputRows: need.main)
+            precondition(band.outHeight == need.main.count && band.inHeight == need.input.count, "row band geometry")
+            kind = .convTranspose(band, act)
+        default: preconditionFailure("h split of a stage that is not a conv")
+        }
+        var layers = [Layer(name: stage[0].name, kind: kind, weights: stage[0].weights, bias: stage[0].bias)]
         // Pools: map the band forward, re-padding at the edges of the whole.
         var bandRows = need.main, height = g.outHeight
         var poolIndex = 0

@@ -60,8 +60,16 @@ public struct Stage: Sendable {
 
     public var outputRows: Int {
         if let p = pools.last { return p.outHeight }
-        if case .conv(let g) = main { return g.outHeight }
-        return 0
+        return spatial?.outHeight ?? 0
+    }
+
+    /// The main layer's channels and sizes, for row bands: a conv's or a ConvTranspose's.
+    public var spatial: (inChannels: Int, inHeight: Int, inWidth: Int, outChannels: Int, outHeight: Int)? {
+        switch main {
+        case .conv(let g): return (g.inChannels, g.inHeight, g.inWidth, g.outChannels, g.outHeight)
+        case .convTranspose(let g): return (g.inChannels, g.inHeight, g.inWidth, g.outChannels, g.outHeight)
+        case .linear, .leaderOnly: return nil
+        }
     }
 
     public var allowedDimensions: [Dimension] {
@@ -69,9 +77,8 @@ public struct Stage: Sendable {
         case .leaderOnly: return [.none]
         case .linear: return [.none, .outputChannels, .inputChannels]
         case .conv(let g): return g.groups == 1 ? [.none, .outputChannels, .inputChannels, .rows] : [.none, .rows]
-        // Not by rows: a band of a ConvTranspose's output crops its input's footprints at both ends, which
-        // needs pads the kernel does not take (negative ones) for most bands.
-        case .convTranspose(let g): return g.groups == 1 ? [.none, .outputChannels, .inputChannels] : [.none]
+        case .convTranspose(let g):
+            return g.groups == 1 ? [.none, .outputChannels, .inputChannels, .rows] : [.none, .rows]
         }
     }
 
@@ -92,6 +99,7 @@ public struct Stage: Sendable {
             let inHi = min(p.inHeight, (hi - 1) * p.strideH - p.padTop + p.kernelH)
             lo = inLo; hi = inHi
         }
+        if case .convTranspose(let g) = main { return (lo..<hi, g.inputRows(forOutputRows: lo..<hi)) }
         guard case .conv(let g) = main else { return (lo..<hi, lo..<hi) }
         let inLo = max(0, lo * g.strideH - g.padTop)
         let inHi = min(g.inHeight, (hi - 1) * g.strideH - g.padTop + (g.kernelH - 1) * g.dilationH + 1)

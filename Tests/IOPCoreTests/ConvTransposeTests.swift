@@ -84,6 +84,40 @@ func referenceConvTranspose(
         }
     }
 
+    /// A band of output rows (what a board computes when the planner splits by rows) equals those rows of the
+    /// whole: the band's geometry on its input rows, against the ONNX-definition reference on the whole, over
+    /// random strides, dilations, pads, output padding and bands (some of them only output padding).
+    @Test func aBandOfOutputRowsEqualsThoseRowsOfTheWhole() async throws {
+        await propertyCheck(count: 400, input: Gen.uint64()) { seed in
+            var r = TestRNG(state: seed)
+            let sh = r.int(1...3), dh = r.int(1...2)
+            let g = ConvTransposeGeometry(
+                inChannels: r.int(1...3), inHeight: r.int(1...9), inWidth: r.int(1...5), outChannels: r.int(1...3),
+                kernelH: r.int(1...4), kernelW: r.int(1...3), strideH: sh, strideW: r.int(1...2), dilationH: dh,
+                padTop: r.int(0...3), padLeft: r.int(0...1), padBottom: r.int(0...3),
+                outputPaddingH: r.int(0...(max(sh, dh) - 1)))
+            guard g.outHeight > 0, g.outWidth > 0 else { return }
+            let lo = r.int(0...(g.outHeight - 1)), hi = r.int((lo + 1)...g.outHeight)
+            let x = r.floats(g.inputCount), w = r.floats(g.weightCount), b = r.floats(g.outChannels)
+            let whole = referenceConvTranspose(g, input: x, weights: w, bias: b)
+            let band = g.band(outputRows: lo..<hi), rows = g.inputRows(forOutputRows: lo..<hi)
+            #expect(band.outHeight == hi - lo && band.inHeight == rows.count && band.padTop >= 0, "\(g) \(lo)..<\(hi)")
+            var input: [Float] = []
+            for c in 0..<g.inChannels {
+                input +=
+                    x[
+                        ((c * g.inHeight + rows.lowerBound) * g.inWidth)..<((c * g.inHeight + rows.upperBound)
+                            * g.inWidth)]
+            }
+            let got = referenceConvTranspose(band, input: input, weights: w, bias: b)
+            var expected: [Float] = []
+            for c in 0..<g.outChannels {
+                expected += whole[((c * g.outHeight + lo) * g.outWidth)..<((c * g.outHeight + hi) * g.outWidth)]
+            }
+            #expect(scaledError(got, expected) <= Self.tolerance, "\(g) rows \(lo)..<\(hi) from \(rows)")
+        }
+    }
+
     /// A hand-computed case: 1-D along W, stride 2, kernel [1, 10, 100], the first output column cropped.
     @Test func handComputedStride2() throws {
         let g = ConvTransposeGeometry(
