@@ -167,6 +167,13 @@ func newOperatorsMatchONNXRuntimeInEveryDimensionAndPlan(_ name: String) throws 
             }
             #expect(reducedTransposes.count == 1, "the ConvTranspose ends an OC->IC pair: \(segments)")
         }
+        if name == "convtranspose_chain", dim == .rows {
+            let transposeBands = segments.filter { seg in
+                guard case .single(let k, .rows) = seg, case .convTranspose = stages[k].main else { return false }
+                return true
+            }
+            #expect(transposeBands.count == 1, "the ConvTranspose in row bands: \(segments)")
+        }
         plans.append(
             Plan(planner: .optimal, segments: segments, costs: segments.map(planner.model.cost), cluster: cluster))
     }
