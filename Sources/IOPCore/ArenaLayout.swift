@@ -118,7 +118,7 @@ public struct ArenaLayout {
         _ layers: [Layer], input: Int? = nil, output target: Int? = nil, framed: Bool = false, phase: Int = 0
     ) -> (ops: Range<Int>, input: Int, output: Int) {
         let graph = LayerGraph(layers)
-        if graph.isChain {
+        if graph.isChain && layers.allSatisfy({ $0.inputOffset == nil }) {
             return chain(layers.map { $0.kind }, input: input, output: target, framed: framed, phase: phase)
         }
         let n = layers.count, first = ops.count
@@ -132,7 +132,9 @@ public struct ArenaLayout {
             let p = graph.producers[i]
             if layers[i].kind.isInPlace { owner[i] = owner[slot(p[0])] }
             for (k, t) in p.enumerated() where t < 0 {
-                inputCount = max(inputCount, k == 0 ? layers[i].inputCount : layers[i].kind.otherInputCount)
+                inputCount = max(
+                    inputCount,
+                    k == 0 ? (layers[i].inputOffset ?? 0) + layers[i].inputCount : layers[i].kind.otherInputCount)
             }
         }
         // The last tick each buffer is read (the output's buffer: the phase's end).
@@ -160,7 +162,8 @@ public struct ArenaLayout {
             let b = parameterFloats
             parameterFloats += kind.reservedBiasFloats
             var op = Op(
-                kind: kind, weights: w, bias: b, input: at[owner[slot(p[0])]], output: at[owner[i]], scratch: 0,
+                kind: kind, weights: w, bias: b, input: at[owner[slot(p[0])]] + (layers[i].inputOffset ?? 0),
+                output: at[owner[i]], scratch: 0,
                 other: p.count > 1 ? at[owner[slot(p[1])]] : 0)
             if kind.scratchCount > 0 {
                 op.scratch = place(kind.scratchCount, room: 0, ticks: (base + i + 1)...(base + i + 1))

@@ -47,6 +47,9 @@ public struct Layer: Sendable {
     /// input); empty for the usual case, the layer just before (or the input, for the first layer).
     /// A binary op (`add`, `concat`) names two.
     public var inputs: [Int]
+    /// When it reads a run of its first input rather than the whole (a conv on its input-channel slice of
+    /// a residual block's input, which other layers read whole): the elements before the run.
+    public var inputOffset: Int? = nil
 
     public init(name: String, kind: LayerKind, weights: [Float] = [], bias: [Float] = [], inputs: [Int] = []) {
         self.name = name; self.kind = kind; self.weights = weights; self.bias = bias; self.inputs = inputs

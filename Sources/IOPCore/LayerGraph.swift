@@ -58,7 +58,10 @@ public struct LayerGraph {
                 if p < -1 || p >= i { throw .invalidShape(layer.name + " reads a layer that does not run before it") }
                 let given = p < 0 ? inputCount : layers[p].outputCount
                 let expected = k == 0 ? layer.inputCount : layer.kind.otherInputCount
-                if given != expected {
+                let run = k == 0 ? layer.inputOffset : nil
+                if let run {
+                    if run < 0 || given < run + expected { throw .invalidShape(layer.name + " reads past its input") }
+                } else if given != expected {
                     throw .invalidShape(
                         layer.name + " expects " + String(expected) + " inputs, the layer before gives "
                             + String(given))

@@ -303,8 +303,23 @@ public struct CostModel: Sendable {
         case .residual(let si):
             let branch = stages[si].branch!
             leaderAfter = chain(branch, at: branch.map { _ in si })
-            // The shortcut never crosses a link: the leader keeps the block's input and adds it.
-            leaderAfter += computeMs(Double(stages[si].outputCount), leader)
+            if let p = stages[si].projection, case .conv(let g, _) = layers[p].kind {
+                // Every board holds the block's input: its input channels' share of the projection, and the
+                // add into its partial sum, cost it compute and no bytes; the reduction sums both.
+                let slices = Slicer.projectionChannels(
+                    c.partitions[0].extents, total: branch[0].outputUnits, inputs: g.inChannels)
+                c.partitions.append(
+                    Partition(
+                        stage: si, layer: layers[p].name, dimension: .inputChannels, extents: slices.map(\.count),
+                        fullExtent: g.inChannels))
+                for d in 0..<n where !slices[d].isEmpty {
+                    let flops = fraction(slices[d].count, g.inChannels) * Double(layers[p].flops)
+                    compute[d] += computeMs(flops + Double(layers[p].outputCount), d)
+                }
+            } else {
+                // The shortcut never crosses a link: the leader keeps the block's input and adds it.
+                leaderAfter += computeMs(Double(stages[si].outputCount), leader)
+            }
         }
         c.computeMs = compute.max()! + leaderAfter
         if c.messagesSent.reduce(0, +) > 0 { c.wire = precision }

@@ -97,7 +97,8 @@ public struct Planner: Sendable {
     public func chainEnds(_ i: Int) -> [Int] { Planner.chainEnds(stages, from: i) }
 
     static func chainEnds(_ stages: [Stage], from i: Int) -> [Int] {
-        guard stages[i].allowedDimensions.contains(.outputChannels) else { return [] }
+        // A concat's extent is a run of each of its convs' channels, not a run of its output's: it heads nothing.
+        guard stages[i].allowedDimensions.contains(.outputChannels), stages[i].concatenated == nil else { return [] }
         let channels = stages[i].outputUnits
         var ends: [Int] = []
         var j = i + 1
@@ -166,13 +167,15 @@ public struct Planner: Sendable {
         case .coedge:
             segments = stages.indices.map(baseline)
         case .iop:
-            // The paper's greedy walk, over chains as well as pairs and over residual blocks: at each stage, the
-            // IOP segment that saves the most against CoEdge on the stages it covers, if any saves.
+            // The paper's greedy walk, over chains as well as pairs, residual blocks and fire modules: at each
+            // stage, the IOP segment that saves the most against CoEdge on the stages it covers, if any saves.
             var i = 0
             while i < stages.count {
                 var best = (saving: 0.0, segment: baseline(i))
                 var candidates = chainEnds(i).map { Segment.chain(first: i, last: $0) }
                 if canSplitResidual(i) { candidates.append(.residual(stage: i)) }
+                // A fire module's expands as a unit: one scatter of the squeeze's output, the gather its concat.
+                if stages[i].concatenated != nil { candidates.append(.single(stage: i, .outputChannels)) }
                 for c in candidates {
                     let saving =
                         c.stages.reduce(0) { $0 + model.cost(baseline($1)).latencyMs } - model.cost(c).latencyMs

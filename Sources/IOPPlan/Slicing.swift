@@ -31,6 +31,8 @@ public enum Slicer {
                 switch dim {
                 case .none:
                     program.parts.append(BoardPart(board: d, layers: stageLayers, input: .all, output: .all))
+                case .outputChannels where s.concatenated != nil:
+                    program.parts.append(concatSlice(s, stageLayers, start..<(start + e), board: d))
                 case .outputChannels:
                     program.parts.append(
                         BoardPart(
@@ -77,11 +79,62 @@ public enum Slicer {
             let block = stages[si]
             var program = chain(block.branch!, extents: extents, layers: layers)
             var shortcut = layers[block.layers.upperBound - 1]
+            if let p = block.projection {
+                projection(&program, layers[p], add: shortcut, extents: extents, total: block.branch![0].outputUnits)
+                return program
+            }
             shortcut.inputs = []
             program.reduceLayers.append(shortcut)
             program.addsShortcut = true
             return program
         }
+    }
+
+    /// Channels `channels` of each conv of a concat region (`Stage.concatenated`): the board reads the
+    /// whole input, runs its slice of both convs and concatenates them; its result is two runs of the
+    /// region's output, placed as rows `channels` of a 2 x width x plane tensor.
+    static func concatSlice(_ s: Stage, _ region: [Layer], _ channels: Range<Int>, board: Int) -> BoardPart {
+        var second = outputSlice([region[1]], channels)[0]
+        second.inputs = [-1]
+        let first = outputSlice([region[0]], channels)[0], e = first.outputCount
+        let concat = Layer(name: region[2].name, kind: .concat(first: e, second: e), inputs: [0, 1])
+        let plane = s.outputUnitSize / 2
+        return BoardPart(
+            board: board, layers: [first, second, concat], input: .all,
+            output: .rows(channels, channels: 2, height: s.outputUnits, width: plane))
+    }
+
+    /// A projection's input channels on each board: the branch's channel split (`extents` of its first
+    /// stage's `total` output channels) in proportion, each board's run ending at the floor of its share.
+    static func projectionChannels(_ extents: [Int], total: Int, inputs: Int) -> [Range<Int>] {
+        var start = 0
+        return extents.map { e in
+            defer { start += e }
+            return (start * inputs / total)..<((start + e) * inputs / total)
+        }
+    }
+
+    /// A residual block's projection split by input channels inside a chain's parts: each board, which
+    /// holds the whole block input, runs the projection on its channels of it and adds that partial sum
+    /// to its branch's, so the one reduction sums both; the leader then adds both biases once and
+    /// applies the block's `add`'s activation. No byte beyond the chain's scatter and gather.
+    static func projection(_ program: inout SegmentProgram, _ proj: Layer, add: Layer, extents: [Int], total: Int) {
+        guard case .conv(let g, _) = proj.kind, case .add(let count, let act) = add.kind,
+            case .addBias(let channels, let plane, _) = program.reduceLayers[0].kind
+        else { preconditionFailure("a projection is a conv added to the branch (Stage.residualBranch)") }
+        let plane0 = g.inHeight * g.inWidth
+        let slices = projectionChannels(extents, total: total, inputs: g.inChannels)
+        for k in program.parts.indices where !slices[program.parts[k].board].isEmpty {
+            let c = slices[program.parts[k].board], branchEnd = program.parts[k].layers.count - 1
+            var conv = inputSlice(proj, c, unitSize: plane0)
+            conv.inputs = [-1]
+            conv.inputOffset = c.lowerBound * plane0
+            program.parts[k].layers += [
+                conv, Layer(name: add.name, kind: .add(count: count, .none), inputs: [branchEnd, branchEnd + 1]),
+            ]
+        }
+        program.reduceLayers[0].kind = .addBias(channels: channels, plane: plane, act)
+        if !proj.bias.isEmpty { program.reduceLayers[0].bias = zip(program.reduceLayers[0].bias, proj.bias).map(+) }
     }
 
     /// A chain's parts: on each board, the first stage's output channels, the middle stages on those

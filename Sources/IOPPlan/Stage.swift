@@ -39,9 +39,17 @@ public struct Stage: Sendable {
     public var postFlops: Int
     public var weightCount: Int
     public var biasCount: Int
-    /// In a residual block `x + f(x)` with an identity shortcut and a chain of layers as `f`: `f`'s stages
-    /// (network layer indices), the last one reading the block's input again as its shortcut.
+    /// In a residual block `x + f(x)` (or `p(x) + f(x)`) with a chain of layers as `f`: `f`'s stages
+    /// (network layer indices).
     public var branch: [Stage]? = nil
+    /// In a residual block whose shortcut is a projection `p(x)` (ResNet's downsample: a strided 1x1 conv
+    /// with its batch norm folded in), the network index of that conv; nil for an identity shortcut.
+    public var projection: Int? = nil
+    /// In a region that concatenates along channels two ungrouped convs of equal width that both read the
+    /// region's input (a fire module's expands): their network indices, in the concat's order. Split by
+    /// output channels as a unit, an extent is a run of each conv's channels (`outputUnits` is one conv's
+    /// width, a unit two channels of the concat), so a board's slice of the concat is two runs.
+    public var concatenated: [Int]? = nil
 
     /// Whether every layer works on each channel alone (a depthwise conv, a per-channel scale, a clamp,
     /// pools), so a board holding some channels of its input can compute the same channels of its output.
@@ -74,7 +82,7 @@ public struct Stage: Sendable {
 
     public var allowedDimensions: [Dimension] {
         switch main {
-        case .leaderOnly: return [.none]
+        case .leaderOnly: return concatenated == nil ? [.none] : [.none, .outputChannels]
         case .linear: return [.none, .outputChannels, .inputChannels]
         case .conv(let g): return g.groups == 1 ? [.none, .outputChannels, .inputChannels, .rows] : [.none, .rows]
         case .convTranspose(let g):
@@ -161,10 +169,14 @@ public struct Stage: Sendable {
                     break
                 }
             }
-            var branch: [Stage]? = nil
-            if region > start + 1 {
-                branch = residualBranch(net, layers: start..<region, graph: graph, inputShape: shape)
+            var branch: [Stage]? = nil, projection: Int? = nil
+            if region > start + 1,
+                let r = residualBranch(net, layers: start..<region, graph: graph, inputShape: shape)
+            {
+                (branch, projection) = r
             }
+            var concatenated: Int? = nil
+            if region > start + 1, branch == nil { concatenated = concatWidth(layers, start..<region, graph: graph) }
             var perChannel: Int? = nil
             if case .leaderOnly = main, region == start + 1 { perChannel = Stage.perChannelWidth(layers[start]) }
             shape = outShapes[i - 1]
@@ -174,7 +186,9 @@ public struct Stage: Sendable {
             case .conv(let g): outUnits = g.outChannels; outUnitSize = outCount / g.outChannels
             case .convTranspose(let g): outUnits = g.outChannels; outUnitSize = outCount / g.outChannels
             case .linear(let g): outUnits = g.outFeatures; outUnitSize = 1
-            case .leaderOnly: outUnits = 1; outUnitSize = outCount
+            case .leaderOnly:
+                // A concat of two convs of width w: w units of two channels each.
+                outUnits = concatenated ?? 1; outUnitSize = outCount / outUnits
             }
             // A region is named by what its layers' names share (`layer1.0`, `features.3`).
             var name = l.name
@@ -189,8 +203,8 @@ public struct Stage: Sendable {
                     inputUnitSize: unitSize,
                     outputUnits: outUnits, outputUnitSize: outUnitSize,
                     mainFlops: layers[start..<(region)].reduce(0) { $0 + $1.flops },
-                    postFlops: post, weightCount: weights, biasCount: bias, branch: branch,
-                    perChannelWidth: perChannel))
+                    postFlops: post, weightCount: weights, biasCount: bias, branch: branch, projection: projection,
+                    concatenated: concatenated.map { _ in [start, start + 1] }, perChannelWidth: perChannel))
         }
         return stages
     }
@@ -205,25 +219,53 @@ public struct Stage: Sendable {
         }
     }
 
-    /// The stages of a residual block's branch: `layers` end with an `add` of the block's input and the
-    /// output of a chain that starts at the block's input and is itself stages (no inner region).
+    /// The width of each conv when `range` is two ungrouped convs of equal output shape, both reading the
+    /// region's input, then their concat along channels (a fire module's expands); nil otherwise.
+    static func concatWidth(_ layers: [Layer], _ range: Range<Int>, graph: LayerGraph) -> Int? {
+        let entry = range.lowerBound - 1, a = range.lowerBound, b = a + 1
+        guard range.count == 3, case .concat = layers[b + 1].kind, graph.producers[b + 1] == [a, b],
+            graph.producers[a] == [entry], graph.producers[b] == [entry],
+            case .conv(let ga, _) = layers[a].kind, case .conv(let gb, _) = layers[b].kind,
+            ga.groups == 1, gb.groups == 1, ga.outChannels == gb.outChannels, ga.outputCount == gb.outputCount
+        else { return nil }
+        return ga.outChannels
+    }
+
+    /// The stages of a residual block's branch: `layers` end with an `add` of the output of a chain that
+    /// starts at the block's input and is itself stages (no inner region), and of the block's input or of
+    /// one layer reading it (a projection, returned as its network index), which runs after the chain.
     static func residualBranch(_ net: Network, layers range: Range<Int>, graph: LayerGraph, inputShape: [Int])
-        -> [Stage]?
+        -> (branch: [Stage], projection: Int?)?
     {
         let layers = net.layers, last = range.upperBound - 1, entry = range.lowerBound - 1
-        guard case .add = layers[last].kind, range.count >= 3,
-            Set(graph.producers[last]) == [last - 1, entry]
-        else { return nil }
-        for k in range.dropLast() where graph.producers[k] != [k - 1] { return nil }
-        var chain = Layer.region(layers, range.dropLast())
+        guard case .add = layers[last].kind, range.count >= 3 else { return nil }
+        var chainEnd = last, projection: Int? = nil
+        if Set(graph.producers[last]) != [last - 1, entry] {
+            guard range.count >= 4, graph.producers[last - 1] == [entry],
+                Set(graph.producers[last]) == [last - 2, last - 1]
+            else { return nil }
+            chainEnd = last - 1; projection = last - 1
+        }
+        for k in range.lowerBound..<chainEnd where graph.producers[k] != [k - 1] { return nil }
+        var chain = Layer.region(layers, range.lowerBound..<chainEnd)
         for k in chain.indices { chain[k].inputs = [] }
         let sub = Stage.split(Network(name: net.name, inputShape: inputShape, layers: chain))
         guard sub.count >= 2, sub.allSatisfy({ $0.branch == nil }) else { return nil }
-        return sub.map { s in
+        let branch = sub.map { s in
             var s = s
             s.layers = (s.layers.lowerBound + range.lowerBound)..<(s.layers.upperBound + range.lowerBound)
             return s
         }
+        if let p = projection {
+            // Split, the projection adds its partial sum to the branch's before the one reduction: both must
+            // be ungrouped convs ending in nothing the sum would have to pass first (no activation, no pool).
+            guard case .conv(let pg, let pa) = layers[p].kind, pg.groups == 1, pa == .none,
+                let end = branch.last, end.layers.count == 1,
+                case .conv(let bg, let ba) = layers[end.layers.lowerBound].kind,
+                bg.groups == 1, ba == .none, pg.outChannels == bg.outChannels, layers[p].outputCount == end.outputCount
+            else { return nil }
+        }
+        return (branch, projection)
     }
 }
 

@@ -51,6 +51,34 @@ import Testing
         }
     }
 
+    /// The graphs with their residual blocks (identity and projection shortcuts) and fire modules split,
+    /// forced and as every planner chooses: each board's compiled arena is the plan's figure for it.
+    @Test(arguments: ["resnet18", "squeezenet1_1"])
+    func splitBlocksAndFireModulesCompileToThePlannersFigures(_ model: String) throws {
+        let net = try Zoo.make(model, inputSize: 32)
+        for name in ["mixed-pi4-pi3", "four-pi4-wifi", "compute-bound-gige"] {
+            let cluster = try Examples.cluster(name)
+            let planner = Planner(network: net, cluster: cluster)
+            let stages = Stage.split(net)
+            let forced: [Segment] = stages.indices.map {
+                planner.canSplitResidual($0)
+                    ? .residual(stage: $0)
+                    : .single(stage: $0, stages[$0].concatenated != nil ? .outputChannels : .none)
+            }
+            var plans = [
+                Plan(planner: .iop, segments: forced, costs: forced.map(planner.model.cost), cluster: cluster)
+            ]
+            plans += PlannerKind.allCases.compactMap { try? planner.plan($0) }
+            for plan in plans {
+                let bundle = try ProgramBundle.compile(plan, network: net).withUnsafeBytes {
+                    try ProgramBundle.decode($0)
+                }
+                #expect(bundle.programs.map(\.arenaBytes) == plan.peakMemoryBytes, "\(name) \(plan.planner)")
+                #expect(bundle.programs.allSatisfy { $0.isWithinArena })
+            }
+        }
+    }
+
     static func workerProgram() throws -> BoardProgram {
         let net = try Zoo.make("alexnet", inputSize: 67)
         let plan = try Planner(network: net, cluster: try Examples.cluster("mixed-pi4-pi3")).plan(.oc)

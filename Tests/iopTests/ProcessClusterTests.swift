@@ -102,9 +102,13 @@ import Testing
     }
 
     /// Boards slow next to their links, where splitting everything pays: `iop` and `optimal` split ResNet-18's
-    /// five identity blocks (the shortcut added at the leader) and MobileNetV2's inverted residuals and chains
-    /// through its depthwise convs, and the processes' answers equal one board's.
-    @Test(arguments: [("resnet18", "iop"), ("mobilenet_v2", "optimal")])
+    /// eight blocks (five identity shortcuts added at the leader, three projections split by input channels),
+    /// MobileNetV2's inverted residuals and chains through its depthwise convs, and SqueezeNet's eight fire
+    /// modules by output channels, and the processes' answers equal one board's.
+    @Test(arguments: [
+        ("resnet18", "iop"), ("resnet18", "optimal"), ("mobilenet_v2", "optimal"), ("squeezenet1_1", "iop"),
+        ("squeezenet1_1", "optimal"),
+    ])
     func residualBlocksAndChainsSplitAcrossProcesses(model: String, planner: String) throws {
         let path = temporaryPath("split-cluster-\(model)-\(planner).json")
         var file = try #require(
@@ -125,9 +129,18 @@ import Testing
             return parts.count > 1 && parts.last?["dim"] as? String == "ic"
         }
         let first = splits.map { ($0["partitions"] as? [[String: Any]])?.first?["layer"] as? String ?? "" }
+        let layers = splits.map { ($0["partitions"] as? [[String: Any]] ?? []).map { $0["layer"] as? String ?? "" } }
         if model == "resnet18" {
             #expect(
-                first.count == 5 && first.allSatisfy { $0.hasPrefix("layer") && $0.hasSuffix(".conv1") }, "\(first)")
+                first.count == 8 && first.allSatisfy { $0.hasPrefix("layer") && $0.hasSuffix(".conv1") }, "\(first)")
+            #expect(layers.filter { $0.last?.hasSuffix(".downsample.0") == true }.count == 3, "\(layers)")
+        } else if model == "squeezenet1_1" {
+            // A fire module is one stage, named by its expands' common prefix (`features.3`).
+            let names = Set([3, 4, 6, 7, 9, 10, 11, 12].map { "features.\($0)" })
+            let fires = (planned["segments"] as? [[String: Any]] ?? []).compactMap {
+                ($0["partitions"] as? [[String: Any]])?.first
+            }.filter { $0["dim"] as? String == "oc" && names.contains($0["layer"] as? String ?? "") }
+            #expect(fires.count == 8, "\(fires)")
         } else {
             #expect(first.count >= 10, "\(first)")
         }
