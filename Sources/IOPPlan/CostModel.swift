@@ -27,6 +27,10 @@ public struct SegmentCost: Sendable {
     public var wire: WirePrecision = .fp32
     /// The calibrated model's split of the segment's time as the leader clocks it (nil: nominal model).
     public var phases: SegmentPhases?
+    /// What the segment leaves the next (calibrated model): how long each worker has waited when it ends,
+    /// and the leader's stretch of work.
+    public var idleAfterMs: [Double]?
+    public var leaderAfter: LeaderStretch?
     public var latencyMs: Double { computeMs + commMs }
 }
 
@@ -174,17 +178,46 @@ public struct CostModel: Sendable {
 
     /// The segment's cost with the wire precision `wire` asks for; with `auto`, the faster of the two
     /// (fp32 on a tie, as when the segment sends nothing).
-    public func cost(_ segment: Segment) -> SegmentCost {
+    public func cost(_ segment: Segment) -> SegmentCost { cost(segment, idle: nil, leaderStretch: nil) }
+
+    /// `idle`: how long each worker has waited when the segment starts (nil: since its start), and
+    /// `leaderStretch` the leader's work going on then (nil: a stretch starting with the segment).
+    public func cost(_ segment: Segment, idle: [Double]?, leaderStretch: LeaderStretch?) -> SegmentCost {
         switch wire {
-        case .fp32: return cost(segment, wire: .fp32)
-        case .fp16: return cost(segment, wire: .fp16)
+        case .fp32: return cost(segment, wire: .fp32, idle: idle, leaderStretch: leaderStretch)
+        case .fp16: return cost(segment, wire: .fp16, idle: idle, leaderStretch: leaderStretch)
         case .auto:
-            let full = cost(segment, wire: .fp32), half = cost(segment, wire: .fp16)
+            let full = cost(segment, wire: .fp32, idle: idle, leaderStretch: leaderStretch)
+            let half = cost(segment, wire: .fp16, idle: idle, leaderStretch: leaderStretch)
             return half.latencyMs < full.latencyMs ? half : full
         }
     }
 
-    public func cost(_ segment: Segment, wire precision: WirePrecision) -> SegmentCost {
+    /// A plan's segments costed in order, as back-to-back requests run them (the calibrated model): a worker's
+    /// wait before a segment counts from when its last result left, in this request or the one before, and
+    /// decides whether its quota has come back (`BoardProfile.arrivingMs`); the leader's stretch of work goes on
+    /// from one segment into the next (`CPUClock`). The search costs each segment alone, the workers waiting
+    /// from its start and the leader just busy: never faster than this.
+    public func costs(_ segments: [Segment]) -> [SegmentCost] {
+        guard cluster.isProfiled else { return segments.map { cost($0) } }
+        var idle = [Double](repeating: 0, count: n), costs: [SegmentCost] = []
+        var stretch: LeaderStretch? = nil
+        for _ in 0..<2 {
+            costs = []
+            for s in segments {
+                let c = cost(s, idle: idle, leaderStretch: stretch)
+                idle = c.idleAfterMs ?? idle
+                stretch = c.leaderAfter
+                costs.append(c)
+            }
+            idle = idle.map { $0 + requestMs }
+        }
+        return costs
+    }
+
+    public func cost(
+        _ segment: Segment, wire precision: WirePrecision, idle: [Double]? = nil, leaderStretch: LeaderStretch? = nil
+    ) -> SegmentCost {
         var c = SegmentCost(
             computeMs: 0, commMs: 0, weightBytes: Array(repeating: 0, count: n),
             activationBytes: Array(repeating: 0, count: n),
@@ -326,10 +359,13 @@ public struct CostModel: Sendable {
         var program = Slicer.program(segment, extents: c.partitions[0].extents, layers: layers, stages: stages)
         program.wire = c.wire
         if cluster.isProfiled {
-            let t = SegmentTimeline(cluster: cluster).time(program)
+            let t = SegmentTimeline(cluster: cluster).time(
+                program, idle: idle ?? Array(repeating: 0, count: n), leaderStretch: leaderStretch)
+            c.leaderAfter = t.leaderAfter
             c.computeMs = t.computeMs
             c.commMs = t.latencyMs - t.computeMs
             c.phases = t.phases
+            c.idleAfterMs = t.idleAfter
         }
         for d in 0..<n {
             (c.weightBytes[d], c.activationBytes[d]) = BoardLayout.footprint(program, board: d, leader: leader)

@@ -190,7 +190,7 @@ public struct Planner: Sendable {
         }
         return try checked(
             Plan(
-                planner: kind, segments: segments, costs: segments.map(model.cost), cluster: model.cluster,
+                planner: kind, segments: segments, costs: model.costs(segments), cluster: model.cluster,
                 fixedBytes: model.fixedBytes, requestMs: model.requestMs))
     }
 
@@ -263,7 +263,7 @@ public struct Planner: Sendable {
             throw DeadlineError(deadlineMs: deadlineMs, fastestMs: fastest.modeledLatencyMs)
         }
         return Plan(
-            planner: .optimal, segments: best.segments, costs: best.segments.map(model.cost), cluster: model.cluster,
+            planner: .optimal, segments: best.segments, costs: model.costs(best.segments), cluster: model.cluster,
             fixedBytes: model.fixedBytes, requestMs: model.requestMs)
     }
 
@@ -273,7 +273,7 @@ public struct Planner: Sendable {
         let (rest, restChoice) = fastestCompletion(costs)
         func plan(_ segments: [Segment]) -> Plan {
             Plan(
-                planner: .optimal, segments: segments, costs: segments.map(model.cost), cluster: model.cluster,
+                planner: .optimal, segments: segments, costs: model.costs(segments), cluster: model.cluster,
                 fixedBytes: model.fixedBytes, requestMs: model.requestMs)
         }
         var fastest: [Segment] = []
@@ -318,7 +318,7 @@ public struct Planner: Sendable {
         var current = segments
         func excess(_ segs: [Segment]) -> Int {
             let p = Plan(
-                planner: .optimal, segments: segs, costs: segs.map(model.cost), cluster: model.cluster,
+                planner: .optimal, segments: segs, costs: segs.map { model.cost($0) }, cluster: model.cluster,
                 fixedBytes: model.fixedBytes, requestMs: model.requestMs)
             return zip(p.peakMemoryBytes, budgets).reduce(0) { $0 + max(0, $1.0 - $1.1) }
         }

@@ -19,7 +19,9 @@ import IOPProgram
 /// and narrows its result (`halfMs`).
 ///
 /// CPU work is counted at full speed and turned into wall time per board by `CPUClock`: a board
-/// under a CPU quota runs its burst at full speed after idling, then at its share.
+/// under a CPU quota runs its burst at full speed after idling, then at its share. Costed alone, a
+/// segment starts with the leader just busy and the workers waiting since its start; in a plan
+/// (`CostModel.costs`) it starts where the segment before left them (`idle`, `leaderStretch`).
 struct SegmentTimeline {
     let cluster: Cluster
 
@@ -78,9 +80,13 @@ struct SegmentTimeline {
     /// leader waits for the last result: the expected segment is the mean over `phaseSamples` draws of
     /// every worker's phase at once (a rank-1 lattice, one coordinate per board), not the schedule of
     /// each worker's mean, which would miss that the slowest of several workers sets the pace.
-    func time(_ seg: SegmentProgram) -> (latencyMs: Double, computeMs: Double, phases: SegmentPhases) {
+    func time(_ seg: SegmentProgram, idle: [Double], leaderStretch: LeaderStretch? = nil) -> (
+        latencyMs: Double, computeMs: Double, phases: SegmentPhases, idleAfter: [Double], leaderAfter: LeaderStretch
+    ) {
         let half = seg.wire == .fp16, wireBytes = seg.wire.bytesPerElement
         var cpu = CPUClock(profile(leader))
+        if let l = leaderStretch { cpu.start = -l.sinceStart; cpu.idle = l.idle; cpu.spent = l.spent }
+        var carry = LeaderStretch(sinceStart: 0, idle: 0, spent: 0)
         var leaderOut = bucket(leader)
         var work: [(start: Double, fullSpeedMs: Double, bytes: Int, output: BoardPart.Output, count: Int, board: Int)] =
             []
@@ -113,16 +119,19 @@ struct SegmentTimeline {
         let reduce = computeMs(seg.reduceLayers, board: leader)
         let samples = work.isEmpty ? 1 : Self.phaseSamples
         var gathered = 0.0, end = 0.0
+        var readyAt = [Double](repeating: 0, count: cluster.devices.count)
         for k in 0..<samples {
             var clock = cpu, leaderIn = bucket(leader)
             let ready = work.map { w in
                 (
                     at: w.start
                         + profile(w.board).arrivingMs(
-                            fullSpeedMs: w.fullSpeedMs, idleMs: w.start, phase: Self.phase(sample: k, board: w.board)),
+                            fullSpeedMs: w.fullSpeedMs, idleMs: idle[w.board] + w.start,
+                            phase: Self.phase(sample: k, board: w.board)),
                     w: w
                 )
             }
+            for (at, r) in ready { readyAt[r.board] += at }
             for (at, r) in ready.sorted(by: { $0.at < $1.at }) {
                 var workerOut = bucket(r.board)
                 let got = max(
@@ -138,11 +147,19 @@ struct SegmentTimeline {
             gathered += clock.now
             clock.run(reduce + copyMs(bytes: 4 * seg.outputCount, board: leader), from: clock.now)
             end += clock.now
+            carry.sinceStart += clock.now - clock.start; carry.idle += clock.idle; carry.spent += clock.spent
         }
+        carry.sinceStart /= Double(samples); carry.idle /= Double(samples); carry.spent /= Double(samples)
         gathered /= Double(samples); end /= Double(samples)
         let phases = SegmentPhases(
             scatterMs: scattered, ownMs: ownDone - scattered, gatherMs: gathered - ownDone, reduceMs: end - gathered)
-        return (end, min(end, longest + profile(leader).wallMs(fullSpeedMs: reduce, idleMs: 0)), phases)
+        // A worker waits from when its result left; one with no part here goes on waiting.
+        var idleAfter = idle.map { $0 + end }
+        idleAfter[leader] = 0
+        for w in work { idleAfter[w.board] = end - readyAt[w.board] / Double(samples) }
+        return (
+            end, min(end, longest + profile(leader).wallMs(fullSpeedMs: reduce, idleMs: 0)), phases, idleAfter, carry
+        )
     }
 
     static let phaseSamples = 64
@@ -162,6 +179,11 @@ struct SegmentTimeline {
         case .rows(let r, let c, _, let w): return r.count * c * w
         }
     }
+}
+
+/// The leader's stretch of CPU work going on when a segment ends: since when, after what wait, how much CPU.
+public struct LeaderStretch: Sendable, Equatable {
+    public var sinceStart, idle, spent: Double
 }
 
 /// A segment's modelled time split as the leader clocks it: sending every worker its input, its own

@@ -169,6 +169,51 @@ import Testing
         #expect(abs(phases.reduceMs - 0.000512) < 1e-9, "\(phases)")
     }
 
+    /// A leader at full speed and two workers held to half a core (5 ms runs, then 5 ms stalls), on instant links.
+    static func twoThrottledWorkers(leaderLinearGBps: Double) -> Cluster {
+        let link = LinkProfile(latencyMs: 0, bandwidthMbps: 1e6, sendCpuNsPerByte: 0, receiveCpuNsPerByte: 0)
+        func profile(linearGBps: Double, share: Double) -> BoardProfile {
+            BoardProfile(
+                threads: 1,
+                kernels: [
+                    .conv3x3: KernelFit(overheadUs: 0, gigaPerSecond: 1),
+                    .linear: KernelFit(overheadUs: 0, gigaPerSecond: linearGBps),
+                    .copy: KernelFit(overheadUs: 0, gigaPerSecond: 1),
+                ], link: link, cpuShare: share, burstMs: share < 1 ? 5 : 0, periodMs: share < 1 ? 10 : 0)
+        }
+        return Cluster(
+            devices: [
+                Self.board("a", profile(linearGBps: leaderLinearGBps, share: 1)),
+                // 40 channels of 256 weights, 40960 B, in 10 ms at the steady rate: 5 ms at full speed.
+                Self.board("b", profile(linearGBps: 0.004096, share: 0.5)),
+                Self.board("c", profile(linearGBps: 0.004096, share: 0.5)),
+            ], leader: 0)
+    }
+
+    /// In a plan, a worker's wait counts from its last result, not from the segment's start. fc1 and fc3 (256 ->
+    /// 128) split by output channels as in the test above, around the leader alone on fc2 (128 -> 256: 131072 B
+    /// of weights at 10 MB/s, 13.1 ms, longer than the workers' 10 ms period). Costed alone, fc3 is the 9.583 ms
+    /// of two workers landing at random phases; in the plan both workers have waited through fc2, their quota is
+    /// back, and each runs its 5 ms at full speed, beside the leader's own 48 channels (49152 B: 4.9152 ms).
+    @Test func aWorkerThatWaitedOutItsPeriodRunsItsPartAtFullSpeed() throws {
+        let net = Network(
+            name: "fc", inputShape: [1, 256],
+            layers: [
+                Layer(name: "fc1", kind: .linear(LinearGeometry(inFeatures: 256, outFeatures: 128), .relu)),
+                Layer(name: "fc2", kind: .linear(LinearGeometry(inFeatures: 128, outFeatures: 256), .relu)),
+                Layer(name: "fc3", kind: .linear(LinearGeometry(inFeatures: 256, outFeatures: 128), .none)),
+            ])
+        let model = Planner(network: net, cluster: Self.twoThrottledWorkers(leaderLinearGBps: 0.01)).model
+        let segments: [Segment] = [
+            .single(stage: 0, .outputChannels), .single(stage: 1, .none), .single(stage: 2, .outputChannels),
+        ]
+        let alone = model.cost(segments[2]), inPlan = model.costs(segments)
+        #expect(abs(alone.latencyMs - 9.583) < 0.02, "\(alone.latencyMs)")
+        // 5 ms of work, then the results placed and the output copied: microseconds at 1 GB/s.
+        #expect(inPlan[2].latencyMs >= 5 && inPlan[2].latencyMs < 5.01, "\(inPlan[2].latencyMs)")
+        #expect(abs(inPlan[1].latencyMs - 13.1072) < 0.01, "\(inPlan[1].latencyMs)")
+    }
+
     /// A Winograd conv is costed at the board's `conv_winograd` rate; a profile taken before that class
     /// existed costs it as the blocked 3x3 kernel. 16 -> 16 channels, 3x3, 8x8 output: 16 x 16 x 9 x 64 = 147456
     /// multiply-adds, 294912 FLOPs: at 1 GFLOP/s 0.294912 ms, at 4 GFLOP/s 0.073728 ms.
@@ -196,24 +241,7 @@ import Testing
     /// ms, but E[max(T1, T2)] = 0.75 x 10 + 0.25 x (5 + 5 x 2/3) = 9.583 ms, by hand. A model that
     /// scheduled each worker's mean would say 8.75.
     @Test func theSlowerOfTwoThrottledWorkersSetsThePace() throws {
-        let link = LinkProfile(latencyMs: 0, bandwidthMbps: 1e6, sendCpuNsPerByte: 0, receiveCpuNsPerByte: 0)
-        func profile(linearGBps: Double, share: Double) -> BoardProfile {
-            BoardProfile(
-                threads: 1,
-                kernels: [
-                    .conv3x3: KernelFit(overheadUs: 0, gigaPerSecond: 1),
-                    .linear: KernelFit(overheadUs: 0, gigaPerSecond: linearGBps),
-                    .copy: KernelFit(overheadUs: 0, gigaPerSecond: 1),
-                ], link: link, cpuShare: share, burstMs: share < 1 ? 5 : 0, periodMs: share < 1 ? 10 : 0)
-        }
-        let cluster = Cluster(
-            devices: [
-                Self.board("a", profile(linearGBps: 1, share: 1)),
-                // 40 channels of 256 weights, 40960 B, in 10 ms at the steady rate: 5 ms at full speed.
-                Self.board("b", profile(linearGBps: 0.004096, share: 0.5)),
-                Self.board("c", profile(linearGBps: 0.004096, share: 0.5)),
-            ], leader: 0)
-        let c = Self.fc1ByOutputChannels(on: cluster)
+        let c = Self.fc1ByOutputChannels(on: Self.twoThrottledWorkers(leaderLinearGBps: 1))
         #expect(c.partitions[0].extents == [48, 40, 40])
         // 64 lattice samples of the two phases estimate 9.583 to within 0.01; the leader's copies add 0.003.
         #expect(abs(c.latencyMs - 9.583) < 0.02, "\(c.latencyMs)")
