@@ -5,7 +5,10 @@ Builds one single-Conv ONNX model per VGG 3x3 shape (pad 1, bias), times it with
 ONNX Runtime (1 intra-op thread, sequential) and with `iop bench --json`, direct
 and Winograd (`--conv direct|winograd`), and prints a Markdown table; then does
 the same for whole zoo models exported with `iop export` (--models), direct and
-`--conv auto`. Run through scripts/bench-conv, which builds iop in
+`--conv auto`; with --layers, one single-op model per layer of a zoo model (each conv with its
+real kernel, stride and pad, each Linear as a Gemm) at each thread count, to find where a whole
+model loses; --baseline times a second iop binary interleaved with the first (an A/B in one run).
+Run through scripts/bench-conv, which builds iop in
 release mode and installs onnxruntime first.
 """
 import argparse
@@ -39,6 +42,67 @@ def conv_model(cin, cout, size, path):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.save(model, path)
+
+
+# Each layer of AlexNet (torchvision's, 224x224): (name, cin, cout, size, kernel, stride, pad) for a conv,
+# (name, in, out) for a Linear.
+LAYERS = {
+    "alexnet": [("features.0", 3, 64, 224, 11, 4, 2), ("features.3", 64, 192, 27, 5, 1, 2),
+                ("features.6", 192, 384, 13, 3, 1, 1), ("features.8", 384, 256, 13, 3, 1, 1),
+                ("features.10", 256, 256, 13, 3, 1, 1),
+                ("classifier.1", 9216, 4096), ("classifier.4", 4096, 4096), ("classifier.6", 4096, 1000)],
+}
+
+
+def layer_model(layer, path):
+    """A single-op ONNX model for one LAYERS entry (ReLU-free: the kernels' store clamps either way), and its
+    input shape and GFLOP."""
+    rng = np.random.default_rng(0)
+    if len(layer) == 3:
+        _, k, n = layer
+        w = (rng.standard_normal((n, k)) * np.sqrt(2 / k)).astype(np.float32)
+        b = rng.uniform(-0.1, 0.1, n).astype(np.float32)
+        node = helper.make_node("Gemm", ["input", "w", "b"], ["output"], transB=1, name="fc")
+        shape, out, gflop = [1, k], [1, n], 2 * k * n / 1e9
+    else:
+        _, cin, cout, size, k, s, p = layer
+        w = (rng.standard_normal((cout, cin, k, k)) * np.sqrt(2 / (cin * k * k))).astype(np.float32)
+        b = rng.uniform(-0.1, 0.1, cout).astype(np.float32)
+        node = helper.make_node("Conv", ["input", "w", "b"], ["output"], kernel_shape=[k, k], strides=[s, s],
+                                pads=[p] * 4, name="conv")
+        o = (size + 2 * p - k) // s + 1
+        shape, out, gflop = [1, cin, size, size], [1, cout, o, o], 2 * cin * k * k * cout * o * o / 1e9
+    graph = helper.make_graph([node], "layer", [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, out)],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return shape, gflop
+
+
+def layer_table(args, model, d):
+    """Per layer of `model`: ONNX Runtime beside iop direct and auto (and the baseline binary's auto, if any),
+    each thread count, in one run."""
+    base = " | base auto ms | auto / base" if args.baseline else ""
+    print(f"\n| {model} layer | GFLOP | threads | ORT ms | direct ms | direct / ORT | auto ms | auto / ORT{base} |")
+    print("|---|---|---|---|---|---|---|---|" + ("---|---|" if args.baseline else ""))
+    for layer in LAYERS[model]:
+        path = os.path.join(d, f"{model}_{layer[0]}.onnx")
+        shape, gflop = layer_model(layer, path)
+        geometry = "x".join(map(str, shape[1:]))
+        if len(layer) == 7:
+            geometry += f" k{layer[4]} s{layer[5]} p{layer[6]}"
+        for threads in [int(t) for t in args.threads.split(",")]:
+            ort_ms = time_ort(path, shape, args.runs, args.warmup, threads)
+            direct_ms = time_iop(args.iop, path, args.runs, args.warmup, threads)
+            auto_ms = time_iop(args.iop, path, args.runs, args.warmup, threads, conv="auto")
+            row = (f"| {layer[0]} {geometry} | {gflop:.3f} | {threads} | {ort_ms:.3f} | {direct_ms:.3f} | "
+                   f"{ort_ms / direct_ms:.2f}x | {auto_ms:.3f} | {ort_ms / auto_ms:.2f}x |")
+            if args.baseline:
+                base_ms = time_iop(args.baseline, path, args.runs, args.warmup, threads, conv="auto")
+                row += f" {base_ms:.3f} | {base_ms / auto_ms:.2f}x |"
+            print(row, flush=True)
 
 
 def warm_session(path, shape, warmup, threads):
@@ -105,6 +169,10 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--models", default="vgg11,alexnet", help="comma-separated zoo models to time whole ('' for none)")
     ap.add_argument("--threads", default="1,2", help="thread counts for the whole-model table")
+    ap.add_argument("--layers", default="",
+                    help="comma-separated zoo models to time layer by layer: " + ", ".join(LAYERS))
+    ap.add_argument("--baseline", help="a second iop binary, timed beside --iop in the whole-model and layer tables")
+    ap.add_argument("--no-shapes", action="store_true", help="skip the VGG 3x3 table")
     ap.add_argument("--cpu-time", action="store_true",
                     help="compare CPU time per inference instead of wall time (for a machine shared with other jobs)")
     args = ap.parse_args()
@@ -113,10 +181,12 @@ def main():
         time_ort, time_iop = cpu_ort, cpu_iop
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
     print(f"Machine: {cpu}, {os.cpu_count()} cores; ONNX Runtime {ort.__version__}; one thread; {'CPU ms per inference over' if args.cpu_time else 'median of'} {args.runs} runs\n")
-    print("| conv 3x3, pad 1 | GFLOP | ORT ms | ORT GFLOP/s | direct ms | direct / ORT | Winograd ms | Winograd / ORT |")
-    print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as d:
-        for cin, cout, size in SHAPES:
+        if not args.no_shapes:
+            print("| conv 3x3, pad 1 | GFLOP | ORT ms | ORT GFLOP/s | direct ms | direct / ORT | Winograd ms "
+                  "| Winograd / ORT |")
+            print("|---|---|---|---|---|---|---|---|")
+        for cin, cout, size in [] if args.no_shapes else SHAPES:
             path = os.path.join(d, f"conv_{cin}_{cout}_{size}.onnx")
             conv_model(cin, cout, size, path)
             gflop = 2 * cin * cout * 9 * size * size / 1e9
@@ -125,10 +195,13 @@ def main():
             wino_ms = time_iop(args.iop, path, args.runs, args.warmup, conv="winograd")
             print(f"| {cin}→{cout} at {size}x{size} | {gflop:.2f} | {ort_ms:.2f} | {gflop / ort_ms * 1e3:.1f} | "
                   f"{direct_ms:.2f} | {ort_ms / direct_ms:.2f}x | {wino_ms:.2f} | {ort_ms / wino_ms:.2f}x |", flush=True)
+        for model in [m for m in args.layers.split(",") if m]:
+            layer_table(args, model, d)
         models = [m for m in args.models.split(",") if m]
+        base = " | base auto ms | auto / base" if args.baseline else ""
         if models:
-            print("\n| whole model | threads | ORT ms | direct ms | direct / ORT | auto ms | auto / ORT |")
-            print("|---|---|---|---|---|---|---|")
+            print(f"\n| whole model | threads | ORT ms | direct ms | direct / ORT | auto ms | auto / ORT{base} |")
+            print("|---|---|---|---|---|---|---|" + ("---|---|" if args.baseline else ""))
         for model in models:
             path = os.path.join(d, model + ".onnx")
             subprocess.run([args.iop, "export", "--model", model, "--out", path], check=True, capture_output=True)
@@ -137,8 +210,12 @@ def main():
                 ort_ms = time_ort(path, shape, args.runs, args.warmup, threads)
                 direct_ms = time_iop(args.iop, path, args.runs, args.warmup, threads)
                 auto_ms = time_iop(args.iop, path, args.runs, args.warmup, threads, conv="auto")
-                print(f"| {model} {'x'.join(map(str, shape))} | {threads} | {ort_ms:.1f} | {direct_ms:.1f} | "
-                      f"{ort_ms / direct_ms:.2f}x | {auto_ms:.1f} | {ort_ms / auto_ms:.2f}x |", flush=True)
+                row = (f"| {model} {'x'.join(map(str, shape))} | {threads} | {ort_ms:.1f} | {direct_ms:.1f} | "
+                       f"{ort_ms / direct_ms:.2f}x | {auto_ms:.1f} | {ort_ms / auto_ms:.2f}x |")
+                if args.baseline:
+                    base_ms = time_iop(args.baseline, path, args.runs, args.warmup, threads, conv="auto")
+                    row += f" {base_ms:.1f} | {base_ms / auto_ms:.2f}x |"
+                print(row, flush=True)
 
 
 if __name__ == "__main__":

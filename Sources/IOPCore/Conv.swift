@@ -91,6 +91,11 @@ public enum ConvKernel {
         }
     }
 
+    /// Tasks per pool thread the blocked kernel aims for: AlexNet's 5x5 conv (12 channel blocks) ran
+    /// as 12 tasks on two threads, one block each, and the thread that finished last left the
+    /// other idle for half a block; 8 per thread bounds that idling to a sixteenth of the layer.
+    static let tasksPerThread = 8
+
     /// Direct convolution over the padded input: each task owns one channel block
     /// of one group and a run of pixel tiles; the micro-kernel keeps a `pixelBlock` by
     /// `channelBlock` tile of outputs in registers for the whole reduction
@@ -104,13 +109,14 @@ public enum ConvKernel {
         let tiles = (outPlane + pixelBlock - 1) / pixelBlock
         let inPlane = g.paddedHeight * g.paddedWidth
         let blockWeights = g.inGroupChannels * g.kernelH * g.kernelW * channelBlock
-        // Enough pixel chunks per block that every thread gets work, few enough
-        // that a chunk streams a useful run of the input.
+        // Enough pixel chunks per block that every thread gets `tasksPerThread` tasks (tasks are claimed
+        // one at a time, so the thread that finishes last idles the others for about one task), few
+        // enough that a chunk streams a useful run of the input.
         let units = g.groups * blocks
         // When the input outweighs the weights, walk pixel chunks outermost so a
         // chunk's input rows stay in cache across every channel block.
         let inputMajor = g.inputCount > g.packedWeightCount
-        let parallelChunks = max(1, min(tiles, (4 * pool.threads + units - 1) / units))
+        let parallelChunks = max(1, min(tiles, (tasksPerThread * pool.threads + units - 1) / units))
         let chunksPerUnit = inputMajor ? max(parallelChunks, tiles / 64) : (pool.threads == 1 ? 1 : parallelChunks)
         let tilesPerChunk = (tiles + chunksPerUnit - 1) / chunksPerUnit
         pool.parallelFor(
