@@ -24,14 +24,18 @@ func planJSON(_ p: Plan, label: String, wire: WireChoice = .fp32) -> [String: An
             "bytes_sent_per_inference": p.bytesSentPerInference[i], "messages_per_inference": p.messagesPerInference[i],
         ]
     }
-    let segments = p.costs.map { c -> [String: Any] in
+    let segments = zip(p.segments, p.costs).map { segment, c -> [String: Any] in
         var s: [String: Any] = [
             "compute_ms": c.computeMs, "comm_ms": c.commMs, "bytes": c.bytesSent.reduce(0, +), "wire": wireName(c),
             "partitions": c.partitions.map { p -> [String: Any] in
                 var o: [String: Any] = [
                     "layer": p.layer, "dim": p.dimension.rawValue, "extents": p.extents, "full_extent": p.fullExtent,
                 ]
-                if let columns = p.columnExtents { o["column_extents"] = columns }
+                // A grid's tile per board: `extents` rows by `column_extents` columns, `grid_columns` boards a row.
+                if let columns = p.columnExtents, case .fusedGrid(_, _, let gridColumns) = segment {
+                    o["column_extents"] = columns
+                    o["grid_columns"] = gridColumns
+                }
                 return o
             },
         ]
