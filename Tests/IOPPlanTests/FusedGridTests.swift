@@ -142,4 +142,29 @@ import Testing
         let err = scaledError(try LocalExecutor(plan: plan, network: net).run(x), try net.makeEngine(threads: 1).run(x))
         #expect(err <= 1e-4, "scaled error \(err)")
     }
+
+    /// A tile region reads and writes the rectangle, channel by channel and row by row, in fp32 and through
+    /// fp16 (values exact in fp16), against indices computed by hand.
+    @Test func aTileSelectsAndPlacesItsRectangleInBothPrecisions() {
+        let (c, h, w) = (2, 5, 6)
+        let x = (0..<(c * h * w)).map { Float($0) / 8 }
+        let tile = BoardPart.Input.tile(1..<4, columns: 2..<5, channels: c, height: h, width: w)
+        let expected = (0..<c).flatMap { ch in (1..<4).flatMap { r in (2..<5).map { x[(ch * h + r) * w + $0] } } }
+        #expect(tile.count(ofWhole: x.count) == expected.count)
+        var got = [Float](repeating: 0, count: expected.count)
+        var halves = [UInt16](repeating: 0, count: expected.count)
+        var widened = [Float](repeating: 0, count: expected.count)
+        #expect(tile.select(from: x, count: x.count, into: &got) == expected.count && got == expected)
+        _ = halves.withUnsafeMutableBytes { tile.selectNarrowing(from: x, count: x.count, into: $0.baseAddress!) }
+        halves.withUnsafeBytes { h in
+            widened.withUnsafeMutableBytes { Half.widen(h.baseAddress!, count: h.count / 2, into: $0.baseAddress!) }
+        }
+        #expect(widened == expected)
+        let out = BoardPart.Output.tile(1..<4, columns: 2..<5, channels: c, height: h, width: w)
+        var whole = [Float](repeating: -1, count: x.count), wholeHalf = whole
+        out.place(expected, count: expected.count, into: &whole)
+        halves.withUnsafeBytes { out.placeWidening($0.baseAddress!, count: expected.count, into: &wholeHalf) }
+        let inside = { (i: Int) in (1..<4).contains(i / w % h) && (2..<5).contains(i % w) }
+        #expect(whole.indices.allSatisfy { whole[$0] == (inside($0) ? x[$0] : -1) } && wholeHalf == whole)
+    }
 }
