@@ -36,14 +36,15 @@ public struct ConvGeometry: Equatable, Sendable {
     /// (groups, strides, dilations, the other pads) is kept, and the output size follows. The one
     /// way partitions reshape a conv, so no slice can drop a field.
     public func sliced(
-        inChannels: Int? = nil, inHeight: Int? = nil, outChannels: Int? = nil, padTop: Int? = nil, padBottom: Int? = nil
+        inChannels: Int? = nil, inHeight: Int? = nil, inWidth: Int? = nil, outChannels: Int? = nil,
+        padTop: Int? = nil, padBottom: Int? = nil, padLeft: Int? = nil, padRight: Int? = nil
     ) -> ConvGeometry {
         ConvGeometry(
-            inChannels: inChannels ?? self.inChannels, inHeight: inHeight ?? self.inHeight, inWidth: inWidth,
-            outChannels: outChannels ?? self.outChannels, kernelH: kernelH, kernelW: kernelW, strideH: strideH,
-            strideW: strideW, dilationH: dilationH, dilationW: dilationW, padTop: padTop ?? self.padTop,
-            padLeft: padLeft, padBottom: padBottom ?? self.padBottom, padRight: padRight, groups: groups,
-            algorithm: algorithm)
+            inChannels: inChannels ?? self.inChannels, inHeight: inHeight ?? self.inHeight,
+            inWidth: inWidth ?? self.inWidth, outChannels: outChannels ?? self.outChannels, kernelH: kernelH,
+            kernelW: kernelW, strideH: strideH, strideW: strideW, dilationH: dilationH, dilationW: dilationW,
+            padTop: padTop ?? self.padTop, padLeft: padLeft ?? self.padLeft, padBottom: padBottom ?? self.padBottom,
+            padRight: padRight ?? self.padRight, groups: groups, algorithm: algorithm)
     }
 
     /// A 3x3, stride-1, undilated, ungrouped conv: the shape Winograd F(4x4, 3x3) computes.

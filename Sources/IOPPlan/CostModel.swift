@@ -47,6 +47,8 @@ public struct Partition: Sendable, Equatable {
     public var dimension: Dimension
     public var extents: [Int]
     public var fullExtent: Int
+    /// A fused grid's output columns per board (`extents` are its rows); nil for every other split.
+    public var columnExtents: [Int]? = nil
 }
 
 /// A run of stages executed between two synchronisations at the leader.
@@ -62,6 +64,9 @@ public enum Segment: Sendable, Equatable {
     /// DeepThings' fused tile partitioning over stages `first...last` (convs): rows of the last one's output
     /// per board, every layer of the run computed on the board from its input band, halos included.
     case fusedTiles(first: Int, last: Int)
+    /// Fused tiles over stages `first...last` by the rectangles of a grid of n / `columns` rows by `columns`
+    /// columns of the last one's output (`CostModel.gridExtents`), halos across as well as down.
+    case fusedGrid(first: Int, last: Int, columns: Int)
 
     /// The paper's OC->IC pair.
     public static func pair(first: Int) -> Segment { .chain(first: first, last: first + 1) }
@@ -69,7 +74,7 @@ public enum Segment: Sendable, Equatable {
     public var stages: [Int] {
         switch self {
         case .single(let s, _): return [s]
-        case .chain(let f, let l), .fusedTiles(let f, let l): return Array(f...l)
+        case .chain(let f, let l), .fusedTiles(let f, let l), .fusedGrid(let f, let l, _): return Array(f...l)
         case .residual(let s): return [s]
         }
     }
@@ -140,9 +145,14 @@ public struct CostModel: Sendable {
     /// counts round to multiples of 8 (SIMD-friendly) when every board still
     /// gets several; the remainder goes by largest fraction.
     public func proportionalSplit(_ full: Int, channels: Bool) -> [Int] {
-        let caps = cluster.devices.indices.map(capability)
+        CostModel.split(
+            full, capabilities: cluster.devices.indices.map(capability), unit: channels && full >= 32 * n ? 8 : 1)
+    }
+
+    /// `full` in proportion to `caps`, in multiples of `unit` but for the remainder, which goes to the first
+    /// most capable.
+    static func split(_ full: Int, capabilities caps: [Double], unit: Int = 1) -> [Int] {
         let total = caps.reduce(0, +)
-        let unit = channels && full >= 32 * n ? 8 : 1
         let units = full / unit
         let ideal = caps.map { Double(units) * $0 / total }
         var ext = ideal.map { Int($0) }
@@ -156,6 +166,23 @@ public struct CostModel: Sendable {
         let fastest = caps.indices.max { caps[$0] < caps[$1] }!
         ext[fastest] += full - ext.reduce(0, +)
         return ext
+    }
+
+    /// A fused grid of `columns` columns over a stage's output, as rows and columns per board: board d in
+    /// grid row d / columns. Each grid row's band of rows in proportion to its boards' summed capability,
+    /// each board's columns of the band in proportion to its own among them.
+    public func gridExtents(_ stage: Int, columns: Int) -> (rows: [Int], columns: [Int]) {
+        let s = stages[stage], caps = cluster.devices.indices.map(capability)
+        let gridRows = n / columns
+        let rowBands = CostModel.split(
+            s.outputRows,
+            capabilities: (0..<gridRows).map { k in caps[(k * columns)..<((k + 1) * columns)].reduce(0, +) })
+        var rows: [Int] = [], cols: [Int] = []
+        for k in 0..<gridRows {
+            rows += Array(repeating: rowBands[k], count: columns)
+            cols += CostModel.split(s.outputColumns, capabilities: Array(caps[(k * columns)..<((k + 1) * columns)]))
+        }
+        return (rows, cols)
     }
 
     public func extents(_ stage: Int, _ dim: Dimension) -> [Int] {
@@ -262,6 +289,40 @@ public struct CostModel: Sendable {
             return computeMs(Double((participants - 1) * b.mainOutputCount + b.postFlops), leader)
         }
 
+        /// A fused run by row bands (`columns` nil) or by a grid's tiles: each board computes its rectangle
+        /// of every conv (the halos included) and its pools' share from its input rectangle, and sends back
+        /// its tile of the last stage's output; nothing in between.
+        func fused(_ run: [Stage], rows: [Int], columns: [Int]?, gridColumns: Int) {
+            let end = run[run.count - 1]
+            let tiles = Slicer.gridTiles(
+                rows: rows, columns: columns ?? rows.map { _ in end.outputColumns }, gridColumns: gridColumns)
+            for (d, tile) in tiles.enumerated() where !tile.rows.isEmpty && !tile.columns.isEmpty {
+                let rowBands = Stage.bands(run, outputRows: tile.rows)
+                let columnBands = columns == nil ? nil : Stage.columnBands(run, outputColumns: tile.columns)
+                var flops = 0.0, inTile = 0
+                for k in run.indices {
+                    let s = run[k]
+                    guard case .conv(let g) = s.main else { preconditionFailure("fused tiles over a non-conv stage") }
+                    let down = s.rowsNeeded(outputRows: rowBands[k].lowerBound, rowBands[k].upperBound)
+                    // Row bands span every column: their share across is 1.
+                    var mainShare = fraction(down.main.count, g.outHeight)
+                    var postShare = fraction(rowBands[k].count, s.outputRows), inColumns = g.inWidth
+                    if let band = columnBands?[k] {
+                        let across = s.columnsNeeded(outputColumns: band.lowerBound, band.upperBound)
+                        mainShare *= fraction(across.main.count, g.outWidth)
+                        postShare *= fraction(band.count, s.outputColumns)
+                        inColumns = across.input.count
+                    }
+                    flops += mainShare * Double(s.mainFlops) + postShare * Double(s.postFlops)
+                    if k == 0 { inTile = g.inChannels * down.input.count * inColumns }
+                }
+                compute[d] = computeMs(flops, d)
+                send(inTile * F, from: leader, to: d)
+                let perColumn = tile.rows.count * end.outputCount / (end.outputRows * end.outputColumns)
+                send(perColumn * tile.columns.count * F, from: d, to: leader)
+            }
+        }
+
         switch segment {
         case .single(let si, let dim):
             let s = stages[si]
@@ -314,25 +375,16 @@ public struct CostModel: Sendable {
                 Partition(
                     stage: first + $0, layer: $1.name, dimension: .tiles, extents: ext, fullExtent: end.outputRows)
             }
-            var r0 = 0
-            for d in 0..<n {
-                let r1 = r0 + ext[d]
-                defer { r0 = r1 }
-                guard ext[d] > 0 else { continue }
-                // Each stage computes its band's rows of its conv (the halo included) and its pools' share.
-                var flops = 0.0, inBand = 0
-                for (k, (s, rows)) in zip(run, Stage.bands(run, outputRows: r0..<r1)).enumerated() {
-                    guard case .conv(let g) = s.main else { preconditionFailure("fused tiles over a non-conv stage") }
-                    let need = s.rowsNeeded(outputRows: rows.lowerBound, rows.upperBound)
-                    flops +=
-                        Double(need.main.count) / Double(g.outHeight) * Double(s.mainFlops)
-                        + fraction(rows.count, s.outputRows) * Double(s.postFlops)
-                    if k == 0 { inBand = g.inChannels * need.input.count * g.inWidth }
-                }
-                compute[d] = computeMs(flops, d)
-                send(inBand * F, from: leader, to: d)
-                send(ext[d] * end.outputCount / end.outputRows * F, from: d, to: leader)
+            fused(run, rows: ext, columns: nil, gridColumns: 1)
+        case .fusedGrid(let first, let last, let gridColumns):
+            let run = Array(stages[first...last]), end = run[run.count - 1]
+            let ext = gridExtents(last, columns: gridColumns)
+            c.partitions = run.enumerated().map {
+                Partition(
+                    stage: first + $0, layer: $1.name, dimension: .tiles, extents: ext.rows, fullExtent: end.outputRows,
+                    columnExtents: ext.columns)
             }
+            fused(run, rows: ext.rows, columns: ext.columns, gridColumns: gridColumns)
         case .residual(let si):
             let branch = stages[si].branch!
             leaderAfter = chain(branch, at: branch.map { _ in si })
@@ -356,7 +408,9 @@ public struct CostModel: Sendable {
         }
         c.computeMs = compute.max()! + leaderAfter
         if c.messagesSent.reduce(0, +) > 0 { c.wire = precision }
-        var program = Slicer.program(segment, extents: c.partitions[0].extents, layers: layers, stages: stages)
+        var program = Slicer.program(
+            segment, extents: c.partitions[0].extents, columns: c.partitions[0].columnExtents, layers: layers,
+            stages: stages)
         program.wire = c.wire
         if cluster.isProfiled {
             let t = SegmentTimeline(cluster: cluster).time(

@@ -126,14 +126,28 @@ public struct Planner: Sendable {
         return runs
     }
 
+    /// Every fused grid that may start at stage i: one or more consecutive conv stages (up to
+    /// `maxFusedStages`) by an R x C grid of tiles for every C > 1 that divides the boards (R = n / C; the
+    /// R x 1 grids are `fusedRuns`' row bands).
+    public func fusedGrids(_ i: Int) -> [Segment] {
+        let n = model.cluster.devices.count
+        var grids: [Segment] = []
+        var j = i
+        while j < stages.count, j - i < Planner.maxFusedStages, case .conv = stages[j].main {
+            for c in 2...max(2, n) where n % c == 0 { grids.append(.fusedGrid(first: i, last: j, columns: c)) }
+            j += 1
+        }
+        return grids
+    }
+
     /// The `ftp` plan: by dynamic programming on modelled latency, every stage either in a fused run of
-    /// convs, or alone by rows (a run of one), or on the leader when it is no conv.
+    /// convs by row bands or by a grid, or alone by rows (a run of one), or on the leader when it is no conv.
     func fusedTilePlan() -> [Segment] {
         var best = [(Double, Segment?)](repeating: (.infinity, nil), count: stages.count + 1)
         best[stages.count] = (0, nil)
         for i in stages.indices.reversed() {
             let own: Segment = .single(stage: i, stages[i].allowedDimensions.contains(.rows) ? .rows : .none)
-            for s in [own] + fusedRuns(i) {
+            for s in [own] + fusedRuns(i) + fusedGrids(i) {
                 let t = model.cost(s).latencyMs + best[i + s.stages.count].0
                 if t < best[i].0 { best[i] = (t, s) }
             }
@@ -209,7 +223,7 @@ public struct Planner: Sendable {
     /// Every segment that may start at stage i.
     func options(_ i: Int) -> [Segment] {
         stages[i].allowedDimensions.map { .single(stage: i, $0) } + chainEnds(i).map { .chain(first: i, last: $0) }
-            + (canSplitResidual(i) ? [.residual(stage: i)] : []) + fusedRuns(i)
+            + (canSplitResidual(i) ? [.residual(stage: i)] : []) + fusedRuns(i) + fusedGrids(i)
     }
 
     /// A partial plan up to a stage boundary. Later segments only add latency

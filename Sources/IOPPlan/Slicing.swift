@@ -6,8 +6,10 @@ public enum Slicer {
     /// Per-segment programs for a plan over a network with weights.
     public static func programs(_ plan: Plan, network: Network, stages: [Stage]) -> [SegmentProgram] {
         plan.segments.enumerated().map { i, segment in
+            let partition = plan.costs[i].partitions[0]
             var p = program(
-                segment, extents: plan.costs[i].partitions[0].extents, layers: network.layers, stages: stages)
+                segment, extents: partition.extents, columns: partition.columnExtents, layers: network.layers,
+                stages: stages)
             p.wire = plan.costs[i].wire
             return p
         }
@@ -15,7 +17,10 @@ public enum Slicer {
 
     /// One segment's parts and reduction. Layers without weights slice to
     /// layers without weights: the cost model lays those out for its memory figure.
-    static func program(_ segment: Segment, extents: [Int], layers: [Layer], stages: [Stage]) -> SegmentProgram {
+    /// `columns`: a fused grid's columns per board (`Partition.columnExtents`).
+    static func program(
+        _ segment: Segment, extents: [Int], columns: [Int]? = nil, layers: [Layer], stages: [Stage]
+    ) -> SegmentProgram {
         switch segment {
         case .single(let si, let dim):
             let s = stages[si]
@@ -57,24 +62,12 @@ public enum Slicer {
         case .chain(let first, let last):
             return chain(Array(stages[first...last]), extents: extents, layers: layers)
         case .fusedTiles(let first, let last):
-            let run = Array(stages[first...last])
-            var program = SegmentProgram(
-                parts: [], reduceLayers: [], inputCount: run[0].inputCount, outputCount: run[run.count - 1].outputCount,
-                partialCount: 0)
-            var start = 0
-            for (d, e) in extents.enumerated() {
-                defer { start += e }
-                guard e > 0 else { continue }
-                // Each stage's band is exactly the rows the next one's band reads: no exchange in between.
-                let bands = zip(run, Stage.bands(run, outputRows: start..<(start + e))).map { s, rows in
-                    rowBand(s, Layer.region(layers, s.layers), rows, board: d)
-                }
-                program.parts.append(
-                    BoardPart(
-                        board: d, layers: bands.flatMap(\.layers), input: bands[0].input,
-                        output: bands[bands.count - 1].output))
-            }
-            return program
+            return fusedParts(
+                Array(stages[first...last]), extents: extents, columns: nil, gridColumns: 1, layers: layers)
+        case .fusedGrid(let first, let last, let gridColumns):
+            return fusedParts(
+                Array(stages[first...last]), extents: extents, columns: columns, gridColumns: gridColumns,
+                layers: layers)
         case .residual(let si):
             let block = stages[si]
             var program = chain(block.branch!, extents: extents, layers: layers)
@@ -287,41 +280,56 @@ public enum Slicer {
             + stage.dropFirst()
     }
 
-    /// Output rows [r0, r1) of a conv stage: the input band with its halo, and
-    /// the conv and pools re-padded so they see exactly the rows they would in the whole.
-    static func rowBand(_ s: Stage, _ stage: [Layer], _ rows: Range<Int>, board: Int) -> BoardPart {
+    /// Output rows [r0, r1) of a conv stage (and, for a fused grid's tile, only its output columns
+    /// `columns`): the input band with its halo, and the conv and pools re-padded so they see exactly the
+    /// rows and columns they would in the whole.
+    static func rowBand(
+        _ s: Stage, _ stage: [Layer], _ rows: Range<Int>, columns: Range<Int>? = nil, board: Int
+    ) -> BoardPart {
         guard let g = s.spatial else { preconditionFailure("h split of a stage that is not a conv") }
         let need = s.rowsNeeded(outputRows: rows.lowerBound, rows.upperBound)
+        let across = columns.map { s.columnsNeeded(outputColumns: $0.lowerBound, $0.upperBound) }
         // Output rows need.main from input rows need.input, padding where the band meets the edge.
         let kind: LayerKind
+        var width: Int
         switch stage[0].kind {
         case .conv(let c, let act):
             let top = need.main.lowerBound * c.strideH - c.padTop
             let bottom = (need.main.upperBound - 1) * c.strideH - c.padTop + (c.kernelH - 1) * c.dilationH + 1
-            let conv = c.sliced(
+            var conv = c.sliced(
                 inHeight: need.input.count, padTop: max(0, -top), padBottom: max(0, bottom - c.inHeight))
+            if let across {
+                let left = across.main.lowerBound * c.strideW - c.padLeft
+                let right = (across.main.upperBound - 1) * c.strideW - c.padLeft + (c.kernelW - 1) * c.dilationW + 1
+                conv = conv.sliced(
+                    inWidth: across.input.count, padLeft: max(0, -left), padRight: max(0, right - c.inWidth))
+                precondition(conv.outWidth == across.main.count, "tile geometry")
+            }
             precondition(conv.outHeight == need.main.count, "row band geometry")
             kind = .conv(conv, act)
-        case .convTranspose(let c, let act):
+            width = c.outWidth
+        case .convTranspose(let c, let act) where columns == nil:
             let band = c.band(outputRows: need.main)
             precondition(band.outHeight == need.main.count && band.inHeight == need.input.count, "row band geometry")
             kind = .convTranspose(band, act)
+            width = c.outWidth
         default: preconditionFailure("h split of a stage that is not a conv")
         }
         var layers = [Layer(name: stage[0].name, kind: kind, weights: stage[0].weights, bias: stage[0].bias)]
         // Pools: map the band forward, re-padding at the edges of the whole.
         var bandRows = need.main, height = g.outHeight
+        var bandColumns = across?.main ?? 0..<width
         var poolIndex = 0
         let pools = s.pools
         for l in stage.dropFirst() {
+            // Elements per channel of the band against the whole plane.
+            let plane = height * width, band = bandRows.count * bandColumns.count
             switch l.kind {
             case .clamp(let n, let a):
-                layers.append(Layer(name: l.name, kind: .clamp(count: n / height * bandRows.count, a)))
-            case .pointwise(let c, let plane, let f):
+                layers.append(Layer(name: l.name, kind: .clamp(count: n / plane * band, a)))
+            case .pointwise(let c, let p, let f):
                 layers.append(
-                    Layer(
-                        name: l.name, kind: .pointwise(channels: c, plane: plane / height * bandRows.count, f),
-                        weights: l.weights))
+                    Layer(name: l.name, kind: .pointwise(channels: c, plane: p / plane * band, f), weights: l.weights))
             case .maxPool, .averagePool:
                 let p = pools[poolIndex]; poolIndex += 1
                 // This pool's output rows: those of the next stage down, or the stage output band.
@@ -335,14 +343,35 @@ public enum Slicer {
                 q.padBottom = last > p.inHeight ? p.padBottom : 0
                 q.outHeight = outRows.count
                 precondition(max(0, first) == bandRows.lowerBound, "pool band start")
+                if let columns {
+                    let outColumns = poolIndex == pools.count ? columns : forwardColumns(pools[poolIndex...], columns)
+                    let left = outColumns.lowerBound * p.strideW - p.padLeft
+                    let right = (outColumns.upperBound - 1) * p.strideW - p.padLeft + p.kernelW
+                    q.inWidth = bandColumns.count
+                    q.padLeft = max(0, -left)
+                    q.padRight = right > p.inWidth ? p.padRight : 0
+                    q.outWidth = outColumns.count
+                    precondition(max(0, left) == bandColumns.lowerBound, "pool tile start")
+                    bandColumns = outColumns
+                } else {
+                    bandColumns = 0..<p.outWidth
+                }
                 if case .maxPool = l.kind {
                     layers.append(Layer(name: l.name, kind: .maxPool(q)))
                 } else {
                     layers.append(Layer(name: l.name, kind: .averagePool(q)))
                 }
-                bandRows = outRows; height = p.outHeight
+                bandRows = outRows; height = p.outHeight; width = p.outWidth
             default: preconditionFailure("unexpected layer in a conv stage")
             }
+        }
+        if let columns, let across {
+            return BoardPart(
+                board: board, layers: layers,
+                input: .tile(
+                    need.input, columns: across.input, channels: g.inChannels, height: g.inHeight, width: g.inWidth),
+                output: .tile(
+                    rows, columns: columns, channels: g.outChannels, height: s.outputRows, width: s.outputColumns))
         }
         return BoardPart(
             board: board, layers: layers,
@@ -360,6 +389,57 @@ public enum Slicer {
             hi = min(p.inHeight, (hi - 1) * p.strideH - p.padTop + p.kernelH)
         }
         return lo..<hi
+    }
+
+    /// `forwardRows`' twin across.
+    static func forwardColumns(_ pools: ArraySlice<PoolGeometry>, _ columns: Range<Int>) -> Range<Int> {
+        var lo = columns.lowerBound, hi = columns.upperBound
+        for p in pools.reversed() {
+            lo = max(0, lo * p.strideW - p.padLeft)
+            hi = min(p.inWidth, (hi - 1) * p.strideW - p.padLeft + p.kernelW)
+        }
+        return lo..<hi
+    }
+
+    /// The rectangles of a fused grid of `gridColumns` columns: board d sits in grid row d / gridColumns,
+    /// whose output rows are `rows[d]` of them after the grid rows above; its columns are `columns[d]` of
+    /// them after those of the boards before it in its grid row.
+    public static func gridTiles(rows: [Int], columns: [Int], gridColumns: Int) -> [(
+        rows: Range<Int>, columns: Range<Int>
+    )] {
+        var tiles: [(rows: Range<Int>, columns: Range<Int>)] = []
+        var r0 = 0, c0 = 0
+        for d in rows.indices {
+            if d > 0, d % gridColumns == 0 { r0 += rows[d - 1]; c0 = 0 }
+            tiles.append((r0..<(r0 + rows[d]), c0..<(c0 + columns[d])))
+            c0 += columns[d]
+        }
+        return tiles
+    }
+
+    /// A fused run's parts, by row bands (`columns` nil) or by a grid's tiles: each stage's band is exactly
+    /// the rows (and columns) the next one's band reads, so nothing is exchanged in between.
+    static func fusedParts(
+        _ run: [Stage], extents: [Int], columns: [Int]?, gridColumns: Int, layers: [Layer]
+    ) -> SegmentProgram {
+        var program = SegmentProgram(
+            parts: [], reduceLayers: [], inputCount: run[0].inputCount, outputCount: run[run.count - 1].outputCount,
+            partialCount: 0)
+        let full = run[run.count - 1].outputColumns
+        let tiles = gridTiles(rows: extents, columns: columns ?? extents.map { _ in full }, gridColumns: gridColumns)
+        for (d, tile) in tiles.enumerated() where !tile.rows.isEmpty && !tile.columns.isEmpty {
+            let rowBands = Stage.bands(run, outputRows: tile.rows)
+            let columnBands = columns == nil ? nil : Stage.columnBands(run, outputColumns: tile.columns)
+            let bands = run.indices.map { k in
+                rowBand(
+                    run[k], Layer.region(layers, run[k].layers), rowBands[k], columns: columnBands?[k], board: d)
+            }
+            program.parts.append(
+                BoardPart(
+                    board: d, layers: bands.flatMap(\.layers), input: bands[0].input,
+                    output: bands[bands.count - 1].output))
+        }
+        return program
     }
 }
 

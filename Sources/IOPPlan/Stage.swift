@@ -114,12 +114,43 @@ public struct Stage: Sendable {
         return (lo..<hi, inLo..<inHi)
     }
 
+    /// Columns of the stage output (0 for a stage with no spatial output).
+    public var outputColumns: Int {
+        if let p = pools.last { return p.outWidth }
+        if case .conv(let g) = main { return g.outWidth }
+        return 0
+    }
+
+    /// `rowsNeeded`'s twin across: the columns of a conv stage's main output and input that output
+    /// columns `[c0, c1)` need (halo included), for the tiles of a fused grid.
+    public func columnsNeeded(outputColumns c0: Int, _ c1: Int) -> (main: Range<Int>, input: Range<Int>) {
+        var lo = c0, hi = c1
+        for p in pools.reversed() {
+            let inLo = max(0, lo * p.strideW - p.padLeft)
+            let inHi = min(p.inWidth, (hi - 1) * p.strideW - p.padLeft + p.kernelW)
+            lo = inLo; hi = inHi
+        }
+        guard case .conv(let g) = main else { preconditionFailure("a column split of a stage that is not a conv") }
+        let inLo = max(0, lo * g.strideW - g.padLeft)
+        let inHi = min(g.inWidth, (hi - 1) * g.strideW - g.padLeft + (g.kernelW - 1) * g.dilationW + 1)
+        return (lo..<hi, inLo..<inHi)
+    }
+
     /// For fused tiles over `run` (consecutive conv stages): the output rows of each stage that output rows
     /// `rows` of the last one need, halos included; the first stage's input rows follow from its own band.
     public static func bands(_ run: [Stage], outputRows rows: Range<Int>) -> [Range<Int>] {
         var bands = [rows]
         for s in run.dropFirst().reversed() {
             bands.insert(s.rowsNeeded(outputRows: bands[0].lowerBound, bands[0].upperBound).input, at: 0)
+        }
+        return bands
+    }
+
+    /// `bands`' twin across: each stage's output columns that output columns `columns` of the last one need.
+    public static func columnBands(_ run: [Stage], outputColumns columns: Range<Int>) -> [Range<Int>] {
+        var bands = [columns]
+        for s in run.dropFirst().reversed() {
+            bands.insert(s.columnsNeeded(outputColumns: bands[0].lowerBound, bands[0].upperBound).input, at: 0)
         }
         return bands
     }
@@ -281,6 +312,7 @@ public enum Dimension: String, Sendable, CaseIterable {
     case rows = "h"
     /// Fused tiles (DeepThings' FTP): a run of convs by rows of the last one's output, each board computing
     /// its band through the whole run from the input rows it needs (the halos of every layer), with no
-    /// exchange between the layers (`Segment.fusedTiles`).
+    /// exchange between the layers (`Segment.fusedTiles`); or by the rectangles of an R x C grid
+    /// (`Segment.fusedGrid`), halos across as well as down.
     case tiles = "ftp"
 }

@@ -177,6 +177,7 @@ struct SegmentTimeline {
         case .partialSum: return seg.partialCount
         case .elements(let r): return r.count
         case .rows(let r, let c, _, let w): return r.count * c * w
+        case .tile(let r, let cols, let c, _, _): return r.count * cols.count * c
         }
     }
 }

@@ -12,6 +12,8 @@ public struct BoardPart {
         case elements(Range<Int>)
         /// Rows [r0, r1) of every channel of a CHW tensor.
         case rows(Range<Int>, channels: Int, height: Int, width: Int)
+        /// The rectangle rows [r0, r1) x columns [c0, c1) of every channel of a CHW tensor (a fused grid's tile).
+        case tile(Range<Int>, columns: Range<Int>, channels: Int, height: Int, width: Int)
     }
     public enum Output: Equatable, Sendable {
         /// The whole segment output (the leader running a stage alone).
@@ -20,6 +22,8 @@ public struct BoardPart {
         case elements(Range<Int>)
         /// Rows [r0, r1) of every output channel.
         case rows(Range<Int>, channels: Int, height: Int, width: Int)
+        /// The rectangle rows [r0, r1) x columns [c0, c1) of every output channel.
+        case tile(Range<Int>, columns: Range<Int>, channels: Int, height: Int, width: Int)
         /// A partial sum of the whole pre-bias output, to be added up at the leader.
         case partialSum
     }
@@ -61,6 +65,7 @@ extension BoardPart.Input {
         case .all: return whole
         case .elements(let r): return r.count
         case .rows(let r, let c, _, let w): return r.count * c * w
+        case .tile(let r, let cols, let c, _, _): return r.count * cols.count * c
         }
     }
 
@@ -79,6 +84,15 @@ extension BoardPart.Input {
                 (out + c * band).update(from: x + (c * height + rows.lowerBound) * width, count: band)
             }
             return channels * band
+        case .tile(let rows, let columns, let channels, let height, let width):
+            var o = out
+            for c in 0..<channels {
+                for r in rows {
+                    o.update(from: x + (c * height + r) * width + columns.lowerBound, count: columns.count)
+                    o += columns.count
+                }
+            }
+            return channels * rows.count * columns.count
         }
     }
 
@@ -97,6 +111,15 @@ extension BoardPart.Input {
                 Half.narrow(x + (c * height + rows.lowerBound) * width, count: band, into: out + 2 * c * band)
             }
             return channels * band
+        case .tile(let rows, let columns, let channels, let height, let width):
+            var o = out
+            for c in 0..<channels {
+                for r in rows {
+                    Half.narrow(x + (c * height + r) * width + columns.lowerBound, count: columns.count, into: o)
+                    o += 2 * columns.count
+                }
+            }
+            return channels * rows.count * columns.count
         }
     }
 }
@@ -113,6 +136,14 @@ extension BoardPart.Output {
             for c in 0..<channels {
                 (out + (c * height + rows.lowerBound) * width).update(from: y + c * band, count: band)
             }
+        case .tile(let rows, let columns, let channels, let height, let width):
+            var i = y
+            for c in 0..<channels {
+                for r in rows {
+                    (out + (c * height + r) * width + columns.lowerBound).update(from: i, count: columns.count)
+                    i += columns.count
+                }
+            }
         }
     }
 
@@ -126,6 +157,14 @@ extension BoardPart.Output {
             let band = rows.count * width
             for c in 0..<channels {
                 Half.widen(h + 2 * c * band, count: band, into: out + (c * height + rows.lowerBound) * width)
+            }
+        case .tile(let rows, let columns, let channels, let height, let width):
+            var i = h
+            for c in 0..<channels {
+                for r in rows {
+                    Half.widen(i, count: columns.count, into: out + (c * height + r) * width + columns.lowerBound)
+                    i += 2 * columns.count
+                }
             }
         }
     }

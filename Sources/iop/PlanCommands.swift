@@ -24,11 +24,19 @@ func planJSON(_ p: Plan, label: String, wire: WireChoice = .fp32) -> [String: An
             "bytes_sent_per_inference": p.bytesSentPerInference[i], "messages_per_inference": p.messagesPerInference[i],
         ]
     }
-    let segments = p.costs.map { c -> [String: Any] in
+    let segments = zip(p.segments, p.costs).map { segment, c -> [String: Any] in
         var s: [String: Any] = [
             "compute_ms": c.computeMs, "comm_ms": c.commMs, "bytes": c.bytesSent.reduce(0, +), "wire": wireName(c),
-            "partitions": c.partitions.map {
-                ["layer": $0.layer, "dim": $0.dimension.rawValue, "extents": $0.extents, "full_extent": $0.fullExtent]
+            "partitions": c.partitions.map { p -> [String: Any] in
+                var o: [String: Any] = [
+                    "layer": p.layer, "dim": p.dimension.rawValue, "extents": p.extents, "full_extent": p.fullExtent,
+                ]
+                // A grid's tile per board: `extents` rows by `column_extents` columns, `grid_columns` boards a row.
+                if let columns = p.columnExtents, case .fusedGrid(_, _, let gridColumns) = segment {
+                    o["column_extents"] = columns
+                    o["grid_columns"] = gridColumns
+                }
+                return o
             },
         ]
         if let phases = c.phases { s["phases"] = phasesObject(phases) }
@@ -81,7 +89,10 @@ struct PlanCommand: ParsableCommand {
                     + pad("comm ms", 10) + pad("wire", 6) + "bytes")
             for (i, cost) in plan.costs.enumerated() {
                 for (k, part) in cost.partitions.enumerated() {
-                    let ext = part.extents.map(String.init).joined(separator: ",") + " / \(part.fullExtent)"
+                    // A grid's tile per board: rows x columns.
+                    let ext =
+                        (part.columnExtents.map { zip(part.extents, $0).map { "\($0)x\($1)" } }
+                        ?? part.extents.map(String.init)).joined(separator: ",") + " / \(part.fullExtent)"
                     let tail =
                         k == 0
                         ? pad(String(format: "%.2f", cost.computeMs), 12) + pad(String(format: "%.2f", cost.commMs), 10)

@@ -27,10 +27,24 @@ import Testing
                 #expect(plan.segments.flatMap(\.stages) == Array(0..<stageCount), "\(kind)")
                 #expect(Set(plan.partitions.map(\.stage)) == Set(0..<stageCount), "\(kind)")
                 #expect(zip(plan.partitions, plan.partitions.dropFirst()).allSatisfy { $0.stage <= $1.stage })
-                for p in plan.partitions {
-                    #expect(p.extents.count == cluster.devices.count)
-                    #expect(p.extents.allSatisfy { $0 >= 0 })
-                    #expect(p.extents.reduce(0, +) == p.fullExtent, "\(kind) \(p.layer) \(p.dimension)")
+                for (segment, cost) in zip(plan.segments, plan.costs) {
+                    for p in cost.partitions {
+                        #expect(p.extents.count == cluster.devices.count)
+                        #expect(p.extents.allSatisfy { $0 >= 0 })
+                        guard case .fusedGrid(_, _, let c) = segment, let columns = p.columnExtents else {
+                            #expect(p.extents.reduce(0, +) == p.fullExtent, "\(kind) \(p.layer) \(p.dimension)")
+                            continue
+                        }
+                        // A grid's grid rows share a band each, the bands make the whole, and every grid row's
+                        // columns make the same width.
+                        let gridRows = stride(from: 0, to: columns.count, by: c)
+                        let width = columns[0..<c].reduce(0, +)
+                        #expect(gridRows.reduce(0) { $0 + p.extents[$1] } == p.fullExtent, "\(kind) \(p.layer)")
+                        for r in gridRows {
+                            #expect(
+                                Set(p.extents[r..<(r + c)]).count == 1 && columns[r..<(r + c)].reduce(0, +) == width)
+                        }
+                    }
                 }
                 for (d, peak) in plan.peakMemoryBytes.enumerated() {
                     #expect(peak <= cluster.devices[d].memoryBudgetBytes, "\(kind) board \(d)")

@@ -32,8 +32,8 @@ import Testing
             let bundle = try bytes.withUnsafeBytes { try ProgramBundle.decode($0) }
             #expect(bundle.programs.map(\.arenaBytes) == plan.peakMemoryBytes, "\(kind)")
             #expect(bundle.programs.allSatisfy { $0.isWithinArena })
-            // Every weight travels in some board's shards: once, or once per band when a stage is split by rows
-            // (alone, or in a fused-tile run).
+            // Every weight travels in some board's shards: once, or once per band or tile when a stage is split by
+            // rows (alone, or in a fused-tile run or grid).
             let shipped = bundle.shards.enumerated().reduce(0) { total, e in
                 total
                     + e.element.reduce(0) {
@@ -42,9 +42,10 @@ import Testing
             }
             let stages = Stage.split(net)
             let expected = zip(plan.segments, plan.costs).reduce(0) { total, sc in
+                let p = sc.1.partitions[0]
                 let copies =
-                    [.rows, .tiles].contains(sc.1.partitions[0].dimension)
-                    ? sc.1.partitions[0].extents.filter { $0 > 0 }.count : 1
+                    [.rows, .tiles].contains(p.dimension)
+                    ? zip(p.extents, p.columnExtents ?? p.extents).filter { $0 > 0 && $1 > 0 }.count : 1
                 return total + copies * sc.0.stages.reduce(0) { $0 + stages[$1].weightCount }
             }
             #expect(shipped == expected, "\(kind): weights in shards")

@@ -156,7 +156,15 @@ func runIOP(_ args: [String], environment: [String: String] = [:]) throws -> Res
             #expect(s["compute_ms"] is Double && s["comm_ms"] is Double)
             for p in try #require(s["partitions"] as? [[String: Any]]) {
                 let extents = try #require(p["extents"] as? [Int])
-                #expect(extents.count == 4 && extents.reduce(0, +) == p["full_extent"] as? Int)
+                // A grid: one board per grid row counts its band of rows; its columns make the same width in
+                // every grid row.
+                let perRow = p["grid_columns"] as? Int ?? 1
+                let bands = stride(from: 0, to: extents.count, by: perRow).map { extents[$0] }
+                #expect(extents.count == 4 && bands.reduce(0, +) == p["full_extent"] as? Int)
+                if let columns = p["column_extents"] as? [Int] {
+                    let widths = stride(from: 0, to: 4, by: perRow).map { columns[$0..<($0 + perRow)].reduce(0, +) }
+                    #expect(Set(widths).count == 1, "\(columns)")
+                }
                 #expect(["oc", "ic", "h", "ftp", "none"].contains(p["dim"] as? String ?? ""))
                 #expect(p["layer"] is String)
             }

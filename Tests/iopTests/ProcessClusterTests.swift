@@ -72,6 +72,35 @@ import Testing
         }
     }
 
+    /// `ftp` picks 2 x 2 grids of fused tiles (MobileNetV2's first convs on the mixed boards, unequal tiles;
+    /// VGG-11 on four equal local boards): real iop-node processes answer as one board, and every board's
+    /// arena is the planner's figure.
+    @Test(arguments: [
+        ("mobilenet_v2", ["--cluster", PlanCLITests.clusters + "/mixed-pi4-pi3.json"]), ("vgg11", ["--nodes", "4"]),
+    ])
+    func fusedGridsAcrossProcessesEqualOneBoard(model: String, boards: [String]) throws {
+        let common = ["--model", model, "--input-size", "32"] + boards + ["--planner", "ftp", "--json"]
+        let p = try runIOP(["plan"] + common)
+        #expect(p.status == 0, "\(p.stderr)")
+        let plan = try #require(try JSONSerialization.jsonObject(with: Data(p.stdout.utf8)) as? [String: Any])
+        // A 2 x 2 grid: every board a tile of fewer rows than the whole and of some columns.
+        let grids = (plan["segments"] as? [[String: Any]] ?? []).compactMap { seg -> Bool? in
+            guard let part = (seg["partitions"] as? [[String: Any]])?.first,
+                let columns = part["column_extents"] as? [Int], let rows = part["extents"] as? [Int],
+                let full = part["full_extent"] as? Int
+            else { return nil }
+            return rows.count == 4 && rows.allSatisfy { $0 > 0 && $0 < full } && columns.allSatisfy { $0 > 0 }
+        }
+        #expect(grids.contains(true), "\(p.stdout)")
+        let r = try runIOP(["cluster"] + common + ["--requests", "3", "--check"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect((obj["max_abs_diff"] as? Double ?? 1) <= 1e-3)
+        for d in obj["devices"] as? [[String: Any]] ?? [] {
+            #expect(d["arena_bytes"] as? Int == d["planned_peak_bytes"] as? Int, "\(d)")
+        }
+    }
+
     /// `--wire fp16`: the plan shows it per segment, the nodes send halves (half the bytes), and `--check`
     /// holds the answers to the fp16 tolerance, which they meet without equalling fp32.
     @Test func anFP16ClusterIsCheckedAgainstItsOwnTolerance() throws {
