@@ -90,7 +90,13 @@ struct ClusterRun: ParsableCommand {
 
     func run() throws {
         let children = runningChildren
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("iop-cluster-\(getpid())").path
+        // A fresh directory each run: one named by the pid could be a killed run's, left behind with its keys.
+        var template = Array(
+            FileManager.default.temporaryDirectory.appendingPathComponent("iop-cluster-XXXXXX").path.utf8CString)
+        guard let made = mkdtemp(&template) else {
+            throw CommandFailure(description: "cannot make a temporary directory: \(String(cString: strerror(errno)))")
+        }
+        let dir = String(cString: made)
         defer {
             children.stopAll()
             try? FileManager.default.removeItem(atPath: dir)
