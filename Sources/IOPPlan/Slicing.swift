@@ -291,7 +291,6 @@ public enum Slicer {
         let across = columns.map { s.columnsNeeded(outputColumns: $0.lowerBound, $0.upperBound) }
         // Output rows need.main from input rows need.input, padding where the band meets the edge.
         let kind: LayerKind
-        var width: Int
         switch stage[0].kind {
         case .conv(let c, let act):
             let top = need.main.lowerBound * c.strideH - c.padTop
@@ -307,17 +306,15 @@ public enum Slicer {
             }
             precondition(conv.outHeight == need.main.count, "row band geometry")
             kind = .conv(conv, act)
-            width = c.outWidth
         case .convTranspose(let c, let act) where columns == nil:
             let band = c.band(outputRows: need.main)
             precondition(band.outHeight == need.main.count && band.inHeight == need.input.count, "row band geometry")
             kind = .convTranspose(band, act)
-            width = c.outWidth
         default: preconditionFailure("h split of a stage that is not a conv")
         }
         var layers = [Layer(name: stage[0].name, kind: kind, weights: stage[0].weights, bias: stage[0].bias)]
         // Pools: map the band forward, re-padding at the edges of the whole.
-        var bandRows = need.main, height = g.outHeight
+        var bandRows = need.main, height = g.outHeight, width = g.outWidth
         var bandColumns = across?.main ?? 0..<width
         var poolIndex = 0
         let pools = s.pools

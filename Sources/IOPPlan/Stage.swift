@@ -72,10 +72,15 @@ public struct Stage: Sendable {
     }
 
     /// The main layer's channels and sizes, for row bands: a conv's or a ConvTranspose's.
-    public var spatial: (inChannels: Int, inHeight: Int, inWidth: Int, outChannels: Int, outHeight: Int)? {
+    public var spatial:
+        (
+            inChannels: Int, inHeight: Int, inWidth: Int, outChannels: Int, outHeight: Int, outWidth: Int
+        )?
+    {
         switch main {
-        case .conv(let g): return (g.inChannels, g.inHeight, g.inWidth, g.outChannels, g.outHeight)
-        case .convTranspose(let g): return (g.inChannels, g.inHeight, g.inWidth, g.outChannels, g.outHeight)
+        case .conv(let g): return (g.inChannels, g.inHeight, g.inWidth, g.outChannels, g.outHeight, g.outWidth)
+        case .convTranspose(let g):
+            return (g.inChannels, g.inHeight, g.inWidth, g.outChannels, g.outHeight, g.outWidth)
         case .linear, .leaderOnly: return nil
         }
     }
@@ -117,8 +122,7 @@ public struct Stage: Sendable {
     /// Columns of the stage output (0 for a stage with no spatial output).
     public var outputColumns: Int {
         if let p = pools.last { return p.outWidth }
-        if case .conv(let g) = main { return g.outWidth }
-        return 0
+        return spatial?.outWidth ?? 0
     }
 
     /// `rowsNeeded`'s twin across: the columns of a conv stage's main output and input that output
