@@ -167,18 +167,15 @@ public enum ConvKernel {
         weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
         validChannels: Int, activation: Activation
     ) {
-        if outPlane < pixelBlock {
-            for p in 0..<outPlane {
-                singlePixel(
-                    g, input: input, inPlane: inPlane, pixel: p, outPlane: outPlane, weights: weights,
-                    bias: bias, output: output, validChannels: validChannels, activation: activation)
-            }
-            return
-        }
-        let i0 = input + inputOffset(g, p0), i1 = input + inputOffset(g, p0 + 1), i2 = input + inputOffset(g, p0 + 2)
-        let i3 = input + inputOffset(g, p0 + 3), i4 = input + inputOffset(g, p0 + 4)
+        // An output smaller than a tile (late layers on small inputs: ResNet's 2x2 at a 64x64 input) repeats its
+        // last pixel in the spare lanes: the tile still reads each weight once for all its pixels, where one
+        // pixel at a time read the weights once per pixel (4x the traffic at 2x2, a quarter of the FMA rate).
+        let last = outPlane - 1
+        let i0 = input + inputOffset(g, p0), i1 = input + inputOffset(g, min(p0 + 1, last))
+        let i2 = input + inputOffset(g, min(p0 + 2, last)), i3 = input + inputOffset(g, min(p0 + 3, last))
+        let i4 = input + inputOffset(g, min(p0 + 4, last))
         #if arch(arm64) || IOP_AVX512  // convVectors == 4: a 6x4-vector tile
-            let i5 = input + inputOffset(g, p0 + 5)
+            let i5 = input + inputOffset(g, min(p0 + 5, last))
             let n = KVec.scalarCount
             let b0 = loadVec(bias), b1 = loadVec(bias + n), b2 = loadVec(bias + 2 * n), b3 = loadVec(bias + 3 * n)
             var a00 = b0, a01 = b1, a02 = b2, a03 = b3
@@ -216,13 +213,12 @@ public enum ConvKernel {
                 }
                 channelOffset += inPlane
             }
-            let out = output + p0
-            store(a00, a01, a02, a03, out, outPlane, validChannels, activation)
-            store(a10, a11, a12, a13, out + 1, outPlane, validChannels, activation)
-            store(a20, a21, a22, a23, out + 2, outPlane, validChannels, activation)
-            store(a30, a31, a32, a33, out + 3, outPlane, validChannels, activation)
-            store(a40, a41, a42, a43, out + 4, outPlane, validChannels, activation)
-            store(a50, a51, a52, a53, out + 5, outPlane, validChannels, activation)
+            store(a00, a01, a02, a03, output + p0, outPlane, validChannels, activation)
+            store(a10, a11, a12, a13, output + min(p0 + 1, last), outPlane, validChannels, activation)
+            store(a20, a21, a22, a23, output + min(p0 + 2, last), outPlane, validChannels, activation)
+            store(a30, a31, a32, a33, output + min(p0 + 3, last), outPlane, validChannels, activation)
+            store(a40, a41, a42, a43, output + min(p0 + 4, last), outPlane, validChannels, activation)
+            store(a50, a51, a52, a53, output + min(p0 + 5, last), outPlane, validChannels, activation)
         #else  // convVectors == 2: a 5x2-vector tile
             let n = KVec.scalarCount
             let b0 = loadVec(bias), b1 = loadVec(bias + n)
@@ -255,52 +251,11 @@ public enum ConvKernel {
                 }
                 channelOffset += inPlane
             }
-            let out = output + p0
-            store(a00, a01, out, outPlane, validChannels, activation)
-            store(a10, a11, out + 1, outPlane, validChannels, activation)
-            store(a20, a21, out + 2, outPlane, validChannels, activation)
-            store(a30, a31, out + 3, outPlane, validChannels, activation)
-            store(a40, a41, out + 4, outPlane, validChannels, activation)
-        #endif
-    }
-
-    /// Outputs smaller than one tile (late layers on tiny inputs): one pixel at a time.
-    static func singlePixel(
-        _ g: ConvGeometry, input: UnsafePointer<Float>, inPlane: Int, pixel: Int, outPlane: Int,
-        weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
-        validChannels: Int, activation: Activation
-    ) {
-        #if arch(arm64) || IOP_AVX512
-            let n = KVec.scalarCount
-            var a0 = loadVec(bias), a1 = loadVec(bias + n), a2 = loadVec(bias + 2 * n), a3 = loadVec(bias + 3 * n)
-            let ip = input + inputOffset(g, pixel)
-            var wp = weights
-            for ic in 0..<g.inGroupChannels {
-                for ky in 0..<g.kernelH {
-                    for kx in 0..<g.kernelW {
-                        let x = KVec(repeating: ip[ic * inPlane + ky * g.dilationH * g.paddedWidth + kx * g.dilationW])
-                        a0.addProduct(loadVec(wp), x); a1.addProduct(loadVec(wp + n), x)
-                        a2.addProduct(loadVec(wp + 2 * n), x); a3.addProduct(loadVec(wp + 3 * n), x)
-                        wp += 4 * n
-                    }
-                }
-            }
-            store(a0, a1, a2, a3, output + pixel, outPlane, validChannels, activation)
-        #else
-            let n = KVec.scalarCount
-            var a0 = loadVec(bias), a1 = loadVec(bias + n)
-            let ip = input + inputOffset(g, pixel)
-            var wp = weights
-            for ic in 0..<g.inGroupChannels {
-                for ky in 0..<g.kernelH {
-                    for kx in 0..<g.kernelW {
-                        let x = KVec(repeating: ip[ic * inPlane + ky * g.dilationH * g.paddedWidth + kx * g.dilationW])
-                        a0.addProduct(loadVec(wp), x); a1.addProduct(loadVec(wp + n), x)
-                        wp += 2 * n
-                    }
-                }
-            }
-            store(a0, a1, output + pixel, outPlane, validChannels, activation)
+            store(a00, a01, output + p0, outPlane, validChannels, activation)
+            store(a10, a11, output + min(p0 + 1, last), outPlane, validChannels, activation)
+            store(a20, a21, output + min(p0 + 2, last), outPlane, validChannels, activation)
+            store(a30, a31, output + min(p0 + 3, last), outPlane, validChannels, activation)
+            store(a40, a41, output + min(p0 + 4, last), outPlane, validChannels, activation)
         #endif
     }
 
