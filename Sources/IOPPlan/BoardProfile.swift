@@ -72,6 +72,44 @@ public struct BoardProfile: Equatable, Sendable {
         return p * wallMs(fullSpeedMs: x) + (1 - p) * phased
     }
 
+    /// Whether a CPU quota throttles the board: a share of a core granted per period.
+    public var isThrottled: Bool { cpuShare < 1 && periodMs > 0 }
+
+    /// The quota's state at `phase` (0 ..< 1) of a period for a board that ran flat out until `idleMs`
+    /// ago: it used the period's allowance as fast as it could, unless its wait spans the period's start.
+    public func quota(phase: Double, idleMs: Double) -> QuotaState {
+        let at = phase * periodMs, busyUntil = at - max(0, idleMs)
+        return QuotaState(at: at, used: busyUntil <= 0 ? 0 : min(busyUntil, cpuShare * periodMs))
+    }
+
+    /// Wall milliseconds for `fullSpeedMs` of CPU work started in state `q` (left as it is when the work is
+    /// done): the work runs while the period's allowance (`share x period`) lasts, then waits for the next
+    /// period, which grants it afresh. An unthrottled board runs it at `wallMs`.
+    public func run(fullSpeedMs x: Double, from q: inout QuotaState) -> Double {
+        guard isThrottled else { return wallMs(fullSpeedMs: x) }
+        let allowance = cpuShare * periodMs
+        var t = 0.0, left = x
+        while left > 0 {
+            let r = min(left, max(0, allowance - q.used), periodMs - q.at)
+            t += r; left -= r; q.used += r; q.at += r
+            if left <= 0 { break }
+            // Out of allowance, or at the period's end: wait for the next period.
+            t += periodMs - q.at
+            q = QuotaState(at: 0, used: 0)
+        }
+        if q.at >= periodMs { q = QuotaState(at: 0, used: 0) }
+        return t
+    }
+
+    /// State `q` after `ms` of waiting: a period's start on the way grants the allowance afresh.
+    public func wait(_ ms: Double, from q: inout QuotaState) {
+        guard isThrottled, ms > 0 else { return }
+        q.at += ms
+        if q.at >= periodMs {
+            q.at = q.at.truncatingRemainder(dividingBy: periodMs); q.used = 0
+        }
+    }
+
     /// Milliseconds for `work` units of a class; a class the board did not time is costed by the
     /// closest one that it did (a conv by another conv, anything else by `copy`'s memory speed).
     public func milliseconds(_ kernel: KernelClass, work: Double) -> Double {
@@ -146,6 +184,15 @@ public struct BoardProfile: Equatable, Sendable {
         if let link { object["link"] = link.jsonObject }
         return object
     }
+}
+
+/// Where a board under a CPU quota stands in the quota's period (`at`, ms since the period began) and how
+/// much of the period's allowance it has used (full-speed ms): what decides whether work handed to it runs
+/// at once or stalls. Carried through a plan in order (`CostModel.costs`), it tells a worker that never uses
+/// up its allowance from one that does.
+public struct QuotaState: Sendable, Equatable {
+    public var at: Double, used: Double
+    public init(at: Double, used: Double) { self.at = at; self.used = used }
 }
 
 /// A board's link to the leader as probed (for the leader: its own end of every link): one-way

@@ -31,6 +31,8 @@ public struct SegmentCost: Sendable {
     /// and the leader's stretch of work.
     public var idleAfterMs: [Double]?
     public var leaderAfter: LeaderStretch?
+    /// Every board's quota state when the segment ends, per draw of the workers' phases (`SegmentTimeline`).
+    var quotaAfter: [[QuotaState]]?
     public var latencyMs: Double { computeMs + commMs }
 }
 
@@ -207,43 +209,64 @@ public struct CostModel: Sendable {
     /// (fp32 on a tie, as when the segment sends nothing).
     public func cost(_ segment: Segment) -> SegmentCost { cost(segment, idle: nil, leaderStretch: nil) }
 
-    /// `idle`: how long each worker has waited when the segment starts (nil: since its start), and
-    /// `leaderStretch` the leader's work going on then (nil: a stretch starting with the segment).
-    public func cost(_ segment: Segment, idle: [Double]?, leaderStretch: LeaderStretch?) -> SegmentCost {
+    /// `idle`: how long each worker has waited when the segment starts (nil: since its start),
+    /// `leaderStretch` the leader's work going on then (nil: a stretch starting with the segment), and
+    /// `quota` the boards' quota states the segment before left (nil: each at a random phase, busy until `idle` ago).
+    func cost(
+        _ segment: Segment, idle: [Double]?, leaderStretch: LeaderStretch?, quota: [[QuotaState]]? = nil
+    ) -> SegmentCost {
+        func costed(_ w: WirePrecision) -> SegmentCost {
+            cost(segment, wire: w, idle: idle, leaderStretch: leaderStretch, quota: quota)
+        }
         switch wire {
-        case .fp32: return cost(segment, wire: .fp32, idle: idle, leaderStretch: leaderStretch)
-        case .fp16: return cost(segment, wire: .fp16, idle: idle, leaderStretch: leaderStretch)
+        case .fp32: return costed(.fp32)
+        case .fp16: return costed(.fp16)
         case .auto:
-            let full = cost(segment, wire: .fp32, idle: idle, leaderStretch: leaderStretch)
-            let half = cost(segment, wire: .fp16, idle: idle, leaderStretch: leaderStretch)
+            let full = costed(.fp32), half = costed(.fp16)
             return half.latencyMs < full.latencyMs ? half : full
         }
     }
 
-    /// A plan's segments costed in order, as back-to-back requests run them (the calibrated model): a worker's
-    /// wait before a segment counts from when its last result left, in this request or the one before, and
-    /// decides whether its quota has come back (`BoardProfile.arrivingMs`); the leader's stretch of work goes on
-    /// from one segment into the next (`CPUClock`). The search costs each segment alone, the workers waiting
-    /// from its start and the leader just busy: never faster than this.
+    /// A plan's segments costed in order, as back-to-back requests run them (the calibrated model): each
+    /// worker's quota goes on from where the segment before left it, in this request or the one before
+    /// (`QuotaState`: a worker that used little of its allowance does not stall), and the leader's stretch of
+    /// work goes on from one segment into the next (`CPUClock`). The plan is replayed three times from idle
+    /// boards at their draws' phases, and the last request is the figure. The search costs each segment
+    /// alone, every worker having run flat out until the segment began and the leader just busy.
     public func costs(_ segments: [Segment]) -> [SegmentCost] {
         guard cluster.isProfiled else { return segments.map { cost($0) } }
         var idle = [Double](repeating: 0, count: n), costs: [SegmentCost] = []
         var stretch: LeaderStretch? = nil
-        for _ in 0..<2 {
+        var quota: [[QuotaState]]? = (0..<SegmentTimeline.phaseSamples).map { k in
+            cluster.devices.indices.map {
+                cluster.devices[$0].profile!.quota(
+                    phase: SegmentTimeline.phase(sample: k, board: $0), idleMs: .infinity)
+            }
+        }
+        for _ in 0..<3 {
             costs = []
             for s in segments {
-                let c = cost(s, idle: idle, leaderStretch: stretch)
+                let c = cost(s, idle: idle, leaderStretch: stretch, quota: quota)
                 idle = c.idleAfterMs ?? idle
                 stretch = c.leaderAfter
+                quota = c.quotaAfter ?? quota
                 costs.append(c)
             }
             idle = idle.map { $0 + requestMs }
+            quota = quota?.map { states in
+                states.indices.map { d in
+                    var q = states[d]
+                    cluster.devices[d].profile!.wait(requestMs, from: &q)
+                    return q
+                }
+            }
         }
         return costs
     }
 
     public func cost(
-        _ segment: Segment, wire precision: WirePrecision, idle: [Double]? = nil, leaderStretch: LeaderStretch? = nil
+        _ segment: Segment, wire precision: WirePrecision, idle: [Double]? = nil, leaderStretch: LeaderStretch? = nil,
+        quota: [[QuotaState]]? = nil
     ) -> SegmentCost {
         var c = SegmentCost(
             computeMs: 0, commMs: 0, weightBytes: Array(repeating: 0, count: n),
@@ -414,12 +437,13 @@ public struct CostModel: Sendable {
         program.wire = c.wire
         if cluster.isProfiled {
             let t = SegmentTimeline(cluster: cluster).time(
-                program, idle: idle ?? Array(repeating: 0, count: n), leaderStretch: leaderStretch)
+                program, idle: idle ?? Array(repeating: 0, count: n), leaderStretch: leaderStretch, quota: quota)
             c.leaderAfter = t.leaderAfter
             c.computeMs = t.computeMs
             c.commMs = t.latencyMs - t.computeMs
             c.phases = t.phases
             c.idleAfterMs = t.idleAfter
+            c.quotaAfter = t.quotaAfter
         }
         for d in 0..<n {
             (c.weightBytes[d], c.activationBytes[d]) = BoardLayout.footprint(program, board: d, leader: leader)

@@ -35,7 +35,20 @@ struct SegmentTimeline {
     }
 
     func computeMs(_ layers: [Layer], board d: Int) -> Double {
-        layers.reduce(0) { $0 + fullMs(KernelClass($1.kind), KernelClass.work($1.kind), board: d) }
+        layers.reduce(0) { $0 + layerMs($1.kind, board: d) }
+    }
+
+    /// A layer's full-speed time on its kernel class. A direct conv also reads all its weights once per call,
+    /// so with few output pixels per weight it is bound by streaming them, as a linear layer is (`linear`'s
+    /// rate): ResNet-18's 512-channel 3x3 convs at a 64x64 input (2x2 output) ran at a quarter of the blocked
+    /// kernel's rate, and took the time their 9.4 MB of weights take at that rate (docs/planner.md).
+    func layerMs(_ kind: LayerKind, board d: Int) -> Double {
+        let kernel = KernelClass(kind)
+        let compute = fullMs(kernel, KernelClass.work(kind), board: d)
+        guard case .conv(let g, _) = kind, kernel != .convWinograd, profile(d).kernels[.linear] != nil else {
+            return compute
+        }
+        return max(compute, fullMs(.linear, Double(4 * g.weightCount), board: d))
     }
 
     func copyMs(bytes: Int, board d: Int) -> Double { fullMs(.copy, Double(bytes), board: d) }
@@ -80,8 +93,15 @@ struct SegmentTimeline {
     /// leader waits for the last result: the expected segment is the mean over `phaseSamples` draws of
     /// every worker's phase at once (a rank-1 lattice, one coordinate per board), not the schedule of
     /// each worker's mean, which would miss that the slowest of several workers sets the pace.
-    func time(_ seg: SegmentProgram, idle: [Double], leaderStretch: LeaderStretch? = nil) -> (
-        latencyMs: Double, computeMs: Double, phases: SegmentPhases, idleAfter: [Double], leaderAfter: LeaderStretch
+    ///
+    /// `quota`: every board's quota state at the segment's start in each draw, as the segment before left
+    /// it (nil: each board at its draw's phase, having run flat out until `idle` ago); the result gives the
+    /// states at the segment's end, draw by draw.
+    func time(
+        _ seg: SegmentProgram, idle: [Double], leaderStretch: LeaderStretch? = nil, quota: [[QuotaState]]? = nil
+    ) -> (
+        latencyMs: Double, computeMs: Double, phases: SegmentPhases, idleAfter: [Double], leaderAfter: LeaderStretch,
+        quotaAfter: [[QuotaState]]
     ) {
         let half = seg.wire == .fp16, wireBytes = seg.wire.bytesPerElement
         var cpu = CPUClock(profile(leader))
@@ -120,16 +140,21 @@ struct SegmentTimeline {
         let samples = work.isEmpty ? 1 : Self.phaseSamples
         var gathered = 0.0, end = 0.0
         var readyAt = [Double](repeating: 0, count: cluster.devices.count)
+        var states =
+            quota
+            ?? (0..<Self.phaseSamples).map { k in
+                cluster.devices.indices.map {
+                    profile($0).quota(phase: Self.phase(sample: k, board: $0), idleMs: idle[$0])
+                }
+            }
+        var lastEnd = 0.0
         for k in 0..<samples {
             var clock = cpu, leaderIn = bucket(leader)
+            // Each worker's input meets its quota where this draw left it.
             let ready = work.map { w in
-                (
-                    at: w.start
-                        + profile(w.board).arrivingMs(
-                            fullSpeedMs: w.fullSpeedMs, idleMs: idle[w.board] + w.start,
-                            phase: Self.phase(sample: k, board: w.board)),
-                    w: w
-                )
+                let p = profile(w.board)
+                p.wait(w.start, from: &states[k][w.board])
+                return (at: w.start + p.run(fullSpeedMs: w.fullSpeedMs, from: &states[k][w.board]), w: w)
             }
             for (at, r) in ready { readyAt[r.board] += at }
             for (at, r) in ready.sorted(by: { $0.at < $1.at }) {
@@ -147,6 +172,14 @@ struct SegmentTimeline {
             gathered += clock.now
             clock.run(reduce + copyMs(bytes: 4 * seg.outputCount, board: leader), from: clock.now)
             end += clock.now
+            lastEnd = clock.now
+            var worked = Set<Int>()
+            for (at, r) in ready {
+                profile(r.board).wait(clock.now - at, from: &states[k][r.board]); worked.insert(r.board)
+            }
+            for d in cluster.devices.indices where d != leader && !worked.contains(d) {
+                profile(d).wait(clock.now, from: &states[k][d])
+            }
             carry.sinceStart += clock.now - clock.start; carry.idle += clock.idle; carry.spent += clock.spent
         }
         carry.sinceStart /= Double(samples); carry.idle /= Double(samples); carry.spent /= Double(samples)
@@ -157,8 +190,13 @@ struct SegmentTimeline {
         var idleAfter = idle.map { $0 + end }
         idleAfter[leader] = 0
         for w in work { idleAfter[w.board] = end - readyAt[w.board] / Double(samples) }
+        // With no worker the draws do not differ: every draw waits out the one end.
+        for k in samples..<Self.phaseSamples {
+            for d in cluster.devices.indices where d != leader { profile(d).wait(lastEnd, from: &states[k][d]) }
+        }
         return (
-            end, min(end, longest + profile(leader).wallMs(fullSpeedMs: reduce, idleMs: 0)), phases, idleAfter, carry
+            end, min(end, longest + profile(leader).wallMs(fullSpeedMs: reduce, idleMs: 0)), phases, idleAfter, carry,
+            states
         )
     }
 

@@ -214,6 +214,53 @@ import Testing
         #expect(abs(inPlan[1].latencyMs - 13.1072) < 0.01, "\(inPlan[1].latencyMs)")
     }
 
+    /// A quota grants `share x period` of CPU per period, by hand: a quarter of a core in 25 ms periods is
+    /// 6.25 ms. From a period's start 4.5 ms runs at once; 4.5 ms more runs 1.75 ms, waits out the period's
+    /// other 18.75 ms, runs 2.75 ms of the next: 23.25 ms. A wait that reaches the next period's start
+    /// grants the allowance afresh; a board that ran flat out until 10 ms ago, half-way through a period,
+    /// has used the 2.5 ms it could run before its wait.
+    @Test func aQuotaGrantsItsAllowanceOncePerPeriod() throws {
+        let p = BoardProfile(threads: 1, kernels: [:], link: nil, cpuShare: 0.25, burstMs: 6.25, periodMs: 25)
+        var q = QuotaState(at: 0, used: 0)
+        #expect(p.run(fullSpeedMs: 4.5, from: &q) == 4.5 && q == QuotaState(at: 4.5, used: 4.5))
+        #expect(p.run(fullSpeedMs: 4.5, from: &q) == 23.25 && q == QuotaState(at: 2.75, used: 2.75))
+        p.wait(10, from: &q)
+        #expect(q == QuotaState(at: 12.75, used: 2.75))
+        p.wait(20, from: &q)
+        #expect(q == QuotaState(at: 7.75, used: 0))
+        #expect(p.quota(phase: 0.5, idleMs: 0) == QuotaState(at: 12.5, used: 6.25))
+        #expect(p.quota(phase: 0.5, idleMs: 10) == QuotaState(at: 12.5, used: 2.5))
+        #expect(p.quota(phase: 0.5, idleMs: 15) == QuotaState(at: 12.5, used: 0))
+        // An unthrottled board runs its work as it comes.
+        let free = BoardProfile(threads: 1, kernels: [:], link: nil)
+        #expect(free.run(fullSpeedMs: 4.5, from: &q) == 4.5)
+    }
+
+    /// A worker that uses little of its allowance never stalls, wherever its period stands. fc1 and fc3 give each
+    /// worker 4 output channels, 0.5 ms and 1 ms of full-speed work (4096 and 8192 B), around the leader alone
+    /// on fc2 (12 -> 512, 24576 B at 10 MB/s: 2.46 ms, shorter than the 10 ms period). Costed alone, fc3 meets
+    /// each worker at a random phase of a board that ran flat out: 1 ms when at most 4 ms into the period,
+    /// 6 ms in (4, 5) (a 5 ms stall), 11 - a ms stalled at a >= 5: a mean of 2.75 ms for one worker, more for
+    /// the later of two. In the plan a request takes 4 ms, so any 10 ms holds at most 4 ms of a worker's parts,
+    /// within its 5 ms allowance: fc3 is the 1 ms of work, beside the leader's own 4 channels (0.82 ms).
+    @Test func aLightlyLoadedWorkerNeverStalls() throws {
+        let net = Network(
+            name: "fc", inputShape: [1, 256],
+            layers: [
+                Layer(name: "fc1", kind: .linear(LinearGeometry(inFeatures: 256, outFeatures: 12), .relu)),
+                Layer(name: "fc2", kind: .linear(LinearGeometry(inFeatures: 12, outFeatures: 512), .relu)),
+                Layer(name: "fc3", kind: .linear(LinearGeometry(inFeatures: 512, outFeatures: 12), .none)),
+            ])
+        let model = Planner(network: net, cluster: Self.twoThrottledWorkers(leaderLinearGBps: 0.01)).model
+        let segments: [Segment] = [
+            .single(stage: 0, .outputChannels), .single(stage: 1, .none), .single(stage: 2, .outputChannels),
+        ]
+        let alone = model.cost(segments[2]), inPlan = model.costs(segments)
+        #expect(inPlan[2].partitions[0].extents == [4, 4, 4])
+        #expect(alone.latencyMs > 2.75, "\(alone.latencyMs)")
+        #expect(inPlan[2].latencyMs >= 1 && inPlan[2].latencyMs < 1.01, "\(inPlan[2].latencyMs)")
+    }
+
     /// A Winograd conv is costed at the board's `conv_winograd` rate; a profile taken before that class
     /// existed costs it as the blocked 3x3 kernel. 16 -> 16 channels, 3x3, 8x8 output: 16 x 16 x 9 x 64 = 147456
     /// multiply-adds, 294912 FLOPs: at 1 GFLOP/s 0.294912 ms, at 4 GFLOP/s 0.073728 ms.
