@@ -58,7 +58,7 @@ func startCluster(
     return (leader, workers)
 }
 
-@Suite(.timeLimit(.minutes(3))) struct ClusterTests {
+@Suite(.timeLimit(.minutes(10))) struct ClusterTests {
     struct Case: Sendable, CustomStringConvertible {
         let model: String, size: Int?, planner: PlannerKind, conv: ConvChoice
         var description: String { "\(model) \(planner.rawValue) \(conv.rawValue)" }

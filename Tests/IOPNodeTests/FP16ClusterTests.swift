@@ -9,7 +9,7 @@ import TestSupport
 import Testing
 
 /// Activations as fp16 on the wire, over ZeroMQ on loopback, against single-board fp32 inference.
-@Suite(.timeLimit(.minutes(3))) struct FP16ClusterTests {
+@Suite(.timeLimit(.minutes(10))) struct FP16ClusterTests {
     /// README, "fp16 on the wire": the largest scaled error measured on the zoo, with headroom.
     static let tolerance: Float = 1e-2
 

@@ -24,7 +24,7 @@ func listeningCluster(_ kind: PlannerKind) throws -> (Leader, stop: () -> Void) 
     )
 }
 
-@Suite(.serialized, .timeLimit(.minutes(3))) struct StreamTests {
+@Suite(.serialized, .timeLimit(.minutes(10))) struct StreamTests {
     static let events: [Range<Double>] = [5..<9, 13..<16]
 
     /// Three boards (leader and two worker threads over ZeroMQ on loopback): every alert starts inside

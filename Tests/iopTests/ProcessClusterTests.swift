@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 
 /// `iop cluster`: the leader and the workers as separate iop-node processes on loopback.
-@Suite(.timeLimit(.minutes(5))) struct ProcessClusterTests {
+@Suite(.timeLimit(.minutes(10))) struct ProcessClusterTests {
     struct Case: Sendable, CustomStringConvertible {
         let model: String, size: String?, planner: String
         var description: String { "\(model) \(planner)" }
@@ -319,7 +319,7 @@ func procStat(_ pid: Int32) -> [Substring]? {
 /// planner that splits: the answers are ONNX Runtime's (the fixture's). Row bands of a depthwise
 /// conv once lost its groups, and the leader then refused its own bundle. Alone it takes seconds; the
 /// limit is the suites' 5 minutes, since beside the other process clusters on 2 cores it waited past 2.
-@Test(.timeLimit(.minutes(5)), arguments: ["oc", "coedge", "iop", "optimal"])
+@Test(.timeLimit(.minutes(10)), arguments: ["oc", "coedge", "iop", "optimal"])
 func aDepthwiseSeparableChainRunsExactlyOnAProcessCluster(_ planner: String) throws {
     let model = Fixtures.path("mobilenet_block.onnx")
     let dir = temporaryPath("mobilenet-\(planner)")
@@ -392,7 +392,7 @@ func aDepthwiseSeparableChainRunsExactlyOnAProcessCluster(_ planner: String) thr
 
 /// A board whose system will not give it the memory its arena needs (here an address-space limit
 /// below it, though its budget allows it) refuses its program by name instead of trapping.
-@Test(.timeLimit(.minutes(5)))
+@Test(.timeLimit(.minutes(10)))
 func aWorkerThatCannotAllocateItsArenaRefusesItsProgram() throws {
     let dir = temporaryPath("alloc-bundle")
     // VGG11 in two halves: the worker's arena is about 270 MiB.
@@ -447,7 +447,7 @@ func writeWAV(
 /// The valve-leak stream through `iop cluster --audio --json` (real iop-node processes): one JSON line
 /// per window with the documented fields, then the summary; and files the front end cannot take are
 /// refused in one line naming what was found, before any node starts.
-@Suite(.timeLimit(.minutes(4))) struct AudioStreamCLITests {
+@Suite(.timeLimit(.minutes(10))) struct AudioStreamCLITests {
     static func noise(seconds: Double, amplitude: Double = 1000) -> [Int16] {
         var rng = SplitMix64(seed: 11)
         return (0..<Int(seconds * 16000)).map { _ in Int16(clamping: Int(rng.nextGaussianPair().0 * amplitude)) }

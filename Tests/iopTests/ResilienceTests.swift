@@ -4,7 +4,7 @@ import TestSupport
 import Testing
 
 /// A board lost and back: the leader moves to the plan compiled without it, and back to the full plan.
-@Suite(.timeLimit(.minutes(5))) struct ResilienceTests {
+@Suite(.timeLimit(.minutes(10))) struct ResilienceTests {
     func run(_ args: [String]) throws -> [String: Any] {
         let r = try runIOP(
             ["cluster", "--model", "lenet5", "--nodes", "4", "--planner", "oc", "--check", "--json"] + args)

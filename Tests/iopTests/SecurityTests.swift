@@ -7,7 +7,7 @@ import TestSupport
 import Testing
 
 /// CURVE keys, strangers and forged frames, on real iop-node processes.
-@Suite(.timeLimit(.minutes(5))) struct SecurityTests {
+@Suite(.timeLimit(.minutes(10))) struct SecurityTests {
     static let cluster = PlanCLITests.clusters + "/four-pi4-wifi.json"
 
     /// `iop keys`: each identity's own secret (mode 0600, never printed), and peers by role as the leader's

@@ -11,7 +11,7 @@ import Testing
 /// detector (PlanTestSupport: loud planted bursts are the leaks) in real time, with `--alerts` pushing each
 /// alert to a PULL socket the test binds and systemd's STATUS= line going to a notify socket the test owns.
 /// Both are checked against the leader's own JSON lines on stdout.
-@Suite(.timeLimit(.minutes(2))) struct StreamServiceTests {
+@Suite(.timeLimit(.minutes(10))) struct StreamServiceTests {
     /// 10 s of quiet noise with two loud bursts; the detector alerts after K = 2 windows over 0.5.
     static let seconds = 10.0
     static let events: [Range<Double>] = [2..<4, 5.5..<7.5]
