@@ -88,6 +88,8 @@ final class ChildGroup: @unchecked Sendable {
 
 /// The group the Ctrl-C handler stops.
 nonisolated(unsafe) var runningChildren = ChildGroup()
+/// `iop cluster`'s work directory (keys, bundles), for the signal handler to remove.
+nonisolated(unsafe) var runningClusterDirectory: String?
 
 /// A command line split on spaces, its program found on PATH as a shell would.
 func resolveCommand(_ command: String) throws -> (executable: String, arguments: [String]) {

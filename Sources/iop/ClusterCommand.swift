@@ -97,15 +97,17 @@ struct ClusterRun: ParsableCommand {
             throw CommandFailure(description: "cannot make a temporary directory: \(String(cString: strerror(errno)))")
         }
         let dir = String(cString: made)
+        runningClusterDirectory = dir
         defer {
             children.stopAll()
             try? FileManager.default.removeItem(atPath: dir)
         }
-        // Ctrl-C or a kill stops the nodes first. The signals are unblocked too: a
-        // parent may have started us with them blocked, and then they would never arrive.
+        // Ctrl-C or a kill stops the nodes first and removes the run's keys and bundles. The signals are
+        // unblocked too: a parent may have started us with them blocked, and then they would never arrive.
         for stop in [SIGINT, SIGTERM] {
             signal(stop) { s in
                 runningChildren.stopAll()
+                if let dir = runningClusterDirectory { try? FileManager.default.removeItem(atPath: dir) }
                 _exit(128 + s)
             }
         }

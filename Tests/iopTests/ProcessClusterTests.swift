@@ -213,13 +213,17 @@ import Testing
     for w in workers { #expect(w.exitStatus(within: 15) == 0, "\(w.stderr)") }
 }
 
-/// Ctrl-C on `iop cluster` mid-run stops every node it started.
+/// Ctrl-C on `iop cluster` mid-run stops every node it started and removes its work directory (keys, bundles).
 @Test func interruptingAClusterStopsEveryNode() throws {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: CLITests.binary)
     p.arguments = [
         "cluster", "--model", "vgg11", "--input-size", "32", "--nodes", "3", "--planner", "oc", "--requests", "400",
     ]
+    let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("iop-interrupt-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: tmp) }
+    p.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": tmp]) { $1 }
     let err = Pipe()
     p.standardError = err; p.standardOutput = Pipe()
     try p.run()
@@ -236,9 +240,13 @@ import Testing
         return Int32(fields[1]) == p.processIdentifier
     }
     #expect(nodes.count == 3, "children: \(nodes)")
+    let workDirs = { try FileManager.default.contentsOfDirectory(atPath: tmp).filter { $0.hasPrefix("iop-cluster-") } }
+    #expect(try workDirs().count == 1)
     kill(p.processIdentifier, SIGINT)
     p.waitUntilExit()
     #expect(p.terminationStatus == 130)
+    let left = try workDirs()
+    #expect(left.isEmpty, "left behind after Ctrl-C: \(left)")
     // Every node is gone (or at most a zombie about to be reaped by init).
     let stillRunning = nodes.filter { pid in procStat(pid).map { $0[0] != "Z" } ?? false }
     #expect(stillRunning.isEmpty, "nodes left running after Ctrl-C: \(stillRunning)")
