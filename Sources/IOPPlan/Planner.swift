@@ -330,16 +330,19 @@ public struct Planner: Sendable {
     func repaired(_ segments: [Segment], costs: [[(Segment, SegmentCost)]]) -> [Segment]? {
         let budgets = model.cluster.devices.map(\.memoryBudgetBytes)
         var current = segments
+        // Every segment tried here is an option of its first stage: costed once, in `costs`, not per try
+        // (costing them again was 69 % of planning VGG16 on `small-memory`).
+        func cost(_ s: Segment) -> SegmentCost { costs[s.stages[0]].first { $0.0 == s }?.1 ?? model.cost(s) }
         func excess(_ segs: [Segment]) -> Int {
             let p = Plan(
-                planner: .optimal, segments: segs, costs: segs.map { model.cost($0) }, cluster: model.cluster,
+                planner: .optimal, segments: segs, costs: segs.map(cost), cluster: model.cluster,
                 fixedBytes: model.fixedBytes, requestMs: model.requestMs)
             return zip(p.peakMemoryBytes, budgets).reduce(0) { $0 + max(0, $1.0 - $1.1) }
         }
         var over = excess(current)
         while over > 0 {
             var best: (score: Double, segs: [Segment], over: Int)?
-            let latency = current.reduce(0) { $0 + model.cost($1).latencyMs }
+            let latency = current.reduce(0) { $0 + cost($1).latencyMs }
             for (k, seg) in current.enumerated() {
                 let first = seg.stages[0]
                 // Alternatives covering exactly this segment's stages.
@@ -354,7 +357,7 @@ public struct Planner: Sendable {
                     let candidate = Array(current[..<k]) + alt + Array(current[(k + 1)...])
                     let o = excess(candidate)
                     guard o < over else { continue }
-                    let added = candidate.reduce(0) { $0 + model.cost($1).latencyMs } - latency
+                    let added = candidate.reduce(0) { $0 + cost($1).latencyMs } - latency
                     let score = Double(over - o) / max(added, 1e-6)
                     if best == nil || score > best!.score { best = (score, candidate, o) }
                 }
