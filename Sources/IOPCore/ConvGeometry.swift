@@ -132,4 +132,10 @@ public struct Activation: Equatable, Sendable {
         return m.replacing(with: hi, where: m .> hi)
     }
     @inline(__always) func apply(_ v: Float) -> Float { Swift.min(Swift.max(v, low), high) }
+    /// The same on a vector of another width (the depthwise kernel's narrow rows).
+    @inline(__always) func apply<V: SIMD>(_ v: V) -> V where V.Scalar == Float {
+        let lo = V(repeating: low), hi = V(repeating: high)
+        let m = v.replacing(with: lo, where: v .< lo)
+        return m.replacing(with: hi, where: m .> hi)
+    }
 }
