@@ -26,6 +26,23 @@ import Testing
         }
     }
 
+    /// Depthwise 3x3 convs, stride 1 across (the kernel's two-vector path for rows of at least two vectors,
+    /// one vector, a narrow vector and single outputs for the rest) and 2 (four outputs at a time), on
+    /// planes from 1 to 40 wide: random rows end at every remainder.
+    @Test func depthwise3x3MatchesNaive() async throws {
+        await propertyCheck(count: 200, input: Gen.uint64()) { seed in
+            var r = TestRNG(state: seed)
+            let channels = r.int(2...6), multiplier = r.int(1...2), pad = r.int(0...2)
+            let g = ConvGeometry(
+                inChannels: channels, inHeight: r.int(1...12), inWidth: r.int(1...40),
+                outChannels: channels * multiplier,
+                kernelH: 3, kernelW: 3, strideH: r.int(1...2), strideW: r.int(1...2), padTop: pad, padLeft: pad,
+                padBottom: pad, padRight: pad, groups: channels)
+            guard g.outHeight > 0, g.outWidth > 0 else { return }
+            try expectConvMatchesReference(g, &r, tolerance: Self.tolerance, label: "depthwise 3x3")
+        }
+    }
+
     /// Wide, short-reduction convs: the row kernel's territory (overlapping last chunk, partial channel blocks).
     @Test func rowKernelMatchesNaive() async throws {
         await propertyCheck(count: 150, input: Gen.uint64()) { seed in
