@@ -173,6 +173,10 @@ def main():
                     help="comma-separated zoo models to time layer by layer: " + ", ".join(LAYERS))
     ap.add_argument("--baseline", help="a second iop binary, timed beside --iop in the whole-model and layer tables")
     ap.add_argument("--no-shapes", action="store_true", help="skip the VGG 3x3 table")
+    ap.add_argument("--input-size", type=int, help="spatial input size of the whole models (iop export's default if none)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="time the engines of each whole-model row this many times in turn and take each one's median "
+                         "(a VM's speed drifts between runs: interleaving spreads the drift over all of them)")
     ap.add_argument("--cpu-time", action="store_true",
                     help="compare CPU time per inference instead of wall time (for a machine shared with other jobs)")
     args = ap.parse_args()
@@ -204,17 +208,29 @@ def main():
             print("|---|---|---|---|---|---|---|" + ("---|---|" if args.baseline else ""))
         for model in models:
             path = os.path.join(d, model + ".onnx")
-            subprocess.run([args.iop, "export", "--model", model, "--out", path], check=True, capture_output=True)
+            size = ["--input-size", str(args.input_size)] if args.input_size else []
+            subprocess.run([args.iop, "export", "--model", model, "--out", path] + size, check=True,
+                           capture_output=True)
             shape = [d.dim_value for d in onnx.load(path).graph.input[0].type.tensor_type.shape.dim]
             for threads in [int(t) for t in args.threads.split(",")]:
-                ort_ms = time_ort(path, shape, args.runs, args.warmup, threads)
-                direct_ms = time_iop(args.iop, path, args.runs, args.warmup, threads)
-                auto_ms = time_iop(args.iop, path, args.runs, args.warmup, threads, conv="auto")
-                row = (f"| {model} {'x'.join(map(str, shape))} | {threads} | {ort_ms:.1f} | {direct_ms:.1f} | "
-                       f"{ort_ms / direct_ms:.2f}x | {auto_ms:.1f} | {ort_ms / auto_ms:.2f}x |")
+                engines = {
+                    "ort": lambda: time_ort(path, shape, args.runs, args.warmup, threads),
+                    "direct": lambda: time_iop(args.iop, path, args.runs, args.warmup, threads),
+                    "auto": lambda: time_iop(args.iop, path, args.runs, args.warmup, threads, conv="auto"),
+                }
                 if args.baseline:
-                    base_ms = time_iop(args.baseline, path, args.runs, args.warmup, threads, conv="auto")
-                    row += f" {base_ms:.1f} | {base_ms / auto_ms:.2f}x |"
+                    engines["base"] = lambda: time_iop(args.baseline, path, args.runs, args.warmup, threads,
+                                                       conv="auto")
+                times = {k: [] for k in engines}
+                for _ in range(max(1, args.repeat)):
+                    for k, timed in engines.items():
+                        times[k].append(timed())
+                ms = {k: statistics.median(v) for k, v in times.items()}
+                ort_ms, direct_ms, auto_ms = ms["ort"], ms["direct"], ms["auto"]
+                row = (f"| {model} {'x'.join(map(str, shape))} | {threads} | {ort_ms:.2f} | {direct_ms:.2f} | "
+                       f"{ort_ms / direct_ms:.2f}x | {auto_ms:.2f} | {ort_ms / auto_ms:.2f}x |")
+                if args.baseline:
+                    row += f" {ms['base']:.2f} | {ms['base'] / auto_ms:.2f}x |"
                 print(row, flush=True)
 
 

@@ -10,13 +10,20 @@ public enum ConvChoice: String, CaseIterable, Sendable {
     /// Below this many input channels the per-tile transforms outweigh the saved multiply-adds, and a
     /// 3-channel first layer runs faster on the direct row kernel.
     public static let autoMinimumInputChannels = 16
+    /// Below this many 4x4 output tiles the transformed weights (4x the direct ones, each read once per
+    /// tile) outweigh the saved multiply-adds: ResNet-18 at a 64x64 input ran its 8x8 convs 1.6x, its 4x4
+    /// ones 4x and its 2x2 ones 11x slower by Winograd, its 16x16 ones 1.35x faster (`iop bench --conv`).
+    public static let autoMinimumOutputTiles = 16
 
     public func algorithm(for g: ConvGeometry) -> ConvAlgorithm {
         guard g.isWinogradEligible else { return .direct }
         switch self {
         case .direct: return .direct
         case .winograd: return .winograd
-        case .auto: return g.inChannels >= Self.autoMinimumInputChannels ? .winograd : .direct
+        case .auto:
+            let tiles = ((g.outHeight + 3) / 4) * ((g.outWidth + 3) / 4)
+            return g.inChannels >= Self.autoMinimumInputChannels && tiles >= Self.autoMinimumOutputTiles
+                ? .winograd : .direct
         }
     }
 

@@ -32,7 +32,8 @@ struct ModelOptions: ParsableArguments {
         name: .long,
         help: ArgumentHelp(
             "3x3 stride-1 convs: direct, winograd (F(4x4,3x3): 4x their weight memory) or auto.",
-            discussion: "auto: Winograd from 16 input channels; the first layer stays on the direct row kernel."))
+            discussion: "auto: Winograd from 16 input channels and 16 output tiles of 4x4 (a 13x13 output or "
+                + "larger); the first layer stays on the direct row kernel."))
     var conv: ConvChoice = .direct
 
     func load() throws -> Network {

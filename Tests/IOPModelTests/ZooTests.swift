@@ -7,6 +7,25 @@ import Testing
 @Suite struct ZooTests {
     /// Parameter counts of the torchvision models (torchvision's documentation),
     /// and LeNet-5 counted by hand: 156 + 2416 + 48120 + 10164 + 850.
+    /// `--conv auto` takes Winograd for a 3x3 stride-1 conv of 16 or more input channels whose output has 16 or
+    /// more 4x4 tiles (ceil(h/4) x ceil(w/4)): 13x13 and 16x16 do (16 tiles), 12x12 (9) and 2x2 (1) do not, nor
+    /// does a 3-channel first layer at 224x224.
+    @Test func autoTakesWinogradOnlyWhereItPays() {
+        func choice(_ channels: Int, _ size: Int) -> ConvAlgorithm {
+            ConvChoice.auto.algorithm(
+                for: ConvGeometry(
+                    inChannels: channels, inHeight: size, inWidth: size, outChannels: 64, kernelH: 3, kernelW: 3,
+                    padTop: 1, padLeft: 1, padBottom: 1, padRight: 1))
+        }
+        #expect(choice(64, 16) == .winograd && choice(64, 13) == .winograd)
+        #expect(choice(64, 12) == .direct && choice(512, 2) == .direct && choice(3, 224) == .direct)
+        #expect(
+            ConvChoice.winograd.algorithm(
+                for: ConvGeometry(
+                    inChannels: 512, inHeight: 2, inWidth: 2, outChannels: 512, kernelH: 3, kernelW: 3,
+                    padTop: 1, padLeft: 1, padBottom: 1, padRight: 1)) == .winograd)
+    }
+
     @Test(arguments: [
         ("lenet5", 61_706), ("alexnet", 61_100_840), ("vgg11", 132_863_336),
         ("vgg13", 133_047_848), ("vgg16", 138_357_544), ("vgg19", 143_667_240), ("squeezenet1_1", 1_235_496),
