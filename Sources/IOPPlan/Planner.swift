@@ -8,7 +8,7 @@ public enum PlannerKind: String, CaseIterable, Sendable {
     /// Every conv by rows in proportion to capability (CoEdge); fully connected layers stay whole on the leader.
     case coedge
     /// The paper's greedy walk: pair i (oc) with i+1 (ic) when that beats CoEdge on the two; beyond the
-    /// paper, chains through channel-local stages and residual blocks' branches too.
+    /// paper, chains through channel-local stages and residual blocks' branches (or their ends: bottlenecks) too.
     case iop
     /// Exact search over segments and dimensions under every board's memory budget.
     case optimal
@@ -188,6 +188,7 @@ public struct Planner: Sendable {
                 var best = (saving: 0.0, segment: baseline(i))
                 var candidates = chainEnds(i).map { Segment.chain(first: i, last: $0) }
                 if canSplitResidual(i) { candidates.append(.residual(stage: i)) }
+                if bottleneckHead(i) != nil { candidates.append(.bottleneck(stage: i)) }
                 // A fire module's expands as a unit: one scatter of the squeeze's output, the gather its concat.
                 if stages[i].concatenated != nil { candidates.append(.single(stage: i, .outputChannels)) }
                 for c in candidates {
@@ -223,7 +224,9 @@ public struct Planner: Sendable {
     /// Every segment that may start at stage i.
     func options(_ i: Int) -> [Segment] {
         stages[i].allowedDimensions.map { .single(stage: i, $0) } + chainEnds(i).map { .chain(first: i, last: $0) }
-            + (canSplitResidual(i) ? [.residual(stage: i)] : []) + fusedRuns(i) + fusedGrids(i)
+            + (canSplitResidual(i) ? [.residual(stage: i)] : [])
+            + (bottleneckHead(i) != nil ? [.bottleneck(stage: i)] : [])
+            + fusedRuns(i) + fusedGrids(i)
     }
 
     /// A partial plan up to a stage boundary. Later segments only add latency
