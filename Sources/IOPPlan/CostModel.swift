@@ -196,6 +196,7 @@ public struct CostModel: Sendable {
         switch dim {
         case .none: return (0..<n).map { $0 == leader ? s.fullExtent(.none) : 0 }
         case .rows, .tiles: return proportionalSplit(s.outputRows, channels: false)
+        case .outputChannels where s.inception != nil: return branchExtents(stage)
         case .outputChannels, .inputChannels: return proportionalSplit(s.fullExtent(dim), channels: true)
         }
     }
@@ -386,6 +387,12 @@ public struct CostModel: Sendable {
                 for d in 0..<n where ext[d] > 0 {
                     let f = fraction(ext[d], full)
                     compute[d] = computeMs(f * Double(s.mainFlops + s.postFlops), d)
+                    if s.inception != nil {
+                        // Whole branches: their own FLOPs, not a share of the block's.
+                        let c0 = ext[..<d].reduce(0, +)
+                        let part = Slicer.inceptionPart(s, layers, c0..<(c0 + ext[d]), board: d)
+                        compute[d] = computeMs(Double(part.layers.reduce(0) { $0 + $1.flops }), d)
+                    }
                     let outPart = ext[d] * s.outputUnitSize
                     send(s.inputCount * F, from: leader, to: d)
                     send(outPart * F, from: d, to: leader)

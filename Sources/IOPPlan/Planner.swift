@@ -97,8 +97,11 @@ public struct Planner: Sendable {
     public func chainEnds(_ i: Int) -> [Int] { Planner.chainEnds(stages, from: i) }
 
     static func chainEnds(_ stages: [Stage], from i: Int) -> [Int] {
-        // A concat's extent is a run of each of its convs' channels, not a run of its output's: it heads nothing.
-        guard stages[i].allowedDimensions.contains(.outputChannels), stages[i].concatenated == nil else { return [] }
+        // A concat's extent is a run of each of its convs' channels, not a run of its output's, and an Inception
+        // block's a run of whole branches: neither heads a chain.
+        guard stages[i].allowedDimensions.contains(.outputChannels), stages[i].concatenated == nil,
+            stages[i].inception == nil
+        else { return [] }
         let channels = stages[i].outputUnits
         var ends: [Int] = []
         var j = i + 1
@@ -190,7 +193,10 @@ public struct Planner: Sendable {
                 if canSplitResidual(i) { candidates.append(.residual(stage: i)) }
                 if bottleneckHead(i) != nil { candidates.append(.bottleneck(stage: i)) }
                 // A fire module's expands as a unit: one scatter of the squeeze's output, the gather its concat.
-                if stages[i].concatenated != nil { candidates.append(.single(stage: i, .outputChannels)) }
+                // An Inception block's branches as a unit, likewise.
+                if stages[i].concatenated != nil || stages[i].inception != nil {
+                    candidates.append(.single(stage: i, .outputChannels))
+                }
                 for c in candidates {
                     let saving =
                         c.stages.reduce(0) { $0 + model.cost(baseline($1)).latencyMs } - model.cost(c).latencyMs

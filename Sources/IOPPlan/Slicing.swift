@@ -52,6 +52,8 @@ public enum Slicer {
                     program.parts.append(BoardPart(board: d, layers: stageLayers, input: .all, output: .all))
                 case .outputChannels where s.concatenated != nil:
                     program.parts.append(concatSlice(s, stageLayers, start..<(start + e), board: d))
+                case .outputChannels where s.inception != nil:
+                    program.parts.append(inceptionPart(s, layers, start..<(start + e), board: d))
                 case .outputChannels:
                     program.parts.append(
                         BoardPart(

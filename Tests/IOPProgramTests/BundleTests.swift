@@ -106,6 +106,27 @@ import Testing
         }
     }
 
+    /// An Inception block split by whole branches, as every planner chooses on every example cluster: each
+    /// board's compiled arena is the plan's figure for it.
+    @Test func splitInceptionBlocksCompileToThePlannersFigures() throws {
+        let net = try ONNXImporter.load(path: Fixtures.path("inception_block.onnx"))
+        for name in ["mixed-pi4-pi3", "four-pi4-wifi", "compute-bound-gige"] {
+            let cluster = try Examples.cluster(name)
+            let planner = Planner(network: net, cluster: cluster)
+            for kind in PlannerKind.allCases {
+                let plan = try planner.plan(kind)
+                if kind == .oc {
+                    #expect(plan.partitions.contains { $0.dimension == .outputChannels && $0.fullExtent == 15 })
+                }
+                let bundle = try ProgramBundle.compile(plan, network: net).withUnsafeBytes {
+                    try ProgramBundle.decode($0)
+                }
+                #expect(bundle.programs.map(\.arenaBytes) == plan.peakMemoryBytes, "\(name) \(kind)")
+                #expect(bundle.programs.allSatisfy { $0.isWithinArena })
+            }
+        }
+    }
+
     static func workerProgram() throws -> BoardProgram {
         let net = try Zoo.make("alexnet", inputSize: 67)
         let plan = try Planner(network: net, cluster: try Examples.cluster("mixed-pi4-pi3")).plan(.oc)
