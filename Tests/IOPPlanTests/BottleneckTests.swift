@@ -64,6 +64,27 @@ import Testing
         #expect(cost.activationBytes[0] >= 4 * 96)
     }
 
+    /// A leader too slow to get any of the chain's channels: its part of the tail is the shortcut, the
+    /// head's output and the messages, less than the head's buffers, so its arena is the head's. Each
+    /// board's compiled arena is the plan's figure for it, the larger of the two programs' buffers.
+    @Test func theLeadersArenaHoldsTheLargerOfHeadAndTail() throws {
+        var cluster = ChainTests.twoBoards
+        cluster.devices.append(cluster.devices[1])
+        cluster.devices[2].name = "c"
+        cluster.devices[0].gflops = 1e-3
+        let net = Self.block()
+        let planner = Planner(network: net, cluster: cluster)
+        let cost = planner.model.cost(.bottleneck(stage: 0))
+        #expect(cost.partitions[0].extents == [0, 1, 1])
+        let plan = Plan(planner: .iop, segments: [.bottleneck(stage: 0)], costs: [cost], cluster: cluster)
+        let programs = Slicer.programs(plan, network: net, stages: planner.model.stages)
+        let head = BoardLayout.footprint(programs[0], board: 0, leader: 0).activationBytes
+        let tail = BoardLayout.footprint(programs[1], board: 0, leader: 0).activationBytes
+        #expect(head > tail && cost.activationBytes[0] == head, "head \(head), tail \(tail)")
+        let bundle = try ProgramBundle.compile(plan, network: net).withUnsafeBytes { try ProgramBundle.decode($0) }
+        #expect(bundle.programs.map(\.arenaBytes) == plan.peakMemoryBytes)
+    }
+
     /// Forced bottlenecks (an identity and a projection shortcut) run exactly: against ONNX Runtime's
     /// output for the fixture and against one board, on two and on four boards.
     @Test func forcedBottlenecksEqualOneBoardAndONNXRuntime() throws {
