@@ -85,6 +85,32 @@ import Testing
         #expect(bundle.programs.map(\.arenaBytes) == plan.peakMemoryBytes)
     }
 
+    /// With measured profiles the two programs' timelines run one after the other: the segment's phases,
+    /// as the leader clocks them, add up to its latency, the leader's own phase holds the head as well as its
+    /// share of the chain, and the forced plan still runs exactly. Three boards whose convs run at 10 MFLOP/s
+    /// (1e4 FLOP per ms): the 2 channels split 1, 1, 0, so the leader runs conv1 (256 FLOPs, 0.0256 ms)
+    /// and then a channel of conv2 and of conv3 (576 + 128 FLOPs, 0.0704 ms).
+    @Test func theCalibratedModelTimesTheHeadThenTheChain() throws {
+        let link = LinkProfile(latencyMs: 0.1, bandwidthMbps: 1000, sendCpuNsPerByte: 0, receiveCpuNsPerByte: 0)
+        let cluster = Cluster(
+            devices: ["a", "b", "c"].map { ProfileTests.board($0, ProfileTests.profile(rate: 0.01, link: link)) },
+            leader: 0)
+        let net = Self.block()
+        let planner = Planner(network: net, cluster: cluster)
+        let cost = planner.model.cost(.bottleneck(stage: 0))
+        let phases = try #require(cost.phases)
+        let sum = phases.scatterMs + phases.ownMs + phases.gatherMs + phases.reduceMs
+        #expect(abs(sum - cost.latencyMs) < 1e-9, "\(phases) against \(cost.latencyMs)")
+        #expect(cost.partitions[0].extents == [1, 1, 0])
+        #expect(phases.ownMs >= 0.0256 + 0.0704, "\(phases)")
+        let plan = Plan(planner: .iop, segments: [.bottleneck(stage: 0)], costs: [cost], cluster: cluster)
+        var rng = SplitMix64(seed: 17)
+        let x = (0..<net.inputCount).map { _ in Float(rng.nextUnit() * 2 - 1) }
+        #expect(
+            scaledError(try LocalExecutor(plan: plan, network: net).run(x), try net.makeEngine(threads: 1).run(x))
+                <= 1e-5)
+    }
+
     /// Forced bottlenecks (an identity and a projection shortcut) run exactly: against ONNX Runtime's
     /// output for the fixture and against one board, on two and on four boards.
     @Test func forcedBottlenecksEqualOneBoardAndONNXRuntime() throws {
