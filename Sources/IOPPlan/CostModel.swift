@@ -62,6 +62,10 @@ public enum Segment: Sendable, Equatable {
     /// A residual block (`Stage.branch`) whose branch runs as a chain; the leader, which holds the
     /// block's input, adds the shortcut after the reduction.
     case residual(stage: Int)
+    /// A residual block whose branch ends in a chain after stages that no chain covers (a bottleneck:
+    /// 1x1, then 3x3 -> 1x1): the leader runs those and the projection, keeping the shortcut, then the
+    /// chain runs as `residual`'s does (`Bottleneck.swift`). Two programs, one segment of the plan.
+    case bottleneck(stage: Int)
 
     /// DeepThings' fused tile partitioning over stages `first...last` (convs): rows of the last one's output
     /// per board, every layer of the run computed on the board from its input band, halos included.
@@ -77,7 +81,7 @@ public enum Segment: Sendable, Equatable {
         switch self {
         case .single(let s, _): return [s]
         case .chain(let f, let l), .fusedTiles(let f, let l), .fusedGrid(let f, let l, _): return Array(f...l)
-        case .residual(let s): return [s]
+        case .residual(let s), .bottleneck(let s): return [s]
         }
     }
 }
@@ -192,6 +196,7 @@ public struct CostModel: Sendable {
         switch dim {
         case .none: return (0..<n).map { $0 == leader ? s.fullExtent(.none) : 0 }
         case .rows, .tiles: return proportionalSplit(s.outputRows, channels: false)
+        case .outputChannels where s.inception != nil: return branchExtents(stage)
         case .outputChannels, .inputChannels: return proportionalSplit(s.fullExtent(dim), channels: true)
         }
     }
@@ -346,6 +351,29 @@ public struct CostModel: Sendable {
             }
         }
 
+        /// A bottleneck (`Bottleneck.swift`): before the chain's scatter, the leader runs the head and the
+        /// projection alone (serial with everything); the chain's scatter carries the head's output, not the
+        /// block input; the shortcut stays on the leader, which adds it after the reduction. Returns the
+        /// leader's own time, head and reduction.
+        func bottleneck(_ si: Int) -> Double {
+            let block = stages[si], branch = block.branch!, k = Planner.bottleneckHead(block)!
+            let reduction = chain(Array(branch[k...]), at: branch[k...].map { _ in si })
+            var head = branch[..<k].reduce(0) { $0 + $1.mainFlops + $1.postFlops }
+            c.partitions.append(
+                Partition(
+                    stage: si, layer: branch[0].name, dimension: .none,
+                    extents: (0..<n).map { $0 == leader ? branch[0].outputUnits : 0 },
+                    fullExtent: branch[0].outputUnits))
+            if let p = block.projection, case .conv(let g, _) = layers[p].kind {
+                head += layers[p].flops
+                c.partitions.append(
+                    Partition(
+                        stage: si, layer: layers[p].name, dimension: .none,
+                        extents: (0..<n).map { $0 == leader ? g.outChannels : 0 }, fullExtent: g.outChannels))
+            }
+            return computeMs(Double(head + block.outputCount), leader) + reduction
+        }
+
         switch segment {
         case .single(let si, let dim):
             let s = stages[si]
@@ -359,6 +387,12 @@ public struct CostModel: Sendable {
                 for d in 0..<n where ext[d] > 0 {
                     let f = fraction(ext[d], full)
                     compute[d] = computeMs(f * Double(s.mainFlops + s.postFlops), d)
+                    if s.inception != nil {
+                        // Whole branches: their own FLOPs, not a share of the block's.
+                        let c0 = ext[..<d].reduce(0, +)
+                        let part = Slicer.inceptionPart(s, layers, c0..<(c0 + ext[d]), board: d)
+                        compute[d] = computeMs(Double(part.layers.reduce(0) { $0 + $1.flops }), d)
+                    }
                     let outPart = ext[d] * s.outputUnitSize
                     send(s.inputCount * F, from: leader, to: d)
                     send(outPart * F, from: d, to: leader)
@@ -428,25 +462,42 @@ public struct CostModel: Sendable {
                 // The shortcut never crosses a link: the leader keeps the block's input and adds it.
                 leaderAfter += computeMs(Double(stages[si].outputCount), leader)
             }
+        case .bottleneck(let si):
+            leaderAfter = bottleneck(si)
         }
         c.computeMs = compute.max()! + leaderAfter
         if c.messagesSent.reduce(0, +) > 0 { c.wire = precision }
-        var program = Slicer.program(
-            segment, extents: c.partitions[0].extents, columns: c.partitions[0].columnExtents, layers: layers,
-            stages: stages)
-        program.wire = c.wire
-        if cluster.isProfiled {
-            let t = SegmentTimeline(cluster: cluster).time(
-                program, idle: idle ?? Array(repeating: 0, count: n), leaderStretch: leaderStretch, quota: quota)
-            c.leaderAfter = t.leaderAfter
-            c.computeMs = t.computeMs
-            c.commMs = t.latencyMs - t.computeMs
-            c.phases = t.phases
-            c.idleAfterMs = t.idleAfter
-            c.quotaAfter = t.quotaAfter
+        let programs = Slicer.programs(
+            segment, extents: c.partitions[0].extents, columns: c.partitions[0].columnExtents, leader: leader,
+            layers: layers, stages: stages
+        ).map { p in
+            var p = p
+            p.wire = c.wire
+            return p
         }
+        if cluster.isProfiled {
+            // A segment of several programs (a bottleneck) is their timelines one after the other.
+            var waited = idle ?? Array(repeating: 0, count: n), stretch = leaderStretch, quotas = quota
+            c.computeMs = 0; c.commMs = 0
+            for program in programs {
+                let t = SegmentTimeline(cluster: cluster).time(
+                    program, idle: waited, leaderStretch: stretch, quota: quotas)
+                waited = t.idleAfter; stretch = t.leaderAfter; quotas = t.quotaAfter
+                c.computeMs += t.computeMs
+                c.commMs += t.latencyMs - t.computeMs
+                c.phases = c.phases.map { $0 + t.phases } ?? t.phases
+            }
+            c.leaderAfter = stretch
+            c.idleAfterMs = waited
+            c.quotaAfter = quotas
+        }
+        // Each program is a segment of the board's arena: parameters add up, buffers take the largest.
         for d in 0..<n {
-            (c.weightBytes[d], c.activationBytes[d]) = BoardLayout.footprint(program, board: d, leader: leader)
+            for program in programs {
+                let (w, a) = BoardLayout.footprint(program, board: d, leader: leader)
+                c.weightBytes[d] += w
+                c.activationBytes[d] = max(c.activationBytes[d], a)
+            }
         }
         return c
     }

@@ -8,7 +8,7 @@ public enum PlannerKind: String, CaseIterable, Sendable {
     /// Every conv by rows in proportion to capability (CoEdge); fully connected layers stay whole on the leader.
     case coedge
     /// The paper's greedy walk: pair i (oc) with i+1 (ic) when that beats CoEdge on the two; beyond the
-    /// paper, chains through channel-local stages and residual blocks' branches too.
+    /// paper, chains through channel-local stages and residual blocks' branches (or their ends: bottlenecks) too.
     case iop
     /// Exact search over segments and dimensions under every board's memory budget.
     case optimal
@@ -97,8 +97,11 @@ public struct Planner: Sendable {
     public func chainEnds(_ i: Int) -> [Int] { Planner.chainEnds(stages, from: i) }
 
     static func chainEnds(_ stages: [Stage], from i: Int) -> [Int] {
-        // A concat's extent is a run of each of its convs' channels, not a run of its output's: it heads nothing.
-        guard stages[i].allowedDimensions.contains(.outputChannels), stages[i].concatenated == nil else { return [] }
+        // A concat's extent is a run of each of its convs' channels, not a run of its output's, and an Inception
+        // block's a run of whole branches: neither heads a chain.
+        guard stages[i].allowedDimensions.contains(.outputChannels), stages[i].concatenated == nil,
+            stages[i].inception == nil
+        else { return [] }
         let channels = stages[i].outputUnits
         var ends: [Int] = []
         var j = i + 1
@@ -188,8 +191,12 @@ public struct Planner: Sendable {
                 var best = (saving: 0.0, segment: baseline(i))
                 var candidates = chainEnds(i).map { Segment.chain(first: i, last: $0) }
                 if canSplitResidual(i) { candidates.append(.residual(stage: i)) }
+                if bottleneckHead(i) != nil { candidates.append(.bottleneck(stage: i)) }
                 // A fire module's expands as a unit: one scatter of the squeeze's output, the gather its concat.
-                if stages[i].concatenated != nil { candidates.append(.single(stage: i, .outputChannels)) }
+                // An Inception block's branches as a unit, likewise.
+                if stages[i].concatenated != nil || stages[i].inception != nil {
+                    candidates.append(.single(stage: i, .outputChannels))
+                }
                 for c in candidates {
                     let saving =
                         c.stages.reduce(0) { $0 + model.cost(baseline($1)).latencyMs } - model.cost(c).latencyMs
@@ -223,7 +230,9 @@ public struct Planner: Sendable {
     /// Every segment that may start at stage i.
     func options(_ i: Int) -> [Segment] {
         stages[i].allowedDimensions.map { .single(stage: i, $0) } + chainEnds(i).map { .chain(first: i, last: $0) }
-            + (canSplitResidual(i) ? [.residual(stage: i)] : []) + fusedRuns(i) + fusedGrids(i)
+            + (canSplitResidual(i) ? [.residual(stage: i)] : [])
+            + (bottleneckHead(i) != nil ? [.bottleneck(stage: i)] : [])
+            + fusedRuns(i) + fusedGrids(i)
     }
 
     /// A partial plan up to a stage boundary. Later segments only add latency

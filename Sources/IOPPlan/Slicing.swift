@@ -4,15 +4,29 @@ import IOPProgram
 
 public enum Slicer {
     /// Per-segment programs for a plan over a network with weights.
+    /// A bottleneck segment gives two programs (`Segment.bottleneck`), every other segment one.
     public static func programs(_ plan: Plan, network: Network, stages: [Stage]) -> [SegmentProgram] {
-        plan.segments.enumerated().map { i, segment in
+        plan.segments.enumerated().flatMap { i, segment in
             let partition = plan.costs[i].partitions[0]
-            var p = program(
-                segment, extents: partition.extents, columns: partition.columnExtents, layers: network.layers,
-                stages: stages)
-            p.wire = plan.costs[i].wire
-            return p
+            return programs(
+                segment, extents: partition.extents, columns: partition.columnExtents, leader: plan.cluster.leader,
+                layers: network.layers, stages: stages
+            ).map { p in
+                var p = p
+                p.wire = plan.costs[i].wire
+                return p
+            }
         }
+    }
+
+    /// One segment's programs, in the order the leader runs them.
+    static func programs(
+        _ segment: Segment, extents: [Int], columns: [Int]?, leader: Int, layers: [Layer], stages: [Stage]
+    ) -> [SegmentProgram] {
+        guard case .bottleneck(let si) = segment else {
+            return [program(segment, extents: extents, columns: columns, layers: layers, stages: stages)]
+        }
+        return bottleneck(stages[si], extents: extents, leader: leader, layers: layers)
     }
 
     /// One segment's parts and reduction. Layers without weights slice to
@@ -38,6 +52,8 @@ public enum Slicer {
                     program.parts.append(BoardPart(board: d, layers: stageLayers, input: .all, output: .all))
                 case .outputChannels where s.concatenated != nil:
                     program.parts.append(concatSlice(s, stageLayers, start..<(start + e), board: d))
+                case .outputChannels where s.inception != nil:
+                    program.parts.append(inceptionPart(s, layers, start..<(start + e), board: d))
                 case .outputChannels:
                     program.parts.append(
                         BoardPart(
@@ -80,6 +96,8 @@ public enum Slicer {
             program.reduceLayers.append(shortcut)
             program.addsShortcut = true
             return program
+        case .bottleneck:
+            preconditionFailure("a bottleneck is two programs (Slicer.programs)")
         }
     }
 

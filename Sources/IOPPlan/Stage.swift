@@ -50,6 +50,10 @@ public struct Stage: Sendable {
     /// output channels as a unit, an extent is a run of each conv's channels (`outputUnits` is one conv's
     /// width, a unit two channels of the concat), so a board's slice of the concat is two runs.
     public var concatenated: [Int]? = nil
+    /// In a region of three or more branches concatenated along channels (an Inception block), each a chain
+    /// of layers reading the region's input: each branch's network indices, in the concat's order, and its
+    /// output channels (`Inception.swift`). Split by output channels as a unit, a board runs whole branches.
+    public var inception: [(layers: [Int], channels: Int)]? = nil
 
     /// Whether every layer works on each channel alone (a depthwise conv, a per-channel scale, a clamp,
     /// pools), so a board holding some channels of its input can compute the same channels of its output.
@@ -87,7 +91,7 @@ public struct Stage: Sendable {
 
     public var allowedDimensions: [Dimension] {
         switch main {
-        case .leaderOnly: return concatenated == nil ? [.none] : [.none, .outputChannels]
+        case .leaderOnly: return concatenated == nil && inception == nil ? [.none] : [.none, .outputChannels]
         case .linear: return [.none, .outputChannels, .inputChannels]
         case .conv(let g): return g.groups == 1 ? [.none, .outputChannels, .inputChannels, .rows] : [.none, .rows]
         case .convTranspose(let g):
@@ -212,6 +216,10 @@ public struct Stage: Sendable {
             }
             var concatenated: Int? = nil
             if region > start + 1, branch == nil { concatenated = concatWidth(layers, start..<region, graph: graph) }
+            var inception: [(layers: [Int], channels: Int)]? = nil
+            if region > start + 1, branch == nil, concatenated == nil {
+                inception = inceptionBranches(layers, start..<region, graph: graph, outputShape: outShapes[region - 1])
+            }
             var perChannel: Int? = nil
             if case .leaderOnly = main, region == start + 1 { perChannel = Stage.perChannelWidth(layers[start]) }
             shape = outShapes[i - 1]
@@ -222,8 +230,9 @@ public struct Stage: Sendable {
             case .convTranspose(let g): outUnits = g.outChannels; outUnitSize = outCount / g.outChannels
             case .linear(let g): outUnits = g.outFeatures; outUnitSize = 1
             case .leaderOnly:
-                // A concat of two convs of width w: w units of two channels each.
-                outUnits = concatenated ?? 1; outUnitSize = outCount / outUnits
+                // A concat of two convs of width w: w units of two channels each; of branches: channels.
+                outUnits = concatenated ?? inception.map { $0.reduce(0) { $0 + $1.channels } } ?? 1
+                outUnitSize = outCount / outUnits
             }
             // A region is named by what its layers' names share (`layer1.0`, `features.3`).
             var name = l.name
@@ -239,7 +248,8 @@ public struct Stage: Sendable {
                     outputUnits: outUnits, outputUnitSize: outUnitSize,
                     mainFlops: layers[start..<(region)].reduce(0) { $0 + $1.flops },
                     postFlops: post, weightCount: weights, biasCount: bias, branch: branch, projection: projection,
-                    concatenated: concatenated.map { _ in [start, start + 1] }, perChannelWidth: perChannel))
+                    concatenated: concatenated.map { _ in [start, start + 1] }, inception: inception,
+                    perChannelWidth: perChannel))
         }
         return stages
     }

@@ -229,6 +229,13 @@ public struct LeaderStretch: Sendable, Equatable {
 /// part, waiting for and placing the results, reducing.
 public struct SegmentPhases: Sendable, Equatable {
     public var scatterMs, ownMs, gatherMs, reduceMs: Double
+
+    /// Two programs of one segment (a bottleneck's), phase by phase.
+    static func + (a: SegmentPhases, b: SegmentPhases) -> SegmentPhases {
+        SegmentPhases(
+            scatterMs: a.scatterMs + b.scatterMs, ownMs: a.ownMs + b.ownMs, gatherMs: a.gatherMs + b.gatherMs,
+            reduceMs: a.reduceMs + b.reduceMs)
+    }
 }
 
 /// One board's CPU over a segment: work that starts after the board has waited starts a new

@@ -80,6 +80,53 @@ import Testing
         }
     }
 
+    /// Bottlenecks (an identity and a projection shortcut) split, forced and as every planner chooses: the
+    /// leader keeps each block's shortcut across its two programs, and each board's compiled arena is still
+    /// the plan's figure for it.
+    @Test func splitBottlenecksCompileToThePlannersFigures() throws {
+        let net = try ONNXImporter.load(path: Fixtures.path("bottleneck_net.onnx"))
+        for name in ["mixed-pi4-pi3", "four-pi4-wifi", "compute-bound-gige"] {
+            let cluster = try Examples.cluster(name)
+            let planner = Planner(network: net, cluster: cluster)
+            let forced: [Segment] = planner.model.stages.indices.map {
+                planner.bottleneckHead($0) != nil ? .bottleneck(stage: $0) : .single(stage: $0, .none)
+            }
+            #expect(forced.filter { if case .bottleneck = $0 { true } else { false } }.count == 2)
+            var plans = [
+                Plan(planner: .iop, segments: forced, costs: forced.map(planner.model.cost), cluster: cluster)
+            ]
+            plans += PlannerKind.allCases.compactMap { try? planner.plan($0) }
+            for plan in plans {
+                let bundle = try ProgramBundle.compile(plan, network: net).withUnsafeBytes {
+                    try ProgramBundle.decode($0)
+                }
+                #expect(bundle.programs.map(\.arenaBytes) == plan.peakMemoryBytes, "\(name) \(plan.planner)")
+                #expect(bundle.programs.allSatisfy { $0.isWithinArena })
+            }
+        }
+    }
+
+    /// An Inception block split by whole branches, as every planner chooses on every example cluster: each
+    /// board's compiled arena is the plan's figure for it.
+    @Test func splitInceptionBlocksCompileToThePlannersFigures() throws {
+        let net = try ONNXImporter.load(path: Fixtures.path("inception_block.onnx"))
+        for name in ["mixed-pi4-pi3", "four-pi4-wifi", "compute-bound-gige"] {
+            let cluster = try Examples.cluster(name)
+            let planner = Planner(network: net, cluster: cluster)
+            for kind in PlannerKind.allCases {
+                let plan = try planner.plan(kind)
+                if kind == .oc {
+                    #expect(plan.partitions.contains { $0.dimension == .outputChannels && $0.fullExtent == 15 })
+                }
+                let bundle = try ProgramBundle.compile(plan, network: net).withUnsafeBytes {
+                    try ProgramBundle.decode($0)
+                }
+                #expect(bundle.programs.map(\.arenaBytes) == plan.peakMemoryBytes, "\(name) \(kind)")
+                #expect(bundle.programs.allSatisfy { $0.isWithinArena })
+            }
+        }
+    }
+
     static func workerProgram() throws -> BoardProgram {
         let net = try Zoo.make("alexnet", inputSize: 67)
         let plan = try Planner(network: net, cluster: try Examples.cluster("mixed-pi4-pi3")).plan(.oc)

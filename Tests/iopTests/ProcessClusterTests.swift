@@ -159,6 +159,61 @@ import Testing
         try clusterAnswersAsOneBoard(common + ["--requests", "2", "--check", "--json"])
     }
 
+    /// ResNet-50's bottlenecks (the fixture's two: an identity and a projection shortcut) on boards slow next
+    /// to their links: `iop` and `optimal` split both (the leader runs the first 1x1 and the projection, the
+    /// boards the 3x3 by output channels and the last 1x1 by input channels), and the processes' answers
+    /// equal one board's, with every board's arena the plan's figure.
+    @Test(arguments: ["iop", "optimal"])
+    func bottlenecksSplitAcrossProcesses(planner: String) throws {
+        let path = temporaryPath("bottleneck-cluster-\(planner).json")
+        var file = try #require(
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: PlanCLITests.clusters + "/mixed-pi4-pi3.json")))
+                as? [String: Any])
+        file["devices"] = (file["devices"] as? [[String: Any]] ?? []).map {
+            $0.merging(["gflops": 0.05, "setup_ms": 0.05, "bandwidth_mbps": 10000]) { $1 }
+        }
+        try JSONSerialization.data(withJSONObject: file).write(to: URL(fileURLWithPath: path))
+        let common = ["--model", Fixtures.path("bottleneck_net.onnx"), "--cluster", path, "--planner", planner]
+        let plan = try runIOP(["plan"] + common + ["--json"])
+        #expect(plan.status == 0, "\(plan.stderr)")
+        let planned = try #require(try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as? [String: Any])
+        // A split bottleneck: its chain by output then input channels, then the leader's 1x1 (and projection).
+        let blocks = (planned["segments"] as? [[String: Any]] ?? []).map {
+            ($0["partitions"] as? [[String: Any]] ?? []).map { $0["dim"] as? String ?? "" }
+        }.filter { $0 == ["oc", "ic", "none"] || $0 == ["oc", "ic", "none", "none"] }
+        #expect(blocks.count == 2 && blocks.contains { $0.count == 4 }, "\(plan.stdout)")
+        try clusterAnswersAsOneBoard(common + ["--requests", "2", "--check", "--json"])
+    }
+
+    /// An Inception block (four branches) on the same boards: `oc`, `iop` and `optimal` split it by whole
+    /// branches, and the processes' answers equal one board's, with every board's arena the plan's figure.
+    @Test(arguments: ["oc", "iop", "optimal"])
+    func inceptionBlocksSplitAcrossProcesses(planner: String) throws {
+        let path = temporaryPath("inception-cluster-\(planner).json")
+        var file = try #require(
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: PlanCLITests.clusters + "/mixed-pi4-pi3.json")))
+                as? [String: Any])
+        file["devices"] = (file["devices"] as? [[String: Any]] ?? []).map {
+            $0.merging(["gflops": 0.05, "setup_ms": 0.05, "bandwidth_mbps": 10000]) { $1 }
+        }
+        try JSONSerialization.data(withJSONObject: file).write(to: URL(fileURLWithPath: path))
+        let common = ["--model", Fixtures.path("inception_block.onnx"), "--cluster", path, "--planner", planner]
+        let plan = try runIOP(["plan"] + common + ["--json"])
+        #expect(plan.status == 0, "\(plan.stderr)")
+        let planned = try #require(try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as? [String: Any])
+        // The block's 15 channels by output channels, on more than one board.
+        let split = (planned["segments"] as? [[String: Any]] ?? []).compactMap {
+            ($0["partitions"] as? [[String: Any]])?.first
+        }.filter {
+            $0["dim"] as? String == "oc" && $0["full_extent"] as? Int == 15
+                && (($0["extents"] as? [Int]) ?? []).filter { $0 > 0 }.count > 1
+        }
+        #expect(split.count == 1, "\(plan.stdout)")
+        try clusterAnswersAsOneBoard(common + ["--requests", "2", "--check", "--json"])
+    }
+
     /// The planner's figure is each board's arena: a budget below it is caught before any node starts.
     @Test func aClusterTooSmallForThePlanIsRefusedByThePlanner() throws {
         let path = temporaryPath("tight-cluster.json")

@@ -415,6 +415,23 @@ def main():
     c = Chain("error_convtranspose_output_padding", [1, 2, 3, 3]).conv_transpose(
         2, 2, 3, strides=[2, 2], output_padding=[2, 0])
     c.save(); errors.append({"name": c.name, "message": "output_padding [2, 0] must be"})
+    # Two ResNet-50 bottlenecks (1x1, 3x3, 1x1, each with its batch norm) after a stem: the first adds its
+    # input, the second strides in its 3x3 and adds a strided 1x1 projection of its input; then a head.
+    c = Chain("bottleneck_net", [1, 3, 8, 8]).conv(3, 16, 3, pads=[1, 1, 1, 1]).node("Relu")
+    x = c.current
+    bn(c.conv(16, 8, 1, bias=False), 8).node("Relu")
+    bn(c.conv(8, 8, 3, bias=False, pads=[1, 1, 1, 1]), 8).node("Relu")
+    bn(c.conv(8, 16, 1, bias=False), 16)
+    c.node("Add", [x]).node("Relu")
+    x = c.current
+    bn(c.conv(16, 12, 1, bias=False), 12).node("Relu")
+    bn(c.conv(12, 12, 3, bias=False, strides=[2, 2], pads=[1, 1, 1, 1]), 12).node("Relu")
+    bn(c.conv(12, 32, 1, bias=False), 32)
+    main = c.current
+    c.current = x
+    bn(c.conv(16, 32, 1, bias=False, strides=[2, 2]), 32)
+    c.node("Add", [main]).node("Relu").node("GlobalAveragePool").node("Flatten")
+    case(c.node("Gemm", [c.const(c.weights(5, 32)), c.const(rng.uniform(-0.5, 0.5, 5))], transB=1))
     with open(os.path.join(HERE, "errors.json"), "w") as f:
         json.dump(errors, f, indent=1)
 
