@@ -56,26 +56,12 @@ import Testing
     /// forced and as every planner chooses: each board's compiled arena is the plan's figure for it.
     @Test(arguments: ["resnet18", "squeezenet1_1"])
     func splitBlocksAndFireModulesCompileToThePlannersFigures(_ model: String) throws {
-        let net = try Zoo.make(model, inputSize: 32)
-        for name in ["mixed-pi4-pi3", "four-pi4-wifi", "compute-bound-gige"] {
-            let cluster = try Examples.cluster(name)
-            let planner = Planner(network: net, cluster: cluster)
-            let stages = Stage.split(net)
-            let forced: [Segment] = stages.indices.map {
+        try expectCompiledArenasArePlanned(try Zoo.make(model, inputSize: 32)) { planner in
+            let stages = planner.model.stages
+            return stages.indices.map {
                 planner.canSplitResidual($0)
                     ? .residual(stage: $0)
                     : .single(stage: $0, stages[$0].concatenated != nil ? .outputChannels : .none)
-            }
-            var plans = [
-                Plan(planner: .iop, segments: forced, costs: forced.map(planner.model.cost), cluster: cluster)
-            ]
-            plans += PlannerKind.allCases.compactMap { try? planner.plan($0) }
-            for plan in plans {
-                let bundle = try ProgramBundle.compile(plan, network: net).withUnsafeBytes {
-                    try ProgramBundle.decode($0)
-                }
-                #expect(bundle.programs.map(\.arenaBytes) == plan.peakMemoryBytes, "\(name) \(plan.planner)")
-                #expect(bundle.programs.allSatisfy { $0.isWithinArena })
             }
         }
     }
@@ -84,16 +70,25 @@ import Testing
     /// leader keeps each block's shortcut across its two programs, and each board's compiled arena is still
     /// the plan's figure for it.
     @Test func splitBottlenecksCompileToThePlannersFigures() throws {
-        let net = try ONNXImporter.load(path: Fixtures.path("bottleneck_net.onnx"))
-        for name in ["mixed-pi4-pi3", "four-pi4-wifi", "compute-bound-gige"] {
-            let cluster = try Examples.cluster(name)
-            let planner = Planner(network: net, cluster: cluster)
+        try expectCompiledArenasArePlanned(try ONNXImporter.load(path: Fixtures.path("bottleneck_net.onnx"))) {
+            planner in
             let forced: [Segment] = planner.model.stages.indices.map {
                 planner.bottleneckHead($0) != nil ? .bottleneck(stage: $0) : .single(stage: $0, .none)
             }
             #expect(forced.filter { if case .bottleneck = $0 { true } else { false } }.count == 2)
+            return forced
+        }
+    }
+
+    /// On every example cluster, the plan `forced` makes and every planner's own plan compile to bundles whose
+    /// arenas are the plans' figures, board by board.
+    func expectCompiledArenasArePlanned(_ net: Network, forced: (Planner) -> [Segment]) throws {
+        for name in ["mixed-pi4-pi3", "four-pi4-wifi", "compute-bound-gige"] {
+            let cluster = try Examples.cluster(name)
+            let planner = Planner(network: net, cluster: cluster)
+            let segments = forced(planner)
             var plans = [
-                Plan(planner: .iop, segments: forced, costs: forced.map(planner.model.cost), cluster: cluster)
+                Plan(planner: .iop, segments: segments, costs: segments.map(planner.model.cost), cluster: cluster)
             ]
             plans += PlannerKind.allCases.compactMap { try? planner.plan($0) }
             for plan in plans {

@@ -122,19 +122,9 @@ import Testing
         ("squeezenet1_1", "optimal"),
     ])
     func residualBlocksAndChainsSplitAcrossProcesses(model: String, planner: String) throws {
-        let path = temporaryPath("split-cluster-\(model)-\(planner).json")
-        var file = try #require(
-            try JSONSerialization.jsonObject(
-                with: Data(contentsOf: URL(fileURLWithPath: PlanCLITests.clusters + "/mixed-pi4-pi3.json")))
-                as? [String: Any])
-        file["devices"] = (file["devices"] as? [[String: Any]] ?? []).map {
-            $0.merging(["gflops": 0.05, "setup_ms": 0.05, "bandwidth_mbps": 10000]) { $1 }
-        }
-        try JSONSerialization.data(withJSONObject: file).write(to: URL(fileURLWithPath: path))
+        let path = try slowBoardsCluster("split-cluster-\(model)-\(planner).json")
         let common = ["--model", model, "--input-size", "32", "--cluster", path, "--planner", planner]
-        let plan = try runIOP(["plan"] + common + ["--json"])
-        #expect(plan.status == 0, "\(plan.stderr)")
-        let planned = try #require(try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as? [String: Any])
+        let planned = try planJSON(common).json
         // A split residual block or chain: a segment of several partitions ending by input channels.
         let splits = (planned["segments"] as? [[String: Any]] ?? []).filter {
             let parts = $0["partitions"] as? [[String: Any]] ?? []
@@ -165,19 +155,9 @@ import Testing
     /// equal one board's, with every board's arena the plan's figure.
     @Test(arguments: ["iop", "optimal"])
     func bottlenecksSplitAcrossProcesses(planner: String) throws {
-        let path = temporaryPath("bottleneck-cluster-\(planner).json")
-        var file = try #require(
-            try JSONSerialization.jsonObject(
-                with: Data(contentsOf: URL(fileURLWithPath: PlanCLITests.clusters + "/mixed-pi4-pi3.json")))
-                as? [String: Any])
-        file["devices"] = (file["devices"] as? [[String: Any]] ?? []).map {
-            $0.merging(["gflops": 0.05, "setup_ms": 0.05, "bandwidth_mbps": 10000]) { $1 }
-        }
-        try JSONSerialization.data(withJSONObject: file).write(to: URL(fileURLWithPath: path))
+        let path = try slowBoardsCluster("bottleneck-cluster-\(planner).json")
         let common = ["--model", Fixtures.path("bottleneck_net.onnx"), "--cluster", path, "--planner", planner]
-        let plan = try runIOP(["plan"] + common + ["--json"])
-        #expect(plan.status == 0, "\(plan.stderr)")
-        let planned = try #require(try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as? [String: Any])
+        let (plan, planned) = try planJSON(common)
         // A split bottleneck: its chain by output then input channels, then the leader's 1x1 (and projection).
         let blocks = (planned["segments"] as? [[String: Any]] ?? []).map {
             ($0["partitions"] as? [[String: Any]] ?? []).map { $0["dim"] as? String ?? "" }
@@ -190,19 +170,9 @@ import Testing
     /// branches, and the processes' answers equal one board's, with every board's arena the plan's figure.
     @Test(arguments: ["oc", "iop", "optimal"])
     func inceptionBlocksSplitAcrossProcesses(planner: String) throws {
-        let path = temporaryPath("inception-cluster-\(planner).json")
-        var file = try #require(
-            try JSONSerialization.jsonObject(
-                with: Data(contentsOf: URL(fileURLWithPath: PlanCLITests.clusters + "/mixed-pi4-pi3.json")))
-                as? [String: Any])
-        file["devices"] = (file["devices"] as? [[String: Any]] ?? []).map {
-            $0.merging(["gflops": 0.05, "setup_ms": 0.05, "bandwidth_mbps": 10000]) { $1 }
-        }
-        try JSONSerialization.data(withJSONObject: file).write(to: URL(fileURLWithPath: path))
+        let path = try slowBoardsCluster("inception-cluster-\(planner).json")
         let common = ["--model", Fixtures.path("inception_block.onnx"), "--cluster", path, "--planner", planner]
-        let plan = try runIOP(["plan"] + common + ["--json"])
-        #expect(plan.status == 0, "\(plan.stderr)")
-        let planned = try #require(try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as? [String: Any])
+        let (plan, planned) = try planJSON(common)
         // The block's 15 channels by output channels, on more than one board.
         let split = (planned["segments"] as? [[String: Any]] ?? []).compactMap {
             ($0["partitions"] as? [[String: Any]])?.first
@@ -305,6 +275,28 @@ import Testing
     // Every node is gone (or at most a zombie about to be reaped by init).
     let stillRunning = nodes.filter { pid in procStat(pid).map { $0[0] != "Z" } ?? false }
     #expect(stillRunning.isEmpty, "nodes left running after Ctrl-C: \(stillRunning)")
+}
+
+/// `mixed-pi4-pi3.json` with boards slow next to their links (0.05 GFLOP/s, 10 Gbit/s, 0.05 ms per message), so
+/// the planners split what they can, written to a temporary file named `name`: its path.
+func slowBoardsCluster(_ name: String) throws -> String {
+    let path = temporaryPath(name)
+    var file = try #require(
+        try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: PlanCLITests.clusters + "/mixed-pi4-pi3.json")))
+            as? [String: Any])
+    file["devices"] = (file["devices"] as? [[String: Any]] ?? []).map {
+        $0.merging(["gflops": 0.05, "setup_ms": 0.05, "bandwidth_mbps": 10000]) { $1 }
+    }
+    try JSONSerialization.data(withJSONObject: file).write(to: URL(fileURLWithPath: path))
+    return path
+}
+
+/// `iop plan ARGS --json`, which must succeed: the run and its JSON.
+func planJSON(_ args: [String]) throws -> (run: Result, json: [String: Any]) {
+    let plan = try runIOP(["plan"] + args + ["--json"])
+    #expect(plan.status == 0, "\(plan.stderr)")
+    return (plan, try #require(try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as? [String: Any]))
 }
 
 /// The fields of /proc/PID/stat after the command name (state, ppid, ...), or nil once the process is gone.
