@@ -390,9 +390,13 @@ public enum ConvKernel {
                     if g.kernelH == 3 && g.kernelW == 3 && g.dilationH == 1 && g.dilationW == 1 {
                         ox = vectors3x3(row: row, out: orow, weights: w, bias: bias[oc])
                     }
-                    ox = vectors(KVec.self, row: row, out: orow, from: ox, weights: w, bias: bias[oc])
+                    ox = vectors(row: row, out: orow, from: ox, weights: w, bias: bias[oc]) {
+                        (a: inout KVec, x: KVec, t: KVec) in a.addProduct(x, t)
+                    }
                     if KVec.scalarCount > 4 {
-                        ox = vectors(SIMD4<Float>.self, row: row, out: orow, from: ox, weights: w, bias: bias[oc])
+                        ox = vectors(row: row, out: orow, from: ox, weights: w, bias: bias[oc]) {
+                            (a: inout SIMD4<Float>, x: SIMD4<Float>, t: SIMD4<Float>) in a.addProduct(x, t)
+                        }
                     }
                 }
                 // Four outputs at a time in separate sums: a single sum's adds wait on each other (a
@@ -460,11 +464,13 @@ public enum ConvKernel {
         }
 
         /// Stride-1 outputs of one row from `ox` in vectors of `V`, while a whole vector fits; returns where
-        /// they stop.
+        /// they stop. `fma` is the caller's, written for its concrete vector type: there 32-bit ARM's fused
+        /// NEON `addProduct` (NEON32.swift) shadows the stdlib's, which generic code would call instead (four
+        /// scalar `vfma.f32` per vector, `cross/mca`).
         @inline(__always)
         func vectors<V: SIMD>(
-            _: V.Type, row: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, from start: Int,
-            weights w: UnsafePointer<Float>, bias: Float
+            row: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, from start: Int,
+            weights w: UnsafePointer<Float>, bias: Float, fma: (inout V, V, V) -> Void
         ) -> Int where V.Scalar == Float {
             var ox = start
             let wpad = g.paddedWidth
@@ -474,7 +480,7 @@ public enum ConvKernel {
                     let r = row + ky * g.dilationH * wpad + ox
                     for kx in 0..<g.kernelW {
                         let x = UnsafeRawPointer(r + kx * g.dilationW).loadUnaligned(as: V.self)
-                        acc.addProduct(x, V(repeating: w[ky * g.kernelW + kx]))
+                        fma(&acc, x, V(repeating: w[ky * g.kernelW + kx]))
                     }
                 }
                 UnsafeMutableRawPointer(out + ox).storeBytes(of: activation.apply(acc), as: V.self)
