@@ -126,16 +126,11 @@ public struct Activation: Equatable, Sendable {
     /// Compare-and-select lowers to vmaxps/vminps (fmax/fmin on NEON) with no
     /// branches; `pointwiseMax`/`pointwiseMin` go lane by lane through the NaN
     /// rules of `Float.maximum`. NaN passes through, as in the scalar form.
-    @inline(__always) func apply(_ v: KVec) -> KVec {
-        let lo = KVec(repeating: low), hi = KVec(repeating: high)
-        let m = v.replacing(with: lo, where: v .< lo)
-        return m.replacing(with: hi, where: m .> hi)
-    }
-    @inline(__always) func apply(_ v: Float) -> Float { Swift.min(Swift.max(v, low), high) }
-    /// The same on a vector of another width (the depthwise kernel's narrow rows).
+    /// Any vector width: `KVec`, and the depthwise kernel's narrower rows.
     @inline(__always) func apply<V: SIMD>(_ v: V) -> V where V.Scalar == Float {
         let lo = V(repeating: low), hi = V(repeating: high)
         let m = v.replacing(with: lo, where: v .< lo)
         return m.replacing(with: hi, where: m .> hi)
     }
+    @inline(__always) func apply(_ v: Float) -> Float { Swift.min(Swift.max(v, low), high) }
 }

@@ -27,9 +27,7 @@ public struct SegmentCost: Sendable {
     public var wire: WirePrecision = .fp32
     /// The calibrated model's split of the segment's time as the leader clocks it (nil: nominal model).
     public var phases: SegmentPhases?
-    /// What the segment leaves the next (calibrated model): how long each worker has waited when it ends,
-    /// and the leader's stretch of work.
-    public var idleAfterMs: [Double]?
+    /// What the segment leaves the next (calibrated model): the leader's stretch of work.
     public var leaderAfter: LeaderStretch?
     /// Every board's quota state when the segment ends, per draw of the workers' phases (`SegmentTimeline`).
     var quotaAfter: [[QuotaState]]?
@@ -212,16 +210,14 @@ public struct CostModel: Sendable {
 
     /// The segment's cost with the wire precision `wire` asks for; with `auto`, the faster of the two
     /// (fp32 on a tie, as when the segment sends nothing).
-    public func cost(_ segment: Segment) -> SegmentCost { cost(segment, idle: nil, leaderStretch: nil) }
+    public func cost(_ segment: Segment) -> SegmentCost { cost(segment, leaderStretch: nil, quota: nil) }
 
-    /// `idle`: how long each worker has waited when the segment starts (nil: since its start),
-    /// `leaderStretch` the leader's work going on then (nil: a stretch starting with the segment), and
-    /// `quota` the boards' quota states the segment before left (nil: each at a random phase, busy until `idle` ago).
-    func cost(
-        _ segment: Segment, idle: [Double]?, leaderStretch: LeaderStretch?, quota: [[QuotaState]]? = nil
-    ) -> SegmentCost {
+    /// `leaderStretch`: the leader's work going on when the segment starts (nil: a stretch starting with the
+    /// segment); `quota` the boards' quota states the segment before left (nil: each at a random phase of its
+    /// period, having run flat out until the segment began).
+    func cost(_ segment: Segment, leaderStretch: LeaderStretch?, quota: [[QuotaState]]?) -> SegmentCost {
         func costed(_ w: WirePrecision) -> SegmentCost {
-            cost(segment, wire: w, idle: idle, leaderStretch: leaderStretch, quota: quota)
+            cost(segment, wire: w, leaderStretch: leaderStretch, quota: quota)
         }
         switch wire {
         case .fp32: return costed(.fp32)
@@ -240,7 +236,7 @@ public struct CostModel: Sendable {
     /// alone, every worker having run flat out until the segment began and the leader just busy.
     public func costs(_ segments: [Segment]) -> [SegmentCost] {
         guard cluster.isProfiled else { return segments.map { cost($0) } }
-        var idle = [Double](repeating: 0, count: n), costs: [SegmentCost] = []
+        var costs: [SegmentCost] = []
         var stretch: LeaderStretch? = nil
         var quota: [[QuotaState]]? = (0..<SegmentTimeline.phaseSamples).map { k in
             cluster.devices.indices.map {
@@ -251,13 +247,11 @@ public struct CostModel: Sendable {
         for _ in 0..<3 {
             costs = []
             for s in segments {
-                let c = cost(s, idle: idle, leaderStretch: stretch, quota: quota)
-                idle = c.idleAfterMs ?? idle
+                let c = cost(s, leaderStretch: stretch, quota: quota)
                 stretch = c.leaderAfter
                 quota = c.quotaAfter ?? quota
                 costs.append(c)
             }
-            idle = idle.map { $0 + requestMs }
             quota = quota?.map { states in
                 states.indices.map { d in
                     var q = states[d]
@@ -270,7 +264,7 @@ public struct CostModel: Sendable {
     }
 
     public func cost(
-        _ segment: Segment, wire precision: WirePrecision, idle: [Double]? = nil, leaderStretch: LeaderStretch? = nil,
+        _ segment: Segment, wire precision: WirePrecision, leaderStretch: LeaderStretch? = nil,
         quota: [[QuotaState]]? = nil
     ) -> SegmentCost {
         var c = SegmentCost(
@@ -385,14 +379,14 @@ public struct CostModel: Sendable {
                 compute[leader] = computeMs(Double(s.mainFlops + s.postFlops), leader)
             case .outputChannels:
                 for d in 0..<n where ext[d] > 0 {
-                    let f = fraction(ext[d], full)
-                    compute[d] = computeMs(f * Double(s.mainFlops + s.postFlops), d)
+                    var flops = fraction(ext[d], full) * Double(s.mainFlops + s.postFlops)
                     if s.inception != nil {
                         // Whole branches: their own FLOPs, not a share of the block's.
                         let c0 = ext[..<d].reduce(0, +)
                         let part = Slicer.inceptionPart(s, layers, c0..<(c0 + ext[d]), board: d)
-                        compute[d] = computeMs(Double(part.layers.reduce(0) { $0 + $1.flops }), d)
+                        flops = Double(part.layers.reduce(0) { $0 + $1.flops })
                     }
+                    compute[d] = computeMs(flops, d)
                     let outPart = ext[d] * s.outputUnitSize
                     send(s.inputCount * F, from: leader, to: d)
                     send(outPart * F, from: d, to: leader)
@@ -477,18 +471,17 @@ public struct CostModel: Sendable {
         }
         if cluster.isProfiled {
             // A segment of several programs (a bottleneck) is their timelines one after the other.
-            var waited = idle ?? Array(repeating: 0, count: n), stretch = leaderStretch, quotas = quota
+            var stretch = leaderStretch, quotas = quota
             c.computeMs = 0; c.commMs = 0
             for program in programs {
                 let t = SegmentTimeline(cluster: cluster).time(
-                    program, idle: waited, leaderStretch: stretch, quota: quotas)
-                waited = t.idleAfter; stretch = t.leaderAfter; quotas = t.quotaAfter
+                    program, leaderStretch: stretch, quota: quotas)
+                stretch = t.leaderAfter; quotas = t.quotaAfter
                 c.computeMs += t.computeMs
                 c.commMs += t.latencyMs - t.computeMs
                 c.phases = c.phases.map { $0 + t.phases } ?? t.phases
             }
             c.leaderAfter = stretch
-            c.idleAfterMs = waited
             c.quotaAfter = quotas
         }
         // Each program is a segment of the board's arena: parameters add up, buffers take the largest.

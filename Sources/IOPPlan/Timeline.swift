@@ -20,8 +20,9 @@ import IOPProgram
 ///
 /// CPU work is counted at full speed and turned into wall time per board by `CPUClock`: a board
 /// under a CPU quota runs its burst at full speed after idling, then at its share. Costed alone, a
-/// segment starts with the leader just busy and the workers waiting since its start; in a plan
-/// (`CostModel.costs`) it starts where the segment before left them (`idle`, `leaderStretch`).
+/// segment starts with the leader just busy and each worker at a random phase of its quota, having run flat
+/// out until then; in a plan (`CostModel.costs`) it starts where the segment before left them
+/// (`leaderStretch`, `quota`).
 struct SegmentTimeline {
     let cluster: Cluster
 
@@ -95,12 +96,10 @@ struct SegmentTimeline {
     /// each worker's mean, which would miss that the slowest of several workers sets the pace.
     ///
     /// `quota`: every board's quota state at the segment's start in each draw, as the segment before left
-    /// it (nil: each board at its draw's phase, having run flat out until `idle` ago); the result gives the
-    /// states at the segment's end, draw by draw.
-    func time(
-        _ seg: SegmentProgram, idle: [Double], leaderStretch: LeaderStretch? = nil, quota: [[QuotaState]]? = nil
-    ) -> (
-        latencyMs: Double, computeMs: Double, phases: SegmentPhases, idleAfter: [Double], leaderAfter: LeaderStretch,
+    /// it (nil: each board at its draw's phase, having run flat out until the segment began); the result
+    /// gives the states at the segment's end, draw by draw.
+    func time(_ seg: SegmentProgram, leaderStretch: LeaderStretch? = nil, quota: [[QuotaState]]? = nil) -> (
+        latencyMs: Double, computeMs: Double, phases: SegmentPhases, leaderAfter: LeaderStretch,
         quotaAfter: [[QuotaState]]
     ) {
         let half = seg.wire == .fp16, wireBytes = seg.wire.bytesPerElement
@@ -139,12 +138,11 @@ struct SegmentTimeline {
         let reduce = computeMs(seg.reduceLayers, board: leader)
         let samples = work.isEmpty ? 1 : Self.phaseSamples
         var gathered = 0.0, end = 0.0
-        var readyAt = [Double](repeating: 0, count: cluster.devices.count)
         var states =
             quota
             ?? (0..<Self.phaseSamples).map { k in
                 cluster.devices.indices.map {
-                    profile($0).quota(phase: Self.phase(sample: k, board: $0), idleMs: idle[$0])
+                    profile($0).quota(phase: Self.phase(sample: k, board: $0), idleMs: 0)
                 }
             }
         var lastEnd = 0.0
@@ -156,7 +154,6 @@ struct SegmentTimeline {
                 p.wait(w.start, from: &states[k][w.board])
                 return (at: w.start + p.run(fullSpeedMs: w.fullSpeedMs, from: &states[k][w.board]), w: w)
             }
-            for (at, r) in ready { readyAt[r.board] += at }
             for (at, r) in ready.sorted(by: { $0.at < $1.at }) {
                 var workerOut = bucket(r.board)
                 let got = max(
@@ -186,17 +183,12 @@ struct SegmentTimeline {
         gathered /= Double(samples); end /= Double(samples)
         let phases = SegmentPhases(
             scatterMs: scattered, ownMs: ownDone - scattered, gatherMs: gathered - ownDone, reduceMs: end - gathered)
-        // A worker waits from when its result left; one with no part here goes on waiting.
-        var idleAfter = idle.map { $0 + end }
-        idleAfter[leader] = 0
-        for w in work { idleAfter[w.board] = end - readyAt[w.board] / Double(samples) }
         // With no worker the draws do not differ: every draw waits out the one end.
         for k in samples..<Self.phaseSamples {
             for d in cluster.devices.indices where d != leader { profile(d).wait(lastEnd, from: &states[k][d]) }
         }
         return (
-            end, min(end, longest + profile(leader).wallMs(fullSpeedMs: reduce, idleMs: 0)), phases, idleAfter, carry,
-            states
+            end, min(end, longest + profile(leader).wallMs(fullSpeedMs: reduce, idleMs: 0)), phases, carry, states
         )
     }
 
