@@ -69,15 +69,53 @@ public enum PoolKernel {
                 halving(src, dst)
                 return
             }
+            let w = g.inWidth
+            if g.kernelH == 3 && g.kernelW == 3 && g.padTop == 0 && g.padLeft == 0
+                && (g.outHeight - 1) * g.strideH + 3 <= g.inHeight && (g.outWidth - 1) * g.strideW + 3 <= g.inWidth
+            {
+                threeByThree(src, dst)
+                return
+            }
             for oy in 0..<g.outHeight {
                 let y0 = oy * g.strideH - g.padTop
                 let ys = Swift.max(y0, 0), ye = Swift.min(y0 + g.kernelH, g.inHeight)
+                let top = src + ys * w, out = dst + oy * g.outWidth
                 for ox in 0..<g.outWidth {
                     let x0 = ox * g.strideW - g.padLeft
                     let xs = Swift.max(x0, 0), xe = Swift.min(x0 + g.kernelW, g.inWidth)
-                    var m = -Float.infinity
-                    for y in ys..<ye { for x in xs..<xe { m = Swift.max(m, src[y * g.inWidth + x]) } }
-                    dst[oy * g.outWidth + ox] = m
+                    // Three taps a step where the window allows (AlexNet's 3x3 pools): a clipped, indexed
+                    // tap at a time ran at a tenth of the 2x2 path's rate.
+                    var m = -Float.infinity, row = top + xs
+                    for _ in ys..<ye {
+                        var x = 0
+                        while x + 3 <= xe - xs {
+                            m = Swift.max(m, Swift.max(row[x], Swift.max(row[x + 1], row[x + 2])))
+                            x += 3
+                        }
+                        while x < xe - xs {
+                            m = Swift.max(m, row[x])
+                            x += 1
+                        }
+                        row += w
+                    }
+                    out[ox] = m
+                }
+            }
+        }
+
+        /// 3x3, every window inside the input (AlexNet's overlapping stride-2 pools): nine loads and a tree of
+        /// maxima per output, no bounds to clip. The clipped loop, a tap at a time, ran at a fifth of this rate.
+        func threeByThree(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>) {
+            let w = g.inWidth
+            for oy in 0..<g.outHeight {
+                let r0 = src + oy * g.strideH * w, out = dst + oy * g.outWidth
+                var x = 0
+                for ox in 0..<g.outWidth {
+                    let a = r0 + x, b = a + w, c = b + w
+                    let top = Swift.max(Swift.max(a[0], a[1]), Swift.max(a[2], b[0]))
+                    let bottom = Swift.max(Swift.max(b[1], b[2]), Swift.max(Swift.max(c[0], c[1]), c[2]))
+                    out[ox] = Swift.max(top, bottom)
+                    x += g.strideW
                 }
             }
         }
