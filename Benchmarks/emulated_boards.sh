@@ -21,9 +21,10 @@
 # --wire is passed to `iop compile` (fp32 by default: activations as fp16 on the wire, or auto).
 # --json prints one object: {model, boards, cpu_percent, rate_mbit, cost_model, wire,
 # planners: [{planner, modelled_ms, p50_ms, p90_ms, arena_bytes: [...], bytes_per_inference, request_ms,
-# segments: [{modelled_ms, measured_ms, scatter_ms, own_ms, gather_ms, reduce_ms, modelled: {scatter_ms, own_ms,
-# gather_ms, reduce_ms}}]}]}: each segment's modelled time and phases beside the leader's own clock of them (mean
-# per request), to see where the model is off.
+# boards: [{cpu_ms, modelled_cpu_ms, throttled, throttled_ms}], segments: [{modelled_ms, measured_ms, scatter_ms, own_ms,
+# gather_ms, reduce_ms, modelled: {scatter_ms, own_ms, gather_ms, reduce_ms}}]}]}: per request, each board's
+# CPU time beside the model's and its quota stalls (board 0 first),
+# and each segment's modelled time and phases beside the leader's own clock of them, to see where the model is off.
 # Needs root and `swift build -c release`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +45,7 @@ while [ $# -gt 0 ]; do
         --wire) wire=$2; shift 2 ;;
         --keep) keep=$2; shift 2 ;;
         --json) json=1; shift ;;
-        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "emulated_boards: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -100,6 +101,20 @@ cleanup
 
 emu_setup "${rates[0]}" "${cpus[0]}" $((budget_bytes + (64 << 20)))
 for i in $(seq 0 $((boards - 1))); do emu_set_cpu "$i" "${cpus[i]}"; emu_set_rate "$i" "${rates[i]}"; done
+
+# Each board's CPU so far, one line per board: "ms_on_cpu times_throttled ms_throttled" (its process's
+# threads from /proc/PID/task/*/schedstat; the quota's counters from its cgroup's cpu.stat). $@: the pids, board order.
+board_cpu() {
+    local i=0 p
+    for p in "$@"; do
+        python3 -c "
+import glob, sys
+on = sum(int(open(f).read().split()[0]) for f in glob.glob('/proc/$p/task/*/schedstat'))
+st = dict(l.split() for l in open('/sys/fs/cgroup/cpu/$EMU_PREFIX-b$i/cpu.stat'))
+print(on / 1e6, st['nr_throttled'], int(st['throttled_time']) / 1e6)"
+        i=$((i + 1))
+    done
+}
 
 # Runs a command on board $1: its namespace, its cpu and memory cgroups.
 on_board() { emu_on_board "$@"; }
@@ -175,10 +190,12 @@ for planner in ${planners//,/ }; do
     # One request first: its page faults and first connections are not what the plan costs.
     ip netns exec "$EMU_PREFIX-b0" "$bin/iop" request --leader tcp://198.18.0.1:5600 --reply 'tcp://198.18.0.1:*' \
         --insecure --input "$work/x.npy" --json > /dev/null
+    cpu_before=$(board_cpu "${pids[@]}")
     before=$(ip netns exec "$EMU_PREFIX-b0" "$bin/iop" request --leader tcp://198.18.0.1:5600 --reply 'tcp://198.18.0.1:*' \
         --insecure --stats --json)
     result=$(ip netns exec "$EMU_PREFIX-b0" "$bin/iop" request --leader tcp://198.18.0.1:5600 --reply 'tcp://198.18.0.1:*' \
         --insecure --input "$work/x.npy" --repeat "$requests" --json)
+    cpu_after=$(board_cpu "${pids[@]}")
     stats=$(ip netns exec "$EMU_PREFIX-b0" "$bin/iop" request --leader tcp://198.18.0.1:5600 --reply 'tcp://198.18.0.1:*' --insecure \
         --stats --json)
     kill -TERM "$leader"; wait "$leader" || true
@@ -190,6 +207,13 @@ for planner in ${planners//,/ }; do
     python3 -c "
 import json; r=json.loads('''$result'''); s=json.loads('''$stats''')
 b=json.loads('''$before'''); m=json.load(open('$out/manifest.json'))
+c0=[[float(x) for x in l.split()] for l in '''$cpu_before'''.splitlines()]
+c1=[[float(x) for x in l.split()] for l in '''$cpu_after'''.splitlines()]
+# What each board spent per request over the measured ones (the --stats request between is negligible).
+modelled=[b.get('cpu_ms_per_inference') for b in m['boards']]
+cpu=[{'cpu_ms': round((y[0] - x[0]) / $requests, 2), 'modelled_cpu_ms': None if mc is None else round(mc, 2),
+      'throttled': round((y[1] - x[1]) / $requests, 2), 'throttled_ms': round((y[2] - x[2]) / $requests, 2)}
+     for x, y, mc in zip(c0, c1, modelled)]
 # The requests' share of each segment: the counters after them minus those after the warm-up request.
 n=max(1, s['plan_inferences'] - b['plan_inferences'])
 def mean(k, key): return round((s['segments'][k][key] * s['plan_inferences'] - b['segments'][k][key] * b['plan_inferences']) / n, 3)
@@ -201,7 +225,7 @@ segments=[{'modelled_ms': m['segment_ms'][k] if same else None, 'measured_ms': m
 print(json.dumps({'planner': '$planner', 'modelled_ms': round(float('$modelled'), 2), 'p50_ms': round(r['p50_ms'], 2),
                   'p90_ms': round(r['p90_ms'], 2), 'arena_bytes': [b['arena_bytes'] for b in s['boards']],
                   'bytes_per_inference': sum(b['bytes_sent'] for b in s['boards']) // max(1, s['inferences']),
-                  'request_ms': m['request_ms'], 'segments': segments}))" \
+                  'request_ms': m['request_ms'], 'boards': cpu, 'segments': segments}))" \
         >> "$work/results.jsonl"
     [ "$json" = 1 ] || python3 -c "
 import json; r=json.loads(open('$work/results.jsonl').read().splitlines()[-1])

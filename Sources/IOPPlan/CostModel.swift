@@ -31,6 +31,8 @@ public struct SegmentCost: Sendable {
     public var leaderAfter: LeaderStretch?
     /// Every board's quota state when the segment ends, per draw of the workers' phases (`SegmentTimeline`).
     var quotaAfter: [[QuotaState]]?
+    /// Full-speed CPU milliseconds per board (calibrated model): what each board's quota pays for.
+    public var cpuMs: [Double]?
     public var latencyMs: Double { computeMs + commMs }
 }
 
@@ -480,6 +482,7 @@ public struct CostModel: Sendable {
                 c.computeMs += t.computeMs
                 c.commMs += t.latencyMs - t.computeMs
                 c.phases = c.phases.map { $0 + t.phases } ?? t.phases
+                c.cpuMs = zip(c.cpuMs ?? t.cpuMs.map { _ in 0 }, t.cpuMs).map { $0 + $1 }
             }
             c.leaderAfter = stretch
             c.quotaAfter = quotas

@@ -51,6 +51,11 @@ public struct Plan: Sendable {
         (0..<cluster.devices.count).map { d in costs.reduce(0) { $0 + $1.messagesSent[d] } }
     }
     public var partitions: [Partition] { costs.flatMap(\.partitions) }
+    /// Full-speed CPU milliseconds per board per inference (calibrated model; nil for the nominal one).
+    public var cpuMsPerInference: [Double]? {
+        guard let first = costs.first?.cpuMs else { return nil }
+        return costs.dropFirst().reduce(first) { sum, c in zip(sum, c.cpuMs ?? sum.map { _ in 0 }).map { $0 + $1 } }
+    }
 }
 
 public struct PlanError: Error, CustomStringConvertible, Equatable {

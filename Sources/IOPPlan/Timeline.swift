@@ -100,21 +100,23 @@ struct SegmentTimeline {
     /// gives the states at the segment's end, draw by draw.
     func time(_ seg: SegmentProgram, leaderStretch: LeaderStretch? = nil, quota: [[QuotaState]]? = nil) -> (
         latencyMs: Double, computeMs: Double, phases: SegmentPhases, leaderAfter: LeaderStretch,
-        quotaAfter: [[QuotaState]]
+        quotaAfter: [[QuotaState]], cpuMs: [Double]
     ) {
         let half = seg.wire == .fp16, wireBytes = seg.wire.bytesPerElement
         var cpu = CPUClock(profile(leader))
         if let l = leaderStretch { cpu.start = -l.sinceStart; cpu.idle = l.idle; cpu.spent = l.spent }
         var carry = LeaderStretch(sinceStart: 0, idle: 0, spent: 0)
         var leaderOut = bucket(leader)
-        var work: [(start: Double, fullSpeedMs: Double, bytes: Int, output: BoardPart.Output, count: Int, board: Int)] =
-            []
+        var work: [WorkerPart] = []
         var longest = 0.0
+        // Full-speed CPU per board: what its quota must pay for, whatever the schedule.
+        var spent = [Double](repeating: 0, count: cluster.devices.count)
         for part in seg.parts where part.board != leader {
             let d = part.board
             let inCount = part.input.count(ofWhole: seg.inputCount), inBytes = wireBytes * inCount
             let select = half ? halfMs(4 * inCount, board: leader) : copyMs(bytes: 4 * inCount, board: leader)
             cpu.run(select + sendCpuMs(inBytes, board: leader), from: 0)
+            spent[leader] += select + sendCpuMs(inBytes, board: leader)
             var workerIn = bucket(d)
             let sent = max(
                 leaderOut.pass(Double(inBytes), offeredAt: cpu.now), workerIn.pass(Double(inBytes), offeredAt: cpu.now))
@@ -123,19 +125,37 @@ struct SegmentTimeline {
             let outCount = outputCount(part, seg)
             let converts = half ? halfMs(4 * inCount, board: d) + halfMs(4 * outCount, board: d) : 0
             let x = receiveCpuMs(inBytes, board: d) + converts + compute + sendCpuMs(wireBytes * outCount, board: d)
-            work.append((sent + latency(d), x, wireBytes * outCount, part.output, outCount, d))
+            work.append(
+                WorkerPart(
+                    start: sent + latency(d), fullSpeedMs: x, bytes: wireBytes * outCount, output: part.output,
+                    count: outCount, board: d))
+            spent[d] += x
         }
         let scattered = cpu.now
-        if seg.partialCount > 0 { cpu.run(copyMs(bytes: 4 * seg.assembledCount, board: leader), from: 0) }
+        if seg.partialCount > 0 {
+            cpu.run(copyMs(bytes: 4 * seg.assembledCount, board: leader), from: 0)
+            spent[leader] += copyMs(bytes: 4 * seg.assembledCount, board: leader)
+        }
         if let own = seg.parts.first(where: { $0.board == leader }) {
             let select =
                 own.input == .all ? 0 : copyMs(bytes: 4 * own.input.count(ofWhole: seg.inputCount), board: leader)
             let compute = computeMs(own.layers, board: leader)
             longest = max(longest, profile(leader).wallMs(fullSpeedMs: compute, idleMs: 0))
             cpu.run(select + compute + placeMs(own.output, count: outputCount(own, seg)), from: 0)
+            spent[leader] += select + compute + placeMs(own.output, count: outputCount(own, seg))
         }
         let ownDone = cpu.now
         let reduce = computeMs(seg.reduceLayers, board: leader)
+        // Receiving a result and placing it (fp16 results are widened into place, or widened and added).
+        func gatherMs(_ w: WorkerPart) -> Double {
+            let place =
+                !half
+                ? placeMs(w.output, count: w.count)
+                : halfMs(4 * w.count, board: leader) + (w.output == .partialSum ? placeMs(w.output, count: w.count) : 0)
+            return receiveCpuMs(w.bytes, board: leader) + place
+        }
+        spent[leader] +=
+            work.reduce(0) { $0 + gatherMs($1) } + reduce + copyMs(bytes: 4 * seg.outputCount, board: leader)
         let samples = work.isEmpty ? 1 : Self.phaseSamples
         var gathered = 0.0, end = 0.0
         var states =
@@ -158,13 +178,7 @@ struct SegmentTimeline {
                 var workerOut = bucket(r.board)
                 let got = max(
                     workerOut.pass(Double(r.bytes), offeredAt: at), leaderIn.pass(Double(r.bytes), offeredAt: at))
-                // fp16 results are widened into place, or widened and added: the conversion replaces the copy.
-                let place =
-                    !half
-                    ? placeMs(r.output, count: r.count)
-                    : halfMs(4 * r.count, board: leader)
-                        + (r.output == .partialSum ? placeMs(r.output, count: r.count) : 0)
-                clock.run(receiveCpuMs(r.bytes, board: leader) + place, from: got + latency(r.board))
+                clock.run(gatherMs(r), from: got + latency(r.board))
             }
             gathered += clock.now
             clock.run(reduce + copyMs(bytes: 4 * seg.outputCount, board: leader), from: clock.now)
@@ -188,8 +202,15 @@ struct SegmentTimeline {
             for d in cluster.devices.indices where d != leader { profile(d).wait(lastEnd, from: &states[k][d]) }
         }
         return (
-            end, min(end, longest + profile(leader).wallMs(fullSpeedMs: reduce, idleMs: 0)), phases, carry, states
+            end, min(end, longest + profile(leader).wallMs(fullSpeedMs: reduce, idleMs: 0)), phases, carry, states,
+            spent
         )
+    }
+
+    /// A worker's part of a segment: when its input has arrived, its CPU work, and the result it sends.
+    struct WorkerPart {
+        var start, fullSpeedMs: Double
+        var bytes: Int, output: BoardPart.Output, count: Int, board: Int
     }
 
     static let phaseSamples = 64

@@ -44,10 +44,12 @@ struct Compile: ParsableCommand {
                 "segment_phases_ms": plan.costs.compactMap(\.phases).map(phasesObject),
                 "leader": cluster.devices[cluster.leader].name,
                 "boards": cluster.devices.enumerated().map { i, d in
-                    [
+                    var board: [String: Any] = [
                         "name": d.name, "endpoint": d.endpoint, "budget_bytes": d.memoryBudgetBytes,
                         "planned_peak_bytes": plan.peakMemoryBytes[i],
-                    ] as [String: Any]
+                    ]
+                    if let cpu = plan.cpuMsPerInference { board["cpu_ms_per_inference"] = cpu[i] }
+                    return board
                 },
             ]
             try writeAtomically(

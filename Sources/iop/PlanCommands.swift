@@ -18,11 +18,14 @@ func pad(_ s: String, _ n: Int) -> String {
 }
 
 func planJSON(_ p: Plan, label: String, wire: WireChoice = .fp32) -> [String: Any] {
+    let cpu = p.cpuMsPerInference
     let devices = p.cluster.devices.enumerated().map { i, d -> [String: Any] in
-        [
+        var o: [String: Any] = [
             "name": d.name, "peak_memory_bytes": p.peakMemoryBytes[i], "budget_bytes": d.memoryBudgetBytes,
             "bytes_sent_per_inference": p.bytesSentPerInference[i], "messages_per_inference": p.messagesPerInference[i],
         ]
+        if let cpu { o["cpu_ms_per_inference"] = cpu[i] }
+        return o
     }
     let segments = zip(p.segments, p.costs).map { segment, c -> [String: Any] in
         var s: [String: Any] = [

@@ -167,6 +167,11 @@ import Testing
         #expect(abs(phases.ownMs - 0.032896) < 1e-9, "\(phases)")
         #expect(abs(phases.gatherMs - (2.452176 - 0.03392)) < 1e-9, "\(phases)")
         #expect(abs(phases.reduceMs - 0.000512) < 1e-9, "\(phases)")
+        // What each board's CPU pays, whatever waits: the leader's copy of the input, its 32 channels and their
+        // placing, the answer's placing and the result's copy (0.001024 + 0.032768 + 0.000128 + 0.000384 +
+        // 0.000512); the fast board's 96 channels with their overhead.
+        let cpu = try #require(c.cpuMs)
+        #expect(abs(cpu[0] - 0.034816) < 1e-9 && abs(cpu[1] - 0.042768) < 1e-9, "\(cpu)")
     }
 
     /// A leader at full speed and two workers held to half a core (5 ms runs, then 5 ms stalls), on instant links.
@@ -259,6 +264,22 @@ import Testing
         #expect(inPlan[2].partitions[0].extents == [4, 4, 4])
         #expect(alone.latencyMs > 2.75, "\(alone.latencyMs)")
         #expect(inPlan[2].latencyMs >= 1 && inPlan[2].latencyMs < 1.01, "\(inPlan[2].latencyMs)")
+    }
+
+    /// A spin under a quota of 8 % with 50 ms periods: 4 ms bursts, stalls ending at 40, 90, 140 and 190 ms. Cut
+    /// at 0 and 210 ms the window holds a fresh burst at its start and part of one at its end (10 ms of CPU in
+    /// 210 ms: 4.8 %); the whole periods between the first and last stall's end hold 12 ms in 150 ms: 8 %.
+    /// With fewer than three stalls there are no whole periods to count, and the window is all there is.
+    @Test func theShareIsCountedOverWholePeriods() {
+        let ms: UInt64 = 1_000_000
+        let wall = [0, 40, 90, 140, 190, 210].map { $0 * ms }, cpu = [0, 4, 8, 12, 16, 18].map { $0 * ms }
+        #expect(abs(CPUAllowance.share(wallNs: wall, cpuNs: cpu) - 0.08) < 1e-12)
+        #expect(
+            abs(
+                CPUAllowance.share(wallNs: [0, 40, 90, 100].map { $0 * ms }, cpuNs: [0, 4, 8, 9].map { $0 * ms }) - 0.09
+            ) < 1e-12)
+        // Without a quota the spin never stalls: CPU over wall, at most 1.
+        #expect(CPUAllowance.share(wallNs: [0, 300 * ms], cpuNs: [0, 301 * ms]) == 1)
     }
 
     /// A Winograd conv is costed at the board's `conv_winograd` rate; a profile taken before that class
