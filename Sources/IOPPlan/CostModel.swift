@@ -36,6 +36,12 @@ public struct SegmentCost: Sendable {
     public var latencyMs: Double { computeMs + commMs }
 }
 
+/// What serving a request adds around a plan's segments on the leader: wall time, and the full-speed CPU in it.
+public struct RequestCost: Sendable, Equatable {
+    public var wallMs, cpuMs: Double
+    public init(wallMs: Double, cpuMs: Double) { self.wallMs = wallMs; self.cpuMs = cpuMs }
+}
+
 /// What `--wire` asks of the planner: fp32 everywhere, fp16 in every segment that sends messages, or
 /// per segment whichever the cost model times faster (`auto`: the saved link time against the conversions).
 public enum WireChoice: String, CaseIterable, Sendable {
@@ -99,7 +105,8 @@ public struct CostModel: Sendable {
     /// With profiles, what a request adds around the segments: the leader receives its input
     /// (ZeroMQ's CPU per byte, then the copy into the arena) and sends the result, at its steady
     /// speed (requests come back to back). A stream's input comes from the leader's own front end: 0.
-    public let requestMs: Double
+    public let request: RequestCost
+    public var requestMs: Double { request.wallMs }
 
     /// How segments may send activations.
     public let wire: WireChoice
@@ -120,9 +127,9 @@ public struct CostModel: Sendable {
             let full =
                 (input * (p.link?.receiveCpuNsPerByte ?? 0) + output * (p.link?.sendCpuNsPerByte ?? 0)) / 1e6
                 + p.milliseconds(.copy, work: input + output) * p.cpuShare
-            requestMs = p.wallMs(fullSpeedMs: full, idleMs: 0)
+            request = RequestCost(wallMs: p.wallMs(fullSpeedMs: full, idleMs: 0), cpuMs: full)
         } else {
-            requestMs = 0
+            request = RequestCost(wallMs: 0, cpuMs: 0)
         }
     }
 

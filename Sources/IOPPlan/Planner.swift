@@ -24,16 +24,17 @@ public struct Plan: Sendable {
     public var cluster: Cluster
     /// Bytes per board that no segment accounts for: a stream's region in the leader's arena.
     public var fixedBytes: [Int]
-    /// What serving a request adds to the segments (`CostModel.requestMs`).
-    public var requestMs: Double
+    /// What serving a request adds to the segments (`CostModel.request`).
+    public var request: RequestCost
+    public var requestMs: Double { request.wallMs }
 
     public init(
         planner: PlannerKind, segments: [Segment], costs: [SegmentCost], cluster: Cluster, fixedBytes: [Int]? = nil,
-        requestMs: Double = 0
+        request: RequestCost = RequestCost(wallMs: 0, cpuMs: 0)
     ) {
         self.planner = planner; self.segments = segments; self.costs = costs; self.cluster = cluster
         self.fixedBytes = fixedBytes ?? Array(repeating: 0, count: cluster.devices.count)
-        self.requestMs = requestMs
+        self.request = request
     }
 
     public var modeledLatencyMs: Double { requestMs + costs.reduce(0) { $0 + $1.latencyMs } }
@@ -51,10 +52,13 @@ public struct Plan: Sendable {
         (0..<cluster.devices.count).map { d in costs.reduce(0) { $0 + $1.messagesSent[d] } }
     }
     public var partitions: [Partition] { costs.flatMap(\.partitions) }
-    /// Full-speed CPU milliseconds per board per inference (calibrated model; nil for the nominal one).
+    /// Full-speed CPU milliseconds per board per inference, the request's own on the leader included (calibrated
+    /// model; nil for the nominal one).
     public var cpuMsPerInference: [Double]? {
-        guard let first = costs.first?.cpuMs else { return nil }
-        return costs.dropFirst().reduce(first) { sum, c in zip(sum, c.cpuMs ?? sum.map { _ in 0 }).map { $0 + $1 } }
+        guard var sum = costs.first?.cpuMs.map({ $0.map { _ in 0.0 } }) else { return nil }
+        for c in costs { sum = zip(sum, c.cpuMs ?? sum.map { _ in 0 }).map { $0 + $1 } }
+        sum[cluster.leader] += request.cpuMs
+        return sum
     }
 }
 
@@ -217,7 +221,7 @@ public struct Planner: Sendable {
         return try checked(
             Plan(
                 planner: kind, segments: segments, costs: model.costs(segments), cluster: model.cluster,
-                fixedBytes: model.fixedBytes, requestMs: model.requestMs))
+                fixedBytes: model.fixedBytes, request: model.request))
     }
 
     func checked(_ p: Plan) throws -> Plan {
@@ -292,7 +296,7 @@ public struct Planner: Sendable {
         }
         return Plan(
             planner: .optimal, segments: best.segments, costs: model.costs(best.segments), cluster: model.cluster,
-            fixedBytes: model.fixedBytes, requestMs: model.requestMs)
+            fixedBytes: model.fixedBytes, request: model.request)
     }
 
     func optimal() throws -> Plan {
@@ -302,7 +306,7 @@ public struct Planner: Sendable {
         func plan(_ segments: [Segment]) -> Plan {
             Plan(
                 planner: .optimal, segments: segments, costs: model.costs(segments), cluster: model.cluster,
-                fixedBytes: model.fixedBytes, requestMs: model.requestMs)
+                fixedBytes: model.fixedBytes, request: model.request)
         }
         var fastest: [Segment] = []
         var i = 0
@@ -325,7 +329,7 @@ public struct Planner: Sendable {
         if let incumbent {
             return Plan(
                 planner: .optimal, segments: incumbent.segments, costs: incumbent.costs, cluster: model.cluster,
-                fixedBytes: model.fixedBytes, requestMs: model.requestMs)
+                fixedBytes: model.fixedBytes, request: model.request)
         }
         // Nothing fits: report the plan that overshoots the budgets least.
         func overshoot(_ s: State) -> Int {
@@ -350,7 +354,7 @@ public struct Planner: Sendable {
         func excess(_ segs: [Segment]) -> Int {
             let p = Plan(
                 planner: .optimal, segments: segs, costs: segs.map(cost), cluster: model.cluster,
-                fixedBytes: model.fixedBytes, requestMs: model.requestMs)
+                fixedBytes: model.fixedBytes, request: model.request)
             return zip(p.peakMemoryBytes, budgets).reduce(0) { $0 + max(0, $1.0 - $1.1) }
         }
         var over = excess(current)

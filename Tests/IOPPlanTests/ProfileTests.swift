@@ -172,6 +172,17 @@ import Testing
         // 0.000512); the fast board's 96 channels with their overhead.
         let cpu = try #require(c.cpuMs)
         #expect(abs(cpu[0] - 0.034816) < 1e-9 && abs(cpu[1] - 0.042768) < 1e-9, "\(cpu)")
+        // A plan's figure per board adds up its segments, and the leader's the request's own CPU: the 1024-byte
+        // input and 40-byte output copied at 1 GB/s (free links), 0.001064 ms.
+        #expect(abs(model.request.cpuMs - 0.001064) < 1e-12, "\(model.request)")
+        let segments: [Segment] = [.single(stage: 0, .outputChannels), .single(stage: 1, .none)]
+        let costs = model.costs(segments)
+        let plan = Plan(planner: .iop, segments: segments, costs: costs, cluster: cluster, request: model.request)
+        let perBoard = try #require(plan.cpuMsPerInference)
+        for d in 0..<2 {
+            let expected = costs.reduce(0) { $0 + $1.cpuMs![d] } + (d == 0 ? 0.001064 : 0)
+            #expect(abs(perBoard[d] - expected) < 1e-12, "board \(d): \(perBoard)")
+        }
     }
 
     /// A leader at full speed and two workers held to half a core (5 ms runs, then 5 ms stalls), on instant links.
