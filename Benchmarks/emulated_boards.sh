@@ -13,7 +13,7 @@
 # plus 64 MiB (memory cgroup, as `iop deploy`'s MemoryMax=). --rate-mbit and
 # --cpu-percent take one value for every board or one per board (board 0 first).
 # With --cost-model calibrated (the default) every board is profiled inside its
-# own quota and namespace (`iop-node profile`), the leader probes each worker's
+# own quota and namespace, all at once (`iop-node profile`), the leader probes each worker's
 # link (`iop-node probe`), and `iop profile --from` writes both into the cluster
 # file the plans are made for. With nominal the cluster file has no profile: each
 # board's GFLOP/s is `iop bench` of the whole model under its quota (as before
@@ -128,11 +128,18 @@ if [ "$costmodel" = nominal ]; then
             --json) | python3 -c "import json,sys; print(json.load(sys.stdin)['gflops'])")")
     done
 else
+    # Every board at once, as they will run: on this one machine the boards share its caches and memory bus,
+    # and a board profiled alone times its kernels as no board runs them here.
     for i in $(seq 0 $((boards - 1))); do
         echo "profiling board $i (${cpus[i]} % of a core): iop-node profile..." >&2
-        (on_board "$i" "$bin/iop-node" profile) > "$work/profiles/b$i.json" 2> "$work/profiles/b$i.err"
+        (on_board "$i" "$bin/iop-node" profile) > "$work/profiles/b$i.json" 2> "$work/profiles/b$i.err" &
+        pids+=($!)
+    done
+    for i in $(seq 0 $((boards - 1))); do
+        wait "${pids[i]}" || fail "board $i's profile failed: $(tail -1 "$work/profiles/b$i.err")"
         gflops+=("$(python3 -c "import json; print(json.load(open('$work/profiles/b$i.json'))['kernels']['conv_3x3']['giga_per_s'])")")
     done
+    pids=()
     for i in $(seq 1 $((boards - 1))); do
         echo "probing the link b0 - b$i (${rates[0]} / ${rates[i]} Mbit/s): iop-node probe..." >&2
         on_board "$i" "$bin/iop-node" probe --serve --listen "tcp://198.18.0.$((i + 1)):5700" --once \
