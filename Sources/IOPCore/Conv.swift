@@ -65,7 +65,7 @@ public enum ConvKernel {
         } else {
             blocked(
                 g, input: src, output: output, weights: packedWeights, bias: packedBias, activation: activation,
-                pool: pool)
+                taps: UnsafeMutableRawPointer(scratch + g.paddedInputCount), pool: pool)
         }
     }
 
@@ -99,11 +99,24 @@ public enum ConvKernel {
     /// Direct convolution over the padded input: each task owns one channel block
     /// of one group and a run of pixel tiles; the micro-kernel keeps a `pixelBlock` by
     /// `channelBlock` tile of outputs in registers for the whole reduction
-    /// (6x4 vectors where the target has 32 vector registers, else 5x2).
+    /// (6x4 vectors where the target has 32 vector registers, 6x2 on AVX2, 5x2 on 32-bit NEON).
+    /// `taps` (`g.reductionCount` 32-bit slots of the scratch) receives each reduction term's
+    /// offset in the input: the tile walks the whole reduction as one flat loop.
     static func blocked(
         _ g: ConvGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
-        weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, activation: Activation, pool: WorkerPool
+        weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, activation: Activation,
+        taps: UnsafeMutableRawPointer, pool: WorkerPool
     ) {
+        var t = 0
+        for c in 0..<g.inGroupChannels {
+            for ky in 0..<g.kernelH {
+                for kx in 0..<g.kernelW {
+                    let offset = (c * g.paddedHeight + ky * g.dilationH) * g.paddedWidth + kx * g.dilationW
+                    taps.storeBytes(of: Int32(truncatingIfNeeded: offset), toByteOffset: 4 * t, as: Int32.self)
+                    t += 1
+                }
+            }
+        }
         let blocks = roundUp(g.outGroupChannels, channelBlock) / channelBlock
         let outPlane = g.outHeight * g.outWidth
         let tiles = (outPlane + pixelBlock - 1) / pixelBlock
@@ -123,14 +136,15 @@ public enum ConvKernel {
             units * chunksPerUnit,
             BlockedTask(
                 g: g, input: input, output: output, weights: weights, bias: bias, activation: activation,
-                blocks: blocks, units: units, inputMajor: inputMajor, tiles: tiles, chunksPerUnit: chunksPerUnit,
-                tilesPerChunk: tilesPerChunk,
+                taps: UnsafeRawPointer(taps), blocks: blocks, units: units, inputMajor: inputMajor, tiles: tiles,
+                chunksPerUnit: chunksPerUnit, tilesPerChunk: tilesPerChunk,
                 inPlane: inPlane, outPlane: outPlane, blockWeights: blockWeights))
     }
 
     struct BlockedTask: ParallelTask {
         let g: ConvGeometry, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
         let weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, activation: Activation
+        let taps: UnsafeRawPointer
         let blocks: Int, units: Int, inputMajor: Bool, tiles: Int, chunksPerUnit: Int, tilesPerChunk: Int, inPlane: Int,
             outPlane: Int, blockWeights: Int
 
@@ -150,7 +164,7 @@ public enum ConvKernel {
                 // The last tile overlaps its neighbour rather than running short.
                 let p0 = min(t * pixelBlock, max(0, outPlane - pixelBlock))
                 ConvKernel.tile(
-                    g, input: inp, inPlane: inPlane, firstPixel: p0, outPlane: outPlane,
+                    g, input: inp, taps: taps, firstPixel: p0, outPlane: outPlane,
                     weights: w, bias: bs, output: out, validChannels: validChannels, activation: activation)
             }
         }
@@ -162,8 +176,13 @@ public enum ConvKernel {
         return oy * g.strideH * g.paddedWidth + ox * g.strideW
     }
 
+    /// One tile's outputs over the whole reduction. The reduction is one flat loop over `taps`
+    /// (input offsets, `g.reductionCount` Int32s), not nested loops over channels and kernel rows:
+    /// over nested loops LLVM kept all six broadcasts of an AVX2 6x2 tile live at once and spilled
+    /// accumulators on every step (16 vector registers), where the flat loop, unrolled, interleaves
+    /// broadcasts and FMAs and spills nothing (AlexNet's 5x5 conv: 65 -> 76 GFLOP/s in isolation).
     static func tile(
-        _ g: ConvGeometry, input: UnsafePointer<Float>, inPlane: Int, firstPixel p0: Int, outPlane: Int,
+        _ g: ConvGeometry, input: UnsafePointer<Float>, taps: UnsafeRawPointer, firstPixel p0: Int, outPlane: Int,
         weights: UnsafePointer<Float>, bias: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
         validChannels: Int, activation: Activation
     ) {
@@ -173,10 +192,10 @@ public enum ConvKernel {
         let last = outPlane - 1
         let i0 = input + inputOffset(g, p0), i1 = input + inputOffset(g, min(p0 + 1, last))
         let i2 = input + inputOffset(g, min(p0 + 2, last)), i3 = input + inputOffset(g, min(p0 + 3, last))
-        let i4 = input + inputOffset(g, min(p0 + 4, last))
+        let i4 = input + inputOffset(g, min(p0 + 4, last)), i5 = input + inputOffset(g, min(p0 + 5, last))
+        let terms = g.reductionCount
+        let n = KVec.scalarCount
         #if arch(arm64) || IOP_AVX512  // convVectors == 4: a 6x4-vector tile
-            let i5 = input + inputOffset(g, min(p0 + 5, last))
-            let n = KVec.scalarCount
             let b0 = loadVec(bias), b1 = loadVec(bias + n), b2 = loadVec(bias + 2 * n), b3 = loadVec(bias + 3 * n)
             var a00 = b0, a01 = b1, a02 = b2, a03 = b3
             var a10 = b0, a11 = b1, a12 = b2, a13 = b3
@@ -184,34 +203,23 @@ public enum ConvKernel {
             var a30 = b0, a31 = b1, a32 = b2, a33 = b3
             var a40 = b0, a41 = b1, a42 = b2, a43 = b3
             var a50 = b0, a51 = b1, a52 = b2, a53 = b3
-            let rowStep = g.dilationH * g.paddedWidth, colStep = g.dilationW
-            let kh = g.kernelH, kw = g.kernelW
             var wp = weights
-            var channelOffset = 0
-            for _ in 0..<g.inGroupChannels {
-                var rowOffset = channelOffset
-                for _ in 0..<kh {
-                    var o = rowOffset
-                    for _ in 0..<kw {
-                        let w0 = loadVec(wp), w1 = loadVec(wp + n), w2 = loadVec(wp + 2 * n), w3 = loadVec(wp + 3 * n)
-                        wp += 4 * n
-                        var x = KVec(repeating: i0[o])
-                        a00.addProduct(w0, x); a01.addProduct(w1, x); a02.addProduct(w2, x); a03.addProduct(w3, x)
-                        x = KVec(repeating: i1[o])
-                        a10.addProduct(w0, x); a11.addProduct(w1, x); a12.addProduct(w2, x); a13.addProduct(w3, x)
-                        x = KVec(repeating: i2[o])
-                        a20.addProduct(w0, x); a21.addProduct(w1, x); a22.addProduct(w2, x); a23.addProduct(w3, x)
-                        x = KVec(repeating: i3[o])
-                        a30.addProduct(w0, x); a31.addProduct(w1, x); a32.addProduct(w2, x); a33.addProduct(w3, x)
-                        x = KVec(repeating: i4[o])
-                        a40.addProduct(w0, x); a41.addProduct(w1, x); a42.addProduct(w2, x); a43.addProduct(w3, x)
-                        x = KVec(repeating: i5[o])
-                        a50.addProduct(w0, x); a51.addProduct(w1, x); a52.addProduct(w2, x); a53.addProduct(w3, x)
-                        o += colStep
-                    }
-                    rowOffset += rowStep
-                }
-                channelOffset += inPlane
+            for t in 0..<terms {
+                let o = Int(taps.load(fromByteOffset: 4 * t, as: Int32.self))
+                let w0 = loadVec(wp), w1 = loadVec(wp + n), w2 = loadVec(wp + 2 * n), w3 = loadVec(wp + 3 * n)
+                wp += 4 * n
+                var x = KVec(repeating: i0[o])
+                a00.addProduct(w0, x); a01.addProduct(w1, x); a02.addProduct(w2, x); a03.addProduct(w3, x)
+                x = KVec(repeating: i1[o])
+                a10.addProduct(w0, x); a11.addProduct(w1, x); a12.addProduct(w2, x); a13.addProduct(w3, x)
+                x = KVec(repeating: i2[o])
+                a20.addProduct(w0, x); a21.addProduct(w1, x); a22.addProduct(w2, x); a23.addProduct(w3, x)
+                x = KVec(repeating: i3[o])
+                a30.addProduct(w0, x); a31.addProduct(w1, x); a32.addProduct(w2, x); a33.addProduct(w3, x)
+                x = KVec(repeating: i4[o])
+                a40.addProduct(w0, x); a41.addProduct(w1, x); a42.addProduct(w2, x); a43.addProduct(w3, x)
+                x = KVec(repeating: i5[o])
+                a50.addProduct(w0, x); a51.addProduct(w1, x); a52.addProduct(w2, x); a53.addProduct(w3, x)
             }
             store(a00, a01, a02, a03, output + p0, outPlane, validChannels, activation)
             store(a10, a11, a12, a13, output + min(p0 + 1, last), outPlane, validChannels, activation)
@@ -219,43 +227,36 @@ public enum ConvKernel {
             store(a30, a31, a32, a33, output + min(p0 + 3, last), outPlane, validChannels, activation)
             store(a40, a41, a42, a43, output + min(p0 + 4, last), outPlane, validChannels, activation)
             store(a50, a51, a52, a53, output + min(p0 + 5, last), outPlane, validChannels, activation)
-        #else  // convVectors == 2: a 5x2-vector tile
-            let n = KVec.scalarCount
+        #else  // convVectors == 2: a 6x2-vector tile (5x2 on 32-bit ARM: the sixth pixel's code folds away)
             let b0 = loadVec(bias), b1 = loadVec(bias + n)
             var a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1
-            var a30 = b0, a31 = b1, a40 = b0, a41 = b1
-            let rowStep = g.dilationH * g.paddedWidth, colStep = g.dilationW
-            let kh = g.kernelH, kw = g.kernelW
+            var a30 = b0, a31 = b1, a40 = b0, a41 = b1, a50 = b0, a51 = b1
             var wp = weights
-            var channelOffset = 0
-            for _ in 0..<g.inGroupChannels {
-                var rowOffset = channelOffset
-                for _ in 0..<kh {
-                    var o = rowOffset
-                    for _ in 0..<kw {
-                        let w0 = loadVec(wp), w1 = loadVec(wp + n)
-                        wp += 2 * n
-                        var x = KVec(repeating: i0[o])
-                        a00.addProduct(w0, x); a01.addProduct(w1, x)
-                        x = KVec(repeating: i1[o])
-                        a10.addProduct(w0, x); a11.addProduct(w1, x)
-                        x = KVec(repeating: i2[o])
-                        a20.addProduct(w0, x); a21.addProduct(w1, x)
-                        x = KVec(repeating: i3[o])
-                        a30.addProduct(w0, x); a31.addProduct(w1, x)
-                        x = KVec(repeating: i4[o])
-                        a40.addProduct(w0, x); a41.addProduct(w1, x)
-                        o += colStep
-                    }
-                    rowOffset += rowStep
+            for t in 0..<terms {
+                let o = Int(taps.load(fromByteOffset: 4 * t, as: Int32.self))
+                let w0 = loadVec(wp), w1 = loadVec(wp + n)
+                wp += 2 * n
+                var x = KVec(repeating: i0[o])
+                a00.addProduct(w0, x); a01.addProduct(w1, x)
+                x = KVec(repeating: i1[o])
+                a10.addProduct(w0, x); a11.addProduct(w1, x)
+                x = KVec(repeating: i2[o])
+                a20.addProduct(w0, x); a21.addProduct(w1, x)
+                x = KVec(repeating: i3[o])
+                a30.addProduct(w0, x); a31.addProduct(w1, x)
+                x = KVec(repeating: i4[o])
+                a40.addProduct(w0, x); a41.addProduct(w1, x)
+                if pixelBlock == 6 {
+                    x = KVec(repeating: i5[o])
+                    a50.addProduct(w0, x); a51.addProduct(w1, x)
                 }
-                channelOffset += inPlane
             }
             store(a00, a01, output + p0, outPlane, validChannels, activation)
             store(a10, a11, output + min(p0 + 1, last), outPlane, validChannels, activation)
             store(a20, a21, output + min(p0 + 2, last), outPlane, validChannels, activation)
             store(a30, a31, output + min(p0 + 3, last), outPlane, validChannels, activation)
             store(a40, a41, output + min(p0 + 4, last), outPlane, validChannels, activation)
+            if pixelBlock == 6 { store(a50, a51, output + min(p0 + 5, last), outPlane, validChannels, activation) }
         #endif
     }
 

@@ -103,10 +103,17 @@ public struct ConvGeometry: Equatable, Sendable {
     public var packedBiasCount: Int {
         isDepthwise ? outChannels : groups * roundUp(outGroupChannels, packBlock)
     }
-    /// Floats of scratch the kernel needs (the zero-padded input copy).
+    /// The blocked micro-kernel (`ConvKernel.tile`): neither Winograd, depthwise nor the row kernel.
+    var usesBlockedKernel: Bool { !usesWinograd && !isDepthwise && !usesRowKernel }
+    /// Terms of one output's reduction: a group's input channels times the kernel's taps.
+    var reductionCount: Int { inGroupChannels * kernelH * kernelW }
+    /// Floats of the zero-padded input copy, at the start of the scratch.
+    var paddedInputCount: Int { isPadded ? inChannels * paddedHeight * paddedWidth : 0 }
+    /// Floats of scratch the kernel needs: the zero-padded input copy, and for the blocked kernel its
+    /// table of input offsets (one 32-bit slot per reduction term, the same size on every target).
     public var scratchCount: Int {
         if usesWinograd { return WinogradKernel.scratchCount(self) }
-        return isPadded ? inChannels * paddedHeight * paddedWidth : 0
+        return paddedInputCount + (usesBlockedKernel ? reductionCount : 0)
     }
 }
 

@@ -16,16 +16,19 @@
 // vectors of output channels, chosen at compile time. 6x4 needs 32 vector
 // registers (24 accumulators + 4 weights + 1 broadcast): AArch64 has them, and
 // so has x86 with AVX-512 (zmm0-31). AVX2 and 32-bit NEON have 16: there 6x4
-// spilled 16 accumulators per reduction step, and 6x2 still spills (LLVM keeps
-// all six broadcasts live across both weight vectors), so they take 5x2: 10
-// accumulators + 5 broadcasts + 1 weight. Fewer vectors per tile also means
-// fewer weights streamed per FMA than 3x4, which fits too.
+// spilled 16 accumulators per reduction step. AVX2 takes 6x2 (12 accumulators +
+// 2 weights + 2 broadcasts in flight), which fits only because the tile's
+// reduction is one flat loop (`ConvKernel.tile`); 32-bit NEON keeps 5x2: 10
+// accumulators + 5 broadcasts + 1 weight, as `cross/mca` last checked it.
 #if arch(arm64) || IOP_AVX512
     public let convVectors = 4
     public let pixelBlock = 6
-#else
+#elseif arch(arm)
     public let convVectors = 2
     public let pixelBlock = 5
+#else
+    public let convVectors = 2
+    public let pixelBlock = 6
 #endif
 
 /// Output channels one conv micro-kernel tile covers (`convVectors` vectors).

@@ -26,6 +26,36 @@ import Testing
         }
     }
 
+    /// An image model's first layer and its next one: large kernels (up to AlexNet's 11x11) over 1 to 4 input
+    /// channels at strides up to 4 (the blocked kernel's flat reduction over few channels and many taps), and
+    /// 5x5 stride-1 convs over more channels; outputs from under one tile to several rows of tiles, partial
+    /// channel blocks, pads and dilations, one and three threads.
+    @Test func largeKernelsAndStridesMatchNaive() async throws {
+        await propertyCheck(count: 120, input: Gen.uint64()) { seed in
+            var r = TestRNG(state: seed)
+            let first = r.int(0...1) == 0
+            let k = first ? r.int(5...11) : 5, stride = first ? r.int(1...4) : 1
+            let pad = r.int(0...(k / 2))
+            let size = r.int(k...(first ? 40 : 16))
+            let g = ConvGeometry(
+                inChannels: first ? r.int(1...4) : r.int(5...20), inHeight: size, inWidth: r.int(k...(size + 8)),
+                outChannels: r.int(1...40), kernelH: k, kernelW: first ? k : r.int(1...5),
+                strideH: stride, strideW: first ? r.int(1...4) : 1, dilationH: first ? 1 : r.int(1...2),
+                padTop: pad, padLeft: r.int(0...pad), padBottom: pad, padRight: r.int(0...pad))
+            guard g.outHeight > 0, g.outWidth > 0 else { return }
+            try expectConvMatchesReference(g, &r, tolerance: Self.tolerance, label: "large kernel")
+        }
+    }
+
+    @Test func alexNetFirstLayerMatchesNaive() throws {
+        var r = TestRNG(state: 11)
+        let g = ConvGeometry(
+            inChannels: 3, inHeight: 63, inWidth: 63, outChannels: 20, kernelH: 11, kernelW: 11, strideH: 4,
+            strideW: 4, padTop: 2, padLeft: 2, padBottom: 2, padRight: 2)
+        #expect(!g.usesRowKernel && g.outWidth == 15)
+        try expectConvMatchesReference(g, &r, tolerance: Self.tolerance, label: "alexnet features.0")
+    }
+
     /// Depthwise 3x3 convs, stride 1 across (the kernel's two-vector path for rows of at least two vectors,
     /// one vector, a narrow vector and single outputs for the rest) and 2 (four outputs at a time), on
     /// planes from 1 to 40 wide: random rows end at every remainder.
