@@ -106,7 +106,16 @@ void iop_pool_destroy(iop_pool *p) {
 
 void *iop_arena_allocate(unsigned long bytes) {
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    if (p == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+    // Transparent huge pages where the kernel gives them only on request (THP "madvise", as on this
+    // Debian machine): the linear layers stream their weights, hundreds of MB for AlexNet and VGG, through
+    // the TLB once per inference, and 2 MB pages streamed 151 MB about 12 % faster than 4 KB ones (AMD EPYC:
+    // 18 against 16 GB/s; AlexNet's 9216x4096 layer 8.0 against 9.3 ms). Advice only: a kernel without
+    // THP refuses it, and the arena works the same.
+    madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    return p;
 }
 
 void iop_arena_free(void *arena, unsigned long bytes) {
