@@ -62,6 +62,7 @@ let package = Package(
             name: "iop",
             dependencies: [
                 "IOPModel", "IOPCore", "IOPPlan", "IOPProgram", "IOPNode", "IOPNet", "IOPWire", "IOPAudio",
+                "CIOPSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: nativeCPU),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CIOPSystem
 import Foundation
 import IOPCore
 import IOPModel
@@ -141,7 +142,12 @@ struct Bench: ParsableCommand {
             let layers = engine.layerCount
             var totals: [Double] = []
             var perLayer = [[Double]](repeating: [], count: layers)
+            // The process's CPU time (every thread's) over the timed runs: a machine shared with other jobs
+            // stretches wall time, not this. Measured here rather than as two processes' difference, where
+            // loading the model (page faults, its huge pages) varied by more than the runs took.
+            var cpu0: UInt64 = 0
             for r in 0..<(warmup + runs) {
+                if r == warmup { cpu0 = iop_process_cpu_ns() }
                 let t0 = nowNanoseconds()
                 x.withUnsafeBufferPointer { engine.inputBuffer.update(from: $0.baseAddress!, count: net.inputCount) }
                 var last = t0
@@ -156,6 +162,7 @@ struct Bench: ParsableCommand {
                     FileHandle.standardError.write(Data("\rrun \(r - warmup + 1)/\(runs)".utf8))
                 }
             }
+            let cpuMs = Double(iop_process_cpu_ns() - cpu0) / 1e6 / Double(runs)
             if !json && runs >= 5 { note("") }
             let median = percentile(totals, 0.5), p90 = percentile(totals, 0.9)
             let gflops = Double(net.flops) / (median * 1e6)
@@ -172,7 +179,7 @@ struct Bench: ParsableCommand {
                 print(
                     try jsonString([
                         "model": net.name, "threads": threads, "runs": runs, "warmup": warmup,
-                        "median_ms": median, "p90_ms": p90, "gflops": gflops, "flops": net.flops,
+                        "median_ms": median, "p90_ms": p90, "cpu_ms": cpuMs, "gflops": gflops, "flops": net.flops,
                         "arena_bytes": engine.arenaBytes, "layers": layerRows,
                     ]))
             } else {
