@@ -39,8 +39,10 @@ public struct ProgramBundle {
     static let magic: UInt32 = 0x4250_4F49  // "IOPB"
     /// 4: a wire precision per segment (and per worker step). 5: a conv's algorithm (direct or
     /// Winograd) in its program geometry. 6: a part may read and write a tile (region tag 4, a fused grid's
-    /// rectangle). Older bundles are refused: compile again.
-    public static let version: UInt16 = 6
+    /// rectangle). 7: a blocked conv's scratch also holds its table of input offsets (`ConvGeometry.scratchCount`);
+    /// a program laid out for the smaller scratch would let the kernel write past it. Older bundles are refused:
+    /// compile again.
+    public static let version: UInt16 = 7
     static let headerSize = 16
 
     /// Lays out every board's arena for `segments` and writes the bundle.

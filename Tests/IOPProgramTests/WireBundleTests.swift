@@ -22,12 +22,12 @@ import Testing
         var old = bytes
         old[4] = 4
         old[5] = 0
-        #expect(throws: WireError.unsupportedBundleVersion(found: 4, reads: 6)) {
+        #expect(throws: WireError.unsupportedBundleVersion(found: 4, reads: 7)) {
             try old.withUnsafeBytes { try ProgramBundle.decode($0) }
         }
         #expect(
-            WireError.unsupportedBundleVersion(found: 4, reads: 6).message
-                == "bundle format version 4, but this iop reads version 6 (written by an older iop compile)")
+            WireError.unsupportedBundleVersion(found: 4, reads: 7).message
+                == "bundle format version 4, but this iop reads version 7 (written by an older iop compile)")
     }
 
     /// A fused grid's tiles travel: the leader's schedule decoded from a bundle scatters and gathers exactly
