@@ -188,10 +188,8 @@ for planner in ${planners//,/ }; do
         --timeout-ms 600000 --insecure > "$work/$planner.leader.out" 2> "$work/$planner.leader.err" &
     pids+=($!); leader=$!
     for i in $(seq 1 $((boards - 1))); do
-        # As long as the leader's: a leader at 8 % of a core can take more than the default 30 s to load AlexNet
-        # and send a worker its shards (one worker gave up so in session 11, its leader's arena on huge pages).
         on_board "$i" "$bin/iop-node" worker --name "b$i" --listen "tcp://198.18.0.$((i + 1)):5555" --leader tcp://198.18.0.1:5555 \
-            --memory-budget "$budget" --timeout-ms 600000 --insecure 2> "$work/$planner.b$i.err" &
+            --memory-budget "$budget" --insecure 2> "$work/$planner.b$i.err" &
         pids+=($!)
     done
     for _ in $(seq 1 1200); do grep -q '^ready ' "$work/$planner.leader.out" && break; kill -0 "$leader" 2>/dev/null || break; sleep 0.5; done
