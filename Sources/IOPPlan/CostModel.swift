@@ -489,7 +489,7 @@ public struct CostModel: Sendable {
                 c.computeMs += t.computeMs
                 c.commMs += t.latencyMs - t.computeMs
                 c.phases = c.phases.map { $0 + t.phases } ?? t.phases
-                c.cpuMs = zip(c.cpuMs ?? t.cpuMs.map { _ in 0 }, t.cpuMs).map { $0 + $1 }
+                c.cpuMs = c.cpuMs.map { zip($0, t.cpuMs).map(+) } ?? t.cpuMs
             }
             c.leaderAfter = stretch
             c.quotaAfter = quotas

@@ -55,8 +55,9 @@ public struct Plan: Sendable {
     /// Full-speed CPU milliseconds per board per inference, the request's own on the leader included (calibrated
     /// model; nil for the nominal one).
     public var cpuMsPerInference: [Double]? {
-        guard var sum = costs.first?.cpuMs.map({ $0.map { _ in 0.0 } }) else { return nil }
-        for c in costs { sum = zip(sum, c.cpuMs ?? sum.map { _ in 0 }).map { $0 + $1 } }
+        guard cluster.isProfiled else { return nil }
+        var sum = [Double](repeating: 0, count: cluster.devices.count)
+        for c in costs { for (d, ms) in (c.cpuMs ?? []).enumerated() { sum[d] += ms } }
         sum[cluster.leader] += request.cpuMs
         return sum
     }

@@ -116,7 +116,6 @@ struct SegmentTimeline {
             let inCount = part.input.count(ofWhole: seg.inputCount), inBytes = wireBytes * inCount
             let select = half ? halfMs(4 * inCount, board: leader) : copyMs(bytes: 4 * inCount, board: leader)
             cpu.run(select + sendCpuMs(inBytes, board: leader), from: 0)
-            spent[leader] += select + sendCpuMs(inBytes, board: leader)
             var workerIn = bucket(d)
             let sent = max(
                 leaderOut.pass(Double(inBytes), offeredAt: cpu.now), workerIn.pass(Double(inBytes), offeredAt: cpu.now))
@@ -132,17 +131,13 @@ struct SegmentTimeline {
             spent[d] += x
         }
         let scattered = cpu.now
-        if seg.partialCount > 0 {
-            cpu.run(copyMs(bytes: 4 * seg.assembledCount, board: leader), from: 0)
-            spent[leader] += copyMs(bytes: 4 * seg.assembledCount, board: leader)
-        }
+        if seg.partialCount > 0 { cpu.run(copyMs(bytes: 4 * seg.assembledCount, board: leader), from: 0) }
         if let own = seg.parts.first(where: { $0.board == leader }) {
             let select =
                 own.input == .all ? 0 : copyMs(bytes: 4 * own.input.count(ofWhole: seg.inputCount), board: leader)
             let compute = computeMs(own.layers, board: leader)
             longest = max(longest, profile(leader).wallMs(fullSpeedMs: compute, idleMs: 0))
             cpu.run(select + compute + placeMs(own.output, count: outputCount(own, seg)), from: 0)
-            spent[leader] += select + compute + placeMs(own.output, count: outputCount(own, seg))
         }
         let ownDone = cpu.now
         let reduce = computeMs(seg.reduceLayers, board: leader)
@@ -154,8 +149,6 @@ struct SegmentTimeline {
                 : halfMs(4 * w.count, board: leader) + (w.output == .partialSum ? placeMs(w.output, count: w.count) : 0)
             return receiveCpuMs(w.bytes, board: leader) + place
         }
-        spent[leader] +=
-            work.reduce(0) { $0 + gatherMs($1) } + reduce + copyMs(bytes: 4 * seg.outputCount, board: leader)
         let samples = work.isEmpty ? 1 : Self.phaseSamples
         var gathered = 0.0, end = 0.0
         var states =
@@ -184,6 +177,8 @@ struct SegmentTimeline {
             clock.run(reduce + copyMs(bytes: 4 * seg.outputCount, board: leader), from: clock.now)
             end += clock.now
             lastEnd = clock.now
+            // Every draw does the same work in another order: any draw's total is the leader's CPU.
+            spent[leader] = clock.total
             var worked = Set<Int>()
             for (at, r) in ready {
                 profile(r.board).wait(clock.now - at, from: &states[k][r.board]); worked.insert(r.board)
@@ -260,6 +255,8 @@ struct CPUClock {
     let profile: BoardProfile
     /// When the work so far is done, when the current stretch started, its wait and its full-speed CPU.
     var now = 0.0, start = 0.0, idle = 0.0, spent = 0.0
+    /// Full-speed CPU of all the work run on this clock, across stretches.
+    var total = 0.0
     init(_ profile: BoardProfile) { self.profile = profile }
 
     mutating func run(_ fullSpeedMs: Double, from t: Double) {
@@ -267,6 +264,7 @@ struct CPUClock {
             idle = t - now; start = t; spent = 0
         }
         spent += fullSpeedMs
+        total += fullSpeedMs
         now = start + profile.wallMs(fullSpeedMs: spent, idleMs: idle)
     }
 }
