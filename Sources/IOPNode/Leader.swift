@@ -42,6 +42,11 @@ public final class Leader {
     /// Per segment of the active plan, where its inferences' time went (preallocated; reset with the plan).
     var segmentTimes: [ClusterStats.SegmentTime]
     var planInferences = 0
+    /// Per board, its process's CPU time as its latest result reported it (the leader's: its own clock at the
+    /// end of an inference), and as it stood at the end of the active plan's first inference, which starts the
+    /// count: the first inference's page faults and connections are not what the plan costs (preallocated).
+    var cpuNow: [UInt64]
+    var cpuFrom: [UInt64]
     /// The last served request, receive to reply.
     public internal(set) var lastRequestNs: UInt64 = 0
     /// Asked between requests whether to go on serving (see `serve`).
@@ -95,6 +100,7 @@ public final class Leader {
         outboxes = Array(repeating: nil, count: boards.count)
         monitors = Array(repeating: nil, count: boards.count)
         segmentTimes = Array(repeating: ClusterStats.SegmentTime(), count: schedule.count)
+        cpuNow = Array(repeating: 0, count: boards.count); cpuFrom = cpuNow
         self.context = context
         self.timeoutMs = timeoutMs
         self.heartbeatMs = heartbeatMs
@@ -197,12 +203,14 @@ public final class Leader {
         var s = ClusterStats(
             inferences: UInt64(inferences), rejectedFrames: rejected.count,
             rejectedHandshakes: gatekeeper?.refused ?? 0, boards: [], planInferences: UInt64(planInferences),
-            segments: segmentTimes)
+            segments: segmentTimes, cpuInferences: UInt64(max(0, planInferences - 1)))
         for k in boards.indices {
+            // A board that restarted since counts from zero again: nothing to say about it until the plan changes.
+            let cpu = planInferences > 1 && cpuNow[k] >= cpuFrom[k] ? cpuNow[k] - cpuFrom[k] : 0
             s.boards.append(
                 ClusterStats.Board(
                     name: Array(boards[k].name.utf8), arenaBytes: UInt64(arenaBytes[k]),
-                    bytesSent: UInt64(bytesSent[k]), messagesSent: UInt64(messagesSent[k])))
+                    bytesSent: UInt64(bytesSent[k]), messagesSent: UInt64(messagesSent[k]), cpuNs: cpu))
         }
         return s
     }

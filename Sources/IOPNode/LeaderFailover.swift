@@ -106,5 +106,6 @@ extension Leader {
         monitors = outboxes.map { _ in nil }
         segmentTimes = Array(repeating: ClusterStats.SegmentTime(), count: schedule.count)
         planInferences = 0
+        cpuNow = Array(repeating: 0, count: boards.count); cpuFrom = cpuNow
     }
 }

@@ -70,6 +70,8 @@ extension Leader {
             segmentTimes[k].reduceNs &+= iop_monotonic_ns() &- gathered
         }
         planInferences += 1
+        cpuNow[leaderIndex] = iop_process_cpu_ns()
+        if planInferences == 1 { for b in cpuNow.indices { cpuFrom[b] = cpuNow[b] } }
         output.update(from: engine.floats(at: schedule[schedule.count - 1].current), count: outputCount)
         inferences += 1
     }
@@ -124,8 +126,8 @@ extension Leader {
             // A late answer to an earlier request, or a foreign frame: not this step's.
             guard header.kind == .activation, header.requestID == request, Int(header.step) == k,
                 header.payloadLength >= PartResult.headerSize,
-                let board = try? PartResult.board(UnsafeRawBufferPointer(rebasing: reply[MessageHeader.size..<length])),
-                let remote = seg.remote.first(where: { $0.board == board }), !answered[board],
+                let part = try? PartResult.read(UnsafeRawBufferPointer(rebasing: reply[MessageHeader.size..<length])),
+                let remote = seg.remote.first(where: { $0.board == part.board }), !answered[part.board],
                 Int(header.payloadLength) == PartResult.headerSize + seg.wire.bytesPerElement * remote.outputCount
             else {
                 rejected.reject(
@@ -140,7 +142,9 @@ extension Leader {
             } else {
                 remote.output.place(payload, count: remote.outputCount, into: assembled)
             }
+            let board = part.board
             answered[board] = true
+            cpuNow[board] = part.cpuNs
             accepted = true
             pending -= 1
             bytesSent[board] += length; messagesSent[board] += 1

@@ -82,7 +82,8 @@ extension Worker {
                         (payloadAt - MessageHeader.size)..<(4 * step.output + wireBytes * step.outputCount)])
                 do throws(WireError) {
                     try PartResult.writeHeader(
-                        board: Int(board), into: UnsafeMutableRawBufferPointer(rebasing: frame[MessageHeader.size...]))
+                        board: Int(board), cpuNs: iop_process_cpu_ns(),
+                        into: UnsafeMutableRawBufferPointer(rebasing: frame[MessageHeader.size...]))
                 } catch { throw .wire(error) }
                 let n: Int
                 do throws(WireError) {

@@ -16,13 +16,18 @@ public struct BoardProfile: Equatable, Sendable {
     public var burstMs: Double
     /// The quota's period: a wait this long gives the burst back.
     public var periodMs: Double
+    /// What a trial run of a plan found the board's CPU time to be against the profile's (`iop profile
+    /// --calibrate`): every CPU figure of the board, its kernels' and its link's, is multiplied by it. A board
+    /// running a whole plan meets its kernels colder than a profile's repeated timings do, and shares its
+    /// caches with whatever else runs there (1: not calibrated).
+    public var cpuScale: Double
 
     public init(
         threads: Int, kernels: [KernelClass: KernelFit], link: LinkProfile?, cpuShare: Double = 1, burstMs: Double = 0,
-        periodMs: Double = 0
+        periodMs: Double = 0, cpuScale: Double = 1
     ) {
         self.threads = threads; self.kernels = kernels; self.link = link
-        self.cpuShare = cpuShare; self.burstMs = burstMs; self.periodMs = periodMs
+        self.cpuShare = cpuShare; self.burstMs = burstMs; self.periodMs = periodMs; self.cpuScale = cpuScale
     }
 
     /// Expected wall milliseconds for `fullSpeedMs` of CPU work that starts after a wait of `idleMs`:
@@ -117,10 +122,14 @@ public struct BoardProfile: Equatable, Sendable {
         let fallbacks: [KernelClass] =
             kernel.workUnit == .flop ? [.conv3x3, .conv1x1, .convStrided, .convRow, .convDepthwise] : [.copy]
         guard let fit = kernels[kernel] ?? fallbacks.lazy.compactMap({ kernels[$0] }).first else { return 0 }
-        return fit.microseconds(work: work) / 1e3
+        return fit.microseconds(work: work) / 1e3 * cpuScale
     }
 
-    static let fields: Set<String> = ["format", "threads", "seconds", "cpu", "kernels", "link"]
+    /// Full-speed CPU milliseconds the board spends handing `bytes` to its link, or taking them from it.
+    public func sendCpuMs(bytes: Double) -> Double { bytes * (link?.sendCpuNsPerByte ?? 0) / 1e6 * cpuScale }
+    public func receiveCpuMs(bytes: Double) -> Double { bytes * (link?.receiveCpuNsPerByte ?? 0) / 1e6 * cpuScale }
+
+    static let fields: Set<String> = ["format", "threads", "seconds", "cpu", "kernels", "link", "cpu_scale"]
     static let kernelFields: Set<String> = ["unit", "overhead_us", "giga_per_s", "samples"]
 
     /// Reads a profile section: `iop-node profile`'s output as it is, plus an optional `link`.
@@ -157,6 +166,13 @@ public struct BoardProfile: Equatable, Sendable {
             kernels[kernel] = KernelFit(overheadUs: overhead, gigaPerSecond: rate)
         }
         let link = try root["link"].map { try LinkProfile.parse($0, fail: fail) }
+        var scale = 1.0
+        if let value = root["cpu_scale"] {
+            guard let v = (value as? NSNumber)?.doubleValue, v > 0, v.isFinite else {
+                throw fail("'cpu_scale' must be a number > 0 (iop profile --calibrate writes it)")
+            }
+            scale = v
+        }
         var share = 1.0, burst = 0.0, period = 0.0
         if let cpu = root["cpu"] {
             guard let o = cpu as? [String: Any], let s = (o["share"] as? NSNumber)?.doubleValue,
@@ -166,7 +182,8 @@ public struct BoardProfile: Equatable, Sendable {
             share = s; burst = b; period = p
         }
         return BoardProfile(
-            threads: threads, kernels: kernels, link: link, cpuShare: share, burstMs: burst, periodMs: period)
+            threads: threads, kernels: kernels, link: link, cpuShare: share, burstMs: burst, periodMs: period,
+            cpuScale: scale)
     }
 
     /// The section as it is written into a cluster file.
@@ -182,6 +199,7 @@ public struct BoardProfile: Equatable, Sendable {
             "cpu": ["share": cpuShare, "burst_ms": burstMs, "period_ms": periodMs],
         ]
         if let link { object["link"] = link.jsonObject }
+        if cpuScale != 1 { object["cpu_scale"] = cpuScale }
         return object
     }
 }

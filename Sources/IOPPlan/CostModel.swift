@@ -125,7 +125,7 @@ public struct CostModel: Sendable {
         if cluster.isProfiled, network.stream == nil, let p = cluster.devices[cluster.leader].profile {
             let input = Double(4 * network.inputCount), output = Double(4 * network.outputCount)
             let full =
-                (input * (p.link?.receiveCpuNsPerByte ?? 0) + output * (p.link?.sendCpuNsPerByte ?? 0)) / 1e6
+                p.receiveCpuMs(bytes: input) + p.sendCpuMs(bytes: output)
                 + p.milliseconds(.copy, work: input + output) * p.cpuShare
             request = RequestCost(wallMs: p.wallMs(fullSpeedMs: full, idleMs: 0), cpuMs: full)
         } else {

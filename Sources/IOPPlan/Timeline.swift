@@ -73,12 +73,8 @@ struct SegmentTimeline {
     }
 
     /// CPU milliseconds (full speed, as probed) board `d` spends sending or receiving `bytes`.
-    func sendCpuMs(_ bytes: Int, board d: Int) -> Double {
-        Double(bytes) * (profile(d).link?.sendCpuNsPerByte ?? 0) / 1e6
-    }
-    func receiveCpuMs(_ bytes: Int, board d: Int) -> Double {
-        Double(bytes) * (profile(d).link?.receiveCpuNsPerByte ?? 0) / 1e6
-    }
+    func sendCpuMs(_ bytes: Int, board d: Int) -> Double { profile(d).sendCpuMs(bytes: Double(bytes)) }
+    func receiveCpuMs(_ bytes: Int, board d: Int) -> Double { profile(d).receiveCpuMs(bytes: Double(bytes)) }
 
     /// Full-speed milliseconds board `d` spends converting `bytes` of fp32 to fp16 or back: its
     /// profile's `fp16` class, else `CostModel.nominalHalfBytesPerSecond`.

@@ -1,9 +1,9 @@
-/// The iop wire format, version 4 (version 3 with the checksum over the whole frame). Every ZeroMQ message is one
-/// frame: a fixed 28-byte little-endian header, then the payload (its layouts: Payloads.swift).
+/// The iop wire format, version 5 (version 4 with the worker's CPU time in its results: `PartResult`). Every
+/// ZeroMQ message is one frame: a fixed 28-byte little-endian header, then the payload (its layouts: Payloads.swift).
 ///
 ///     offset size field
 ///          0    4 magic "IOPW"
-///          4    2 version (4)
+///          4    2 version (5)
 ///          6    1 kind
 ///          7    1 flags (0)
 ///          8    8 request id
@@ -34,7 +34,7 @@ public enum MessageKind: UInt8, Sendable {
 public struct MessageHeader: Equatable, Sendable {
     public static let size = 28
     public static let magic: UInt32 = 0x5750_4F49  // "IOPW" read little-endian
-    public static let currentVersion: UInt16 = 4
+    public static let currentVersion: UInt16 = 5
 
     public var kind: MessageKind
     public var requestID: UInt64

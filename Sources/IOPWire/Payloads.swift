@@ -86,22 +86,26 @@ public struct Ready: Equatable, Sendable {
 }
 
 /// A worker's result for one segment, sent in an `activation` frame built in
-/// place in its arena: the board's index, then its output floats.
+/// place in its arena: the board's index, the CPU time its process has used since it started (every thread,
+/// ZeroMQ's included: what a trial run calibrates the cost model with), then its output floats.
 ///
-///     u32 board, f32 output[n]
+///     u32 board, u64 process cpu ns, f32 output[n]
 public enum PartResult {
-    public static let headerSize = 4
+    public static let headerSize = 12
 
-    /// Writes the board index in front of the floats already at `payload + headerSize`.
-    public static func writeHeader(board: Int, into payload: UnsafeMutableRawBufferPointer) throws(WireError) {
+    /// Writes the board index and CPU time in front of the floats already at `payload + headerSize`.
+    public static func writeHeader(
+        board: Int, cpuNs: UInt64, into payload: UnsafeMutableRawBufferPointer
+    ) throws(WireError) {
         var w = ByteWriter(into: payload)
         try w.write(UInt32(truncatingIfNeeded: board))
+        try w.write(cpuNs)
     }
 
-    /// The board a result comes from (its floats follow at `headerSize`).
-    public static func board(_ payload: UnsafeRawBufferPointer) throws(WireError) -> Int {
+    /// The board a result comes from and its CPU time so far (its floats follow at `headerSize`).
+    public static func read(_ payload: UnsafeRawBufferPointer) throws(WireError) -> (board: Int, cpuNs: UInt64) {
         var r = ByteReader(payload)
-        return try r.readInt()
+        return (try r.readInt(), try r.read(UInt64.self))
     }
 }
 
@@ -145,7 +149,8 @@ public enum InferenceRequest {
 ///     u64 inferences, u64 rejected frames, u64 rejected handshakes,
 ///     u32 boards, per board: u16 n, name[n], u64 arena bytes, u64 bytes sent, u64 messages sent,
 ///     then (leaders since segment times) u64 inferences on the active plan, u32 segments,
-///     per segment: u64 scatter, own, gather, reduce ns
+///     per segment: u64 scatter, own, gather, reduce ns,
+///     then (leaders since CPU reports) u64 inferences the CPU was counted over, per board: u64 cpu ns
 public struct ClusterStats: Equatable, Sendable {
     /// Where the leader's time went in one segment of the active plan, summed over its inferences on that plan:
     /// what the cost model's per-segment figure is checked against.
@@ -165,8 +170,12 @@ public struct ClusterStats: Equatable, Sendable {
         /// What the board sent in segments (the leader: scatters; workers: results), over all inferences.
         public var bytesSent: UInt64
         public var messagesSent: UInt64
-        public init(name: [UInt8], arenaBytes: UInt64, bytesSent: UInt64, messagesSent: UInt64) {
+        /// The CPU time the board's process used over the active plan's last `cpuInferences` inferences, every
+        /// thread counted, as it reported it with its results (the leader: its own clock).
+        public var cpuNs: UInt64
+        public init(name: [UInt8], arenaBytes: UInt64, bytesSent: UInt64, messagesSent: UInt64, cpuNs: UInt64 = 0) {
             self.name = name; self.arenaBytes = arenaBytes; self.bytesSent = bytesSent; self.messagesSent = messagesSent
+            self.cpuNs = cpuNs
         }
     }
     public var inferences: UInt64
@@ -177,12 +186,15 @@ public struct ClusterStats: Equatable, Sendable {
     /// Inferences on the active plan (the counters restart when the leader switches plans), and its segments' times.
     public var planInferences: UInt64
     public var segments: [SegmentTime]
+    /// Inferences each board's `cpuNs` spans: those on the active plan after its first (whose end starts the count).
+    public var cpuInferences: UInt64
     public init(
         inferences: UInt64, rejectedFrames: UInt64 = 0, rejectedHandshakes: UInt64 = 0, boards: [Board],
-        planInferences: UInt64 = 0, segments: [SegmentTime] = []
+        planInferences: UInt64 = 0, segments: [SegmentTime] = [], cpuInferences: UInt64 = 0
     ) {
         self.inferences = inferences; self.rejectedFrames = rejectedFrames; self.rejectedHandshakes = rejectedHandshakes
         self.boards = boards; self.planInferences = planInferences; self.segments = segments
+        self.cpuInferences = cpuInferences
     }
 
     public func encode() -> [UInt8] {
@@ -193,6 +205,8 @@ public struct ClusterStats: Equatable, Sendable {
         }
         w.write(planInferences); w.write(u32: segments.count)
         for t in segments { w.write(t.scatterNs); w.write(t.ownNs); w.write(t.gatherNs); w.write(t.reduceNs) }
+        w.write(cpuInferences)
+        for b in boards { w.write(b.cpuNs) }
         return w.bytes
     }
     public static func decode(_ payload: UnsafeRawBufferPointer) throws(WireError) -> ClusterStats {
@@ -217,6 +231,11 @@ public struct ClusterStats: Equatable, Sendable {
                         scatterNs: try r.read(UInt64.self), ownNs: try r.read(UInt64.self),
                         gatherNs: try r.read(UInt64.self), reduceNs: try r.read(UInt64.self)))
             }
+        }
+        // Leaders before CPU reports end here.
+        if r.remaining > 0 {
+            s.cpuInferences = try r.read(UInt64.self)
+            for k in s.boards.indices { s.boards[k].cpuNs = try r.read(UInt64.self) }
         }
         try r.expectEnd()
         return s

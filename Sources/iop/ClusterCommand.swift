@@ -272,12 +272,18 @@ struct ClusterRun: ParsableCommand {
             let inferences = max(1, Int(stats.inferences))
             let devices = cluster.devices.enumerated().map { i, d -> [String: Any] in
                 let s = stats.boards.first { String(decoding: $0.name, as: UTF8.self) == d.name }
-                return [
+                var device: [String: Any] = [
                     "name": d.name, "arena_bytes": Int(s?.arenaBytes ?? 0),
                     "planned_peak_bytes": plan.peakMemoryBytes[i],
                     "bytes_sent_per_inference": Int(s?.bytesSent ?? 0) / inferences,
                     "messages_per_inference": Int(s?.messagesSent ?? 0) / inferences,
                 ]
+                // What the board's process used per inference (all but the first), beside the model's figure.
+                if stats.cpuInferences > 0 {
+                    device["cpu_ms_per_inference"] = Double(s?.cpuNs ?? 0) / 1e6 / Double(stats.cpuInferences)
+                }
+                if let cpu = plan.cpuMsPerInference { device["modelled_cpu_ms_per_inference"] = cpu[i] }
+                return device
             }
             var result: [String: Any] = [
                 "model": net.name, "planner": plannerOptions.label, "requests": requests, "threads": threads,

@@ -49,6 +49,7 @@ struct Compile: ParsableCommand {
                         "planned_peak_bytes": plan.peakMemoryBytes[i],
                     ]
                     if let cpu = plan.cpuMsPerInference { board["cpu_ms_per_inference"] = cpu[i] }
+                    if let p = d.profile { board["cpu_scale"] = p.cpuScale }
                     return board
                 },
             ]

@@ -20,6 +20,11 @@ struct ProfileCommand: ParsableCommand {
             The profiles land in each board's `profile` section of the cluster file (written in place unless \
             --out says where). `iop plan`, `simulate` and `compile` then say they use the calibrated model \
             (docs/planner.md); a cluster file where some board has no profile keeps the nominal model.
+            With --calibrate DIR --stats FILE, the profiles already there are calibrated by a trial run: DIR is \
+            what `iop compile` wrote for the plan that ran (its manifest.json models each board's CPU per \
+            inference), FILE the leader's counters after a few requests on it (`iop request --stats --json`: \
+            each board's CPU per inference as the board counted it). Each board's `cpu_scale` becomes the \
+            plan's times measured over modelled, and every CPU figure of the board is multiplied by it.
             """)
 
     @Option(name: .long, help: "The cluster file to add profiles to.")
@@ -46,8 +51,19 @@ struct ProfileCommand: ParsableCommand {
     var probePort = 5597
     @Option(name: .long, help: "With --ssh: where the boards' raw profiles and probes are kept.")
     var stage = "out/profile"
+    @Option(name: .long, help: "Calibrate the profiles from a trial run of the plan `iop compile` wrote to DIR.")
+    var calibrate: String?
+    @Option(name: .long, help: "With --calibrate: the leader's counters after the trial (iop request --stats --json).")
+    var stats: String?
 
     func validate() throws {
+        if (calibrate == nil) != (stats == nil) {
+            throw ValidationError("--calibrate DIR and --stats FILE go together: the plan that ran and its counters")
+        }
+        if calibrate != nil && (ssh || from != nil || !board.isEmpty) {
+            throw ValidationError(
+                "--calibrate scales the profiles already in the cluster file: no --ssh, --from or --board")
+        }
         if ssh && (from != nil || !board.isEmpty) {
             throw ValidationError("--ssh measures every board itself: give it without --from and --board")
         }
@@ -68,6 +84,14 @@ struct ProfileCommand: ParsableCommand {
             guard var root = try JSONSerialization.jsonObject(with: data) as? [String: Any],
                 var devices = root["devices"] as? [[String: Any]]
             else { throw ClusterError(path: cluster, message: "not a cluster file") }
+            if let calibrate, let stats {
+                root["devices"] = try calibrated(devices, parsed, trial: calibrate, stats: stats)
+                let text = try JSONSerialization.data(withJSONObject: root, options: [.prettyPrinted, .sortedKeys])
+                _ = try Cluster.parse(text)
+                try writeAtomically(text + Data("\n".utf8), to: out ?? cluster)
+                print("wrote \(out ?? cluster): CPU scales from the trial; plans use them")
+                return
+            }
             let names = parsed.devices.map(\.name)
             let profiles =
                 try ssh
@@ -153,6 +177,48 @@ struct ProfileCommand: ParsableCommand {
             byThreads[n] = section
             return section
         }
+    }
+
+    /// Each profiled board's `cpu_scale` from a trial run: DIR/manifest.json and the stats file.
+    func calibrated(_ devices: [[String: Any]], _ c: Cluster, trial: String, stats: String) throws -> [[String: Any]] {
+        func json(_ path: String, _ what: String) throws -> Any {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ClusterError(path: path, message: "cannot read \(what)")
+            }
+            do { return try JSONSerialization.jsonObject(with: data) } catch {
+                throw ClusterError(path: path, message: "not JSON (expected \(what))")
+            }
+        }
+        let manifestPath = (trial as NSString).appendingPathComponent("manifest.json")
+        let calibration: CPUCalibration
+        do {
+            calibration = try CPUCalibration.from(
+                manifest: try json(manifestPath, "iop compile's manifest"),
+                stats: try json(stats, "iop request --stats --json's output"))
+        } catch let e as ClusterError where e.path == nil {
+            throw ClusterError(path: stats, message: e.message)
+        }
+        var devices = devices
+        for b in calibration.boards {
+            guard let i = c.devices.firstIndex(where: { $0.name == b.name }) else {
+                throw ClusterError(path: cluster, message: "the trial's board '\(b.name)' is not in this cluster file")
+            }
+            guard var profile = devices[i]["profile"] as? [String: Any] else {
+                throw ClusterError(path: cluster, message: "board '\(b.name)' has no profile to calibrate")
+            }
+            profile["cpu_scale"] = b.scale
+            devices[i]["profile"] = profile
+            note(
+                String(
+                    format: "%@: CPU %.2f ms per inference measured, %.2f modelled: cpu_scale %.3f -> %.3f", b.name,
+                    b.measuredMs, b.modelledMs, b.scaleBefore, b.scale))
+        }
+        let left = c.devices.map(\.name).filter { n in !calibration.boards.contains { $0.name == n } }
+        if !left.isEmpty {
+            note("no CPU from the trial for \(left.joined(separator: ", ")) (no work in its plan): scales kept")
+        }
+        note("over \(calibration.inferences) inferences of \(trial)")
+        return devices
     }
 
     func summary(_ section: [String: Any]) -> String {

@@ -34,14 +34,18 @@ struct Request: ParsableCommand {
     }
 
     /// Prints the leader's counters: a table, or JSON with `inferences`, `rejected_frames`, `rejected_handshakes`,
-    /// `boards[{name, arena_bytes, bytes_sent, messages_sent}]`, and the active plan's `plan_inferences` and
-    /// `segments[{scatter_ms, own_ms, gather_ms, reduce_ms, total_ms}]`, each the mean per inference on that plan.
+    /// `boards[{name, arena_bytes, bytes_sent, messages_sent, cpu_ms_per_inference}]`, and the active plan's
+    /// `plan_inferences`, `segments[{scatter_ms, own_ms, gather_ms, reduce_ms, total_ms}]`, each the mean per
+    /// inference on that plan, and `cpu_inferences`, the inferences each board's CPU is the mean of (all but the
+    /// plan's first; `iop profile --calibrate` reads this).
     func printStats() throws {
         let s = try RequestClient(leader: leader, reply: reply, keys: clientKeys.load()).stats()
+        let cpuRuns = Double(max(1, s.cpuInferences))
         let boards = s.boards.map { b -> [String: Any] in
             [
                 "name": String(decoding: b.name, as: UTF8.self), "arena_bytes": Int(b.arenaBytes),
                 "bytes_sent": Int(b.bytesSent), "messages_sent": Int(b.messagesSent),
+                "cpu_ms_per_inference": (Double(b.cpuNs) / 1e6 / cpuRuns * 1000).rounded() / 1000,
             ]
         }
         let runs = Double(max(1, s.planInferences))
@@ -59,15 +63,19 @@ struct Request: ParsableCommand {
                         "inferences": Int(s.inferences), "rejected_frames": Int(s.rejectedFrames),
                         "rejected_handshakes": Int(s.rejectedHandshakes), "boards": boards,
                         "plan_inferences": Int(s.planInferences), "segments": segments,
+                        "cpu_inferences": Int(s.cpuInferences),
                     ] as [String: Any]))
             return
         }
         print(
             "\(s.inferences) inferences; rejected \(s.rejectedFrames) frames and \(s.rejectedHandshakes) handshakes")
         for b in boards {
+            let cpu =
+                s.cpuInferences > 0
+                ? String(format: ", CPU %.2f ms per inference", b["cpu_ms_per_inference"] as! Double) : ""
             print(
                 "  \(pad(b["name"] as! String, 12)) arena \(pad(formatBytes(b["arena_bytes"] as! Int), 11)) "
-                    + "sent \(formatBytes(b["bytes_sent"] as! Int)) in \(b["messages_sent"] as! Int) messages")
+                    + "sent \(formatBytes(b["bytes_sent"] as! Int)) in \(b["messages_sent"] as! Int) messages" + cpu)
         }
         if s.planInferences == 0 { return }
         print("per segment, mean of \(s.planInferences) inferences on the active plan (ms at the leader):")

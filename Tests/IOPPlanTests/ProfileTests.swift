@@ -185,6 +185,53 @@ import Testing
         }
     }
 
+    /// A trial run's CPU, board by board, against the plan's model of it: each board's new `cpu_scale` is the one
+    /// the plan was modelled with times measured over modelled (by hand: 12.5 / 10 = 1.25; 2 x 15 / 20 = 1.5), and
+    /// a board the plan gave no work keeps its own. A scale multiplies every CPU figure of the board it is given.
+    @Test func aTrialRunCalibratesEachBoardsCPU() throws {
+        let manifest = try Self.object(
+            """
+            {"boards": [{"name": "a", "cpu_ms_per_inference": 10}, {"name": "b", "cpu_ms_per_inference": 20,
+              "cpu_scale": 2}, {"name": "c", "cpu_ms_per_inference": 0}]}
+            """)
+        func stats(_ inferences: Int, boards: String = "a") throws -> Any {
+            try Self.object(
+                """
+                {"cpu_inferences": \(inferences), "boards": [{"name": "\(boards)", "cpu_ms_per_inference": 12.5},
+                  {"name": "b", "cpu_ms_per_inference": 15}, {"name": "c", "cpu_ms_per_inference": 0.5}]}
+                """)
+        }
+        let calibration = try CPUCalibration.from(manifest: manifest, stats: try stats(5))
+        #expect(calibration.inferences == 5)
+        #expect(
+            calibration.boards == [
+                .init(name: "a", modelledMs: 10, measuredMs: 12.5, scaleBefore: 1, scale: 1.25),
+                .init(name: "b", modelledMs: 20, measuredMs: 15, scaleBefore: 2, scale: 1.5),
+            ])
+        // Too few inferences to trust, and stats from another cluster, are refused by name.
+        #expect(throws: ClusterError.self) { try CPUCalibration.from(manifest: manifest, stats: try stats(2)) }
+        do {
+            _ = try CPUCalibration.from(manifest: manifest, stats: try stats(5, boards: "z"))
+            Issue.record("stats without board 'a' were accepted")
+        } catch let e as ClusterError { #expect(e.message.contains("board 'a'"), "\(e.message)") }
+
+        // The scale goes through the profile's JSON, and doubles every CPU figure: handComputedHeterogeneousProfile
+        // with both boards at 2 (so the split stays 1 : 3). The leader's copy 0.002048 ms, the input on the wire
+        // 1.024 ms, 0.5 ms latency, the fast board's 0.085536 ms, the answer's 0.384 + 0.5 ms, then placing it
+        // (0.000768) and copying the result (0.001024): 2.497376 ms; CPU per board twice 0.034816 and 0.042768.
+        let link = LinkProfile(latencyMs: 0.5, bandwidthMbps: 8, sendCpuNsPerByte: 0, receiveCpuNsPerByte: 0)
+        var slow = Self.profile(rate: 1, link: link), fast = Self.profile(rate: 3, linearOverheadUs: 10, link: link)
+        slow.cpuScale = 2; fast.cpuScale = 2
+        let written = try JSONSerialization.data(withJSONObject: fast.jsonObject)
+        #expect(try BoardProfile.parse(try JSONSerialization.jsonObject(with: written), board: "fast") == fast)
+        let cluster = Cluster(devices: [Self.board("slow", slow), Self.board("fast", fast)], leader: 0)
+        let c = Self.fc1ByOutputChannels(on: cluster)
+        #expect(c.partitions[0].extents == [32, 96])
+        #expect(abs(c.latencyMs - 2.497376) < 1e-9, "\(c.latencyMs)")
+        let cpu = try #require(c.cpuMs)
+        #expect(abs(cpu[0] - 0.069632) < 1e-9 && abs(cpu[1] - 0.085536) < 1e-9, "\(cpu)")
+    }
+
     /// A leader at full speed and two workers held to half a core (5 ms runs, then 5 ms stalls), on instant links.
     static func twoThrottledWorkers(leaderLinearGBps: Double) -> Cluster {
         let link = LinkProfile(latencyMs: 0, bandwidthMbps: 1e6, sendCpuNsPerByte: 0, receiveCpuNsPerByte: 0)

@@ -45,7 +45,7 @@ let allKinds: [MessageKind] = [
     @Test func headerLayoutIsLittleEndianAsDocumented() throws {
         let f = try frame(kind: .activation, requestID: 0x0102_0304_0506_0708, step: 0x0A0B_0C0D, payload: [1, 2, 3])
         #expect(Array(f[0..<4]) == Array("IOPW".utf8))
-        #expect(f[4] == 4 && f[5] == 0 && f[6] == MessageKind.activation.rawValue)
+        #expect(f[4] == 5 && f[5] == 0 && f[6] == MessageKind.activation.rawValue)
         #expect(Array(f[8..<16]) == [8, 7, 6, 5, 4, 3, 2, 1])
         #expect(Array(f[16..<20]) == [0x0D, 0x0C, 0x0B, 0x0A])
         #expect(Array(f[20..<24]) == [3, 0, 0, 0])
@@ -109,19 +109,28 @@ let allKinds: [MessageKind] = [
         let stats = ClusterStats(
             inferences: 5, rejectedFrames: 7, rejectedHandshakes: 9,
             boards: [
-                .init(name: Array("a".utf8), arenaBytes: 1 << 20, bytesSent: 400, messagesSent: 2),
-                .init(name: Array("bb".utf8), arenaBytes: 2 << 20, bytesSent: 40, messagesSent: 1),
+                .init(name: Array("a".utf8), arenaBytes: 1 << 20, bytesSent: 400, messagesSent: 2, cpuNs: 11),
+                .init(name: Array("bb".utf8), arenaBytes: 2 << 20, bytesSent: 40, messagesSent: 1, cpuNs: 1 << 40),
             ], planInferences: 3,
-            segments: [.init(scatterNs: 1, ownNs: 2, gatherNs: 3, reduceNs: 4), .init(scatterNs: 5, ownNs: 6)])
+            segments: [.init(scatterNs: 1, ownNs: 2, gatherNs: 3, reduceNs: 4), .init(scatterNs: 5, ownNs: 6)],
+            cpuInferences: 2)
         let encoded = stats.encode()
         #expect(try encoded.withUnsafeBytes { try ClusterStats.decode($0) } == stats)
         #expect(throws: WireError.malformedPayload) {
             try encoded.dropLast().withUnsafeBytes { try ClusterStats.decode($0) }
         }
-        // A leader from before segment times: its stats end after the boards, and still decode.
-        var older = stats
+        // The CPU counts close the payload: u64 inferences, then a u64 per board.
+        #expect(Array(encoded.suffix(24)) == [2, 0, 0, 0, 0, 0, 0, 0, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0])
+        // A leader from before CPU reports ends after the segments, and one from before segment times after the
+        // boards; both still decode.
+        var beforeCPU = stats
+        beforeCPU.cpuInferences = 0
+        for k in beforeCPU.boards.indices { beforeCPU.boards[k].cpuNs = 0 }
+        let beforeCPUBytes = Array(beforeCPU.encode().dropLast(8 + 2 * 8))
+        #expect(try beforeCPUBytes.withUnsafeBytes { try ClusterStats.decode($0) } == beforeCPU)
+        var older = beforeCPU
         older.planInferences = 0; older.segments = []
-        let olderBytes = Array(older.encode().dropLast(8 + 4))
+        let olderBytes = Array(older.encode().dropLast(8 + 4 + 8 + 2 * 8))
         #expect(try olderBytes.withUnsafeBytes { try ClusterStats.decode($0) } == older)
     }
 
@@ -150,11 +159,15 @@ let allKinds: [MessageKind] = [
         let ask = StatsRequest.encode(replyEndpoint: Array("ep".utf8))
         #expect(ask == [2, 0, 0x65, 0x70])
         #expect(try ask.withUnsafeBytes { try StatsRequest.parse($0) } == 2..<4)
-        // A part's result: u32 board index in front of its floats.
-        var result = [UInt8](repeating: 0xFF, count: 8)
-        try result.withUnsafeMutableBytes { try PartResult.writeHeader(board: 0x0203, into: $0) }
-        #expect(result == [3, 2, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF])
-        #expect(try result.withUnsafeBytes { try PartResult.board($0) } == 0x0203)
+        // A part's result: u32 board index and u64 CPU nanoseconds in front of its floats.
+        var result = [UInt8](repeating: 0xFF, count: 16)
+        try result.withUnsafeMutableBytes {
+            try PartResult.writeHeader(board: 0x0203, cpuNs: 0x0102_0304_0506_0708, into: $0)
+        }
+        #expect(result == [3, 2, 0, 0, 8, 7, 6, 5, 4, 3, 2, 1, 0xFF, 0xFF, 0xFF, 0xFF])
+        let part = try result.withUnsafeBytes { try PartResult.read($0) }
+        #expect(part.board == 0x0203 && part.cpuNs == 0x0102_0304_0506_0708)
+        #expect(PartResult.headerSize == 12)
     }
 
     /// The codec every format uses: little-endian fields, bounds checked both ways.

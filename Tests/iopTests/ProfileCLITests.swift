@@ -1,4 +1,6 @@
 import Foundation
+import IOPModel
+import TestSupport
 import Testing
 
 /// `iop profile` as a user runs it: board profiles into a cluster file, then plans that say so.
@@ -49,6 +51,105 @@ import Testing
         #expect(after.stderr.contains("cost model: calibrated, from the measured profiles of pi4-a"))
         let plan = try JSONSerialization.jsonObject(with: Data(after.stdout.utf8)) as! [String: Any]
         #expect(plan["cost_model"] as? String == "calibrated")
+    }
+
+    /// CPU time read from the kernel's own counter for a process: the on-CPU time of every thread
+    /// (/proc/PID/task/*/schedstat), in nanoseconds.
+    static func onCPUNs(_ pid: Int32) throws -> Double {
+        let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")
+        return try tasks.reduce(0) { sum, t in
+            let line = try String(contentsOfFile: "/proc/\(pid)/task/\(t)/schedstat", encoding: .utf8)
+            return sum + (Double(line.split(separator: " ")[0]) ?? 0)
+        }
+    }
+
+    /// A trial run on iop-node processes: each board's CPU per inference, as the nodes report it to the leader
+    /// (`iop request --stats`), is what the kernel counted for its process over the same requests; and
+    /// `iop profile --calibrate` sets each board's `cpu_scale` to measured over modelled (the manifest's figure).
+    @Test(.timeLimit(.minutes(10))) func aTrialRunsCPUCalibratesTheProfiles() throws {
+        let dir = temporaryPath("calibrate-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let profile = try JSONSerialization.jsonObject(with: Data(Self.profile.utf8))
+        let devices = (0..<3).map { i -> [String: Any] in
+            [
+                "name": "node\(i)", "endpoint": "tcp://127.0.0.1:1", "gflops": 5, "memory": "256MiB",
+                "bandwidth_mbps": 1000, "setup_ms": 0.1, "threads": 1, "profile": profile,
+            ]
+        }
+        let cluster = dir + "/cluster.json"
+        try JSONSerialization.data(withJSONObject: ["leader": "node0", "devices": devices]).write(
+            to: URL(fileURLWithPath: cluster))
+        let model = ["--model", "resnet18", "--input-size", "64"]
+        let trial = dir + "/trial"
+        let compiled = try runIOP(
+            ["compile"] + model + ["--cluster", cluster, "--planner", "iop", "--out", trial, "--no-fallbacks"])
+        try #require(compiled.status == 0, "\(compiled.stderr)")
+        let input = dir + "/x.npy"
+        try NPY.write(
+            NPY.Array(shape: [1, 3, 64, 64], values: (0..<(3 * 64 * 64)).map { Float($0 % 17) / 17 - 0.5 }),
+            path: input)
+
+        let leader = try NodeProcess(
+            [
+                "leader", "--bundle", trial, "--listen", "tcp://127.0.0.1:*", "--requests", "tcp://127.0.0.1:*",
+                "--timeout-ms", "60000",
+            ], environment: [:])
+        let endpoint = try #require(leader.waitLine(prefix: "listening ", seconds: 20), "\(leader.stderr)")
+        let workers = try (1...2).map { i in
+            try NodeProcess(
+                [
+                    "worker", "--name", "node\(i)", "--listen", "tcp://127.0.0.1:*", "--leader", endpoint,
+                    "--memory-budget", "256MiB",
+                ], environment: [:])
+        }
+        let requests = try #require(leader.waitLine(prefix: "ready ", seconds: 60), "\(leader.stderr)")
+        func request(_ n: Int) throws {
+            let r = try runIOP([
+                "request", "--leader", requests, "--input", input, "--repeat", String(n), "--insecure",
+            ])
+            try #require(r.status == 0, "\(r.stderr)")
+        }
+        let pids = [leader.process.processIdentifier] + workers.map(\.process.processIdentifier)
+        // The first inference starts the nodes' count, as it starts this one.
+        try request(1)
+        let before = try pids.map(Self.onCPUNs)
+        try request(8)
+        let after = try pids.map(Self.onCPUNs)
+        let statsRun = try runIOP(["request", "--leader", requests, "--stats", "--json", "--insecure"])
+        try #require(statsRun.status == 0, "\(statsRun.stderr)")
+        let statsPath = dir + "/stats.json"
+        try Data(statsRun.stdout.utf8).write(to: URL(fileURLWithPath: statsPath))
+        kill(leader.process.processIdentifier, SIGTERM)
+        #expect(leader.exitStatus(within: 15) == 0, "\(leader.stderr)")
+        for w in workers { #expect(w.exitStatus(within: 15) == 0, "\(w.stderr)") }
+
+        let stats = try #require(try JSONSerialization.jsonObject(with: Data(statsRun.stdout.utf8)) as? [String: Any])
+        #expect(stats["cpu_inferences"] as? Int == 8)
+        let reported = try #require(stats["boards"] as? [[String: Any]]).map {
+            $0["cpu_ms_per_inference"] as? Double ?? -1
+        }
+        for (k, ms) in reported.enumerated() {
+            // The kernel's count spans the requests' round trips too: a board idles between them at next to no CPU.
+            let counted = (after[k] - before[k]) / 1e6 / 8
+            #expect(
+                ms > 0 && ms >= 0.8 * counted && ms <= 1.1 * counted, "node\(k): reported \(ms), counted \(counted)")
+        }
+
+        let manifest = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: trial + "/manifest.json")))
+                as? [String: Any])
+        let modelled = try #require(manifest["boards"] as? [[String: Any]]).map {
+            $0["cpu_ms_per_inference"] as? Double ?? 0
+        }
+        let r = try runIOP(["profile", "--cluster", cluster, "--calibrate", trial, "--stats", statsPath])
+        #expect(r.status == 0, "\(r.stderr)")
+        let root = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: cluster)))
+        let scales = ((root as! [String: Any])["devices"] as! [[String: Any]]).map {
+            ($0["profile"] as! [String: Any])["cpu_scale"] as? Double ?? 1
+        }
+        for k in 0..<3 where modelled[k] > 0 {
+            #expect(abs(scales[k] - reported[k] / modelled[k]) < 1e-9, "node\(k): \(scales[k])")
+        }
     }
 
     @Test func aBadProfileFileIsNamed() throws {
