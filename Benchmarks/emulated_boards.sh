@@ -4,7 +4,8 @@
 #
 #   sudo Benchmarks/emulated_boards.sh [--model vgg11] [--input-size S] [--planners coedge,iop,optimal]
 #        [--requests 5] [--rate-mbit 100|R0,R1,...] [--cpu-percent 8|P0,P1,...] [--boards 4]
-#        [--budget 512MiB] [--cost-model calibrated|nominal] [--wire fp32|fp16|auto] [--keep DIR] [--json]
+#        [--budget 512MiB] [--cost-model calibrated|nominal] [--calibrate PLANNER] [--wire fp32|fp16|auto]
+#        [--keep DIR] [--json]
 #
 # Each board is a network namespace (iop-b0 is the leader) with an address from
 # 198.18.0.0/15 on a bridge; each board's link is shaped to its --rate-mbit with
@@ -17,20 +18,23 @@
 # link (`iop-node probe`), and `iop profile --from` writes both into the cluster
 # file the plans are made for. With nominal the cluster file has no profile: each
 # board's GFLOP/s is `iop bench` of the whole model under its quota (as before
-# profiles existed). --keep DIR keeps the cluster file, profiles and bundles.
+# profiles existed). --calibrate PLANNER first runs PLANNER's plan as a trial: the nodes count their own
+# CPU per inference, and `iop profile --calibrate` scales each board's profile by measured over modelled
+# before every planner plans. --keep DIR keeps the cluster file, profiles and bundles.
 # --wire is passed to `iop compile` (fp32 by default: activations as fp16 on the wire, or auto).
 # --json prints one object: {model, boards, cpu_percent, rate_mbit, cost_model, wire,
 # planners: [{planner, modelled_ms, p50_ms, p90_ms, arena_bytes: [...], bytes_per_inference, request_ms,
-# boards: [{cpu_ms, modelled_cpu_ms, throttled, throttled_ms}], segments: [{modelled_ms, measured_ms, scatter_ms, own_ms,
+# boards: [{cpu_ms, modelled_cpu_ms, reported_cpu_ms, throttled, throttled_ms}], segments: [{modelled_ms, measured_ms, scatter_ms, own_ms,
 # gather_ms, reduce_ms, modelled: {scatter_ms, own_ms, gather_ms, reduce_ms}}]}]}: per request, each board's
-# CPU time beside the model's and its quota stalls (board 0 first),
+# CPU time beside the model's and the board's own count, and its quota stalls (board 0 first); with
+# --calibrate also calibration: {planner, trial: {the trial's row}, cpu_scale: [per board]};
 # and each segment's modelled time and phases beside the leader's own clock of them, to see where the model is off.
 # Needs root and `swift build -c release`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 model=vgg11 size="" planners=coedge,iop,optimal requests=5 rate=100 cpu=8 boards=4 budget=512MiB
-costmodel=calibrated keep="" json=0 wire=fp32
+costmodel=calibrated keep="" json=0 wire=fp32 calibrate=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --model) model=$2; shift 2 ;;
@@ -43,9 +47,10 @@ while [ $# -gt 0 ]; do
         --budget) budget=$2; shift 2 ;;
         --cost-model) costmodel=$2; shift 2 ;;
         --wire) wire=$2; shift 2 ;;
+        --calibrate) calibrate=$2; shift 2 ;;
         --keep) keep=$2; shift 2 ;;
         --json) json=1; shift ;;
-        -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "emulated_boards: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -72,6 +77,7 @@ for r in "${rates[@]}"; do
 done
 [ "$costmodel" = calibrated ] || [ "$costmodel" = nominal ] ||
     fail "--cost-model must be calibrated or nominal, got '$costmodel'"
+[ -z "$calibrate" ] || [ "$costmodel" = calibrated ] || fail "--calibrate needs the calibrated cost model (profiles)"
 [ "$wire" = fp32 ] || [ "$wire" = fp16 ] || [ "$wire" = auto ] || fail "--wire must be fp32, fp16 or auto, got '$wire'"
 [ "$(id -u)" = 0 ] || fail "needs root (network namespaces, tc, cgroups)"
 bin=${IOP_BIN:-$PWD/.build/release}  # IOP_BIN=DIR: binaries copied aside, so a rebuild cannot swap them mid-run
@@ -172,28 +178,28 @@ np.save('$work/x.npy', np.random.default_rng(1).uniform(-1, 1, shape).astype(np.
 
 echo "boards: $boards, cpu ${cpus[*]} % of a core, links ${rates[*]} Mbit/s, budget $budget, $costmodel model," \
     "$wire on the wire" >&2
-[ "$json" = 1 ] || printf "%-8s %12s %12s %12s  %s\n" planner modelled p50 p90 "arenas (MiB)"
-: > "$work/results.jsonl"
-for planner in ${planners//,/ }; do
-    out=$work/$planner
+# Compiles PLANNER's plan, runs it on the boards and appends its row to RESULTS (JSON lines); its files go to
+# $work/NAME. $1: planner, $2: NAME, $3: RESULTS.
+run_plan() {
+    local planner=$1 out=$work/$2 results=$3 modelled leader result before stats cpu_before cpu_after
     if ! "$bin/iop" compile --model "$model" "${sizeargs[@]}" --cluster "$work/cluster.json" --planner "$planner" \
-        --wire "$wire" --out "$out" --no-fallbacks >/dev/null 2>"$work/$planner.err"; then
-        [ "$json" = 1 ] || printf "%-8s %s\n" "$planner" "does not fit: $(tail -1 "$work/$planner.err")"
-        echo "{\"planner\": \"$planner\", \"error\": $(tail -1 "$work/$planner.err" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read().strip()))')}" >> "$work/results.jsonl"
-        continue
+        --wire "$wire" --out "$out" --no-fallbacks >/dev/null 2>"$out.err"; then
+        [ "$json" = 1 ] || printf "%-8s %s\n" "$planner" "does not fit: $(tail -1 "$out.err")"
+        echo "{\"planner\": \"$planner\", \"error\": $(tail -1 "$out.err" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read().strip()))')}" >> "$results"
+        return
     fi
     modelled=$(python3 -c "import json; print(json.load(open('$out/manifest.json'))['modeled_latency_ms'])")
     # Plain links: the probe measures plain ZeroMQ messages, and CURVE's CPU per byte is not in the profile yet.
     on_board 0 "$bin/iop-node" leader --bundle "$out" --listen tcp://198.18.0.1:5555 --requests tcp://198.18.0.1:5600 \
-        --timeout-ms 600000 --insecure > "$work/$planner.leader.out" 2> "$work/$planner.leader.err" &
+        --timeout-ms 600000 --insecure > "$out.leader.out" 2> "$out.leader.err" &
     pids+=($!); leader=$!
     for i in $(seq 1 $((boards - 1))); do
         on_board "$i" "$bin/iop-node" worker --name "b$i" --listen "tcp://198.18.0.$((i + 1)):5555" --leader tcp://198.18.0.1:5555 \
-            --memory-budget "$budget" --insecure 2> "$work/$planner.b$i.err" &
+            --memory-budget "$budget" --insecure 2> "$out.b$i.err" &
         pids+=($!)
     done
-    for _ in $(seq 1 1200); do grep -q '^ready ' "$work/$planner.leader.out" && break; kill -0 "$leader" 2>/dev/null || break; sleep 0.5; done
-    grep -q '^ready ' "$work/$planner.leader.out" || { echo "emulated_boards: $planner: the leader did not become ready: $(tail -2 "$work/$planner.leader.err")" >&2; exit 1; }
+    for _ in $(seq 1 1200); do grep -q '^ready ' "$out.leader.out" && break; kill -0 "$leader" 2>/dev/null || break; sleep 0.5; done
+    grep -q '^ready ' "$out.leader.out" || { echo "emulated_boards: $planner: the leader did not become ready: $(tail -2 "$out.leader.err")" >&2; exit 1; }
     # One request first: its page faults and first connections are not what the plan costs.
     ip netns exec "$EMU_PREFIX-b0" "$bin/iop" request --leader tcp://198.18.0.1:5600 --reply 'tcp://198.18.0.1:*' \
         --insecure --input "$work/x.npy" --json > /dev/null
@@ -205,6 +211,7 @@ for planner in ${planners//,/ }; do
     cpu_after=$(board_cpu "${pids[@]}")
     stats=$(ip netns exec "$EMU_PREFIX-b0" "$bin/iop" request --leader tcp://198.18.0.1:5600 --reply 'tcp://198.18.0.1:*' --insecure \
         --stats --json)
+    printf '%s\n' "$stats" > "$out.stats.json"
     kill -TERM "$leader"; wait "$leader" || true
     # A worker whose leader has gone keeps waiting for it to come back (boards reboot), and the leader's
     # goodbye can miss a worker: give them a moment, then stop them.
@@ -216,11 +223,14 @@ import json; r=json.loads('''$result'''); s=json.loads('''$stats''')
 b=json.loads('''$before'''); m=json.load(open('$out/manifest.json'))
 c0=[[float(x) for x in l.split()] for l in '''$cpu_before'''.splitlines()]
 c1=[[float(x) for x in l.split()] for l in '''$cpu_after'''.splitlines()]
-# What each board spent per request over the measured ones (the --stats request between is negligible).
+# What each board spent per request over the measured ones (the --stats request between is negligible), and
+# what the board counted itself and reported to the leader over the same requests (iop request --stats).
 modelled=[b.get('cpu_ms_per_inference') for b in m['boards']]
+reported=[b.get('cpu_ms_per_inference') for b in s['boards']]
 cpu=[{'cpu_ms': round((y[0] - x[0]) / $requests, 2), 'modelled_cpu_ms': None if mc is None else round(mc, 2),
-      'throttled': round((y[1] - x[1]) / $requests, 2), 'throttled_ms': round((y[2] - x[2]) / $requests, 2)}
-     for x, y, mc in zip(c0, c1, modelled)]
+      'reported_cpu_ms': rc, 'throttled': round((y[1] - x[1]) / $requests, 2),
+      'throttled_ms': round((y[2] - x[2]) / $requests, 2)}
+     for x, y, mc, rc in zip(c0, c1, modelled, reported)]
 # The requests' share of each segment: the counters after them minus those after the warm-up request.
 n=max(1, s['plan_inferences'] - b['plan_inferences'])
 def mean(k, key): return round((s['segments'][k][key] * s['plan_inferences'] - b['segments'][k][key] * b['plan_inferences']) / n, 3)
@@ -233,18 +243,37 @@ print(json.dumps({'planner': '$planner', 'modelled_ms': round(float('$modelled')
                   'p90_ms': round(r['p90_ms'], 2), 'arena_bytes': [b['arena_bytes'] for b in s['boards']],
                   'bytes_per_inference': sum(b['bytes_sent'] for b in s['boards']) // max(1, s['inferences']),
                   'request_ms': m['request_ms'], 'boards': cpu, 'segments': segments}))" \
-        >> "$work/results.jsonl"
+        >> "$results"
     [ "$json" = 1 ] || python3 -c "
-import json; r=json.loads(open('$work/results.jsonl').read().splitlines()[-1])
+import json; r=json.loads(open('$results').read().splitlines()[-1])
 arenas=' '.join(f'{b/(1<<20):.1f}' for b in r['arena_bytes'])
 print(f\"{r['planner']:8} {r['modelled_ms']:9.1f} ms {r['p50_ms']:9.1f} ms {r['p90_ms']:9.1f} ms  {arenas}\")"
-done
+}
+
+if [ -n "$calibrate" ]; then
+    # A trial run of one plan: each board's CPU per inference as the nodes counted it, against the model's.
+    echo "trial run of the $calibrate plan, to calibrate each board's CPU..." >&2
+    : > "$work/trial.jsonl"
+    json_was=$json; json=1
+    run_plan "$calibrate" "trial-$calibrate" "$work/trial.jsonl"
+    json=$json_was
+    [ -s "$work/trial-$calibrate.stats.json" ] || fail "the trial of $calibrate did not run: $(tail -1 "$work/trial-$calibrate.err")"
+    "$bin/iop" profile --cluster "$work/cluster.json" --calibrate "$work/trial-$calibrate" \
+        --stats "$work/trial-$calibrate.stats.json" >&2
+fi
+[ "$json" = 1 ] || printf "%-8s %12s %12s %12s  %s\n" planner modelled p50 p90 "arenas (MiB)"
+: > "$work/results.jsonl"
+for planner in ${planners//,/ }; do run_plan "$planner" "$planner" "$work/results.jsonl"; done
 if [ "$json" = 1 ]; then
     cpu_list=$(IFS=,; echo "${cpus[*]}") rate_list=$(IFS=,; echo "${rates[*]}")
     python3 -c "
 import json
 planners = [json.loads(l) for l in open('$work/results.jsonl')]
-print(json.dumps({'model': '$model', 'boards': $boards, 'cpu_percent': [$cpu_list],
-                  'rate_mbit': [$rate_list], 'cost_model': '$costmodel', 'wire': '$wire', 'requests': $requests,
-                  'planners': planners}))"
+out = {'model': '$model', 'boards': $boards, 'cpu_percent': [$cpu_list], 'rate_mbit': [$rate_list],
+       'cost_model': '$costmodel', 'wire': '$wire', 'requests': $requests, 'planners': planners}
+if '$calibrate':
+    devices = json.load(open('$work/cluster.json'))['devices']
+    out['calibration'] = {'planner': '$calibrate', 'trial': json.loads(open('$work/trial.jsonl').read()),
+                          'cpu_scale': [d['profile'].get('cpu_scale', 1) for d in devices]}
+print(json.dumps(out))"
 fi
