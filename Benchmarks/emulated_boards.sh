@@ -195,7 +195,7 @@ run_plan() {
     pids+=($!); leader=$!
     for i in $(seq 1 $((boards - 1))); do
         on_board "$i" "$bin/iop-node" worker --name "b$i" --listen "tcp://198.18.0.$((i + 1)):5555" --leader tcp://198.18.0.1:5555 \
-            --memory-budget "$budget" --insecure 2> "$out.b$i.err" &
+            --memory-budget "$budget" --timeout-ms 600000 --insecure 2> "$out.b$i.err" &
         pids+=($!)
     done
     for _ in $(seq 1 1200); do grep -q '^ready ' "$out.leader.out" && break; kill -0 "$leader" 2>/dev/null || break; sleep 0.5; done

@@ -96,6 +96,20 @@ extension Leader {
         }
         self.engine = engine
         arenaBytes[leaderIndex] = own.arenaBytes
+        // Weight shards, whole channels per message, each frame built in the leader's
+        // activation region (free until serving) and small enough for the board's. The workers' go first:
+        // each waits for its shards with a time limit, and a leader held to a small CPU share can take
+        // longer than that to pack its own.
+        let stagingBytes = 4 * own.activationFloats
+        for d in workers where !loaded.contains(d) {
+            let frameBytes = min(
+                stagingBytes, 4 * programs[d].activationFloats,
+                max(ShardCodec.frameLimit, 4 * largestChannel(programs[d])))
+            for ref in shards[d] {
+                try sendShard(ref, to: d, program: programs[d], bytes: bytes, engine: engine, frameBytes: frameBytes)
+            }
+            try send(.ready, requestID: UInt64(d), to: d)
+        }
         for ref in shards[leaderIndex] {
             let op = own.ops[ref.op], per = op.kind.weightsPerChannel
             // A few MiB at a time, so a mapped bundle's pages can go as soon as they are packed.
@@ -110,18 +124,6 @@ extension Leader {
                 first = channels.upperBound
             }
             if let bias = ref.bias { release(bytes, from: bias, count: 4 * ref.channels) }
-        }
-        // Weight shards, whole channels per message, each frame built in the leader's
-        // activation region (free until serving) and small enough for the board's.
-        let stagingBytes = 4 * own.activationFloats
-        for d in workers where !loaded.contains(d) {
-            let frameBytes = min(
-                stagingBytes, 4 * programs[d].activationFloats,
-                max(ShardCodec.frameLimit, 4 * largestChannel(programs[d])))
-            for ref in shards[d] {
-                try sendShard(ref, to: d, program: programs[d], bytes: bytes, engine: engine, frameBytes: frameBytes)
-            }
-            try send(.ready, requestID: UInt64(d), to: d)
         }
         try collectReadies(Set(workers).subtracting(loaded))
         resumedBoards = loaded.count

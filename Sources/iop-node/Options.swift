@@ -2,7 +2,7 @@ import CIOPSystem
 
 let usage = """
     usage: iop-node worker --name NAME --listen ENDPOINT --leader ENDPOINT --memory-budget SIZE [--threads N] [--rejoin]
-                           (--keys DIR | --insecure)
+                           [--timeout-ms MS] (--keys DIR | --insecure)
            iop-node leader --bundle PATH --listen ENDPOINT --requests ENDPOINT [--threads N] [--timeout-ms MS]
                            (--keys DIR | --insecure)
            iop-node profile [--threads N] | iop-node probe (--serve --listen EP | --connect EP --listen EP)
@@ -24,6 +24,10 @@ let usage = """
     PATH is the directory `iop compile --out` wrote, or the bundle.iop in it.
     Endpoints look like tcp://HOST:PORT (port * picks a free one). Sizes: 512MiB, 1.5GiB, 300MB, ...
     A worker with --rejoin registers again after its leader shuts down, as a board under systemd does.
+    --timeout-ms MS (default 30000): how long a leader waits for a board at each step of setup and of an
+    inference, and how long a worker first waits for its leader to answer, send its program and each weight shard
+    (once registered again, a worker waits for its leader as long as it takes). A leader held to a small CPU share
+    may need more to load a large model.
     With --audio the leader classifies a sound stream instead of serving requests (the bundle's model must
     listen, like the zoo's valve): a 16 kHz mono 16-bit WAV file, or - for raw S16LE on standard input
     (arecord -f S16_LE -r 16000 -c 1 -t raw). --realtime paces a file at its sample rate. One JSON line per

@@ -87,6 +87,7 @@ func runWorker(_ options: Options, context: Context) {
 func workerSession(_ options: Options, context: Context) -> String? {
     options.checkKnown([
         "name", "listen", "leader", "memory-budget", "threads", "rejoin", "keys", "insecure", "heartbeat-ms",
+        "timeout-ms",
     ])
     let name = options.required("name")
     let keys = nodeKeys(options, board: name)
@@ -101,8 +102,8 @@ func workerSession(_ options: Options, context: Context) -> String? {
     do {
         worker = try Worker(
             context: context, name: name, listen: options.required("listen"), leader: options.required("leader"),
-            budgetBytes: budget, threads: threads, keys: keys,
-            heartbeatMs: Int32(options.positiveInt("heartbeat-ms", default: 250)))
+            budgetBytes: budget, threads: threads, timeoutMs: Int32(options.positiveInt("timeout-ms", default: 30_000)),
+            keys: keys, heartbeatMs: Int32(options.positiveInt("heartbeat-ms", default: 250)))
     } catch {
         if iop_stop_signal() != 0 { return nil }
         fail("worker " + name + ": " + error.message)

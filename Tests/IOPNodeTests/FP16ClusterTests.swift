@@ -38,10 +38,10 @@ import Testing
                 #expect(worst > 1e-6, "fp16 answers as exactly as fp32: were halves sent?")
             }
             // The plan's bytes per inference are payload elements; each frame adds its 28-byte header, and
-            // each result its board's 4-byte index.
+            // each result its board's 4-byte index and 8-byte CPU time.
             let messages = leader.messagesSent.reduce(0, +), results = messages - leader.messagesSent[cluster.leader]
             #expect(messages > 0)
-            let modelled = inputs.count * plan.bytesSentPerInference.reduce(0, +) + 28 * messages + 4 * results
+            let modelled = inputs.count * plan.bytesSentPerInference.reduce(0, +) + 28 * messages + 12 * results
             #expect(leader.bytesSent.reduce(0, +) == modelled, "\(wire)")
             leader.shutdown()
             for w in workers {

@@ -190,7 +190,7 @@ for planner in ${planners//,/ }; do
     for i in $(seq 0 $((boards - 1))); do
         [ "$i" = "$leader" ] && continue
         (emu_on_board "$i" "$bin/iop-node" worker --name "${names[i]}" --listen "tcp://198.18.0.$((i + 1)):5555" \
-            --leader "$leader_ep" --memory-budget "${budgets[i]}" --keys "$work/keys-$planner/${names[i]}" \
+            --leader "$leader_ep" --memory-budget "${budgets[i]}" --timeout-ms 600000 --keys "$work/keys-$planner/${names[i]}" \
             > "$r.${names[i]}.log" 2>&1) &
         pids+=("$!")
     done
