@@ -118,6 +118,11 @@ void *iop_arena_allocate(unsigned long bytes) {
     return p;
 }
 
+void iop_arena_prefault(void *arena, unsigned long bytes) {
+    volatile unsigned char *p = arena;
+    for (unsigned long at = 0; at < bytes; at += 4096) p[at] = 0;
+}
+
 void iop_arena_free(void *arena, unsigned long bytes) {
     if (arena) munmap(arena, bytes);
 }

@@ -95,6 +95,7 @@ extension Leader {
             throw .core(error)
         }
         self.engine = engine
+        engine.prefault()
         arenaBytes[leaderIndex] = own.arenaBytes
         // Weight shards, whole channels per message, each frame built in the leader's
         // activation region (free until serving) and small enough for the board's. The workers' go first:

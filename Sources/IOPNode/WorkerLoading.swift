@@ -23,6 +23,7 @@ extension Worker {
             throw .core(error)
         }
         arenaBytes = needed
+        engine.prefault()
         // `ready` carries the arena size, so the leader can report every board's memory.
         let ready = Ready(arenaBytes: UInt64(needed)).encode()
         try outbox.sendFrame(.ready, requestID: board, payload: ready)

@@ -20,7 +20,8 @@ let usage = """
     (default: the first admin). --insecure turns this off, for debugging.
     --heartbeat-ms MS (default 250): libzmq pings every link that often, even while the board computes; a peer
     silent for three intervals is dropped, and the leader moves to the plan compiled without a lost worker
-    (fallback-NAME.iop beside the bundle), and back when it returns.
+    (fallback-NAME.iop beside the bundle), and back when it returns. A board held to a small CPU share needs a
+    longer one: a ping queues behind the weight shards it has yet to take in, and must be answered within three.
     PATH is the directory `iop compile --out` wrote, or the bundle.iop in it.
     Endpoints look like tcp://HOST:PORT (port * picks a free one). Sizes: 512MiB, 1.5GiB, 300MB, ...
     A worker with --rejoin registers again after its leader shuts down, as a board under systemd does.

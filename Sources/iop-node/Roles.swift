@@ -170,8 +170,7 @@ func runLeader(_ options: Options, context: Context) {
 func leaderSession(_ options: Options, context: Context) -> String? {
     options.checkKnown([
         "bundle", "listen", "requests", "threads", "timeout-ms", "audio", "realtime", "deadline-ms", "alerts",
-        "alerts-key", "keys",
-        "insecure",
+        "alerts-key", "keys", "insecure", "heartbeat-ms",
     ])
     // The directory `iop compile --out` wrote, or its bundle.iop.
     let given = options.required("bundle")

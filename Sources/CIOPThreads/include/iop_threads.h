@@ -22,5 +22,7 @@ void iop_pool_destroy(iop_pool *pool);
 /// that instead of trapping.
 void *iop_arena_allocate(unsigned long bytes);
 void iop_arena_free(void *arena, unsigned long bytes);
+/// Backs every page of an arena now (writing the zero each already holds), so loading it faults none.
+void iop_arena_prefault(void *arena, unsigned long bytes);
 
 #endif
