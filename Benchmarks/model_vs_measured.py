@@ -39,6 +39,13 @@ def main():
     failed = False
     for run in runs:
         print(label(run) + f" ({run.get('cost_model', '?')} model)")
+        cal = run.get("calibration")
+        if cal:
+            # The trial's own figures were modelled before the scales existed: shown, not judged.
+            t = cal["trial"]
+            scales = " ".join(f"{s:.2f}" for s in cal["cpu_scale"])
+            print(f"  CPU calibrated by a trial of {cal['planner']} ({t['modelled_ms']:.0f} ms modelled before, "
+                  f"{t['p50_ms']:.0f} ms measured): cpu_scale {scales}")
         print(f"  {'planner':8} {'modelled':>10} {'measured p50':>13} {'error':>8}   CPU ms per request, modelled/measured")
         for p in run["planners"]:
             err = 100 * (p["modelled_ms"] - p["p50_ms"]) / p["p50_ms"]

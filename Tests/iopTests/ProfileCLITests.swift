@@ -92,14 +92,14 @@ import Testing
         let leader = try NodeProcess(
             [
                 "leader", "--bundle", trial, "--listen", "tcp://127.0.0.1:*", "--requests", "tcp://127.0.0.1:*",
-                "--timeout-ms", "60000",
+                "--timeout-ms", "60000", "--heartbeat-ms", "500",
             ], environment: [:])
         let endpoint = try #require(leader.waitLine(prefix: "listening ", seconds: 20), "\(leader.stderr)")
         let workers = try (1...2).map { i in
             try NodeProcess(
                 [
                     "worker", "--name", "node\(i)", "--listen", "tcp://127.0.0.1:*", "--leader", endpoint,
-                    "--memory-budget", "256MiB",
+                    "--memory-budget", "256MiB", "--timeout-ms", "60000", "--heartbeat-ms", "500",
                 ], environment: [:])
         }
         let requests = try #require(leader.waitLine(prefix: "ready ", seconds: 60), "\(leader.stderr)")
