@@ -27,7 +27,8 @@
 # boards: [{cpu_ms, modelled_cpu_ms, reported_cpu_ms, throttled, throttled_ms}], segments: [{modelled_ms, measured_ms, scatter_ms, own_ms,
 # gather_ms, reduce_ms, modelled: {scatter_ms, own_ms, gather_ms, reduce_ms}}]}]}: per request, each board's
 # CPU time beside the model's and the board's own count, and its quota stalls (board 0 first); with
-# --calibrate also calibration: {planner, trial: {the trial's row}, cpu_scale: [per board]};
+# --calibrate also calibration: {planner, trial: {the trial's row}, cpu_scale: [per board]} and per planner
+# uncalibrated_ms (`iop plan` on the profiles without the scales) and uncalibrated_same_plan;
 # and each segment's modelled time and phases beside the leader's own clock of them, to see where the model is off.
 # Needs root and `swift build -c release`.
 set -euo pipefail
@@ -189,6 +190,12 @@ run_plan() {
         return
     fi
     modelled=$(python3 -c "import json; print(json.load(open('$out/manifest.json'))['modeled_latency_ms'])")
+    # With --calibrate, the same planner on the profiles alone, to see what the trial's scales changed.
+    uncalibrated='{}'
+    if [ -f "$work/cluster.uncalibrated.json" ]; then
+        uncalibrated=$("$bin/iop" plan --model "$model" "${sizeargs[@]}" --cluster "$work/cluster.uncalibrated.json" \
+            --planner "$planner" --wire "$wire" --json 2>/dev/null || echo '{}')
+    fi
     # Plain links: the probe measures plain ZeroMQ messages, and CURVE's CPU per byte is not in the profile yet.
     # Heartbeats every second: a board at 8 % of a core answers a ping only once it has taken in the megabytes of
     # weight shards queued ahead of it, and at the default 250 ms (dropped after 750) its link dropped while loading.
@@ -222,7 +229,7 @@ run_plan() {
     pids=()
     python3 -c "
 import json; r=json.loads('''$result'''); s=json.loads('''$stats''')
-b=json.loads('''$before'''); m=json.load(open('$out/manifest.json'))
+b=json.loads('''$before'''); m=json.load(open('$out/manifest.json')); u=json.loads('''$uncalibrated''')
 c0=[[float(x) for x in l.split()] for l in '''$cpu_before'''.splitlines()]
 c1=[[float(x) for x in l.split()] for l in '''$cpu_after'''.splitlines()]
 # What each board spent per request over the measured ones (the --stats request between is negligible), and
@@ -244,7 +251,10 @@ segments=[{'modelled_ms': m['segment_ms'][k] if same else None, 'measured_ms': m
 print(json.dumps({'planner': '$planner', 'modelled_ms': round(float('$modelled'), 2), 'p50_ms': round(r['p50_ms'], 2),
                   'p90_ms': round(r['p90_ms'], 2), 'arena_bytes': [b['arena_bytes'] for b in s['boards']],
                   'bytes_per_inference': sum(b['bytes_sent'] for b in s['boards']) // max(1, s['inferences']),
-                  'request_ms': m['request_ms'], 'boards': cpu, 'segments': segments}))" \
+                  'request_ms': m['request_ms'], 'boards': cpu, 'segments': segments,
+                  **({'uncalibrated_ms': round(u['modeled_latency_ms'], 2),
+                      'uncalibrated_same_plan': [d['peak_memory_bytes'] for d in u['devices']]
+                                                == [b['arena_bytes'] for b in s['boards']]} if u else {})}))" \
         >> "$results"
     [ "$json" = 1 ] || python3 -c "
 import json; r=json.loads(open('$results').read().splitlines()[-1])
@@ -255,6 +265,7 @@ print(f\"{r['planner']:8} {r['modelled_ms']:9.1f} ms {r['p50_ms']:9.1f} ms {r['p
 if [ -n "$calibrate" ]; then
     # A trial run of one plan: each board's CPU per inference as the nodes counted it, against the model's.
     echo "trial run of the $calibrate plan, to calibrate each board's CPU..." >&2
+    cp "$work/cluster.json" "$work/cluster.uncalibrated.json"
     : > "$work/trial.jsonl"
     json_was=$json; json=1
     run_plan "$calibrate" "trial-$calibrate" "$work/trial.jsonl"

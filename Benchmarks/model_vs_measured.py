@@ -37,6 +37,7 @@ def main():
             sys.exit(f"model_vs_measured.py: {path}: not an emulated_boards.sh --json output ({e})")
         runs.append(run)
     failed = False
+    errors = {"model": [], "profiles alone": []}
     for run in runs:
         print(label(run) + f" ({run.get('cost_model', '?')} model)")
         cal = run.get("calibration")
@@ -49,7 +50,13 @@ def main():
         print(f"  {'planner':8} {'modelled':>10} {'measured p50':>13} {'error':>8}   CPU ms per request, modelled/measured")
         for p in run["planners"]:
             err = 100 * (p["modelled_ms"] - p["p50_ms"]) / p["p50_ms"]
+            errors["model"].append(err)
             mark = "" if abs(err) <= args.tolerance else "  <- outside the band"
+            if "uncalibrated_ms" in p:
+                # The same planner on the profiles without the trial's scales (another plan: marked).
+                u = 100 * (p["uncalibrated_ms"] - p["p50_ms"]) / p["p50_ms"]
+                errors["profiles alone"].append(u)
+                mark += f"  [without the scales {u:+.1f} %{'' if p['uncalibrated_same_plan'] else ', another plan'}]"
             failed |= bool(mark)
             # Each board's CPU (runs since session 11): a wrong figure here is the profile's, not the schedule's.
             cpu = "  ".join(f"{b['modelled_cpu_ms']:.1f}/{b['cpu_ms']:.1f}" for b in p.get("boards", [])
@@ -62,6 +69,11 @@ def main():
         failed |= not ok
         print(f"  modelled fastest: {picked['planner']}, measured {behind:.1f} % behind the fastest "
               f"({fastest['planner']}){'' if ok else '  <- more than 5 %'}")
+    for name, errs in errors.items():
+        if len(errs) > 1:
+            within = sum(abs(e) <= args.tolerance for e in errs)
+            print(f"{name}: mean |error| {sum(abs(e) for e in errs) / len(errs):.1f} %, "
+                  f"{within} of {len(errs)} within {args.tolerance:g} %")
     if args.png:
         import matplotlib
         matplotlib.use("Agg")

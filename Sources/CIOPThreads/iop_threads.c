@@ -139,6 +139,7 @@ void iop_pool_destroy(iop_pool *p) {
     pthread_cond_destroy(&p->done);
     free(p);
 }
+
 void *iop_arena_allocate(unsigned long bytes) {
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return NULL;

@@ -188,6 +188,10 @@ public struct ClusterStats: Equatable, Sendable {
     public var segments: [SegmentTime]
     /// Inferences each board's `cpuNs` spans: those on the active plan after its first (whose end starts the count).
     public var cpuInferences: UInt64
+    /// A board's CPU milliseconds per counted inference (0 before two inferences on the plan).
+    public func cpuMsPerInference(_ b: Board) -> Double {
+        cpuInferences == 0 ? 0 : Double(b.cpuNs) / 1e6 / Double(cpuInferences)
+    }
     public init(
         inferences: UInt64, rejectedFrames: UInt64 = 0, rejectedHandshakes: UInt64 = 0, boards: [Board],
         planInferences: UInt64 = 0, segments: [SegmentTime] = [], cpuInferences: UInt64 = 0

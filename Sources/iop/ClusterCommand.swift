@@ -279,9 +279,7 @@ struct ClusterRun: ParsableCommand {
                     "messages_per_inference": Int(s?.messagesSent ?? 0) / inferences,
                 ]
                 // What the board's process used per inference (all but the first), beside the model's figure.
-                if stats.cpuInferences > 0 {
-                    device["cpu_ms_per_inference"] = Double(s?.cpuNs ?? 0) / 1e6 / Double(stats.cpuInferences)
-                }
+                if let s, stats.cpuInferences > 0 { device["cpu_ms_per_inference"] = stats.cpuMsPerInference(s) }
                 if let cpu = plan.cpuMsPerInference { device["modelled_cpu_ms_per_inference"] = cpu[i] }
                 return device
             }

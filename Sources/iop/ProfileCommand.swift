@@ -190,14 +190,10 @@ struct ProfileCommand: ParsableCommand {
             }
         }
         let manifestPath = (trial as NSString).appendingPathComponent("manifest.json")
-        let calibration: CPUCalibration
-        do {
-            calibration = try CPUCalibration.from(
-                manifest: try json(manifestPath, "iop compile's manifest"),
-                stats: try json(stats, "iop request --stats --json's output"))
-        } catch let e as ClusterError where e.path == nil {
-            throw ClusterError(path: stats, message: e.message)
-        }
+        // Its errors say which of the two files is wanting.
+        let calibration = try CPUCalibration.from(
+            manifest: try json(manifestPath, "iop compile's manifest"),
+            stats: try json(stats, "iop request --stats --json's output"))
         var devices = devices
         for b in calibration.boards {
             guard let i = c.devices.firstIndex(where: { $0.name == b.name }) else {

@@ -40,12 +40,11 @@ struct Request: ParsableCommand {
     /// plan's first; `iop profile --calibrate` reads this).
     func printStats() throws {
         let s = try RequestClient(leader: leader, reply: reply, keys: clientKeys.load()).stats()
-        let cpuRuns = Double(max(1, s.cpuInferences))
         let boards = s.boards.map { b -> [String: Any] in
             [
                 "name": String(decoding: b.name, as: UTF8.self), "arena_bytes": Int(b.arenaBytes),
                 "bytes_sent": Int(b.bytesSent), "messages_sent": Int(b.messagesSent),
-                "cpu_ms_per_inference": (Double(b.cpuNs) / 1e6 / cpuRuns * 1000).rounded() / 1000,
+                "cpu_ms_per_inference": (s.cpuMsPerInference(b) * 1000).rounded() / 1000,
             ]
         }
         let runs = Double(max(1, s.planInferences))
