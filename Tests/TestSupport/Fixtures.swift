@@ -12,9 +12,14 @@ public enum Fixtures {
     }
 }
 
+/// This test process's own temporary directory, removed when the process exits: a run writes gigabytes of
+/// bundles there, and 38 runs had left 76 GB behind and filled the disk.
+private let testDirectory: URL = {
+    func directory() -> URL { FileManager.default.temporaryDirectory.appendingPathComponent("iop-tests-\(getpid())") }
+    try? FileManager.default.createDirectory(at: directory(), withIntermediateDirectories: true)
+    atexit { try? FileManager.default.removeItem(at: directory()) }
+    return directory()
+}()
+
 /// A path in this test process's own temporary directory.
-public func temporaryPath(_ name: String) -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("iop-tests-\(getpid())")
-    try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    return dir.appendingPathComponent(name).path
-}
+public func temporaryPath(_ name: String) -> String { testDirectory.appendingPathComponent(name).path }
