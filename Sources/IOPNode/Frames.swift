@@ -1,9 +1,24 @@
+import CIOPSystem
 import IOPNet
 import IOPWire
 
 /// Setup and control frames, shared by both roles: whole messages in arrays (they allocate; the serving
 /// path builds its frames in the arena instead).
 extension Socket {
+    /// Binds, retrying for a few seconds while the port is still held: a restarted node's previous sockets
+    /// close asynchronously, and a port a node was given can be held for a moment by another process's
+    /// outgoing connection (a loopback connect to a port nobody listens on can take it as its own source).
+    func bindRetrying(_ endpoint: String) throws(NetError) {
+        var tries = 0
+        while true {
+            do throws(NetError) { return try bind(endpoint) } catch {
+                tries += 1
+                guard error.isAddressInUse, tries < 50 else { throw error }
+                iop_sleep_ns(100_000_000)
+            }
+        }
+    }
+
     func sendFrame(_ kind: MessageKind, requestID: UInt64 = 0, step: UInt32 = 0, payload: [UInt8] = [])
         throws(NodeError)
     {

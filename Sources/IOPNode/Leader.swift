@@ -121,7 +121,7 @@ public final class Leader {
             try inbox.setHighWaterMark(64)
             try inbox.setHeartbeat(intervalMs: heartbeatMs, timeoutMs: 3 * heartbeatMs)
             try inbox.setTimeouts(sendMs: timeoutMs, receiveMs: heartbeatMs)
-            try inbox.bind(listen)
+            try inbox.bindRetrying(listen)
         } catch { throw .net(error) }
     }
 

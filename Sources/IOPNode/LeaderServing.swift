@@ -12,7 +12,7 @@ extension Leader {
             let s = try Socket(context, .pull)
             if let keys { try s.makeCurveServer(keys.own, domain: Keyring.Domain.requests) }
             try s.setMaxMessageSize(MessageHeader.size + InferenceRequest.maxSize(inputCount: inputCount))
-            try s.bind(endpoint)
+            try s.bindRetrying(endpoint)
             return s
         } catch { throw .net(error) }
     }

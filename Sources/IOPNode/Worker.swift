@@ -68,7 +68,7 @@ public final class Worker {
             // `ShardCodec.frameLimit`.
             try inbox.setHighWaterMark(ShardCodec.queueLength)
             try inbox.setTimeouts(sendMs: timeoutMs, receiveMs: timeoutMs)
-            try Worker.bind(inbox, listen)
+            try inbox.bindRetrying(listen)
             endpoint = try inbox.boundEndpoint()
             outbox = try Socket(context, .push)
             if let keys { try outbox.makeCurveClient(keys.own, server: keys.leader!.publicKey) }
@@ -93,19 +93,6 @@ public final class Worker {
         guard rejoins else { return }
         registerAgain = true
         onLeaderShutdown()
-    }
-
-    /// Binds, retrying for a few seconds while the port is still held: a rejoining worker's previous sockets
-    /// close asynchronously, and libzmq may not have released the port yet.
-    static func bind(_ socket: Socket, _ endpoint: String) throws(NetError) {
-        var tries = 0
-        while true {
-            do throws(NetError) { return try socket.bind(endpoint) } catch {
-                tries += 1
-                guard error.isAddressInUse, tries < 50 else { throw error }
-                iop_sleep_ns(100_000_000)
-            }
-        }
     }
 
     /// Registers, loads, serves; returns after `shutdown`, or once it has refused its program. When the leader
