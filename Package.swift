@@ -5,11 +5,24 @@ import PackageDescription
 // Host builds target the CPU they are built on: without FMA in the target, SIMD
 // `addProduct` lowers to one libm call per lane (see shared/DESIGN.md). Where
 // that CPU has AVX-512 the kernels use 16-lane vectors (IOP_AVX512); boards
-// are cross-built separately (cross/).
-let hostHasAVX512 = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains(" avx512f") ?? false
+// are cross-built separately (cross/). IOP_TARGET_CPU builds for another x86
+// CPU instead, by its LLVM name: `haswell` runs on any AVX2 + FMA machine (Intel
+// since 2013, every AMD Zen), `skylake-avx512` on any with AVX-512 (Intel Xeon
+// since 2017, AMD Zen 4 and 5); or a model such as `znver3`. README "Kernels".
+let environment = ProcessInfo.processInfo.environment
+let targetCPU = environment["IOP_TARGET_CPU"].flatMap { $0.isEmpty ? nil : $0 } ?? "native"
+let avx512CPUs: Set<String> = [
+    "skylake-avx512", "skx", "cascadelake", "cooperlake", "cannonlake", "icelake-client",
+    "icelake-server", "tigerlake", "rocketlake", "sapphirerapids", "emeraldrapids", "graniterapids", "znver4",
+    "znver5",
+]
+let targetHasAVX512 =
+    targetCPU == "native"
+    ? (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains(" avx512f") ?? false
+    : avx512CPUs.contains(targetCPU)
 let nativeCPU: [SwiftSetting] =
-    [.unsafeFlags(["-target-cpu", "native"])]
-    + (hostHasAVX512 ? [.define("IOP_AVX512")] : [])
+    [.unsafeFlags(["-target-cpu", targetCPU])]
+    + (targetHasAVX512 ? [.define("IOP_AVX512")] : [])
 
 let package = Package(
     name: "iop",

@@ -3,10 +3,16 @@
 /// vector lanes, so a row of products is stored whole, as the output transform reads it, and the
 /// inputs are read where the input transform left them; weights are broadcast one at a time.
 extension WinogradKernel {
-    /// Output channels one micro-kernel call covers. 4 of them by 3 vectors of tiles is 12
-    /// accumulators, 3 input vectors and one broadcast: the 16 vector registers of AVX2 and 32-bit
-    /// NEON, and 7 loads per 12 multiply-adds where a 5x2 tile of broadcast inputs needs 7 per 10.
-    static let productRows = 4
+    /// Output channels one micro-kernel call covers. On 16 vector registers (AVX2, 32-bit NEON) 4 of
+    /// them by 3 vectors of tiles is 12 accumulators, 3 input vectors and one broadcast, and 7 loads per
+    /// 12 multiply-adds where a 5x2 tile of broadcast inputs needs 7 per 10. With 32 (AArch64, AVX-512)
+    /// 8 by 3 is 24 accumulators: 11 loads per 24, and where a position's tiles fill one vector (16 tiles
+    /// of a 13x13 or 14x14 output on AVX-512) 8 independent sums instead of 4 hide the FMA's latency.
+    #if arch(arm64) || IOP_AVX512
+        static let productRows = 8
+    #else
+        static let productRows = 4
+    #endif
     /// Vectors of tiles one micro-kernel call covers.
     static let productVectors = 3
     /// Input channels per pass over a position's tiles: a pass's strip of inputs (128 channels x 3
@@ -37,11 +43,13 @@ extension WinogradKernel {
                         let call = Call(
                             depth: depth, input: x + k * s + v * n, stride: s, weights: w + k * channelBlock + r,
                             output: out + r * s + v * n, rows: min(productRows, valid - r), accumulate: k > 0)
-                        // One specialised copy per width: the accumulators a narrower strip leaves unused are dead.
+                        // One specialised copy per width, so a narrower strip's unused accumulators are dead code.
+                        // (A `width` argument did not do it: the three calls merged into one, which then ran all
+                        // three vectors' multiply-adds for every strip.)
                         switch width {
-                        case 3: product(call, width: 3)
-                        case 2: product(call, width: 2)
-                        default: product(call, width: 1)
+                        case 3: product(call, Width3.self)
+                        case 2: product(call, Width2.self)
+                        default: product(call, Width1.self)
                         }
                         r += productRows
                     }
@@ -59,13 +67,23 @@ extension WinogradKernel {
         let output: UnsafeMutablePointer<Float>, rows: Int, accumulate: Bool
     }
 
-    @inline(__always)
-    static func product(_ c: Call, width: Int) {
-        let n = KVec.scalarCount, s = c.stride, o = c.output
+    /// A strip's width in vectors as a type, so each width is a specialisation of its own.
+    protocol StripWidth { static var vectors: Int { get } }
+    enum Width1: StripWidth { static var vectors: Int { 1 } }
+    enum Width2: StripWidth { static var vectors: Int { 2 } }
+    enum Width3: StripWidth { static var vectors: Int { 3 } }
+
+    static func product<W: StripWidth>(_ c: Call, _: W.Type) {
+        let n = KVec.scalarCount, s = c.stride, o = c.output, eight = productRows == 8, width = W.vectors
         var a00 = start(c, 0, 0, width), a01 = start(c, 0, 1, width), a02 = start(c, 0, 2, width)
         var a10 = start(c, 1, 0, width), a11 = start(c, 1, 1, width), a12 = start(c, 1, 2, width)
         var a20 = start(c, 2, 0, width), a21 = start(c, 2, 1, width), a22 = start(c, 2, 2, width)
         var a30 = start(c, 3, 0, width), a31 = start(c, 3, 1, width), a32 = start(c, 3, 2, width)
+        // Rows 4-7 exist only where `productRows` is 8; elsewhere they fold away at compile time.
+        var a40 = start(c, 4, 0, width), a41 = start(c, 4, 1, width), a42 = start(c, 4, 2, width)
+        var a50 = start(c, 5, 0, width), a51 = start(c, 5, 1, width), a52 = start(c, 5, 2, width)
+        var a60 = start(c, 6, 0, width), a61 = start(c, 6, 1, width), a62 = start(c, 6, 2, width)
+        var a70 = start(c, 7, 0, width), a71 = start(c, 7, 1, width), a72 = start(c, 7, 2, width)
         var x = c.input, w = c.weights
         for _ in 0..<c.depth {
             let x0 = loadVec(x), x1 = width > 1 ? loadVec(x + n) : x0, x2 = width > 2 ? loadVec(x + 2 * n) : x0
@@ -77,6 +95,16 @@ extension WinogradKernel {
             a20.addProduct(x0, u); a21.addProduct(x1, u); a22.addProduct(x2, u)
             u = KVec(repeating: w[3])
             a30.addProduct(x0, u); a31.addProduct(x1, u); a32.addProduct(x2, u)
+            if eight {
+                u = KVec(repeating: w[4])
+                a40.addProduct(x0, u); a41.addProduct(x1, u); a42.addProduct(x2, u)
+                u = KVec(repeating: w[5])
+                a50.addProduct(x0, u); a51.addProduct(x1, u); a52.addProduct(x2, u)
+                u = KVec(repeating: w[6])
+                a60.addProduct(x0, u); a61.addProduct(x1, u); a62.addProduct(x2, u)
+                u = KVec(repeating: w[7])
+                a70.addProduct(x0, u); a71.addProduct(x1, u); a72.addProduct(x2, u)
+            }
             x += s
             w += channelBlock
         }
@@ -84,6 +112,11 @@ extension WinogradKernel {
         finish(a10, a11, a12, o + s, c.rows > 1, width)
         finish(a20, a21, a22, o + 2 * s, c.rows > 2, width)
         finish(a30, a31, a32, o + 3 * s, c.rows > 3, width)
+        guard eight else { return }
+        finish(a40, a41, a42, o + 4 * s, c.rows > 4, width)
+        finish(a50, a51, a52, o + 5 * s, c.rows > 5, width)
+        finish(a60, a61, a62, o + 6 * s, c.rows > 6, width)
+        finish(a70, a71, a72, o + 7 * s, c.rows > 7, width)
     }
 
     /// Accumulator (row, vector): the products stored by earlier passes, else zero.
