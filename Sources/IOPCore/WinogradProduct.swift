@@ -87,23 +87,15 @@ extension WinogradKernel {
         var x = c.input, w = c.weights
         for _ in 0..<c.depth {
             let x0 = loadVec(x), x1 = width > 1 ? loadVec(x + n) : x0, x2 = width > 2 ? loadVec(x + 2 * n) : x0
-            var u = KVec(repeating: w[0])
-            a00.addProduct(x0, u); a01.addProduct(x1, u); a02.addProduct(x2, u)
-            u = KVec(repeating: w[1])
-            a10.addProduct(x0, u); a11.addProduct(x1, u); a12.addProduct(x2, u)
-            u = KVec(repeating: w[2])
-            a20.addProduct(x0, u); a21.addProduct(x1, u); a22.addProduct(x2, u)
-            u = KVec(repeating: w[3])
-            a30.addProduct(x0, u); a31.addProduct(x1, u); a32.addProduct(x2, u)
+            row(&a00, &a01, &a02, x0, x1, x2, w[0])
+            row(&a10, &a11, &a12, x0, x1, x2, w[1])
+            row(&a20, &a21, &a22, x0, x1, x2, w[2])
+            row(&a30, &a31, &a32, x0, x1, x2, w[3])
             if eight {
-                u = KVec(repeating: w[4])
-                a40.addProduct(x0, u); a41.addProduct(x1, u); a42.addProduct(x2, u)
-                u = KVec(repeating: w[5])
-                a50.addProduct(x0, u); a51.addProduct(x1, u); a52.addProduct(x2, u)
-                u = KVec(repeating: w[6])
-                a60.addProduct(x0, u); a61.addProduct(x1, u); a62.addProduct(x2, u)
-                u = KVec(repeating: w[7])
-                a70.addProduct(x0, u); a71.addProduct(x1, u); a72.addProduct(x2, u)
+                row(&a40, &a41, &a42, x0, x1, x2, w[4])
+                row(&a50, &a51, &a52, x0, x1, x2, w[5])
+                row(&a60, &a61, &a62, x0, x1, x2, w[6])
+                row(&a70, &a71, &a72, x0, x1, x2, w[7])
             }
             x += s
             w += channelBlock
@@ -117,6 +109,15 @@ extension WinogradKernel {
         finish(a50, a51, a52, o + 5 * s, c.rows > 5, width)
         finish(a60, a61, a62, o + 6 * s, c.rows > 6, width)
         finish(a70, a71, a72, o + 7 * s, c.rows > 7, width)
+    }
+
+    /// One output row's step: its three accumulators plus the strip's vectors times its weight.
+    @inline(__always)
+    static func row(
+        _ a0: inout KVec, _ a1: inout KVec, _ a2: inout KVec, _ x0: KVec, _ x1: KVec, _ x2: KVec, _ weight: Float
+    ) {
+        let u = KVec(repeating: weight)
+        a0.addProduct(x0, u); a1.addProduct(x1, u); a2.addProduct(x2, u)
     }
 
     /// Accumulator (row, vector): the products stored by earlier passes, else zero.
