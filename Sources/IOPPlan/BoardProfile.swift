@@ -125,9 +125,14 @@ public struct BoardProfile: Equatable, Sendable {
         return fit.microseconds(work: work) / 1e3 * cpuScale
     }
 
-    /// Full-speed CPU milliseconds the board spends handing `bytes` to its link, or taking them from it.
-    public func sendCpuMs(bytes: Double) -> Double { bytes * (link?.sendCpuNsPerByte ?? 0) / 1e6 * cpuScale }
-    public func receiveCpuMs(bytes: Double) -> Double { bytes * (link?.receiveCpuNsPerByte ?? 0) / 1e6 * cpuScale }
+    /// Full-speed CPU milliseconds the board spends handing one message of `bytes` to its link, or taking
+    /// it from it: its bytes, and the wake-ups and system calls of a message sent or received alone.
+    public func sendCpuMs(bytes: Double) -> Double { messageCpuMs(bytes, link?.sendCpuNsPerByte ?? 0) }
+    public func receiveCpuMs(bytes: Double) -> Double { messageCpuMs(bytes, link?.receiveCpuNsPerByte ?? 0) }
+
+    func messageCpuMs(_ bytes: Double, _ nsPerByte: Double) -> Double {
+        (bytes * nsPerByte / 1e6 + (link?.messageCpuUs ?? 0) / 1e3) * cpuScale
+    }
 
     static let fields: Set<String> = ["format", "threads", "seconds", "cpu", "kernels", "link", "cpu_scale"]
     static let kernelFields: Set<String> = ["unit", "overhead_us", "giga_per_s", "samples"]
@@ -224,18 +229,22 @@ public struct LinkProfile: Equatable, Sendable {
     public var burstBytes: Double
     /// Probed over CURVE, as the cluster's links run: encryption is in the CPU per byte.
     public var curve: Bool
+    /// CPU µs this board spends on a message sent or received alone, beyond its bytes (libzmq's I/O thread
+    /// waking, the system calls): what many small messages cost a throttled board.
+    public var messageCpuUs: Double
 
     public init(
         latencyMs: Double, bandwidthMbps: Double, sendCpuNsPerByte: Double, receiveCpuNsPerByte: Double,
-        burstBytes: Double = 0, curve: Bool = false
+        burstBytes: Double = 0, curve: Bool = false, messageCpuUs: Double = 0
     ) {
         self.latencyMs = latencyMs; self.bandwidthMbps = bandwidthMbps
         self.sendCpuNsPerByte = sendCpuNsPerByte; self.receiveCpuNsPerByte = receiveCpuNsPerByte
-        self.burstBytes = burstBytes; self.curve = curve
+        self.burstBytes = burstBytes; self.curve = curve; self.messageCpuUs = messageCpuUs
     }
 
     static let fields = [
         "latency_ms", "bandwidth_mbps", "send_cpu_ns_per_byte", "receive_cpu_ns_per_byte", "burst_bytes",
+        "message_cpu_us",
     ]
     static let flags = ["curve"]
 
@@ -248,22 +257,26 @@ public struct LinkProfile: Equatable, Sendable {
             throw fail("link: field 'curve' must be true or false")
         }
         var v: [Double] = []
-        for f in fields where f != "burst_bytes" || o[f] != nil {
+        // burst_bytes and message_cpu_us are optional: profiles from before them model neither.
+        for f in fields where (f != "burst_bytes" && f != "message_cpu_us") || o[f] != nil {
             guard let x = (o[f] as? NSNumber)?.doubleValue, x >= 0, x.isFinite else {
                 throw fail("link: field '\(f)' must be a number >= 0")
             }
             v.append(x)
         }
         guard v[1] > 0 else { throw fail("link: field 'bandwidth_mbps' must be positive") }
+        func optional(_ key: String) -> Double { (o[key] as? NSNumber)?.doubleValue ?? 0 }
         return LinkProfile(
             latencyMs: v[0], bandwidthMbps: v[1], sendCpuNsPerByte: v[2], receiveCpuNsPerByte: v[3],
-            burstBytes: v.count > 4 ? v[4] : 0, curve: o["curve"] as? Bool ?? false)
+            burstBytes: optional("burst_bytes"), curve: o["curve"] as? Bool ?? false,
+            messageCpuUs: optional("message_cpu_us"))
     }
 
     public var jsonObject: [String: Any] {
         [
             "latency_ms": latencyMs, "bandwidth_mbps": bandwidthMbps, "send_cpu_ns_per_byte": sendCpuNsPerByte,
             "receive_cpu_ns_per_byte": receiveCpuNsPerByte, "burst_bytes": burstBytes, "curve": curve,
+            "message_cpu_us": messageCpuUs,
         ]
     }
 }

@@ -7,6 +7,8 @@ public struct ProbeReport: Equatable, Sendable {
     /// CPU ns per byte on the probing end (the leader) and on the served end (the worker).
     public var leaderSendNsPerByte: Double, leaderReceiveNsPerByte: Double
     public var workerSendNsPerByte: Double, workerReceiveNsPerByte: Double
+    /// CPU µs per message sent or received alone, on each end (0 from a probe that did not measure it).
+    public var leaderMessageCpuUs: Double = 0, workerMessageCpuUs: Double = 0
     /// Bytes the link passes at once after a silence (a token bucket; 0 for a plain link).
     public var burstBytes: Double = 0
     /// The probe ran over CURVE (`iop-node probe --keys`).
@@ -42,6 +44,10 @@ public struct ProbeReport: Equatable, Sendable {
             workerReceiveNsPerByte: try number(peer, "receive_cpu_ns_per_byte", "peer_cpu."))
         var report = measured
         if o["burst_bytes"] != nil { report.burstBytes = try number(o, "burst_bytes", "") }
+        if local?["message_cpu_us"] != nil { report.leaderMessageCpuUs = try number(local, "message_cpu_us", "local.") }
+        if peer?["message_cpu_us"] != nil {
+            report.workerMessageCpuUs = try number(peer, "message_cpu_us", "peer_cpu.")
+        }
         report.curve = o["curve"] as? Bool ?? false
         guard report.bandwidthMbps > 0 else { throw fail("field 'bandwidth_mbps' must be positive") }
         return report
@@ -50,13 +56,14 @@ public struct ProbeReport: Equatable, Sendable {
     /// Each board's link section from the leader's probes (keyed by worker index): a worker gets
     /// its link's latency and rate and its own CPU per byte; the leader, whose link every message
     /// crosses, gets the fastest rate it reached (its own interface), the median latency and the
-    /// mean of its CPU per byte over the probes. Boards nobody probed get none.
+    /// mean of its CPU per byte and per message over the probes. Boards nobody probed get none.
     public static func links(_ probes: [Int: ProbeReport], boards: Int, leader: Int) -> [LinkProfile?] {
         var links = [LinkProfile?](repeating: nil, count: boards)
         for (d, p) in probes where d != leader {
             links[d] = LinkProfile(
                 latencyMs: p.latencyMs, bandwidthMbps: p.bandwidthMbps, sendCpuNsPerByte: p.workerSendNsPerByte,
-                receiveCpuNsPerByte: p.workerReceiveNsPerByte, burstBytes: p.burstBytes, curve: p.curve)
+                receiveCpuNsPerByte: p.workerReceiveNsPerByte, burstBytes: p.burstBytes, curve: p.curve,
+                messageCpuUs: p.workerMessageCpuUs)
         }
         let all = probes.filter { $0.key != leader }.values.sorted { $0.latencyMs < $1.latencyMs }
         if !all.isEmpty {
@@ -65,7 +72,8 @@ public struct ProbeReport: Equatable, Sendable {
                 latencyMs: all[all.count / 2].latencyMs, bandwidthMbps: all.map(\.bandwidthMbps).max()!,
                 sendCpuNsPerByte: all.reduce(0) { $0 + $1.leaderSendNsPerByte } / n,
                 receiveCpuNsPerByte: all.reduce(0) { $0 + $1.leaderReceiveNsPerByte } / n,
-                burstBytes: all.map(\.burstBytes).sorted()[all.count / 2], curve: all.allSatisfy(\.curve))
+                burstBytes: all.map(\.burstBytes).sorted()[all.count / 2], curve: all.allSatisfy(\.curve),
+                messageCpuUs: all.reduce(0) { $0 + $1.leaderMessageCpuUs } / n)
         }
         return links
     }

@@ -115,7 +115,7 @@ public enum LinkProbe {
         var reply: Socket? = nil
         // The server blocks between requests, so CPU time since the last request handled is a burst's.
         var cpuMark = iop_process_cpu_ns()
-        var pullMark = cpuMark
+        var pullMark = cpuMark, pingMark = cpuMark
         var pushed = 0
         while true {
             let length: Int
@@ -130,6 +130,7 @@ public enum LinkProbe {
                 heard(endpoint)
                 reply = try connectedOutbox(context, endpoint, keys: keys)
                 pushed = 0
+                pingMark = iop_process_cpu_ns()
             case .ping:
                 write(.pong, count: count, value: 0, into: buffer)
                 try send(reply, buffer, bytes: headerBytes)
@@ -151,7 +152,9 @@ public enum LinkProbe {
                     try send(reply, buffer, bytes: bytes)
                 }
             case .report:
-                write(.acknowledge, count: 0, value: iop_process_cpu_ns() - pullMark, into: buffer)
+                // count 1 asks for the CPU since hello: the pings and this report, one message at a time.
+                let mark = count == 1 ? pingMark : pullMark
+                write(.acknowledge, count: 0, value: iop_process_cpu_ns() - mark, into: buffer)
                 try send(reply, buffer, bytes: headerBytes)
             case .bye:
                 if once { return }
@@ -177,6 +180,11 @@ public enum LinkProbe {
         /// the acknowledgement. A shaped link (a token bucket) lets its bucket through at once.
         public var loneBytes: Int = 0
         public var loneNs: [UInt64] = []
+        /// Process CPU time each end spent on the ping-pongs, each message sent alone and waited for, as
+        /// a cluster's messages are: the client's over its sends and receives, the server's over those
+        /// and the report that asked for it.
+        public var pingCpuNs: UInt64 = 0
+        public var peerPingCpuNs: UInt64 = 0
     }
 
     /// Probes the server at `peer`, answering on `listen` (its bound endpoint is sent in hello):
@@ -214,12 +222,16 @@ public enum LinkProbe {
         }
         hello.removeAll()
         var result = Result(pingNs: [], push: [], pull: [])
+        let pingCpu = iop_process_cpu_ns()
         for k in 0..<pings {
             let start = iop_monotonic_ns()
             try post(.ping, count: k, value: 0, bytes: headerBytes)
             _ = try expect(.pong)
             result.pingNs.append(iop_monotonic_ns() - start)
         }
+        result.pingCpuNs = iop_process_cpu_ns() - pingCpu
+        try post(.report, count: 1, value: 0, bytes: headerBytes)
+        result.peerPingCpuNs = try expect(.acknowledge).value
         for size in sizes {
             let bytes = max(size, headerBytes)
             let count = max(4, min(4096, burstBytes / bytes))
@@ -287,6 +299,14 @@ extension LinkProbe.Result {
         let ms = Double(loneNs.sorted()[loneNs.count / 2]) / 1e6 - 2 * latencyMs
         let atRate = Double(loneBytes) * 8 / (bandwidthMbps * 1e3)
         return min(Double(loneBytes), max(0, (atRate - ms) * bandwidthMbps * 1e3 / 8))
+    }
+
+    /// CPU microseconds per message sent or received alone, this end and the peer (from the ping-pongs).
+    public var localMessageCpuUs: Double {
+        pingNs.isEmpty ? 0 : Double(pingCpuNs) / Double(2 * pingNs.count) / 1e3
+    }
+    public var peerMessageCpuUs: Double {
+        pingNs.isEmpty ? 0 : Double(peerPingCpuNs) / Double(2 * pingNs.count + 1) / 1e3
     }
 
     static func perByte(_ ns: UInt64, _ b: ProbeBurst) -> Double { Double(ns) / Double(b.bytes * b.messages) }

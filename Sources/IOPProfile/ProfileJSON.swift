@@ -57,8 +57,8 @@ public enum ProfileJSON {
 extension ProfileJSON {
     public static let probeFormat = "iop-probe/1"
 
-    /// What `iop-node probe --connect` prints: the link's latency and rate, CPU per byte at each end
-    /// ("local" is the probing board, the leader in a cluster), and every burst.
+    /// What `iop-node probe --connect` prints: the link's latency and rate, CPU per byte and per lone
+    /// message at each end ("local" is the probing board, the leader in a cluster), and every burst.
     public static func link(peer: String, curve: Bool, _ r: LinkProbe.Result) -> String {
         var text =
             "{\"format\": \"" + probeFormat + "\", \"peer\": \"" + peer + "\", \"curve\": " + (curve ? "true" : "false")
@@ -67,8 +67,10 @@ extension ProfileJSON {
             + ", \"burst_bytes\": " + decimal(r.burstBytes, places: 0)
             + ",\n \"local\": {\"send_cpu_ns_per_byte\": " + decimal(r.localSendNsPerByte)
             + ", \"receive_cpu_ns_per_byte\": " + decimal(r.localReceiveNsPerByte)
+            + ", \"message_cpu_us\": " + decimal(r.localMessageCpuUs, places: 2)
             + "},\n \"peer_cpu\": {\"send_cpu_ns_per_byte\": " + decimal(r.peerSendNsPerByte)
-            + ", \"receive_cpu_ns_per_byte\": " + decimal(r.peerReceiveNsPerByte) + "},\n \"bursts\": ["
+            + ", \"receive_cpu_ns_per_byte\": " + decimal(r.peerReceiveNsPerByte)
+            + ", \"message_cpu_us\": " + decimal(r.peerMessageCpuUs, places: 2) + "},\n \"bursts\": ["
         var first = true
         for (direction, bursts) in [("push", r.push), ("pull", r.pull)] {
             for b in bursts {

@@ -66,9 +66,19 @@ import Testing
 
         var withLink = profile
         withLink.link = LinkProfile(
-            latencyMs: 0.25, bandwidthMbps: 94.5, sendCpuNsPerByte: 1.5, receiveCpuNsPerByte: 2)
+            latencyMs: 0.25, bandwidthMbps: 94.5, sendCpuNsPerByte: 1.5, receiveCpuNsPerByte: 2, messageCpuUs: 40)
         let written = try JSONSerialization.data(withJSONObject: withLink.jsonObject)
         #expect(try BoardProfile.parse(try JSONSerialization.jsonObject(with: written), board: "b") == withLink)
+        // A message of 1000 bytes: 1.5 us of its bytes and 40 us of its own to send, 2 + 40 to receive.
+        #expect(abs(withLink.sendCpuMs(bytes: 1000) - 0.0415) < 1e-12)
+        #expect(abs(withLink.receiveCpuMs(bytes: 1000) - 0.042) < 1e-12)
+        // A link section from before message_cpu_us costs messages by their bytes alone.
+        var old = withLink.jsonObject
+        var oldLink = try #require(old["link"] as? [String: Any])
+        oldLink["message_cpu_us"] = nil
+        old["link"] = oldLink
+        let parsed = try BoardProfile.parse(old, board: "b")
+        #expect(parsed.link?.messageCpuUs == 0 && abs(parsed.sendCpuMs(bytes: 1000) - 0.0015) < 1e-12)
     }
 
     @Test func profileErrorsNameTheBoardAndTheField() {
@@ -93,14 +103,23 @@ import Testing
     /// The leader's link section from its probes: median latency, its fastest rate, mean CPU per byte.
     @Test func probesBecomeLinkSections() {
         func probe(_ latency: Double, _ mbps: Double, _ leaderSend: Double) -> ProbeReport {
-            ProbeReport(
+            var p = ProbeReport(
                 latencyMs: latency, bandwidthMbps: mbps, leaderSendNsPerByte: leaderSend, leaderReceiveNsPerByte: 1,
                 workerSendNsPerByte: 3, workerReceiveNsPerByte: 4)
+            p.leaderMessageCpuUs = 10 * leaderSend
+            p.workerMessageCpuUs = 50
+            return p
         }
         let links = ProbeReport.links(
             [1: probe(0.2, 90, 1), 2: probe(0.4, 95, 2), 3: probe(0.3, 50, 3)], boards: 4, leader: 0)
-        #expect(links[0] == LinkProfile(latencyMs: 0.3, bandwidthMbps: 95, sendCpuNsPerByte: 2, receiveCpuNsPerByte: 1))
-        #expect(links[3] == LinkProfile(latencyMs: 0.3, bandwidthMbps: 50, sendCpuNsPerByte: 3, receiveCpuNsPerByte: 4))
+        #expect(
+            links[0]
+                == LinkProfile(
+                    latencyMs: 0.3, bandwidthMbps: 95, sendCpuNsPerByte: 2, receiveCpuNsPerByte: 1, messageCpuUs: 20))
+        #expect(
+            links[3]
+                == LinkProfile(
+                    latencyMs: 0.3, bandwidthMbps: 50, sendCpuNsPerByte: 3, receiveCpuNsPerByte: 4, messageCpuUs: 50))
     }
 
     static func profile(rate: Double, linearOverheadUs: Double = 0, link: LinkProfile) -> BoardProfile {

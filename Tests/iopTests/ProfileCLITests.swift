@@ -15,8 +15,8 @@ import Testing
         """
     static let probe = """
         {"format": "iop-probe/1", "peer": "tcp://198.18.0.2:5700", "latency_ms": 0.5, "bandwidth_mbps": 90,
-         "burst_bytes": 0, "local": {"send_cpu_ns_per_byte": 1, "receive_cpu_ns_per_byte": 2},
-         "peer_cpu": {"send_cpu_ns_per_byte": 3, "receive_cpu_ns_per_byte": 4}, "bursts": []}
+         "burst_bytes": 0, "local": {"send_cpu_ns_per_byte": 1, "receive_cpu_ns_per_byte": 2, "message_cpu_us": 25},
+         "peer_cpu": {"send_cpu_ns_per_byte": 3, "receive_cpu_ns_per_byte": 4, "message_cpu_us": 35}, "bursts": []}
         """
 
     /// A cluster file copy and a directory of profiles, one board's probe among them.
@@ -42,8 +42,10 @@ import Testing
         let devices = (root as! [String: Any])["devices"] as! [[String: Any]]
         let b = (devices[1]["profile"] as! [String: Any])["link"] as! [String: Any]
         #expect(b["send_cpu_ns_per_byte"] as? Double == 3 && b["bandwidth_mbps"] as? Double == 90)
+        #expect(b["message_cpu_us"] as? Double == 35)
         let a = (devices[0]["profile"] as! [String: Any])["link"] as! [String: Any]
         #expect(a["send_cpu_ns_per_byte"] as? Double == 1 && a["receive_cpu_ns_per_byte"] as? Double == 2)
+        #expect(a["message_cpu_us"] as? Double == 25)
         #expect((devices[2]["profile"] as! [String: Any])["link"] == nil)
 
         let after = try runIOP(["plan", "--model", "lenet5", "--cluster", cluster, "--json"])
@@ -207,6 +209,10 @@ import Testing
             let link = try #require(profile["link"] as? [String: Any], "\(d["name"]!) has no link")
             #expect(link["curve"] as? Bool == true, "\(d["name"]!): \(link)")
             #expect((link["bandwidth_mbps"] as? Double ?? 0) > 0)
+            // Each end's CPU per lone message, from the ping-pongs: measured, so above zero, and far below
+            // the 10 ms a message would cost if the process time counted a sleep.
+            let perMessage = link["message_cpu_us"] as? Double ?? 0
+            #expect(perMessage > 0 && perMessage < 10_000, "\(d["name"]!): \(link)")
         }
         #expect(FileManager.default.fileExists(atPath: dir + "/stage/w2.probe.json"))
 
