@@ -126,12 +126,14 @@ public struct BoardProfile: Equatable, Sendable {
     }
 
     /// Full-speed CPU milliseconds the board spends handing one message of `bytes` to its link, or taking
-    /// it from it: its bytes, and the wake-ups and system calls of a message sent or received alone.
-    public func sendCpuMs(bytes: Double) -> Double { messageCpuMs(bytes, link?.sendCpuNsPerByte ?? 0) }
+    /// it from it: its bytes, and, for a message sent or received alone, the wake-ups and system calls.
+    public func sendCpuMs(bytes: Double, alone: Bool = true) -> Double {
+        messageCpuMs(bytes, link?.sendCpuNsPerByte ?? 0, alone: alone)
+    }
     public func receiveCpuMs(bytes: Double) -> Double { messageCpuMs(bytes, link?.receiveCpuNsPerByte ?? 0) }
 
-    func messageCpuMs(_ bytes: Double, _ nsPerByte: Double) -> Double {
-        (bytes * nsPerByte / 1e6 + (link?.messageCpuUs ?? 0) / 1e3) * cpuScale
+    func messageCpuMs(_ bytes: Double, _ nsPerByte: Double, alone: Bool = true) -> Double {
+        (bytes * nsPerByte / 1e6 + (alone ? (link?.messageCpuUs ?? 0) / 1e3 : 0)) * cpuScale
     }
 
     static let fields: Set<String> = ["format", "threads", "seconds", "cpu", "kernels", "link", "cpu_scale"]

@@ -72,8 +72,11 @@ struct SegmentTimeline {
             bytesPerMs: (b.profile?.link?.bandwidthMbps ?? b.bandwidthMbps) * 1e3 / 8)
     }
 
-    /// CPU milliseconds (full speed, as probed) board `d` spends sending or receiving `bytes`.
-    func sendCpuMs(_ bytes: Int, board d: Int) -> Double { profile(d).sendCpuMs(bytes: Double(bytes)) }
+    /// CPU milliseconds (full speed, as probed) board `d` spends sending or receiving a message of `bytes`;
+    /// a send that follows another at once (`alone` false) shares its wake-up and pays for its bytes only.
+    func sendCpuMs(_ bytes: Int, board d: Int, alone: Bool = true) -> Double {
+        profile(d).sendCpuMs(bytes: Double(bytes), alone: alone)
+    }
     func receiveCpuMs(_ bytes: Int, board d: Int) -> Double { profile(d).receiveCpuMs(bytes: Double(bytes)) }
 
     /// Full-speed milliseconds board `d` spends converting `bytes` of fp32 to fp16 or back: its
@@ -111,7 +114,8 @@ struct SegmentTimeline {
             let d = part.board
             let inCount = part.input.count(ofWhole: seg.inputCount), inBytes = wireBytes * inCount
             let select = half ? halfMs(4 * inCount, board: leader) : copyMs(bytes: 4 * inCount, board: leader)
-            cpu.run(select + sendCpuMs(inBytes, board: leader), from: 0)
+            // The leader sends the segment's inputs back to back: one wake-up of its I/O thread for them all.
+            cpu.run(select + sendCpuMs(inBytes, board: leader, alone: work.isEmpty), from: 0)
             var workerIn = bucket(d)
             let sent = max(
                 leaderOut.pass(Double(inBytes), offeredAt: cpu.now), workerIn.pass(Double(inBytes), offeredAt: cpu.now))

@@ -72,6 +72,8 @@ import Testing
         // A message of 1000 bytes: 1.5 us of its bytes and 40 us of its own to send, 2 + 40 to receive.
         #expect(abs(withLink.sendCpuMs(bytes: 1000) - 0.0415) < 1e-12)
         #expect(abs(withLink.receiveCpuMs(bytes: 1000) - 0.042) < 1e-12)
+        // Sent right after another, it shares that one's wake-up: its bytes alone.
+        #expect(abs(withLink.sendCpuMs(bytes: 1000, alone: false) - 0.0015) < 1e-12)
         // A link section from before message_cpu_us costs messages by their bytes alone.
         var old = withLink.jsonObject
         var oldLink = try #require(old["link"] as? [String: Any])
