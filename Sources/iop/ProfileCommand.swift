@@ -228,8 +228,9 @@ struct ProfileCommand: ParsableCommand {
         if let l = p.link {
             parts.append(
                 String(
-                    format: "link %.2f ms, %.1f Mbit/s, %.2f/%.2f ns per byte sent/received%@", l.latencyMs,
-                    l.bandwidthMbps, l.sendCpuNsPerByte, l.receiveCpuNsPerByte, l.curve ? " (CURVE)" : ""))
+                    format: "link %.2f ms, %.1f Mbit/s, %.2f/%.2f ns per byte sent/received, %.0f us per message%@",
+                    l.latencyMs, l.bandwidthMbps, l.sendCpuNsPerByte, l.receiveCpuNsPerByte, l.messageCpuUs,
+                    l.curve ? " (CURVE)" : ""))
         }
         return parts.joined(separator: ", ")
     }
