@@ -34,8 +34,8 @@ public struct ProbeBurst: Sendable {
 /// little-endian. The client says hello with its reply endpoint; pings come back as pongs; a push
 /// burst of `count` messages is acknowledged with the server's CPU time; a pull request makes the
 /// server send `count` messages of `value` bytes, and a report once they are all in is answered
-/// with the CPU time the server spent sending them (its I/O thread sends after `zmq_send` returns);
-/// bye ends it.
+/// with the CPU time the server spent sending them (its I/O thread sends after `zmq_send` returns), a
+/// report with count 1 with the CPU time it spent since hello (the ping-pongs); bye ends it.
 public enum LinkProbe {
     enum Operation: UInt32 {
         case hello = 1
