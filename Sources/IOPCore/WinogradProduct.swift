@@ -87,15 +87,15 @@ extension WinogradKernel {
         var x = c.input, w = c.weights
         for _ in 0..<c.depth {
             let x0 = loadVec(x), x1 = width > 1 ? loadVec(x + n) : x0, x2 = width > 2 ? loadVec(x + 2 * n) : x0
-            row(&a00, &a01, &a02, x0, x1, x2, w[0])
-            row(&a10, &a11, &a12, x0, x1, x2, w[1])
-            row(&a20, &a21, &a22, x0, x1, x2, w[2])
-            row(&a30, &a31, &a32, x0, x1, x2, w[3])
+            rowStep(&a00, &a01, &a02, x0, x1, x2, w[0])
+            rowStep(&a10, &a11, &a12, x0, x1, x2, w[1])
+            rowStep(&a20, &a21, &a22, x0, x1, x2, w[2])
+            rowStep(&a30, &a31, &a32, x0, x1, x2, w[3])
             if eight {
-                row(&a40, &a41, &a42, x0, x1, x2, w[4])
-                row(&a50, &a51, &a52, x0, x1, x2, w[5])
-                row(&a60, &a61, &a62, x0, x1, x2, w[6])
-                row(&a70, &a71, &a72, x0, x1, x2, w[7])
+                rowStep(&a40, &a41, &a42, x0, x1, x2, w[4])
+                rowStep(&a50, &a51, &a52, x0, x1, x2, w[5])
+                rowStep(&a60, &a61, &a62, x0, x1, x2, w[6])
+                rowStep(&a70, &a71, &a72, x0, x1, x2, w[7])
             }
             x += s
             w += channelBlock
@@ -113,7 +113,7 @@ extension WinogradKernel {
 
     /// One output row's step: its three accumulators plus the strip's vectors times its weight.
     @inline(__always)
-    static func row(
+    static func rowStep(
         _ a0: inout KVec, _ a1: inout KVec, _ a2: inout KVec, _ x0: KVec, _ x1: KVec, _ x2: KVec, _ weight: Float
     ) {
         let u = KVec(repeating: weight)
