@@ -13,8 +13,14 @@ extension WinogradKernel {
     #else
         static let productRows = 4
     #endif
-    /// Vectors of tiles one micro-kernel call covers.
-    static let productVectors = 3
+    /// Vectors of tiles one micro-kernel call covers. 32-bit NEON has 16 q registers too, but no FMA by
+    /// scalar and fewer spare core registers than x86: there 4x3 stored and reloaded an accumulator and
+    /// shuffled five others every step (`cross/mca`), and 4 by 2 vectors leaves it 5 registers to spare.
+    #if arch(arm)
+        static let productVectors = 2
+    #else
+        static let productVectors = 3
+    #endif
     /// Input channels per pass over a position's tiles: a pass's strip of inputs (128 channels x 3
     /// vectors) and its weights (128 x `channelBlock`) stay in L1 while every output channel of the
     /// block and every strip of the chunk uses them. Later passes add to the stored products.
@@ -46,11 +52,15 @@ extension WinogradKernel {
                         // One specialised copy per width, so a narrower strip's unused accumulators are dead code.
                         // (A `width` argument did not do it: the three calls merged into one, which then ran all
                         // three vectors' multiply-adds for every strip.)
-                        switch width {
-                        case 3: product(call, Width3.self)
-                        case 2: product(call, Width2.self)
-                        default: product(call, Width1.self)
-                        }
+                        #if arch(arm)
+                            if width == 2 { product(call, Width2.self) } else { product(call, Width1.self) }
+                        #else
+                            switch width {
+                            case 3: product(call, Width3.self)
+                            case 2: product(call, Width2.self)
+                            default: product(call, Width1.self)
+                            }
+                        #endif
                         r += productRows
                     }
                     v += width
