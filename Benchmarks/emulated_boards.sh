@@ -5,7 +5,7 @@
 #   sudo Benchmarks/emulated_boards.sh [--model vgg11] [--input-size S] [--planners coedge,iop,optimal]
 #        [--requests 5] [--rate-mbit 100|R0,R1,...] [--cpu-percent 8|P0,P1,...] [--boards 4]
 #        [--budget 512MiB] [--cost-model calibrated|nominal] [--calibrate PLANNER] [--wire fp32|fp16|auto]
-#        [--keep DIR] [--json]
+#        [--rounds 1] [--keep DIR] [--json]
 #
 # Each board is a network namespace (iop-b0 is the leader) with an address from
 # 198.18.0.0/15 on a bridge; each board's link is shaped to its --rate-mbit with
@@ -22,6 +22,10 @@
 # CPU per inference, and `iop profile --calibrate` scales each board's profile by measured over modelled
 # before every planner plans. --keep DIR keeps the cluster file, profiles and bundles.
 # --wire is passed to `iop compile` (fp32 by default: activations as fp16 on the wire, or auto).
+# --rounds N runs the planners' plans N times in turn (coedge, iop, optimal, coedge, ...), each plan compiled
+# once: this VM's speed drifts by 10-20 % over minutes, and in turn every planner meets the same drift. Each
+# measured figure is then the median over the rounds (p50_ms, p90_ms, each board's CPU, each segment's phases),
+# and round_p50_ms lists the rounds' own p50s.
 # --json prints one object: {model, boards, cpu_percent, rate_mbit, cost_model, wire,
 # planners: [{planner, modelled_ms, p50_ms, p90_ms, arena_bytes: [...], bytes_per_inference, request_ms,
 # boards: [{cpu_ms, modelled_cpu_ms, reported_cpu_ms, throttled, throttled_ms}], segments: [{modelled_ms, measured_ms, scatter_ms, own_ms,
@@ -35,7 +39,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 model=vgg11 size="" planners=coedge,iop,optimal requests=5 rate=100 cpu=8 boards=4 budget=512MiB
-costmodel=calibrated keep="" json=0 wire=fp32 calibrate=""
+costmodel=calibrated keep="" json=0 wire=fp32 calibrate="" rounds=1
 while [ $# -gt 0 ]; do
     case "$1" in
         --model) model=$2; shift 2 ;;
@@ -50,6 +54,7 @@ while [ $# -gt 0 ]; do
         --wire) wire=$2; shift 2 ;;
         --calibrate) calibrate=$2; shift 2 ;;
         --keep) keep=$2; shift 2 ;;
+        --rounds) rounds=$2; shift 2 ;;
         --json) json=1; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "emulated_boards: unknown option '$1' (see --help)" >&2; exit 2 ;;
@@ -79,6 +84,7 @@ done
 [ "$costmodel" = calibrated ] || [ "$costmodel" = nominal ] ||
     fail "--cost-model must be calibrated or nominal, got '$costmodel'"
 [ -z "$calibrate" ] || [ "$costmodel" = calibrated ] || fail "--calibrate needs the calibrated cost model (profiles)"
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || fail "--rounds must be a whole number >= 1, got '$rounds'"
 [ "$wire" = fp32 ] || [ "$wire" = fp16 ] || [ "$wire" = auto ] || fail "--wire must be fp32, fp16 or auto, got '$wire'"
 [ "$(id -u)" = 0 ] || fail "needs root (network namespaces, tc, cgroups)"
 bin=${IOP_BIN:-$PWD/.build/release}  # IOP_BIN=DIR: binaries copied aside, so a rebuild cannot swap them mid-run
@@ -179,11 +185,13 @@ np.save('$work/x.npy', np.random.default_rng(1).uniform(-1, 1, shape).astype(np.
 
 echo "boards: $boards, cpu ${cpus[*]} % of a core, links ${rates[*]} Mbit/s, budget $budget, $costmodel model," \
     "$wire on the wire" >&2
-# Compiles PLANNER's plan, runs it on the boards and appends its row to RESULTS (JSON lines); its files go to
-# $work/NAME. $1: planner, $2: NAME, $3: RESULTS.
+# Compiles PLANNER's plan (unless $work/NAME holds it from an earlier round), runs it on the boards and appends
+# its row to RESULTS (JSON lines); its files go to $work/NAME. $1: planner, $2: NAME, $3: RESULTS.
 run_plan() {
     local planner=$1 out=$work/$2 results=$3 modelled leader result before stats cpu_before cpu_after
-    if ! "$bin/iop" compile --model "$model" "${sizeargs[@]}" --cluster "$work/cluster.json" --planner "$planner" \
+    if [ -f "$out/manifest.json" ]; then
+        :
+    elif ! "$bin/iop" compile --model "$model" "${sizeargs[@]}" --cluster "$work/cluster.json" --planner "$planner" \
         --wire "$wire" --out "$out" --no-fallbacks >/dev/null 2>"$out.err"; then
         [ "$json" = 1 ] || printf "%-8s %s\n" "$planner" "does not fit: $(tail -1 "$out.err")"
         echo "{\"planner\": \"$planner\", \"error\": $(tail -1 "$out.err" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read().strip()))')}" >> "$results"
@@ -266,6 +274,7 @@ if [ -n "$calibrate" ]; then
     # A trial run of one plan: each board's CPU per inference as the nodes counted it, against the model's.
     echo "trial run of the $calibrate plan, to calibrate each board's CPU..." >&2
     cp "$work/cluster.json" "$work/cluster.uncalibrated.json"
+    rm -rf "${work:?}/trial-$calibrate"
     : > "$work/trial.jsonl"
     json_was=$json; json=1
     run_plan "$calibrate" "trial-$calibrate" "$work/trial.jsonl"
@@ -276,12 +285,41 @@ if [ -n "$calibrate" ]; then
 fi
 [ "$json" = 1 ] || printf "%-8s %12s %12s %12s  %s\n" planner modelled p50 p90 "arenas (MiB)"
 : > "$work/results.jsonl"
-for planner in ${planners//,/ }; do run_plan "$planner" "$planner" "$work/results.jsonl"; done
+for planner in ${planners//,/ }; do rm -rf "${work:?}/$planner"; done  # an earlier run's, in the same --keep DIR
+for round in $(seq 1 "$rounds"); do
+    [ "$rounds" = 1 ] || echo "round $round of $rounds" >&2
+    for planner in ${planners//,/ }; do run_plan "$planner" "$planner" "$work/results.jsonl"; done
+done
 if [ "$json" = 1 ]; then
     cpu_list=$(IFS=,; echo "${cpus[*]}") rate_list=$(IFS=,; echo "${rates[*]}")
+    python3 - "$work/results.jsonl" > "$work/planners.json" <<'PY'
+import json, statistics, sys
+# One row per planner: its rounds' measured figures, median by median; what the plan and the model say is the
+# same in every round (one bundle).
+rows = [json.loads(l) for l in open(sys.argv[1])]
+def median(values):
+    values = [v for v in values if v is not None]
+    return round(statistics.median(values), 3) if values else None
+out = []
+for name in dict.fromkeys(r["planner"] for r in rows):
+    runs = [r for r in rows if r["planner"] == name]
+    row = dict(runs[0])
+    if "p50_ms" in row and len(runs) > 1:
+        row["round_p50_ms"] = [r["p50_ms"] for r in runs]
+        for key in ("p50_ms", "p90_ms"):
+            row[key] = median([r[key] for r in runs])
+        row["boards"] = [dict(b, **{k: median([r["boards"][i][k] for r in runs])
+                                    for k in ("cpu_ms", "reported_cpu_ms", "throttled", "throttled_ms")})
+                         for i, b in enumerate(row["boards"])]
+        row["segments"] = [dict(g, **{k: median([r["segments"][i][k] for r in runs])
+                                      for k in ("measured_ms", "scatter_ms", "own_ms", "gather_ms", "reduce_ms")})
+                           for i, g in enumerate(row["segments"])]
+    out.append(row)
+json.dump(out, sys.stdout)
+PY
     python3 -c "
 import json
-planners = [json.loads(l) for l in open('$work/results.jsonl')]
+planners = json.load(open('$work/planners.json'))
 out = {'model': '$model', 'boards': $boards, 'cpu_percent': [$cpu_list], 'rate_mbit': [$rate_list],
        'cost_model': '$costmodel', 'wire': '$wire', 'requests': $requests, 'planners': planners}
 if '$calibrate':
