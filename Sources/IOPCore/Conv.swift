@@ -221,6 +221,15 @@ public enum ConvKernel {
                 x = KVec(repeating: i5[o])
                 a50.addProduct(w0, x); a51.addProduct(w1, x); a52.addProduct(w2, x); a53.addProduct(w3, x)
             }
+            // 16-lane vectors (AVX-512): 64 channels by 6 pixels leave transposed (`storeColumn`).
+            if KVec.scalarCount >= 16 && validChannels == channelBlock && outPlane >= pixelBlock {
+                let o = output + p0, s = n * outPlane
+                storeColumn(a00, a10, a20, a30, a40, a50, o, outPlane, activation)
+                storeColumn(a01, a11, a21, a31, a41, a51, o + s, outPlane, activation)
+                storeColumn(a02, a12, a22, a32, a42, a52, o + 2 * s, outPlane, activation)
+                storeColumn(a03, a13, a23, a33, a43, a53, o + 3 * s, outPlane, activation)
+                return
+            }
             store(a00, a01, a02, a03, output + p0, outPlane, validChannels, activation)
             store(a10, a11, a12, a13, output + min(p0 + 1, last), outPlane, validChannels, activation)
             store(a20, a21, a22, a23, output + min(p0 + 2, last), outPlane, validChannels, activation)

@@ -47,6 +47,22 @@ import Testing
         }
     }
 
+    /// Output channels past whole channel blocks (16 to 64 a block, by target), so tiles store their full blocks
+    /// (transposed on AVX-512) beside a partial last one; output planes under a tile, of one tile and of many,
+    /// 1x1 convs among them.
+    @Test func wholeChannelBlocksMatchNaive() async throws {
+        await propertyCheck(count: 60, input: Gen.uint64()) { seed in
+            var r = TestRNG(state: seed)
+            let k = r.int(1...3), size = r.int(k...12), stride = r.int(1...2)
+            let g = ConvGeometry(
+                inChannels: r.int(1...20), inHeight: size, inWidth: r.int(k...12),
+                outChannels: [64, 128, r.int(60...140)][r.int(0...2)], kernelH: k, kernelW: k,
+                strideH: stride, strideW: stride, padTop: r.int(0...1), padLeft: r.int(0...1))
+            guard g.outHeight > 0, g.outWidth > 0 else { return }
+            try expectConvMatchesReference(g, &r, tolerance: Self.tolerance, label: "whole blocks")
+        }
+    }
+
     @Test func alexNetFirstLayerMatchesNaive() throws {
         var r = TestRNG(state: 11)
         let g = ConvGeometry(
