@@ -80,7 +80,7 @@ import Testing
             var r = TestRNG(state: seed)
             let channels = r.int(2...6), multiplier = r.int(1...2), pad = r.int(0...2)
             let g = ConvGeometry(
-                inChannels: channels, inHeight: r.int(1...12), inWidth: r.int(1...40),
+                inChannels: channels, inHeight: r.int(1...12), inWidth: r.int(1...80),
                 outChannels: channels * multiplier,
                 kernelH: 3, kernelW: 3, strideH: r.int(1...2), strideW: r.int(1...2), padTop: pad, padLeft: pad,
                 padBottom: pad, padRight: pad, groups: channels)
