@@ -400,13 +400,9 @@ public enum ConvKernel {
                     if g.kernelH == 3 && g.kernelW == 3 && g.dilationH == 1 && g.dilationW == 1 {
                         ox = vectors3x3(row: row, out: orow, weights: w, bias: bias[oc])
                     }
-                    ox = vectors(row: row, out: orow, from: ox, weights: w, bias: bias[oc]) {
-                        (a: inout KVec, x: KVec, t: KVec) in a.addProduct(x, t)
-                    }
+                    ox = vectors(row: row, out: orow, from: ox, weights: w, bias: bias[oc], KLanes.self)
                     if KVec.scalarCount > 4 {
-                        ox = vectors(row: row, out: orow, from: ox, weights: w, bias: bias[oc]) {
-                            (a: inout SIMD4<Float>, x: SIMD4<Float>, t: SIMD4<Float>) in a.addProduct(x, t)
-                        }
+                        ox = vectors(row: row, out: orow, from: ox, weights: w, bias: bias[oc], Lanes4.self)
                     }
                 } else if g.strideW == 2 && g.kernelH == 3 && g.kernelW == 3 && g.dilationH == 1 && g.dilationW == 1 {
                     // Each vector width in turn, down to four lanes: a narrow row still gets vectors.
@@ -489,7 +485,7 @@ public enum ConvKernel {
         /// half). The scalar loop it replaces ran these convs at 2-5 GFLOP/s on one AVX-512 core.
         /// The loads stay within the padded row: the last one ends one float past the last tap it uses.
         @inline(__always)
-        func stride2Vectors3x3<L: Deinterleaving>(
+        func stride2Vectors3x3<L: LaneWidth>(
             row: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, from start: Int,
             weights w: UnsafePointer<Float>, bias: Float, _: L.Type
         ) -> Int {
@@ -515,26 +511,25 @@ public enum ConvKernel {
             var ox = start
             while fits(ox, 2) {
                 let a = sum(ox), c = sum(ox + n)
-                UnsafeMutableRawPointer(out + ox).storeBytes(of: activation.apply(a), as: V.self)
-                UnsafeMutableRawPointer(out + ox + n).storeBytes(of: activation.apply(c), as: V.self)
+                UnsafeMutableRawPointer(out + ox).storeBytes(of: L.clamp(a, activation), as: V.self)
+                UnsafeMutableRawPointer(out + ox + n).storeBytes(of: L.clamp(c, activation), as: V.self)
                 ox += 2 * n
             }
             if fits(ox, 1) {
-                UnsafeMutableRawPointer(out + ox).storeBytes(of: activation.apply(sum(ox)), as: V.self)
+                UnsafeMutableRawPointer(out + ox).storeBytes(of: L.clamp(sum(ox), activation), as: V.self)
                 ox += n
             }
             return ox
         }
 
-        /// Stride-1 outputs of one row from `ox` in vectors of `V`, while a whole vector fits; returns where
-        /// they stop. `fma` is the caller's, written for its concrete vector type: there 32-bit ARM's fused
-        /// NEON `addProduct` (NEON32.swift) shadows the stdlib's, which generic code would call instead (four
-        /// scalar `vfma.f32` per vector, `cross/mca`).
+        /// Stride-1 outputs of one row from `ox` in vectors of `L.V`, while a whole vector fits; returns where
+        /// they stop.
         @inline(__always)
-        func vectors<V: SIMD>(
+        func vectors<L: LaneWidth>(
             row: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, from start: Int,
-            weights w: UnsafePointer<Float>, bias: Float, fma: (inout V, V, V) -> Void
-        ) -> Int where V.Scalar == Float {
+            weights w: UnsafePointer<Float>, bias: Float, _: L.Type
+        ) -> Int {
+            typealias V = L.V
             var ox = start
             let wpad = g.paddedWidth
             while ox + V.scalarCount <= g.outWidth {
@@ -543,10 +538,10 @@ public enum ConvKernel {
                     let r = row + ky * g.dilationH * wpad + ox
                     for kx in 0..<g.kernelW {
                         let x = UnsafeRawPointer(r + kx * g.dilationW).loadUnaligned(as: V.self)
-                        fma(&acc, x, V(repeating: w[ky * g.kernelW + kx]))
+                        L.fma(&acc, x, V(repeating: w[ky * g.kernelW + kx]))
                     }
                 }
-                UnsafeMutableRawPointer(out + ox).storeBytes(of: activation.apply(acc), as: V.self)
+                UnsafeMutableRawPointer(out + ox).storeBytes(of: L.clamp(acc, activation), as: V.self)
                 ox += V.scalarCount
             }
             return ox

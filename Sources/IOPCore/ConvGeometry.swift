@@ -86,10 +86,20 @@ public struct ConvGeometry: Equatable, Sendable {
 
     /// Stride-1 convs with a short reduction (the 3-channel first layer of an
     /// image model) use the row kernel: with few multiply-adds per output, the
-    /// blocked kernel's per-pixel channel scatter would dominate.
+    /// blocked kernel's per-pixel channel scatter would dominate. So do convs whose
+    /// few output channels fill the blocked kernel's channel block by less than
+    /// 0.8 of what the row kernel's 8-channel blocks and pixel chunks fill (with
+    /// AVX-512's 64-channel blocks, MobileNetV2's 1x1 projections to 24 channels
+    /// computed 64 and kept 24).
     public var usesRowKernel: Bool {
-        !usesWinograd && !isDepthwise && strideW == 1 && outWidth >= 2 * KVec.scalarCount
-            && inGroupChannels * kernelH * kernelW <= 32
+        guard !usesWinograd && !isDepthwise && strideW == 1 && outWidth >= 2 * KVec.scalarCount else { return false }
+        if inGroupChannels * kernelH * kernelW <= 32 { return true }
+        let chunk = rowPixelVectors * KVec.scalarCount, ocg = Double(outGroupChannels)
+        let blockedFill = ocg / Double(roundUp(outGroupChannels, channelBlock))
+        let rowFill =
+            ocg / Double(roundUp(outGroupChannels, rowChannelBlock)) * Double(outWidth)
+            / Double(roundUp(outWidth, chunk))
+        return blockedFill < 0.8 * rowFill
     }
     /// Output channels one packed weight block holds for the chosen kernel.
     var packBlock: Int { usesRowKernel ? rowChannelBlock : channelBlock }

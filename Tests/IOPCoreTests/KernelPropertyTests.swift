@@ -63,6 +63,26 @@ import Testing
         }
     }
 
+    /// Wide stride-1 convs with a long reduction and few output channels: the row kernel where the blocked
+    /// kernel's channel block would stay mostly empty (8 channels fill a third of it or less on every target).
+    @Test func rowKernelOverLongReductionsMatchesNaive() async throws {
+        let n = KVec.scalarCount
+        let eight = ConvGeometry(
+            inChannels: 40, inHeight: 2, inWidth: 4 * n, outChannels: 8, kernelH: 1, kernelW: 1)
+        #expect(eight.usesRowKernel)
+        var r0 = TestRNG(state: 5)
+        try expectConvMatchesReference(eight, &r0, tolerance: Self.tolerance, label: "8 channels, 1x1")
+        await propertyCheck(count: 40, input: Gen.uint64()) { seed in
+            var r = TestRNG(state: seed)
+            let k = [1, 3][r.int(0...1)], pad = k / 2
+            let g = ConvGeometry(
+                inChannels: k == 1 ? r.int(33...48) : r.int(4...24), inHeight: r.int(1...4),
+                inWidth: r.int((2 * n)...(5 * n)), outChannels: r.int(1...40), kernelH: k, kernelW: k,
+                padTop: pad, padLeft: pad, padBottom: pad, padRight: pad)
+            try expectConvMatchesReference(g, &r, tolerance: Self.tolerance, label: "long reduction")
+        }
+    }
+
     @Test func alexNetFirstLayerMatchesNaive() throws {
         var r = TestRNG(state: 11)
         let g = ConvGeometry(
