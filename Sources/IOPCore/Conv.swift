@@ -484,7 +484,8 @@ public enum ConvKernel {
         /// their first input, and the even lanes of the one two floats on (`L.split`: a shuffle or two per
         /// half). The scalar loop it replaces ran these convs at 2-5 GFLOP/s on one AVX-512 core.
         /// The loads stay within the padded row: the last one ends one float past the last tap it uses.
-        @inline(__always)
+        /// Out of line (one call a row), so `cross/mca` finds it by its name on every target.
+        @inline(never)
         func stride2Vectors3x3<L: LaneWidth>(
             row: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, from start: Int,
             weights w: UnsafePointer<Float>, bias: Float, _: L.Type
@@ -515,7 +516,7 @@ public enum ConvKernel {
                 UnsafeMutableRawPointer(out + ox + n).storeBytes(of: L.clamp(c, activation), as: V.self)
                 ox += 2 * n
             }
-            if fits(ox, 1) {
+            while fits(ox, 1) {
                 UnsafeMutableRawPointer(out + ox).storeBytes(of: L.clamp(sum(ox), activation), as: V.self)
                 ox += n
             }
