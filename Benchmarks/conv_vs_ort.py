@@ -54,9 +54,10 @@ LAYERS = {
 }
 
 
-def layer_model(layer, path):
-    """A single-op ONNX model for one LAYERS entry (ReLU-free: the kernels' store clamps either way), and its
-    input shape and GFLOP."""
+def layer_model(layer, path, group=1, relu6=False):
+    """A single-op ONNX model for one LAYERS entry (ReLU-free unless relu6: a Clip(0, 6) after the conv, which
+    iop fuses into its store), and its input shape and GFLOP. group: a grouped conv (cin = cout = group is
+    depthwise)."""
     rng = np.random.default_rng(0)
     if len(layer) == 3:
         _, k, n = layer
@@ -66,15 +67,19 @@ def layer_model(layer, path):
         shape, out, gflop = [1, k], [1, n], 2 * k * n / 1e9
     else:
         _, cin, cout, size, k, s, p = layer
-        w = (rng.standard_normal((cout, cin, k, k)) * np.sqrt(2 / (cin * k * k))).astype(np.float32)
+        w = (rng.standard_normal((cout, cin // group, k, k)) * np.sqrt(2 * group / (cin * k * k))).astype(np.float32)
         b = rng.uniform(-0.1, 0.1, cout).astype(np.float32)
-        node = helper.make_node("Conv", ["input", "w", "b"], ["output"], kernel_shape=[k, k], strides=[s, s],
-                                pads=[p] * 4, name="conv")
+        node = helper.make_node("Conv", ["input", "w", "b"], ["conv_out" if relu6 else "output"], kernel_shape=[k, k],
+                                strides=[s, s], pads=[p] * 4, group=group, name="conv")
         o = (size + 2 * p - k) // s + 1
-        shape, out, gflop = [1, cin, size, size], [1, cout, o, o], 2 * cin * k * k * cout * o * o / 1e9
-    graph = helper.make_graph([node], "layer", [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
-                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, out)],
-                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+        shape, out, gflop = [1, cin, size, size], [1, cout, o, o], 2 * cin // group * k * k * cout * o * o / 1e9
+    nodes, inits = [node], [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")]
+    if relu6:
+        nodes.append(helper.make_node("Clip", ["conv_out", "lo", "hi"], ["output"], name="relu6"))
+        inits += [numpy_helper.from_array(np.array(0, np.float32), "lo"),
+                  numpy_helper.from_array(np.array(6, np.float32), "hi")]
+    graph = helper.make_graph(nodes, "layer", [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, out)], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.save(model, path)
